@@ -1,0 +1,127 @@
+/**
+ * Password hash verification with a verified-credential cache. Docker clients send Basic
+ * credentials with every token request, and bcrypt at cost 10 takes ~50 ms, so without a cache a
+ * busy CI runner would pin a core.
+ *
+ * The cache remembers only successes, under HMAC-SHA256(per-process key, user ‖ password ‖ hash).
+ * Because the stored hash is part of the key, a changed password (new hash) can never hit an old
+ * entry; disabling or deleting a user is checked by the caller on every request, before this.
+ * No password is ever stored, and the HMAC key never leaves the process.
+ */
+import { createHmac, randomBytes } from "node:crypto";
+
+export interface PasswordVerifierOptions {
+  cacheTtlSeconds: number;
+  maxCacheEntries: number;
+  /** Hash verifications running at once; the rest queue. Bounds CPU and (argon2id) memory. */
+  maxConcurrentVerifications: number;
+  now?: () => number;
+}
+
+export const DEFAULT_VERIFIER_OPTIONS: PasswordVerifierOptions = {
+  cacheTtlSeconds: 60,
+  maxCacheEntries: 10_000,
+  maxConcurrentVerifications: 4,
+};
+
+/** A bcrypt hash of a random password: unknown users are checked against it (timing parity). */
+const DUMMY_HASH = await Bun.password.hash(randomBytes(18).toString("base64"), {
+  algorithm: "bcrypt",
+  cost: 10,
+});
+
+export class PasswordVerifier {
+  private readonly hmacKey = randomBytes(32);
+  private readonly verified = new Map<string, number>(); // cache key → expiry (ms)
+  private readonly inFlight = new Map<string, Promise<boolean>>();
+  private running = 0;
+  private readonly waiting: (() => void)[] = [];
+  private readonly now: () => number;
+
+  constructor(private readonly options: PasswordVerifierOptions = DEFAULT_VERIFIER_OPTIONS) {
+    this.now = options.now ?? Date.now;
+  }
+
+  /** True when `password` matches `storedHash` (bcrypt $2a$/$2b$/$2y$ or argon2). Never throws for a bad hash. */
+  async verify(username: string, password: string, storedHash: string): Promise<boolean> {
+    if (password === "") return false;
+    const key = createHmac("sha256", this.hmacKey)
+      .update(username)
+      .update("\0")
+      .update(password)
+      .update("\0")
+      .update(storedHash)
+      .digest("base64");
+    const expiry = this.verified.get(key);
+    if (expiry !== undefined) {
+      if (expiry > this.now()) return true;
+      this.verified.delete(key);
+    }
+    // Identical concurrent requests (a client retrying, a CI fan-out) share one hash computation.
+    let pending = this.inFlight.get(key);
+    if (!pending) {
+      pending = this.verifyUncached(password, storedHash).finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, pending);
+    }
+    const ok = await pending;
+    if (ok) this.remember(key);
+    return ok;
+  }
+
+  /** Spends the same work as a real check, for users that do not exist. Always false. */
+  async verifyDummy(password: string): Promise<false> {
+    if (password !== "") await this.verifyUncached(password, DUMMY_HASH);
+    return false;
+  }
+
+  /** Forgets every cached success (e.g. after a config reload). */
+  clear(): void {
+    this.verified.clear();
+  }
+
+  get cacheSize(): number {
+    return this.verified.size;
+  }
+
+  private remember(key: string): void {
+    if (this.verified.size >= this.options.maxCacheEntries) {
+      // Map iteration is insertion order: drop the oldest entry.
+      const oldest = this.verified.keys().next().value;
+      if (oldest !== undefined) this.verified.delete(oldest);
+    }
+    this.verified.set(key, this.now() + this.options.cacheTtlSeconds * 1000);
+  }
+
+  private async verifyUncached(password: string, storedHash: string): Promise<boolean> {
+    await this.acquire();
+    try {
+      return await Bun.password.verify(password, storedHash);
+    } catch {
+      return false; // malformed hash: treated as a wrong password, reported at config load
+    } finally {
+      this.release();
+    }
+  }
+
+  private acquire(): Promise<void> {
+    if (this.running < this.options.maxConcurrentVerifications) {
+      this.running++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.running--;
+  }
+}
+
+/** Whether a string is a password hash we can verify: bcrypt $2a$/$2b$/$2y$ or argon2. */
+export function isSupportedHash(hash: string): boolean {
+  return (
+    /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash) ||
+    /^\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.test(hash)
+  );
+}

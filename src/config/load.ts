@@ -1,0 +1,258 @@
+/**
+ * Loading the config file: YAML → `${VAR}` substitution → schema check (with defaults) → semantic
+ * checks (patterns, files, keys). Every problem is collected with its key path and reported in
+ * one ConfigError, so a user fixes a file in one pass instead of one error per restart.
+ */
+import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
+import { resolve } from "node:path";
+import { Value } from "@sinclair/typebox/value";
+import { type Acl, compileAcl } from "../acl.ts";
+import { isSupportedHash } from "../authn/password-verifier.ts";
+import { type ConfigProblem, ConfigError } from "../errors.ts";
+import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
+import { Config } from "./schema.ts";
+
+export interface LoadedConfig {
+  config: Config;
+  /** Where the config came from: a file path, or "embedded default". */
+  source: string;
+  acl: Acl;
+  /** Null only when validating with createFiles false and no key is configured. */
+  signingKey: SigningKey | null;
+  dataDir: string;
+  /** True when the signing key was generated in the data directory on this start. */
+  generatedKey: boolean;
+  keyPaths: { keyPath: string; certificatePath: string | undefined } | null;
+}
+
+export interface LoadOptions {
+  env?: Record<string, string | undefined>;
+  /** `--data-dir`, which wins over `data_dir` in the file. */
+  dataDir?: string | undefined;
+  /** False for `check-config`: validate only, create no directory and no key. */
+  createFiles?: boolean;
+}
+
+export const EMBEDDED_DEFAULT_SOURCE = "embedded default";
+
+/** The configuration `regauth serve` runs with when no file is given. */
+export function embeddedDefaultConfig(): unknown {
+  return {
+    server: { addr: "127.0.0.1:5001" },
+    token: { issuer: "regauth", expiration: 300, services: ["registry"] },
+  };
+}
+
+/** Reads and validates a config file. Throws ConfigError listing every problem. */
+export async function loadConfigFile(path: string, options: LoadOptions = {}): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason =
+      code === "ENOENT"
+        ? "no such file"
+        : code === "EACCES"
+          ? "permission denied"
+          : code === "EISDIR"
+            ? "is a directory"
+            : String(error);
+    throw new ConfigError(path, [{ path: "", message: `cannot read config file: ${reason}` }]);
+  }
+  let raw: unknown;
+  try {
+    raw = Bun.YAML.parse(text);
+  } catch (error) {
+    throw new ConfigError(path, [
+      {
+        path: "",
+        message: `YAML syntax error: ${(error as Error).message.replace(/^YAML Parse error: /, "")}`,
+      },
+    ]);
+  }
+  return prepareConfig(raw ?? {}, path, options);
+}
+
+/** Validates an already parsed document (the file's, or the embedded default). */
+export async function prepareConfig(
+  raw: unknown,
+  source: string,
+  options: LoadOptions = {},
+): Promise<LoadedConfig> {
+  const env = options.env ?? process.env;
+  const problems: ConfigProblem[] = [];
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    throw new ConfigError(source, [
+      { path: "", message: "the config file must be a YAML mapping (key: value)" },
+    ]);
+  }
+  const substituted = substituteEnv(raw, "", env, problems);
+  const withDefaults = Value.Default(Config, Value.Clone(substituted));
+  const seen = new Set<string>();
+  for (const error of Value.Errors(Config, withDefaults)) {
+    const path = error.path.slice(1).replaceAll("/", ".");
+    if (seen.has(path)) continue; // one message per key is enough ("required" then "expected string")
+    seen.add(path);
+    problems.push({ path, message: describeSchemaError(error.message, error.value) });
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  const config = withDefaults as Config;
+
+  checkServer(config, problems);
+  for (const [name, user] of Object.entries(config.users ?? {})) {
+    if (user.password === undefined) {
+      if (name !== "")
+        problems.push({
+          path: `users.${name}.password`,
+          message: 'missing; only the anonymous user "" may have no password',
+        });
+    } else if (!isSupportedHash(user.password)) {
+      problems.push({
+        path: `users.${name}.password`,
+        message: "not a bcrypt ($2a$, $2b$, $2y$) or argon2 hash; make one with `regauth hash-password`",
+      });
+    }
+  }
+  const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
+  problems.push(...aclProblems);
+
+  const dataDir = resolve(
+    options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",
+  );
+  const createFiles = options.createFiles ?? true;
+  if (createFiles) checkDataDir(dataDir, problems);
+
+  // Signing key: token.key, else the HTTPS key (docker_auth's rule), else one generated in data_dir.
+  let keyPaths: LoadedConfig["keyPaths"] | undefined;
+  let keyConfigPath = { key: "token.key", certificate: "token.certificate" };
+  let generatedKey = false;
+  if (config.token.key !== undefined || config.token.certificate !== undefined) {
+    if (config.token.key === undefined || config.token.certificate === undefined) {
+      problems.push({ path: "token", message: "certificate and key must be given together" });
+    } else keyPaths = { keyPath: config.token.key, certificatePath: config.token.certificate };
+  } else if (config.server.key !== undefined && config.server.certificate !== undefined) {
+    keyPaths = { keyPath: config.server.key, certificatePath: config.server.certificate };
+    keyConfigPath = { key: "server.key", certificate: "server.certificate" };
+  } else if (createFiles && !problems.some((p) => p.path === "data_dir")) {
+    try {
+      const generated = ensureGeneratedKey(dataDir);
+      keyPaths = { keyPath: generated.keyPath, certificatePath: generated.certificatePath };
+      generatedKey = generated.created;
+      keyConfigPath = { key: "data_dir", certificate: "data_dir" };
+    } catch (error) {
+      problems.push({
+        path: "data_dir",
+        message: `cannot create the signing key in ${dataDir}: ${(error as Error).message}`,
+      });
+    }
+  }
+  let signingKey: SigningKey | null = null;
+  if (keyPaths) {
+    const loaded = await loadSigningKey(
+      { ...keyPaths, useThumbprintKid: config.token.disable_legacy_key_id },
+      keyConfigPath,
+    );
+    problems.push(...loaded.problems);
+    signingKey = loaded.key ?? null;
+  }
+  if (problems.length > 0) throw new ConfigError(source, problems);
+  return { config, source, acl, signingKey, dataDir, generatedKey, keyPaths: keyPaths ?? null };
+}
+
+function checkServer(config: Config, problems: ConfigProblem[]): void {
+  const server = config.server;
+  if (server.path_prefix !== "" && !server.path_prefix.startsWith("/")) {
+    problems.push({ path: "server.path_prefix", message: 'must start with "/"' });
+  }
+  server.path_prefix = server.path_prefix.replace(/\/+$/, "");
+  if (server.net === "tcp" && !parseListenAddress(server.addr)) {
+    problems.push({
+      path: "server.addr",
+      message: `expected HOST:PORT (e.g. 127.0.0.1:5001 or :5001), got ${JSON.stringify(server.addr)}`,
+    });
+  }
+  if ((server.certificate === undefined) !== (server.key === undefined)) {
+    problems.push({ path: "server", message: "certificate and key must be given together" });
+  }
+  for (const field of ["certificate", "key"] as const) {
+    const file = server[field];
+    if (file === undefined) continue;
+    try {
+      accessSync(file, constants.R_OK);
+    } catch {
+      problems.push({ path: `server.${field}`, message: `cannot read ${file}` });
+    }
+  }
+}
+
+/** Splits HOST:PORT; `:5001` listens on every interface, as in Go. Null when malformed. */
+export function parseListenAddress(addr: string): { hostname: string; port: number } | null {
+  const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(addr);
+  if (!match) return null;
+  const port = Number(match[3]);
+  if (port > 65_535) return null;
+  return { hostname: match[1] ?? (match[2] || "0.0.0.0"), port };
+}
+
+function checkDataDir(dataDir: string, problems: ConfigProblem[]): void {
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    if (!statSync(dataDir).isDirectory()) throw new Error("not a directory");
+    accessSync(dataDir, constants.W_OK | constants.R_OK | constants.X_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === "EACCES" || code === "EROFS" ? "not writable" : (error as Error).message;
+    problems.push({
+      path: "data_dir",
+      message: `data directory ${dataDir} is ${reason.startsWith("not") ? reason : `unusable: ${reason}`}`,
+    });
+  }
+}
+
+const ENV_REFERENCE = /\$\$\{|\$\{([A-Z_][A-Z0-9_]*)\}/g;
+
+/**
+ * Replaces `${NAME}` (upper-case names only) in every string value with the environment
+ * variable, so secrets can stay out of the file; `$${` writes a literal `${`. Lower-case
+ * `${account}` and friends are ACL placeholders and are left alone. An unset variable is an
+ * error: an empty secret must never be used silently.
+ */
+function substituteEnv(
+  value: unknown,
+  path: string,
+  env: Record<string, string | undefined>,
+  problems: ConfigProblem[],
+): unknown {
+  if (typeof value === "string") {
+    return value.replace(ENV_REFERENCE, (whole, name: string | undefined) => {
+      if (name === undefined) return "${";
+      const replacement = env[name];
+      if (replacement === undefined) {
+        problems.push({ path, message: `environment variable ${name} is not set` });
+        return whole;
+      }
+      return replacement;
+    });
+  }
+  if (Array.isArray(value))
+    return value.map((item, i) => substituteEnv(item, join(path, String(i)), env, problems));
+  if (typeof value === "object" && value !== null) {
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substituteEnv(v, join(path, k), env, problems)]),
+    );
+  }
+  return value;
+}
+
+function join(path: string, key: string): string {
+  return path === "" ? key : `${path}.${key}`;
+}
+
+function describeSchemaError(message: string, value: unknown): string {
+  if (message === "Unexpected property")
+    return "unknown key (check the spelling; regauth does not ignore keys it does not know)";
+  if (message === "Expected required property") return "required";
+  const got = value === undefined ? "" : `, got ${JSON.stringify(value)?.slice(0, 60)}`;
+  return `${message.charAt(0).toLowerCase()}${message.slice(1)}${got}`;
+}

@@ -1,0 +1,114 @@
+/**
+ * The config file's schema: the single source of truth for what regauth accepts. Section and key
+ * names are cesanta/docker_auth's (examples/reference.yml), so an existing auth_config.yml loads
+ * unchanged; unlike docker_auth, an unknown key or a wrong type is an error, never ignored.
+ */
+import { type Static, Type } from "@sinclair/typebox";
+
+const strict = { additionalProperties: false } as const;
+
+export const ServerConfig = Type.Object(
+  {
+    addr: Type.String({
+      default: "127.0.0.1:5001",
+      description: "Listen address HOST:PORT, or a socket path when net is unix.",
+    }),
+    net: Type.Union([Type.Literal("tcp"), Type.Literal("unix")], { default: "tcp" }),
+    path_prefix: Type.String({ default: "", description: "Prefix for every route, e.g. /registry-auth." }),
+    certificate: Type.Optional(
+      Type.String({ description: "PEM certificate for HTTPS; also signs tokens unless token.key is set." }),
+    ),
+    key: Type.Optional(Type.String({ description: "PEM private key for HTTPS." })),
+    real_ip_header: Type.Optional(
+      Type.String({ description: "Take the client address from this header (set by your reverse proxy)." }),
+    ),
+    real_ip_pos: Type.Integer({
+      default: 0,
+      description: "Which comma-separated entry of real_ip_header to use; negative counts from the end.",
+    }),
+    hsts: Type.Boolean({ default: false, description: "Send Strict-Transport-Security on every response." }),
+  },
+  strict,
+);
+
+export const TokenConfig = Type.Object(
+  {
+    issuer: Type.String({
+      minLength: 1,
+      description: "The iss claim; must equal auth.token.issuer in the registry.",
+    }),
+    expiration: Type.Integer({
+      minimum: 60,
+      maximum: 86_400,
+      default: 300,
+      description: "Token lifetime in seconds. token.md: never less than 60.",
+    }),
+    certificate: Type.Optional(
+      Type.String({ description: "PEM certificate of the signing key; sent as x5c." }),
+    ),
+    key: Type.Optional(
+      Type.String({ description: "PEM signing key: RSA (RS256) or EC P-256/384/521 (ES256/384/512)." }),
+    ),
+    disable_legacy_key_id: Type.Boolean({
+      default: false,
+      description:
+        "Use the RFC 7638 thumbprint as kid (registry 3.x) instead of the libtrust key ID (registry 2.x).",
+    }),
+    services: Type.Optional(
+      Type.Array(Type.String({ minLength: 1 }), {
+        description: "regauth extension: the only `service` values accepted (the token's aud). Unset: any.",
+      }),
+    ),
+  },
+  strict,
+);
+
+export const LabelsConfig = Type.Record(Type.String(), Type.Array(Type.String()));
+
+export const UserConfig = Type.Object(
+  {
+    password: Type.Optional(
+      Type.String({ description: "bcrypt hash ($2a$, $2b$, $2y$), e.g. from `regauth hash-password`." }),
+    ),
+    labels: Type.Optional(LabelsConfig),
+  },
+  strict,
+);
+
+export const AclEntryConfig = Type.Object(
+  {
+    match: Type.Object(
+      {
+        account: Type.Optional(Type.String()),
+        type: Type.Optional(Type.String()),
+        name: Type.Optional(Type.String()),
+        service: Type.Optional(Type.String()),
+        ip: Type.Optional(Type.String()),
+        labels: Type.Optional(Type.Record(Type.String(), Type.String())),
+      },
+      strict,
+    ),
+    actions: Type.Array(Type.String()),
+    comment: Type.Optional(Type.String()),
+  },
+  strict,
+);
+
+export const Config = Type.Object(
+  {
+    server: Type.Object(ServerConfig.properties, { ...strict, default: {} }),
+    token: TokenConfig,
+    users: Type.Optional(Type.Record(Type.String(), UserConfig)),
+    acl: Type.Optional(Type.Array(AclEntryConfig)),
+    data_dir: Type.Optional(
+      Type.String({
+        description:
+          "Where regauth keeps its database and generated keys. Default: ./regauth-data or $STATE_DIRECTORY.",
+      }),
+    ),
+  },
+  strict,
+);
+
+export type Config = Static<typeof Config>;
+export type UserConfig = Static<typeof UserConfig>;

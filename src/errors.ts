@@ -1,0 +1,84 @@
+/**
+ * Errors that end a request. "Denied" is never one of these: authenticators return null and
+ * authorizers return an empty action list. These are thrown only when a request cannot be served
+ * as asked; `src/http/app.ts` is the one place that turns them into HTTP responses.
+ */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** The client sent something malformed; the message tells it what. */
+export class BadRequest extends AppError {
+  constructor(message: string, code = "BAD_REQUEST") {
+    super(400, code, message);
+  }
+}
+
+/** Credentials were missing or wrong. Rendered with `WWW-Authenticate: Basic`. */
+export class Unauthorized extends AppError {
+  constructor(message = "authentication failed") {
+    super(401, "UNAUTHORIZED", message);
+  }
+}
+
+export class Forbidden extends AppError {
+  constructor(message: string) {
+    super(403, "DENIED", message);
+  }
+}
+
+export class NotFound extends AppError {
+  constructor(message: string) {
+    super(404, "NOT_FOUND", message);
+  }
+}
+
+export class Conflict extends AppError {
+  constructor(message: string) {
+    super(409, "CONFLICT", message);
+  }
+}
+
+/** Too many attempts; the client should slow down. */
+export class TooManyRequests extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(429, "TOO_MANY_REQUESTS", message);
+  }
+}
+
+/** A back-end we depend on (LDAP, a hook) could not answer. The cause goes to the log only. */
+export class Unavailable extends AppError {
+  constructor(message: string, options?: ErrorOptions) {
+    super(503, "UNAVAILABLE", message, options);
+  }
+}
+
+export interface ConfigProblem {
+  /** Dotted key path into the config file, e.g. `acl.3.match.ip`. */
+  path: string;
+  message: string;
+}
+
+/** Everything wrong with a config file, collected in one pass. Startup only; never HTTP. */
+export class ConfigError extends Error {
+  constructor(
+    readonly source: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(
+      `${source}: ${problems.length} problem(s)\n${problems.map((p) => `  - ${p.path || "(top)"}: ${p.message}`).join("\n")}`,
+    );
+    this.name = "ConfigError";
+  }
+}

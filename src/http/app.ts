@@ -1,0 +1,114 @@
+/**
+ * The HTTP application: routes, and the one place where errors become HTTP responses.
+ * createApp builds it without listening, so tests drive it with `app.handle(request)`.
+ */
+import { Elysia } from "elysia";
+import { AppError, TooManyRequests, Unauthorized } from "../errors.ts";
+import type { TokenIssuer } from "../issue-token.ts";
+import { log } from "../log.ts";
+import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
+import { handleTokenRequest } from "./token-route.ts";
+
+export interface AppOptions {
+  issuer: TokenIssuer;
+  pathPrefix: string;
+  realIp: RealIpConfig;
+  hsts: boolean;
+  /** Realm for `WWW-Authenticate: Basic` on 401 (docker_auth uses token.issuer). */
+  basicRealm: string;
+}
+
+export function createApp(options: AppOptions) {
+  const prefix = options.pathPrefix;
+  const extraHeaders: Record<string, string> = options.hsts
+    ? { "strict-transport-security": "max-age=63072000; includeSubDomains" }
+    : {};
+
+  const tokenHandler = async ({
+    request,
+    server,
+  }: {
+    request: Request;
+    server: { requestIP(r: Request): { address: string } | null } | null;
+  }) => {
+    const ip = resolveClientIp(request.headers, server?.requestIP(request)?.address, options.realIp);
+    const response = await handleTokenRequest(options.issuer, request, ip);
+    for (const [name, value] of Object.entries(extraHeaders)) response.headers.set(name, value);
+    return response;
+  };
+
+  return (
+    new Elysia()
+      // Both paths, as docker_auth serves them (/auth/token since its PR #397).
+      .get(`${prefix}/auth`, tokenHandler, { parse: "none" })
+      .post(`${prefix}/auth`, tokenHandler, { parse: "none" })
+      .get(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
+      .post(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
+      .get(
+        `${prefix}/healthz`,
+        () =>
+          new Response('{"status":"ok"}', {
+            headers: { "content-type": "application/json", ...extraHeaders },
+          }),
+      )
+      .get(
+        prefix === "" ? "/" : prefix,
+        () =>
+          new Response(`regauth: Docker Registry token server for ${options.basicRealm}\n`, {
+            headers: extraHeaders,
+          }),
+      )
+      .onError(({ error, code, request }) =>
+        renderError(error, code, request, options.basicRealm, extraHeaders),
+      )
+  );
+}
+
+export type App = ReturnType<typeof createApp>;
+
+/**
+ * Every error response. AppErrors carry their status and a message meant for the client;
+ * anything else is our bug or a back-end failure, so the client gets a generic 500 and the
+ * details go to the log. The body has the registry's error envelope plus OAuth2's `error` pair,
+ * which containerd prints when a POST fails.
+ */
+function renderError(
+  error: unknown,
+  code: unknown,
+  request: Request,
+  realm: string,
+  extraHeaders: Record<string, string>,
+): Response {
+  let status = 500;
+  let errorCode = "INTERNAL_ERROR";
+  let message = "internal error; see the server log";
+  const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
+  if (error instanceof AppError) {
+    status = error.status;
+    errorCode = error.code;
+    message = error.message;
+    if (error.status >= 500)
+      log.error(error.message, { cause: error.cause, path: new URL(request.url).pathname });
+    if (error instanceof Unauthorized) headers["www-authenticate"] = `Basic realm=${JSON.stringify(realm)}`;
+    if (error instanceof TooManyRequests) headers["retry-after"] = String(error.retryAfterSeconds);
+  } else if (code === "NOT_FOUND") {
+    status = 404;
+    errorCode = "NOT_FOUND";
+    message = "not found";
+  } else if (code === "PARSE" || code === "VALIDATION" || code === "INVALID_COOKIE_SIGNATURE") {
+    status = 400;
+    errorCode = "BAD_REQUEST";
+    message = "malformed request";
+  } else {
+    log.error("request failed", {
+      error: error instanceof Error ? (error.stack ?? error.message) : String(error),
+      path: new URL(request.url).pathname,
+    });
+  }
+  const body = {
+    errors: [{ code: errorCode, message }],
+    error: errorCode.toLowerCase(),
+    error_description: message,
+  };
+  return new Response(JSON.stringify(body), { status, headers });
+}

@@ -1,0 +1,90 @@
+/**
+ * The token request, start to end: authenticate → authorize → sign. Everything HTTP-specific
+ * has been peeled off by src/http/token-route.ts; this is plain data in, plain data out.
+ */
+import type { ClientIp } from "./acl.ts";
+import { type Authenticator, authenticate, type Credentials } from "./authn/authenticator.ts";
+import type { PasswordVerifier } from "./authn/password-verifier.ts";
+import { type Authorizer, authorize } from "./authz/authorizer.ts";
+import { BadRequest, Unauthorized } from "./errors.ts";
+import { log } from "./log.ts";
+import type { Scope } from "./scope.ts";
+import type { SigningKey } from "./token/keys.ts";
+import { type Grant, signRegistryToken } from "./token/sign.ts";
+
+export interface TokenIssuer {
+  issuer: string;
+  ttlSeconds: number;
+  /** Accepted `service` values; null accepts any (docker_auth's behaviour). */
+  services: ReadonlySet<string> | null;
+  authenticators: readonly Authenticator[];
+  authorizers: readonly Authorizer[];
+  signingKey: SigningKey;
+  verifier: PasswordVerifier;
+  nowSeconds: () => number;
+}
+
+export interface TokenRequest {
+  /** Null when the client sent no credentials (anonymous). */
+  credentials: Credentials | null;
+  /** The `account` parameter, when sent; it must name the authenticated user. */
+  account: string | null;
+  service: string;
+  scopes: Scope[];
+  ip: ClientIp | null;
+  /** `client_id`, for the log only (token.md: free-form, for auditing). */
+  clientId: string | null;
+}
+
+export interface IssuedToken {
+  token: string;
+  expiresInSeconds: number;
+  issuedAtSeconds: number;
+  grants: Grant[];
+}
+
+/** Issues a token, or throws BadRequest (malformed) / Unauthorized (bad credentials). */
+export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Promise<IssuedToken> {
+  if (request.service === "") throw new BadRequest("the service parameter is required");
+  if (issuer.services && !issuer.services.has(request.service)) {
+    throw new BadRequest(
+      `unknown service ${JSON.stringify(request.service)}; this server issues tokens for ${[...issuer.services].join(", ")}`,
+    );
+  }
+  const credentials = request.credentials ?? { username: "", password: "" };
+  if (request.account !== null && request.account !== "" && request.account !== credentials.username) {
+    throw new BadRequest("the account parameter does not match the authenticated user");
+  }
+  const principal = await authenticate(
+    issuer.authenticators,
+    credentials,
+    { ip: request.ip },
+    issuer.verifier,
+  );
+  if (!principal) {
+    log.info("authentication failed", {
+      account: credentials.username,
+      ip: request.ip?.text,
+      client_id: request.clientId,
+    });
+    throw new Unauthorized();
+  }
+  const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
+  const issuedAtSeconds = issuer.nowSeconds();
+  const token = signRegistryToken(issuer.signingKey, {
+    issuer: issuer.issuer,
+    subject: principal.account,
+    audience: request.service,
+    access: grants,
+    issuedAtSeconds,
+    ttlSeconds: issuer.ttlSeconds,
+  });
+  log.debug("token issued", {
+    account: principal.account,
+    via: principal.authenticator,
+    ip: request.ip?.text,
+    service: request.service,
+    access: grants,
+  });
+  return { token, expiresInSeconds: issuer.ttlSeconds, issuedAtSeconds, grants };
+}

@@ -1,0 +1,207 @@
+/**
+ * regauth's command line. Each command parses its arguments, calls into the domain, and maps
+ * failures to exit codes: 0 ok, 1 failed, 2 usage error.
+ */
+import pkg from "../package.json" with { type: "json" };
+import { PasswordVerifier } from "./authn/password-verifier.ts";
+import { parseArgs, stringFlag, UsageError } from "./cli/args.ts";
+import {
+  EMBEDDED_DEFAULT_SOURCE,
+  embeddedDefaultConfig,
+  type LoadedConfig,
+  loadConfigFile,
+  prepareConfig,
+} from "./config/load.ts";
+import { ConfigError } from "./errors.ts";
+import { log } from "./log.ts";
+import { renderRegistryConfig } from "./registry-config.ts";
+import { buildApp, buildIssuer, listen } from "./server.ts";
+
+declare const REGAUTH_VERSION: string | undefined;
+export const VERSION = typeof REGAUTH_VERSION === "string" ? REGAUTH_VERSION : `${pkg.version}-dev`;
+
+interface Command {
+  summary: string;
+  usage: string;
+  valueFlags: string[];
+  booleanFlags: string[];
+  run(args: ReturnType<typeof parseArgs>): Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: "run the token server",
+    usage: `regauth serve [--config FILE] [--data-dir DIR]
+
+Without --config, runs on the embedded default: 127.0.0.1:5001, issuer "regauth", service
+"registry", a signing key generated in the data directory on first run.
+The data directory is --data-dir, else data_dir from the config, else $STATE_DIRECTORY,
+else ./regauth-data.`,
+    valueFlags: ["config", "data-dir"],
+    booleanFlags: [],
+    run: serve,
+  },
+  "check-config": {
+    summary: "validate a config file; print every problem with its key path",
+    usage: "regauth check-config FILE\n\nExits 0 when the file is valid, 1 when it is not.",
+    valueFlags: [],
+    booleanFlags: [],
+    run: checkConfig,
+  },
+  "hash-password": {
+    summary: "read a password on stdin, print its bcrypt hash for the users section",
+    usage:
+      "regauth hash-password [--cost N] < password.txt\n\nOne trailing newline is removed. Default cost 10.",
+    valueFlags: ["cost"],
+    booleanFlags: [],
+    run: hashPassword,
+  },
+  "registry-config": {
+    summary: "print the auth block for the registry's config.yml",
+    usage: "regauth registry-config [--config FILE] [--data-dir DIR]",
+    valueFlags: ["config", "data-dir"],
+    booleanFlags: [],
+    run: registryConfig,
+  },
+};
+
+function mainUsage(): string {
+  const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
+  return `regauth ${VERSION}: Docker Registry v2 token server
+
+Usage: regauth COMMAND [options]
+
+Commands:
+${lines.join("\n")}
+
+Options:
+  --version        print the version
+  -h, --help       help for regauth or for a command (regauth serve --help)
+`;
+}
+
+export async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    process.stdout.write(mainUsage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "version") {
+    process.stdout.write(`regauth ${VERSION}\n`);
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`regauth: unknown command ${JSON.stringify(name)}\n\n${mainUsage()}`);
+    return 2;
+  }
+  try {
+    const args = parseArgs(rest, command.valueFlags, command.booleanFlags);
+    if (args.flags.has("help")) {
+      process.stdout.write(`${command.usage}\n`);
+      return 0;
+    }
+    return await command.run(args);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`regauth ${name}: ${error.message}\n\n${command.usage}\n`);
+      return 2;
+    }
+    if (error instanceof ConfigError) {
+      process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = true): Promise<LoadedConfig> {
+  const configPath = stringFlag(args, "config");
+  const options = { dataDir: stringFlag(args, "data-dir"), createFiles };
+  return configPath === undefined
+    ? prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
+    : loadConfigFile(configPath, options);
+}
+
+async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
+  if (args.positionals.length > 0)
+    throw new UsageError(`unexpected argument ${args.positionals[0]}; the config file goes after --config`);
+  const loaded = await loadForCommand(args);
+  const signingKey = loaded.signingKey;
+  if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
+  const verifier = new PasswordVerifier();
+  const issuer = buildIssuer(loaded, signingKey, verifier);
+  const running = listen(loaded, buildApp(loaded, issuer));
+  if (loaded.generatedKey) {
+    process.stdout.write(
+      `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
+    );
+  }
+  log.info("regauth listening", {
+    version: VERSION,
+    url: running.url,
+    config: loaded.source,
+    data_dir: loaded.dataDir,
+    users: Object.keys(loaded.config.users ?? {}).length,
+    acl_rules: loaded.acl.rules.length,
+    token_ttl_seconds: loaded.config.token.expiration,
+    alg: signingKey.alg,
+    kid: signingKey.kid,
+  });
+  await new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info("shutting down", { signal });
+      void running.stop().finally(resolve);
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
+  return 0;
+}
+
+async function checkConfig(args: ReturnType<typeof parseArgs>): Promise<number> {
+  const [file, ...extra] = args.positionals;
+  if (file === undefined) throw new UsageError("which file? regauth check-config FILE");
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+  try {
+    const loaded = await loadConfigFile(file, { createFiles: false });
+    process.stdout.write(
+      `${file}: ok (${Object.keys(loaded.config.users ?? {}).length} users, ${loaded.acl.rules.length} ACL rules)\n`,
+    );
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stdout.write(`${error.message}\n`);
+    return 1;
+  }
+}
+
+async function hashPassword(args: ReturnType<typeof parseArgs>): Promise<number> {
+  const costText = stringFlag(args, "cost") ?? "10";
+  const cost = Number(costText);
+  if (!Number.isInteger(cost) || cost < 4 || cost > 31)
+    throw new UsageError("--cost must be an integer from 4 to 31");
+  const input = await Bun.stdin.text();
+  const password = input.replace(/\r?\n$/, "");
+  if (password === "") {
+    process.stderr.write("regauth hash-password: empty password on stdin\n");
+    return 1;
+  }
+  process.stdout.write(`${await Bun.password.hash(password, { algorithm: "bcrypt", cost })}\n`);
+  return 0;
+}
+
+async function registryConfig(args: ReturnType<typeof parseArgs>): Promise<number> {
+  process.stdout.write(renderRegistryConfig(await loadForCommand(args)));
+  return 0;
+}
+
+if (import.meta.main) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      log.error("fatal", { error: error instanceof Error ? error.message : String(error) });
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,79 @@
+/**
+ * Wiring: from a loaded config to a running HTTP server. The order of the authentication and
+ * authorization chains is decided here and nowhere else (README "Order of back-ends").
+ */
+import { rmSync } from "node:fs";
+import type { Authenticator } from "./authn/authenticator.ts";
+import { PasswordVerifier } from "./authn/password-verifier.ts";
+import { staticUsersAuthenticator } from "./authn/static-users.ts";
+import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
+import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
+import { createApp } from "./http/app.ts";
+import type { TokenIssuer } from "./issue-token.ts";
+import type { SigningKey } from "./token/keys.ts";
+
+/** Longest request body we read (the POST form); tokens requests are tiny. */
+const MAX_REQUEST_BODY_BYTES = 64 * 1024;
+/** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
+const IDLE_TIMEOUT_SECONDS = 30;
+
+export function buildIssuer(
+  loaded: LoadedConfig,
+  signingKey: SigningKey,
+  verifier: PasswordVerifier,
+): TokenIssuer {
+  const { config } = loaded;
+  const authenticators: Authenticator[] = [];
+  if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
+  const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
+  return {
+    issuer: config.token.issuer,
+    ttlSeconds: config.token.expiration,
+    services: config.token.services ? new Set(config.token.services) : null,
+    authenticators,
+    authorizers,
+    signingKey,
+    verifier,
+    nowSeconds: () => Math.floor(Date.now() / 1000),
+  };
+}
+
+export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
+  const { server } = loaded.config;
+  return createApp({
+    issuer,
+    pathPrefix: server.path_prefix,
+    realIp: { header: server.real_ip_header, position: server.real_ip_pos },
+    hsts: server.hsts,
+    basicRealm: loaded.config.token.issuer,
+  });
+}
+
+export interface RunningServer {
+  url: string;
+  stop(): Promise<void>;
+}
+
+export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): RunningServer {
+  const { server } = loaded.config;
+  const tls =
+    server.certificate && server.key
+      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key) }
+      : undefined;
+  const common = {
+    maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
+    idleTimeout: IDLE_TIMEOUT_SECONDS,
+    ...(tls ? { tls } : {}),
+  };
+  if (server.net === "unix") {
+    rmSync(server.addr, { force: true }); // a stale socket from a previous run (docker_auth does the same)
+    app.listen({ ...common, unix: server.addr } as unknown as Parameters<typeof app.listen>[0]);
+    return { url: `unix:${server.addr}`, stop: async () => void (await app.stop()) };
+  }
+  const address = parseListenAddress(server.addr);
+  if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
+  app.listen({ ...common, hostname: address.hostname, port: address.port });
+  const port = app.server?.port ?? address.port;
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  return { url: `${tls ? "https" : "http"}://${host}:${port}`, stop: async () => void (await app.stop()) };
+}
