@@ -1,0 +1,337 @@
+/**
+ * End-to-end harness: the compiled binary next to real peers. Debian's docker-registry
+ * (distribution 2.8) with token auth pointed at regauth, skopeo for push/pull, the docker CLI for
+ * `docker login` (client-side, no daemon needed). Every process gets free loopback ports and a
+ * temporary directory, and is killed when the test file ends.
+ */
+import { afterAll } from "bun:test";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { join, resolve } from "node:path";
+import { gzipSync } from "node:zlib";
+import { makeTempDir } from "../helpers.ts";
+
+export const REPO_ROOT = resolve(import.meta.dir, "../..");
+export const BINARY = join(REPO_ROOT, "dist/regauth");
+
+const running: Bun.Subprocess[] = [];
+afterAll(async () => {
+  for (const proc of running) proc.kill("SIGKILL");
+  await Promise.all(running.map((p) => p.exited));
+  running.length = 0;
+});
+
+/** Builds dist/regauth unless it is already there (scripts/test.sh builds it first). */
+export function ensureBinary(): string {
+  if (!existsSync(BINARY)) {
+    const build = Bun.spawnSync(["bun", "run", "build"], {
+      cwd: REPO_ROOT,
+      stdout: "inherit",
+      stderr: "inherit",
+    });
+    if (build.exitCode !== 0) throw new Error("bun run build failed");
+  }
+  return BINARY;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
+    });
+  });
+}
+
+export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      return;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
+      await Bun.sleep(50);
+    }
+  }
+}
+
+/** Collects a stream into a string that tests can poll (e.g. for the first-run banner). */
+class Output {
+  text = "";
+  constructor(stream: ReadableStream<Uint8Array>) {
+    void (async () => {
+      const decoder = new TextDecoder();
+      for await (const chunk of stream) this.text += decoder.decode(chunk, { stream: true });
+    })();
+  }
+  async waitFor(pattern: RegExp, timeoutMs = 10_000): Promise<RegExpMatchArray> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const match = this.text.match(pattern);
+      if (match) return match;
+      if (Date.now() > deadline) throw new Error(`output never matched ${pattern}:\n${this.text}`);
+      await Bun.sleep(25);
+    }
+  }
+}
+
+export interface Regauth {
+  url: string;
+  port: number;
+  dataDir: string;
+  dir: string;
+  proc: Bun.Subprocess<"ignore", "pipe", "pipe">;
+  stdout: Output;
+  stderr: Output;
+  /** The self-signed certificate the registry must trust (rootcertbundle). */
+  certificatePath: string;
+  stop(): Promise<void>;
+}
+
+export interface StartRegauthOptions {
+  /** YAML text of the config; `{{PORT}}` and `{{DIR}}` are replaced. Omit for the embedded default. */
+  configYaml?: string;
+  extraArgs?: string[];
+  env?: Record<string, string>;
+  /** Reuse a directory (e.g. to restart on the same data). */
+  dir?: string;
+}
+
+/** Starts the compiled binary and waits until /healthz answers. */
+export async function startRegauth(options: StartRegauthOptions = {}): Promise<Regauth> {
+  const binary = ensureBinary();
+  const dir = options.dir ?? makeTempDir("regauth-e2e-");
+  const dataDir = join(dir, "data");
+  const port = await freePort();
+  const args = [binary, "serve", "--data-dir", dataDir];
+  if (options.configYaml !== undefined) {
+    const configPath = join(dir, "auth_config.yml");
+    writeFileSync(
+      configPath,
+      options.configYaml.replaceAll("{{PORT}}", String(port)).replaceAll("{{DIR}}", dir),
+    );
+    args.push("--config", configPath);
+  }
+  args.push(...(options.extraArgs ?? []));
+  const proc = Bun.spawn(args, {
+    cwd: dir,
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...options.env },
+  });
+  running.push(proc);
+  const stdout = new Output(proc.stdout);
+  const stderr = new Output(proc.stderr);
+  // The embedded default listens on 127.0.0.1:5001; configs name their own port via {{PORT}}.
+  const listening = await Promise.race([
+    stderr.waitFor(/msg="regauth listening".* url=(\S+)/, 15_000),
+    proc.exited.then((code) => {
+      throw new Error(`regauth exited with ${code}\nstdout:\n${stdout.text}\nstderr:\n${stderr.text}`);
+    }),
+  ]);
+  const url = listening[1] as string;
+  await waitForHttp(`${url}/healthz`);
+  return {
+    url,
+    port: Number(new URL(url).port),
+    dataDir,
+    dir,
+    proc,
+    stdout,
+    stderr,
+    certificatePath: join(dataDir, "token.crt"),
+    async stop() {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    },
+  };
+}
+
+export interface Registry {
+  /** host:port, as image references use it. */
+  host: string;
+  url: string;
+  proc: Bun.Subprocess;
+  log: Output;
+}
+
+/** Starts Debian's docker-registry with token auth trusting `certificatePath`. */
+export async function startRegistry(options: {
+  realm: string;
+  issuer: string;
+  service: string;
+  certificatePath: string;
+}): Promise<Registry> {
+  const dir = makeTempDir("registry-e2e-");
+  const port = await freePort();
+  const configPath = join(dir, "config.yml");
+  writeFileSync(
+    configPath,
+    [
+      "version: 0.1",
+      "log: {level: info}",
+      `storage: {filesystem: {rootdirectory: ${join(dir, "storage")}}, delete: {enabled: true}}`,
+      `http: {addr: "127.0.0.1:${port}"}`,
+      "auth:",
+      "  token:",
+      `    realm: ${options.realm}`,
+      `    service: ${JSON.stringify(options.service)}`,
+      `    issuer: ${JSON.stringify(options.issuer)}`,
+      `    rootcertbundle: ${options.certificatePath}`,
+      "",
+    ].join("\n"),
+  );
+  const proc = Bun.spawn(["docker-registry", "serve", configPath], {
+    stdout: "pipe",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  running.push(proc);
+  const log = new Output(proc.stderr);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`);
+  return { host: `127.0.0.1:${port}`, url, proc, log };
+}
+
+/** A minimal one-layer OCI image layout on disk, for `skopeo copy oci:DIR:latest ...`. */
+export function makeOciImage(content = "hello from regauth\n"): string {
+  const dir = makeTempDir("oci-");
+  mkdirSync(join(dir, "blobs/sha256"), { recursive: true });
+  const put = (bytes: Uint8Array) => {
+    const hex = createHash("sha256").update(bytes).digest("hex");
+    writeFileSync(join(dir, "blobs/sha256", hex), bytes);
+    return { digest: `sha256:${hex}`, size: bytes.length };
+  };
+  const tar = tarOneFile("hello.txt", Buffer.from(content));
+  const layer = put(gzipSync(tar));
+  const diffId = `sha256:${createHash("sha256").update(tar).digest("hex")}`;
+  const config = put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        rootfs: { type: "layers", diff_ids: [diffId] },
+        config: {},
+      }),
+    ),
+  );
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar+gzip", ...layer }],
+      }),
+    ),
+  );
+  writeFileSync(join(dir, "oci-layout"), '{"imageLayoutVersion":"1.0.0"}');
+  writeFileSync(
+    join(dir, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          ...manifest,
+          annotations: { "org.opencontainers.image.ref.name": "latest" },
+        },
+      ],
+    }),
+  );
+  return dir;
+}
+
+function tarOneFile(name: string, data: Buffer): Buffer {
+  const header = Buffer.alloc(512);
+  header.write(name, 0);
+  header.write("0000644\0", 100);
+  header.write("0000000\0", 108);
+  header.write("0000000\0", 116);
+  header.write(`${data.length.toString(8).padStart(11, "0")}\0`, 124);
+  header.write("00000000000\0", 136);
+  header.write("        ", 148);
+  header.write("0", 156);
+  header.write("ustar\0", 257);
+  header.write("00", 263);
+  let sum = 0;
+  for (const byte of header) sum += byte;
+  header.write(`${sum.toString(8).padStart(6, "0")}\0 `, 148);
+  const padding = Buffer.alloc((512 - (data.length % 512)) % 512);
+  return Buffer.concat([header, data, padding, Buffer.alloc(1024)]);
+}
+
+export interface CommandResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export async function run(
+  argv: string[],
+  options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+): Promise<CommandResult> {
+  const proc = Bun.spawn(argv, {
+    stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...options.env },
+    timeout: options.timeoutMs ?? 60_000,
+  });
+  const [stdout, stderr, exitCode] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
+  return { exitCode, stdout, stderr };
+}
+
+/** `skopeo copy` from an OCI layout to the registry (push); creds "user:password" or none. */
+export function skopeoPush(ociDir: string, reference: string, creds?: string): Promise<CommandResult> {
+  return run([
+    "skopeo",
+    "copy",
+    "--dest-tls-verify=false",
+    ...(creds ? ["--dest-creds", creds] : ["--dest-no-creds"]),
+    `oci:${ociDir}:latest`,
+    `docker://${reference}`,
+  ]);
+}
+
+/** `skopeo copy` from the registry into a fresh OCI layout (pull). */
+export function skopeoPull(reference: string, creds?: string): Promise<CommandResult> {
+  const target = makeTempDir("pull-");
+  return run([
+    "skopeo",
+    "copy",
+    "--src-tls-verify=false",
+    ...(creds ? ["--src-creds", creds] : ["--src-no-creds"]),
+    `docker://${reference}`,
+    `oci:${target}:latest`,
+  ]);
+}
+
+/**
+ * `docker login` with a throwaway config dir. With no daemon running the CLI logs in
+ * client-side (docker/cli loginClientSide), which exercises the same token request.
+ */
+export function dockerLogin(
+  registryHost: string,
+  username: string,
+  password: string,
+): Promise<CommandResult> {
+  const configDir = makeTempDir("docker-config-");
+  return run(
+    ["docker", "--config", configDir, "login", "--username", username, "--password-stdin", registryHost],
+    {
+      stdin: password,
+      env: { DOCKER_HOST: `unix://${join(configDir, "no-daemon.sock")}` },
+    },
+  );
+}
