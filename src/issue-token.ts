@@ -55,13 +55,9 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   if (request.account !== null && request.account !== "" && request.account !== credentials.username) {
     throw new BadRequest("the account parameter does not match the authenticated user");
   }
-  const principal = await authenticate(
-    issuer.authenticators,
-    credentials,
-    { ip: request.ip },
-    issuer.verifier,
-  );
-  if (!principal) {
+  const decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+  if (decision.kind !== "allow") {
+    if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
     log.info("authentication failed", {
       account: credentials.username,
       ip: request.ip?.text,
@@ -69,6 +65,7 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
     });
     throw new Unauthorized();
   }
+  const principal = decision.principal;
   const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
   const issuedAtSeconds = issuer.nowSeconds();
   const token = signRegistryToken(issuer.signingKey, {

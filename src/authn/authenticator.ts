@@ -5,7 +5,6 @@
  * (LDAP down, a hook crashed); that fails the request instead of denying it.
  */
 import type { ClientIp, Labels } from "../acl.ts";
-import type { PasswordVerifier } from "./password-verifier.ts";
 
 export interface Credentials {
   /** "" with an empty password means anonymous. */
@@ -39,29 +38,31 @@ export interface Principal {
 export const NO_MATCH: AuthnOutcome = { kind: "no-match" };
 export const DENY: AuthnOutcome = { kind: "deny" };
 
+/** What the chain decided: a principal, wrong credentials, or a user no authenticator knows. */
+export type AuthnDecision = { kind: "allow"; principal: Principal } | { kind: "deny" } | { kind: "unknown" };
+
 /**
- * Runs the chain. Returns the principal, or null when the credentials are wrong or nobody knows
- * the user. When no authenticator knew the user, a dummy hash is verified once so that unknown
- * and known names take the same time.
+ * Runs the chain. "unknown" means every authenticator said no-match; the caller decides what
+ * that means (401, or registration by `docker login`). Callers answering 401 for "unknown" first
+ * spend `verifier.verifyDummy`, so that unknown and known names take the same time.
  */
 export async function authenticate(
   chain: readonly Authenticator[],
   credentials: Credentials,
   context: AuthnContext,
-  verifier: PasswordVerifier,
-): Promise<Principal | null> {
+): Promise<AuthnDecision> {
   for (const authenticator of chain) {
     const outcome = await authenticator.authenticate(credentials, context);
     if (outcome.kind === "no-match") continue;
-    if (outcome.kind === "deny") return null;
+    if (outcome.kind === "deny") return { kind: "deny" };
     const account = outcome.account ?? credentials.username;
-    return {
+    const principal = {
       account,
       labels: outcome.labels,
       isAnonymous: account === "",
       authenticator: authenticator.name,
     };
+    return { kind: "allow", principal };
   }
-  await verifier.verifyDummy(credentials.password);
-  return null;
+  return { kind: "unknown" };
 }
