@@ -1,0 +1,132 @@
+/**
+ * ext_auth: authentication by an external program, with docker_auth's contract
+ * (authn/ext_auth.go, examples/ext_auth.sh), so existing hooks run unchanged:
+ *
+ * - stdin is exactly `<user> <password>`: one space, no newline, then end of file (`read u p`);
+ * - exit 0 allows; stdout is empty or `{"labels": {"key": ["value", ...]}}` (other keys ignored);
+ * - exit 1 denies; exit 2 means "not my user" and the next authenticator is asked;
+ * - any other exit, a timeout, a signal or an overflow fails the request (503), never denies it.
+ *
+ * Differences, all fail-closed: unparseable stdout on exit 0 denies with a log line (docker_auth:
+ * 500); a username with whitespace or a control character, or a password with a control
+ * character, is never handed to the program, because `read u p` would split or cut it and the
+ * program would judge different credentials than the client sent: it answers no-match (other
+ * authenticators may still know such a user); empty credentials (anonymous) are no-match too.
+ */
+import { createHmac, randomBytes } from "node:crypto";
+import {
+  type Authenticator,
+  type AuthnOutcome,
+  type Credentials,
+  DENY,
+  NO_MATCH,
+} from "../authn/authenticator.ts";
+import { Unavailable } from "../errors.ts";
+import { log } from "../log.ts";
+import { AnswerCache } from "./answer-cache.ts";
+import { parseLabelsOutput } from "./hook-output.ts";
+import type { ExtAuthConfig } from "./hook-config.ts";
+import {
+  type ProgramExit,
+  ProgramFailure,
+  type ProgramLimits,
+  ProgramRunner,
+  stderrExcerpt,
+} from "./run-program.ts";
+
+/** Whitespace would shift `read u p`; control characters (newline above all) would cut it. */
+const UNSAFE_USERNAME = /[\s\p{Cc}]/u;
+const UNSAFE_PASSWORD = /\p{Cc}/u;
+
+export interface HookOptions {
+  /** Overrides for tests; timeout comes from the config. */
+  limits?: Partial<ProgramLimits>;
+  parentEnv?: Record<string, string | undefined>;
+  now?: () => number;
+}
+
+export class ExtAuthAuthenticator implements Authenticator {
+  readonly name = "ext_auth";
+  readonly runner: ProgramRunner;
+  private readonly cache: AnswerCache<AuthnOutcome>;
+  /** Cache keys are HMACs under this key: no password, nor anything to brute-force it from, is kept. */
+  private readonly hmacKey = randomBytes(32);
+
+  constructor(config: ExtAuthConfig, options: HookOptions = {}) {
+    this.runner = new ProgramRunner(
+      config.command,
+      config.args,
+      { ...options.limits, timeoutMs: config.timeout_seconds * 1000 },
+      options.parentEnv,
+    );
+    this.cache = new AnswerCache(config.cache_ttl_seconds, 10_000, options.now);
+  }
+
+  async authenticate({ username, password }: Credentials): Promise<AuthnOutcome> {
+    if (username === "" || password === "") return NO_MATCH;
+    if (UNSAFE_USERNAME.test(username) || UNSAFE_PASSWORD.test(password)) {
+      log.info("ext_auth: credentials not passed to the program", {
+        account: username,
+        reason: UNSAFE_USERNAME.test(username)
+          ? "whitespace or control character in the username"
+          : "control character in the password",
+      });
+      return NO_MATCH;
+    }
+    const key = createHmac("sha256", this.hmacKey)
+      .update(username)
+      .update("\0")
+      .update(password)
+      .digest("base64");
+    return this.cache.get(key, () => this.ask(username, password));
+  }
+
+  private async ask(username: string, password: string): Promise<AuthnOutcome> {
+    const fields = { program: this.runner.program, account: username };
+    let exit: ProgramExit;
+    try {
+      exit = await this.runner.run(new TextEncoder().encode(`${username} ${password}`));
+    } catch (error) {
+      if (!(error instanceof ProgramFailure)) throw error;
+      log.warn("ext_auth program failed", {
+        ...fields,
+        reason: error.reason,
+        error: error.message,
+        stderr: stderrExcerpt(error.stderr, password),
+      });
+      throw new Unavailable("the authentication program failed; see the server log", { cause: error });
+    }
+    if (exit.outputLeftOpen)
+      log.warn("ext_auth program left a process holding its output open", {
+        ...fields,
+        duration_ms: exit.durationMs,
+      });
+    switch (exit.exitCode) {
+      case 0: {
+        const parsed = parseLabelsOutput(exit.stdout);
+        if ("problem" in parsed) {
+          log.warn("ext_auth program allowed with unusable output; denied", {
+            ...fields,
+            problem: parsed.problem,
+          });
+          return DENY;
+        }
+        return { kind: "allow", labels: parsed.labels };
+      }
+      case 1:
+        return DENY;
+      case 2:
+        return NO_MATCH;
+      default:
+        log.warn("ext_auth program failed", {
+          ...fields,
+          reason: "exit",
+          exit_code: exit.exitCode,
+          stderr: stderrExcerpt(exit.stderr, password),
+        });
+        throw new Unavailable("the authentication program failed; see the server log", {
+          cause: new Error(`ext_auth exited with ${exit.exitCode}`),
+        });
+    }
+  }
+}

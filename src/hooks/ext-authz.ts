@@ -1,0 +1,113 @@
+/**
+ * ext_authz: authorization by an external program, once per requested resource, with
+ * docker_auth's contract (authz/ext_authz.go): stdin is the JSON of docker_auth's
+ * AuthRequestInfo, whose Go field names are the keys —
+ * `{"Account","Type","Name","Service","IP","Actions","Labels"}` (IP a string or null);
+ * exit 0 grants the requested actions, exit 1 denies them (and the chain stops), anything else
+ * fails the request (503).
+ *
+ * Two extensions: on exit 0, stdout `{"actions": [...]}` grants only those of the requested
+ * actions (docker_auth ignores stdout); exit 2 means "no opinion" and the next authorizer is
+ * asked (docker_auth: an error). Unusable stdout on exit 0 denies, with a log line.
+ */
+import { createHash } from "node:crypto";
+import type { AuthzRequest } from "../acl.ts";
+import type { Authorizer } from "../authz/authorizer.ts";
+import { Unavailable } from "../errors.ts";
+import { log } from "../log.ts";
+import { AnswerCache } from "./answer-cache.ts";
+import type { HookOptions } from "./ext-auth.ts";
+import type { ExtAuthzConfig } from "./hook-config.ts";
+import { parseActionsOutput } from "./hook-output.ts";
+import { type ProgramExit, ProgramFailure, ProgramRunner, stderrExcerpt } from "./run-program.ts";
+
+/** The program's stdin: docker_auth's api.AuthRequestInfo marshalled by encoding/json. */
+export function extAuthzInput(request: AuthzRequest): string {
+  return JSON.stringify({
+    Account: request.account,
+    Type: request.type,
+    Name: request.name,
+    Service: request.service,
+    IP: request.ip?.text ?? null,
+    Actions: request.actions,
+    Labels: request.labels,
+  });
+}
+
+export class ExtAuthzAuthorizer implements Authorizer {
+  readonly name = "ext_authz";
+  readonly runner: ProgramRunner;
+  private readonly cache: AnswerCache<string[] | null>;
+
+  constructor(config: ExtAuthzConfig, options: HookOptions = {}) {
+    this.runner = new ProgramRunner(
+      config.command,
+      config.args,
+      { ...options.limits, timeoutMs: config.timeout_seconds * 1000 },
+      options.parentEnv,
+    );
+    this.cache = new AnswerCache(config.cache_ttl_seconds, 10_000, options.now);
+  }
+
+  async authorize(request: AuthzRequest): Promise<string[] | null> {
+    const input = extAuthzInput(request);
+    // The whole input is the key: any difference (labels, IP) is a different question.
+    const key = createHash("sha256").update(input).digest("base64");
+    return this.cache.get(key, () => this.ask(request, input));
+  }
+
+  private async ask(request: AuthzRequest, input: string): Promise<string[] | null> {
+    const fields = {
+      program: this.runner.program,
+      account: request.account,
+      scope: `${request.type}:${request.name}:${request.actions.join(",")}`,
+    };
+    let exit: ProgramExit;
+    try {
+      exit = await this.runner.run(new TextEncoder().encode(input));
+    } catch (error) {
+      if (!(error instanceof ProgramFailure)) throw error;
+      log.warn("ext_authz program failed", {
+        ...fields,
+        reason: error.reason,
+        error: error.message,
+        stderr: stderrExcerpt(error.stderr),
+      });
+      throw new Unavailable("the authorization program failed; see the server log", { cause: error });
+    }
+    if (exit.outputLeftOpen)
+      log.warn("ext_authz program left a process holding its output open", {
+        ...fields,
+        duration_ms: exit.durationMs,
+      });
+    switch (exit.exitCode) {
+      case 0: {
+        const parsed = parseActionsOutput(exit.stdout);
+        if ("problem" in parsed) {
+          log.warn("ext_authz program granted with unusable output; denied", {
+            ...fields,
+            problem: parsed.problem,
+          });
+          return [];
+        }
+        // Never more than was asked, whatever the program printed.
+        const granted = parsed.actions === "all-requested" ? request.actions : parsed.actions;
+        return request.actions.filter((action) => granted.includes(action));
+      }
+      case 1:
+        return [];
+      case 2:
+        return null;
+      default:
+        log.warn("ext_authz program failed", {
+          ...fields,
+          reason: "exit",
+          exit_code: exit.exitCode,
+          stderr: stderrExcerpt(exit.stderr),
+        });
+        throw new Unavailable("the authorization program failed; see the server log", {
+          cause: new Error(`ext_authz exited with ${exit.exitCode}`),
+        });
+    }
+  }
+}
