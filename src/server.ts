@@ -8,6 +8,8 @@ import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
+import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
+import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
@@ -25,7 +27,12 @@ export function buildIssuer(
   const { config } = loaded;
   const authenticators: Authenticator[] = [];
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
+  // (database accounts go here)
+  if (config.ext_auth) authenticators.push(new ExtAuthAuthenticator(config.ext_auth));
+  // (ldap_auth goes here)
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
+  // (database permissions go here)
+  if (config.ext_authz) authorizers.push(new ExtAuthzAuthorizer(config.ext_authz));
   return {
     issuer: config.token.issuer,
     ttlSeconds: config.token.expiration,

@@ -4,11 +4,12 @@
  * one ConfigError, so a user fixes a file in one pass instead of one error per restart.
  */
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { dirname, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { type Acl, compileAcl } from "../acl.ts";
 import { isSupportedHash } from "../authn/password-verifier.ts";
 import { type ConfigProblem, ConfigError } from "../errors.ts";
+import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { Config } from "./schema.ts";
 
@@ -113,6 +114,10 @@ export async function prepareConfig(
         message: "not a bcrypt ($2a$, $2b$, $2y$) or argon2 hash; make one with `regauth hash-password`",
       });
     }
+  }
+  for (const section of ["ext_auth", "ext_authz"] as const) {
+    const hook = config[section];
+    if (hook) resolveHookProgram(hook, section, dirname(resolve(source)), env.PATH, problems);
   }
   const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
   problems.push(...aclProblems);

@@ -4,6 +4,7 @@
  * unchanged; unlike docker_auth, an unknown key or a wrong type is an error, never ignored.
  */
 import { type Static, Type } from "@sinclair/typebox";
+import { ExtAuthConfig, ExtAuthzConfig } from "../hooks/hook-config.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -100,6 +101,8 @@ export const Config = Type.Object(
     token: TokenConfig,
     users: Type.Optional(Type.Record(Type.String(), UserConfig)),
     acl: Type.Optional(Type.Array(AclEntryConfig)),
+    ext_auth: Type.Optional(ExtAuthConfig),
+    ext_authz: Type.Optional(ExtAuthzConfig),
     data_dir: Type.Optional(
       Type.String({
         description:
