@@ -16,6 +16,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import {
   type Authenticator,
+  type AuthnContext,
   type AuthnOutcome,
   type Credentials,
   DENY,
@@ -62,7 +63,7 @@ export class ExtAuthAuthenticator implements Authenticator {
     this.cache = new AnswerCache(config.cache_ttl_seconds, 10_000, options.now);
   }
 
-  async authenticate({ username, password }: Credentials): Promise<AuthnOutcome> {
+  async authenticate({ username, password }: Credentials, _context?: AuthnContext): Promise<AuthnOutcome> {
     if (username === "" || password === "") return NO_MATCH;
     if (UNSAFE_USERNAME.test(username) || UNSAFE_PASSWORD.test(password)) {
       log.info("ext_auth: credentials not passed to the program", {
