@@ -1,0 +1,134 @@
+import { describe, expect, it } from "bun:test";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { basic, hashPassword, makeTempDir, req, testApp, verifyToken } from "../helpers.ts";
+import { childPids, eventually, openFdCount, writeHook } from "../hook-fixtures.ts";
+
+type TokenBody = { token: string; errors?: { code: string }[] };
+
+function tokenRequest(scope: string | null, credentials?: [string, string]): Request {
+  const query = `service=registry${scope ? `&scope=${encodeURIComponent(scope)}` : ""}`;
+  return req(`/auth?${query}`, credentials ? { headers: { authorization: basic(...credentials) } } : {});
+}
+
+describe("hooks through the token endpoint", () => {
+  it("answers 200 concurrent token requests through ext_auth and ext_authz correctly, leaking nothing", async () => {
+    // Every request runs both programs: ext_auth for the user, ext_authz for the second scope.
+    const authHook = writeHook(
+      'read u p\n[ "$p" = "pw-$u" ] || exit 1\nprintf \'{"labels": {"team": ["team-%s"]}}\' "$u"',
+    );
+    const authzHook = writeHook("exec cat > /dev/null");
+    const { app, loaded } = await testApp({
+      ext_auth: { command: authHook, cache_ttl_seconds: 0 },
+      ext_authz: { command: authzHook },
+      acl: [{ match: { name: "${labels:team}/*" }, actions: ["pull", "push"] }],
+    });
+    const fdsBefore = openFdCount();
+    const count = 200;
+    const responses = await Promise.all(
+      Array.from({ length: count }, (_, i) => {
+        const user = `user${i}`;
+        const password = i % 10 === 9 ? "wrong" : `pw-${user}`;
+        return app.handle(
+          tokenRequest(`repository:team-${user}/app:pull,push repository:shared/base:pull`, [user, password]),
+        );
+      }),
+    );
+    for (const [i, response] of responses.entries()) {
+      if (i % 10 === 9) {
+        expect(response.status).toBe(401);
+        continue;
+      }
+      expect(response.status).toBe(200);
+      const { claims } = await verifyToken(((await response.json()) as TokenBody).token, loaded, "registry");
+      expect(claims.sub).toBe(`user${i}`);
+      expect(claims.access).toEqual([
+        { type: "repository", name: `team-user${i}/app`, actions: ["pull", "push"] },
+        { type: "repository", name: "shared/base", actions: ["pull"] },
+      ]);
+    }
+    expect(await eventually(() => childPids().length === 0, 5000)).toBe(true);
+    const fdsSettled = await eventually(() => {
+      Bun.gc(true);
+      return openFdCount() <= fdsBefore + 2;
+    }, 5000);
+    expect(fdsSettled).toBe(true);
+  }, 60_000);
+
+  it("asks static users first; ext_auth only for users they do not know", async () => {
+    const dir = makeTempDir();
+    const asked = join(dir, "asked");
+    writeFileSync(asked, "");
+    const hook = writeHook('read u p\necho "$u" >> "$1"\n[ "$u" = bob ] && exit 0\nexit 2');
+    const { app } = await testApp({
+      users: { alice: { password: hashPassword("alice-pw") } },
+      ext_auth: { command: hook, args: [asked] },
+      acl: [{ match: { account: "/.+/" }, actions: ["pull"] }],
+    });
+    expect((await app.handle(tokenRequest(null, ["alice", "alice-pw"]))).status).toBe(200);
+    expect((await app.handle(tokenRequest(null, ["alice", "wrong"]))).status).toBe(401); // a deny stops the chain
+    expect((await app.handle(tokenRequest(null, ["bob", "any"]))).status).toBe(200);
+    expect((await app.handle(tokenRequest(null, ["carol", "any"]))).status).toBe(401); // no-match everywhere
+    expect((await app.handle(tokenRequest(null))).status).toBe(401); // anonymous never reaches the hook
+    expect(readFileSync(asked, "utf8")).toBe("bob\ncarol\n");
+  });
+
+  it("answers 503, not 401, when ext_auth fails, and the body says nothing about the program", async () => {
+    const hook = writeHook("echo 'internal detail' >&2; exit 7");
+    const { app } = await testApp({ ext_auth: { command: hook }, acl: [] });
+    const response = await app.handle(tokenRequest(null, ["bob", "pw"]));
+    expect(response.status).toBe(503);
+    const text = await response.text();
+    expect(text).toContain("UNAVAILABLE");
+    expect(text).not.toContain(hook);
+    expect(text).not.toContain("internal detail");
+  });
+
+  it("asks ext_authz only when the ACL has no matching rule, and labels from ext_auth reach both", async () => {
+    const dir = makeTempDir();
+    const asked = join(dir, "asked");
+    const authHook = writeHook('echo \'{"labels": {"group": ["builders"]}}\'');
+    const authzHook = writeHook(
+      [
+        'input=$(cat); printf "%s\\n" "$input" >> "$1"',
+        'case "$input" in *\'"Name":"open/\'*) echo \'{"actions": ["pull"]}\'; exit 0 ;; esac',
+        "exit 2",
+      ].join("\n"),
+    );
+    const { app, loaded } = await testApp({
+      ext_auth: { command: authHook },
+      ext_authz: { command: authzHook, args: [asked] },
+      acl: [{ match: { labels: { group: "builders" }, name: "builders/*" }, actions: ["*"] }],
+    });
+    const response = await app.handle(
+      tokenRequest(
+        "repository:builders/app:pull,push repository:open/app:pull,push repository:other/app:pull",
+        ["bob", "pw"],
+      ),
+    );
+    expect(response.status).toBe(200);
+    const { claims } = await verifyToken(((await response.json()) as TokenBody).token, loaded, "registry");
+    expect(claims.access).toEqual([
+      { type: "repository", name: "builders/app", actions: ["pull", "push"] },
+      { type: "repository", name: "open/app", actions: ["pull"] },
+      { type: "repository", name: "other/app", actions: [] },
+    ]);
+    const inputs = readFileSync(asked, "utf8")
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(inputs.map((input) => input.Name)).toEqual(["open/app", "other/app"]);
+    expect(inputs[0].Labels).toEqual({ group: ["builders"] });
+    expect(existsSync(asked)).toBe(true);
+  });
+
+  it("answers 503 when ext_authz fails", async () => {
+    const { app } = await testApp({
+      users: { alice: { password: hashPassword("pw") } },
+      ext_authz: { command: writeHook("exit 5") },
+      acl: [],
+    });
+    const response = await app.handle(tokenRequest("repository:x/y:pull", ["alice", "pw"]));
+    expect(response.status).toBe(503);
+  });
+});
