@@ -195,9 +195,14 @@ export class ProgramRunner {
 
 /** Writes stdin and closes it. A program that exits without reading it is not an error (EPIPE). */
 function writeAndClose(sink: Bun.FileSink, input: Uint8Array): void {
+  // Both calls may return promises that reject later with EPIPE; unobserved, that rejection
+  // would end the server.
+  const ignore = () => {};
   try {
-    sink.write(input);
-    Promise.resolve(sink.end()).catch(() => {});
+    const written = sink.write(input);
+    if (written instanceof Promise) written.catch(ignore);
+    const ended = sink.end();
+    if (ended instanceof Promise) ended.catch(ignore);
   } catch {
     // The program is already gone; its exit status tells the rest.
   }

@@ -41,6 +41,18 @@ describe("ProgramRunner", () => {
     expect(text(exit.stdout)).toBe("line one\nline two");
   });
 
+  it("survives a program that exits without reading a large stdin (EPIPE)", async () => {
+    const input = new Uint8Array(4 * 1024 * 1024).fill(65);
+    expect((await new ProgramRunner(writeHook("exit 0"), []).run(input)).exitCode).toBe(0);
+    expect(
+      (await new ProgramRunner(writeHook("head -c 10 >/dev/null; exit 1"), []).run(input)).exitCode,
+    ).toBe(1);
+    // A rejected write would surface as an unhandled error a moment later and fail this file.
+    await Bun.sleep(100);
+    const counted = await new ProgramRunner("/usr/bin/wc", ["-c"]).run(input);
+    expect(text(counted.stdout).trim()).toBe(String(input.length));
+  });
+
   it("passes args verbatim, without a shell", async () => {
     const hook = writeHook('for a in "$@"; do printf "<%s>" "$a"; done');
     const exit = await new ProgramRunner(hook, ["$(id)", ";id", "a b", "*"]).run(NO_INPUT);
