@@ -15,13 +15,12 @@ export function parseLabelsOutput(stdout: Uint8Array): { labels: Labels } | { pr
   const labels = value.labels;
   if (labels === undefined) return { labels: {} };
   if (!isPlainObject(labels)) return { problem: '"labels" is not an object' };
-  const result: Labels = {};
   for (const [name, values] of Object.entries(labels)) {
     if (!Array.isArray(values) || !values.every((v) => typeof v === "string"))
       return { problem: `label ${JSON.stringify(name).slice(0, 60)} is not a list of strings` };
-    result[name] = values;
   }
-  return { labels: result };
+  // fromEntries defines own properties: a label named "__proto__" stays a label.
+  return { labels: Object.fromEntries(Object.entries(labels)) as Labels };
 }
 
 /** Strict UTF-8, then JSON. Empty (or blank) output is `undefined`, not an error. */

@@ -99,6 +99,10 @@ describe("ext_auth: exit codes and output", () => {
       { kind: "allow", labels: { g: ["a", "b"] } },
     ],
     ["echo '{\"other\": true}'", { kind: "allow", labels: {} }],
+    [
+      `echo '{"labels": {"__proto__": ["x"], "constructor": ["y"]}}'`,
+      { kind: "allow", labels: JSON.parse('{"__proto__": ["x"], "constructor": ["y"]}') },
+    ],
     ["exit 1", { kind: "deny" }],
     ["exit 2", { kind: "no-match" }],
   ])("%s", async (body, expected) => {
