@@ -158,6 +158,20 @@ describe("ext_auth: exit codes and output", () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  it("fails (503) at once, with a log line, when too many runs are waiting", async () => {
+    const lines = captureLog();
+    const auth = new ExtAuthAuthenticator(hookConfig(writeHook("sleep 0.3; exit 0")), {
+      limits: { maxConcurrent: 1, maxQueued: 0 },
+    });
+    const outcomes = await Promise.allSettled([
+      auth.authenticate({ username: "a", password: "p" }, CONTEXT),
+      auth.authenticate({ username: "b", password: "p" }, CONTEXT),
+    ]);
+    expect(outcomes[0]?.status).toBe("fulfilled");
+    expect(outcomes[1]?.status === "rejected" && outcomes[1].reason instanceof Unavailable).toBe(true);
+    expect(lines.some((line) => line.includes("reason=busy"))).toBe(true);
+  });
+
   it("never logs the password, even when the program prints it", async () => {
     const lines = captureLog();
     const hook = writeHook('read u p; echo "checking $u with $p" >&2; exit 3');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "bun:test";
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
 import { ConcurrencyLimit } from "../../src/hooks/concurrency-limit.ts";
 import {
   HOOK_PATH,
@@ -198,6 +198,26 @@ describe("ProgramRunner", () => {
   it("inherits no file descriptors beyond stdin, stdout and stderr", async () => {
     const exit = await new ProgramRunner("/bin/sh", ["-c", "ls /proc/$$/fd"]).run(NO_INPUT);
     expect(text(exit.stdout).trim().split(/\s+/).sort()).toEqual(["0", "1", "2"]);
+  });
+
+  it("kills running hooks when the server process exits", async () => {
+    const dir = makeTempDir();
+    const pidFile = join(dir, "hook.pid");
+    const hook = writeHook('echo $$ > "$1"; exec sleep 60');
+    const script = join(dir, "server.ts");
+    writeFileSync(
+      script,
+      [
+        `import { ProgramRunner } from ${JSON.stringify(resolve(import.meta.dir, "../../src/hooks/run-program.ts"))};`,
+        `void new ProgramRunner(${JSON.stringify(hook)}, [${JSON.stringify(pidFile)}]).run(new Uint8Array());`,
+        "await Bun.sleep(300);",
+        "process.exit(0);",
+      ].join("\n"),
+    );
+    const server = Bun.spawn([process.execPath, script], { stdout: "ignore", stderr: "inherit" });
+    expect(await server.exited).toBe(0);
+    const hookPid = await readPid(pidFile);
+    expect(await eventually(() => isNotRunning(hookPid))).toBe(true);
   });
 
   it("limits concurrency and refuses beyond the queue", async () => {
