@@ -166,7 +166,9 @@ export class ProgramRunner {
       await child.exited;
     } finally {
       clearTimeout(timer);
-      // Whatever the hook left behind in its group (`sleep 60 &`) ends with it.
+      // Whatever the hook left behind in its group (`sleep 60 &`) ends with it. The group id
+      // stays reserved while any member lives, and is signalled right after the reap, so this
+      // cannot reach an unrelated process.
       killGroup(pgid);
       liveGroups.delete(pgid);
     }
