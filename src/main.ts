@@ -3,8 +3,13 @@
  * failures to exit codes: 0 ok, 1 failed, 2 usage error.
  */
 import pkg from "../package.json" with { type: "json" };
+import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
+import { DATABASE_FLAGS } from "./cli/accounts-database.ts";
+import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
 import { parseArgs, stringFlag, UsageError } from "./cli/args.ts";
+import { GROUP_USAGE, groupCommand, PERM_USAGE, permCommand } from "./cli/perm.ts";
+import { USER_USAGE, userCommand } from "./cli/user.ts";
 import {
   EMBEDDED_DEFAULT_SOURCE,
   embeddedDefaultConfig,
@@ -12,7 +17,8 @@ import {
   loadConfigFile,
   prepareConfig,
 } from "./config/load.ts";
-import { ConfigError } from "./errors.ts";
+import { DatabaseError, databasePath, openDatabase } from "./db/database.ts";
+import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
 import { buildApp, buildIssuer, listen } from "./server.ts";
@@ -63,6 +69,34 @@ else ./regauth-data.`,
     booleanFlags: [],
     run: registryConfig,
   },
+  user: {
+    summary: "manage database users (add, list, passwd, disable, enable, rm)",
+    usage: USER_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: ["admin", "disabled", "password-stdin"],
+    run: userCommand,
+  },
+  perm: {
+    summary: "grant, revoke and list read/write/admin permissions",
+    usage: PERM_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: [],
+    run: permCommand,
+  },
+  group: {
+    summary: "manage groups of users (create, delete, add-member, remove-member, list)",
+    usage: GROUP_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: [],
+    run: groupCommand,
+  },
+  admin: {
+    summary: "reset-password: a new password for the admin user, offline",
+    usage: ADMIN_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: [],
+    run: adminCommand,
+  },
 };
 
 function mainUsage(): string {
@@ -111,6 +145,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
       return 1;
     }
+    if (error instanceof DatabaseError || (error instanceof AppError && error.status < 500)) {
+      process.stderr.write(`regauth ${name}: ${error.message}\n`);
+      return 1;
+    }
     throw error;
   }
 }
@@ -129,8 +167,20 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
+  const database = openDatabase(databasePath(loaded.dataDir));
+  const bootstrap = await ensureAdmin(database, Math.floor(Date.now() / 1000));
+  if (bootstrap.kind === "created") {
+    // stdout only, once; never the log (README: under systemd, stdout goes to the journal).
+    process.stdout.write(
+      adminPasswordBanner(bootstrap.credentials, "regauth: created the administrator account"),
+    );
+  } else if (bootstrap.kind === "name-taken") {
+    log.warn("no administrator in the database and the name admin is taken by an ordinary user", {
+      fix: "regauth admin reset-password",
+    });
+  }
   const verifier = new PasswordVerifier();
-  const issuer = buildIssuer(loaded, signingKey, verifier);
+  const issuer = buildIssuer(loaded, signingKey, verifier, database);
   const running = listen(loaded, buildApp(loaded, issuer));
   if (loaded.generatedKey) {
     process.stdout.write(
@@ -143,6 +193,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     config: loaded.source,
     data_dir: loaded.dataDir,
     users: Object.keys(loaded.config.users ?? {}).length,
+    registration: loaded.config.registration.mode,
     acl_rules: loaded.acl.rules.length,
     token_ttl_seconds: loaded.config.token.expiration,
     alg: signingKey.alg,

@@ -2,11 +2,16 @@
  * Wiring: from a loaded config to a running HTTP server. The order of the authentication and
  * authorization chains is decided here and nowhere else (README "Order of back-ends").
  */
+import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
+import { databaseRegistrar } from "./accounts/registration.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
+import { databaseUsersAuthenticator } from "./authn/database-users.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
+import { LoginThrottle } from "./authn/throttle.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
+import { databasePermissionsAuthorizer } from "./authz/database-permissions.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
 import { createApp } from "./http/app.ts";
 import type { TokenIssuer } from "./issue-token.ts";
@@ -21,11 +26,21 @@ export function buildIssuer(
   loaded: LoadedConfig,
   signingKey: SigningKey,
   verifier: PasswordVerifier,
+  /** The accounts database (src/db/database.ts); without it, config users and ACL only. */
+  database?: Database,
 ): TokenIssuer {
   const { config } = loaded;
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
   const authenticators: Authenticator[] = [];
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
+  if (database) authenticators.push(databaseUsersAuthenticator(database, verifier, nowSeconds));
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
+  if (database) {
+    authorizers.push(
+      databasePermissionsAuthorizer(database, { personalNamespaces: config.accounts.personal_namespaces }),
+    );
+  }
+  const registrationMode = config.registration.mode;
   return {
     issuer: config.token.issuer,
     ttlSeconds: config.token.expiration,
@@ -34,7 +49,11 @@ export function buildIssuer(
     authorizers,
     signingKey,
     verifier,
-    nowSeconds: () => Math.floor(Date.now() / 1000),
+    nowSeconds,
+    throttle: new LoginThrottle(),
+    ...(database && registrationMode !== "off"
+      ? { registrar: databaseRegistrar(database, verifier, registrationMode) }
+      : {}),
   };
 }
 

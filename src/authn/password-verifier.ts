@@ -74,6 +74,19 @@ export class PasswordVerifier {
     return false;
   }
 
+  /**
+   * Runs `work` (e.g. hashing a new password) under the same concurrency limit as verifications,
+   * so a burst of registrations cannot run more argon2 hashes at once than logins can.
+   */
+  async limited<T>(work: () => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      return await work();
+    } finally {
+      this.release();
+    }
+  }
+
   /** Forgets every cached success (e.g. after a config reload). */
   clear(): void {
     this.verified.clear();

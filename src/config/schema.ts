@@ -4,6 +4,7 @@
  * unchanged; unlike docker_auth, an unknown key or a wrong type is an error, never ignored.
  */
 import { type Static, Type } from "@sinclair/typebox";
+import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -100,6 +101,8 @@ export const Config = Type.Object(
     token: TokenConfig,
     users: Type.Optional(Type.Record(Type.String(), UserConfig)),
     acl: Type.Optional(Type.Array(AclEntryConfig)),
+    registration: RegistrationConfig,
+    accounts: AccountsConfig,
     data_dir: Type.Optional(
       Type.String({
         description:
