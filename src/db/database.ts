@@ -10,7 +10,7 @@
  */
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { migrate } from "./migrate.ts";
+import { migrate, schemaVersion } from "./migrate.ts";
 
 export const DATABASE_FILE_NAME = "regauth.db";
 /** How long a writer waits for another one (the CLI, a second process) before giving up. */
@@ -39,6 +39,9 @@ export function openDatabase(path: string, options: { busyTimeoutMs?: number } =
     db.run("PRAGMA synchronous = NORMAL");
     db.run("PRAGMA foreign_keys = ON");
     migrate(db);
+    // A harmless write, so that a read-only file or directory fails here, with this message,
+    // and not at the first login.
+    db.run(`PRAGMA user_version = ${schemaVersion(db)}`);
     return db;
   } catch (error) {
     db.close();
