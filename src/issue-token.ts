@@ -127,6 +127,9 @@ async function registerByLogin(
   const outcome = await registrar.register(credentials, issuer.nowSeconds());
   switch (outcome.kind) {
     case "created":
+      // Each new account spends from the address's failed-login budget: one address cannot
+      // create accounts in bulk (100 at once, then one every 3 s by default).
+      issuer.throttle?.chargeAddress(request.ip);
       log.info("account registered", {
         account: credentials.username,
         ip: request.ip?.text,

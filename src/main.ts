@@ -42,7 +42,9 @@ const COMMANDS: Record<string, Command> = {
 Without --config, runs on the embedded default: 127.0.0.1:5001, issuer "regauth", service
 "registry", a signing key generated in the data directory on first run.
 The data directory is --data-dir, else data_dir from the config, else $STATE_DIRECTORY,
-else ./regauth-data.`,
+else ./regauth-data. It holds the accounts database, regauth.db; when that has no
+administrator, serve creates the user admin and prints its password once on stdout
+(recovery: regauth admin reset-password).`,
     valueFlags: ["config", "data-dir"],
     booleanFlags: [],
     run: serve,

@@ -103,6 +103,14 @@ export class LoginThrottle {
     this.perIp.charge(source, now);
   }
 
+  /**
+   * Charges only the address's budget: for actions that are not guesses but must not be free in
+   * bulk (creating an account by `docker login`).
+   */
+  chargeAddress(ip: ClientIp | null): void {
+    this.perIp.charge(ipKey(ip), this.nowMs());
+  }
+
   recordSuccess(ip: ClientIp | null, account: string): void {
     this.perAccount.clear(pairKey(ipKey(ip), account));
   }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "bun:test";
+import { join } from "node:path";
 import { register } from "../../src/accounts/registration.ts";
 import { findUser, listUsers } from "../../src/accounts/users.ts";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
@@ -98,5 +99,33 @@ describe("registration", () => {
     expect(outcomes.filter((o) => o.kind === "created")).toHaveLength(1);
     expect(outcomes.filter((o) => o.kind === "taken")).toHaveLength(49);
     expect(db.query("SELECT count(*) AS n FROM users WHERE name = 'grace'").get()).toEqual({ n: 1 });
+  });
+});
+
+describe("registration across processes", () => {
+  it("8 processes registering one name at the same moment create exactly one account", async () => {
+    const { path } = tempDatabase();
+    const startAtMs = Date.now() + 1500;
+    const procs = Array.from({ length: 8 }, (_, i) =>
+      Bun.spawn(
+        [
+          "bun",
+          join(import.meta.dir, "../fixtures/register-once.ts"),
+          path,
+          String(startAtMs),
+          `pass-${i}-xx`,
+        ],
+        {
+          stdout: "pipe",
+          stderr: "inherit",
+        },
+      ),
+    );
+    const outcomes = await Promise.all(procs.map(async (p) => (await new Response(p.stdout).text()).trim()));
+    expect(outcomes.filter((o) => o === "created")).toHaveLength(1);
+    expect(outcomes.filter((o) => o === "taken")).toHaveLength(7);
+    const { Database } = await import("bun:sqlite");
+    const db = new Database(path);
+    expect(db.query("SELECT count(*) AS n FROM users WHERE name = 'racer'").get()).toEqual({ n: 1 });
   });
 });

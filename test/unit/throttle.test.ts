@@ -88,3 +88,13 @@ describe("login throttle", () => {
     expect(t.trackedPairs).toBe(100);
   });
 });
+
+describe("registration budget", () => {
+  it("account creations spend the address's budget, not any account's", () => {
+    const { t } = throttle();
+    const source = ip("192.0.2.1");
+    for (let i = 0; i < 6; i++) t.chargeAddress(source);
+    expect(t.retryAfterSeconds(source, "anyone")).toBeGreaterThan(0);
+    expect(t.retryAfterSeconds(ip("192.0.2.2"), "anyone")).toBe(0);
+  });
+});
