@@ -189,3 +189,19 @@ export function effectiveLevel(
   for (const row of rows) if (patternMatches(row.pattern, name)) level = higherLevel(level, row.level);
   return level;
 }
+
+/**
+ * Whether any grant names the namespace `name` (a pattern `name/...` or the repository `name`).
+ * Registration refuses such names: with personal namespaces on, the new user would own `name/*`,
+ * a namespace the admin already hands out to others.
+ */
+export function isNamespaceInUse(db: Database, name: string): boolean {
+  return (
+    db
+      .query<{ n: number }, Record<string, string>>(
+        `SELECT EXISTS (SELECT 1 FROM permissions
+           WHERE pattern = $name OR substr(pattern, 1, length($name) + 1) = $name || '/') AS n`,
+      )
+      .get({ name })?.n === 1
+  );
+}

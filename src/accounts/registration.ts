@@ -11,6 +11,7 @@ import type { Database } from "bun:sqlite";
 import type { Credentials } from "../authn/authenticator.ts";
 import type { PasswordVerifier } from "../authn/password-verifier.ts";
 import { Conflict } from "../errors.ts";
+import { isNamespaceInUse } from "./permissions.ts";
 import { createUser, hashNewPassword, passwordProblem, usernameProblem } from "./users.ts";
 
 export type RegistrationMode = "off" | "open" | "approval";
@@ -48,6 +49,10 @@ export async function register(
   const nameProblem = usernameProblem(username);
   if (nameProblem)
     return { kind: "refused", reason: `cannot register ${JSON.stringify(username)}: ${nameProblem}` };
+  if (isNamespaceInUse(db, username)) {
+    // Registering "team" would give a stranger admin on team/* (their personal namespace).
+    return { kind: "refused", reason: `cannot register ${username}: the name is in use as a namespace` };
+  }
   const problem = passwordProblem(password);
   if (problem) return { kind: "refused", reason: `cannot register ${username}: ${problem}` };
   // Hash outside the transaction (it is slow), under the verifier's concurrency limit.

@@ -77,6 +77,26 @@ describe("registration", () => {
     });
   }
 
+  it("refuses a name that grants use as a namespace (it would own NAME/* as personal namespace)", async () => {
+    const { db } = tempDatabase();
+    const { grant } = await import("../../src/accounts/permissions.ts");
+    const { createUser } = await import("../../src/accounts/users.ts");
+    createUser(db, { name: "alice", passwordHash: "x", nowUnix: NOW });
+    grant(db, { kind: "user", name: "alice" }, "team/*", "write", NOW);
+    grant(db, { kind: "public" }, "tools/cli", "read", NOW);
+    const verifier = new PasswordVerifier();
+    for (const name of ["team", "tools"]) {
+      const outcome = await register(db, verifier, "open", { username: name, password: "long-enough" }, NOW);
+      expect(outcome).toEqual({
+        kind: "refused",
+        reason: `cannot register ${name}: the name is in use as a namespace`,
+      });
+    }
+    expect(
+      (await register(db, verifier, "open", { username: "tea", password: "long-enough" }, NOW)).kind,
+    ).toBe("created");
+  });
+
   it("an existing name is taken, not overwritten", async () => {
     const { db } = tempDatabase();
     const verifier = new PasswordVerifier();
