@@ -5,6 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { databaseRegistrar } from "./accounts/registration.ts";
+import { dummyArgon2idHash } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
@@ -33,7 +34,11 @@ export function buildIssuer(
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const authenticators: Authenticator[] = [];
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
-  if (database) authenticators.push(databaseUsersAuthenticator(database, verifier, nowSeconds));
+  if (database) {
+    authenticators.push(databaseUsersAuthenticator(database, verifier, nowSeconds));
+    // Unknown names cost what a database user's wrong password costs (timing parity).
+    verifier.useDummyHash(dummyArgon2idHash());
+  }
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
   if (database) {
     authorizers.push(

@@ -1,4 +1,4 @@
-import { describe, expect, it } from "bun:test";
+import { describe, expect, it, spyOn } from "bun:test";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
@@ -203,5 +203,19 @@ describe("failed-login throttling", () => {
     expect(
       (await token(t, [], ["victim", "victim-pass"], { "x-forwarded-for": "198.51.100.7" })).status,
     ).toBe(200);
+  });
+});
+
+describe("timing parity", () => {
+  it("with the database, an unknown name is checked against an argon2id hash like a database user", async () => {
+    const t = await testAccountsApp({});
+    const verify = spyOn(Bun.password, "verify");
+    try {
+      expect((await token(t, [], ["nobody-here", "some-password"])).status).toBe(401);
+      expect(verify).toHaveBeenCalledTimes(1);
+      expect(String(verify.mock.calls[0]?.[1])).toStartWith("$argon2id$v=19$m=19456,t=2,p=1$");
+    } finally {
+      verify.mockRestore();
+    }
   });
 });
