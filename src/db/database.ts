@@ -10,16 +10,14 @@
  */
 import { Database } from "bun:sqlite";
 import { join } from "node:path";
+import { DatabaseError } from "./database-error.ts";
 import { migrate, schemaVersion } from "./migrate.ts";
+
+export { DatabaseError };
 
 export const DATABASE_FILE_NAME = "regauth.db";
 /** How long a writer waits for another one (the CLI, a second process) before giving up. */
 export const BUSY_TIMEOUT_MS = 5000;
-
-/** The database could not be opened or is not ours to use; the message says what to do. */
-export class DatabaseError extends Error {
-  override name = "DatabaseError";
-}
 
 export function databasePath(dataDir: string): string {
   return join(dataDir, DATABASE_FILE_NAME);

@@ -6,7 +6,7 @@
  */
 import type { Database } from "bun:sqlite";
 import m0001 from "../../migrations/0001_create_accounts.sql" with { type: "text" };
-import { DatabaseError } from "./database.ts";
+import { DatabaseError } from "./database-error.ts";
 
 export interface Migration {
   /** The schema version after this migration; equals its position in MIGRATIONS plus one. */
