@@ -129,7 +129,7 @@ export function listPermissions(db: Database): Permission[] {
     .query<PermissionRow, []>(
       `SELECT u.name AS user_name, g.name AS group_name, p.pattern, p.level, p.created_at_unix
        FROM permissions p LEFT JOIN users u ON u.id = p.user_id LEFT JOIN groups g ON g.id = p.group_id
-       ORDER BY p.pattern, g.name, u.name`,
+       ORDER BY p.pattern, CASE WHEN p.user_id IS NOT NULL THEN 2 WHEN p.group_id IS NOT NULL THEN 1 ELSE 0 END, g.name, u.name`,
     )
     .all()
     .map((row) => ({
