@@ -5,6 +5,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { mkdirSync } from "node:fs";
+import { createInterface } from "node:readline/promises";
 import {
   EMBEDDED_DEFAULT_SOURCE,
   embeddedDefaultConfig,
@@ -12,6 +13,7 @@ import {
   prepareConfig,
 } from "../config/load.ts";
 import { DatabaseError, databasePath, openDatabase } from "../db/database.ts";
+import { BadRequest } from "../errors.ts";
 import { type ParsedArgs, stringFlag, UsageError } from "./args.ts";
 
 export const DATABASE_FLAGS = ["config", "data-dir"];
@@ -39,21 +41,19 @@ export async function readNewPassword(args: ParsedArgs): Promise<string> {
   if (args.flags.has("password-stdin")) return (await Bun.stdin.text()).replace(/\r?\n$/, "");
   if (!process.stdin.isTTY)
     throw new UsageError("no terminal to prompt for the password on; use --password-stdin");
-  const first = await promptHidden("New password: ");
-  const second = await promptHidden("Repeat it: ");
-  if (first !== second) throw new UsageError("the passwords differ");
-  return first;
-}
-
-async function promptHidden(prompt: string): Promise<string> {
-  process.stderr.write(prompt);
+  const lines = createInterface({ input: process.stdin, output: process.stderr, terminal: false });
+  // No echo while typing: the terminal's own switch, restored whatever happens.
   Bun.spawnSync(["stty", "-echo"], { stdin: "inherit" });
   try {
-    for await (const line of console) return line;
-    return "";
+    const first = await lines.question("New password: ");
+    process.stderr.write("\n");
+    const second = await lines.question("Repeat it: ");
+    process.stderr.write("\n");
+    if (first !== second) throw new BadRequest("the two passwords differ; nothing changed");
+    return first;
   } finally {
     Bun.spawnSync(["stty", "echo"], { stdin: "inherit" });
-    process.stderr.write("\n");
+    lines.close();
   }
 }
 

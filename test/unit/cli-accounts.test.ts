@@ -91,3 +91,38 @@ describe("regauth user / perm / group / admin on the command line", () => {
     });
   }
 });
+
+describe("the password prompt on a terminal", () => {
+  // util-linux `script` gives the CLI a pseudo-terminal; the lines are typed after the prompts.
+  const hasScript = Bun.which("script") !== null;
+  it.skipIf(!hasScript)("asks twice without echo and refuses a mismatch", async () => {
+    const dataDir = makeTempDir("regauth-tty-");
+    const main = `${import.meta.dir}/../../src/main.ts`;
+    const typed = async (lines: string[]) => {
+      const proc = Bun.spawn(
+        ["script", "-qec", `bun ${main} user add tty --data-dir ${dataDir}`, "/dev/null"],
+        {
+          stdin: "pipe",
+          stdout: "pipe",
+          stderr: "pipe",
+        },
+      );
+      for (const line of lines) {
+        await Bun.sleep(700);
+        proc.stdin.write(`${line}\n`);
+        proc.stdin.flush();
+      }
+      await Bun.sleep(500);
+      proc.stdin.end();
+      const [stdout, exitCode] = await Promise.all([new Response(proc.stdout).text(), proc.exited]);
+      return { stdout, exitCode };
+    };
+    const mismatch = await typed(["first-password", "second-password"]);
+    expect(mismatch.stdout).toContain("passwords differ");
+    expect(mismatch.stdout).not.toContain("first-password"); // not echoed
+    const ok = await typed(["tty-password", "tty-password"]);
+    expect(ok.stdout).toContain("created user tty");
+    expect(ok.stdout).not.toContain("tty-password");
+    expect((await cli(["user", "list", "--data-dir", dataDir])).stdout).toMatch(/^tty\s+enabled/m);
+  });
+});
