@@ -72,7 +72,7 @@ administrator, serve creates the user admin and prints its password once on stdo
     run: registryConfig,
   },
   user: {
-    summary: "manage database users (add, list, passwd, disable, enable, rm)",
+    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm)",
     usage: USER_USAGE,
     valueFlags: DATABASE_FLAGS,
     booleanFlags: ["admin", "disabled", "password-stdin"],

@@ -6,6 +6,7 @@ import {
   deleteUser,
   hashNewPassword,
   listUsers,
+  setAdmin,
   setEnabled,
   setPasswordHash,
 } from "../accounts/users.ts";
@@ -26,6 +27,8 @@ export const USER_USAGE = `regauth user SUBCOMMAND [--data-dir DIR | --config FI
   disable NAME                                          refuse the user's logins from now on
   enable NAME                                           allow them again (also: approve a registration)
   rm NAME                                               delete the user, with their grants
+  promote NAME                                          make the user an administrator
+  demote NAME                                           make the user an ordinary user again
 
 Works offline on <data_dir>/regauth.db; safe while regauth serve runs (changes apply at once).
 Names: lowercase letters, digits, '.', '_', '-', starting with a letter or digit, at most 64.
@@ -33,7 +36,8 @@ Passwords: 8 to 256 characters; never on the command line. Exit codes: 0 ok, 1 f
 
 export async function userCommand(args: ParsedArgs): Promise<number> {
   const sub = args.positionals[0];
-  if (sub === undefined) throw new UsageError("which subcommand? add, list, passwd, disable, enable or rm");
+  if (sub === undefined)
+    throw new UsageError("which subcommand? add, list, passwd, disable, enable, promote, demote or rm");
   switch (sub) {
     case "add": {
       const [name] = expectArgs(args, ["NAME"]) as [string];
@@ -79,6 +83,16 @@ export async function userCommand(args: ParsedArgs): Promise<number> {
       const db = await openDatabaseFromArgs(args);
       setEnabled(db, name, sub === "enable");
       process.stdout.write(`${sub}d ${name}\n`);
+      return 0;
+    }
+    case "promote":
+    case "demote": {
+      const [name] = expectArgs(args, ["NAME"]) as [string];
+      const db = await openDatabaseFromArgs(args);
+      setAdmin(db, name, sub === "promote");
+      process.stdout.write(
+        `${name} is ${sub === "promote" ? "now an administrator" : "no longer an administrator"}\n`,
+      );
       return 0;
     }
     case "rm": {

@@ -78,6 +78,10 @@ describe("regauth user / perm / group / admin on the command line", () => {
     { argv: ["admin", "reset-password", ...d], exit: 0, out: /^password: [a-zA-Z2-9]{24}$/m },
     { argv: ["user", "list", ...d], exit: 0, out: /admin\s+enabled\s+admin/ },
     { argv: ["admin", ...d], exit: 2, err: /reset-password/ },
+    { argv: ["user", "promote", "alice", ...d], exit: 0, out: /now an administrator/ },
+    { argv: ["user", "list", ...d], exit: 0, out: /alice\s+disabled\s+admin/ },
+    { argv: ["user", "demote", "alice", ...d], exit: 0 },
+    { argv: ["user", "promote", "nobody", ...d], exit: 1, err: /no user "nobody"/ },
     { argv: ["user", "rm", "alice", ...d], exit: 0 },
     { argv: ["group", "list", ...d], exit: 0, out: /devs\s+-/ },
   ];
