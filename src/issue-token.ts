@@ -3,10 +3,17 @@
  * has been peeled off by src/http/token-route.ts; this is plain data in, plain data out.
  */
 import type { ClientIp } from "./acl.ts";
-import { type Authenticator, authenticate, type Credentials } from "./authn/authenticator.ts";
+import {
+  type AuthnDecision,
+  type Authenticator,
+  authenticate,
+  type Credentials,
+} from "./authn/authenticator.ts";
+import type { Registrar } from "./accounts/registration.ts";
 import type { PasswordVerifier } from "./authn/password-verifier.ts";
+import type { LoginThrottle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
-import { BadRequest, Unauthorized } from "./errors.ts";
+import { BadRequest, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Scope } from "./scope.ts";
 import type { SigningKey } from "./token/keys.ts";
@@ -22,6 +29,10 @@ export interface TokenIssuer {
   signingKey: SigningKey;
   verifier: PasswordVerifier;
   nowSeconds: () => number;
+  /** Failed-login throttling for every authenticator; absent: none. */
+  throttle?: LoginThrottle;
+  /** Registration by `docker login` when the whole chain answered "unknown"; absent: off. */
+  registrar?: Registrar;
 }
 
 export interface TokenRequest {
@@ -55,16 +66,31 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   if (request.account !== null && request.account !== "" && request.account !== credentials.username) {
     throw new BadRequest("the account parameter does not match the authenticated user");
   }
-  const decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+  // Only requests that carry a password are guesses; anonymous requests are never throttled.
+  const throttle = credentials.password === "" ? undefined : issuer.throttle;
+  const retryAfterSeconds = throttle?.retryAfterSeconds(request.ip, credentials.username) ?? 0;
+  if (retryAfterSeconds > 0) {
+    log.info("login throttled", { account: credentials.username, ip: request.ip?.text });
+    throw new TooManyRequests(
+      `too many failed logins; try again in ${retryAfterSeconds} seconds`,
+      retryAfterSeconds,
+    );
+  }
+  let decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+  if (decision.kind === "unknown" && issuer.registrar && credentials.username !== "") {
+    decision = await registerByLogin(issuer, issuer.registrar, credentials, request);
+  }
   if (decision.kind !== "allow") {
     if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
+    throttle?.recordFailure(request.ip, credentials.username);
     log.info("authentication failed", {
       account: credentials.username,
       ip: request.ip?.text,
       client_id: request.clientId,
     });
-    throw new Unauthorized();
+    throw new Unauthorized(decision.kind === "deny" ? decision.reason : undefined);
   }
+  throttle?.recordSuccess(request.ip, credentials.username);
   const principal = decision.principal;
   const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
   const issuedAtSeconds = issuer.nowSeconds();
@@ -84,4 +110,49 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
     access: grants,
   });
   return { token, expiresInSeconds: issuer.ttlSeconds, issuedAtSeconds, grants };
+}
+
+/**
+ * Registration by `docker login` for a name no authenticator knows. Returns the decision to use
+ * instead of "unknown": a new enabled account logs in at once; a new account awaiting approval
+ * is refused with a message saying so; a name someone registered a moment earlier is an
+ * ordinary login against their password.
+ */
+async function registerByLogin(
+  issuer: TokenIssuer,
+  registrar: Registrar,
+  credentials: Credentials,
+  request: TokenRequest,
+): Promise<AuthnDecision> {
+  const outcome = await registrar.register(credentials, issuer.nowSeconds());
+  switch (outcome.kind) {
+    case "created":
+      // Each new account spends from the address's failed-login budget: one address cannot
+      // create accounts in bulk (100 at once, then one every 3 s by default).
+      issuer.throttle?.chargeAddress(request.ip);
+      log.info("account registered", {
+        account: credentials.username,
+        ip: request.ip?.text,
+        awaiting_approval: !outcome.enabled,
+      });
+      if (!outcome.enabled) {
+        return {
+          kind: "deny",
+          reason: `account ${credentials.username} was created and awaits approval by an administrator`,
+        };
+      }
+      return {
+        kind: "allow",
+        principal: {
+          account: credentials.username,
+          labels: {},
+          isAnonymous: false,
+          authenticator: "registration",
+        },
+      };
+    case "taken":
+      return authenticate(issuer.authenticators, credentials, { ip: request.ip });
+    case "refused":
+      return { kind: "deny", reason: outcome.reason };
+  }
 }

@@ -3,8 +3,13 @@
  * failures to exit codes: 0 ok, 1 failed, 2 usage error.
  */
 import pkg from "../package.json" with { type: "json" };
+import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
+import { DATABASE_FLAGS } from "./cli/accounts-database.ts";
+import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
 import { parseArgs, stringFlag, UsageError } from "./cli/args.ts";
+import { GROUP_USAGE, groupCommand, PERM_USAGE, permCommand } from "./cli/perm.ts";
+import { USER_USAGE, userCommand } from "./cli/user.ts";
 import {
   EMBEDDED_DEFAULT_SOURCE,
   embeddedDefaultConfig,
@@ -12,7 +17,8 @@ import {
   loadConfigFile,
   prepareConfig,
 } from "./config/load.ts";
-import { ConfigError } from "./errors.ts";
+import { DatabaseError, databasePath, openDatabase } from "./db/database.ts";
+import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
 import { buildApp, buildIssuer, listen } from "./server.ts";
@@ -36,7 +42,9 @@ const COMMANDS: Record<string, Command> = {
 Without --config, runs on the embedded default: 127.0.0.1:5001, issuer "regauth", service
 "registry", a signing key generated in the data directory on first run.
 The data directory is --data-dir, else data_dir from the config, else $STATE_DIRECTORY,
-else ./regauth-data.`,
+else ./regauth-data. It holds the accounts database, regauth.db; when that has no
+administrator, serve creates the user admin and prints its password once on stdout
+(recovery: regauth admin reset-password).`,
     valueFlags: ["config", "data-dir"],
     booleanFlags: [],
     run: serve,
@@ -62,6 +70,34 @@ else ./regauth-data.`,
     valueFlags: ["config", "data-dir"],
     booleanFlags: [],
     run: registryConfig,
+  },
+  user: {
+    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm)",
+    usage: USER_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: ["admin", "disabled", "password-stdin"],
+    run: userCommand,
+  },
+  perm: {
+    summary: "grant, revoke and list read/write/admin permissions",
+    usage: PERM_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: [],
+    run: permCommand,
+  },
+  group: {
+    summary: "manage groups of users (create, delete, add-member, remove-member, list)",
+    usage: GROUP_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: [],
+    run: groupCommand,
+  },
+  admin: {
+    summary: "reset-password: a new password for the admin user, offline",
+    usage: ADMIN_USAGE,
+    valueFlags: DATABASE_FLAGS,
+    booleanFlags: [],
+    run: adminCommand,
   },
 };
 
@@ -111,6 +147,10 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
       return 1;
     }
+    if (error instanceof DatabaseError || (error instanceof AppError && error.status < 500)) {
+      process.stderr.write(`regauth ${name}: ${error.message}\n`);
+      return 1;
+    }
     throw error;
   }
 }
@@ -129,8 +169,20 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
+  const database = openDatabase(databasePath(loaded.dataDir));
+  const bootstrap = await ensureAdmin(database, Math.floor(Date.now() / 1000));
+  if (bootstrap.kind === "created") {
+    // stdout only, once; never the log (README: under systemd, stdout goes to the journal).
+    process.stdout.write(
+      adminPasswordBanner(bootstrap.credentials, "regauth: created the administrator account"),
+    );
+  } else if (bootstrap.kind === "name-taken") {
+    log.warn("no administrator in the database and the name admin is taken by an ordinary user", {
+      fix: "regauth admin reset-password",
+    });
+  }
   const verifier = new PasswordVerifier();
-  const issuer = buildIssuer(loaded, signingKey, verifier);
+  const issuer = buildIssuer(loaded, signingKey, verifier, database);
   const running = listen(loaded, buildApp(loaded, issuer));
   if (loaded.generatedKey) {
     process.stdout.write(
@@ -143,6 +195,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     config: loaded.source,
     data_dir: loaded.dataDir,
     users: Object.keys(loaded.config.users ?? {}).length,
+    registration: loaded.config.registration.mode,
     acl_rules: loaded.acl.rules.length,
     token_ttl_seconds: loaded.config.token.expiration,
     alg: signingKey.alg,

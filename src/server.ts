@@ -2,11 +2,17 @@
  * Wiring: from a loaded config to a running HTTP server. The order of the authentication and
  * authorization chains is decided here and nowhere else (README "Order of back-ends").
  */
+import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
+import { databaseRegistrar } from "./accounts/registration.ts";
+import { dummyArgon2idHash } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
+import { databaseUsersAuthenticator } from "./authn/database-users.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
+import { LoginThrottle } from "./authn/throttle.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
+import { databasePermissionsAuthorizer } from "./authz/database-permissions.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
@@ -23,16 +29,28 @@ export function buildIssuer(
   loaded: LoadedConfig,
   signingKey: SigningKey,
   verifier: PasswordVerifier,
+  /** The accounts database (src/db/database.ts); without it, config users and ACL only. */
+  database?: Database,
 ): TokenIssuer {
   const { config } = loaded;
+  const nowSeconds = () => Math.floor(Date.now() / 1000);
   const authenticators: Authenticator[] = [];
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
-  // (database accounts go here)
+  if (database) {
+    authenticators.push(databaseUsersAuthenticator(database, verifier, nowSeconds));
+    // Unknown names cost what a database user's wrong password costs (timing parity).
+    verifier.useDummyHash(dummyArgon2idHash());
+  }
   if (config.ext_auth) authenticators.push(new ExtAuthAuthenticator(config.ext_auth));
   // (ldap_auth goes here)
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
-  // (database permissions go here)
+  if (database) {
+    authorizers.push(
+      databasePermissionsAuthorizer(database, { personalNamespaces: config.accounts.personal_namespaces }),
+    );
+  }
   if (config.ext_authz) authorizers.push(new ExtAuthzAuthorizer(config.ext_authz));
+  const registrationMode = config.registration.mode;
   return {
     issuer: config.token.issuer,
     ttlSeconds: config.token.expiration,
@@ -41,7 +59,11 @@ export function buildIssuer(
     authorizers,
     signingKey,
     verifier,
-    nowSeconds: () => Math.floor(Date.now() / 1000),
+    nowSeconds,
+    throttle: new LoginThrottle(),
+    ...(database && registrationMode !== "off"
+      ? { registrar: databaseRegistrar(database, verifier, registrationMode) }
+      : {}),
   };
 }
 

@@ -14,6 +14,7 @@ export interface Credentials {
 
 export type AuthnOutcome =
   | { kind: "allow"; labels: Labels; account?: string }
+  /** `reason` is shown to the client: give one only to a client that proved the password. */
   | { kind: "deny"; reason?: string }
   | { kind: "no-match" };
 
@@ -39,7 +40,10 @@ export const NO_MATCH: AuthnOutcome = { kind: "no-match" };
 export const DENY: AuthnOutcome = { kind: "deny" };
 
 /** What the chain decided: a principal, wrong credentials, or a user no authenticator knows. */
-export type AuthnDecision = { kind: "allow"; principal: Principal } | { kind: "deny" } | { kind: "unknown" };
+export type AuthnDecision =
+  | { kind: "allow"; principal: Principal }
+  | { kind: "deny"; reason?: string }
+  | { kind: "unknown" };
 
 /**
  * Runs the chain. "unknown" means every authenticator said no-match; the caller decides what
@@ -54,7 +58,7 @@ export async function authenticate(
   for (const authenticator of chain) {
     const outcome = await authenticator.authenticate(credentials, context);
     if (outcome.kind === "no-match") continue;
-    if (outcome.kind === "deny") return { kind: "deny" };
+    if (outcome.kind === "deny") return outcome.reason === undefined ? { kind: "deny" } : outcome;
     const account = outcome.account ?? credentials.username;
     const principal = {
       account,

@@ -37,6 +37,7 @@ export class PasswordVerifier {
   private running = 0;
   private readonly waiting: (() => void)[] = [];
   private readonly now: () => number;
+  private dummyHash = DUMMY_HASH;
 
   constructor(private readonly options: PasswordVerifierOptions = DEFAULT_VERIFIER_OPTIONS) {
     this.now = options.now ?? Date.now;
@@ -70,8 +71,29 @@ export class PasswordVerifier {
 
   /** Spends the same work as a real check, for users that do not exist. Always false. */
   async verifyDummy(password: string): Promise<false> {
-    if (password !== "") await this.verifyUncached(password, DUMMY_HASH);
+    if (password !== "") await this.verifyUncached(password, this.dummyHash);
     return false;
+  }
+
+  /**
+   * Checks unknown users against `hash` instead of the bcrypt default: with the accounts
+   * database, most real users have argon2id hashes, and an unknown name must cost the same.
+   */
+  useDummyHash(hash: string): void {
+    this.dummyHash = hash;
+  }
+
+  /**
+   * Runs `work` (e.g. hashing a new password) under the same concurrency limit as verifications,
+   * so a burst of registrations cannot run more argon2 hashes at once than logins can.
+   */
+  async limited<T>(work: () => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      return await work();
+    } finally {
+      this.release();
+    }
   }
 
   /** Forgets every cached success (e.g. after a config reload). */

@@ -5,6 +5,7 @@
  */
 import { type Static, Type } from "@sinclair/typebox";
 import { ExtAuthConfig, ExtAuthzConfig } from "../hooks/hook-config.ts";
+import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -103,6 +104,8 @@ export const Config = Type.Object(
     acl: Type.Optional(Type.Array(AclEntryConfig)),
     ext_auth: Type.Optional(ExtAuthConfig),
     ext_authz: Type.Optional(ExtAuthzConfig),
+    registration: RegistrationConfig,
+    accounts: AccountsConfig,
     data_dir: Type.Optional(
       Type.String({
         description:

@@ -1,0 +1,26 @@
+/** Config sections for database accounts (issue 3), referenced from src/config/schema.ts. */
+import { type Static, Type } from "@sinclair/typebox";
+
+export const RegistrationConfig = Type.Object(
+  {
+    mode: Type.Union([Type.Literal("off"), Type.Literal("open"), Type.Literal("approval")], {
+      default: "off",
+      description:
+        "Registration by `docker login` with an unknown name: off; open (the account is created); approval (created disabled until `regauth user enable NAME`).",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export const AccountsConfig = Type.Object(
+  {
+    personal_namespaces: Type.Boolean({
+      default: true,
+      description: "Every database user holds admin on <name>/* (their personal namespace).",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export type RegistrationConfig = Static<typeof RegistrationConfig>;
+export type AccountsConfig = Static<typeof AccountsConfig>;

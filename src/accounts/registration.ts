@@ -1,0 +1,70 @@
+/**
+ * Registration by `docker login` (config `registration.mode`): when no authenticator knows the
+ * name, `open` creates the account with the given password and `approval` creates it disabled
+ * until an admin runs `regauth user enable NAME`.
+ *
+ * Concurrency: the name is UNIQUE and the insert runs under BEGIN IMMEDIATE, so of any number
+ * of simultaneous registrations of one name exactly one creates the account; the others come
+ * back as "taken" and the caller treats them as ordinary logins against the winner's hash.
+ */
+import type { Database } from "bun:sqlite";
+import type { Credentials } from "../authn/authenticator.ts";
+import type { PasswordVerifier } from "../authn/password-verifier.ts";
+import { Conflict } from "../errors.ts";
+import { isNamespaceInUse } from "./permissions.ts";
+import { createUser, hashNewPassword, passwordProblem, usernameProblem } from "./users.ts";
+
+export type RegistrationMode = "off" | "open" | "approval";
+
+export type RegistrationOutcome =
+  | { kind: "created"; enabled: boolean }
+  /** Someone else registered (or created) the name first. */
+  | { kind: "taken" }
+  /** The name or password breaks the rules; `reason` is for the client. */
+  | { kind: "refused"; reason: string };
+
+export interface Registrar {
+  mode: Exclude<RegistrationMode, "off">;
+  register(credentials: Credentials, nowUnix: number): Promise<RegistrationOutcome>;
+}
+
+export function databaseRegistrar(
+  db: Database,
+  verifier: PasswordVerifier,
+  mode: Exclude<RegistrationMode, "off">,
+): Registrar {
+  return {
+    mode,
+    register: (credentials, nowUnix) => register(db, verifier, mode, credentials, nowUnix),
+  };
+}
+
+export async function register(
+  db: Database,
+  verifier: PasswordVerifier,
+  mode: Exclude<RegistrationMode, "off">,
+  { username, password }: Credentials,
+  nowUnix: number,
+): Promise<RegistrationOutcome> {
+  const nameProblem = usernameProblem(username);
+  if (nameProblem)
+    return { kind: "refused", reason: `cannot register ${JSON.stringify(username)}: ${nameProblem}` };
+  if (isNamespaceInUse(db, username)) {
+    // Registering "team" would give a stranger admin on team/* (their personal namespace).
+    return { kind: "refused", reason: `cannot register ${username}: the name is in use as a namespace` };
+  }
+  const problem = passwordProblem(password);
+  if (problem) return { kind: "refused", reason: `cannot register ${username}: ${problem}` };
+  // Hash outside the transaction (it is slow), under the verifier's concurrency limit.
+  const passwordHash = await verifier.limited(() => hashNewPassword(password));
+  const enabled = mode === "open";
+  try {
+    db.transaction(() =>
+      createUser(db, { name: username, passwordHash, isEnabled: enabled, nowUnix }),
+    ).immediate();
+  } catch (error) {
+    if (error instanceof Conflict) return { kind: "taken" };
+    throw error;
+  }
+  return { kind: "created", enabled };
+}

@@ -1,0 +1,177 @@
+/**
+ * Database users: names, password hashes, enabled and admin flags, login times. Plain functions
+ * over a Database handle; failures are AppErrors whose messages are written for the person at
+ * the CLI (or, for registration, for the `docker login` user).
+ */
+import type { Database } from "bun:sqlite";
+import { BadRequest, Conflict, NotFound } from "../errors.ts";
+
+export interface User {
+  id: number;
+  name: string;
+  passwordHash: string;
+  isAdmin: boolean;
+  isEnabled: boolean;
+  createdAtUnix: number;
+  /** 0 when the user never logged in. */
+  lastLoginAtUnix: number;
+}
+
+interface UserRow {
+  id: number;
+  name: string;
+  password_hash: string;
+  is_admin: number;
+  is_enabled: number;
+  created_at_unix: number;
+  last_login_at_unix: number;
+}
+
+export const MAX_USERNAME_LENGTH = 64;
+export const MIN_PASSWORD_LENGTH = 8;
+/** Longer passwords are refused: argon2 and bcrypt cost is per byte for the former, truncating for the latter. */
+export const MAX_PASSWORD_LENGTH = 256;
+
+/**
+ * Account names as registries use them in repository paths (distribution's reference grammar,
+ * path-component: lowercase alphanumerics and separators): ASCII only, so fullwidth or Cyrillic
+ * look-alikes ("аdmin" with a Cyrillic а) can never pass for another user.
+ */
+const USERNAME = /^[a-z0-9][a-z0-9._-]*$/;
+
+/** Null when `name` is a valid account name, else why not. */
+export function usernameProblem(name: string): string | null {
+  if (name === "") return "the name is empty";
+  if (name.length > MAX_USERNAME_LENGTH) return `the name is longer than ${MAX_USERNAME_LENGTH} characters`;
+  if (/[^\x21-\x7e]/.test(name))
+    return "the name may contain only ASCII lowercase letters, digits, '.', '_' and '-' (no spaces, no look-alike Unicode)";
+  if (!USERNAME.test(name))
+    return "the name must start with a lowercase letter or digit and contain only lowercase letters, digits, '.', '_' and '-'";
+  return null;
+}
+
+export function checkUsername(name: string): void {
+  const problem = usernameProblem(name);
+  if (problem) throw new BadRequest(`invalid user name ${JSON.stringify(name)}: ${problem}`);
+}
+
+export function passwordProblem(password: string): string | null {
+  if (password.length < MIN_PASSWORD_LENGTH)
+    return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (password.length > MAX_PASSWORD_LENGTH)
+    return `the password must have at most ${MAX_PASSWORD_LENGTH} characters`;
+  return null;
+}
+
+export function checkPassword(password: string): void {
+  const problem = passwordProblem(password);
+  if (problem) throw new BadRequest(problem);
+}
+
+/**
+ * argon2id with OWASP's minimum (19 MiB, 2 passes, 1 lane): memory per hash is bounded, and the
+ * PasswordVerifier's concurrency limit bounds how many run at once.
+ */
+export const ARGON2ID_OPTIONS = { algorithm: "argon2id", memoryCost: 19_456, timeCost: 2 } as const;
+
+export function hashNewPassword(password: string): Promise<string> {
+  return Bun.password.hash(password, ARGON2ID_OPTIONS);
+}
+
+let dummyHash: string | undefined;
+
+/** An argon2id hash (same parameters as real ones) of a random password, made once per process. */
+export function dummyArgon2idHash(): string {
+  dummyHash ??= Bun.password.hashSync(crypto.randomUUID(), ARGON2ID_OPTIONS);
+  return dummyHash;
+}
+
+function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    name: row.name,
+    passwordHash: row.password_hash,
+    isAdmin: row.is_admin === 1,
+    isEnabled: row.is_enabled === 1,
+    createdAtUnix: row.created_at_unix,
+    lastLoginAtUnix: row.last_login_at_unix,
+  };
+}
+
+export function findUser(db: Database, name: string): User | null {
+  const row = db.query<UserRow, [string]>("SELECT * FROM users WHERE name = ?").get(name);
+  return row ? toUser(row) : null;
+}
+
+export function getUser(db: Database, name: string): User {
+  const user = findUser(db, name);
+  if (!user) throw new NotFound(`no user ${JSON.stringify(name)}`);
+  return user;
+}
+
+export function listUsers(db: Database): User[] {
+  return db.query<UserRow, []>("SELECT * FROM users ORDER BY name").all().map(toUser);
+}
+
+export interface NewUser {
+  name: string;
+  passwordHash: string;
+  isAdmin?: boolean;
+  isEnabled?: boolean;
+  nowUnix: number;
+}
+
+/** Creates a user; Conflict when the name is taken (also by a concurrent registration). */
+export function createUser(db: Database, user: NewUser): User {
+  checkUsername(user.name);
+  const row = db
+    .query<UserRow, Record<string, string | number>>(
+      `INSERT INTO users (name, password_hash, is_admin, is_enabled, created_at_unix)
+       VALUES ($name, $hash, $admin, $enabled, $now)
+       ON CONFLICT (name) DO NOTHING RETURNING *`,
+    )
+    .get({
+      name: user.name,
+      hash: user.passwordHash,
+      admin: user.isAdmin ? 1 : 0,
+      enabled: user.isEnabled === false ? 0 : 1,
+      now: user.nowUnix,
+    });
+  if (!row) throw new Conflict(`user ${JSON.stringify(user.name)} already exists`);
+  return toUser(row);
+}
+
+function updateOne(db: Database, name: string, sql: string, values: Record<string, string | number>): void {
+  const result = db.query(sql).run({ ...values, name });
+  if (result.changes === 0) throw new NotFound(`no user ${JSON.stringify(name)}`);
+}
+
+export function setPasswordHash(db: Database, name: string, passwordHash: string): void {
+  updateOne(db, name, "UPDATE users SET password_hash = $hash WHERE name = $name", { hash: passwordHash });
+}
+
+export function setEnabled(db: Database, name: string, enabled: boolean): void {
+  updateOne(db, name, "UPDATE users SET is_enabled = $enabled WHERE name = $name", {
+    enabled: enabled ? 1 : 0,
+  });
+}
+
+export function setAdmin(db: Database, name: string, admin: boolean): void {
+  updateOne(db, name, "UPDATE users SET is_admin = $admin WHERE name = $name", { admin: admin ? 1 : 0 });
+}
+
+/** Deletes the user; their grants and group memberships go with them (ON DELETE CASCADE). */
+export function deleteUser(db: Database, name: string): void {
+  updateOne(db, name, "DELETE FROM users WHERE name = $name", {});
+}
+
+export function recordLogin(db: Database, userId: number, nowUnix: number): void {
+  db.query("UPDATE users SET last_login_at_unix = $now WHERE id = $id").run({ now: nowUnix, id: userId });
+}
+
+export function countEnabledAdmins(db: Database): number {
+  const row = db
+    .query<{ n: number }, []>("SELECT count(*) AS n FROM users WHERE is_admin = 1 AND is_enabled = 1")
+    .get();
+  return row?.n ?? 0;
+}

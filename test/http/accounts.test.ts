@@ -1,0 +1,221 @@
+import { describe, expect, it, spyOn } from "bun:test";
+import { grant } from "../../src/accounts/permissions.ts";
+import { createUser, findUser } from "../../src/accounts/users.ts";
+import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
+import { basic, req, verifyToken } from "../helpers.ts";
+
+const NOW = Math.floor(Date.now() / 1000);
+
+type App = Awaited<ReturnType<typeof testAccountsApp>>;
+
+async function token(
+  t: App,
+  scopes: string[],
+  credentials?: [string, string],
+  headers: Record<string, string> = {},
+): Promise<{
+  status: number;
+  access: { type: string; name: string; actions: string[] }[];
+  body: string;
+  res: Response;
+}> {
+  const query = new URLSearchParams({ service: "registry" });
+  for (const scope of scopes) query.append("scope", scope);
+  const res = await t.app.handle(
+    req(`/auth?${query}`, {
+      headers: { ...headers, ...(credentials ? { authorization: basic(...credentials) } : {}) },
+    }),
+  );
+  const body = await res.text();
+  if (res.status !== 200) return { status: res.status, access: [], body, res };
+  const { claims } = await verifyToken((JSON.parse(body) as { token: string }).token, t.loaded, "registry");
+  return { status: 200, access: claims.access, body, res };
+}
+
+function actionsOf(access: { name: string; actions: string[] }[], name: string): string[] {
+  return access.find((a) => a.name === name)?.actions ?? [];
+}
+
+describe("database users and permissions through the token endpoint", async () => {
+  const t = await testAccountsApp({
+    users: { carol: { password: quickHash("config-carol") } },
+    acl: [
+      { match: { account: "alice", name: "blocked/*" }, actions: [] },
+      { match: { account: "carol" }, actions: ["pull"] },
+    ],
+  });
+  createUser(t.db, { name: "alice", passwordHash: quickHash("alice-pass"), nowUnix: NOW });
+  createUser(t.db, { name: "carol", passwordHash: quickHash("db-carol"), nowUnix: NOW });
+  createUser(t.db, { name: "root", passwordHash: quickHash("root-pass"), isAdmin: true, nowUnix: NOW });
+  grant(t.db, { kind: "user", name: "alice" }, "team/*", "write", NOW);
+  grant(t.db, { kind: "user", name: "alice" }, "blocked/*", "admin", NOW);
+  grant(t.db, { kind: "user", name: "carol" }, "team/*", "admin", NOW);
+
+  it("grants a database user its permissions (write = pull, push) and its personal namespace", async () => {
+    const r = await token(
+      t,
+      [
+        "repository:team/app:pull,push,delete",
+        "repository:alice/app:pull,push,delete",
+        "repository:other/app:pull",
+      ],
+      ["alice", "alice-pass"],
+    );
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "team/app")).toEqual(["pull", "push"]);
+    expect(actionsOf(r.access, "alice/app")).toEqual(["delete", "pull", "push"]);
+    expect(actionsOf(r.access, "other/app")).toEqual([]);
+  });
+
+  it("precedence: a matching config ACL rule decides before database permissions (even actions: [])", async () => {
+    const r = await token(t, ["repository:blocked/app:pull"], ["alice", "alice-pass"]);
+    expect(actionsOf(r.access, "blocked/app")).toEqual([]);
+    // carol's config rule grants pull on everything; her database admin grant is never reached.
+    const c = await token(t, ["repository:team/app:pull,push"], ["carol", "config-carol"]);
+    expect(actionsOf(c.access, "team/app")).toEqual(["pull"]);
+  });
+
+  it("precedence: config users authenticate before database users of the same name", async () => {
+    expect((await token(t, [], ["carol", "config-carol"])).status).toBe(200);
+    expect((await token(t, [], ["carol", "db-carol"])).status).toBe(401);
+  });
+
+  it("admins get everything, including delete and the catalog; nobody else gets the catalog", async () => {
+    const r = await token(
+      t,
+      ["repository:any/thing:delete,pull,push", "registry:catalog:*"],
+      ["root", "root-pass"],
+    );
+    expect(actionsOf(r.access, "any/thing")).toEqual(["delete", "pull", "push"]);
+    expect(actionsOf(r.access, "catalog")).toEqual(["*"]);
+    const a = await token(t, ["registry:catalog:*"], ["alice", "alice-pass"]);
+    expect(actionsOf(a.access, "catalog")).toEqual([]);
+  });
+
+  it("anonymous: refused while nothing is public, then gets exactly the public grants", async () => {
+    expect((await token(t, ["repository:pub/app:pull"])).status).toBe(401);
+    grant(t.db, { kind: "public" }, "pub/*", "read", NOW);
+    const r = await token(t, ["repository:pub/app:pull,push", "repository:team/app:pull"]);
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "pub/app")).toEqual(["pull"]);
+    expect(actionsOf(r.access, "team/app")).toEqual([]);
+  });
+
+  it("records the last login without delaying the response", async () => {
+    await token(t, [], ["alice", "alice-pass"]);
+    await Bun.sleep(20);
+    expect(findUser(t.db, "alice")?.lastLoginAtUnix).toBeGreaterThanOrEqual(NOW);
+  });
+});
+
+describe("cache coherence with the offline CLI in another process", () => {
+  it("a password change, disable or delete by `regauth user` takes effect at once", async () => {
+    const t = await testAccountsApp({});
+    const dir = ["--data-dir", t.dataDir];
+    expect((await cli(["user", "add", "dana", "--password-stdin", ...dir], "dana-pass-1\n")).exitCode).toBe(
+      0,
+    );
+    expect((await token(t, [], ["dana", "dana-pass-1"])).status).toBe(200);
+    expect((await token(t, [], ["dana", "dana-pass-1"])).status).toBe(200); // now cached
+    expect((await cli(["user", "passwd", "dana", "--password-stdin", ...dir], "dana-pass-2")).exitCode).toBe(
+      0,
+    );
+    expect((await token(t, [], ["dana", "dana-pass-1"])).status).toBe(401);
+    expect((await token(t, [], ["dana", "dana-pass-2"])).status).toBe(200);
+    expect((await cli(["user", "disable", "dana", ...dir])).exitCode).toBe(0);
+    const disabled = await token(t, [], ["dana", "dana-pass-2"]);
+    expect(disabled.status).toBe(401);
+    expect(disabled.body).toContain("disabled");
+    // Wrong password on a disabled account: the generic answer, nothing about its state.
+    expect((await token(t, [], ["dana", "wrong-pass"])).body).not.toContain("disabled");
+    expect((await cli(["user", "enable", "dana", ...dir])).exitCode).toBe(0);
+    expect((await token(t, [], ["dana", "dana-pass-2"])).status).toBe(200);
+    expect((await cli(["user", "rm", "dana", ...dir])).exitCode).toBe(0);
+    expect((await token(t, [], ["dana", "dana-pass-2"])).status).toBe(401);
+  });
+});
+
+describe("registration by docker login", () => {
+  it("off by default: an unknown name is a plain 401", async () => {
+    const t = await testAccountsApp({});
+    expect((await token(t, [], ["newbie", "newbie-pass"])).status).toBe(401);
+    expect(findUser(t.db, "newbie")).toBeNull();
+  });
+
+  it("open: creates the account and logs in; its personal namespace works", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    const r = await token(t, ["repository:newbie/app:push,pull"], ["newbie", "newbie-pass"]);
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "newbie/app")).toEqual(["pull", "push"]);
+    expect((await token(t, [], ["newbie", "other-pass"])).status).toBe(401);
+  });
+
+  it("open: refuses bad names with a message, creating nothing", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    for (const name of ["Newbie", "аdmin", "x'); DROP TABLE users;--"]) {
+      const r = await token(t, [], [name, "newbie-pass"]);
+      expect(r.status).toBe(401);
+      expect(r.body).toContain("cannot register");
+    }
+    expect(t.db.query("SELECT count(*) AS n FROM users").get()).toEqual({ n: 0 });
+  });
+
+  it("approval: creates a disabled account, says it awaits approval, works once enabled", async () => {
+    const t = await testAccountsApp({ registration: { mode: "approval" } });
+    const first = await token(t, [], ["pending", "pending-pass"]);
+    expect(first.status).toBe(401);
+    expect(first.body).toContain("awaits approval");
+    const again = await token(t, [], ["pending", "pending-pass"]);
+    expect(again.body).toContain("awaits approval");
+    expect(findUser(t.db, "pending")?.isEnabled).toBe(false);
+    expect((await cli(["user", "enable", "pending", "--data-dir", t.dataDir])).exitCode).toBe(0);
+    expect((await token(t, [], ["pending", "pending-pass"])).status).toBe(200);
+  });
+
+  it("50 concurrent registrations of one name: one account; same password all succeed, others fail", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    const results = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        token(t, [], ["race", i % 2 === 0 ? "same-password" : `other-${i}`]),
+      ),
+    );
+    expect(t.db.query("SELECT count(*) AS n FROM users WHERE name = 'race'").get()).toEqual({ n: 1 });
+    const ok = results.filter((r) => r.status === 200).length;
+    // The winner's password is either "same-password" (25 requests use it) or one other-N (1 request).
+    expect([1, 25]).toContain(ok);
+  });
+});
+
+describe("failed-login throttling", () => {
+  it("429 with Retry-After for the hammering address only; the victim's own address still logs in", async () => {
+    const t = await testAccountsApp({ server: { real_ip_header: "X-Forwarded-For" } });
+    createUser(t.db, { name: "victim", passwordHash: quickHash("victim-pass"), nowUnix: NOW });
+    const attacker = { "x-forwarded-for": "203.0.113.9" };
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++)
+      statuses.push((await token(t, [], ["victim", `guess-${i}`], attacker)).status);
+    expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
+    expect(statuses.slice(10)).toEqual([429, 429]);
+    const throttled = await token(t, [], ["victim", "victim-pass"], attacker);
+    expect(throttled.status).toBe(429);
+    expect(Number(throttled.res.headers.get("retry-after"))).toBeGreaterThan(0);
+    expect(throttled.body).toContain("too many failed logins");
+    expect(
+      (await token(t, [], ["victim", "victim-pass"], { "x-forwarded-for": "198.51.100.7" })).status,
+    ).toBe(200);
+  });
+});
+
+describe("timing parity", () => {
+  it("with the database, an unknown name is checked against an argon2id hash like a database user", async () => {
+    const t = await testAccountsApp({});
+    const verify = spyOn(Bun.password, "verify");
+    try {
+      expect((await token(t, [], ["nobody-here", "some-password"])).status).toBe(401);
+      expect(verify).toHaveBeenCalledTimes(1);
+      expect(String(verify.mock.calls[0]?.[1])).toStartWith("$argon2id$v=19$m=19456,t=2,p=1$");
+    } finally {
+      verify.mockRestore();
+    }
+  });
+});

@@ -1,0 +1,151 @@
+import { describe, expect, it } from "bun:test";
+import { join } from "node:path";
+import { register } from "../../src/accounts/registration.ts";
+import { findUser, listUsers } from "../../src/accounts/users.ts";
+import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
+import { tempDatabase } from "../accounts-helpers.ts";
+
+const NOW = 1_700_000_000;
+
+describe("registration", () => {
+  const cases: {
+    title: string;
+    mode: "open" | "approval";
+    username: string;
+    password: string;
+    expected: string;
+    enabled?: boolean;
+  }[] = [
+    {
+      title: "open creates an enabled account",
+      mode: "open",
+      username: "carol",
+      password: "carol-pass",
+      expected: "created",
+      enabled: true,
+    },
+    {
+      title: "approval creates a disabled one",
+      mode: "approval",
+      username: "dave",
+      password: "dave-pass",
+      expected: "created",
+      enabled: false,
+    },
+    {
+      title: "refuses an upper-case name",
+      mode: "open",
+      username: "Carol",
+      password: "carol-pass",
+      expected: "refused",
+    },
+    {
+      title: "refuses a Cyrillic look-alike",
+      mode: "open",
+      username: "саrol",
+      password: "carol-pass",
+      expected: "refused",
+    },
+    {
+      title: "refuses SQL in the name",
+      mode: "open",
+      username: "x'); DROP TABLE users;--",
+      password: "carol-pass",
+      expected: "refused",
+    },
+    {
+      title: "refuses a short password",
+      mode: "open",
+      username: "erin",
+      password: "short",
+      expected: "refused",
+    },
+  ];
+  for (const c of cases) {
+    it(c.title, async () => {
+      const { db } = tempDatabase();
+      const outcome = await register(db, new PasswordVerifier(), c.mode, c, NOW);
+      expect(outcome.kind as string).toBe(c.expected);
+      const user = findUser(db, c.username);
+      if (c.expected === "created") {
+        expect(user?.isEnabled).toBe(c.enabled as boolean);
+        expect(user?.passwordHash).toStartWith("$argon2id$v=19$m=19456,t=2,");
+        expect(await Bun.password.verify(c.password, user?.passwordHash ?? "")).toBe(true);
+      } else {
+        expect(listUsers(db)).toEqual([]);
+      }
+    });
+  }
+
+  it("refuses a name that grants use as a namespace (it would own NAME/* as personal namespace)", async () => {
+    const { db } = tempDatabase();
+    const { grant } = await import("../../src/accounts/permissions.ts");
+    const { createUser } = await import("../../src/accounts/users.ts");
+    createUser(db, { name: "alice", passwordHash: "x", nowUnix: NOW });
+    grant(db, { kind: "user", name: "alice" }, "team/*", "write", NOW);
+    grant(db, { kind: "public" }, "tools/cli", "read", NOW);
+    const verifier = new PasswordVerifier();
+    for (const name of ["team", "tools"]) {
+      const outcome = await register(db, verifier, "open", { username: name, password: "long-enough" }, NOW);
+      expect(outcome).toEqual({
+        kind: "refused",
+        reason: `cannot register ${name}: the name is in use as a namespace`,
+      });
+    }
+    expect(
+      (await register(db, verifier, "open", { username: "tea", password: "long-enough" }, NOW)).kind,
+    ).toBe("created");
+  });
+
+  it("an existing name is taken, not overwritten", async () => {
+    const { db } = tempDatabase();
+    const verifier = new PasswordVerifier();
+    await register(db, verifier, "open", { username: "frank", password: "first-pass" }, NOW);
+    const hash = findUser(db, "frank")?.passwordHash;
+    expect(
+      (await register(db, verifier, "open", { username: "frank", password: "second-pass" }, NOW)).kind,
+    ).toBe("taken");
+    expect(findUser(db, "frank")?.passwordHash).toBe(hash as string);
+  });
+
+  it("50 concurrent registrations of one name create exactly one account", async () => {
+    const { db } = tempDatabase();
+    const verifier = new PasswordVerifier();
+    const outcomes = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        register(db, verifier, "open", { username: "grace", password: `password-${i}` }, NOW),
+      ),
+    );
+    expect(outcomes.filter((o) => o.kind === "created")).toHaveLength(1);
+    expect(outcomes.filter((o) => o.kind === "taken")).toHaveLength(49);
+    expect(db.query("SELECT count(*) AS n FROM users WHERE name = 'grace'").get()).toEqual({ n: 1 });
+  });
+});
+
+describe("registration across processes", () => {
+  it("8 processes registering one name at the same moment create exactly one account", async () => {
+    const { path } = tempDatabase();
+    const startAtMs = Date.now() + 1500;
+    const procs = Array.from({ length: 8 }, (_, i) =>
+      Bun.spawn(
+        [
+          "bun",
+          join(import.meta.dir, "../fixtures/register-once.ts"),
+          path,
+          String(startAtMs),
+          `pass-${i}-xx`,
+        ],
+        {
+          stdout: "pipe",
+          stderr: "inherit",
+        },
+      ),
+    );
+    const outcomes = await Promise.all(procs.map(async (p) => (await new Response(p.stdout).text()).trim()));
+    expect(outcomes.filter((o) => o === "created")).toHaveLength(1);
+    expect(outcomes.filter((o) => o === "taken")).toHaveLength(7);
+    const { Database } = await import("bun:sqlite");
+    const db = new Database(path);
+    expect(db.query("SELECT count(*) AS n FROM users WHERE name = 'racer'").get()).toEqual({ n: 1 });
+  });
+});
