@@ -84,12 +84,12 @@ function parseIpv6(text: string): Uint8Array | null {
   const head = halves[0] === "" ? [] : (halves[0] as string).split(":");
   const tail = halves.length === 2 ? (halves[1] === "" ? [] : (halves[1] as string).split(":")) : [];
   const groups: number[] = [];
-  const pushGroups = (items: string[], into: number[]): boolean => {
+  const pushGroups = (items: string[], into: number[], isEnd: boolean): boolean => {
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as string;
       if (item.includes(".")) {
-        // Embedded IPv4 is allowed only as the last item.
-        if (i !== items.length - 1) return false;
+        // Embedded IPv4 is allowed only as the last item of the whole address (not before "::").
+        if (!isEnd || i !== items.length - 1) return false;
         const v4 = parseIpv4(item);
         if (!v4) return false;
         into.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
@@ -102,7 +102,7 @@ function parseIpv6(text: string): Uint8Array | null {
   };
   const headGroups: number[] = [];
   const tailGroups: number[] = [];
-  if (!pushGroups(head, headGroups) || !pushGroups(tail, tailGroups)) return null;
+  if (!pushGroups(head, headGroups, halves.length === 1) || !pushGroups(tail, tailGroups, true)) return null;
   if (halves.length === 1) {
     if (headGroups.length !== 8) return null;
     groups.push(...headGroups);
