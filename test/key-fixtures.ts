@@ -65,7 +65,7 @@ export function makeKey(spec: KeySpec, dir = makeTempDir("regauth-key-")): KeyFi
     "-subj",
     "/CN=regauth test",
     "-days",
-    "30",
+    "365",
     "-out",
     certificatePath,
   ]);
