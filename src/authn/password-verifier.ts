@@ -45,11 +45,11 @@ export class PasswordVerifier {
   /** True when `password` matches `storedHash` (bcrypt $2a$/$2b$/$2y$ or argon2). Never throws for a bad hash. */
   async verify(username: string, password: string, storedHash: string): Promise<boolean> {
     if (password === "") return false;
+    // Length-prefixed fields: with a bare separator, ("alice", "\0pw") and ("alice\0", "pw")
+    // would give the same key, since usernames and passwords may contain NUL.
     const key = createHmac("sha256", this.hmacKey)
-      .update(username)
-      .update("\0")
-      .update(password)
-      .update("\0")
+      .update(`${Buffer.byteLength(username)}:${username}`)
+      .update(`${Buffer.byteLength(password)}:${password}`)
       .update(storedHash)
       .digest("base64");
     const expiry = this.verified.get(key);
