@@ -186,6 +186,22 @@ describe("schema: unknown keys and wrong types", () => {
       expect(problems.map((p) => p.path)).toContain(path);
   });
 
+  it("a schema problem in one section does not hide semantic problems in others", async () => {
+    const problems = await problemsOf(
+      `server:\n  adr: ":5001"\n${MINIMAL}users:\n  bob: {password: plain}\nacl:\n  - match: {name: "/(/", ip: "10.0.0.0/33"}\n    actions: []\n`,
+    );
+    expect(problems.map((p) => p.path).sort()).toEqual(
+      ["acl.0.match.ip", "acl.0.match.name", "server.adr", "users.bob.password"].sort(),
+    );
+  });
+
+  it("an unset variable is reported once, not again as a bad hash", async () => {
+    const problems = await problemsOf(`${MINIMAL}users:\n  bob: {password: "\${BOB_HASH}"}\n`);
+    expect(problems).toEqual([
+      { path: "users.bob.password", message: "environment variable BOB_HASH is not set" },
+    ]);
+  });
+
   it("reports every semantic problem in one pass", async () => {
     const problems = await problemsOf(
       `server:\n  addr: nonsense\n  path_prefix: auth\n${MINIMAL}users:\n  bob: {}\n  carol: {password: plain}\nacl:\n  - match: {name: "/(/", ip: "10.0.0.0/33"}\n    actions: []\n`,
