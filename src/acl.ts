@@ -140,7 +140,7 @@ export function ruleMatches(rule: Rule, request: AuthzRequest): boolean {
   if (matchesWith(rule, request, captures, null)) return true;
   if (rule.labelKeys.length === 0) return false;
   // docker_auth tries the cartesian product of the values of every label placeholder in the rule.
-  const valueLists = rule.labelKeys.map((key) => request.labels[key] ?? []);
+  const valueLists = rule.labelKeys.map((key) => labelValues(request.labels, key));
   if (valueLists.some((values) => values.length === 0)) return false;
   const total = valueLists.reduce((n, values) => n * values.length, 1);
   if (total > MAX_LABEL_COMBINATIONS) {
@@ -174,11 +174,19 @@ function matchesWith(
     if (pattern && !matchPattern(pattern, request[field], request, captures, labelChoice)) return false;
   }
   for (const [key, pattern] of rule.labels) {
-    const values = request.labels[key];
-    if (!values || !values.some((value) => matchPattern(pattern, value, request, captures, null)))
-      return false;
+    const values = labelValues(request.labels, key);
+    if (!values.some((value) => matchPattern(pattern, value, request, captures, null))) return false;
   }
   return true;
+}
+
+/**
+ * A user's values for one label. Own properties only: a rule on a label named `constructor` or
+ * `toString` must see "no such label", not Object.prototype's function (which threw → 500).
+ */
+function labelValues(labels: Labels, key: string): readonly string[] {
+  const values = Object.hasOwn(labels, key) ? labels[key] : undefined;
+  return Array.isArray(values) ? values : [];
 }
 
 function matchPattern(
