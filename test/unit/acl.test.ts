@@ -448,3 +448,17 @@ describe("IP families follow Go's IPNet.Contains", () => {
     });
   }
 });
+
+describe("label keys that are Object.prototype members", () => {
+  for (const key of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    it(`a rule on label ${key} does not match a user without it (and does not throw)`, () => {
+      expect(matches({ labels: { [key]: "*" } }, { labels: {} })).toBe(false);
+      expect(matches({ name: `\${labels:${key}}/*` }, { name: "x/y", labels: {} })).toBe(false);
+    });
+  }
+  it("a real label named constructor still works", () => {
+    const labels: Labels = Object.fromEntries([["constructor", ["x"]]]);
+    expect(matches({ labels: { constructor: "x" } }, { labels })).toBe(true);
+    expect(matches({ name: "${labels:constructor}/*" }, { name: "x/y", labels })).toBe(true);
+  });
+});
