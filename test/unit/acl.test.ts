@@ -462,3 +462,51 @@ describe("label keys that are Object.prototype members", () => {
     expect(matches({ name: "${labels:constructor}/*" }, { name: "x/y", labels })).toBe(true);
   });
 });
+
+describe("docker_auth acl.go details", () => {
+  it("each field picks its own label combination (matchStringWithLabelPermutations per field)", () => {
+    const labels = { team: ["red", "blue"] };
+    expect(
+      matches(
+        { account: "${labels:team}-bot", name: "${labels:team}/*" },
+        { account: "red-bot", name: "blue/app", labels },
+      ),
+    ).toBe(true);
+    expect(
+      matches(
+        { account: "${labels:team}-bot", name: "${labels:team}/*" },
+        { account: "red-bot", name: "green/app", labels },
+      ),
+    ).toBe(false);
+  });
+
+  it("${account:0} is out of range (docker_auth requires index >= 1) and stays literal", () => {
+    const match = { account: "/^(.+)@test\\.com$/", name: "${account:0}" };
+    expect(quietMatches(match, { account: "a@test.com", name: "a@test.com" })).toBe(false);
+    expect(quietMatches(match, { account: "a@test.com", name: "${account:0}" })).toBe(true);
+  });
+
+  it("a captured group cannot widen a glob (regauth quotes it; docker_auth inserts it raw)", () => {
+    const match = { account: "/^(.+)@test\\.com$/", name: "${account:1}/*" };
+    expect(matches(match, { account: "*@test.com", name: "alice/app" })).toBe(false);
+    expect(matches(match, { account: "*@test.com", name: "*/app" })).toBe(true);
+  });
+
+  it("a label placeholder repeated in one pattern uses one value", () => {
+    const labels = { team: ["red", "blue"] };
+    expect(matches({ name: "${labels:team}/${labels:team}-*" }, { name: "red/red-app", labels })).toBe(true);
+    expect(matches({ name: "${labels:team}/${labels:team}-*" }, { name: "red/blue-app", labels })).toBe(
+      false,
+    );
+  });
+});
+
+function quietMatches(match: Match, fields: RequestFields): boolean {
+  const lines: string[] = [];
+  const restore = log.capture(lines);
+  try {
+    return matches(match, fields);
+  } finally {
+    restore();
+  }
+}
