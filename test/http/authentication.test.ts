@@ -164,6 +164,22 @@ describe("logs", () => {
       expect(line).toContain('msg="authentication failed" account="mallory\\nlevel=info');
   });
 
+  it("a huge client_id does not make a huge log line", async () => {
+    const { app } = await testApp(config);
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    try {
+      const request = req(`/auth?service=registry&client_id=${"c".repeat(100_000)}`, {
+        headers: { authorization: basic("alice", "wrong") },
+      });
+      expect((await app.handle(request)).status).toBe(401);
+    } finally {
+      restore();
+    }
+    expect(lines).toHaveLength(1);
+    expect(lines[0]?.length).toBeLessThan(1000);
+  });
+
   it("tokens never appear in the log", async () => {
     const { app } = await testApp(config);
     const lines: string[] = [];

@@ -375,6 +375,26 @@ const scenarios: Scenario[] = [
     expectedContent: ["service"],
   },
   {
+    name: "an overlong service (it would become the aud of a huge token)",
+    url: `/auth?service=${"s".repeat(100_000)}`,
+    headers: ALICE,
+    expectedStatus: 400,
+    expectedContent: ["service"],
+  },
+  {
+    name: "a 255-character service is fine",
+    url: `/auth?service=${"s".repeat(255)}`,
+    headers: ALICE,
+    expectedStatus: 200,
+  },
+  {
+    name: "an overlong unknown service is not echoed whole",
+    config: "services",
+    url: `/auth?service=${"s".repeat(100_000)}`,
+    headers: ALICE,
+    expectedStatus: 400,
+  },
+  {
     name: "a configured service",
     config: "services",
     url: "/auth?service=registry",
