@@ -265,3 +265,32 @@ describe("the generated key and self-signed certificate", () => {
       expect(Buffer.from(coordinate ?? "", "base64url")[0]).not.toBe(0);
   });
 });
+
+describe("certificate chains", () => {
+  it("x5c lists every certificate of the file, leaf first", async () => {
+    const leaf = makeKey({ kind: "ec", curve: "P-256", encoding: "pkcs8" });
+    const other = makeKey({ kind: "ec", curve: "P-256", encoding: "pkcs8" });
+    const chainPath = `${makeTempDir()}/chain.crt`;
+    const leafPem = await Bun.file(leaf.certificatePath).text();
+    const otherPem = await Bun.file(other.certificatePath).text();
+    await Bun.write(chainPath, `${leafPem}\n${otherPem}`);
+    const key = await load({ ...leaf, certificatePath: chainPath });
+    const { x5c } = decodeProtectedHeader(sign(key));
+    expect(x5c).toEqual([leafPem, otherPem].map((pem) => new X509Certificate(pem).raw.toString("base64")));
+  });
+
+  it("a chain whose first certificate is not the key's is refused", async () => {
+    const leaf = makeKey({ kind: "ec", curve: "P-256", encoding: "pkcs8" });
+    const other = makeKey({ kind: "ec", curve: "P-256", encoding: "pkcs8" });
+    const chainPath = `${makeTempDir()}/chain.crt`;
+    await Bun.write(
+      chainPath,
+      `${await Bun.file(other.certificatePath).text()}${await Bun.file(leaf.certificatePath).text()}`,
+    );
+    const { problems } = await loadSigningKey(
+      { keyPath: leaf.keyPath, certificatePath: chainPath, useThumbprintKid: false },
+      PATHS,
+    );
+    expect(problems.map((p) => p.path)).toEqual(["token.certificate"]);
+  });
+});
