@@ -7,7 +7,12 @@ import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
-import { loadConfigFile } from "../../src/config/load.ts";
+import {
+  EMBEDDED_DEFAULT_SOURCE,
+  embeddedDefaultConfig,
+  loadConfigFile,
+  prepareConfig,
+} from "../../src/config/load.ts";
 import { ConfigError, type ConfigProblem } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
 import { selfSignedCertificate, toPem } from "../../src/token/keys.ts";
@@ -558,5 +563,74 @@ acl:
     const admin = loaded.config.users?.admin?.password ?? "";
     expect(await verifier.verify("admin", "badmin", admin)).toBe(true);
     expect(await verifier.verify("test", "123", loaded.config.users?.test?.password ?? "")).toBe(true);
+  });
+});
+
+describe("the embedded default and the data directory", () => {
+  it("generates a key once in the data directory and reuses it", async () => {
+    const dataDir = join(makeTempDir(), "state");
+    const first = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, { dataDir, env: {} });
+    expect(first.generatedKey).toBe(true);
+    expect(first.config.server.addr).toBe("127.0.0.1:5001");
+    expect(first.config.token.services).toEqual(["registry"]);
+    expect(first.keyPaths?.keyPath.startsWith(dataDir)).toBe(true);
+    const second = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
+      dataDir,
+      env: {},
+    });
+    expect(second.generatedKey).toBe(false);
+    expect(second.signingKey?.kid).toBe(first.signingKey?.kid ?? "");
+  });
+
+  it("$STATE_DIRECTORY is the data directory when none is given", async () => {
+    const stateDirectory = makeTempDir();
+    const loaded = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
+      env: { STATE_DIRECTORY: `${stateDirectory}:/other` },
+    });
+    expect(loaded.dataDir).toBe(stateDirectory);
+  });
+
+  it("a data directory that is a file is a problem at data_dir", async () => {
+    const file = join(makeTempDir(), "not-a-dir");
+    writeFileSync(file, "");
+    let problems: ConfigProblem[] = [];
+    try {
+      await loadConfigFile(writeConfig(`${MINIMAL}data_dir: ${yamlString(file)}\n`), { env: {} });
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      problems = error.problems;
+    }
+    expectProblem(problems, "data_dir", /data directory/);
+  });
+
+  it("check-config mode creates nothing", async () => {
+    const dataDir = join(makeTempDir(), "never-created");
+    const loaded = await loadConfigFile(writeConfig(MINIMAL), { env: {}, dataDir, createFiles: false });
+    expect(loaded.signingKey).toBeNull();
+    expect(await Bun.file(join(dataDir, "token.key")).exists()).toBe(false);
+  });
+});
+
+describe("certificate validity window", () => {
+  it("a certificate that is not valid yet", async () => {
+    const dir = makeTempDir();
+    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+    const realNow = Date.now();
+    const clock = spyOn(Date, "now").mockImplementation(() => realNow + 30 * 86_400_000);
+    let certificate: Buffer;
+    try {
+      certificate = selfSignedCertificate(privateKey, publicKey, "future");
+    } finally {
+      clock.mockRestore();
+    }
+    const keyPath = join(dir, "token.key");
+    const certificatePath = join(dir, "token.crt");
+    writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+    writeFileSync(certificatePath, toPem("CERTIFICATE", certificate));
+    expectProblem(
+      await problemsOf(tokenSection({ keyPath, certificatePath })),
+      "token.certificate",
+      /not valid before/,
+    );
   });
 });
