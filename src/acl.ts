@@ -269,7 +269,51 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     });
     return null;
   }
+  if (isRegex && hasNestedQuantifier(source.slice(1, -1))) {
+    log.warn(
+      "acl regex has a quantified group that contains a quantifier; JavaScript's backtracking engine can take exponential time on a crafted name (docker_auth's RE2 does not). Rewrite it without nesting",
+      { path, pattern: source },
+    );
+  }
   return { source, isRegex, fixed: hasPlaceholder ? undefined : probe, labelKeys };
+}
+
+/**
+ * Whether a regex has a group with an unbounded quantifier inside that is itself unboundedly
+ * quantified, like `(a+)+` or `([a-z]+[-.]?)*`: the shape of most catastrophic-backtracking
+ * patterns. RE2 runs them in linear time, JavaScript does not, and ACL patterns meet
+ * client-chosen names. A heuristic: it also flags some harmless patterns such as `(\w+/)*`.
+ */
+export function hasNestedQuantifier(body: string): boolean {
+  const isUnboundedAt = (i: number) =>
+    body[i] === "*" || body[i] === "+" || (body[i] === "{" && /^\{\d*,\}/.test(body.slice(i)));
+  // One flag per open group: does it contain an unbounded quantifier?
+  const groups: boolean[] = [false];
+  let i = 0;
+  while (i < body.length) {
+    const c = body[i];
+    if (c === "\\") {
+      i += 2;
+    } else if (c === "[") {
+      i++;
+      if (body[i] === "^") i++;
+      if (body[i] === "]") i++;
+      while (i < body.length && body[i] !== "]") i += body[i] === "\\" ? 2 : 1;
+      i++;
+    } else if (c === "(") {
+      groups.push(false);
+      i++;
+    } else if (c === ")") {
+      const containsUnbounded = groups.length > 1 ? (groups.pop() as boolean) : false;
+      i++;
+      if (containsUnbounded && isUnboundedAt(i)) return true;
+      if (containsUnbounded || isUnboundedAt(i)) groups[groups.length - 1] = true;
+    } else {
+      if (isUnboundedAt(i)) groups[groups.length - 1] = true;
+      i++;
+    }
+  }
+  return false;
 }
 
 const dynamicCache = new Map<string, RegExp | null>();
