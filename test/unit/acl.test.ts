@@ -510,3 +510,23 @@ function quietMatches(match: Match, fields: RequestFields): boolean {
     restore();
   }
 }
+
+describe("regexes JavaScript may backtrack on", () => {
+  it("a nested quantifier is loaded but warned about at its key path", () => {
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    let problems: unknown[];
+    try {
+      ({ problems } = compileAcl(
+        [{ match: { name: "/^([a-z0-9]+[-_.]?)+\\/app$/" }, actions: ["pull"] }],
+        "acl",
+      ));
+    } finally {
+      restore();
+    }
+    expect(problems).toEqual([]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain("level=warn");
+    expect(lines[0]).toContain("path=acl.0.match.name");
+  });
+});

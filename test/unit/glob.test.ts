@@ -1,6 +1,6 @@
 /** Go path.Match semantics (what docker_auth uses for non-regex ACL patterns) and the quoting helpers. */
 import { describe, expect, it } from "bun:test";
-import { compileGoRegex } from "../../src/acl.ts";
+import { compileGoRegex, hasNestedQuantifier } from "../../src/acl.ts";
 import { compileGlob, escapeRegExp, quoteMeta } from "../../src/glob.ts";
 
 function globMatches(pattern: string, text: string): boolean {
@@ -160,4 +160,30 @@ describe("compileGoRegex (RE2 spellings)", () => {
   it("refuses malformed regexes", () => {
     for (const source of ["(", "[", "foo?*", "a**"]) expect(compileGoRegex(source)).toBeNull();
   });
+});
+
+describe("hasNestedQuantifier (catastrophic-backtracking shapes)", () => {
+  const flagged = [
+    "^(a+)+$",
+    "^([a-z0-9]+[-_.]?)+$",
+    "(x*)*",
+    "((ab)+c)*",
+    "(a{2,})+",
+    "(?:a+b?)+",
+    "(a|b+)*z",
+  ];
+  const clean = [
+    "^(.+)@test\\.com$",
+    "^(foo|bar)+$",
+    "[(+)]+",
+    "\\(a+\\)+",
+    "^(a+)$",
+    "(a+){2}",
+    "^(.+)@(.+?).test\\.com$",
+    "z$",
+    "[a-z]+/[a-z]+",
+    "^(ab)*$",
+  ];
+  for (const body of flagged) it(`flags ${body}`, () => expect(hasNestedQuantifier(body)).toBe(true));
+  for (const body of clean) it(`does not flag ${body}`, () => expect(hasNestedQuantifier(body)).toBe(false));
 });
