@@ -24,6 +24,10 @@ export const DEFAULT_VERIFIER_OPTIONS: PasswordVerifierOptions = {
   maxConcurrentVerifications: 4,
 };
 
+/** bcrypt's key schedule uses the first 72 bytes of the password. */
+const BCRYPT_MAX_PASSWORD_BYTES = 72;
+const BCRYPT_HASH = /^\$2[aby]\$/;
+
 /** A bcrypt hash of a random password: unknown users are checked against it (timing parity). */
 const DUMMY_HASH = await Bun.password.hash(randomBytes(18).toString("base64"), {
   algorithm: "bcrypt",
@@ -95,7 +99,14 @@ export class PasswordVerifier {
   private async verifyUncached(password: string, storedHash: string): Promise<boolean> {
     await this.acquire();
     try {
-      return await Bun.password.verify(password, storedHash);
+      if (await Bun.password.verify(password, storedHash)) return true;
+      // bcrypt reads at most 72 bytes. htpasswd and Go's bcrypt (docker_auth) ignore the rest;
+      // Bun pre-hashes longer passwords with SHA-512 instead (Bun PR #9010), so an imported
+      // hash of a long password never matched. Accept hashes made either way.
+      const bytes = Buffer.from(password);
+      if (bytes.length > BCRYPT_MAX_PASSWORD_BYTES && BCRYPT_HASH.test(storedHash))
+        return await Bun.password.verify(bytes.subarray(0, BCRYPT_MAX_PASSWORD_BYTES), storedHash);
+      return false;
     } catch {
       return false; // malformed hash: treated as a wrong password, reported at config load
     } finally {
