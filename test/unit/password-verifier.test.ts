@@ -199,6 +199,38 @@ describe("PasswordVerifier", () => {
   });
 });
 
+describe("passwords longer than bcrypt's 72 bytes", () => {
+  const long = `${"x".repeat(72)}-and-more-than-bcrypt-reads`;
+  // What htpasswd -B and Go's bcrypt (docker_auth) store: bcrypt over the first 72 bytes.
+  const truncatedHash = Bun.password.hashSync(Buffer.from(long).subarray(0, 72), {
+    algorithm: "bcrypt",
+    cost: 4,
+  });
+  // What Bun (regauth hash-password) stores: bcrypt over SHA-512 of the whole password.
+  const bunHash = hashPassword(long);
+
+  it("a hash made by htpasswd or docker_auth verifies with the whole password", async () => {
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", long, truncatedHash)).toBe(true);
+  });
+  it("a hash made by Bun verifies too", async () => {
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", long, bunHash)).toBe(true);
+  });
+  it("a wrong long password is refused by both", async () => {
+    const wrong = `${"y".repeat(72)}-and-more`;
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", wrong, truncatedHash)).toBe(false);
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", wrong, bunHash)).toBe(false);
+  });
+  it("a short password is not padded into a match", async () => {
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", "x".repeat(71), truncatedHash)).toBe(false);
+  });
+  it.skipIf(Bun.which("htpasswd") === null)("htpasswd -B output verifies", async () => {
+    const output = Bun.spawnSync(["htpasswd", "-nbB", "-C", "4", "alice", long]).stdout.toString().trim();
+    const hash = output.slice(output.indexOf(":") + 1);
+    expect(hash).toMatch(/^\$2y\$04\$/);
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", long, hash)).toBe(true);
+  });
+});
+
 describe("isSupportedHash", () => {
   const cases: [string, boolean][] = [
     [HASH, true],
