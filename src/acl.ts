@@ -7,8 +7,9 @@
  * the whole string. `${account}`, `${type}`, `${name}`, `${service}` are replaced by the request's
  * values quoted with QuoteMeta; `${field:N}` by capture group N of that field's own regex;
  * `${labels:KEY}` is tried with every value of the user's label KEY once plain matching fails.
- * One deliberate difference: label values are quoted too, so a label such as `*` or `.+` coming
- * from LDAP or a hook cannot widen a rule (docker_auth inserts them raw).
+ * One deliberate difference: label values and capture groups are quoted too, so a label such as
+ * `*` or `.+` coming from LDAP or a hook, or an account `*@corp` captured by `/^(.+)@corp$/`,
+ * cannot widen a rule (docker_auth inserts both raw).
  */
 import type { ConfigProblem } from "./errors.ts";
 import { compileGlob, quoteMeta } from "./glob.ts";
@@ -63,7 +64,6 @@ interface Rule {
   fields: Partial<Record<Field, Pattern>>;
   ip?: IpRange;
   labels: [string, Pattern][];
-  labelKeys: string[];
   grantsRequested: boolean;
   actions: Set<string>;
   description: string;
@@ -108,11 +108,9 @@ export function compileAcl(
           message: `not an IP address or CIDR range: ${JSON.stringify(rule.match.ip)}`,
         });
     }
-    const labelKeys = [...new Set(Object.values(fields).flatMap((p) => p.labelKeys))];
     const compiledRule: Rule = {
       fields,
       labels,
-      labelKeys,
       grantsRequested: rule.actions.length === 1 && rule.actions[0] === "*",
       actions: new Set(rule.actions),
       description: rule.comment ?? `${path}[${index}]`,
@@ -137,10 +135,32 @@ export function authorizeByAcl(acl: Acl, request: AuthzRequest): string[] | null
 export function ruleMatches(rule: Rule, request: AuthzRequest): boolean {
   if (rule.ip && (!request.ip || !ipInRange(request.ip.bytes, rule.ip))) return false;
   const captures = new CaptureCache(rule, request);
-  if (matchesWith(rule, request, captures, null)) return true;
-  if (rule.labelKeys.length === 0) return false;
-  // docker_auth tries the cartesian product of the values of every label placeholder in the rule.
-  const valueLists = rule.labelKeys.map((key) => request.labels[key] ?? []);
+  for (const field of FIELDS) {
+    const pattern = rule.fields[field];
+    if (pattern && !matchFieldWithLabels(rule, pattern, request[field], request, captures)) return false;
+  }
+  for (const [key, pattern] of rule.labels) {
+    const values = labelValues(request.labels, key);
+    if (!values.some((value) => matchPattern(pattern, value, request, captures, null))) return false;
+  }
+  return true;
+}
+
+/**
+ * One field's pattern, as docker_auth's matchStringWithLabelPermutations: plain first, then the
+ * cartesian product of the values of the label placeholders in this pattern. Each field picks
+ * its own combination: `${labels:team}` may stand for one team in `account` and another in `name`.
+ */
+function matchFieldWithLabels(
+  rule: Rule,
+  pattern: Pattern,
+  value: string,
+  request: AuthzRequest,
+  captures: CaptureCache,
+): boolean {
+  if (matchPattern(pattern, value, request, captures, null)) return true;
+  if (pattern.labelKeys.length === 0) return false;
+  const valueLists = pattern.labelKeys.map((key) => labelValues(request.labels, key));
   if (valueLists.some((values) => values.length === 0)) return false;
   const total = valueLists.reduce((n, values) => n * values.length, 1);
   if (total > MAX_LABEL_COMBINATIONS) {
@@ -153,32 +173,23 @@ export function ruleMatches(rule: Rule, request: AuthzRequest): boolean {
   const choice = new Map<string, string>();
   for (let n = 0; n < total; n++) {
     let rest = n;
-    rule.labelKeys.forEach((key, i) => {
-      const values = valueLists[i] as string[];
+    pattern.labelKeys.forEach((key, i) => {
+      const values = valueLists[i] as readonly string[];
       choice.set(key, values[rest % values.length] as string);
       rest = Math.floor(rest / values.length);
     });
-    if (matchesWith(rule, request, captures, choice)) return true;
+    if (matchPattern(pattern, value, request, captures, choice)) return true;
   }
   return false;
 }
 
-function matchesWith(
-  rule: Rule,
-  request: AuthzRequest,
-  captures: CaptureCache,
-  labelChoice: Map<string, string> | null,
-): boolean {
-  for (const field of FIELDS) {
-    const pattern = rule.fields[field];
-    if (pattern && !matchPattern(pattern, request[field], request, captures, labelChoice)) return false;
-  }
-  for (const [key, pattern] of rule.labels) {
-    const values = request.labels[key];
-    if (!values || !values.some((value) => matchPattern(pattern, value, request, captures, null)))
-      return false;
-  }
-  return true;
+/**
+ * A user's values for one label. Own properties only: a rule on a label named `constructor` or
+ * `toString` must see "no such label", not Object.prototype's function (which threw → 500).
+ */
+function labelValues(labels: Labels, key: string): readonly string[] {
+  const values = Object.hasOwn(labels, key) ? labels[key] : undefined;
+  return Array.isArray(values) ? values : [];
 }
 
 function matchPattern(
@@ -229,7 +240,8 @@ class CaptureCache {
       }
       this.groups.set(field, groups);
     }
-    if (!groups || index >= groups.length) {
+    // Group 0 (the whole match) is out of range too, as in docker_auth (index < 1).
+    if (!groups || index < 1 || index >= groups.length) {
       if (groups) log.warn("acl capture group out of range", { field, index });
       return undefined;
     }
@@ -239,9 +251,11 @@ class CaptureCache {
 
 function compilePattern(source: string, path: string, problems: ConfigProblem[]): Pattern | null {
   const isRegex = source.length > 2 && source.startsWith("/") && source.endsWith("/");
-  const labelKeys = [...source.matchAll(PLACEHOLDER)]
-    .filter((m) => m[1] === "labels" && m[2])
-    .map((m) => m[2] as string);
+  const labelKeys = [
+    ...new Set(
+      [...source.matchAll(PLACEHOLDER)].filter((m) => m[1] === "labels" && m[2]).map((m) => m[2] as string),
+    ),
+  ];
   const hasPlaceholder = PLACEHOLDER.test(source);
   PLACEHOLDER.lastIndex = 0;
   // Validate with placeholders replaced by a plain word, which is how they look after quoting.
@@ -255,7 +269,51 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     });
     return null;
   }
+  if (isRegex && hasNestedQuantifier(source.slice(1, -1))) {
+    log.warn(
+      "acl regex has a quantified group that contains a quantifier; JavaScript's backtracking engine can take exponential time on a crafted name (docker_auth's RE2 does not). Rewrite it without nesting",
+      { path, pattern: source },
+    );
+  }
   return { source, isRegex, fixed: hasPlaceholder ? undefined : probe, labelKeys };
+}
+
+/**
+ * Whether a regex has a group with an unbounded quantifier inside that is itself unboundedly
+ * quantified, like `(a+)+` or `([a-z]+[-.]?)*`: the shape of most catastrophic-backtracking
+ * patterns. RE2 runs them in linear time, JavaScript does not, and ACL patterns meet
+ * client-chosen names. A heuristic: it also flags some harmless patterns such as `(\w+/)*`.
+ */
+export function hasNestedQuantifier(body: string): boolean {
+  const isUnboundedAt = (i: number) =>
+    body[i] === "*" || body[i] === "+" || (body[i] === "{" && /^\{\d*,\}/.test(body.slice(i)));
+  // One flag per open group: does it contain an unbounded quantifier?
+  const groups: boolean[] = [false];
+  let i = 0;
+  while (i < body.length) {
+    const c = body[i];
+    if (c === "\\") {
+      i += 2;
+    } else if (c === "[") {
+      i++;
+      if (body[i] === "^") i++;
+      if (body[i] === "]") i++;
+      while (i < body.length && body[i] !== "]") i += body[i] === "\\" ? 2 : 1;
+      i++;
+    } else if (c === "(") {
+      groups.push(false);
+      i++;
+    } else if (c === ")") {
+      const containsUnbounded = groups.length > 1 ? (groups.pop() as boolean) : false;
+      i++;
+      if (containsUnbounded && isUnboundedAt(i)) return true;
+      if (containsUnbounded || isUnboundedAt(i)) groups[groups.length - 1] = true;
+    } else {
+      if (isUnboundedAt(i)) groups[groups.length - 1] = true;
+      i++;
+    }
+  }
+  return false;
 }
 
 const dynamicCache = new Map<string, RegExp | null>();

@@ -2,11 +2,16 @@
  * IP addresses and CIDR ranges for ACL `ip` matches, with Go's net.IPNet semantics (docker_auth):
  * a bare address is a /32 or /128, and IPv4 addresses also match in their IPv4-mapped IPv6 form.
  * Addresses are held as 16 bytes; IPv4 becomes ::ffff:a.b.c.d.
+ *
+ * Like Go's IPNet.Contains, an IPv4 range (also one written ::ffff:a.b.c.d/n) matches only IPv4
+ * clients, and an IPv6 range only IPv6 clients: `::/0` does not match 127.0.0.1.
  */
 
 export interface IpRange {
   bytes: Uint8Array;
   prefixBits: number;
+  /** True for an IPv4 range; then prefixBits >= 96 covers the ::ffff: prefix. */
+  isV4: boolean;
 }
 
 /** Parses an IPv4 or IPv6 address into 16 bytes, or null when it is not one. */
@@ -27,8 +32,8 @@ export function parseIpRange(text: string): IpRange | null {
   const addressText = slash === -1 ? text : text.slice(0, slash);
   const bytes = parseIp(addressText);
   if (!bytes) return null;
-  const isV4 = !addressText.includes(":");
-  const maxBits = isV4 ? 32 : 128;
+  const writtenAsV4 = !addressText.includes(":");
+  const maxBits = writtenAsV4 ? 32 : 128;
   let bits = maxBits;
   if (slash !== -1) {
     const prefixText = text.slice(slash + 1);
@@ -36,10 +41,19 @@ export function parseIpRange(text: string): IpRange | null {
     bits = Number(prefixText);
     if (bits > maxBits) return null;
   }
-  return { bytes, prefixBits: isV4 ? 96 + bits : bits };
+  if (writtenAsV4) return { bytes, prefixBits: 96 + bits, isV4: true };
+  // Go treats ::ffff:a.b.c.d/n as the IPv4 range a.b.c.d/(n-96), and /n < 96 as 0.0.0.0/0.
+  if (isV4Mapped(bytes)) return { bytes, prefixBits: Math.max(96, bits), isV4: true };
+  return { bytes, prefixBits: bits, isV4: false };
+}
+
+function isV4Mapped(bytes: Uint8Array): boolean {
+  for (let i = 0; i < 10; i++) if (bytes[i] !== 0) return false;
+  return bytes[10] === 0xff && bytes[11] === 0xff;
 }
 
 export function ipInRange(ip: Uint8Array, range: IpRange): boolean {
+  if (isV4Mapped(ip) !== range.isV4) return false;
   let bits = range.prefixBits;
   for (let i = 0; i < 16 && bits > 0; i++, bits -= 8) {
     const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
@@ -70,12 +84,12 @@ function parseIpv6(text: string): Uint8Array | null {
   const head = halves[0] === "" ? [] : (halves[0] as string).split(":");
   const tail = halves.length === 2 ? (halves[1] === "" ? [] : (halves[1] as string).split(":")) : [];
   const groups: number[] = [];
-  const pushGroups = (items: string[], into: number[]): boolean => {
+  const pushGroups = (items: string[], into: number[], isEnd: boolean): boolean => {
     for (let i = 0; i < items.length; i++) {
       const item = items[i] as string;
       if (item.includes(".")) {
-        // Embedded IPv4 is allowed only as the last item.
-        if (i !== items.length - 1) return false;
+        // Embedded IPv4 is allowed only as the last item of the whole address (not before "::").
+        if (!isEnd || i !== items.length - 1) return false;
         const v4 = parseIpv4(item);
         if (!v4) return false;
         into.push(((v4[0] as number) << 8) | (v4[1] as number), ((v4[2] as number) << 8) | (v4[3] as number));
@@ -88,7 +102,7 @@ function parseIpv6(text: string): Uint8Array | null {
   };
   const headGroups: number[] = [];
   const tailGroups: number[] = [];
-  if (!pushGroups(head, headGroups) || !pushGroups(tail, tailGroups)) return null;
+  if (!pushGroups(head, headGroups, halves.length === 1) || !pushGroups(tail, tailGroups, true)) return null;
   if (halves.length === 1) {
     if (headGroups.length !== 8) return null;
     groups.push(...headGroups);

@@ -54,9 +54,19 @@ export interface IssuedToken {
   grants: Grant[];
 }
 
+/**
+ * Longest `service` accepted. It becomes the token's `aud` verbatim, so without a bound one
+ * request could mint a megabyte token (security.md §7.3 B10); registry service names are short.
+ */
+export const MAX_SERVICE_LENGTH = 255;
+/** `client_id` is free-form and only logged (token.md); longer values are cut in the log. */
+const MAX_LOGGED_CLIENT_ID_LENGTH = 100;
+
 /** Issues a token, or throws BadRequest (malformed) / Unauthorized (bad credentials). */
 export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Promise<IssuedToken> {
   if (request.service === "") throw new BadRequest("the service parameter is required");
+  if (request.service.length > MAX_SERVICE_LENGTH)
+    throw new BadRequest(`the service parameter is longer than ${MAX_SERVICE_LENGTH} characters`);
   if (issuer.services && !issuer.services.has(request.service)) {
     throw new BadRequest(
       `unknown service ${JSON.stringify(request.service)}; this server issues tokens for ${[...issuer.services].join(", ")}`,
@@ -86,7 +96,7 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
     log.info("authentication failed", {
       account: credentials.username,
       ip: request.ip?.text,
-      client_id: request.clientId,
+      client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
     });
     throw new Unauthorized(decision.kind === "deny" ? decision.reason : undefined);
   }

@@ -50,7 +50,7 @@ export function parseScopes(values: readonly string[]): Scope[] {
     if (value === "") continue; // `scope=` with nothing: an authentication-only request.
     if (CONTROL.test(value)) throw new BadRequest("scope contains a control character");
     for (const piece of value.split(" ")) {
-      if (piece === "") throw new BadRequest(`malformed scope ${JSON.stringify(value)}: empty item`);
+      if (piece === "") throw new BadRequest(`malformed scope ${quoted(value)}: empty item`);
       const scope = parseOneScope(piece);
       const key = `${scope.type}\u0000${scope.name}`;
       const seen = byResource.get(key);
@@ -78,17 +78,17 @@ function parseOneScope(text: string): Scope {
     name = `${parts[1]}:${parts[2]}`;
     actionsPart = parts[3] as string;
   } else {
-    throw new BadRequest(`invalid scope ${JSON.stringify(text)}: expected type:name:actions`);
+    throw new BadRequest(`invalid scope ${quoted(text)}: expected type:name:actions`);
   }
   const type = RESOURCE_TYPE.exec(typePart);
-  if (!type) throw new BadRequest(`invalid scope ${JSON.stringify(text)}: bad resource type`);
+  if (!type) throw new BadRequest(`invalid scope ${quoted(text)}: bad resource type`);
   if (name.length === 0 || name.length > MAX_NAME_LENGTH || !RESOURCE_NAME.test(name)) {
-    throw new BadRequest(`invalid scope ${JSON.stringify(text)}: bad resource name`);
+    throw new BadRequest(`invalid scope ${quoted(text)}: bad resource name`);
   }
   const actions: string[] = [];
   for (const action of actionsPart.split(",")) {
     if (action === "") continue;
-    if (!ACTION.test(action)) throw new BadRequest(`invalid scope ${JSON.stringify(text)}: bad action`);
+    if (!ACTION.test(action)) throw new BadRequest(`invalid scope ${quoted(text)}: bad action`);
     actions.push(action);
   }
   const scope: Scope = { type: type[1] as string, name, actions: sortedUnique(actions) };
@@ -99,6 +99,14 @@ function parseOneScope(text: string): Scope {
 /** Sorted copy without duplicates; the token lists actions this way (docker_auth sorts too). */
 export function sortedUnique(items: readonly string[]): string[] {
   return [...new Set(items)].sort();
+}
+
+/** Longest piece of a rejected scope echoed back in an error message. */
+const MAX_ECHOED_CHARS = 80;
+
+/** The scope as a JSON string, shortened: the client sent it, so it need not read it back whole. */
+function quoted(text: string): string {
+  return JSON.stringify(text.length > MAX_ECHOED_CHARS ? `${text.slice(0, MAX_ECHOED_CHARS)}…` : text);
 }
 
 function tooMany(count: number): BadRequest {

@@ -24,6 +24,10 @@ export const DEFAULT_VERIFIER_OPTIONS: PasswordVerifierOptions = {
   maxConcurrentVerifications: 4,
 };
 
+/** bcrypt's key schedule uses the first 72 bytes of the password. */
+const BCRYPT_MAX_PASSWORD_BYTES = 72;
+const BCRYPT_HASH = /^\$2[aby]\$/;
+
 /** A bcrypt hash of a random password: unknown users are checked against it (timing parity). */
 const DUMMY_HASH = await Bun.password.hash(randomBytes(18).toString("base64"), {
   algorithm: "bcrypt",
@@ -46,11 +50,11 @@ export class PasswordVerifier {
   /** True when `password` matches `storedHash` (bcrypt $2a$/$2b$/$2y$ or argon2). Never throws for a bad hash. */
   async verify(username: string, password: string, storedHash: string): Promise<boolean> {
     if (password === "") return false;
+    // Length-prefixed fields: with a bare separator, ("alice", "\0pw") and ("alice\0", "pw")
+    // would give the same key, since usernames and passwords may contain NUL.
     const key = createHmac("sha256", this.hmacKey)
-      .update(username)
-      .update("\0")
-      .update(password)
-      .update("\0")
+      .update(`${Buffer.byteLength(username)}:${username}`)
+      .update(`${Buffer.byteLength(password)}:${password}`)
       .update(storedHash)
       .digest("base64");
     const expiry = this.verified.get(key);
@@ -117,7 +121,14 @@ export class PasswordVerifier {
   private async verifyUncached(password: string, storedHash: string): Promise<boolean> {
     await this.acquire();
     try {
-      return await Bun.password.verify(password, storedHash);
+      if (await Bun.password.verify(password, storedHash)) return true;
+      // bcrypt reads at most 72 bytes. htpasswd and Go's bcrypt (docker_auth) ignore the rest;
+      // Bun pre-hashes longer passwords with SHA-512 instead (Bun PR #9010), so an imported
+      // hash of a long password never matched. Accept hashes made either way.
+      const bytes = Buffer.from(password);
+      if (bytes.length > BCRYPT_MAX_PASSWORD_BYTES && BCRYPT_HASH.test(storedHash))
+        return await Bun.password.verify(bytes.subarray(0, BCRYPT_MAX_PASSWORD_BYTES), storedHash);
+      return false;
     } catch {
       return false; // malformed hash: treated as a wrong password, reported at config load
     } finally {

@@ -97,24 +97,21 @@ export async function prepareConfig(
     seen.add(path);
     problems.push({ path, message: describeSchemaError(error.message, error.value) });
   }
-  if (problems.length > 0) throw new ConfigError(source, problems);
+  // Sections the schema accepted are checked further even when others are broken, so that a
+  // typo in one place does not hide an invalid regex or key in another until the next run.
+  const schemaBroken = new Set(problems.map((p) => p.path.split(".")[0] ?? ""));
+  const isSound = (...sections: string[]) =>
+    !schemaBroken.has("") && sections.every((s) => !schemaBroken.has(s));
   const config = withDefaults as Config;
 
-  checkServer(config, problems);
-  for (const [name, user] of Object.entries(config.users ?? {})) {
-    if (user.password === undefined) {
-      if (name !== "")
-        problems.push({
-          path: `users.${name}.password`,
-          message: 'missing; only the anonymous user "" may have no password',
-        });
-    } else if (!isSupportedHash(user.password)) {
-      problems.push({
-        path: `users.${name}.password`,
-        message: "not a bcrypt ($2a$, $2b$, $2y$) or argon2 hash; make one with `regauth hash-password`",
-      });
-    }
+  if (isSound("server")) checkServer(config, problems);
+  if (schemaBroken.size > 0) {
+    // Check what can be checked, then report everything together.
+    if (isSound("users")) checkUsers(config, problems);
+    if (isSound("acl")) problems.push(...compileAcl(config.acl ?? [], "acl").problems);
+    throw new ConfigError(source, problems);
   }
+  checkUsers(config, problems);
   for (const section of ["ext_auth", "ext_authz"] as const) {
     const hook = config[section];
     if (hook) resolveHookProgram(hook, section, dirname(resolve(source)), env.PATH, problems);
@@ -163,6 +160,23 @@ export async function prepareConfig(
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return { config, source, acl, signingKey, dataDir, generatedKey, keyPaths: keyPaths ?? null };
+}
+
+function checkUsers(config: Config, problems: ConfigProblem[]): void {
+  for (const [name, user] of Object.entries(config.users ?? {})) {
+    if (user.password === undefined) {
+      if (name !== "")
+        problems.push({
+          path: `users.${name}.password`,
+          message: 'missing; only the anonymous user "" may have no password',
+        });
+    } else if (!isSupportedHash(user.password)) {
+      problems.push({
+        path: `users.${name}.password`,
+        message: "not a bcrypt ($2a$, $2b$, $2y$) or argon2 hash; make one with `regauth hash-password`",
+      });
+    }
+  }
 }
 
 function checkServer(config: Config, problems: ConfigProblem[]): void {

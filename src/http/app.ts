@@ -39,7 +39,8 @@ export function createApp(options: AppOptions) {
 
   return (
     new Elysia()
-      // Registered before the routes: Elysia applies a hook only to routes added after it.
+      // Elysia applies a hook only to routes registered after it: onError must come first, or
+      // errors thrown by the routes bypass it (plain-text bodies, no WWW-Authenticate on 401).
       .onError(({ error, code, request }) =>
         renderError(error, code, request, options.basicRealm, extraHeaders),
       )

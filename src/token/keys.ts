@@ -63,10 +63,12 @@ export async function loadSigningKey(
     warnIfReadableByOthers(files.keyPath);
     privateKey = createPrivateKey(readFileSync(files.keyPath));
   } catch (error) {
-    problems.push({
-      path: pathPrefix.key,
-      message: `cannot load private key ${files.keyPath}: ${describeError(error)}`,
-    });
+    // BoringSSL (Bun) answers DECODE_ERROR for every key it cannot parse, including EC keys on
+    // curves it does not know (secp256k1); say what is accepted instead of echoing that.
+    const reason = /DECODE_ERROR|NO_START_LINE|unsupported/i.test(describeError(error))
+      ? "not a private key regauth can use (RSA, or EC on P-256, P-384 or P-521; PEM as PKCS#1, PKCS#8 or SEC1)"
+      : describeError(error);
+    problems.push({ path: pathPrefix.key, message: `cannot load private key ${files.keyPath}: ${reason}` });
     return { problems };
   }
   const publicKey = createPublicKey(privateKey);

@@ -1,0 +1,189 @@
+/** Go path.Match semantics (what docker_auth uses for non-regex ACL patterns) and the quoting helpers. */
+import { describe, expect, it } from "bun:test";
+import { compileGoRegex, hasNestedQuantifier } from "../../src/acl.ts";
+import { compileGlob, escapeRegExp, quoteMeta } from "../../src/glob.ts";
+
+function globMatches(pattern: string, text: string): boolean {
+  const compiled = compileGlob(pattern);
+  if (!compiled) throw new Error(`bad pattern ${pattern}`);
+  return compiled.test(text);
+}
+
+describe("compileGlob matches like path.Match", () => {
+  // [pattern, text, matches] — many from Go's path/match_test.go semantics, restated.
+  const cases: [string, string, boolean][] = [
+    ["abc", "abc", true],
+    ["abc", "abcd", false],
+    ["abc", "xabc", false],
+    ["abc", "ABC", false],
+    ["*", "", true],
+    ["*", "abc", true],
+    ["*", "a/b", false],
+    ["a*", "a", true],
+    ["a*", "abc", true],
+    ["a*", "ab/c", false],
+    ["a*/b", "abc/b", true],
+    ["a*/b", "a/c/b", false],
+    ["*/*", "alice/app", true],
+    ["*/*", "alice/team/app", false],
+    ["a*b*c*d*e*/f", "axbxcxdxe/f", true],
+    ["a*b*c*d*e*/f", "axbxcxdxexxx/f", true],
+    ["a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false],
+    ["a*b?c*x", "abxbbxdbxebxczzx", true],
+    ["a*b?c*x", "abxbbxdbxebxczzy", false],
+    ["?", "", false],
+    ["?", "a", true],
+    ["?", "/", false],
+    ["?", "\u00e9", true],
+    ["a?c", "abc", true],
+    ["a?c", "ac", false],
+    ["[abc]", "b", true],
+    ["[abc]", "d", false],
+    ["[a-c]", "b", true],
+    ["[a-c]", "d", false],
+    ["[^a-c]", "d", true],
+    ["[^a-c]", "b", false],
+    ["[^a]", "/", true],
+    ["a[b-d]e", "ace", true],
+    ["[\\]]", "]", true],
+    ["[\\-]", "-", true],
+    ["[x\\-]", "-", true],
+    ["[x\\-]", "z", false],
+    ["[\\^a]", "^", true],
+    ["[a-\\z]", "m", true],
+    ["\\*", "*", true],
+    ["\\*", "a", false],
+    ["\\?", "?", true],
+    ["\\[", "[", true],
+    ["\\a", "a", true],
+    // Regular-expression metacharacters are plain characters in a glob.
+    ["a.b", "a.b", true],
+    ["a.b", "axb", false],
+    ["a+", "aa", false],
+    ["a+", "a+", true],
+    ["(a|b)", "a", false],
+    ["(a|b)", "(a|b)", true],
+    ["x{2}", "xx", false],
+    ["^a$", "^a$", true],
+    ["a/b", "a/b", true],
+    ["${account}", "${account}", true],
+    // `*` crosses newlines (it is "any non-separator"); the whole string must still match.
+    ["a*b", "a\nb", true],
+    ["ab", "ab\n", false],
+  ];
+  for (const [pattern, text, expected] of cases) {
+    it(`${JSON.stringify(pattern)} vs ${JSON.stringify(text)} → ${expected}`, () => {
+      expect(globMatches(pattern, text)).toBe(expected);
+    });
+  }
+});
+
+describe("bad glob patterns (Go's ErrBadPattern) compile to null", () => {
+  const bad = [
+    "[",
+    "[]",
+    "[^]",
+    "[a",
+    "a[",
+    "[a-]",
+    "[-a]",
+    "[]a]",
+    "[^]a]",
+    "[a-b-c]",
+    "\\",
+    "a\\",
+    "[\\",
+    "[x-\\",
+  ];
+  for (const pattern of bad) {
+    it(JSON.stringify(pattern), () => {
+      expect(compileGlob(pattern)).toBeNull();
+    });
+  }
+  it("a reversed range is refused (Go accepts it and never matches; we say so at load)", () => {
+    expect(compileGlob("[z-a]")).toBeNull();
+  });
+});
+
+describe("quoteMeta (Go regexp.QuoteMeta)", () => {
+  const samples = [
+    ".*",
+    "a.b",
+    "a+b",
+    "(x)",
+    "[a]",
+    "{1,2}",
+    "^$",
+    "a|b",
+    "back\\slash",
+    "?",
+    "*/*",
+    "plain",
+    "",
+  ];
+  for (const text of samples) {
+    it(`${JSON.stringify(text)} is literal in a regex and in a glob`, () => {
+      const quoted = quoteMeta(text);
+      expect(new RegExp(`^${quoted}$`, "u").test(text)).toBe(true);
+      expect(compileGlob(quoted)?.test(text)).toBe(true);
+    });
+  }
+  it("a quoted .* does not match other text", () => {
+    expect(new RegExp(`^${quoteMeta(".*")}$`, "u").test("anything")).toBe(false);
+    expect(compileGlob(quoteMeta("*"))?.test("anything")).toBe(false);
+  });
+  it("escapes exactly Go's set", () => {
+    expect(quoteMeta("\\.+*?()|[]{}^$")).toBe("\\\\\\.\\+\\*\\?\\(\\)\\|\\[\\]\\{\\}\\^\\$");
+    expect(quoteMeta("a-b/c_d:e@f")).toBe("a-b/c_d:e@f");
+  });
+  it("escapeRegExp makes text literal", () => {
+    const text = "a.b*c+d?e(f)g[h]i{j}k|l^m$n\\o/p";
+    expect(new RegExp(`^${escapeRegExp(text)}$`, "u").test(text)).toBe(true);
+  });
+});
+
+describe("compileGoRegex (RE2 spellings)", () => {
+  it("translates (?P<name>…) named groups", () => {
+    expect(compileGoRegex("^(?P<user>[a-z]+)@x$")?.exec("bob@x")?.groups?.user).toBe("bob");
+  });
+  it("honours a leading (?i) flag", () => {
+    expect(compileGoRegex("(?i)^admin$")?.test("ADMIN")).toBe(true);
+    expect(compileGoRegex("^admin$")?.test("ADMIN")).toBe(false);
+  });
+  it("is unanchored like regexp.Match", () => {
+    expect(compileGoRegex("admin")?.test("notadmin")).toBe(true);
+  });
+  it("refuses what RE2 cannot express", () => {
+    for (const source of ["(?=a)", "(?!a)", "(?<=a)b", "(?<!a)b", "(a)\\1"])
+      expect(compileGoRegex(source)).toBeNull();
+  });
+  it("refuses malformed regexes", () => {
+    for (const source of ["(", "[", "foo?*", "a**"]) expect(compileGoRegex(source)).toBeNull();
+  });
+});
+
+describe("hasNestedQuantifier (catastrophic-backtracking shapes)", () => {
+  const flagged = [
+    "^(a+)+$",
+    "^([a-z0-9]+[-_.]?)+$",
+    "(x*)*",
+    "((ab)+c)*",
+    "(a{2,})+",
+    "(?:a+b?)+",
+    "(a|b+)*z",
+  ];
+  const clean = [
+    "^(.+)@test\\.com$",
+    "^(foo|bar)+$",
+    "[(+)]+",
+    "\\(a+\\)+",
+    "^(a+)$",
+    "(a+){2}",
+    "^(.+)@(.+?).test\\.com$",
+    "z$",
+    "[a-z]+/[a-z]+",
+    "^(ab)*$",
+  ];
+  for (const body of flagged) it(`flags ${body}`, () => expect(hasNestedQuantifier(body)).toBe(true));
+  for (const body of clean) it(`does not flag ${body}`, () => expect(hasNestedQuantifier(body)).toBe(false));
+});

@@ -1,0 +1,80 @@
+/** The logfmt logger: client-chosen strings cannot forge lines or fields. */
+import { afterEach, describe, expect, it } from "bun:test";
+import { log } from "../../src/log.ts";
+
+let restore: (() => void) | null = null;
+afterEach(() => {
+  restore?.();
+  restore = null;
+  log.setLevel("info");
+});
+
+function capture(): string[] {
+  const lines: string[] = [];
+  restore = log.capture(lines);
+  return lines;
+}
+
+describe("log", () => {
+  it("writes logfmt with time, level and msg", () => {
+    const lines = capture();
+    log.info("token issued", { account: "alice", count: 3, ok: true });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^time=\d{4}-\d\d-\d\dT\S+Z level=info msg="token issued" account=alice count=3 ok=true$/,
+    );
+  });
+
+  const hostile: [string, string][] = [
+    ["LF", "alice\ntime=x level=error msg=forged"],
+    ["CR", "alice\rlevel=error"],
+    ["CRLF", "alice\r\nlevel=error"],
+    ["NUL", "ali\u0000ce"],
+    ["ESC (terminal control)", "\u001b[31mred\u001b[0m"],
+    ["DEL and C1", "a\u007fb\u0085c\u009bd"],
+    ["line separators", "a\u2028b\u2029c"],
+    ["quote and equals", 'alice" level=error msg="forged'],
+    ["backslash", 'a\\"b'],
+  ];
+  for (const [name, value] of hostile) {
+    it(`escapes ${name} in a value`, () => {
+      const lines = capture();
+      log.warn("authentication failed", { account: value });
+      expect(lines).toHaveLength(1);
+      const line = lines[0] ?? "";
+      expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+      // The value is one quoted JSON string that decodes back to the original.
+      const quoted = line.slice(line.indexOf("account=") + "account=".length);
+      expect(JSON.parse(quoted)).toBe(value);
+    });
+  }
+
+  it("escapes the message too", () => {
+    const lines = capture();
+    log.error("bad\nlevel=info msg=ok");
+    expect(lines[0]).toContain('msg="bad\\nlevel=info msg=ok"');
+  });
+
+  it("quotes empty strings, spaces and equals signs so fields stay separable", () => {
+    const lines = capture();
+    log.info("m", { a: "", b: "x y", c: "k=v", d: undefined });
+    expect(lines[0]).toEndWith('a="" b="x y" c="k=v" d=""');
+  });
+
+  it("prints errors by message and objects as JSON", () => {
+    const lines = capture();
+    log.info("m", { error: new Error("boom\nline2"), access: [{ name: "a", actions: ["pull"] }] });
+    expect(lines[0]).toContain('error="boom\\nline2"');
+    expect(lines[0]).toContain('access="[{\\"name\\":\\"a\\",\\"actions\\":[\\"pull\\"]}]"');
+  });
+
+  it("honours the level threshold", () => {
+    const lines = capture();
+    log.setLevel("warn");
+    log.debug("d");
+    log.info("i");
+    log.warn("w");
+    log.error("e");
+    expect(lines.map((line) => /level=(\w+)/.exec(line)?.[1])).toEqual(["warn", "error"]);
+  });
+});

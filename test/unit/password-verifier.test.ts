@@ -1,0 +1,252 @@
+/** The password verifier: success cache (HMAC-keyed, TTL, hash-bound), concurrency limit, single flight. */
+import { afterEach, describe, expect, it, spyOn } from "bun:test";
+import { isSupportedHash, PasswordVerifier } from "../../src/authn/password-verifier.ts";
+import { hashPassword } from "../helpers.ts";
+
+const HASH = hashPassword("secret");
+const OTHER_HASH = hashPassword("secret"); // same password, different salt
+
+const spies: { mockRestore(): void }[] = [];
+afterEach(() => {
+  for (const spy of spies.splice(0)) spy.mockRestore();
+});
+
+function countHashChecks() {
+  const spy = spyOn(Bun.password, "verify");
+  spies.push(spy);
+  return spy;
+}
+
+function verifierAt(
+  clock: { nowMs: number },
+  overrides: Partial<ConstructorParameters<typeof PasswordVerifier>[0]> = {},
+) {
+  return new PasswordVerifier({
+    cacheTtlSeconds: 60,
+    maxCacheEntries: 100,
+    maxConcurrentVerifications: 4,
+    now: () => clock.nowMs,
+    ...overrides,
+  });
+}
+
+/** Replaces Bun.password.verify with a controllable fake that records concurrency. */
+function slowHashChecks(result = true) {
+  const state = { running: 0, peak: 0, calls: 0, release: [] as (() => void)[] };
+  const spy = spyOn(Bun.password, "verify").mockImplementation(async () => {
+    state.calls++;
+    state.running++;
+    state.peak = Math.max(state.peak, state.running);
+    await new Promise<void>((resolve) => state.release.push(resolve));
+    state.running--;
+    return result;
+  });
+  spies.push(spy);
+  return state;
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+}
+
+describe("PasswordVerifier", () => {
+  it("verifies and rejects", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    expect(await verifier.verify("alice", "secret", HASH)).toBe(true);
+    expect(await verifier.verify("alice", "wrong", HASH)).toBe(false);
+  });
+
+  it("an empty password is false without hashing", async () => {
+    const checks = countHashChecks();
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", "", HASH)).toBe(false);
+    expect(checks).not.toHaveBeenCalled();
+  });
+
+  it("a cache hit does not hash again", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    const checks = countHashChecks();
+    expect(await verifier.verify("alice", "secret", HASH)).toBe(true);
+    expect(await verifier.verify("alice", "secret", HASH)).toBe(true);
+    expect(checks).toHaveBeenCalledTimes(1);
+    expect(verifier.cacheSize).toBe(1);
+  });
+
+  it("entries expire after the TTL (injected clock)", async () => {
+    const clock = { nowMs: 1_000_000 };
+    const verifier = verifierAt(clock, { cacheTtlSeconds: 30 });
+    const checks = countHashChecks();
+    await verifier.verify("alice", "secret", HASH);
+    clock.nowMs += 29_999;
+    await verifier.verify("alice", "secret", HASH);
+    expect(checks).toHaveBeenCalledTimes(1);
+    clock.nowMs += 1;
+    await verifier.verify("alice", "secret", HASH);
+    expect(checks).toHaveBeenCalledTimes(2);
+  });
+
+  it("a changed hash misses, even for the same password", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    const checks = countHashChecks();
+    await verifier.verify("alice", "secret", HASH);
+    expect(await verifier.verify("alice", "secret", OTHER_HASH)).toBe(true);
+    expect(checks).toHaveBeenCalledTimes(2);
+    expect(await verifier.verify("alice", "secret", hashPassword("rotated"))).toBe(false);
+  });
+
+  it("the cache is per user: another name with the same password and hash misses", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    const checks = countHashChecks();
+    await verifier.verify("alice", "secret", HASH);
+    await verifier.verify("bob", "secret", HASH);
+    expect(checks).toHaveBeenCalledTimes(2);
+  });
+
+  it("the user/password boundary cannot be shifted by a NUL", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    const checks = countHashChecks();
+    const hash = hashPassword("\u0000secret");
+    expect(await verifier.verify("alice", "\u0000secret", hash)).toBe(true);
+    expect(await verifier.verify("alice\u0000", "secret", hash)).toBe(false);
+    expect(checks).toHaveBeenCalledTimes(2);
+  });
+
+  it("only successes are cached", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    const checks = countHashChecks();
+    for (let i = 0; i < 3; i++) expect(await verifier.verify("alice", "wrong", HASH)).toBe(false);
+    expect(checks).toHaveBeenCalledTimes(3);
+    expect(verifier.cacheSize).toBe(0);
+  });
+
+  it("the cache holds at most maxCacheEntries", async () => {
+    const verifier = verifierAt({ nowMs: 0 }, { maxCacheEntries: 3 });
+    for (const user of ["a", "b", "c", "d", "e"]) await verifier.verify(user, "secret", HASH);
+    expect(verifier.cacheSize).toBe(3);
+  });
+
+  it("clear() forgets every success", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    await verifier.verify("alice", "secret", HASH);
+    verifier.clear();
+    expect(verifier.cacheSize).toBe(0);
+  });
+
+  it("a malformed hash is false, not an exception", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    for (const hash of [
+      "",
+      "plain",
+      "$2y$05$short",
+      "$argon2id$v=19$m=1,t=1,p=1$bad$bad",
+      "$2y$99$".padEnd(60, "a"),
+    ])
+      expect(await verifier.verify("alice", "secret", hash)).toBe(false);
+  });
+
+  it("never runs more hash checks at once than the limit; the rest queue", async () => {
+    const verifier = verifierAt({ nowMs: 0 }, { maxConcurrentVerifications: 2 });
+    const state = slowHashChecks();
+    const results = ["a", "b", "c", "d", "e"].map((user) => verifier.verify(user, "secret", HASH));
+    await settle();
+    expect(state.running).toBe(2);
+    while (state.calls < 5 || state.release.length > 0) {
+      state.release.shift()?.();
+      await settle();
+    }
+    expect(await Promise.all(results)).toEqual([true, true, true, true, true]);
+    expect(state.peak).toBe(2);
+    expect(state.calls).toBe(5);
+  });
+
+  it("the dummy check counts against the limit too", async () => {
+    const verifier = verifierAt({ nowMs: 0 }, { maxConcurrentVerifications: 1 });
+    const state = slowHashChecks(false);
+    const pending = [verifier.verifyDummy("x"), verifier.verify("alice", "secret", HASH)];
+    await settle();
+    expect(state.running).toBe(1);
+    while (state.calls < 2 || state.release.length > 0) {
+      state.release.shift()?.();
+      await settle();
+    }
+    expect(await Promise.all(pending)).toEqual([false, false]);
+    expect(state.peak).toBe(1);
+  });
+
+  it("identical concurrent requests share one hash check (single flight)", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    const state = slowHashChecks();
+    const results = Array.from({ length: 10 }, () => verifier.verify("alice", "secret", HASH));
+    await settle();
+    expect(state.calls).toBe(1);
+    state.release.shift()?.();
+    expect(await Promise.all(results)).toEqual(Array(10).fill(true));
+    expect(state.calls).toBe(1);
+  });
+
+  it("single flight does not merge different passwords", async () => {
+    const verifier = verifierAt({ nowMs: 0 });
+    const results = await Promise.all([
+      verifier.verify("alice", "secret", HASH),
+      verifier.verify("alice", "wrong", HASH),
+    ]);
+    expect(results).toEqual([true, false]);
+  });
+
+  it("verifyDummy is always false and really hashes", async () => {
+    const checks = countHashChecks();
+    expect(await verifierAt({ nowMs: 0 }).verifyDummy("anything")).toBe(false);
+    expect(checks).toHaveBeenCalledTimes(1);
+  });
+});
+
+describe("passwords longer than bcrypt's 72 bytes", () => {
+  const long = `${"x".repeat(72)}-and-more-than-bcrypt-reads`;
+  // What htpasswd -B and Go's bcrypt (docker_auth) store: bcrypt over the first 72 bytes.
+  const truncatedHash = Bun.password.hashSync(Buffer.from(long).subarray(0, 72), {
+    algorithm: "bcrypt",
+    cost: 4,
+  });
+  // What Bun (regauth hash-password) stores: bcrypt over SHA-512 of the whole password.
+  const bunHash = hashPassword(long);
+
+  it("a hash made by htpasswd or docker_auth verifies with the whole password", async () => {
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", long, truncatedHash)).toBe(true);
+  });
+  it("a hash made by Bun verifies too", async () => {
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", long, bunHash)).toBe(true);
+  });
+  it("a wrong long password is refused by both", async () => {
+    const wrong = `${"y".repeat(72)}-and-more`;
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", wrong, truncatedHash)).toBe(false);
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", wrong, bunHash)).toBe(false);
+  });
+  it("a short password is not padded into a match", async () => {
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", "x".repeat(71), truncatedHash)).toBe(false);
+  });
+  it.skipIf(Bun.which("htpasswd") === null)("htpasswd -B output verifies", async () => {
+    const output = Bun.spawnSync(["htpasswd", "-nbB", "-C", "4", "alice", long]).stdout.toString().trim();
+    const hash = output.slice(output.indexOf(":") + 1);
+    expect(hash).toMatch(/^\$2y\$04\$/);
+    expect(await verifierAt({ nowMs: 0 }).verify("alice", long, hash)).toBe(true);
+  });
+});
+
+describe("isSupportedHash", () => {
+  const cases: [string, boolean][] = [
+    [HASH, true],
+    ["$2y$05$LO.vzwpWC5LZGqThvEfznu8qhb5SGqvBSWY1J3yZ4AxtMRZ3kN5jC", true],
+    [HASH.replace("$2b$", "$2a$"), true],
+    [Bun.password.hashSync("x", { algorithm: "argon2id", memoryCost: 1024, timeCost: 1 }), true],
+    ["", false],
+    ["secret", false],
+    ["$1$abc$Zx1ZXSkJgEXpTNsKDXW2e.", false],
+    ["{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=", false],
+    [HASH.slice(0, -1), false],
+    [`${HASH}x`, false],
+    [`${HASH}\n`, false],
+  ];
+  for (const [hash, expected] of cases) {
+    it(`${JSON.stringify(hash.slice(0, 30))}… → ${expected}`, () =>
+      expect(isSupportedHash(hash)).toBe(expected));
+  }
+});
