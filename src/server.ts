@@ -9,6 +9,7 @@ import { staticUsersAuthenticator } from "./authn/static-users.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
 import { createApp } from "./http/app.ts";
+import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
 
@@ -25,6 +26,8 @@ export function buildIssuer(
   const { config } = loaded;
   const authenticators: Authenticator[] = [];
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
+  // database and ext_auth come here, in that order (README "Order of back-ends").
+  if (config.ldap_auth) authenticators.push(ldapAuthenticator(config.ldap_auth));
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
   return {
     issuer: config.token.issuer,

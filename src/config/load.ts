@@ -9,6 +9,7 @@ import { Value } from "@sinclair/typebox/value";
 import { type Acl, compileAcl } from "../acl.ts";
 import { isSupportedHash } from "../authn/password-verifier.ts";
 import { type ConfigProblem, ConfigError } from "../errors.ts";
+import { checkLdapConfig } from "../ldap/config.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { Config } from "./schema.ts";
 
@@ -116,6 +117,7 @@ export async function prepareConfig(
   }
   const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
   problems.push(...aclProblems);
+  if (config.ldap_auth) checkLdapConfig(config.ldap_auth, "ldap_auth", problems);
 
   const dataDir = resolve(
     options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",

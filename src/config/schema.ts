@@ -4,6 +4,7 @@
  * unchanged; unlike docker_auth, an unknown key or a wrong type is an error, never ignored.
  */
 import { type Static, Type } from "@sinclair/typebox";
+import { LdapAuthConfig } from "../ldap/config.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -100,6 +101,7 @@ export const Config = Type.Object(
     token: TokenConfig,
     users: Type.Optional(Type.Record(Type.String(), UserConfig)),
     acl: Type.Optional(Type.Array(AclEntryConfig)),
+    ldap_auth: Type.Optional(LdapAuthConfig),
     data_dir: Type.Optional(
       Type.String({
         description:
