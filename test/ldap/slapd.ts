@@ -229,7 +229,7 @@ async function canConnect(port: number): Promise<boolean> {
 /** A person entry under ou=people (or another OU) with a uid and a password. */
 export function person(uid: string, password: string, ou = "people"): LdapEntry {
   return {
-    dn: `uid=${uid},ou=${ou},${BASE_DN}`,
+    dn: `uid=${uid.replace(/[,+"\\<>;=]/g, "\\$&")},ou=${ou},${BASE_DN}`, // RFC 4514 specials, written by hand
     attributes: {
       objectClass: "inetOrgPerson",
       uid,
