@@ -15,11 +15,15 @@ const strict = { additionalProperties: false } as const;
 export const LdapLabelConfig = Type.Object(
   {
     attribute: Type.String({ minLength: 1, description: "LDAP attribute whose values become the label." }),
-    parse_cn: Type.Boolean({
-      default: false,
-      description: "Keep only the CN of DN values: cn=qa,ou=groups,dc=x → qa.",
-    }),
-    lower_case: Type.Boolean({ default: false, description: "Lower-case the values (after parse_cn)." }),
+    // Optional rather than defaulted: TypeBox's Value.Default does not descend into Record values.
+    parse_cn: Type.Optional(
+      Type.Boolean({
+        description: "Keep only the CN of DN values: cn=qa,ou=groups,dc=x → qa. Default false.",
+      }),
+    ),
+    lower_case: Type.Optional(
+      Type.Boolean({ description: "Lower-case the values (after parse_cn). Default false." }),
+    ),
   },
   strict,
 );
@@ -258,7 +262,11 @@ export function checkLdapConfig(
     labels: Object.fromEntries(
       Object.entries(section.labels ?? {}).map(([label, mapping]) => [
         label,
-        { attribute: mapping.attribute, parseCn: mapping.parse_cn, lowerCase: mapping.lower_case },
+        {
+          attribute: mapping.attribute,
+          parseCn: mapping.parse_cn ?? false,
+          lowerCase: mapping.lower_case ?? false,
+        },
       ]),
     ),
     initialBindAsUser: section.initial_bind_as_user,
