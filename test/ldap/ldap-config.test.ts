@@ -84,6 +84,12 @@ describe("ldap_auth config", () => {
     expect(settings.tls).toBe(tls as "none");
   });
 
+  test("an Active Directory filter with an extensible match loads", () => {
+    const filter =
+      "(&(sAMAccountName=${account})(objectCategory=person)(!(userAccountControl:1.2.840.113556.1.4.803:=2)))";
+    expect(settingsOf({ ...valid, filter }).accountAttribute).toBe("samaccountname");
+  });
+
   test("the service password is read trimmed", () => {
     expect(settingsOf(valid).bindPasswordFile).toBe(passwordFile);
   });
