@@ -162,6 +162,8 @@ class LdapLogin implements LdapAuthenticator {
       return DENY;
     }
     const entry = entries[0] as (typeof entries)[number];
+    // A bind with an empty DN is anonymous whatever the password (RFC 4513 §5.1.1): never a login.
+    if (entry.dn.trim() === "") return DENY;
 
     if (!(await this.bindUser(connection, entry.dn, password, username))) return DENY;
 
