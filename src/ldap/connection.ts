@@ -22,32 +22,46 @@ export class ConnectionLost extends Error {
   }
 }
 
+/**
+ * A pooled connection idle longer than this is replaced rather than reused. Stateful firewalls and
+ * NAT drop idle TCP state silently (the next request then hangs until the operation timeout), and
+ * Active Directory closes idle LDAP connections after MaxConnIdleTime (900 s by default).
+ */
+const MAX_IDLE_MS = 120_000;
+
 export class LdapConnection {
   private client: Client | null = null;
   /** Only meaningful while `client` is connected. */
   bindState: BindState = "anonymous";
-  /** True once a healthy connection was used, so a failure on it may be a stale socket worth one retry. */
+  /** True when open() kept an existing socket: a failure on it may be a stale socket worth one retry. */
   reused = false;
+  private lastUsedMs = 0;
 
-  constructor(private readonly settings: LdapSettings) {}
+  constructor(
+    private readonly settings: LdapSettings,
+    private readonly nowMs: () => number = () => performance.now(),
+  ) {}
 
   get isOpen(): boolean {
     return this.client?.isConnected === true;
   }
 
   /**
-   * Returns a connected client: the current one if its socket is still open, else a new one,
-   * connected and (for StartTLS) upgraded before anything else is sent. A failed upgrade throws
-   * and leaves nothing behind, so no bind can follow in clear text.
+   * Makes sure there is a client whose socket is open: the current one if it is still open and was
+   * used recently, else a new one, connected and (for StartTLS) upgraded before anything else is
+   * sent. A failed upgrade throws and leaves nothing behind, so no bind can follow in clear text.
+   * Plain and LDAPS clients connect on their first operation (ldapts connects lazily).
    */
   async open(): Promise<void> {
-    if (this.client?.isConnected) {
+    const now = this.nowMs();
+    const idleMs = now - this.lastUsedMs;
+    this.lastUsedMs = now;
+    if (this.client?.isConnected && idleMs <= MAX_IDLE_MS) {
       this.reused = true;
       return;
     }
     this.close();
     this.reused = false;
-    this.bindState = "anonymous";
     const { settings } = this;
     const client = new Client({
       url: settings.url,
@@ -57,13 +71,11 @@ export class LdapConnection {
       ...(settings.tls === "always" ? { tlsOptions: this.tlsOptions() } : {}),
     });
     this.client = client;
+    if (settings.tls !== "starttls") return;
     try {
-      if (settings.tls === "starttls") {
-        // startTLS connects, sends the extended operation, then upgrades the same socket.
-        await withTimeout(client.startTLS(this.tlsOptions()), settings.connectTimeoutMs, "StartTLS");
-      } else {
-        // ldapts connects lazily; an anonymous no-op is not needed: the first bind connects.
-      }
+      // startTLS connects, sends the StartTLS extended operation (RFC 4511 §4.14), then upgrades
+      // the same socket; ldapts puts no time limit on the handshake, hence the outer one.
+      await withTimeout(client.startTLS(this.tlsOptions()), settings.connectTimeoutMs, "StartTLS");
     } catch (error) {
       this.close();
       throw error;

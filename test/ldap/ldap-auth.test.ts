@@ -23,10 +23,12 @@ import {
 const ALICE = person("alice", "alice-pw");
 const BOB = person("bob", "bob-pw");
 const ADMIN = person("admin", "admin-pw");
-const JANE = person("jane", "jane-pw");
+const JANE = person("jane", "jane-pw", "people", { mail: "jane@example.org" });
 const COMMA = person("a,b", "comma-pw"); // uid with a comma: its DN is uid=a\,b,ou=people,...
 const TWIN_PEOPLE = person("twin", "twin-pw");
 const TWIN_CONTRACTORS = person("twin", "twin-pw", "contractors");
+// Two uid values (an alias) and a mail address, for the account-name tests.
+const ROBERT = person(["robert", "bob.r"], "robert-pw", "people", { mail: "Robert@Example.org" });
 const FILTER = "(&(uid=${account})(objectClass=inetOrgPerson))";
 
 let slapd: Slapd;
@@ -47,6 +49,7 @@ beforeAll(async () => {
     COMMA,
     TWIN_PEOPLE,
     TWIN_CONTRACTORS,
+    ROBERT,
     group("Developers", [ALICE.dn, COMMA.dn]),
     group("ops", [ALICE.dn]),
   ]);
@@ -301,6 +304,80 @@ describe("plain LDAP", () => {
     expect(maxInUse).toBeLessThanOrEqual(4);
     await Bun.sleep(50);
     expect(slapd.acceptedSince(mark)).toBeLessThanOrEqual(4);
+  });
+});
+
+describe("account names and labels", () => {
+  let made: Made;
+  beforeAll(async () => {
+    made = await ldapApp({
+      filter: "(|(uid=${account})(mail=${account}))",
+      account_attribute: "uid",
+      labels: {
+        group_dn: { attribute: "memberOf" },
+        group: { attribute: "memberof", parse_cn: true },
+        email: { attribute: "mail", lower_case: true },
+        phone: { attribute: "telephoneNumber" },
+      },
+    });
+  });
+  afterAll(() => made.authenticator.close());
+
+  const authenticate = async (username: string, password: string) =>
+    await made.authenticator.authenticate({ username, password }, { ip: null });
+
+  test("labels: raw DNs, parse_cn keeps the case without lower_case, a missing attribute gives no label", async () => {
+    expect(await authenticate("alice", "alice-pw")).toEqual({
+      kind: "allow",
+      account: "alice",
+      labels: {
+        group_dn: [`cn=Developers,ou=groups,${BASE_DN}`, `cn=ops,ou=groups,${BASE_DN}`],
+        group: ["Developers", "ops"],
+      },
+    });
+  });
+
+  test("with a multi-valued uid the value the user typed is the account, in the directory's case", async () => {
+    expect(await authenticate("BOB.R", "robert-pw")).toMatchObject({ kind: "allow", account: "bob.r" });
+    expect(await authenticate("Robert", "robert-pw")).toMatchObject({ kind: "allow", account: "robert" });
+  });
+
+  test("a login by mail becomes the uid account; with two uids and no match it is ambiguous and denied", async () => {
+    expect(await authenticate("JANE@example.org", "jane-pw")).toMatchObject({
+      kind: "allow",
+      account: "jane",
+    });
+    const { result, lines } = await captureLogs(() => authenticate("robert@example.org", "robert-pw"));
+    expect(result).toEqual({ kind: "deny" });
+    expect(lines.join("\n")).toContain("cannot tell the account name");
+  });
+
+  test("deny outcomes are values, not errors: wrong password, unknown user", async () => {
+    expect(await authenticate("robert", "wrong")).toEqual({ kind: "deny" });
+    expect(await authenticate("nobody", "x")).toEqual({ kind: "no-match" });
+  });
+});
+
+describe("server-side idle timeout (like Active Directory's MaxConnIdleTime)", () => {
+  let idle: Slapd;
+  beforeAll(async () => {
+    idle = await startSlapd({ globalDirectives: "idletimeout 1" });
+    await idle.add([person("alice", "alice-pw")]);
+  });
+  afterAll(async () => {
+    await idle.stop();
+  });
+
+  test("a connection slapd closed while idle is replaced; the next login works", async () => {
+    const made = await ldapApp({ addr: `127.0.0.1:${idle.port}`, labels: {} });
+    try {
+      expect((await login(made, "alice", "alice-pw")).status).toBe(200);
+      await Bun.sleep(2500); // slapd checks idle connections every idletimeout/2 seconds
+      expect(idle.log()).toMatch(/closed \(idletimeout\)/);
+      expect((await login(made, "alice", "alice-pw")).status).toBe(200);
+    } finally {
+      made.authenticator.close();
+    }
   });
 });
 

@@ -111,7 +111,7 @@ afterAll(async () => {
   running.clear();
 });
 
-function slapdConf(dir: string, pki: TestPki): string {
+function slapdConf(dir: string, pki: TestPki, globalDirectives: string): string {
   return `include /etc/ldap/schema/core.schema
 include /etc/ldap/schema/cosine.schema
 include /etc/ldap/schema/inetorgperson.schema
@@ -123,6 +123,7 @@ argsfile ${join(dir, "slapd.args")}
 TLSCACertificateFile ${pki.caPath}
 TLSCertificateFile ${pki.certPath}
 TLSCertificateKeyFile ${pki.keyPath}
+${globalDirectives}
 database mdb
 maxsize 33554432
 suffix "${BASE_DN}"
@@ -137,13 +138,15 @@ overlay memberof
 }
 
 /** Starts slapd with the base entries (organisation, ou=people, ou=groups, the service account). */
-export async function startSlapd(options: { pki?: TestPki } = {}): Promise<Slapd> {
+export async function startSlapd(
+  options: { pki?: TestPki /** e.g. "idletimeout 1" */; globalDirectives?: string } = {},
+): Promise<Slapd> {
   const binary = requireSlapd();
   const dir = makeTempDir("regauth-slapd-");
   const pki = options.pki ?? makeTestPki();
   mkdirSync(join(dir, "db"));
   const confPath = join(dir, "slapd.conf");
-  writeFileSync(confPath, slapdConf(dir, pki));
+  writeFileSync(confPath, slapdConf(dir, pki, options.globalDirectives ?? ""));
   const port = await freePort();
   const tlsPort = await freePort();
   let logText = "";
@@ -227,15 +230,22 @@ async function canConnect(port: number): Promise<boolean> {
 }
 
 /** A person entry under ou=people (or another OU) with a uid and a password. */
-export function person(uid: string, password: string, ou = "people"): LdapEntry {
+export function person(
+  uid: string | string[],
+  password: string,
+  ou = "people",
+  extra: Record<string, string | string[]> = {},
+): LdapEntry {
+  const rdn = (Array.isArray(uid) ? uid[0] : uid) as string;
   return {
-    dn: `uid=${uid.replace(/[,+"\\<>;=]/g, "\\$&")},ou=${ou},${BASE_DN}`, // RFC 4514 specials, written by hand
+    dn: `uid=${rdn.replace(/[,+"\\<>;=]/g, "\\$&")},ou=${ou},${BASE_DN}`, // RFC 4514 specials, written by hand
     attributes: {
       objectClass: "inetOrgPerson",
       uid,
-      cn: uid,
-      sn: uid,
+      cn: rdn,
+      sn: rdn,
       userPassword: password,
+      ...extra,
     },
   };
 }
