@@ -267,7 +267,7 @@ function isConnectionFailure(error: unknown): boolean {
   if (error instanceof ConnectionLost) return true;
   if (error instanceof ResultCodeError || error instanceof DirectoryUnavailable) return false;
   const message = error instanceof Error ? error.message : "";
-  return /Connection closed|Socket error|ECONNRESET|EPIPE/.test(message);
+  return /Connection closed|Socket error|Socket connection not established|ECONNRESET|EPIPE/.test(message);
 }
 
 function describe(error: unknown): string {

@@ -301,7 +301,7 @@ describe("plain LDAP", () => {
     const results = await Promise.all(cases.map((c) => login(made, c.user, c.password)));
     clearInterval(sampler);
     expect(results).toEqual(cases.map((c) => c.expected));
-    expect(maxInUse).toBeLessThanOrEqual(4);
+    expect(maxInUse).toBe(4); // the pool was saturated, and never exceeded
     await Bun.sleep(50);
     expect(slapd.acceptedSince(mark)).toBeLessThanOrEqual(4);
   });
