@@ -27,7 +27,10 @@ export function buildIssuer(
   const authenticators: Authenticator[] = [];
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
   // database and ext_auth come here, in that order (README "Order of back-ends").
-  if (config.ldap_auth) authenticators.push(ldapAuthenticator(config.ldap_auth));
+  if (config.ldap_auth)
+    authenticators.push(
+      ldapAuthenticator(config.ldap_auth, { reservedAccounts: new Set(Object.keys(config.users ?? {})) }),
+    );
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
   return {
     issuer: config.token.issuer,

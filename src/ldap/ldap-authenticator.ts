@@ -45,12 +45,24 @@ export interface LdapAuthenticator extends Authenticator {
   readonly pool: { readonly inUse: number; readonly size: number };
 }
 
-export function ldapAuthenticator(section: LdapAuthConfig): LdapAuthenticator {
+export interface LdapAuthenticatorOptions {
+  /**
+   * Names that earlier authenticators own (the config file's users). The chain asks them first, so
+   * the exact name never reaches LDAP; but `ADMIN` would, and must not become the account `admin`
+   * through the directory's spelling and inherit ACL rules written for the local `admin`.
+   */
+  reservedAccounts?: ReadonlySet<string>;
+}
+
+export function ldapAuthenticator(
+  section: LdapAuthConfig,
+  options: LdapAuthenticatorOptions = {},
+): LdapAuthenticator {
   const problems: ConfigProblem[] = [];
   const settings = checkLdapConfig(section, "ldap_auth", problems);
   // load.ts has already reported these; reaching here with problems is a programming error.
   if (!settings) throw new ConfigError("ldap_auth", problems);
-  return new LdapLogin(settings);
+  return new LdapLogin(settings, options.reservedAccounts ?? new Set());
 }
 
 /** Why a login could not be decided; becomes the log line, never the client's message. */
@@ -67,7 +79,10 @@ class LdapLogin implements LdapAuthenticator {
   private readonly attributes: string[];
   private available = true;
 
-  constructor(private readonly settings: LdapSettings) {
+  constructor(
+    private readonly settings: LdapSettings,
+    private readonly reservedAccounts: ReadonlySet<string>,
+  ) {
     this.pool = new LdapConnectionPool(settings);
     const wanted = Object.values(settings.labels).map((label) => label.attribute);
     if (settings.accountAttribute) wanted.push(settings.accountAttribute);
@@ -170,6 +185,13 @@ class LdapLogin implements LdapAuthenticator {
     const values = attributeValues(entry);
     const account = this.canonicalAccount(username, values, entry.dn);
     if (account === null) return DENY;
+    if (this.reservedAccounts.has(account)) {
+      log.warn("ldap_auth login refused: the directory's name for it belongs to a config user", {
+        account: username,
+        canonical: account,
+      });
+      return DENY;
+    }
     const labels: Labels = {};
     for (const [label, mapping] of Object.entries(settings.labels)) {
       const raw = values.get(mapping.attribute.toLowerCase());

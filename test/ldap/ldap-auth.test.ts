@@ -23,6 +23,7 @@ import {
 const ALICE = person("alice", "alice-pw");
 const BOB = person("bob", "bob-pw");
 const ADMIN = person("admin", "admin-pw");
+const EVE = person("eve", "eve-pw"); // also a config user, with another password
 const JANE = person("jane", "jane-pw", "people", { mail: "jane@example.org" });
 const COMMA = person("a,b", "comma-pw"); // uid with a comma: its DN is uid=a\,b,ou=people,...
 const TWIN_PEOPLE = person("twin", "twin-pw");
@@ -46,6 +47,7 @@ beforeAll(async () => {
     BOB,
     ADMIN,
     JANE,
+    EVE,
     COMMA,
     TWIN_PEOPLE,
     TWIN_CONTRACTORS,
@@ -88,7 +90,10 @@ const ACL = [
 
 async function ldapApp(overrides: LdapOverrides = {}) {
   const made = await testApp({
-    users: { localuser: { password: hashPassword("local-pw") } },
+    users: {
+      localuser: { password: hashPassword("local-pw") },
+      eve: { password: hashPassword("local-eve") },
+    },
     acl: ACL,
     ldap_auth: ldapSection(overrides),
   });
@@ -214,6 +219,14 @@ describe("plain LDAP", () => {
     const { result, lines } = await captureLogs(() => login(made, "twin", "twin-pw"));
     expect(result.status).toBe(401);
     expect(lines.join("\n")).toContain("more than one entry");
+  });
+
+  test("a different spelling of a config user's name cannot become that account through LDAP", async () => {
+    expect(await login(made, "eve", "local-eve")).toEqual({ status: 200, sub: "eve", actions: ["pull"] });
+    expect((await login(made, "eve", "eve-pw")).status).toBe(401); // the config user decides
+    const { result, lines } = await captureLogs(() => login(made, "EVE", "eve-pw"));
+    expect(result.status).toBe(401);
+    expect(lines.join("\n")).toContain("belongs to a config user");
   });
 
   test("config users are asked first and are unaffected", async () => {
