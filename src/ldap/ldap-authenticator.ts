@@ -97,6 +97,26 @@ class LdapLogin implements LdapAuthenticator {
         "ldap_auth uses the account name as typed for tokens and ACLs; set account_attribute (e.g. uid) to use the directory's spelling",
         { ldap: settings.url },
       );
+    if (!settings.initialBindAsUser) void this.checkServiceAccount();
+  }
+
+  /**
+   * At start, connects and binds the service account once, so a wrong password, an untrusted
+   * certificate or an unreachable server shows in the log right away rather than at the first
+   * login. Never fatal: the directory may come up after regauth does.
+   */
+  private async checkServiceAccount(): Promise<void> {
+    try {
+      await this.withConnection((connection) => this.bindService(connection));
+      log.info("ldap_auth connected and bound the service account", { ldap: this.settings.url });
+    } catch (error) {
+      this.available = false;
+      log.error("ldap_auth cannot use the directory; LDAP logins will fail until it can", {
+        status: 503,
+        ldap: this.settings.url,
+        error: describe(error),
+      });
+    }
   }
 
   async authenticate({ username, password }: { username: string; password: string }): Promise<AuthnOutcome> {

@@ -568,6 +568,28 @@ describe("faults", () => {
     }
   });
 
+  test("at start the service account is checked once, and a failure is logged right away", async () => {
+    const badFile = join(dir, "bad-password-at-start");
+    writeFileSync(badFile, "not-the-password");
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    const good = await ldapApp();
+    const bad = await ldapApp({ bind_password_file: badFile });
+    try {
+      for (let i = 0; i < 100 && lines.length < 2; i++) await Bun.sleep(20);
+      const text = lines.join("\n");
+      expect(text).toContain('msg="ldap_auth connected and bound the service account"');
+      expect(text).toMatch(
+        /level=error msg="ldap_auth cannot use the directory.*status=503.*refused bind_dn's password/,
+      );
+      expect(text).not.toContain("not-the-password");
+    } finally {
+      restore();
+      good.authenticator.close();
+      bad.authenticator.close();
+    }
+  });
+
   test("a server that accepts and never answers: 401 within the operation timeout", async () => {
     const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
     const made = await ldapApp({
