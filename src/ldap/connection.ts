@@ -7,8 +7,8 @@
  * `open()` builds a new client, upgrades it, and the caller binds again.
  */
 import { readFileSync } from "node:fs";
-import { isIP } from "node:net";
-import type { ConnectionOptions } from "node:tls";
+import net, { isIP, type Socket } from "node:net";
+import tls, { type ConnectionOptions } from "node:tls";
 import { Client, type Entry, type Filter } from "ldapts";
 import type { LdapSettings } from "./config.ts";
 
@@ -36,6 +36,13 @@ export class LdapConnection {
   /** True when open() kept an existing socket: a failure on it may be a stale socket worth one retry. */
   reused = false;
   private lastUsedMs = 0;
+  /**
+   * Set when any socket of the current client closes. ldapts's own flag misses one case: after
+   * StartTLS its close handler is still on the plain socket and compares it with the TLS socket, so
+   * a closed StartTLS connection stays "connected" and the next request waits for the operation
+   * timeout (ldapts 9.2.0 Client._onConnect socketClose). We watch the sockets ourselves.
+   */
+  private socketClosed = false;
 
   constructor(
     private readonly settings: LdapSettings,
@@ -43,7 +50,7 @@ export class LdapConnection {
   ) {}
 
   get isOpen(): boolean {
-    return this.client?.isConnected === true;
+    return this.client?.isConnected === true && !this.socketClosed;
   }
 
   /**
@@ -56,18 +63,29 @@ export class LdapConnection {
     const now = this.nowMs();
     const idleMs = now - this.lastUsedMs;
     this.lastUsedMs = now;
-    if (this.client?.isConnected && idleMs <= MAX_IDLE_MS) {
+    if (this.isOpen && idleMs <= MAX_IDLE_MS) {
       this.reused = true;
       return;
     }
     this.close();
     this.reused = false;
     const { settings } = this;
-    const client = new Client({
+    this.socketClosed = false;
+    const watch = <S extends Socket>(socket: S): S => {
+      socket.once("close", () => {
+        if (this.client === client) this.socketClosed = true;
+      });
+      return socket;
+    };
+    const client: Client = new Client({
       url: settings.url,
       connectTimeout: settings.connectTimeoutMs,
       timeout: settings.operationTimeoutMs,
       strictDN: true,
+      createConnection: ((...args: unknown[]) =>
+        watch((net.connect as (...a: unknown[]) => Socket)(...args))) as typeof net.connect,
+      createSecureConnection: ((...args: unknown[]) =>
+        watch((tls.connect as (...a: unknown[]) => tls.TLSSocket)(...args))) as typeof tls.connect,
       ...(settings.tls === "always" ? { tlsOptions: this.tlsOptions() } : {}),
     });
     this.client = client;
@@ -122,7 +140,7 @@ export class LdapConnection {
     // Not yet connected is fine for plain and LDAPS: the first bind connects. For StartTLS open()
     // has already connected and upgraded, so "not connected" means it closed since.
     const needsSocket = this.settings.tls === "starttls" || this.reused || this.bindState !== "anonymous";
-    if (needsSocket && !client.isConnected) {
+    if (needsSocket && !this.isOpen) {
       this.close();
       throw new ConnectionLost();
     }

@@ -442,6 +442,25 @@ describe("TLS", () => {
     }
   });
 
+  test("StartTLS and LDAPS connections the server closed are replaced at once (no operation timeout)", async () => {
+    for (const overrides of [
+      { tls: "starttls", ca_certificate: slapd.pki.caPath },
+      { addr: `127.0.0.1:${slapd.tlsPort}`, tls: "always", ca_certificate: slapd.pki.caPath },
+    ]) {
+      const made = await ldapApp({ ...overrides, timeout_seconds: 5 });
+      try {
+        expect((await login(made, "alice", "alice-pw")).status).toBe(200);
+        await slapd.stop();
+        await slapd.start();
+        const started = performance.now();
+        expect((await login(made, "alice", "alice-pw")).status).toBe(200);
+        expect(performance.now() - started).toBeLessThan(2000);
+      } finally {
+        made.authenticator.close();
+      }
+    }
+  });
+
   test("untrusted CA (system roots only): LDAPS and StartTLS refuse, 401", async () => {
     for (const overrides of [{ addr: `127.0.0.1:${slapd.tlsPort}`, tls: "always" }, { tls: "starttls" }]) {
       const made = await ldapApp(overrides);
