@@ -73,7 +73,7 @@ function ldapSection(overrides: LdapOverrides = {}): Record<string, unknown> {
     filter: FILTER,
     labels: { group: { attribute: "memberOf", parse_cn: true, lower_case: true } },
     connect_timeout_seconds: 2,
-    timeout_seconds: 3,
+    timeout_seconds: 5,
     pool_size: 4,
     ...overrides,
   };

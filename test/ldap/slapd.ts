@@ -90,8 +90,6 @@ export interface Slapd {
   acceptedSince(mark: number): number;
   /** BIND operations slapd saw since `mark`, as `dn=...` strings. */
   bindsSince(mark: number): string[];
-  /** Connections open right now, per the log (ACCEPT minus closed). */
-  openConnections(): number;
   stop(): Promise<void>;
   /** Starts again on the same ports and database (for outage/recovery tests). */
   start(): Promise<void>;
@@ -181,8 +179,6 @@ export async function startSlapd(
     log: () => logText,
     acceptedSince: (mark) => (logText.slice(mark).match(/ ACCEPT from /g) ?? []).length,
     bindsSince: (mark) => [...logText.slice(mark).matchAll(/ BIND (dn="[^"]*")/g)].map((m) => m[1] as string),
-    openConnections: () =>
-      (logText.match(/ ACCEPT from /g) ?? []).length - (logText.match(/ closed( \(|$)/gm) ?? []).length,
     async stop() {
       const current = proc;
       if (!current) return;
