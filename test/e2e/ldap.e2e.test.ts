@@ -8,8 +8,27 @@ import { afterAll, describe, expect, it } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
-import { BASE_DN, group, person, SERVICE_DN, SERVICE_PASSWORD, startSlapd } from "../ldap/slapd.ts";
-import { dockerLogin, makeOciImage, skopeoPull, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
+import {
+  BASE_DN,
+  group,
+  person,
+  SERVICE_DN,
+  SERVICE_PASSWORD,
+  startSlapd,
+  stopAllSlapds,
+} from "../ldap/slapd.ts";
+import {
+  dockerLogin,
+  makeOciImage,
+  skopeoPull,
+  skopeoPush,
+  startRegauth,
+  startRegistry,
+  stopAllPeers,
+} from "./harness.ts";
+
+afterAll(stopAllPeers);
+afterAll(stopAllSlapds);
 
 describe("LDAP users with the real registry 2.8 and skopeo", async () => {
   const slapd = await startSlapd();

@@ -18,7 +18,10 @@ import {
   SERVICE_PASSWORD,
   type Slapd,
   startSlapd,
+  stopAllSlapds,
 } from "./slapd.ts";
+
+afterAll(stopAllSlapds);
 
 const ALICE = person("alice", "alice-pw");
 const BOB = person("bob", "bob-pw");

@@ -103,11 +103,13 @@ export interface LdapEntry {
 }
 
 const running = new Set<Bun.Subprocess>();
-afterAll(async () => {
+/** Kills every slapd still running. Call `afterAll(stopAllSlapds)` in each file (see harness.ts stopAllPeers). */
+export async function stopAllSlapds(): Promise<void> {
   for (const proc of running) proc.kill("SIGKILL");
   await Promise.all([...running].map((p) => p.exited));
   running.clear();
-});
+}
+afterAll(stopAllSlapds);
 
 function slapdConf(dir: string, pki: TestPki, globalDirectives: string): string {
   return `include /etc/ldap/schema/core.schema
