@@ -5,7 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { databaseRegistrar } from "./accounts/registration.ts";
-import { dummyArgon2idHash } from "./accounts/users.ts";
+import { dummyArgon2idHash, findUser } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
@@ -17,6 +17,7 @@ import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
+import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
 
@@ -42,7 +43,16 @@ export function buildIssuer(
     verifier.useDummyHash(dummyArgon2idHash());
   }
   if (config.ext_auth) authenticators.push(new ExtAuthAuthenticator(config.ext_auth));
-  // (ldap_auth goes here)
+  if (config.ldap_auth)
+    authenticators.push(
+      ldapAuthenticator(config.ldap_auth, {
+        reservedAccounts: {
+          has: (account) =>
+            Object.hasOwn(config.users ?? {}, account) ||
+            (database !== undefined && findUser(database, account) !== null),
+        },
+      }),
+    );
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
   if (database) {
     authorizers.push(

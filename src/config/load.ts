@@ -10,6 +10,7 @@ import { type Acl, compileAcl } from "../acl.ts";
 import { isSupportedHash } from "../authn/password-verifier.ts";
 import { type ConfigProblem, ConfigError } from "../errors.ts";
 import { resolveHookProgram } from "../hooks/hook-config.ts";
+import { checkLdapConfig } from "../ldap/config.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { Config } from "./schema.ts";
 
@@ -118,6 +119,7 @@ export async function prepareConfig(
   }
   const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
   problems.push(...aclProblems);
+  if (config.ldap_auth) checkLdapConfig(config.ldap_auth, "ldap_auth", problems);
 
   const dataDir = resolve(
     options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",

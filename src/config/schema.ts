@@ -6,6 +6,7 @@
 import { type Static, Type } from "@sinclair/typebox";
 import { ExtAuthConfig, ExtAuthzConfig } from "../hooks/hook-config.ts";
 import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts";
+import { LdapAuthConfig } from "../ldap/config.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -106,6 +107,7 @@ export const Config = Type.Object(
     ext_authz: Type.Optional(ExtAuthzConfig),
     registration: RegistrationConfig,
     accounts: AccountsConfig,
+    ldap_auth: Type.Optional(LdapAuthConfig),
     data_dir: Type.Optional(
       Type.String({
         description:

@@ -16,11 +16,17 @@ export const REPO_ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = join(REPO_ROOT, "dist/regauth");
 
 const running: Bun.Subprocess[] = [];
-afterAll(async () => {
+/**
+ * Kills every peer started so far. A module's top-level afterAll belongs only to the first test
+ * file that imported the module, and `bun test` fires no process exit event, so each e2e file
+ * must call `afterAll(stopAllPeers)` itself or its peers outlive a multi-file run.
+ */
+export async function stopAllPeers(): Promise<void> {
   for (const proc of running) proc.kill("SIGKILL");
   await Promise.all(running.map((p) => p.exited));
   running.length = 0;
-});
+}
+afterAll(stopAllPeers);
 
 /** Builds dist/regauth unless it is already there (scripts/test.sh builds it first). */
 export function ensureBinary(): string {

@@ -1,6 +1,16 @@
-import { describe, expect, it } from "bun:test";
+import { afterAll, describe, expect, it } from "bun:test";
 import { hashPassword } from "../helpers.ts";
-import { dockerLogin, makeOciImage, skopeoPull, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
+import {
+  dockerLogin,
+  makeOciImage,
+  skopeoPull,
+  skopeoPush,
+  startRegauth,
+  startRegistry,
+  stopAllPeers,
+} from "./harness.ts";
+
+afterAll(stopAllPeers);
 
 describe("regauth with the real registry 2.8, skopeo and docker login", async () => {
   const regauth = await startRegauth({
