@@ -39,6 +39,10 @@ export function createApp(options: AppOptions) {
 
   return (
     new Elysia()
+      // Elysia applies a hook only to routes registered after it, so onError comes first.
+      .onError(({ error, code, request }) =>
+        renderError(error, code, request, options.basicRealm, extraHeaders),
+      )
       // Both paths, as docker_auth serves them (/auth/token since its PR #397).
       .get(`${prefix}/auth`, tokenHandler, { parse: "none" })
       .post(`${prefix}/auth`, tokenHandler, { parse: "none" })
@@ -57,9 +61,6 @@ export function createApp(options: AppOptions) {
           new Response(`regauth: Docker Registry token server for ${options.basicRealm}\n`, {
             headers: extraHeaders,
           }),
-      )
-      .onError(({ error, code, request }) =>
-        renderError(error, code, request, options.basicRealm, extraHeaders),
       )
   );
 }
