@@ -96,24 +96,20 @@ export async function prepareConfig(
     seen.add(path);
     problems.push({ path, message: describeSchemaError(error.message, error.value) });
   }
-  if (problems.length > 0) throw new ConfigError(source, problems);
+  if (problems.length > 0) {
+    // Still check the users and acl sections whose shape is right, so that a typo elsewhere does
+    // not hide a bad hash or regex until the next run: every problem in one pass.
+    const sectionValid = (key: string) =>
+      !problems.some((p) => p.path === key || p.path.startsWith(`${key}.`));
+    const partial = withDefaults as Partial<Config>;
+    if (sectionValid("users")) checkUsers(partial.users, problems);
+    if (sectionValid("acl")) problems.push(...compileAcl(partial.acl ?? [], "acl").problems);
+    throw new ConfigError(source, problems);
+  }
   const config = withDefaults as Config;
 
   checkServer(config, problems);
-  for (const [name, user] of Object.entries(config.users ?? {})) {
-    if (user.password === undefined) {
-      if (name !== "")
-        problems.push({
-          path: `users.${name}.password`,
-          message: 'missing; only the anonymous user "" may have no password',
-        });
-    } else if (!isSupportedHash(user.password)) {
-      problems.push({
-        path: `users.${name}.password`,
-        message: "not a bcrypt ($2a$, $2b$, $2y$) or argon2 hash; make one with `regauth hash-password`",
-      });
-    }
-  }
+  checkUsers(config.users, problems);
   const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
   problems.push(...aclProblems);
 
@@ -158,6 +154,23 @@ export async function prepareConfig(
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
   return { config, source, acl, signingKey, dataDir, generatedKey, keyPaths: keyPaths ?? null };
+}
+
+function checkUsers(users: Config["users"], problems: ConfigProblem[]): void {
+  for (const [name, user] of Object.entries(users ?? {})) {
+    if (user.password === undefined) {
+      if (name !== "")
+        problems.push({
+          path: `users.${name}.password`,
+          message: 'missing; only the anonymous user "" may have no password',
+        });
+    } else if (!isSupportedHash(user.password)) {
+      problems.push({
+        path: `users.${name}.password`,
+        message: "not a bcrypt ($2a$, $2b$, $2y$) or argon2 hash; make one with `regauth hash-password`",
+      });
+    }
+  }
 }
 
 function checkServer(config: Config, problems: ConfigProblem[]): void {
