@@ -15,12 +15,17 @@ import { makeTempDir } from "../helpers.ts";
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = join(REPO_ROOT, "dist/regauth");
 
-const running: Bun.Subprocess[] = [];
-afterAll(async () => {
-  for (const proc of running) proc.kill("SIGKILL");
-  await Promise.all(running.map((p) => p.exited));
-  running.length = 0;
-});
+/**
+ * Kills `proc` when the current scope ends: the describe block or test that started it (bun:test
+ * accepts afterAll in both). A module-level afterAll would not do: this module is evaluated once per
+ * `bun test` run, so it would belong to the first test file only, and bun test emits no "exit".
+ */
+function killWhenScopeEnds(proc: Bun.Subprocess): void {
+  afterAll(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    await proc.exited;
+  });
+}
 
 /** Builds dist/regauth unless it is already there (scripts/test.sh builds it first). */
 export function ensureBinary(): string {
@@ -136,7 +141,7 @@ export async function startRegauth(options: StartRegauthOptions = {}): Promise<R
     stderr: "pipe",
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...options.env },
   });
-  running.push(proc);
+  killWhenScopeEnds(proc);
   const stdout = new Output(proc.stdout);
   const stderr = new Output(proc.stderr);
   // The embedded default listens on 127.0.0.1:5001; configs name their own port via {{PORT}}.
@@ -210,7 +215,7 @@ export async function startRegistry(options: {
     stderr: "pipe",
     stdin: "ignore",
   });
-  running.push(proc);
+  killWhenScopeEnds(proc);
   const log = new Output(proc.stderr);
   const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`, 10_000, options.tls?.caFile);
