@@ -183,6 +183,21 @@ acl:
     expect(JSON.parse(res.text).errors[0].code).toBe("UNAUTHORIZED");
   });
 
+  it("caps the number of scopes: 400 from regauth, 431/413 from the HTTP layer beyond its limits", async () => {
+    const scopes = (n: number) => "&scope=repository:a:pull".repeat(n);
+    const capped = await fetch(`${realm}?service=registry${scopes(200)}`);
+    expect(capped.status).toBe(400);
+    expect(((await capped.json()) as { error: string }).error).toBe("too_many_scopes");
+    expect((await fetch(`${realm}?service=registry${scopes(10_000)}`)).status).toBe(431);
+    const form = `service=registry${scopes(10_000)}`;
+    const post = await fetch(realm, {
+      method: "POST",
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      body: form,
+    });
+    expect(post.status).toBe(413);
+  });
+
   it("never shows a stack trace or an internal error to a client", async () => {
     const basicRaw = (raw: string) => ({ authorization: `Basic ${Buffer.from(raw).toString("base64")}` });
     const form = { "content-type": "application/x-www-form-urlencoded" };
