@@ -4,7 +4,15 @@ import { chmodSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
-import { BINARY, ensureBinary, freePort, makeSelfSignedKeyPair, run, startRegauth } from "./harness.ts";
+import {
+  BINARY,
+  ensureBinary,
+  freePort,
+  makeSelfSignedKeyPair,
+  openssl,
+  run,
+  startRegauth,
+} from "./harness.ts";
 
 ensureBinary();
 const COMMANDS = ["serve", "check-config", "hash-password", "registry-config"];
@@ -200,7 +208,21 @@ acl:
       writeConfig(`token: {issuer: x, key: ${garbage}, certificate: ${pair.certificate}}\n`),
     ]);
     expect(notKey.exitCode).toBe(1);
-    expect(notKey.stdout).toContain(`token.key: cannot load private key ${garbage}`);
+    expect(notKey.stdout).toContain(
+      `token.key: cannot load private key ${garbage}: no PEM private key in the file`,
+    );
+
+    const encrypted = join(dir, "encrypted.key");
+    await openssl(["genrsa", "-aes256", "-passout", "pass:secret", "-out", encrypted, "2048"]);
+    chmodSync(encrypted, 0o600);
+    const needsPassphrase = await regauth([
+      "check-config",
+      writeConfig(`token: {issuer: x, key: ${encrypted}, certificate: ${pair.certificate}}\n`),
+    ]);
+    expect(needsPassphrase.exitCode).toBe(1);
+    expect(needsPassphrase.stdout).toContain(
+      `token.key: cannot load private key ${encrypted}: the key is encrypted`,
+    );
 
     // Permission denied: root reads anything, so run as nobody when we are root.
     chmodSync(pair.key, 0o000);
