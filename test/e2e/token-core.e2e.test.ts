@@ -94,6 +94,18 @@ acl:
     expect(upload.status).toBe(401);
   });
 
+  it("issues aud = the requested service, so the registry refuses a token for another service", async () => {
+    const other = await fetchToken(
+      realm,
+      { service: "another-registry", scopes: ["repository:alice/app:pull"] },
+      "alice:alice-secret",
+    );
+    expect(decodeToken(other.token as string).claims.aud).toBe("another-registry");
+    const refused = await registryRequest("/v2/alice/app/manifests/v1", other.token as string);
+    expect(refused.status).toBe(401);
+    expect(refused.headers.get("www-authenticate")).toContain('error="invalid_token"');
+  });
+
   it("lets a pull-only user pull but not push", async () => {
     const pull = await skopeoPull(`${registry.host}/alice/app:v1`, "bob:bob-secret");
     expect(pull.exitCode).toBe(0);
