@@ -102,6 +102,12 @@ export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): 
   const common = {
     maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
     idleTimeout: IDLE_TIMEOUT_SECONDS,
+    // Elysia defaults to SO_REUSEPORT, which lets a second regauth (a stale one, or one with
+    // another key) bind the same port and get half the traffic. A taken port must be an error.
+    reusePort: false,
+    // Elysia turns on Bun's development mode unless NODE_ENV=production; it renders error pages
+    // with stack traces. Never for a server.
+    development: false,
     ...(tls ? { tls } : {}),
   };
   if (server.net === "unix") {

@@ -1,4 +1,5 @@
 /** Shared test fixtures: configs, keys, in-process requests, token verification. */
+import { afterAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -9,10 +10,14 @@ import { buildApp, buildIssuer } from "../src/server.ts";
 
 const tempDirs: string[] = [];
 
-/** A fresh temporary directory, removed when the test process exits. */
+/**
+ * A fresh temporary directory, removed when the describe block or test that made it ends (bun test
+ * emits no process "exit", so the handler below only serves other runners).
+ */
 export function makeTempDir(prefix = "regauth-test-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.push(dir);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 process.on("exit", () => {

@@ -16,17 +16,26 @@ export const REPO_ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = join(REPO_ROOT, "dist/regauth");
 
 const running: Bun.Subprocess[] = [];
+
 /**
- * Kills every peer started so far. A module's top-level afterAll belongs only to the first test
- * file that imported the module, and `bun test` fires no process exit event, so each e2e file
- * must call `afterAll(stopAllPeers)` itself or its peers outlive a multi-file run.
+ * Kills `proc` when the current scope ends: the describe block or test that started it (bun:test
+ * accepts afterAll in both). A module-level afterAll would not do: this module is evaluated once per
+ * `bun test` run, so it would belong to the first test file only, and bun test emits no "exit".
  */
+function killWhenScopeEnds(proc: Bun.Subprocess): void {
+  running.push(proc);
+  afterAll(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
+    await proc.exited;
+  });
+}
+
+/** Kills every peer started so far (for files that start peers outside a describe block). */
 export async function stopAllPeers(): Promise<void> {
-  for (const proc of running) proc.kill("SIGKILL");
+  for (const proc of running) if (proc.exitCode === null && proc.signalCode === null) proc.kill("SIGKILL");
   await Promise.all(running.map((p) => p.exited));
   running.length = 0;
 }
-afterAll(stopAllPeers);
 
 /** Builds dist/regauth unless it is already there (scripts/test.sh builds it first). */
 export function ensureBinary(): string {
@@ -53,11 +62,13 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void> {
+/** Polls `url` until it answers at all; `caFile` makes an https URL verify against a test CA. */
+export async function waitForHttp(url: string, timeoutMs = 10_000, caFile?: string): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  const tls = caFile ? { tls: { ca: Bun.file(caFile) } } : {};
   for (;;) {
     try {
-      await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await fetch(url, { signal: AbortSignal.timeout(1000), ...tls });
       return;
     } catch {
       if (Date.now() > deadline) throw new Error(`${url} did not answer within ${timeoutMs} ms`);
@@ -67,7 +78,7 @@ export async function waitForHttp(url: string, timeoutMs = 10_000): Promise<void
 }
 
 /** Collects a stream into a string that tests can poll (e.g. for the first-run banner). */
-class Output {
+export class Output {
   text = "";
   constructor(stream: ReadableStream<Uint8Array>) {
     void (async () => {
@@ -106,15 +117,24 @@ export interface StartRegauthOptions {
   env?: Record<string, string>;
   /** Reuse a directory (e.g. to restart on the same data). */
   dir?: string;
+  /**
+   * The `--data-dir` flag: DIR/data by default; null passes no flag, so the config,
+   * $STATE_DIRECTORY or ./regauth-data (relative to DIR, the working directory) decide.
+   */
+  dataDir?: string | null;
+  /** The certificate the registry must trust, when the config names its own (token.certificate). */
+  certificatePath?: string;
+  /** CA that signed server.certificate, so the health check verifies the realm's TLS. */
+  caFile?: string;
 }
 
 /** Starts the compiled binary and waits until /healthz answers. */
 export async function startRegauth(options: StartRegauthOptions = {}): Promise<Regauth> {
   const binary = ensureBinary();
   const dir = options.dir ?? makeTempDir("regauth-e2e-");
-  const dataDir = join(dir, "data");
+  const dataDir = options.dataDir === undefined ? join(dir, "data") : options.dataDir;
   const port = await freePort();
-  const args = [binary, "serve", "--data-dir", dataDir];
+  const args = [binary, "serve", ...(dataDir === null ? [] : ["--data-dir", dataDir])];
   if (options.configYaml !== undefined) {
     const configPath = join(dir, "auth_config.yml");
     writeFileSync(
@@ -131,7 +151,7 @@ export async function startRegauth(options: StartRegauthOptions = {}): Promise<R
     stderr: "pipe",
     env: { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: dir, ...options.env },
   });
-  running.push(proc);
+  killWhenScopeEnds(proc);
   const stdout = new Output(proc.stdout);
   const stderr = new Output(proc.stderr);
   // The embedded default listens on 127.0.0.1:5001; configs name their own port via {{PORT}}.
@@ -142,16 +162,17 @@ export async function startRegauth(options: StartRegauthOptions = {}): Promise<R
     }),
   ]);
   const url = listening[1] as string;
-  await waitForHttp(`${url}/healthz`);
+  await waitForHttp(`${url}/healthz`, 10_000, options.caFile);
+  const dataDirInUse = (stderr.text.match(/ data_dir=(\S+)/)?.[1] ?? join(dir, "data")).replace(/^"|"$/g, "");
   return {
     url,
     port: Number(new URL(url).port),
-    dataDir,
+    dataDir: dataDirInUse,
     dir,
     proc,
     stdout,
     stderr,
-    certificatePath: join(dataDir, "token.crt"),
+    certificatePath: options.certificatePath ?? join(dataDirInUse, "token.crt"),
     async stop() {
       proc.kill("SIGTERM");
       await proc.exited;
@@ -167,12 +188,16 @@ export interface Registry {
   log: Output;
 }
 
-/** Starts Debian's docker-registry with token auth trusting `certificatePath`. */
+/**
+ * Starts Debian's docker-registry with token auth trusting `certificatePath`; with `tls` it
+ * serves HTTPS with that certificate (signed by `tls.caFile`).
+ */
 export async function startRegistry(options: {
   realm: string;
   issuer: string;
   service: string;
   certificatePath: string;
+  tls?: { certificate: string; key: string; caFile: string };
 }): Promise<Registry> {
   const dir = makeTempDir("registry-e2e-");
   const port = await freePort();
@@ -183,7 +208,9 @@ export async function startRegistry(options: {
       "version: 0.1",
       "log: {level: info}",
       `storage: {filesystem: {rootdirectory: ${join(dir, "storage")}}, delete: {enabled: true}}`,
-      `http: {addr: "127.0.0.1:${port}"}`,
+      options.tls
+        ? `http: {addr: "127.0.0.1:${port}", tls: {certificate: ${options.tls.certificate}, key: ${options.tls.key}}}`
+        : `http: {addr: "127.0.0.1:${port}"}`,
       "auth:",
       "  token:",
       `    realm: ${options.realm}`,
@@ -198,10 +225,10 @@ export async function startRegistry(options: {
     stderr: "pipe",
     stdin: "ignore",
   });
-  running.push(proc);
+  killWhenScopeEnds(proc);
   const log = new Output(proc.stderr);
-  const url = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${url}/v2/`);
+  const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/v2/`, 10_000, options.tls?.caFile);
   return { host: `127.0.0.1:${port}`, url, proc, log };
 }
 
@@ -298,12 +325,28 @@ export async function run(
   return { exitCode, stdout, stderr };
 }
 
+export interface SkopeoOptions {
+  /**
+   * A directory with the test CA as `ca.crt`: TLS is then verified, for the registry and for the
+   * token realm alike (containers/image uses one HTTP client for both). Without it, TLS
+   * verification is off, which plain-HTTP registries on loopback need.
+   */
+  certDir?: string;
+}
+
 /** `skopeo copy` from an OCI layout to the registry (push); creds "user:password" or none. */
-export function skopeoPush(ociDir: string, reference: string, creds?: string): Promise<CommandResult> {
+export function skopeoPush(
+  ociDir: string,
+  reference: string,
+  creds?: string,
+  options: SkopeoOptions = {},
+): Promise<CommandResult> {
   return run([
     "skopeo",
     "copy",
-    "--dest-tls-verify=false",
+    ...(options.certDir
+      ? ["--dest-tls-verify=true", "--dest-cert-dir", options.certDir]
+      : ["--dest-tls-verify=false"]),
     ...(creds ? ["--dest-creds", creds] : ["--dest-no-creds"]),
     `oci:${ociDir}:latest`,
     `docker://${reference}`,
@@ -311,12 +354,18 @@ export function skopeoPush(ociDir: string, reference: string, creds?: string): P
 }
 
 /** `skopeo copy` from the registry into a fresh OCI layout (pull). */
-export function skopeoPull(reference: string, creds?: string): Promise<CommandResult> {
+export function skopeoPull(
+  reference: string,
+  creds?: string,
+  options: SkopeoOptions = {},
+): Promise<CommandResult> {
   const target = makeTempDir("pull-");
   return run([
     "skopeo",
     "copy",
-    "--src-tls-verify=false",
+    ...(options.certDir
+      ? ["--src-tls-verify=true", "--src-cert-dir", options.certDir]
+      : ["--src-tls-verify=false"]),
     ...(creds ? ["--src-creds", creds] : ["--src-no-creds"]),
     `docker://${reference}`,
     `oci:${target}:latest`,
@@ -340,4 +389,139 @@ export function dockerLogin(
       env: { DOCKER_HOST: `unix://${join(configDir, "no-daemon.sock")}` },
     },
   );
+}
+
+export interface TokenResponse {
+  status: number;
+  headers: Headers;
+  text: string;
+  token?: string;
+}
+
+/** GET realm?service&scope… with Basic credentials "user:password" (none = anonymous). */
+export async function fetchToken(
+  realm: string,
+  params: { service: string; scopes?: string[]; account?: string },
+  creds?: string,
+): Promise<TokenResponse> {
+  const query = new URLSearchParams({ service: params.service });
+  for (const scope of params.scopes ?? []) query.append("scope", scope);
+  if (params.account !== undefined) query.set("account", params.account);
+  const headers: Record<string, string> = creds
+    ? { authorization: `Basic ${Buffer.from(creds).toString("base64")}` }
+    : {};
+  const res = await fetch(`${realm}?${query}`, { headers });
+  const text = await res.text();
+  const token = res.ok ? (JSON.parse(text) as { token: string }).token : undefined;
+  return { status: res.status, headers: res.headers, text, ...(token ? { token } : {}) };
+}
+
+/** The JOSE header and claims of a token, decoded without verification (the registry verifies). */
+export function decodeToken(token: string): {
+  header: Record<string, unknown>;
+  claims: Record<string, unknown>;
+} {
+  const [header = "", claims = ""] = token.split(".");
+  return {
+    header: JSON.parse(Buffer.from(header, "base64url").toString()),
+    claims: JSON.parse(Buffer.from(claims, "base64url").toString()),
+  };
+}
+
+/** Runs openssl and throws with its output when it fails. */
+export async function openssl(args: string[], cwd?: string): Promise<void> {
+  const proc = Bun.spawn(["openssl", ...args], { cwd, stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+  const [stderr, exitCode] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  if (exitCode !== 0) throw new Error(`openssl ${args.join(" ")} failed (${exitCode}):\n${stderr}`);
+}
+
+/** openssl genpkey/genrsa arguments for the key kinds the tests use. */
+const KEY_COMMANDS = {
+  /** PKCS#1 ("BEGIN RSA PRIVATE KEY"), the format docker_auth's README generates. */
+  "rsa-pkcs1": (out: string) => ["genrsa", "-traditional", "-out", out, "2048"],
+  /** SEC1 ("BEGIN EC PRIVATE KEY"), what `openssl ecparam -genkey` writes. */
+  "ec-p256-sec1": (out: string) => ["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", out],
+  "ec-p384-sec1": (out: string) => ["ecparam", "-name", "secp384r1", "-genkey", "-noout", "-out", out],
+} as const;
+export type TestKeyKind = keyof typeof KEY_COMMANDS;
+
+/** A private key and a self-signed certificate for it, made by openssl in `dir`. */
+export async function makeSelfSignedKeyPair(
+  dir: string,
+  name: string,
+  kind: TestKeyKind,
+): Promise<{ key: string; certificate: string }> {
+  const key = join(dir, `${name}.key`);
+  const certificate = join(dir, `${name}.crt`);
+  await openssl(KEY_COMMANDS[kind](key));
+  await openssl([
+    "req",
+    "-x509",
+    "-new",
+    "-key",
+    key,
+    "-subj",
+    `/CN=${name}`,
+    "-days",
+    "30",
+    "-out",
+    certificate,
+  ]);
+  Bun.spawnSync(["chmod", "600", key]);
+  return { key, certificate };
+}
+
+export interface TestCa {
+  dir: string;
+  certificate: string;
+  key: string;
+  /** A directory holding only `ca.crt`, for skopeo's --dest-cert-dir / --src-cert-dir. */
+  certDir: string;
+}
+
+/** A throwaway certificate authority for TLS tests. */
+export async function makeTestCa(): Promise<TestCa> {
+  const dir = makeTempDir("test-ca-");
+  const { key, certificate } = await makeSelfSignedKeyPair(dir, "ca", "ec-p256-sec1");
+  const certDir = join(dir, "certs.d");
+  mkdirSync(certDir);
+  writeFileSync(join(certDir, "ca.crt"), await Bun.file(certificate).text());
+  return { dir, certificate, key, certDir };
+}
+
+/** A server certificate for 127.0.0.1 and localhost, signed by `ca`. */
+export async function issueServerCertificate(
+  ca: TestCa,
+  name: string,
+  kind: TestKeyKind = "ec-p256-sec1",
+): Promise<{ key: string; certificate: string }> {
+  const key = join(ca.dir, `${name}.key`);
+  const request = join(ca.dir, `${name}.csr`);
+  const certificate = join(ca.dir, `${name}.crt`);
+  const extensions = join(ca.dir, `${name}.ext`);
+  writeFileSync(
+    extensions,
+    "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+  );
+  await openssl(KEY_COMMANDS[kind](key));
+  Bun.spawnSync(["chmod", "600", key]);
+  await openssl(["req", "-new", "-key", key, "-subj", `/CN=${name}`, "-out", request]);
+  await openssl([
+    "x509",
+    "-req",
+    "-in",
+    request,
+    "-CA",
+    ca.certificate,
+    "-CAkey",
+    ca.key,
+    "-CAcreateserial",
+    "-days",
+    "30",
+    "-extfile",
+    extensions,
+    "-out",
+    certificate,
+  ]);
+  return { key, certificate };
 }
