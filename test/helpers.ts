@@ -1,5 +1,4 @@
 /** Shared test fixtures: configs, keys, in-process requests, token verification. */
-import { afterAll } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,18 +10,19 @@ import { buildApp, buildIssuer } from "../src/server.ts";
 const tempDirs: string[] = [];
 
 /**
- * A fresh temporary directory, removed when the describe block or test that made it ends (bun test
- * emits no process "exit", so the handler below only serves other runners).
+ * A fresh temporary directory, removed after the whole run (test/setup.ts, preloaded by
+ * bunfig.toml, calls removeTempDirs from a global afterAll; bun test emits no process "exit").
+ * Not per scope: fixtures such as test keys are shared across describe blocks.
  */
 export function makeTempDir(prefix = "regauth-test-"): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
   tempDirs.push(dir);
-  afterAll(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
-process.on("exit", () => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+
+export function removeTempDirs(): void {
+  for (const dir of tempDirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
 
 /** bcrypt at the lowest cost, so tests stay fast; the server accepts any cost. */
 export function hashPassword(password: string): string {

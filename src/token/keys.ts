@@ -237,7 +237,7 @@ function describeError(error: unknown): string {
     if (code === "EISDIR") return "is a directory";
     // OpenSSL's reasons ("error:0900006e:PEM routines:OPENSSL_internal:NO_START_LINE") in words.
     if (error.message.includes("NO_START_LINE"))
-      return "no PEM private key in the file (expected -----BEGIN PRIVATE KEY----- or the RSA/EC variant)";
+      return "no PEM private key in the file (expected PKCS#1, PKCS#8 or SEC1: -----BEGIN PRIVATE KEY----- or the RSA/EC variant)";
     if (error.message.includes("BAD_BASE64_DECODE")) return "the PEM block is corrupt (bad base64)";
     if (/passphrase required/i.test(error.message))
       return "the key is encrypted; give regauth an unencrypted copy (openssl pkey -in KEY -out PLAIN)";
