@@ -24,5 +24,6 @@ set -e
 passed=$(grep -Eo '^ *[0-9]+ pass$' .tmp/test-output.txt | tail -1 | grep -Eo '[0-9]+' || echo 0)
 failed=$(grep -Eo '^ *[0-9]+ fail$' .tmp/test-output.txt | tail -1 | grep -Eo '[0-9]+' || echo 0)
 if [ "$status" != 0 ] && [ "$failed" = 0 ]; then failed=1; fi # a crash or a load error counts as a failure
-echo "$passed passed, $failed failed"
+skipped=$(grep -Eo "^ *[0-9]+ skip$" .tmp/test-output.txt | tail -1 | grep -Eo "[0-9]+" || echo 0)
+echo "$passed passed, $failed failed, $skipped skipped"
 exit "$status"

@@ -4,13 +4,18 @@
  * as asked; `src/http/app.ts` is the one place that turns them into HTTP responses.
  */
 export class AppError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-    options?: ErrorOptions,
-  ) {
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, message: string, options?: ErrorOptions) {
+    // These are answers to clients, never logged with a stack, and a guessing client can cause
+    // tens of thousands a second (401, 429): capturing a stack for each only feeds the GC.
+    const stackTraceLimit = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
     super(message, options);
+    Error.stackTraceLimit = stackTraceLimit;
+    this.status = status;
+    this.code = code;
     this.name = new.target.name;
   }
 }

@@ -80,7 +80,12 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   const throttle = credentials.password === "" ? undefined : issuer.throttle;
   const retryAfterSeconds = throttle?.retryAfterSeconds(request.ip, credentials.username) ?? 0;
   if (retryAfterSeconds > 0) {
-    log.info("login throttled", { account: credentials.username, ip: request.ip?.text });
+    if (throttle?.shouldReportRefusal(request.ip, credentials.username)) {
+      log.info("login throttled (logged once a minute per address and account)", {
+        account: credentials.username,
+        ip: request.ip?.text,
+      });
+    }
     throw new TooManyRequests(
       `too many failed logins; try again in ${retryAfterSeconds} seconds`,
       retryAfterSeconds,

@@ -75,15 +75,36 @@ class BucketMap {
   }
 }
 
+/** A refused client is logged at most once per this interval, so a flood cannot flood the log. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+
 export class LoginThrottle {
   private readonly perAccount: BucketMap;
   private readonly perIp: BucketMap;
   private readonly nowMs: () => number;
+  private readonly lastReportedMs = new Map<string, number>();
+  private readonly maxEntries: number;
 
   constructor(options: ThrottleOptions = DEFAULT_THROTTLE_OPTIONS) {
     this.perAccount = new BucketMap(options.perAccount, options.maxEntries);
     this.perIp = new BucketMap(options.perIp, options.maxEntries);
     this.nowMs = options.nowMs ?? Date.now;
+    this.maxEntries = options.maxEntries;
+  }
+
+  /**
+   * Whether a refusal for this (address, account) should be logged now: true for the first one
+   * and then once per minute. An attacker hammering at thousands of requests a second would
+   * otherwise write thousands of log lines a second (and the buffered lines cost memory).
+   */
+  shouldReportRefusal(ip: ClientIp | null, account: string): boolean {
+    const key = pairKey(ipKey(ip), account);
+    const now = this.nowMs();
+    const last = this.lastReportedMs.get(key);
+    if (last !== undefined && now - last < REFUSAL_LOG_INTERVAL_MS) return false;
+    if (this.lastReportedMs.size >= this.maxEntries) this.lastReportedMs.clear();
+    this.lastReportedMs.set(key, now);
+    return true;
   }
 
   /** Seconds the client must wait before trying this account again; 0 when it may try now. */

@@ -31,6 +31,18 @@ describe("login throttle", () => {
   const attacker = ip("203.0.113.9");
   const alicesIp = ip("198.51.100.7");
 
+  it("reports a refused pair once a minute, not on every request (no log flood)", () => {
+    const { t, advance } = throttle();
+    expect(t.shouldReportRefusal(attacker, "alice")).toBe(true);
+    for (let i = 0; i < 1000; i++) expect(t.shouldReportRefusal(attacker, "alice")).toBe(false);
+    expect(t.shouldReportRefusal(alicesIp, "alice")).toBe(true);
+    expect(t.shouldReportRefusal(attacker, "bob")).toBe(true);
+    advance(59);
+    expect(t.shouldReportRefusal(attacker, "alice")).toBe(false);
+    advance(1);
+    expect(t.shouldReportRefusal(attacker, "alice")).toBe(true);
+  });
+
   it("allows the burst, then asks to wait, then refills", () => {
     const { t, advance } = throttle();
     for (let i = 0; i < 3; i++) {
