@@ -56,7 +56,10 @@ export function buildIssuer(
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
   if (database) {
     authorizers.push(
-      databasePermissionsAuthorizer(database, { personalNamespaces: config.accounts.personal_namespaces }),
+      databasePermissionsAuthorizer(database, {
+        personalNamespaces: config.accounts.personal_namespaces,
+        groupLabels: config.accounts.group_labels,
+      }),
     );
   }
   if (config.ext_authz) authorizers.push(new ExtAuthzAuthorizer(config.ext_authz));

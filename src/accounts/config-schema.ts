@@ -18,6 +18,11 @@ export const AccountsConfig = Type.Object(
       default: true,
       description: "Every database user holds admin on <name>/* (their personal namespace).",
     }),
+    group_labels: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        "Label names whose values are database group names: a user whose labels (from ldap_auth, ext_auth or the users section) carry `devs` under one of these gets the grants of @devs. E.g. [group].",
+    }),
   },
   { additionalProperties: false, default: {} },
 );

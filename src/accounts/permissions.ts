@@ -161,6 +161,12 @@ export interface AccessSubject {
   /** The database user's name, for the personal namespace. */
   userName: string | null;
   isAdmin: boolean;
+  /**
+   * Database groups the subject belongs to by its labels (`accounts.group_labels`), e.g. the
+   * LDAP groups of a directory user who has no database account. Groups that do not exist are
+   * ignored.
+   */
+  groupNames?: readonly string[];
 }
 
 /**
@@ -178,13 +184,14 @@ export function effectiveLevel(
   if (personalNamespaces && subject.userName !== null && patternMatches(`${subject.userName}/*`, name))
     return "admin";
   const rows = db
-    .query<{ pattern: string; level: Level }, Record<string, number>>(
+    .query<{ pattern: string; level: Level }, { userId: number; groupNames: string }>(
       `SELECT pattern, level FROM permissions
        WHERE (user_id IS NULL AND group_id IS NULL)
           OR user_id = $userId
-          OR group_id IN (SELECT group_id FROM group_members WHERE user_id = $userId)`,
+          OR group_id IN (SELECT group_id FROM group_members WHERE user_id = $userId)
+          OR group_id IN (SELECT g.id FROM groups g, json_each($groupNames) j WHERE g.name = j.value)`,
     )
-    .all({ userId: subject.userId ?? -1 });
+    .all({ userId: subject.userId ?? -1, groupNames: JSON.stringify(subject.groupNames ?? []) });
   let level: Level | null = null;
   for (const row of rows) if (patternMatches(row.pattern, name)) level = higherLevel(level, row.level);
   return level;

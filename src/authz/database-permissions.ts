@@ -15,7 +15,7 @@ import type { Authorizer } from "./authorizer.ts";
 
 export function databasePermissionsAuthorizer(
   db: Database,
-  options: { personalNamespaces: boolean },
+  options: { personalNamespaces: boolean; groupLabels: readonly string[] },
 ): Authorizer {
   return {
     name: "database",
@@ -27,6 +27,15 @@ export function databasePermissionsAuthorizer(
         user?.isEnabled === true
           ? { userId: user.id, userName: user.name, isAdmin: user.isAdmin }
           : { userId: null, userName: null, isAdmin: false };
+      // accounts.group_labels: label values (LDAP groups, hook or config labels) name database
+      // groups, so a directory user gets the grants of the matching @group. Not for a disabled
+      // database account, and never for anonymous requests.
+      if (request.account !== "" && (user === null || user.isEnabled)) {
+        const names = options.groupLabels.flatMap((key) =>
+          Object.hasOwn(request.labels, key) ? (request.labels[key] ?? []) : [],
+        );
+        if (names.length > 0) subject.groupNames = names;
+      }
       if (request.type === "registry") {
         // registry:catalog:* lists every repository: administrators only.
         return request.name === "catalog" && subject.isAdmin ? ["*"] : null;

@@ -1,4 +1,5 @@
 import { describe, expect, it, spyOn } from "bun:test";
+import { createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
@@ -217,5 +218,38 @@ describe("timing parity", () => {
     } finally {
       verify.mockRestore();
     }
+  });
+});
+
+describe("accounts.group_labels: label values name database groups", async () => {
+  const config = {
+    users: {
+      // Labels as ldap_auth (memberOf → group), a hook or the config would produce them.
+      dora: { password: quickHash("dora-pass"), labels: { group: ["builders", "no-such-group"] } },
+      eve: { password: quickHash("eve-pass"), labels: { team: ["builders"] } },
+    },
+    accounts: { group_labels: ["group"] },
+  };
+  const t = await testAccountsApp(config);
+  createGroup(t.db, "builders", NOW);
+  grant(t.db, { kind: "group", name: "builders" }, "ci/*", "write", NOW);
+
+  it("grants a labelled user the grants of the group its label names", async () => {
+    const r = await token(t, ["repository:ci/app:pull,push,delete"], ["dora", "dora-pass"]);
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "ci/app")).toEqual(["pull", "push"]);
+  });
+
+  it("ignores labels under other keys", async () => {
+    const r = await token(t, ["repository:ci/app:pull,push"], ["eve", "eve-pass"]);
+    expect(actionsOf(r.access, "ci/app")).toEqual([]);
+  });
+
+  it("does nothing unless configured", async () => {
+    const plain = await testAccountsApp({ users: config.users });
+    createGroup(plain.db, "builders", NOW);
+    grant(plain.db, { kind: "group", name: "builders" }, "ci/*", "write", NOW);
+    const r = await token(plain, ["repository:ci/app:pull,push"], ["dora", "dora-pass"]);
+    expect(actionsOf(r.access, "ci/app")).toEqual([]);
   });
 });

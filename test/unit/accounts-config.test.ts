@@ -6,7 +6,7 @@ describe("accounts config sections", () => {
   it("default: registration off, personal namespaces on", async () => {
     const { config } = await loadTestConfig({});
     expect(config.registration).toEqual({ mode: "off" });
-    expect(config.accounts).toEqual({ personal_namespaces: true });
+    expect(config.accounts).toEqual({ personal_namespaces: true, group_labels: [] });
   });
 
   it("accepts the documented values", async () => {
