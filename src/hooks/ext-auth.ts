@@ -27,13 +27,7 @@ import { log } from "../log.ts";
 import { AnswerCache } from "./answer-cache.ts";
 import { parseLabelsOutput } from "./hook-output.ts";
 import type { ExtAuthConfig } from "./hook-config.ts";
-import {
-  type ProgramExit,
-  ProgramFailure,
-  type ProgramLimits,
-  ProgramRunner,
-  stderrExcerpt,
-} from "./run-program.ts";
+import { type ProgramLimits, ProgramRunner, runHook, stderrExcerpt } from "./run-program.ts";
 
 /** Whitespace would shift `read u p`; control characters (newline above all) would cut it. */
 const UNSAFE_USERNAME = /[\s\p{Cc}]/u;
@@ -84,24 +78,7 @@ export class ExtAuthAuthenticator implements Authenticator {
 
   private async ask(username: string, password: string): Promise<AuthnOutcome> {
     const fields = { program: this.runner.program, account: username };
-    let exit: ProgramExit;
-    try {
-      exit = await this.runner.run(new TextEncoder().encode(`${username} ${password}`));
-    } catch (error) {
-      if (!(error instanceof ProgramFailure)) throw error;
-      log.warn("ext_auth program failed", {
-        ...fields,
-        reason: error.reason,
-        error: error.message,
-        stderr: stderrExcerpt(error.stderr, password),
-      });
-      throw new Unavailable("the authentication program failed; see the server log", { cause: error });
-    }
-    if (exit.outputLeftOpen)
-      log.warn("ext_auth program left a process holding its output open", {
-        ...fields,
-        duration_ms: exit.durationMs,
-      });
+    const exit = await runHook(this.runner, "ext_auth", `${username} ${password}`, fields, password);
     switch (exit.exitCode) {
       case 0: {
         const parsed = parseLabelsOutput(exit.stdout);

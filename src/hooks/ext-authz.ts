@@ -19,7 +19,7 @@ import { AnswerCache } from "./answer-cache.ts";
 import type { HookOptions } from "./ext-auth.ts";
 import type { ExtAuthzConfig } from "./hook-config.ts";
 import { parseActionsOutput } from "./hook-output.ts";
-import { type ProgramExit, ProgramFailure, ProgramRunner, stderrExcerpt } from "./run-program.ts";
+import { ProgramRunner, runHook, stderrExcerpt } from "./run-program.ts";
 
 /** The program's stdin: docker_auth's api.AuthRequestInfo marshalled by encoding/json. */
 export function extAuthzInput(request: AuthzRequest): string {
@@ -62,24 +62,7 @@ export class ExtAuthzAuthorizer implements Authorizer {
       account: request.account,
       scope: `${request.type}:${request.name}:${request.actions.join(",")}`,
     };
-    let exit: ProgramExit;
-    try {
-      exit = await this.runner.run(new TextEncoder().encode(input));
-    } catch (error) {
-      if (!(error instanceof ProgramFailure)) throw error;
-      log.warn("ext_authz program failed", {
-        ...fields,
-        reason: error.reason,
-        error: error.message,
-        stderr: stderrExcerpt(error.stderr),
-      });
-      throw new Unavailable("the authorization program failed; see the server log", { cause: error });
-    }
-    if (exit.outputLeftOpen)
-      log.warn("ext_authz program left a process holding its output open", {
-        ...fields,
-        duration_ms: exit.durationMs,
-      });
+    const exit = await runHook(this.runner, "ext_authz", input, fields);
     switch (exit.exitCode) {
       case 0: {
         const parsed = parseActionsOutput(exit.stdout);

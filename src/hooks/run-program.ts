@@ -16,6 +16,8 @@
  *
  * The runner never logs stdin (it holds a password for ext_auth); callers log what they choose.
  */
+import { Unavailable } from "../errors.ts";
+import { log } from "../log.ts";
 import { ConcurrencyLimit } from "./concurrency-limit.ts";
 
 export interface ProgramLimits {
@@ -275,4 +277,39 @@ export function stderrExcerpt(stderr: Uint8Array, secret = "", maxChars = 300): 
   if (secret !== "") text = text.replaceAll(secret, "[redacted]");
   text = text.trim();
   return text.length > maxChars ? `${text.slice(0, maxChars)}…` : text;
+}
+
+/**
+ * Runs a hook for one request. A run that could not finish (busy, spawn error, timeout, signal,
+ * output overflow) is logged, with `secret` redacted from the stderr excerpt, and becomes
+ * Unavailable: the request failed, it was not denied. The exit status is the caller's to read.
+ */
+export async function runHook(
+  runner: ProgramRunner,
+  hook: "ext_auth" | "ext_authz",
+  stdin: string,
+  fields: Record<string, unknown>,
+  secret = "",
+): Promise<ProgramExit> {
+  let exit: ProgramExit;
+  try {
+    exit = await runner.run(new TextEncoder().encode(stdin));
+  } catch (error) {
+    if (!(error instanceof ProgramFailure)) throw error;
+    log.warn(`${hook} program failed`, {
+      ...fields,
+      reason: error.reason,
+      error: error.message,
+      stderr: stderrExcerpt(error.stderr, secret),
+    });
+    const role = hook === "ext_auth" ? "authentication" : "authorization";
+    throw new Unavailable(`the ${role} program failed; see the server log`, { cause: error });
+  }
+  if (exit.outputLeftOpen) {
+    log.warn(`${hook} program left a process holding its output open`, {
+      ...fields,
+      duration_ms: exit.durationMs,
+    });
+  }
+  return exit;
 }
