@@ -22,7 +22,7 @@ export const DEFAULT_VERIFIER_OPTIONS: PasswordVerifierOptions = {
   cacheTtlSeconds: 60,
   maxCacheEntries: 10_000,
   // Hashing is CPU-bound and the target machine has two cores, so more in parallel buys no
-  // throughput; it would only multiply argon2id's 19 MiB per hash in peak memory.
+  // throughput; it would only multiply argon2id's 12 MiB per hash in peak memory.
   maxConcurrentVerifications: 2,
 };
 

@@ -214,7 +214,7 @@ describe("timing parity", () => {
     try {
       expect((await token(t, [], ["nobody-here", "some-password"])).status).toBe(401);
       expect(verify).toHaveBeenCalledTimes(1);
-      expect(String(verify.mock.calls[0]?.[1])).toStartWith("$argon2id$v=19$m=19456,t=2,p=1$");
+      expect(String(verify.mock.calls[0]?.[1])).toStartWith("$argon2id$v=19$m=12288,t=3,p=1$");
     } finally {
       verify.mockRestore();
     }

@@ -69,7 +69,7 @@ describe("registration", () => {
       const user = findUser(db, c.username);
       if (c.expected === "created") {
         expect(user?.isEnabled).toBe(c.enabled as boolean);
-        expect(user?.passwordHash).toStartWith("$argon2id$v=19$m=19456,t=2,");
+        expect(user?.passwordHash).toStartWith("$argon2id$v=19$m=12288,t=3,");
         expect(await Bun.password.verify(c.password, user?.passwordHash ?? "")).toBe(true);
       } else {
         expect(listUsers(db)).toEqual([]);
