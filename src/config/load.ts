@@ -96,7 +96,7 @@ export async function prepareConfig(
     const path = error.path.slice(1).replaceAll("/", ".");
     if (seen.has(path)) continue; // one message per key is enough ("required" then "expected string")
     seen.add(path);
-    problems.push({ path, message: describeSchemaError(error.message, error.value) });
+    problems.push({ path, message: describeSchemaError(path, error.message, error.value) });
   }
   // Sections the schema accepted are checked further even when others are broken, so that a
   // typo in one place does not hide an invalid regex or key in another until the next run.
@@ -270,9 +270,35 @@ function join(path: string, key: string): string {
   return path === "" ? key : `${path}.${key}`;
 }
 
-function describeSchemaError(message: string, value: unknown): string {
-  if (message === "Unexpected property")
+/**
+ * docker_auth options regauth does not implement. A docker_auth user switching binaries should
+ * learn that the feature is missing, not that they misspelt a key.
+ */
+const UNSUPPORTED_DOCKER_AUTH_KEYS = new Set([
+  "google_auth",
+  "github_auth",
+  "oidc_auth",
+  "gitlab_auth",
+  "mongo_auth",
+  "xorm_auth",
+  "plugin_authn",
+  "acl_mongo",
+  "acl_xorm",
+  "plugin_authz",
+  "casbin_authz",
+  "server.letsencrypt",
+  "server.tls_min_version",
+  "server.tls_curve_preferences",
+  "server.tls_cipher_suites",
+]);
+
+function describeSchemaError(path: string, message: string, value: unknown): string {
+  if (message === "Unexpected property") {
+    if (UNSUPPORTED_DOCKER_AUTH_KEYS.has(path)) {
+      return "a docker_auth option regauth does not support; remove it (see README, Configuration)";
+    }
     return "unknown key (check the spelling; regauth does not ignore keys it does not know)";
+  }
   if (message === "Expected required property") return "required";
   const got = value === undefined ? "" : `, got ${JSON.stringify(value)?.slice(0, 60)}`;
   return `${message.charAt(0).toLowerCase()}${message.slice(1)}${got}`;

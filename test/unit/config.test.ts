@@ -100,6 +100,18 @@ describe("schema: unknown keys and wrong types", () => {
     },
     { name: "unknown top-level section", yaml: `${MINIMAL}acls: []\n`, path: "acls", message: /unknown key/ },
     {
+      name: "a docker_auth back-end regauth does not implement",
+      yaml: `${MINIMAL}github_auth:\n  organization: acme\n`,
+      path: "github_auth",
+      message: /docker_auth option regauth does not support/,
+    },
+    {
+      name: "docker_auth's TLS tuning under server",
+      yaml: `server:\n  tls_min_version: TLS12\n${MINIMAL}`,
+      path: "server.tls_min_version",
+      message: /docker_auth option regauth does not support/,
+    },
+    {
       // docker_auth's docs/auth-methods.md trap: `team` is not a match field, and docker_auth
       // silently ignores it, so the rule matches everyone.
       name: "acl match on team",
