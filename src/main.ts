@@ -195,6 +195,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     config: loaded.source,
     data_dir: loaded.dataDir,
     users: Object.keys(loaded.config.users ?? {}).length,
+    authn: issuer.authenticators.map((a) => a.name).join(","),
+    authz: issuer.authorizers.map((a) => a.name).join(","),
     registration: loaded.config.registration.mode,
     acl_rules: loaded.acl.rules.length,
     token_ttl_seconds: loaded.config.token.expiration,
@@ -204,7 +206,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });
-      void running.stop().finally(resolve);
+      void running
+        .stop()
+        .finally(() => database.close())
+        .finally(resolve);
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
