@@ -9,7 +9,8 @@
  * - foreign_keys=ON: SQLite's default is off, per connection.
  */
 import { Database } from "bun:sqlite";
-import { join } from "node:path";
+import { chownSync, closeSync, existsSync, openSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { DatabaseError } from "./database-error.ts";
 import { migrate, schemaVersion } from "./migrate.ts";
 
@@ -23,10 +24,27 @@ export function databasePath(dataDir: string): string {
   return join(dataDir, DATABASE_FILE_NAME);
 }
 
+/**
+ * `sudo regauth user add ...` on a fresh data directory of a server that runs as another user
+ * (systemd DynamicUser owns /var/lib/regauth): a database file created by root would be
+ * unwritable for the server. So root hands the new file to the directory's owner.
+ */
+function giveToDataDirOwner(path: string): void {
+  if (process.getuid?.() !== 0) return;
+  const directory = statSync(dirname(path));
+  if (directory.uid !== 0) chownSync(path, directory.uid, directory.gid);
+}
+
 /** Opens (creating if needed) and migrates the database. Throws DatabaseError with a clear message. */
 export function openDatabase(path: string, options: { busyTimeoutMs?: number } = {}): Database {
   let db: Database;
   try {
+    // The database holds password hashes: create it 0600 whatever the umask. SQLite gives its
+    // -wal and -shm files the database file's mode, and owner when running as root.
+    if (!existsSync(path)) {
+      closeSync(openSync(path, "wx", 0o600));
+      giveToDataDirOwner(path);
+    }
     db = new Database(path, { create: true, strict: true });
   } catch (error) {
     throw new DatabaseError(`cannot open the database ${path}: ${describeSqliteError(error)}`);

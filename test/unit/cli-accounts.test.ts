@@ -1,4 +1,6 @@
 import { describe, expect, it } from "bun:test";
+import { chownSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
 import { cli } from "../accounts-helpers.ts";
 import { makeTempDir } from "../helpers.ts";
 
@@ -129,4 +131,26 @@ describe("the password prompt on a terminal", () => {
     expect(ok.stdout).not.toContain("tty-password");
     expect((await cli(["user", "list", "--data-dir", dataDir])).stdout).toMatch(/^tty\s+enabled/m);
   });
+});
+
+describe("run as root on a server's data directory", () => {
+  const isRoot = process.getuid?.() === 0;
+  it.skipIf(!isRoot)(
+    "creates the database for the directory's owner, so it stays writable for the server",
+    async () => {
+      const dataDir = join(makeTempDir(), "data");
+      mkdirSync(dataDir, { mode: 0o700 });
+      const nobody = 65534;
+      chownSync(dataDir, nobody, nobody);
+      const added = await cli(
+        ["user", "add", "alice", "--password-stdin", "--data-dir", dataDir],
+        "alice-password\n",
+      );
+      expect(added.exitCode).toBe(0);
+      for (const name of readdirSync(dataDir)) expect(statSync(join(dataDir, name)).uid).toBe(nobody);
+      expect(statSync(join(dataDir, "regauth.db")).mode & 0o777).toBe(0o600);
+      const listed = await cli(["user", "list", "--data-dir", dataDir]);
+      expect(listed.stdout).toContain("alice");
+    },
+  );
 });

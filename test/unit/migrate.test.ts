@@ -1,6 +1,6 @@
 import { Database } from "bun:sqlite";
 import { describe, expect, it } from "bun:test";
-import { readdirSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { DatabaseError, databasePath, openDatabase } from "../../src/db/database.ts";
 import { LATEST_SCHEMA_VERSION, MIGRATIONS, migrate, schemaVersion } from "../../src/db/migrate.ts";
@@ -26,6 +26,16 @@ function tables(db: Database): string[] {
     .all()
     .map((r) => r.name);
 }
+
+describe("database file", () => {
+  it("is created with mode 0600, and so are its WAL files (it holds password hashes)", () => {
+    const path = databasePath(makeTempDir());
+    const db = openDatabase(path);
+    db.run("INSERT INTO users (name, password_hash, created_at_unix) VALUES ('bob', '$2b$04$x', 1)");
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) expect(statSync(file).mode & 0o777).toBe(0o600);
+    db.close();
+  });
+});
 
 describe("migrations", () => {
   it("are listed in src/db/migrate.ts exactly as the files in migrations/ (so the binary embeds all)", () => {
