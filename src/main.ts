@@ -174,7 +174,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (bootstrap.kind === "created") {
     // stdout only, once; never the log (README: under systemd, stdout goes to the journal).
     process.stdout.write(
-      adminPasswordBanner(bootstrap.credentials, "regauth: created the administrator account"),
+      adminPasswordBanner(
+        bootstrap.credentials,
+        "regauth: created the administrator account",
+        loaded.dataDir,
+      ),
     );
   } else if (bootstrap.kind === "name-taken") {
     log.warn("no administrator in the database and the name admin is taken by an ordinary user", {

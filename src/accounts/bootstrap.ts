@@ -71,7 +71,11 @@ export async function resetAdminPassword(db: Database, nowUnix: number): Promise
 }
 
 /** The framed message with the password; printed once, to stdout only, never logged. */
-export function adminPasswordBanner(credentials: AdminCredentials, headline: string): string {
+export function adminPasswordBanner(
+  credentials: AdminCredentials,
+  headline: string,
+  dataDir: string,
+): string {
   const lines = [
     headline,
     "",
@@ -79,7 +83,8 @@ export function adminPasswordBanner(credentials: AdminCredentials, headline: str
     `password: ${credentials.password}`,
     "",
     "This password is shown once and stored only as a hash.",
-    "Lost it? Run (offline, on this data directory): regauth admin reset-password",
+    "Lost it? Run (offline, on this data directory):",
+    `  regauth admin reset-password --data-dir ${dataDir}`,
   ];
   // Rules above and below only: `password: <value>` stays a whole line that scripts can grep.
   const rule = "=".repeat(Math.max(...lines.map((l) => l.length)));

@@ -1,3 +1,4 @@
+import { dirname } from "node:path";
 /** `regauth admin reset-password`: the way back in when the admin password is lost. */
 import { adminPasswordBanner, resetAdminPassword } from "../accounts/bootstrap.ts";
 import { type ParsedArgs, UsageError } from "./args.ts";
@@ -18,6 +19,8 @@ export async function adminCommand(args: ParsedArgs): Promise<number> {
   expectArgs(args, []);
   const db = await openDatabaseFromArgs(args);
   const credentials = await resetAdminPassword(db, nowUnix());
-  process.stdout.write(adminPasswordBanner(credentials, "regauth: new password for the administrator"));
+  process.stdout.write(
+    adminPasswordBanner(credentials, "regauth: new password for the administrator", dirname(db.filename)),
+  );
   return 0;
 }
