@@ -9,7 +9,8 @@ import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, setEnabled, setPasswordHash } from "../../src/accounts/users.ts";
 import { log } from "../../src/log.ts";
 import { quickHash, testAccountsApp } from "../accounts-helpers.ts";
-import { basic, req, verifyToken } from "../helpers.ts";
+import { basic, req, testApp, verifyToken } from "../helpers.ts";
+import { writeHook } from "../hook-fixtures.ts";
 
 const NOW = Math.floor(Date.now() / 1000);
 const FORM = { "content-type": "application/x-www-form-urlencoded" };
@@ -95,6 +96,20 @@ describe("issuing refresh tokens", async () => {
     expect(offline.body.refresh_token).toMatch(/^rt1\./);
     expect((await post(t, base)).body.refresh_token).toBeUndefined();
     expect((await post(t, `${base}&access_type=online`)).body.refresh_token).toBeUndefined();
+  });
+
+  it("an ext_auth user gets none (no stored hash to revoke against); the field is simply absent", async () => {
+    const hook = writeHook('read u p\n[ "$u" = carol ] && [ "$p" = carol-pw ] && exit 0\nexit 1');
+    const { app } = await testApp({ ext_auth: { command: hook }, acl: [] });
+    const res = await app.handle(
+      req("/auth?service=registry&offline_token=true", {
+        headers: { authorization: basic("carol", "carol-pw") },
+      }),
+    );
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as TokenBody;
+    expect(body.token).toBeString();
+    expect(body.refresh_token).toBeUndefined();
   });
 
   it("a refresh token never verifies as an access token (not a JWT signed with the registry key)", async () => {
