@@ -90,7 +90,10 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   const refreshToken = request.refreshToken;
   // The throttle key: the user name, or for a refresh grant the account the token claims.
   const account = refreshToken === undefined ? credentials.username : claimedSubject(refreshToken);
-  if (request.account !== null && request.account !== "" && request.account !== account) {
+  const accountMismatch = (actual: string) =>
+    request.account !== null && request.account !== "" && request.account !== actual;
+  // For a refresh grant the account is known once the token is checked (below): a bad token is a 401.
+  if (refreshToken === undefined && accountMismatch(account)) {
     throw new BadRequest("the account parameter does not match the authenticated user");
   }
   // Requests carrying a password or refresh token are guesses; anonymous ones are never throttled.
@@ -135,8 +138,11 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
     });
     throw new Unauthorized(decision.kind === "deny" ? decision.reason : undefined);
   }
-  throttle?.recordSuccess(request.ip, account);
   const principal = decision.principal;
+  if (refreshToken !== undefined && accountMismatch(principal.account)) {
+    throw new BadRequest("the account parameter does not match the authenticated user");
+  }
+  throttle?.recordSuccess(request.ip, account);
   const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
   const issuedAtSeconds = issuer.nowSeconds();
   const token = signRegistryToken(issuer.signingKey, {

@@ -212,6 +212,17 @@ describe("redeeming refresh tokens", async () => {
       `grant_type=refresh_token&refresh_token=${bobToken}&service=registry&account=alice`,
     );
     expect(r.status).toBe(400);
+    const own = await post(
+      t,
+      `grant_type=refresh_token&refresh_token=${bobToken}&service=registry&account=bob`,
+    );
+    expect(own.status).toBe(200);
+    // An invalid token is a 401 whatever the account parameter says.
+    const forged = await post(
+      t,
+      "grant_type=refresh_token&refresh_token=rt1.x.y&service=registry&account=alice",
+    );
+    expect(forged.status).toBe(401);
   });
 
   it("another service is refused with 401 and the usual envelope; the token is in no log line nor body", async () => {
