@@ -80,7 +80,7 @@ export function buildIssuer(
           refreshTokens: new RefreshTokens(
             loaded.refreshSecret,
             config.token.refresh_expiration,
-            credentialLookup(config.users, database),
+            credentialLookup(config.users, database, nowSeconds),
           ),
         }
       : {}),

@@ -24,6 +24,7 @@ import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Labels } from "../acl.ts";
 import { findUser } from "../accounts/users.ts";
+import { lastLoginRecorder } from "../authn/database-users.ts";
 import type { Principal } from "../authn/authenticator.ts";
 import type { UserConfig } from "../config/schema.ts";
 
@@ -44,6 +45,8 @@ export interface StoredCredential {
   isEnabled: boolean;
   /** Config users' labels, given to the principal again on redemption. */
   labels: Labels;
+  /** Called when a token is redeemed: database users' last login time. */
+  noteUse?: () => void;
 }
 
 /** Finds an account where the authentication chain would: config `users` first, then the database. */
@@ -82,7 +85,9 @@ export function ensureRefreshSecret(dataDir: string): Buffer {
 export function credentialLookup(
   users: Record<string, UserConfig> | undefined,
   database: Database | undefined,
+  nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
 ): CredentialLookup {
+  const noteLogin = database ? lastLoginRecorder(database, nowSeconds) : () => {};
   return (account) => {
     if (users && Object.hasOwn(users, account)) {
       const user = users[account] as UserConfig;
@@ -91,9 +96,14 @@ export function credentialLookup(
     }
     if (!database) return null;
     const user = findUser(database, account);
-    return user
-      ? { source: "database", passwordHash: user.passwordHash, isEnabled: user.isEnabled, labels: {} }
-      : null;
+    if (!user) return null;
+    return {
+      source: "database",
+      passwordHash: user.passwordHash,
+      isEnabled: user.isEnabled,
+      labels: {},
+      noteUse: () => noteLogin(user.id, user.lastLoginAtUnix),
+    };
   };
 }
 
@@ -171,6 +181,7 @@ export class RefreshTokens {
     const presented = Buffer.from(payload.cred);
     if (current.length !== presented.length || !timingSafeEqual(current, presented))
       return { kind: "deny", reason: "password changed" };
+    stored.noteUse?.();
     const principal: Principal = {
       account: payload.sub,
       labels: stored.labels,

@@ -2,7 +2,7 @@ import { describe, expect, it } from "bun:test";
 import { createHmac } from "node:crypto";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createUser, deleteUser, setEnabled, setPasswordHash } from "../../src/accounts/users.ts";
+import { createUser, deleteUser, findUser, setEnabled, setPasswordHash } from "../../src/accounts/users.ts";
 import type { Principal } from "../../src/authn/authenticator.ts";
 import {
   claimedSubject,
@@ -72,6 +72,15 @@ describe("refresh token format", () => {
       kind: "allow",
       principal: { account: "bob", labels: {}, isAnonymous: false, authenticator: "database" },
     });
+  });
+
+  it("a redemption counts as a login of the database user (last_login_at_unix)", async () => {
+    const { tokens, db } = fixture();
+    const token = tokens.issue(principal("bob", "database"), "registry", NOW) ?? "";
+    expect(findUser(db, "bob")?.lastLoginAtUnix).toBe(0);
+    expect(tokens.redeem(token, "registry", NOW + 1).kind).toBe("allow");
+    await Bun.sleep(10); // written after the response
+    expect(findUser(db, "bob")?.lastLoginAtUnix).toBeGreaterThan(0);
   });
 
   it("keeps a config user's labels", () => {
