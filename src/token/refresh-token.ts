@@ -69,8 +69,13 @@ export interface RefreshTokenPayload {
 export function ensureRefreshSecret(dataDir: string): Buffer {
   const path = join(dataDir, REFRESH_KEY_FILE);
   if (!existsSync(path)) {
-    writeFileSync(path, randomBytes(SECRET_BYTES), { mode: 0o600, flag: "wx" });
-    chmodSync(path, 0o600);
+    try {
+      // "wx": of two servers starting on one data directory, the second reads the first's key.
+      writeFileSync(path, randomBytes(SECRET_BYTES), { mode: 0o600, flag: "wx" });
+      chmodSync(path, 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
   }
   const secret = readFileSync(path);
   if (secret.length < SECRET_BYTES) {
