@@ -129,9 +129,11 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   if (decision.kind !== "allow") {
     if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
     throttle?.recordFailure(request.ip, account);
-    // One line per failure; never the refresh token itself.
+    // One line per failure; never the refresh token itself. A token whose MAC did not verify
+    // names no one: what it claims is logged as such, not as the account.
+    const isForged = refusal === "malformed" || refusal === "bad signature";
     log.info("authentication failed", {
-      account,
+      ...(isForged ? { claimed_account: account } : { account }),
       ip: request.ip?.text,
       client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
       ...(refusal ? { grant: "refresh_token", reason: refusal } : {}),

@@ -263,6 +263,10 @@ describe("redeeming refresh tokens", async () => {
     }
     expect(statuses.slice(0, 10)).toEqual(Array(10).fill(401));
     expect(statuses.slice(10)).toEqual([429, 429]);
+    // The forged token's claim is not logged as the account.
+    const line = logLines.findLast((l) => l.includes('reason="bad signature"')) ?? "";
+    expect(line).toContain("claimed_account=bob");
+    expect(line).not.toContain(" account=");
   });
 
   it("hostile refresh_token values are 401 (or 400 when empty), never 5xx", async () => {
