@@ -17,6 +17,7 @@ import { BadRequest, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Scope } from "./scope.ts";
 import type { SigningKey } from "./token/keys.ts";
+import { claimedSubject, type RefreshRefusal, type RefreshTokens } from "./token/refresh-token.ts";
 import { type Grant, signRegistryToken } from "./token/sign.ts";
 
 export interface TokenIssuer {
@@ -33,6 +34,8 @@ export interface TokenIssuer {
   throttle?: LoginThrottle;
   /** Registration by `docker login` when the whole chain answered "unknown"; absent: off. */
   registrar?: Registrar;
+  /** Refresh tokens (docs/refresh-tokens.md); absent: none issued, every refresh grant refused. */
+  refreshTokens?: RefreshTokens;
 }
 
 export interface TokenRequest {
@@ -45,10 +48,19 @@ export interface TokenRequest {
   ip: ClientIp | null;
   /** `client_id`, for the log only (token.md: free-form, for auditing). */
   clientId: string | null;
+  /**
+   * A refresh grant (oauth.md `grant_type=refresh_token`): this token replaces `credentials`,
+   * which must then be null.
+   */
+  refreshToken?: string;
+  /** The client asked for a refresh token (GET `offline_token=true`, POST `access_type=offline`). */
+  wantsRefreshToken?: boolean;
 }
 
 export interface IssuedToken {
   token: string;
+  /** For a refresh grant the one presented, unchanged (oauth.md; moby#39718); else a new one or none. */
+  refreshToken?: string;
   expiresInSeconds: number;
   issuedAtSeconds: number;
   grants: Grant[];
@@ -61,6 +73,8 @@ export interface IssuedToken {
 export const MAX_SERVICE_LENGTH = 255;
 /** `client_id` is free-form and only logged (token.md); longer values are cut in the log. */
 const MAX_LOGGED_CLIENT_ID_LENGTH = 100;
+/** The client is told only this; the log says why (expired, password changed, ...). */
+const REFRESH_REFUSED_MESSAGE = "the refresh token is invalid, expired or revoked; log in again";
 
 /** Issues a token, or throws BadRequest (malformed) / Unauthorized (bad credentials). */
 export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Promise<IssuedToken> {
@@ -73,16 +87,22 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
     );
   }
   const credentials = request.credentials ?? { username: "", password: "" };
-  if (request.account !== null && request.account !== "" && request.account !== credentials.username) {
+  const refreshToken = request.refreshToken;
+  // The throttle key: the user name, or for a refresh grant the account the token claims.
+  const account = refreshToken === undefined ? credentials.username : claimedSubject(refreshToken);
+  const accountMismatch = (actual: string) =>
+    request.account !== null && request.account !== "" && request.account !== actual;
+  // For a refresh grant the account is known once the token is checked (below): a bad token is a 401.
+  if (refreshToken === undefined && accountMismatch(account)) {
     throw new BadRequest("the account parameter does not match the authenticated user");
   }
-  // Only requests that carry a password are guesses; anonymous requests are never throttled.
-  const throttle = credentials.password === "" ? undefined : issuer.throttle;
-  const retryAfterSeconds = throttle?.retryAfterSeconds(request.ip, credentials.username) ?? 0;
+  // Requests carrying a password or refresh token are guesses; anonymous ones are never throttled.
+  const throttle = credentials.password === "" && refreshToken === undefined ? undefined : issuer.throttle;
+  const retryAfterSeconds = throttle?.retryAfterSeconds(request.ip, account) ?? 0;
   if (retryAfterSeconds > 0) {
-    if (throttle?.shouldReportRefusal(request.ip, credentials.username)) {
+    if (throttle?.shouldReportRefusal(request.ip, account)) {
       log.info("login throttled (logged once a minute per address and account)", {
-        account: credentials.username,
+        account,
         ip: request.ip?.text,
       });
     }
@@ -91,22 +111,40 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
       retryAfterSeconds,
     );
   }
-  let decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
-  if (decision.kind === "unknown" && issuer.registrar && credentials.username !== "") {
-    decision = await registerByLogin(issuer, issuer.registrar, credentials, request);
+  let decision: AuthnDecision;
+  let refusal: RefreshRefusal | undefined;
+  if (refreshToken !== undefined) {
+    const redeemed = issuer.refreshTokens?.redeem(refreshToken, request.service, issuer.nowSeconds()) ?? {
+      kind: "deny",
+      reason: "expired", // refresh_expiration is 0: every token issued before is over
+    };
+    if (redeemed.kind === "deny") refusal = redeemed.reason;
+    decision = redeemed.kind === "allow" ? redeemed : { kind: "deny", reason: REFRESH_REFUSED_MESSAGE };
+  } else {
+    decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+    if (decision.kind === "unknown" && issuer.registrar && credentials.username !== "") {
+      decision = await registerByLogin(issuer, issuer.registrar, credentials, request);
+    }
   }
   if (decision.kind !== "allow") {
     if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
-    throttle?.recordFailure(request.ip, credentials.username);
+    throttle?.recordFailure(request.ip, account);
+    // One line per failure; never the refresh token itself. A token whose MAC did not verify
+    // names no one: what it claims is logged as such, not as the account.
+    const isForged = refusal === "malformed" || refusal === "bad signature";
     log.info("authentication failed", {
-      account: credentials.username,
+      ...(isForged ? { claimed_account: account } : { account }),
       ip: request.ip?.text,
       client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
+      ...(refusal ? { grant: "refresh_token", reason: refusal } : {}),
     });
     throw new Unauthorized(decision.kind === "deny" ? decision.reason : undefined);
   }
-  throttle?.recordSuccess(request.ip, credentials.username);
   const principal = decision.principal;
+  if (refreshToken !== undefined && accountMismatch(principal.account)) {
+    throw new BadRequest("the account parameter does not match the authenticated user");
+  }
+  throttle?.recordSuccess(request.ip, account);
   const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
   const issuedAtSeconds = issuer.nowSeconds();
   const token = signRegistryToken(issuer.signingKey, {
@@ -117,14 +155,26 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
     issuedAtSeconds,
     ttlSeconds: issuer.ttlSeconds,
   });
+  const newRefreshToken =
+    refreshToken === undefined && request.wantsRefreshToken
+      ? issuer.refreshTokens?.issue(principal, request.service, issuedAtSeconds)
+      : undefined;
   log.debug("token issued", {
     account: principal.account,
-    via: principal.authenticator,
+    via: refreshToken === undefined ? principal.authenticator : `refresh_token(${principal.authenticator})`,
     ip: request.ip?.text,
     service: request.service,
     access: grants,
+    ...(newRefreshToken ? { refresh_token_issued: true } : {}),
   });
-  return { token, expiresInSeconds: issuer.ttlSeconds, issuedAtSeconds, grants };
+  const refreshTokenOut = refreshToken ?? newRefreshToken ?? undefined;
+  return {
+    token,
+    expiresInSeconds: issuer.ttlSeconds,
+    issuedAtSeconds,
+    grants,
+    ...(refreshTokenOut ? { refreshToken: refreshTokenOut } : {}),
+  };
 }
 
 /**

@@ -20,6 +20,7 @@ import { createApp } from "./http/app.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
+import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
 
 /** Longest request body we read (the POST form); tokens requests are tiny. */
 const MAX_REQUEST_BODY_BYTES = 64 * 1024;
@@ -74,6 +75,15 @@ export function buildIssuer(
     verifier,
     nowSeconds,
     throttle: new LoginThrottle(),
+    ...(loaded.refreshSecret && config.token.refresh_expiration > 0
+      ? {
+          refreshTokens: new RefreshTokens(
+            loaded.refreshSecret,
+            config.token.refresh_expiration,
+            credentialLookup(config.users, database, nowSeconds),
+          ),
+        }
+      : {}),
     ...(database && registrationMode !== "off"
       ? { registrar: databaseRegistrar(database, verifier, registrationMode) }
       : {}),

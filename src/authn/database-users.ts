@@ -19,13 +19,17 @@ import type { PasswordVerifier } from "./password-verifier.ts";
 /** last_login_at_unix is written at most this often per user: logins stay read-only in between. */
 export const LAST_LOGIN_RESOLUTION_SECONDS = 60;
 
-export function databaseUsersAuthenticator(
+/**
+ * Records logins in last_login_at_unix, at most once per LAST_LOGIN_RESOLUTION_SECONDS per user,
+ * after the response. Also used by refresh-token redemption (src/token/refresh-token.ts): a
+ * docker client that stored an identity token never sends the password again.
+ */
+export function lastLoginRecorder(
   db: Database,
-  verifier: PasswordVerifier,
-  nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
-): Authenticator {
+  nowSeconds: () => number,
+): (userId: number, storedUnix: number) => void {
   const lastWritten = new Map<number, number>(); // user id → unix seconds we last wrote
-  const noteLogin = (userId: number, storedUnix: number) => {
+  return (userId, storedUnix) => {
     const now = nowSeconds();
     if (now - Math.max(storedUnix, lastWritten.get(userId) ?? 0) < LAST_LOGIN_RESOLUTION_SECONDS) return;
     lastWritten.set(userId, now);
@@ -42,6 +46,14 @@ export function databaseUsersAuthenticator(
       }
     }, 0);
   };
+}
+
+export function databaseUsersAuthenticator(
+  db: Database,
+  verifier: PasswordVerifier,
+  nowSeconds: () => number = () => Math.floor(Date.now() / 1000),
+): Authenticator {
+  const noteLogin = lastLoginRecorder(db, nowSeconds);
 
   return {
     name: "database",

@@ -12,6 +12,7 @@ import { type ConfigProblem, ConfigError } from "../errors.ts";
 import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
+import { ensureRefreshSecret } from "../token/refresh-token.ts";
 import { Config } from "./schema.ts";
 
 export interface LoadedConfig {
@@ -25,6 +26,8 @@ export interface LoadedConfig {
   /** True when the signing key was generated in the data directory on this start. */
   generatedKey: boolean;
   keyPaths: { keyPath: string; certificatePath: string | undefined } | null;
+  /** `<data_dir>/refresh.key`; null when refresh tokens are off or files are not created. */
+  refreshSecret: Buffer | null;
 }
 
 export interface LoadOptions {
@@ -160,8 +163,25 @@ export async function prepareConfig(
     problems.push(...loaded.problems);
     signingKey = loaded.key ?? null;
   }
+  let refreshSecret: Buffer | null = null;
+  if (createFiles && config.token.refresh_expiration > 0 && !problems.some((p) => p.path === "data_dir")) {
+    try {
+      refreshSecret = ensureRefreshSecret(dataDir);
+    } catch (error) {
+      problems.push({ path: "data_dir", message: `refresh token key: ${(error as Error).message}` });
+    }
+  }
   if (problems.length > 0) throw new ConfigError(source, problems);
-  return { config, source, acl, signingKey, dataDir, generatedKey, keyPaths: keyPaths ?? null };
+  return {
+    config,
+    source,
+    acl,
+    signingKey,
+    dataDir,
+    generatedKey,
+    keyPaths: keyPaths ?? null,
+    refreshSecret,
+  };
 }
 
 function checkUsers(config: Config, problems: ConfigProblem[]): void {

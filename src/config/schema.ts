@@ -46,6 +46,13 @@ export const TokenConfig = Type.Object(
       default: 300,
       description: "Token lifetime in seconds. token.md: never less than 60.",
     }),
+    refresh_expiration: Type.Integer({
+      minimum: 0,
+      maximum: 31_536_000,
+      default: 2_592_000,
+      description:
+        "regauth extension: refresh token (docker's identity token) lifetime in seconds; 0 issues none (docs/refresh-tokens.md).",
+    }),
     certificate: Type.Optional(
       Type.String({ description: "PEM certificate of the signing key; sent as x5c." }),
     ),

@@ -27,6 +27,8 @@ export async function handleTokenRequest(
   const basic = parseBasicAuthorization(request.headers.get("authorization"));
   if (request.method !== "POST") {
     const tokenRequest = toTokenRequest(query, null, basic, ip);
+    // token.md: `offline_token=true` asks for a refresh token (docker login sends it).
+    tokenRequest.wantsRefreshToken = single(query, "offline_token")?.toLowerCase() === "true";
     return tokenResponse(await issueToken(issuer, tokenRequest), false);
   }
   const contentType = request.headers.get("content-type") ?? "";
@@ -56,17 +58,24 @@ export async function handleTokenRequest(
       throw new BadRequest("grant_type=password needs username and password", "INVALID_REQUEST");
     }
   } else if (grantType === "refresh_token") {
-    throw new BadRequest(
-      "refresh tokens are not issued by this server; use grant_type=password",
-      "UNSUPPORTED_GRANT_TYPE",
-    );
+    // oauth.md: the refresh token stands in for the credentials; a Basic header is ignored.
+    const refreshToken = single(form, "refresh_token");
+    if (refreshToken === null || refreshToken === "") {
+      throw new BadRequest("grant_type=refresh_token needs refresh_token", "INVALID_REQUEST");
+    }
+    const tokenRequest = toTokenRequest(query, form, null, ip);
+    tokenRequest.refreshToken = refreshToken;
+    return tokenResponse(await issueToken(issuer, tokenRequest), true);
   } else {
     throw new BadRequest(
       `unsupported grant_type ${JSON.stringify(grantType.slice(0, 40))}`,
       "UNSUPPORTED_GRANT_TYPE",
     );
   }
-  return tokenResponse(await issueToken(issuer, toTokenRequest(query, form, credentials, ip)), true);
+  const tokenRequest = toTokenRequest(query, form, credentials, ip);
+  // oauth.md: `access_type=offline` asks for a refresh token (nerdctl login, containerd).
+  tokenRequest.wantsRefreshToken = param(query, form, "access_type") === "offline";
+  return tokenResponse(await issueToken(issuer, tokenRequest), true);
 }
 
 function toTokenRequest(
@@ -106,6 +115,7 @@ function tokenResponse(issued: IssuedToken, isOAuth: boolean): Response {
     expires_in: issued.expiresInSeconds,
     issued_at: new Date(issued.issuedAtSeconds * 1000).toISOString(),
   };
+  if (issued.refreshToken !== undefined) body.refresh_token = issued.refreshToken;
   if (isOAuth) {
     // oauth.md: `scope` is required in the POST response and lists what was granted.
     body.scope = issued.grants

@@ -76,6 +76,7 @@ describe("regauth serve with no config file", () => {
       expect(mode(dataDir)).toBe("700");
       expect(mode(join(dataDir, "token.key"))).toBe("600");
       expect(mode(join(dataDir, "token.crt"))).toBe("600");
+      expect(mode(join(dataDir, "refresh.key"))).toBe("600"); // docs/refresh-tokens.md
       await first.stdout.waitFor(/rootcertbundle: .*\n/);
       const block = parseRegistryBlock(first.stdout.text);
       expect(block).toEqual({

@@ -376,19 +376,21 @@ export function skopeoPull(
  * `docker login` with a throwaway config dir. With no daemon running the CLI logs in
  * client-side (docker/cli loginClientSide), which exercises the same token request.
  */
-export function dockerLogin(
+export async function dockerLogin(
   registryHost: string,
   username: string,
   password: string,
-): Promise<CommandResult> {
+): Promise<CommandResult & { configDir: string }> {
   const configDir = makeTempDir("docker-config-");
-  return run(
+  const result = await run(
     ["docker", "--config", configDir, "login", "--username", username, "--password-stdin", registryHost],
     {
       stdin: password,
       env: { DOCKER_HOST: `unix://${join(configDir, "no-daemon.sock")}` },
     },
   );
+  // configDir/config.json is what the CLI stored (auth, or identitytoken for a refresh token).
+  return { ...result, configDir };
 }
 
 export interface TokenResponse {

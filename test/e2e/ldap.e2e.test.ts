@@ -5,7 +5,7 @@
  * users but not config users, and logins come back when slapd does, without restarting regauth.
  */
 import { afterAll, describe, expect, it } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
 import {
@@ -106,6 +106,16 @@ acl:
     });
     expect(empty.status).toBe(401);
     expect(empty.headers.get("www-authenticate")).toContain("Basic");
+  });
+
+  it("docker login of an LDAP user stores the password, not an identity token (no refresh token for LDAP)", async () => {
+    const login = await dockerLogin(registry.host, "carol", "carol-pw");
+    expect(login.exitCode).toBe(0);
+    const config = JSON.parse(readFileSync(join(login.configDir, "config.json"), "utf8")) as {
+      auths: Record<string, { auth?: string; identitytoken?: string }>;
+    };
+    expect(config.auths[registry.host]?.identitytoken).toBeUndefined();
+    expect(config.auths[registry.host]?.auth).toBe(btoa("carol:carol-pw"));
   });
 
   it("slapd down: LDAP users get 401, the config user still pushes; back up: LDAP works without a restart", async () => {
