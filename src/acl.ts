@@ -13,6 +13,7 @@
  */
 import type { ConfigProblem } from "./errors.ts";
 import { compileGlob, quoteMeta } from "./glob.ts";
+import { compileGoRegex, hasNestedQuantifier } from "./re2-compat.ts";
 import { type IpRange, ipInRange, parseIpRange } from "./ip.ts";
 import { log } from "./log.ts";
 
@@ -270,50 +271,15 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     return null;
   }
   if (isRegex && hasNestedQuantifier(source.slice(1, -1))) {
-    log.warn(
-      "acl regex has a quantified group that contains a quantifier; JavaScript's backtracking engine can take exponential time on a crafted name (docker_auth's RE2 does not). Rewrite it without nesting",
-      { path, pattern: source },
-    );
+    // A warning is not enough: one crafted repository name of ~50 characters would stall the
+    // server for minutes (docker_auth's RE2 runs the same pattern in linear time).
+    problems.push({
+      path,
+      message: `regular expression ${source} nests a repeated group inside a repeat (like (a+)+); JavaScript can take exponential time on a crafted name. Rewrite it without the nesting, e.g. ^[a-z0-9][-_.a-z0-9]*$`,
+    });
+    return null;
   }
   return { source, isRegex, fixed: hasPlaceholder ? undefined : probe, labelKeys };
-}
-
-/**
- * Whether a regex has a group with an unbounded quantifier inside that is itself unboundedly
- * quantified, like `(a+)+` or `([a-z]+[-.]?)*`: the shape of most catastrophic-backtracking
- * patterns. RE2 runs them in linear time, JavaScript does not, and ACL patterns meet
- * client-chosen names. A heuristic: it also flags some harmless patterns such as `(\w+/)*`.
- */
-export function hasNestedQuantifier(body: string): boolean {
-  const isUnboundedAt = (i: number) =>
-    body[i] === "*" || body[i] === "+" || (body[i] === "{" && /^\{\d*,\}/.test(body.slice(i)));
-  // One flag per open group: does it contain an unbounded quantifier?
-  const groups: boolean[] = [false];
-  let i = 0;
-  while (i < body.length) {
-    const c = body[i];
-    if (c === "\\") {
-      i += 2;
-    } else if (c === "[") {
-      i++;
-      if (body[i] === "^") i++;
-      if (body[i] === "]") i++;
-      while (i < body.length && body[i] !== "]") i += body[i] === "\\" ? 2 : 1;
-      i++;
-    } else if (c === "(") {
-      groups.push(false);
-      i++;
-    } else if (c === ")") {
-      const containsUnbounded = groups.length > 1 ? (groups.pop() as boolean) : false;
-      i++;
-      if (containsUnbounded && isUnboundedAt(i)) return true;
-      if (containsUnbounded || isUnboundedAt(i)) groups[groups.length - 1] = true;
-    } else {
-      if (isUnboundedAt(i)) groups[groups.length - 1] = true;
-      i++;
-    }
-  }
-  return false;
 }
 
 const dynamicCache = new Map<string, RegExp | null>();
@@ -333,29 +299,4 @@ function cachedCompile(source: string, isRegex: boolean): RegExp | null {
 function compile(source: string, isRegex: boolean): RegExp | null {
   if (!isRegex) return compileGlob(source);
   return compileGoRegex(source.slice(1, -1));
-}
-
-/**
- * docker_auth's regexes are Go RE2. The common Go-only spellings are translated: `(?P<name>` named
- * groups and leading `(?i)`-style flags. The rest of RE2 is a subset of JavaScript's syntax.
- */
-export function compileGoRegex(inner: string): RegExp | null {
-  let body = inner.replaceAll("(?P<", "(?<");
-  let flags = "";
-  const leading = /^\(\?([ims]+)\)/.exec(body);
-  if (leading) {
-    flags = [...new Set(leading[1])].join("");
-    body = body.slice(leading[0].length);
-  }
-  // RE2 has no lookaround or backreferences; refusing them keeps decisions identical to docker_auth.
-  if (/\(\?<?[=!]|\\[1-9]/.test(body)) return null;
-  try {
-    return new RegExp(body, `${flags}u`);
-  } catch {
-    try {
-      return new RegExp(body, flags);
-    } catch {
-      return null;
-    }
-  }
 }

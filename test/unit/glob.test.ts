@@ -1,6 +1,6 @@
 /** Go path.Match semantics (what docker_auth uses for non-regex ACL patterns) and the quoting helpers. */
 import { describe, expect, it } from "bun:test";
-import { compileGoRegex, hasNestedQuantifier } from "../../src/acl.ts";
+import { compileGoRegex, hasNestedQuantifier } from "../../src/re2-compat.ts";
 import { compileGlob, escapeRegExp, quoteMeta } from "../../src/glob.ts";
 
 function globMatches(pattern: string, text: string): boolean {
@@ -159,6 +159,34 @@ describe("compileGoRegex (RE2 spellings)", () => {
   });
   it("refuses malformed regexes", () => {
     for (const source of ["(", "[", "foo?*", "a**"]) expect(compileGoRegex(source)).toBeNull();
+  });
+
+  // Without translation these compiled to something else (`\z` a literal "z") and a deny rule
+  // written with them silently stopped matching.
+  const translated: [string, string, boolean][] = [
+    ["\\Aadmin", "admin", true],
+    ["\\Aadmin", "xadmin", false],
+    ["admin\\z", "admin", true],
+    ["admin\\z", "adminz", false],
+    ["^[[:alpha:]]+$", "Admin", true],
+    ["^[[:alpha:]]+$", "adm1n", false],
+    ["^[[:digit:][:lower:]]+$", "team42", true],
+    ["^[^[:space:]]+$", "a b", false],
+    ["^\\Qa.b*\\E$", "a.b*", true],
+    ["^\\Qa.b*\\E$", "axbbb", false],
+    ["^a\\-b\\_c\\@d$", "a-b_c@d", true],
+    ["^[a\\-z]$", "-", true],
+    ["^[a\\-z]$", "m", false],
+    ["^[]a]+$", "]a", true],
+  ];
+  for (const [source, input, expected] of translated) {
+    it(`RE2 ${source} ${expected ? "matches" : "does not match"} ${JSON.stringify(input)}`, () => {
+      expect(compileGoRegex(source)?.test(input)).toBe(expected);
+    });
+  }
+
+  it("refuses RE2 syntax it cannot translate instead of changing its meaning", () => {
+    for (const source of ["[[:nosuch:]]", "\\C", "a\\"]) expect(compileGoRegex(source)).toBeNull();
   });
 });
 
