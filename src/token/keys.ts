@@ -260,7 +260,17 @@ export function ensureGeneratedKey(dataDir: string): {
 } {
   const keyPath = join(dataDir, GENERATED_KEY_FILE);
   const certificatePath = join(dataDir, GENERATED_CERT_FILE);
-  if (existsSync(keyPath) && existsSync(certificatePath)) return { keyPath, certificatePath, created: false };
+  const hasKey = existsSync(keyPath);
+  const hasCertificate = existsSync(certificatePath);
+  if (hasKey && hasCertificate) return { keyPath, certificatePath, created: false };
+  if (hasKey || hasCertificate) {
+    // Half a pair: generating a new one would silently rotate the key, and every registry
+    // trusting the old certificate would reject our tokens. Make the operator choose.
+    const [present, missing] = hasKey ? [keyPath, certificatePath] : [certificatePath, keyPath];
+    throw new Error(
+      `${present} exists but ${missing} is missing: restore it from a backup, or delete ${present} to generate a new pair (then give every registry the new certificate as rootcertbundle)`,
+    );
+  }
   let pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
   // Regenerate until neither coordinate starts with a zero byte, so that every registry version
   // computes the same kid for this key (see hasLeadingZeroCoordinate).

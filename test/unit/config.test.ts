@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import {
@@ -43,6 +43,16 @@ async function problemsOf(yaml: string, env: Record<string, string> = {}): Promi
 async function problemsOfPath(path: string, env: Record<string, string> = {}): Promise<ConfigProblem[]> {
   try {
     await loadConfigFile(path, { env, dataDir: makeTempDir() });
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("config loaded but problems were expected");
+}
+
+async function expectConfigError(loading: Promise<unknown>): Promise<ConfigProblem[]> {
+  try {
+    await loading;
   } catch (error) {
     if (error instanceof ConfigError) return error.problems;
     throw error;
@@ -593,6 +603,22 @@ describe("the embedded default and the data directory", () => {
     expect(second.generatedKey).toBe(false);
     expect(second.signingKey?.kid).toBe(first.signingKey?.kid ?? "");
   });
+
+  for (const lost of ["token.crt", "token.key"]) {
+    it(`refuses to start when ${lost} was lost, instead of silently rotating the key`, async () => {
+      const dataDir = join(makeTempDir(), "state");
+      const first = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
+        dataDir,
+        env: {},
+      });
+      rmSync(join(dataDir, lost));
+      const problems = await expectConfigError(
+        prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, { dataDir, env: {} }),
+      );
+      expectProblem(problems, "data_dir", new RegExp(`${lost} is missing: restore it from a backup`));
+      expect(first.generatedKey).toBe(true);
+    });
+  }
 
   it("$STATE_DIRECTORY is the data directory when none is given", async () => {
     const stateDirectory = makeTempDir();
