@@ -3,6 +3,7 @@ import { createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
+import { writeHook } from "../hook-fixtures.ts";
 import { basic, req, verifyToken } from "../helpers.ts";
 
 const NOW = Math.floor(Date.now() / 1000);
@@ -184,6 +185,32 @@ describe("registration by docker login", () => {
     const ok = results.filter((r) => r.status === 200).length;
     // The winner's password is either "same-password" (25 requests use it) or one other-N (1 request).
     expect([1, 25]).toContain(ok);
+  });
+});
+
+describe("registration next to ext_auth", () => {
+  it("a control character in the password does not register a hook user's name (review C1)", async () => {
+    // ext_auth knows bob (password "bob-secret"); bob is in no other back-end.
+    const hook = writeHook('read u p; [ "$u" = bob ] || exit 2; [ "$p" = bob-secret ] && exit 0; exit 1');
+    const t = await testAccountsApp({
+      registration: { mode: "open" },
+      ext_auth: { command: hook, cache_ttl_seconds: 0 },
+      acl: [{ match: { account: "bob" }, actions: ["*"] }],
+    });
+    expect((await token(t, ["repository:bob/app:pull"], ["bob", "bob-secret"])).status).toBe(200);
+    for (const password of ["attacker-pw\u0001", "attacker-pw\n", "attacker\u0000pw"]) {
+      expect((await token(t, ["repository:bob/app:pull"], ["bob", password])).status).toBe(401);
+    }
+    expect(findUser(t.db, "bob")).toBeNull();
+    expect((await token(t, ["repository:bob/app:pull"], ["bob", "bob-secret"])).status).toBe(200);
+  });
+
+  it("refuses a control character in a new account's password, creating nothing", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    const r = await token(t, [], ["newbie", "newbie-pass\u0001"]);
+    expect(r.status).toBe(401);
+    expect(r.body).toContain("control characters");
+    expect(findUser(t.db, "newbie")).toBeNull();
   });
 });
 

@@ -60,6 +60,20 @@ describe("registration", () => {
       password: "short",
       expected: "refused",
     },
+    ...[
+      "attacker-pw\u0001",
+      "line\nbreak-pw",
+      "nul\u0000-password",
+      "tab\tpassword",
+      "del\u007fpassword",
+      "c1\u009bpassword",
+    ].map((password) => ({
+      title: `refuses a control character in the password (${JSON.stringify(password)})`,
+      mode: "open" as const,
+      username: "erin",
+      password,
+      expected: "refused",
+    })),
   ];
   for (const c of cases) {
     it(c.title, async () => {
