@@ -11,14 +11,14 @@
 import type { Database } from "bun:sqlite";
 import { type AccessSubject, effectiveLevel, LEVEL_ACTIONS } from "../accounts/permissions.ts";
 import { findUser } from "../accounts/users.ts";
-import type { Authorizer } from "./authorizer.ts";
+import { type Authorizer, DATABASE_AUTHORIZER } from "./authorizer.ts";
 
 export function databasePermissionsAuthorizer(
   db: Database,
   options: { personalNamespaces: boolean; groupLabels: readonly string[] },
 ): Authorizer {
   return {
-    name: "database",
+    name: DATABASE_AUTHORIZER,
     authorize(request): string[] | null {
       const user = request.account === "" ? null : findUser(db, request.account);
       // A disabled user's tokens get nothing from the database (they cannot log in anyway,

@@ -1,10 +1,12 @@
 import { describe, expect, it, spyOn } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
 import { createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
 import { writeHook } from "../hook-fixtures.ts";
-import { basic, req, verifyToken } from "../helpers.ts";
+import { basic, makeTempDir, req, verifyToken } from "../helpers.ts";
 
 const NOW = Math.floor(Date.now() / 1000);
 
@@ -185,6 +187,54 @@ describe("registration by docker login", () => {
     const ok = results.filter((r) => r.status === 200).length;
     // The winner's password is either "same-password" (25 requests use it) or one other-N (1 request).
     expect([1, 25]).toContain(ok);
+  });
+});
+
+describe("anonymous access admitted by a public grant (review H2)", () => {
+  it("gets the public grants only: a config ACL ip rule does not apply to it", async () => {
+    // docker_auth reference.yml starts with IP rules: 127.0.0.0/8 gets "*" (for authenticated users).
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      users: { alice: { password: quickHash("alice-password") } },
+      acl: [{ match: { ip: "127.0.0.0/8" }, actions: ["*"] }],
+    });
+    const scopes = ["repository:secret/app:pull,push,delete", "repository:public/app:pull,push"];
+    const loopback = { "x-real-ip": "127.0.0.1" };
+    expect((await token(t, scopes, undefined, loopback)).status).toBe(401); // nothing public yet
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW); // README quick start step
+    const anonymous = await token(t, scopes, undefined, loopback);
+    expect(anonymous.status).toBe(200);
+    expect(actionsOf(anonymous.access, "secret/app")).toEqual([]);
+    expect(actionsOf(anonymous.access, "public/app")).toEqual(["pull"]);
+    // Authenticated users still get the ip rule.
+    const alice = await token(t, scopes, ["alice", "alice-password"], loopback);
+    expect(actionsOf(alice.access, "secret/app").sort()).toEqual(["delete", "pull", "push"]);
+  });
+
+  it("ext_authz is not asked for it", async () => {
+    const asked = join(makeTempDir(), "asked");
+    const t = await testAccountsApp({
+      ext_authz: {
+        command: writeHook('echo asked >> "$1"; echo \'{"actions": ["*"]}\'; exit 0'),
+        args: [asked],
+      },
+    });
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW);
+    const r = await token(t, ["repository:secret/app:pull,push", "repository:public/app:pull"]);
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "secret/app")).toEqual([]);
+    expect(actionsOf(r.access, "public/app")).toEqual(["pull"]);
+    expect(existsSync(asked)).toBe(false);
+  });
+
+  it('the config ACL still decides for anonymous clients when the config defines the "" user', async () => {
+    const t = await testAccountsApp({
+      users: { "": {} },
+      acl: [{ match: { account: "" }, actions: ["pull"] }],
+    });
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW);
+    const r = await token(t, ["repository:secret/app:pull,push"]);
+    expect(actionsOf(r.access, "secret/app")).toEqual(["pull"]);
   });
 });
 
