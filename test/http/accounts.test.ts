@@ -1,7 +1,7 @@
 import { describe, expect, it, spyOn } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createGroup } from "../../src/accounts/groups.ts";
+import { addMember, createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
@@ -187,6 +187,60 @@ describe("registration by docker login", () => {
     const ok = results.filter((r) => r.status === 200).length;
     // The winner's password is either "same-password" (25 requests use it) or one other-N (1 request).
     expect([1, 25]).toContain(ok);
+  });
+});
+
+describe("database-derived rights belong to principals the database authenticated (review H3)", () => {
+  it("a config user admin limited by the ACL is not widened by the bootstrap database admin", async () => {
+    const t = await testAccountsApp({
+      users: { admin: { password: quickHash("config-admin-pw") } },
+      acl: [{ match: { account: "admin", name: "mine/*" }, actions: ["*"] }],
+    });
+    // What `regauth serve` did before it learned to leave a config admin alone.
+    createUser(t.db, { name: "admin", passwordHash: quickHash("db-admin-pw"), isAdmin: true, nowUnix: NOW });
+    const r = await token(
+      t,
+      ["repository:other/app:pull,push,delete", "repository:mine/app:pull,push", "registry:catalog:*"],
+      ["admin", "config-admin-pw"],
+    );
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "other/app")).toEqual([]);
+    expect(actionsOf(r.access, "catalog")).toEqual([]);
+    expect(actionsOf(r.access, "mine/app")).toEqual(["pull", "push"]);
+  });
+
+  it("a config user sharing a database account's name gets neither its grants, groups nor namespace", async () => {
+    const t = await testAccountsApp({
+      users: { dana: { password: quickHash("config-dana"), labels: { group: ["ops"] } } },
+      accounts: { group_labels: ["group"] },
+    });
+    createUser(t.db, { name: "dana", passwordHash: quickHash("db-dana"), nowUnix: NOW });
+    createGroup(t.db, "devs", NOW);
+    createGroup(t.db, "ops", NOW);
+    addMember(t.db, "devs", "dana");
+    grant(t.db, { kind: "user", name: "dana" }, "team/*", "admin", NOW);
+    grant(t.db, { kind: "group", name: "devs" }, "devs/*", "write", NOW);
+    grant(t.db, { kind: "group", name: "ops" }, "ops/*", "write", NOW);
+    grant(t.db, { kind: "public" }, "pub/*", "read", NOW);
+    const scopes = [
+      "repository:team/app:pull",
+      "repository:devs/app:pull",
+      "repository:dana/app:pull",
+      "repository:ops/app:pull,push",
+      "repository:pub/app:pull",
+    ];
+    const r = await token(t, scopes, ["dana", "config-dana"]);
+    expect(r.status).toBe(200);
+    for (const name of ["team/app", "devs/app", "dana/app"]) expect(actionsOf(r.access, name)).toEqual([]);
+    // Label-derived groups and public grants apply to every principal.
+    expect(actionsOf(r.access, "ops/app")).toEqual(["pull", "push"]);
+    expect(actionsOf(r.access, "pub/app")).toEqual(["pull"]);
+  });
+
+  it("a registered account gets its personal namespace at once", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    const r = await token(t, ["repository:newbie/app:pull,push"], ["newbie", "newbie-pass"]);
+    expect(actionsOf(r.access, "newbie/app")).toEqual(["pull", "push"]);
   });
 });
 
