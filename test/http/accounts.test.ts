@@ -164,6 +164,28 @@ describe("registration by docker login", () => {
     expect(t.db.query("SELECT count(*) AS n FROM users").get()).toEqual({ n: 0 });
   });
 
+  it("refuses namespaces the config ACL hands out and reserved names, without saying why (review H4)", async () => {
+    const t = await testAccountsApp({
+      registration: { mode: "open" },
+      users: { ci: { password: quickHash("ci-password") } },
+      acl: [
+        { match: { account: "ci", name: "prod/*" }, actions: ["*"] },
+        { match: { account: "ci", name: "${account}-cache/*" }, actions: ["*"] },
+      ],
+    });
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW);
+    for (const name of ["prod", "library", "admin", "public"]) {
+      const r = await token(t, [`repository:${name}/app:pull,push,delete`], [name, "stranger-password"]);
+      expect(r.status).toBe(401);
+      expect(r.body).toContain("this name is not available");
+      expect(r.body).not.toContain("prod/");
+      expect(findUser(t.db, name)).toBeNull();
+    }
+    // ci keeps prod/*.
+    const ci = await token(t, ["repository:prod/app:push"], ["ci", "ci-password"]);
+    expect(actionsOf(ci.access, "prod/app")).toEqual(["push"]);
+  });
+
   it("approval: creates a disabled account, says it awaits approval, works once enabled", async () => {
     const t = await testAccountsApp({ registration: { mode: "approval" } });
     const first = await token(t, [], ["pending", "pending-pass"]);
