@@ -319,7 +319,7 @@ describe("registration next to ext_auth", () => {
     // ext_auth knows bob (password "bob-secret"); bob is in no other back-end.
     const hook = writeHook('read u p; [ "$u" = bob ] || exit 2; [ "$p" = bob-secret ] && exit 0; exit 1');
     const t = await testAccountsApp({
-      registration: { mode: "open" },
+      registration: { mode: "open", allow_with_external_users: true },
       ext_auth: { command: hook, cache_ttl_seconds: 0 },
       acl: [{ match: { account: "bob" }, actions: ["*"] }],
     });
