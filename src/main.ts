@@ -170,7 +170,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
   const database = openDatabase(databasePath(loaded.dataDir));
-  const bootstrap = await ensureAdmin(database, Math.floor(Date.now() / 1000));
+  const bootstrap = await ensureAdmin(database, Math.floor(Date.now() / 1000), loaded.config.users);
   if (bootstrap.kind === "created") {
     // stdout only, once; never the log (README: under systemd, stdout goes to the journal).
     process.stdout.write(
@@ -180,6 +180,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
         loaded.dataDir,
       ),
     );
+  } else if (bootstrap.kind === "config-user") {
+    log.warn("no administrator in the database; not creating admin, a user of the config's users section", {
+      fix: "regauth user add NAME, then regauth user promote NAME",
+    });
   } else if (bootstrap.kind === "name-taken") {
     log.warn("no administrator in the database and the name admin is taken by an ordinary user", {
       fix: "regauth admin reset-password",

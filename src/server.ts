@@ -5,6 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { databaseRegistrar } from "./accounts/registration.ts";
+import { reservedNamesForRegistration } from "./accounts/reserved-names.ts";
 import { dummyArgon2idHash, findUser } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
@@ -18,6 +19,7 @@ import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
+import { log } from "./log.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
@@ -65,6 +67,12 @@ export function buildIssuer(
   }
   if (config.ext_authz) authorizers.push(new ExtAuthzAuthorizer(config.ext_authz));
   const registrationMode = config.registration.mode;
+  if (database && registrationMode === "open" && config.accounts.personal_namespaces) {
+    log.warn("registration is open and personal namespaces are on", {
+      effect: "anyone who can reach regauth can create an account NAME and push to NAME/*",
+      fix: "registration.mode approval, or accounts.personal_namespaces false",
+    });
+  }
   return {
     issuer: config.token.issuer,
     ttlSeconds: config.token.expiration,
@@ -85,7 +93,14 @@ export function buildIssuer(
         }
       : {}),
     ...(database && registrationMode !== "off"
-      ? { registrar: databaseRegistrar(database, verifier, registrationMode) }
+      ? {
+          registrar: databaseRegistrar(
+            database,
+            verifier,
+            registrationMode,
+            reservedNamesForRegistration(config.acl ?? []),
+          ),
+        }
       : {}),
   };
 }

@@ -2,6 +2,10 @@
  * First run: a database without an administrator gets one, `admin`, with a random password that
  * is printed once (by the caller, to stdout) and stored only as a hash. `regauth admin
  * reset-password` is the recovery path; it works offline on the database.
+ *
+ * Not when the config's `users` section has its own `admin` (docker_auth configs often do): the
+ * config user authenticates first, so a database `admin` could never log in, and the name would
+ * stand for two accounts. The caller then tells the operator how to create an administrator.
  */
 import type { Database } from "bun:sqlite";
 import { createUser, findUser, hashNewPassword, setAdmin, setEnabled, setPasswordHash } from "./users.ts";
@@ -33,14 +37,22 @@ export type BootstrapResult =
   | { kind: "exists" }
   | { kind: "created"; credentials: AdminCredentials }
   /** No admin, and the name `admin` belongs to an ordinary user: never promote it silently. */
-  | { kind: "name-taken" };
+  | { kind: "name-taken" }
+  /** No admin, and the config's `users` section defines `admin`: none created. */
+  | { kind: "config-user" };
 
 export function countAdmins(db: Database): number {
   return db.query<{ n: number }, []>("SELECT count(*) AS n FROM users WHERE is_admin = 1").get()?.n ?? 0;
 }
 
-export async function ensureAdmin(db: Database, nowUnix: number): Promise<BootstrapResult> {
+export async function ensureAdmin(
+  db: Database,
+  nowUnix: number,
+  /** The config's `users` section (only its names matter). */
+  configUsers: Readonly<Record<string, unknown>> = {},
+): Promise<BootstrapResult> {
   if (countAdmins(db) > 0) return { kind: "exists" };
+  if (Object.hasOwn(configUsers, ADMIN_NAME)) return { kind: "config-user" };
   const password = generatePassword();
   const passwordHash = await hashNewPassword(password);
   // Check and insert under one write lock: two processes starting at once create one admin.

@@ -1,5 +1,6 @@
 /** Config sections for database accounts (issue 3), referenced from src/config/schema.ts. */
 import { type Static, Type } from "@sinclair/typebox";
+import type { ConfigProblem } from "../errors.ts";
 
 export const RegistrationConfig = Type.Object(
   {
@@ -8,6 +9,12 @@ export const RegistrationConfig = Type.Object(
       description:
         "Registration by `docker login` with an unknown name: off; open (the account is created); approval (created disabled until `regauth user enable NAME`).",
     }),
+    allow_with_external_users: Type.Optional(
+      Type.Boolean({
+        description:
+          "Allow registration while ldap_auth or ext_auth is configured. Off: a stranger could register a directory or hook user's name whenever that back-end does not match it (filtered out, not yet created), and the database account would then shadow the real user. docs/accounts.md.",
+      }),
+    ),
   },
   { additionalProperties: false, default: {} },
 );
@@ -29,3 +36,30 @@ export const AccountsConfig = Type.Object(
 
 export type RegistrationConfig = Static<typeof RegistrationConfig>;
 export type AccountsConfig = Static<typeof AccountsConfig>;
+
+/**
+ * Registration next to external users is refused unless asked for explicitly. Registration
+ * happens when no authenticator knows a name; ldap_auth and ext_auth know their users only at
+ * the moment they are asked (an LDAP filter that excludes someone today, an account created in
+ * the directory tomorrow), so a stranger could register a directory user's name first, and the
+ * database, asked before them, would then shadow the real user. SUSE/Portus learned the same
+ * lesson (PR #2044, commit 2ece80e8: no database user whose name collides with an LDAP user, so
+ * that a local password cannot shadow the directory account). A back-end that did not match a
+ * name at one moment is no proof it never will, so regauth refuses the combination outright.
+ */
+export function registrationProblems(config: {
+  registration: RegistrationConfig;
+  ldap_auth?: unknown;
+  ext_auth?: unknown;
+}): ConfigProblem[] {
+  const { mode, allow_with_external_users: allowed } = config.registration;
+  if (mode === "off" || allowed === true) return [];
+  const external = (["ldap_auth", "ext_auth"] as const).filter((key) => config[key] !== undefined);
+  if (external.length === 0) return [];
+  return [
+    {
+      path: "registration.mode",
+      message: `${mode} registration next to ${external.join(" and ")} would let a stranger register a name that back-end did not match at that moment, and the database account would shadow the real user later; use mode off, or set registration.allow_with_external_users: true if that is what you want`,
+    },
+  ];
+}

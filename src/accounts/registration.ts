@@ -12,6 +12,7 @@ import type { Credentials } from "../authn/authenticator.ts";
 import type { PasswordVerifier } from "../authn/password-verifier.ts";
 import { Conflict } from "../errors.ts";
 import { isNamespaceInUse } from "./permissions.ts";
+import { BUILT_IN_RESERVED_NAMES } from "./reserved-names.ts";
 import { createUser, hashNewPassword, passwordProblem, usernameProblem } from "./users.ts";
 
 export type RegistrationMode = "off" | "open" | "approval";
@@ -23,6 +24,9 @@ export type RegistrationOutcome =
   /** The name or password breaks the rules; `reason` is for the client. */
   | { kind: "refused"; reason: string };
 
+/** The refusal for a name that is reserved or a namespace in use: it does not say which. */
+export const NAME_NOT_AVAILABLE = "this name is not available";
+
 export interface Registrar {
   mode: Exclude<RegistrationMode, "off">;
   register(credentials: Credentials, nowUnix: number): Promise<RegistrationOutcome>;
@@ -32,10 +36,12 @@ export function databaseRegistrar(
   db: Database,
   verifier: PasswordVerifier,
   mode: Exclude<RegistrationMode, "off">,
+  /** Computed once at startup (src/accounts/reserved-names.ts reservedNamesForRegistration). */
+  reservedNames: ReadonlySet<string> = BUILT_IN_RESERVED_NAMES,
 ): Registrar {
   return {
     mode,
-    register: (credentials, nowUnix) => register(db, verifier, mode, credentials, nowUnix),
+    register: (credentials, nowUnix) => register(db, verifier, mode, credentials, nowUnix, reservedNames),
   };
 }
 
@@ -45,13 +51,19 @@ export async function register(
   mode: Exclude<RegistrationMode, "off">,
   { username, password }: Credentials,
   nowUnix: number,
+  reservedNames: ReadonlySet<string> = BUILT_IN_RESERVED_NAMES,
 ): Promise<RegistrationOutcome> {
   const nameProblem = usernameProblem(username);
   if (nameProblem)
     return { kind: "refused", reason: `cannot register ${JSON.stringify(username)}: ${nameProblem}` };
-  if (isNamespaceInUse(db, username)) {
-    // Registering "team" would give a stranger admin on team/* (their personal namespace).
-    return { kind: "refused", reason: `cannot register ${username}: the name is in use as a namespace` };
+  // Registering "team" would give a stranger admin on team/* (their personal namespace) while
+  // the config ACL or database grants hand team/* to others (src/accounts/reserved-names.ts).
+  if (
+    BUILT_IN_RESERVED_NAMES.has(username) ||
+    reservedNames.has(username) ||
+    isNamespaceInUse(db, username)
+  ) {
+    return { kind: "refused", reason: `cannot register ${username}: ${NAME_NOT_AVAILABLE}` };
   }
   const problem = passwordProblem(password);
   if (problem) return { kind: "refused", reason: `cannot register ${username}: ${problem}` };

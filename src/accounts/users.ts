@@ -55,11 +55,16 @@ export function checkUsername(name: string): void {
   if (problem) throw new BadRequest(`invalid user name ${JSON.stringify(name)}: ${problem}`);
 }
 
+const CONTROL_CHARACTER = /\p{Cc}/u;
+
 export function passwordProblem(password: string): string | null {
   if (password.length < MIN_PASSWORD_LENGTH)
     return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
   if (password.length > MAX_PASSWORD_LENGTH)
     return `the password must have at most ${MAX_PASSWORD_LENGTH} characters`;
+  // Control characters cannot be typed at a `docker login` prompt, and ext_auth programs (`read
+  // u p`) cannot receive them: such a password only ever comes from a script probing the chain.
+  if (CONTROL_CHARACTER.test(password)) return "the password must not contain control characters";
   return null;
 }
 

@@ -3,6 +3,13 @@
  * authorizeScope): the first authorizer that does not answer null decides, even with an empty
  * list; when none decides, nothing is granted. Partial grants are not errors (token.md: "If the
  * client only has a subset of the requested access it must not be considered an error").
+ *
+ * Anonymous access the database admitted (its authenticator lets anonymous clients in only when
+ * it holds a public grant) is authorized by the database's public grants alone: the config ACL
+ * and ext_authz are not asked. Their rules were written for the users the config knows, and
+ * docker_auth shows a config ACL anonymous clients only when the config defines the "" user. A
+ * rule such as reference.yml's `ip: 127.0.0.0/8 → ["*"]` would otherwise hand every loopback
+ * client push and delete everywhere the moment one repository is made public.
  */
 import { type Acl, type AuthzRequest, authorizeByAcl, type ClientIp } from "../acl.ts";
 import type { Principal } from "../authn/authenticator.ts";
@@ -11,8 +18,25 @@ import type { Grant } from "../token/sign.ts";
 
 export interface Authorizer {
   readonly name: string;
-  /** The granted actions, or null for "no opinion, ask the next one". Throws only on failure. */
-  authorize(request: AuthzRequest): Promise<string[] | null> | string[] | null;
+  /**
+   * The granted actions, or null for "no opinion, ask the next one". Throws only on failure.
+   * `principal` says which authenticator vouched for the account (the database authorizer
+   * applies database-derived rights only to principals the database authenticated).
+   */
+  authorize(request: AuthzRequest, principal: Principal): Promise<string[] | null> | string[] | null;
+}
+
+/** The name of the database authorizer (src/authz/database-permissions.ts) in the chain. */
+export const DATABASE_AUTHORIZER = "database";
+
+/** An anonymous principal the database authenticator admitted because it holds public grants. */
+export function isDatabasePublicAccess(principal: Principal): boolean {
+  return principal.isAnonymous && principal.authenticator === "database";
+}
+
+/** The authorizers that apply to `principal` (see the header: database public access). */
+export function authorizersFor(chain: readonly Authorizer[], principal: Principal): readonly Authorizer[] {
+  return isDatabasePublicAccess(principal) ? chain.filter((a) => a.name === DATABASE_AUTHORIZER) : chain;
 }
 
 export function aclAuthorizer(acl: Acl): Authorizer {
@@ -27,6 +51,7 @@ export async function authorize(
   ip: ClientIp | null,
 ): Promise<Grant[]> {
   const grants: Grant[] = [];
+  const applicable = authorizersFor(chain, principal);
   for (const scope of scopes) {
     const request: AuthzRequest = {
       account: principal.account,
@@ -38,8 +63,8 @@ export async function authorize(
       labels: principal.labels,
     };
     let granted: string[] = [];
-    for (const authorizer of chain) {
-      const answer = await authorizer.authorize(request);
+    for (const authorizer of applicable) {
+      const answer = await authorizer.authorize(request, principal);
       if (answer === null) continue;
       // Never more than was asked, whatever an authorizer (or a hook) answers.
       granted = scope.actions.filter((action) => answer.includes(action));

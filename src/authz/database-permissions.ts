@@ -4,25 +4,35 @@
  * opinion), so the next authorizer is asked and, at the end of the chain, nothing is granted.
  * A config ACL rule that matches (even with `actions: []`) decides before it.
  *
- * Which account: the token's account name. A name that exists both in the config `users` and in
- * the database is one account for authorization (the config user authenticates, the database
- * grants apply); do not reuse names across the two.
+ * Whose rights: database-derived rights (administrator, personal namespace, grants to the user
+ * and to the groups the user is a member of) belong to the database account, so they apply only
+ * to principals the database vouched for: its own authenticator, registration by `docker login`,
+ * and refresh tokens of database users (src/token/refresh-token.ts redeems them with
+ * authenticator "database"). A config user, hook user or LDAP user who happens to share a
+ * database account's name gets none of them: `regauth serve` creates the database user `admin`,
+ * and a docker_auth config's own `admin`, limited by its ACL, must not become an administrator.
+ * Public grants, and grants to groups named by labels (`accounts.group_labels`), apply to every
+ * principal.
  */
 import type { Database } from "bun:sqlite";
 import { type AccessSubject, effectiveLevel, LEVEL_ACTIONS } from "../accounts/permissions.ts";
 import { findUser } from "../accounts/users.ts";
-import type { Authorizer } from "./authorizer.ts";
+import { type Authorizer, DATABASE_AUTHORIZER } from "./authorizer.ts";
+
+/** Authenticators whose principals are database accounts (see the header). */
+const DATABASE_ACCOUNT_AUTHENTICATORS: ReadonlySet<string> = new Set(["database", "registration"]);
 
 export function databasePermissionsAuthorizer(
   db: Database,
   options: { personalNamespaces: boolean; groupLabels: readonly string[] },
 ): Authorizer {
   return {
-    name: "database",
-    authorize(request): string[] | null {
-      const user = request.account === "" ? null : findUser(db, request.account);
-      // A disabled user's tokens get nothing from the database (they cannot log in anyway,
-      // but a config user of the same name must not inherit a disabled account's grants).
+    name: DATABASE_AUTHORIZER,
+    authorize(request, principal): string[] | null {
+      const isDatabaseAccount =
+        !principal.isAnonymous && DATABASE_ACCOUNT_AUTHENTICATORS.has(principal.authenticator);
+      const user = isDatabaseAccount ? findUser(db, request.account) : null;
+      // A database account disabled since its token request began gets nothing from the database.
       const subject: AccessSubject =
         user?.isEnabled === true
           ? { userId: user.id, userName: user.name, isAdmin: user.isAdmin }
@@ -30,7 +40,7 @@ export function databasePermissionsAuthorizer(
       // accounts.group_labels: label values (LDAP groups, hook or config labels) name database
       // groups, so a directory user gets the grants of the matching @group. Not for a disabled
       // database account, and never for anonymous requests.
-      if (request.account !== "" && (user === null || user.isEnabled)) {
+      if (!principal.isAnonymous && request.account !== "" && (user === null || user.isEnabled)) {
         const names = options.groupLabels.flatMap((key) =>
           Object.hasOwn(request.labels, key) ? (request.labels[key] ?? []) : [],
         );

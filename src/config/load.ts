@@ -6,6 +6,7 @@
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
+import { registrationProblems } from "../accounts/config-schema.ts";
 import { type Acl, compileAcl } from "../acl.ts";
 import { isSupportedHash } from "../authn/password-verifier.ts";
 import { type ConfigProblem, ConfigError } from "../errors.ts";
@@ -123,6 +124,7 @@ export async function prepareConfig(
   const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
   problems.push(...aclProblems);
   if (config.ldap_auth) checkLdapConfig(config.ldap_auth, "ldap_auth", problems);
+  problems.push(...registrationProblems(config));
 
   const dataDir = resolve(
     options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",

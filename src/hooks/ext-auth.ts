@@ -8,10 +8,15 @@
  * - any other exit, a timeout, a signal or an overflow fails the request (503), never denies it.
  *
  * Differences, all fail-closed: unparseable stdout on exit 0 denies with a log line (docker_auth:
- * 500); a username with whitespace or a control character, or a password with a control
- * character, is never handed to the program, because `read u p` would split or cut it and the
- * program would judge different credentials than the client sent: it answers no-match (other
- * authenticators may still know such a user); empty credentials (anonymous) are no-match too.
+ * 500). Credentials `read u p` would split or cut are never handed to the program, because it
+ * would judge different credentials than the client sent:
+ * - a username with whitespace or a control character answers no-match: the program cannot
+ *   know such a name, other authenticators may (registration refuses such names);
+ * - a password with a control character answers deny, not no-match: the name may well be the
+ *   program's user, and "no one knows this name" would let registration by `docker login`
+ *   create a database account of that name with the caller's password, which then shadows the
+ *   program's user (the database is asked first).
+ * Empty credentials (anonymous) are no-match.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import {
@@ -59,14 +64,19 @@ export class ExtAuthAuthenticator implements Authenticator {
 
   async authenticate({ username, password }: Credentials, _context?: AuthnContext): Promise<AuthnOutcome> {
     if (username === "" || password === "") return NO_MATCH;
-    if (UNSAFE_USERNAME.test(username) || UNSAFE_PASSWORD.test(password)) {
+    if (UNSAFE_USERNAME.test(username)) {
       log.info("ext_auth: credentials not passed to the program", {
         account: username,
-        reason: UNSAFE_USERNAME.test(username)
-          ? "whitespace or control character in the username"
-          : "control character in the password",
+        reason: "whitespace or control character in the username",
       });
       return NO_MATCH;
+    }
+    if (UNSAFE_PASSWORD.test(password)) {
+      log.info("ext_auth: credentials not passed to the program; denied", {
+        account: username,
+        reason: "control character in the password",
+      });
+      return DENY;
     }
     const key = createHmac("sha256", this.hmacKey)
       .update(username)

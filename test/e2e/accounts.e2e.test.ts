@@ -107,6 +107,34 @@ describe("first run: the admin password printed once on stdout", async () => {
   });
 });
 
+describe("first run with a docker_auth config that has its own admin user", () => {
+  it("creates no database admin, prints no password, and says how to create an administrator", async () => {
+    const hash = Bun.password.hashSync("config-admin-pw", { algorithm: "bcrypt", cost: 4 });
+    const regauth = await startRegauth({
+      configYaml: defaultLikeConfig(
+        `users: {admin: {password: "${hash}"}}\nacl: [{match: {account: admin, name: "mine/*"}, actions: ["*"]}]\n`,
+      ),
+    });
+    expect(regauth.stdout.text).not.toContain("password:");
+    expect(regauth.stderr.text).toContain("regauth user promote NAME");
+    const list = await regauthCli(regauth, ["user", "list"]);
+    expect(list.exitCode).toBe(0);
+    expect(list.stdout).not.toMatch(/\badmin\b/);
+    const res = await fetch(`${regauth.url}/auth?service=registry&scope=repository:other/app:pull,push`, {
+      headers: { authorization: `Basic ${btoa("admin:config-admin-pw")}` },
+    });
+    expect(res.status).toBe(200);
+    const claims = JSON.parse(
+      Buffer.from(
+        ((await res.json()) as { token: string }).token.split(".")[1] as string,
+        "base64url",
+      ).toString(),
+    ) as { access: { actions: string[] }[] };
+    expect(claims.access[0]?.actions).toEqual([]);
+    await regauth.stop();
+  });
+});
+
 describe("registration by docker login", () => {
   it("open: an unknown name logs in, creating the account, and can push to its namespace", async () => {
     const { registry } = await pair("registration: {mode: open}\n");

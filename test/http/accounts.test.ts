@@ -1,9 +1,12 @@
 import { describe, expect, it, spyOn } from "bun:test";
-import { createGroup } from "../../src/accounts/groups.ts";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { addMember, createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
-import { basic, req, verifyToken } from "../helpers.ts";
+import { writeHook } from "../hook-fixtures.ts";
+import { basic, makeTempDir, req, verifyToken } from "../helpers.ts";
 
 const NOW = Math.floor(Date.now() / 1000);
 
@@ -161,6 +164,28 @@ describe("registration by docker login", () => {
     expect(t.db.query("SELECT count(*) AS n FROM users").get()).toEqual({ n: 0 });
   });
 
+  it("refuses namespaces the config ACL hands out and reserved names, without saying why (review H4)", async () => {
+    const t = await testAccountsApp({
+      registration: { mode: "open" },
+      users: { ci: { password: quickHash("ci-password") } },
+      acl: [
+        { match: { account: "ci", name: "prod/*" }, actions: ["*"] },
+        { match: { account: "ci", name: "${account}-cache/*" }, actions: ["*"] },
+      ],
+    });
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW);
+    for (const name of ["prod", "library", "admin", "public"]) {
+      const r = await token(t, [`repository:${name}/app:pull,push,delete`], [name, "stranger-password"]);
+      expect(r.status).toBe(401);
+      expect(r.body).toContain("this name is not available");
+      expect(r.body).not.toContain("prod/");
+      expect(findUser(t.db, name)).toBeNull();
+    }
+    // ci keeps prod/*.
+    const ci = await token(t, ["repository:prod/app:push"], ["ci", "ci-password"]);
+    expect(actionsOf(ci.access, "prod/app")).toEqual(["push"]);
+  });
+
   it("approval: creates a disabled account, says it awaits approval, works once enabled", async () => {
     const t = await testAccountsApp({ registration: { mode: "approval" } });
     const first = await token(t, [], ["pending", "pending-pass"]);
@@ -184,6 +209,134 @@ describe("registration by docker login", () => {
     const ok = results.filter((r) => r.status === 200).length;
     // The winner's password is either "same-password" (25 requests use it) or one other-N (1 request).
     expect([1, 25]).toContain(ok);
+  });
+});
+
+describe("database-derived rights belong to principals the database authenticated (review H3)", () => {
+  it("a config user admin limited by the ACL is not widened by the bootstrap database admin", async () => {
+    const t = await testAccountsApp({
+      users: { admin: { password: quickHash("config-admin-pw") } },
+      acl: [{ match: { account: "admin", name: "mine/*" }, actions: ["*"] }],
+    });
+    // What `regauth serve` did before it learned to leave a config admin alone.
+    createUser(t.db, { name: "admin", passwordHash: quickHash("db-admin-pw"), isAdmin: true, nowUnix: NOW });
+    const r = await token(
+      t,
+      ["repository:other/app:pull,push,delete", "repository:mine/app:pull,push", "registry:catalog:*"],
+      ["admin", "config-admin-pw"],
+    );
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "other/app")).toEqual([]);
+    expect(actionsOf(r.access, "catalog")).toEqual([]);
+    expect(actionsOf(r.access, "mine/app")).toEqual(["pull", "push"]);
+  });
+
+  it("a config user sharing a database account's name gets neither its grants, groups nor namespace", async () => {
+    const t = await testAccountsApp({
+      users: { dana: { password: quickHash("config-dana"), labels: { group: ["ops"] } } },
+      accounts: { group_labels: ["group"] },
+    });
+    createUser(t.db, { name: "dana", passwordHash: quickHash("db-dana"), nowUnix: NOW });
+    createGroup(t.db, "devs", NOW);
+    createGroup(t.db, "ops", NOW);
+    addMember(t.db, "devs", "dana");
+    grant(t.db, { kind: "user", name: "dana" }, "team/*", "admin", NOW);
+    grant(t.db, { kind: "group", name: "devs" }, "devs/*", "write", NOW);
+    grant(t.db, { kind: "group", name: "ops" }, "ops/*", "write", NOW);
+    grant(t.db, { kind: "public" }, "pub/*", "read", NOW);
+    const scopes = [
+      "repository:team/app:pull",
+      "repository:devs/app:pull",
+      "repository:dana/app:pull",
+      "repository:ops/app:pull,push",
+      "repository:pub/app:pull",
+    ];
+    const r = await token(t, scopes, ["dana", "config-dana"]);
+    expect(r.status).toBe(200);
+    for (const name of ["team/app", "devs/app", "dana/app"]) expect(actionsOf(r.access, name)).toEqual([]);
+    // Label-derived groups and public grants apply to every principal.
+    expect(actionsOf(r.access, "ops/app")).toEqual(["pull", "push"]);
+    expect(actionsOf(r.access, "pub/app")).toEqual(["pull"]);
+  });
+
+  it("a registered account gets its personal namespace at once", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    const r = await token(t, ["repository:newbie/app:pull,push"], ["newbie", "newbie-pass"]);
+    expect(actionsOf(r.access, "newbie/app")).toEqual(["pull", "push"]);
+  });
+});
+
+describe("anonymous access admitted by a public grant (review H2)", () => {
+  it("gets the public grants only: a config ACL ip rule does not apply to it", async () => {
+    // docker_auth reference.yml starts with IP rules: 127.0.0.0/8 gets "*" (for authenticated users).
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      users: { alice: { password: quickHash("alice-password") } },
+      acl: [{ match: { ip: "127.0.0.0/8" }, actions: ["*"] }],
+    });
+    const scopes = ["repository:secret/app:pull,push,delete", "repository:public/app:pull,push"];
+    const loopback = { "x-real-ip": "127.0.0.1" };
+    expect((await token(t, scopes, undefined, loopback)).status).toBe(401); // nothing public yet
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW); // README quick start step
+    const anonymous = await token(t, scopes, undefined, loopback);
+    expect(anonymous.status).toBe(200);
+    expect(actionsOf(anonymous.access, "secret/app")).toEqual([]);
+    expect(actionsOf(anonymous.access, "public/app")).toEqual(["pull"]);
+    // Authenticated users still get the ip rule.
+    const alice = await token(t, scopes, ["alice", "alice-password"], loopback);
+    expect(actionsOf(alice.access, "secret/app").sort()).toEqual(["delete", "pull", "push"]);
+  });
+
+  it("ext_authz is not asked for it", async () => {
+    const asked = join(makeTempDir(), "asked");
+    const t = await testAccountsApp({
+      ext_authz: {
+        command: writeHook('echo asked >> "$1"; echo \'{"actions": ["*"]}\'; exit 0'),
+        args: [asked],
+      },
+    });
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW);
+    const r = await token(t, ["repository:secret/app:pull,push", "repository:public/app:pull"]);
+    expect(r.status).toBe(200);
+    expect(actionsOf(r.access, "secret/app")).toEqual([]);
+    expect(actionsOf(r.access, "public/app")).toEqual(["pull"]);
+    expect(existsSync(asked)).toBe(false);
+  });
+
+  it('the config ACL still decides for anonymous clients when the config defines the "" user', async () => {
+    const t = await testAccountsApp({
+      users: { "": {} },
+      acl: [{ match: { account: "" }, actions: ["pull"] }],
+    });
+    grant(t.db, { kind: "public" }, "public/*", "read", NOW);
+    const r = await token(t, ["repository:secret/app:pull,push"]);
+    expect(actionsOf(r.access, "secret/app")).toEqual(["pull"]);
+  });
+});
+
+describe("registration next to ext_auth", () => {
+  it("a control character in the password does not register a hook user's name (review C1)", async () => {
+    // ext_auth knows bob (password "bob-secret"); bob is in no other back-end.
+    const hook = writeHook('read u p; [ "$u" = bob ] || exit 2; [ "$p" = bob-secret ] && exit 0; exit 1');
+    const t = await testAccountsApp({
+      registration: { mode: "open", allow_with_external_users: true },
+      ext_auth: { command: hook, cache_ttl_seconds: 0 },
+      acl: [{ match: { account: "bob" }, actions: ["*"] }],
+    });
+    expect((await token(t, ["repository:bob/app:pull"], ["bob", "bob-secret"])).status).toBe(200);
+    for (const password of ["attacker-pw\u0001", "attacker-pw\n", "attacker\u0000pw"]) {
+      expect((await token(t, ["repository:bob/app:pull"], ["bob", password])).status).toBe(401);
+    }
+    expect(findUser(t.db, "bob")).toBeNull();
+    expect((await token(t, ["repository:bob/app:pull"], ["bob", "bob-secret"])).status).toBe(200);
+  });
+
+  it("refuses a control character in a new account's password, creating nothing", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    const r = await token(t, [], ["newbie", "newbie-pass\u0001"]);
+    expect(r.status).toBe(401);
+    expect(r.body).toContain("control characters");
+    expect(findUser(t.db, "newbie")).toBeNull();
   });
 });
 

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "bun:test";
+import { ensureAdmin } from "../../src/accounts/bootstrap.ts";
 import { addMember, createGroup, deleteGroup, listGroups } from "../../src/accounts/groups.ts";
 import {
   checkPattern,
@@ -246,5 +247,29 @@ describe("effective permissions", () => {
       effectiveLevel(db, { userId: alice, userName: "alice", isAdmin: false }, "team/app", false),
     ).toBeNull();
     expect(() => revoke(db, { kind: "user", name: "alice" }, "team/*")).toThrow(NotFound);
+  });
+});
+
+describe("first-run administrator (ensureAdmin)", () => {
+  it("creates admin in an empty database, once", async () => {
+    const { db } = tempDatabase();
+    const created = await ensureAdmin(db, NOW);
+    expect(created.kind).toBe("created");
+    expect(findUser(db, "admin")?.isAdmin).toBe(true);
+    expect((await ensureAdmin(db, NOW)).kind).toBe("exists");
+  });
+
+  it("creates nothing when the config's users section has its own admin (review H3)", async () => {
+    const { db } = tempDatabase();
+    expect(await ensureAdmin(db, NOW, { admin: { password: "$2y$..." } })).toEqual({ kind: "config-user" });
+    expect(findUser(db, "admin")).toBeNull();
+    // Other config users do not stop it.
+    expect((await ensureAdmin(db, NOW, { alice: {} })).kind).toBe("created");
+  });
+
+  it("an existing administrator is enough, whatever the config says", async () => {
+    const { db } = tempDatabase();
+    createUser(db, { name: "root", passwordHash: "x", isAdmin: true, nowUnix: NOW });
+    expect(await ensureAdmin(db, NOW, { admin: {} })).toEqual({ kind: "exists" });
   });
 });

@@ -209,18 +209,36 @@ describe("ext_auth: hostile usernames are data", () => {
     ["a\tb", "pw"],
     ["a\nb", "pw"],
     ["a\u0000b", "pw"],
-    ["alice", "pass\nwith a second line"],
-    ["alice", "nul\u0000inside"],
     ["", "pw"],
     ["alice", ""],
     ["", ""],
   ])(
-    "does not run the program for %j / %j (no-match: `read u p` would misread it)",
+    "does not run the program for %j / %j (no-match: `read u p` would misread the name)",
     async (username, password) => {
       const dir = makeTempDir();
       const hook = writeHook('touch "$1/ran"; exit 0');
       const auth = new ExtAuthAuthenticator({ ...hookConfig(hook), args: [dir] });
       expect(await auth.authenticate({ username, password }, CONTEXT)).toEqual({ kind: "no-match" });
+      expect(existsSync(join(dir, "ran"))).toBe(false);
+    },
+  );
+
+  // Deny, not no-match: the name may be the program's user, and "no one knows this name" would
+  // let registration create a database account of that name that shadows the program's user.
+  it.each([
+    ["alice", "pass\nwith a second line"],
+    ["alice", "nul\u0000inside"],
+    ["alice", "attacker-pw\u0001"],
+    ["alice", "tab\tinside"],
+    ["alice", "del\u007f"],
+    ["alice", "c1\u0085control"],
+  ])(
+    "denies %j / %j without running the program (control character in the password)",
+    async (username, password) => {
+      const dir = makeTempDir();
+      const hook = writeHook('touch "$1/ran"; exit 0');
+      const auth = new ExtAuthAuthenticator({ ...hookConfig(hook), args: [dir] });
+      expect(await auth.authenticate({ username, password }, CONTEXT)).toEqual({ kind: "deny" });
       expect(existsSync(join(dir, "ran"))).toBe(false);
     },
   );

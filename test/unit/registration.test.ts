@@ -1,6 +1,7 @@
 import { describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { register } from "../../src/accounts/registration.ts";
+import { aclNamespaces, reservedNamesForRegistration } from "../../src/accounts/reserved-names.ts";
 import { findUser, listUsers } from "../../src/accounts/users.ts";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import { tempDatabase } from "../accounts-helpers.ts";
@@ -60,6 +61,20 @@ describe("registration", () => {
       password: "short",
       expected: "refused",
     },
+    ...[
+      "attacker-pw\u0001",
+      "line\nbreak-pw",
+      "nul\u0000-password",
+      "tab\tpassword",
+      "del\u007fpassword",
+      "c1\u009bpassword",
+    ].map((password) => ({
+      title: `refuses a control character in the password (${JSON.stringify(password)})`,
+      mode: "open" as const,
+      username: "erin",
+      password,
+      expected: "refused",
+    })),
   ];
   for (const c of cases) {
     it(c.title, async () => {
@@ -89,11 +104,50 @@ describe("registration", () => {
       const outcome = await register(db, verifier, "open", { username: name, password: "long-enough" }, NOW);
       expect(outcome).toEqual({
         kind: "refused",
-        reason: `cannot register ${name}: the name is in use as a namespace`,
+        reason: `cannot register ${name}: this name is not available`,
       });
     }
     expect(
       (await register(db, verifier, "open", { username: "tea", password: "long-enough" }, NOW)).kind,
+    ).toBe("created");
+  });
+
+  it("refuses built-in reserved names and the reserved names it is given, with the same message (review H4)", async () => {
+    const { db } = tempDatabase();
+    const verifier = new PasswordVerifier();
+    const reserved = reservedNamesForRegistration([
+      { match: { account: "ci", name: "prod/*" }, actions: ["*"] },
+    ]);
+    for (const name of ["library", "admin", "root", "registry", "regauth", "v2", "prod"]) {
+      const outcome = await register(
+        db,
+        verifier,
+        "open",
+        { username: name, password: "long-enough" },
+        NOW,
+        reserved,
+      );
+      expect(outcome).toEqual({
+        kind: "refused",
+        reason: `cannot register ${name}: this name is not available`,
+      });
+    }
+    // Built-in names are refused even without the startup list.
+    expect(
+      (await register(db, verifier, "open", { username: "library", password: "long-enough" }, NOW)).kind,
+    ).toBe("refused");
+    expect(listUsers(db)).toEqual([]);
+    expect(
+      (
+        await register(
+          db,
+          verifier,
+          "open",
+          { username: "production", password: "long-enough" },
+          NOW,
+          reserved,
+        )
+      ).kind,
     ).toBe("created");
   });
 
@@ -148,4 +202,30 @@ describe("registration across processes", () => {
     const db = new Database(path);
     expect(db.query("SELECT count(*) AS n FROM users WHERE name = 'racer'").get()).toEqual({ n: 1 });
   });
+});
+
+describe("aclNamespaces: literal first components of config ACL name patterns", () => {
+  const cases: [string, { name?: string; type?: string }, string[]][] = [
+    ["a namespace glob", { name: "prod/*" }, ["prod"]],
+    ["a repository", { name: "tools/cli" }, ["tools"]],
+    ["a bare name", { name: "solo" }, ["solo"]],
+    ["a nested path", { name: "org/team/*" }, ["org"]],
+    ["dots and dashes are literal", { name: "my.org-x/*" }, ["my.org-x"]],
+    ["no name", {}, []],
+    ["everything", { name: "*" }, []],
+    ["a glob in the first component", { name: "prod-*/app" }, []],
+    ["a ? glob", { name: "pro?/app" }, []],
+    ["a character class", { name: "[ab]x/*" }, []],
+    ["a placeholder", { name: "${account}/*" }, []],
+    ["a labels placeholder", { name: "${labels:team}/*" }, []],
+    ["a regex", { name: "/^prod/.*$/" }, []],
+    ["a registry rule", { type: "registry", name: "catalog" }, []],
+    ["an explicit repository rule", { type: "repository", name: "ops/*" }, ["ops"]],
+    ["a type glob", { type: "*", name: "ops/*" }, ["ops"]],
+  ];
+  for (const [title, match, expected] of cases) {
+    it(title, () => {
+      expect([...aclNamespaces([{ match, actions: ["pull"] }])]).toEqual(expected);
+    });
+  }
 });
