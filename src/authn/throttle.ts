@@ -14,6 +14,9 @@
  *   logins never spend the budget;
  * - failure: the charge stands;
  * - neither (a back-end error, a busy server: the request was not answered): both are refunded.
+ * A pair that logged in successfully in the last 24 hours is exempt from the address's bucket (its
+ * own still applies): one address is often shared (NAT, CI runners, a proxy without
+ * real_ip_header), and others' failures there must not lock out the users who log in there.
  * An attempt identical to one in flight (same address, account and password) is a retry, not a
  * new guess: it is admitted without charging the pair, so a CI fan-out of N parallel logins with
  * one correct password is not refused after the burst. It still charges the address.
@@ -32,7 +35,12 @@ export interface BucketPolicy {
 export interface ThrottleOptions {
   perAccount: BucketPolicy;
   perIp: BucketPolicy;
-  /** Buckets kept per kind; the least recently charged are dropped first. Bounds memory. */
+  /**
+   * A pair that succeeded within this many seconds is exempt from the per-IP bucket; 0: never.
+   * Remembered per (address, account) for at most `maxEntries` pairs.
+   */
+  successExemptionSeconds: number;
+  /** Entries kept per kind; the least recently used are dropped first. Bounds memory. */
   maxEntries: number;
   nowMs?: () => number;
 }
@@ -40,6 +48,7 @@ export interface ThrottleOptions {
 export const DEFAULT_THROTTLE_OPTIONS: ThrottleOptions = {
   perAccount: { burst: 10, refillSeconds: 30 },
   perIp: { burst: 100, refillSeconds: 3 },
+  successExemptionSeconds: 24 * 60 * 60,
   maxEntries: 100_000,
 };
 
@@ -109,12 +118,16 @@ export class LoginThrottle {
   /** Attempts being answered, by HMAC(address, account, secret) → how many. Lives as long as they do. */
   private readonly inFlight = new Map<string, number>();
   private readonly hmacKey = randomBytes(32);
+  /** (address, account) → when it last logged in successfully; least recently first. */
+  private readonly lastSuccessMs = new Map<string, number>();
+  private readonly successExemptionMs: number;
 
   constructor(options: ThrottleOptions = DEFAULT_THROTTLE_OPTIONS) {
     this.perAccount = new BucketMap(options.perAccount, options.maxEntries);
     this.perIp = new BucketMap(options.perIp, options.maxEntries);
     this.nowMs = options.nowMs ?? Date.now;
     this.maxEntries = options.maxEntries;
+    this.successExemptionMs = options.successExemptionSeconds * 1000;
   }
 
   /**
@@ -131,24 +144,26 @@ export class LoginThrottle {
       .update(secret)
       .digest("base64");
     const isRetry = this.inFlight.has(fingerprint);
+    const isKnownHere = this.succeededRecently(pair, now);
     const retryAfterSeconds = Math.max(
       isRetry ? 0 : this.perAccount.waitSeconds(pair, now),
-      this.perIp.waitSeconds(source, now),
+      isKnownHere ? 0 : this.perIp.waitSeconds(source, now),
     );
     if (retryAfterSeconds > 0) return { kind: "refused", retryAfterSeconds };
     if (!isRetry) this.perAccount.charge(pair, now);
-    this.perIp.charge(source, now);
+    if (!isKnownHere) this.perIp.charge(source, now);
     this.inFlight.set(fingerprint, (this.inFlight.get(fingerprint) ?? 0) + 1);
     return {
       kind: "admitted",
       attempt: new LoginAttempt({
         succeeded: () => {
           this.perAccount.clear(pair);
-          this.perIp.refund(source, this.nowMs());
+          if (!isKnownHere) this.perIp.refund(source, this.nowMs());
+          this.rememberSuccess(pair, this.nowMs());
         },
         unanswered: () => {
           if (!isRetry) this.perAccount.refund(pair, this.nowMs());
-          this.perIp.refund(source, this.nowMs());
+          if (!isKnownHere) this.perIp.refund(source, this.nowMs());
         },
         ended: () => {
           const left = (this.inFlight.get(fingerprint) ?? 1) - 1;
@@ -178,9 +193,10 @@ export class LoginThrottle {
   retryAfterSeconds(ip: ClientIp | null, account: string): number {
     const now = this.nowMs();
     const source = ipKey(ip);
+    const pair = pairKey(source, account);
     return Math.max(
-      this.perAccount.waitSeconds(pairKey(source, account), now),
-      this.perIp.waitSeconds(source, now),
+      this.perAccount.waitSeconds(pair, now),
+      this.succeededRecently(pair, now) ? 0 : this.perIp.waitSeconds(source, now),
     );
   }
 
@@ -195,6 +211,28 @@ export class LoginThrottle {
 
   get trackedPairs(): number {
     return this.perAccount.size;
+  }
+
+  get rememberedSuccesses(): number {
+    return this.lastSuccessMs.size;
+  }
+
+  private succeededRecently(pair: string, nowMs: number): boolean {
+    const at = this.lastSuccessMs.get(pair);
+    if (at === undefined) return false;
+    if (nowMs - at < this.successExemptionMs) return true;
+    this.lastSuccessMs.delete(pair);
+    return false;
+  }
+
+  private rememberSuccess(pair: string, nowMs: number): void {
+    if (this.successExemptionMs <= 0) return;
+    this.lastSuccessMs.delete(pair); // re-insert: Map order is then least recently successful first
+    this.lastSuccessMs.set(pair, nowMs);
+    if (this.lastSuccessMs.size > this.maxEntries) {
+      const oldest = this.lastSuccessMs.keys().next().value;
+      if (oldest !== undefined) this.lastSuccessMs.delete(oldest);
+    }
   }
 
   get attemptsInFlight(): number {

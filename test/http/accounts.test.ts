@@ -208,6 +208,47 @@ describe("failed-login throttling", () => {
   });
 });
 
+describe("a shared address (review M1)", () => {
+  it("per-ip-budget-refuses-correct-password: others' failures there do not lock out who logs in there", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      users: { alice: { password: quickHash("alice-password") } },
+    });
+    createUser(t.db, { name: "bob", passwordHash: quickHash("bob-password"), nowUnix: NOW });
+    const shared = { "x-real-ip": "198.51.100.1" }; // NAT, CI runners, a proxy without real_ip_header
+    // alice (config user) and bob (database user) log in there in the morning.
+    expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
+    expect((await token(t, [], ["bob", "bob-password"], shared)).status).toBe(200);
+    // Someone else behind the same address spends its whole budget.
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    let failures = 0;
+    try {
+      while (
+        failures < 150 &&
+        (await token(t, [], [`nobody${failures}`, "wrong-password"], shared)).status === 401
+      )
+        failures++;
+      // The budget still stops that spray, and a name never seen there.
+      expect(failures).toBeGreaterThanOrEqual(100);
+      expect(failures).toBeLessThan(150);
+      expect((await token(t, [], ["newcomer", "wrong-password"], shared)).status).toBe(429);
+    } finally {
+      restore();
+    }
+    // docs/accounts.md: a successful login is never slowed by others' failures at its address,
+    // whether its password is cached (alice, bob) or checked again (alice's cache entry gone).
+    expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
+    expect((await token(t, [], ["bob", "bob-password"], shared)).status).toBe(200);
+    t.verifier.clear();
+    expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
+    // Its own bucket still applies: guessing alice there is throttled after the burst.
+    const guesses: number[] = [];
+    for (let i = 0; i < 11; i++) guesses.push((await token(t, [], ["alice", `guess-${i}`], shared)).status);
+    expect(guesses).toEqual([...Array(10).fill(401), 429]);
+  });
+});
+
 describe("throttling is charged before the password check (review H1)", () => {
   it("throttle-check-then-act-race-allows-unbounded-parallel-guesses: 200 parallel guesses, 10 checked", async () => {
     const t = await testAccountsApp({

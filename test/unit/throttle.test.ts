@@ -1,6 +1,6 @@
 import { describe, expect, it } from "bun:test";
 import type { ClientIp } from "../../src/acl.ts";
-import { type Admission, LoginThrottle } from "../../src/authn/throttle.ts";
+import { type Admission, LoginThrottle, type ThrottleOptions } from "../../src/authn/throttle.ts";
 
 function ip(text: string): ClientIp {
   if (text.includes(":")) {
@@ -16,13 +16,15 @@ function ip(text: string): ClientIp {
   return { text, bytes: new Uint8Array(text.split(".").map(Number)) };
 }
 
-function throttle() {
+function throttle(overrides: Partial<ThrottleOptions> = {}) {
   let now = 1_000_000;
   const t = new LoginThrottle({
     perAccount: { burst: 3, refillSeconds: 10 },
     perIp: { burst: 6, refillSeconds: 1 },
+    successExemptionSeconds: 3600,
     maxEntries: 1000,
     nowMs: () => now,
+    ...overrides,
   });
   return { t, advance: (seconds: number) => (now += seconds * 1000) };
 }
@@ -116,12 +118,15 @@ describe("login throttle", () => {
     const t = new LoginThrottle({
       perAccount: { burst: 1, refillSeconds: 60 },
       perIp: { burst: 1_000_000, refillSeconds: 1 },
+      successExemptionSeconds: 3600,
       maxEntries: 100,
       nowMs: () => now++,
     });
     for (let i = 0; i < 1000; i++) fail(t, attacker, `u${i}`);
     expect(t.trackedPairs).toBe(100);
     expect(t.attemptsInFlight).toBe(0);
+    for (let i = 0; i < 1000; i++) succeed(t, attacker, `u${i}`);
+    expect(t.rememberedSuccesses).toBe(100);
   });
 });
 
@@ -193,6 +198,67 @@ describe("charged on admission, settled by the outcome", () => {
     expect(JSON.stringify([...Object.values(t)])).not.toContain("correct-password");
     attempt.succeeded();
     expect(t.attemptsInFlight).toBe(0);
+  });
+});
+
+describe("a shared address (review M1)", () => {
+  const shared = ip("198.51.100.1"); // NAT, CI runners, a proxy without real_ip_header
+  const sprayOthers = (t: LoginThrottle) => {
+    for (let i = 0; i < 6; i++) fail(t, shared, `nobody${i}`);
+  };
+
+  it("per-ip-budget-refuses-correct-password: a pair that logged in there recently is exempt", () => {
+    const { t } = throttle();
+    expect(succeed(t, shared, "alice")).toBe("admitted");
+    sprayOthers(t);
+    expect(t.retryAfterSeconds(shared, "newcomer")).toBeGreaterThan(0); // the budget still protects
+    expect(succeed(t, shared, "alice")).toBe("admitted");
+    expect(succeed(t, shared, "alice")).toBe("admitted");
+  });
+
+  it("the exemption is from the address's bucket only: the pair's own still applies", () => {
+    const { t } = throttle();
+    succeed(t, shared, "alice");
+    sprayOthers(t);
+    for (let i = 0; i < 3; i++) expect(fail(t, shared, "alice")).toBe("admitted");
+    expect(fail(t, shared, "alice")).toBe("refused");
+    expect(t.retryAfterSeconds(shared, "alice")).toBe(10);
+  });
+
+  it("an exempt pair's attempts do not spend the address's budget", () => {
+    const { t } = throttle();
+    succeed(t, shared, "alice");
+    for (let i = 0; i < 3; i++) fail(t, shared, "alice");
+    expect(t.retryAfterSeconds(shared, "bob")).toBe(0);
+    for (let i = 0; i < 6; i++) expect(fail(t, shared, `nobody${i}`)).toBe("admitted");
+  });
+
+  it("the exemption lasts successExemptionSeconds after the last success", () => {
+    const { t, advance } = throttle({ perIp: { burst: 6, refillSeconds: 100_000 } });
+    succeed(t, shared, "alice");
+    advance(3000);
+    succeed(t, shared, "alice"); // renews it
+    sprayOthers(t);
+    advance(3599);
+    expect(t.retryAfterSeconds(shared, "alice")).toBe(0);
+    advance(1);
+    expect(t.retryAfterSeconds(shared, "alice")).toBeGreaterThan(0);
+    expect(t.rememberedSuccesses).toBe(0);
+  });
+
+  it("only a success counts: a pair that only failed there is not exempt", () => {
+    const { t } = throttle();
+    fail(t, shared, "alice");
+    sprayOthers(t);
+    expect(t.retryAfterSeconds(shared, "alice")).toBeGreaterThan(0);
+  });
+
+  it("successExemptionSeconds: 0 turns the exemption off", () => {
+    const { t } = throttle({ successExemptionSeconds: 0 });
+    succeed(t, shared, "alice");
+    sprayOthers(t);
+    expect(t.retryAfterSeconds(shared, "alice")).toBeGreaterThan(0);
+    expect(t.rememberedSuccesses).toBe(0);
   });
 });
 
