@@ -69,6 +69,20 @@ export class Unavailable extends AppError {
   }
 }
 
+/**
+ * Too much work already queued (e.g. password checks): answered 503 with Retry-After (RFC 9110
+ * §10.2.3, §15.6.4) at once instead of holding the connection. Not logged per request: the
+ * component that refuses logs it, rate-limited.
+ */
+export class ServerBusy extends AppError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super(503, "UNAVAILABLE", message);
+  }
+}
+
 export interface ConfigProblem {
   /** Dotted key path into the config file, e.g. `acl.3.match.ip`. */
   path: string;

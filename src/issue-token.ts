@@ -98,8 +98,10 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   }
   // Requests carrying a password or refresh token are guesses; anonymous ones are never throttled.
   const throttle = credentials.password === "" && refreshToken === undefined ? undefined : issuer.throttle;
-  const retryAfterSeconds = throttle?.retryAfterSeconds(request.ip, account) ?? 0;
-  if (retryAfterSeconds > 0) {
+  // Charged before anything is awaited, so parallel guesses cannot all pass one check; settled
+  // below (`using`: a request that ends in an error instead is refunded).
+  const admission = throttle?.admit(request.ip, account, refreshToken ?? credentials.password);
+  if (admission?.kind === "refused") {
     if (throttle?.shouldReportRefusal(request.ip, account)) {
       log.info("login throttled (logged once a minute per address and account)", {
         account,
@@ -107,10 +109,11 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
       });
     }
     throw new TooManyRequests(
-      `too many failed logins; try again in ${retryAfterSeconds} seconds`,
-      retryAfterSeconds,
+      `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,
+      admission.retryAfterSeconds,
     );
   }
+  using attempt = admission?.attempt;
   let decision: AuthnDecision;
   let refusal: RefreshRefusal | undefined;
   if (refreshToken !== undefined) {
@@ -128,7 +131,7 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   }
   if (decision.kind !== "allow") {
     if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
-    throttle?.recordFailure(request.ip, account);
+    attempt?.failed();
     // One line per failure; never the refresh token itself. A token whose MAC did not verify
     // names no one: what it claims is logged as such, not as the account.
     const isForged = refusal === "malformed" || refusal === "bad signature";
@@ -144,7 +147,7 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   if (refreshToken !== undefined && accountMismatch(principal.account)) {
     throw new BadRequest("the account parameter does not match the authenticated user");
   }
-  throttle?.recordSuccess(request.ip, account);
+  attempt?.succeeded();
   const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
   const issuedAtSeconds = issuer.nowSeconds();
   const token = signRegistryToken(issuer.signingKey, {

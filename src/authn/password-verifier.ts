@@ -9,12 +9,19 @@
  * No password is ever stored, and the HMAC key never leaves the process.
  */
 import { createHmac, randomBytes } from "node:crypto";
+import { ServerBusy } from "../errors.ts";
+import { log } from "../log.ts";
 
 export interface PasswordVerifierOptions {
   cacheTtlSeconds: number;
   maxCacheEntries: number;
   /** Hash verifications running at once; the rest queue. Bounds CPU and (argon2id) memory. */
   maxConcurrentVerifications: number;
+  /**
+   * Verifications allowed to wait for a slot; beyond this they fail at once with 503 (ServerBusy)
+   * instead of queueing. Bounds the requests held open and the time one waits.
+   */
+  maxWaitingVerifications: number;
   now?: () => number;
 }
 
@@ -24,7 +31,16 @@ export const DEFAULT_VERIFIER_OPTIONS: PasswordVerifierOptions = {
   // Hashing is CPU-bound and the target machine has two cores, so more in parallel buys no
   // throughput; it would only multiply argon2id's 12 MiB per hash in peak memory.
   maxConcurrentVerifications: 2,
+  // 64 waiting on 2 cores is ~1.6 s of bcrypt-10 (argon2id: less): longer than a client should
+  // wait, so an overload (a guessing flood from many addresses) is answered "busy, retry" rather
+  // than every request, correct passwords included, waiting ever longer.
+  maxWaitingVerifications: 64,
 };
+
+/** What a client refused for a full queue is told to wait: a queue drains in about a second. */
+const BUSY_RETRY_AFTER_SECONDS = 1;
+/** A full queue is logged at most once per this interval (a flood would flood the log). */
+const BUSY_LOG_INTERVAL_MS = 60_000;
 
 /** bcrypt's key schedule uses the first 72 bytes of the password. */
 const BCRYPT_MAX_PASSWORD_BYTES = 72;
@@ -44,12 +60,17 @@ export class PasswordVerifier {
   private readonly waiting: (() => void)[] = [];
   private readonly now: () => number;
   private dummyHash = DUMMY_HASH;
+  private lastBusyLogMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: PasswordVerifierOptions = DEFAULT_VERIFIER_OPTIONS) {
     this.now = options.now ?? Date.now;
   }
 
-  /** True when `password` matches `storedHash` (bcrypt $2a$/$2b$/$2y$ or argon2). Never throws for a bad hash. */
+  /**
+   * True when `password` matches `storedHash` (bcrypt $2a$/$2b$/$2y$ or argon2). Never throws for a
+   * bad hash; throws ServerBusy (503) when the wait queue is full. A cached success and a request
+   * joining an identical one in flight never wait in that queue.
+   */
   async verify(username: string, password: string, storedHash: string): Promise<boolean> {
     if (password === "") return false;
     // Length-prefixed fields: with a bare separator, ("alice", "\0pw") and ("alice\0", "pw")
@@ -75,7 +96,7 @@ export class PasswordVerifier {
     return ok;
   }
 
-  /** Spends the same work as a real check, for users that do not exist. Always false. */
+  /** Spends the same work as a real check, for users that do not exist. Always false (or ServerBusy). */
   async verifyDummy(password: string): Promise<false> {
     if (password !== "") await this.verifyUncached(password, this.dummyHash);
     return false;
@@ -90,8 +111,8 @@ export class PasswordVerifier {
   }
 
   /**
-   * Runs `work` (e.g. hashing a new password) under the same concurrency limit as verifications,
-   * so a burst of registrations cannot run more argon2 hashes at once than logins can.
+   * Runs `work` (e.g. hashing a new password) under the same concurrency limit and wait queue as
+   * verifications, so a burst of registrations cannot run more argon2 hashes at once than logins can.
    */
   async limited<T>(work: () => Promise<T>): Promise<T> {
     await this.acquire();
@@ -142,6 +163,19 @@ export class PasswordVerifier {
     if (this.running < this.options.maxConcurrentVerifications) {
       this.running++;
       return Promise.resolve();
+    }
+    if (this.waiting.length >= this.options.maxWaitingVerifications) {
+      const nowMs = this.now();
+      if (nowMs - this.lastBusyLogMs >= BUSY_LOG_INTERVAL_MS) {
+        this.lastBusyLogMs = nowMs;
+        log.warn("password checks refused: queue full (logged once a minute)", {
+          running: this.running,
+          waiting: this.waiting.length,
+        });
+      }
+      return Promise.reject(
+        new ServerBusy("the server is busy checking passwords; retry in a moment", BUSY_RETRY_AFTER_SECONDS),
+      );
     }
     return new Promise((resolve) => this.waiting.push(resolve));
   }

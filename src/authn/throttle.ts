@@ -1,13 +1,28 @@
 /**
  * Throttling of failed logins, in memory, for every authenticator (src/issue-token.ts).
  *
- * Two token buckets, both charged by a failure: one per (client IP, account) and a looser one per
- * client IP (IPv6 by /64, which one host usually owns). Keying by the pair, never by the account
- * alone, is what keeps an attacker from locking a user out: hammering `alice` from one address
- * exhausts that address's budget for alice (and, beyond the per-IP budget, for everyone), while
- * alice at her own address is unaffected. A success clears the pair's bucket and is never slowed.
- * A throttled request is refused before any password check with 429 and Retry-After.
+ * Two token buckets: one per (client IP, account) and a looser one per client IP (IPv6 by /64,
+ * which one host usually owns). Keying by the pair, never by the account alone, is what keeps an
+ * attacker from locking a user out: hammering `alice` from one address exhausts that address's
+ * budget for alice (and, beyond the per-IP budget, for everyone), while alice at her own address
+ * is unaffected.
+ *
+ * Every attempt is charged when it is admitted, synchronously, before anything is awaited:
+ * checking first and charging after the password check would let N parallel requests all pass
+ * the check (N guesses for a burst of 10). The outcome then settles the charge:
+ * - success: the pair's bucket is cleared and the address's charge refunded, so successful
+ *   logins never spend the budget;
+ * - failure: the charge stands;
+ * - neither (a back-end error, a busy server: the request was not answered): both are refunded.
+ * A pair that logged in successfully in the last 24 hours is exempt from the address's bucket (its
+ * own still applies): one address is often shared (NAT, CI runners, a proxy without
+ * real_ip_header), and others' failures there must not lock out the users who log in there.
+ * An attempt identical to one in flight (same address, account and password) is a retry, not a
+ * new guess: it is admitted without charging the pair, so a CI fan-out of N parallel logins with
+ * one correct password is not refused after the burst. It still charges the address.
+ * A refused request is answered 429 with Retry-After, before any password check.
  */
+import { createHmac, randomBytes } from "node:crypto";
 import type { ClientIp } from "../acl.ts";
 
 export interface BucketPolicy {
@@ -20,7 +35,12 @@ export interface BucketPolicy {
 export interface ThrottleOptions {
   perAccount: BucketPolicy;
   perIp: BucketPolicy;
-  /** Buckets kept per kind; the least recently charged are dropped first. Bounds memory. */
+  /**
+   * A pair that succeeded within this many seconds is exempt from the per-IP bucket; 0: never.
+   * Remembered per (address, account) for at most `maxEntries` pairs.
+   */
+  successExemptionSeconds: number;
+  /** Entries kept per kind; the least recently used are dropped first. Bounds memory. */
   maxEntries: number;
   nowMs?: () => number;
 }
@@ -28,6 +48,7 @@ export interface ThrottleOptions {
 export const DEFAULT_THROTTLE_OPTIONS: ThrottleOptions = {
   perAccount: { burst: 10, refillSeconds: 30 },
   perIp: { burst: 100, refillSeconds: 3 },
+  successExemptionSeconds: 24 * 60 * 60,
   maxEntries: 100_000,
 };
 
@@ -66,6 +87,12 @@ class BucketMap {
     }
   }
 
+  /** Gives back one charge (capped at the burst); nothing when the bucket is gone. */
+  refund(key: string, nowMs: number): void {
+    if (!this.buckets.has(key)) return;
+    this.buckets.set(key, { tokens: Math.min(this.policy.burst, this.level(key, nowMs) + 1), atMs: nowMs });
+  }
+
   clear(key: string): void {
     this.buckets.delete(key);
   }
@@ -78,18 +105,73 @@ class BucketMap {
 /** A refused client is logged at most once per this interval, so a flood cannot flood the log. */
 const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
+export type Admission =
+  | { kind: "admitted"; attempt: LoginAttempt }
+  | { kind: "refused"; retryAfterSeconds: number };
+
 export class LoginThrottle {
   private readonly perAccount: BucketMap;
   private readonly perIp: BucketMap;
   private readonly nowMs: () => number;
   private readonly lastReportedMs = new Map<string, number>();
   private readonly maxEntries: number;
+  /** Attempts being answered, by HMAC(address, account, secret) → how many. Lives as long as they do. */
+  private readonly inFlight = new Map<string, number>();
+  private readonly hmacKey = randomBytes(32);
+  /** (address, account) → when it last logged in successfully; least recently first. */
+  private readonly lastSuccessMs = new Map<string, number>();
+  private readonly successExemptionMs: number;
 
   constructor(options: ThrottleOptions = DEFAULT_THROTTLE_OPTIONS) {
     this.perAccount = new BucketMap(options.perAccount, options.maxEntries);
     this.perIp = new BucketMap(options.perIp, options.maxEntries);
     this.nowMs = options.nowMs ?? Date.now;
     this.maxEntries = options.maxEntries;
+    this.successExemptionMs = options.successExemptionSeconds * 1000;
+  }
+
+  /**
+   * Admits a login attempt and charges it, or refuses it. Synchronous on purpose: nothing can
+   * slip in between the check and the charge. `secret` is the password or refresh token; only
+   * an HMAC of it is kept, and only while the attempt is in flight.
+   */
+  admit(ip: ClientIp | null, account: string, secret: string): Admission {
+    const now = this.nowMs();
+    const source = ipKey(ip);
+    const pair = pairKey(source, account);
+    const fingerprint = createHmac("sha256", this.hmacKey)
+      .update(`${Buffer.byteLength(pair)}:${pair}`)
+      .update(secret)
+      .digest("base64");
+    const isRetry = this.inFlight.has(fingerprint);
+    const isKnownHere = this.succeededRecently(pair, now);
+    const retryAfterSeconds = Math.max(
+      isRetry ? 0 : this.perAccount.waitSeconds(pair, now),
+      isKnownHere ? 0 : this.perIp.waitSeconds(source, now),
+    );
+    if (retryAfterSeconds > 0) return { kind: "refused", retryAfterSeconds };
+    if (!isRetry) this.perAccount.charge(pair, now);
+    if (!isKnownHere) this.perIp.charge(source, now);
+    this.inFlight.set(fingerprint, (this.inFlight.get(fingerprint) ?? 0) + 1);
+    return {
+      kind: "admitted",
+      attempt: new LoginAttempt({
+        succeeded: () => {
+          this.perAccount.clear(pair);
+          if (!isKnownHere) this.perIp.refund(source, this.nowMs());
+          this.rememberSuccess(pair, this.nowMs());
+        },
+        unanswered: () => {
+          if (!isRetry) this.perAccount.refund(pair, this.nowMs());
+          if (!isKnownHere) this.perIp.refund(source, this.nowMs());
+        },
+        ended: () => {
+          const left = (this.inFlight.get(fingerprint) ?? 1) - 1;
+          if (left > 0) this.inFlight.set(fingerprint, left);
+          else this.inFlight.delete(fingerprint);
+        },
+      }),
+    };
   }
 
   /**
@@ -107,37 +189,91 @@ export class LoginThrottle {
     return true;
   }
 
-  /** Seconds the client must wait before trying this account again; 0 when it may try now. */
+  /** Seconds a new attempt for this account from this address would be told to wait; 0: admitted. */
   retryAfterSeconds(ip: ClientIp | null, account: string): number {
     const now = this.nowMs();
     const source = ipKey(ip);
+    const pair = pairKey(source, account);
     return Math.max(
-      this.perAccount.waitSeconds(pairKey(source, account), now),
-      this.perIp.waitSeconds(source, now),
+      this.perAccount.waitSeconds(pair, now),
+      this.succeededRecently(pair, now) ? 0 : this.perIp.waitSeconds(source, now),
     );
-  }
-
-  recordFailure(ip: ClientIp | null, account: string): void {
-    const now = this.nowMs();
-    const source = ipKey(ip);
-    this.perAccount.charge(pairKey(source, account), now);
-    this.perIp.charge(source, now);
   }
 
   /**
    * Charges only the address's budget: for actions that are not guesses but must not be free in
-   * bulk (creating an account by `docker login`).
+   * bulk (creating an account by `docker login`). The attempt that created it was charged when
+   * admitted and refunded as a success; this charge stays.
    */
   chargeAddress(ip: ClientIp | null): void {
     this.perIp.charge(ipKey(ip), this.nowMs());
   }
 
-  recordSuccess(ip: ClientIp | null, account: string): void {
-    this.perAccount.clear(pairKey(ipKey(ip), account));
-  }
-
   get trackedPairs(): number {
     return this.perAccount.size;
+  }
+
+  get rememberedSuccesses(): number {
+    return this.lastSuccessMs.size;
+  }
+
+  private succeededRecently(pair: string, nowMs: number): boolean {
+    const at = this.lastSuccessMs.get(pair);
+    if (at === undefined) return false;
+    if (nowMs - at < this.successExemptionMs) return true;
+    this.lastSuccessMs.delete(pair);
+    return false;
+  }
+
+  private rememberSuccess(pair: string, nowMs: number): void {
+    if (this.successExemptionMs <= 0) return;
+    this.lastSuccessMs.delete(pair); // re-insert: Map order is then least recently successful first
+    this.lastSuccessMs.set(pair, nowMs);
+    if (this.lastSuccessMs.size > this.maxEntries) {
+      const oldest = this.lastSuccessMs.keys().next().value;
+      if (oldest !== undefined) this.lastSuccessMs.delete(oldest);
+    }
+  }
+
+  get attemptsInFlight(): number {
+    return this.inFlight.size;
+  }
+}
+
+interface AttemptSettlement {
+  succeeded: () => void;
+  unanswered: () => void;
+  ended: () => void;
+}
+
+/**
+ * One admitted attempt. Call `succeeded()` or `failed()` once the answer is known; disposing it
+ * (`using`) without either means the request was not answered (an error), and refunds its charge.
+ */
+export class LoginAttempt implements Disposable {
+  private settled = false;
+
+  constructor(private readonly settlement: AttemptSettlement) {}
+
+  succeeded(): void {
+    if (this.settle()) this.settlement.succeeded();
+  }
+
+  /** A wrong password (or refused refresh token): the charge stands. */
+  failed(): void {
+    this.settle();
+  }
+
+  [Symbol.dispose](): void {
+    if (this.settle()) this.settlement.unanswered();
+  }
+
+  /** True the first time: the outcome is counted once, and the in-flight entry released once. */
+  private settle(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    this.settlement.ended();
+    return true;
   }
 }
 

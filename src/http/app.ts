@@ -3,7 +3,7 @@
  * createApp builds it without listening, so tests drive it with `app.handle(request)`.
  */
 import { Elysia } from "elysia";
-import { AppError, TooManyRequests, Unauthorized } from "../errors.ts";
+import { AppError, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
@@ -89,10 +89,11 @@ function renderError(
     status = error.status;
     errorCode = error.code;
     message = error.message;
-    if (error.status >= 500)
+    if (error.status >= 500 && !(error instanceof ServerBusy))
       log.error(error.message, { cause: error.cause, path: new URL(request.url).pathname });
     if (error instanceof Unauthorized) headers["www-authenticate"] = `Basic realm=${JSON.stringify(realm)}`;
-    if (error instanceof TooManyRequests) headers["retry-after"] = String(error.retryAfterSeconds);
+    if (error instanceof TooManyRequests || error instanceof ServerBusy)
+      headers["retry-after"] = String(error.retryAfterSeconds);
   } else if (code === "NOT_FOUND") {
     status = 404;
     errorCode = "NOT_FOUND";

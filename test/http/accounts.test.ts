@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { addMember, createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
+import { log } from "../../src/log.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
 import { writeHook } from "../hook-fixtures.ts";
 import { basic, makeTempDir, req, verifyToken } from "../helpers.ts";
@@ -357,6 +358,131 @@ describe("failed-login throttling", () => {
     expect(
       (await token(t, [], ["victim", "victim-pass"], { "x-forwarded-for": "198.51.100.7" })).status,
     ).toBe(200);
+  });
+});
+
+describe("a shared address (review M1)", () => {
+  it("per-ip-budget-refuses-correct-password: others' failures there do not lock out who logs in there", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      users: { alice: { password: quickHash("alice-password") } },
+    });
+    createUser(t.db, { name: "bob", passwordHash: quickHash("bob-password"), nowUnix: NOW });
+    const shared = { "x-real-ip": "198.51.100.1" }; // NAT, CI runners, a proxy without real_ip_header
+    // alice (config user) and bob (database user) log in there in the morning.
+    expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
+    expect((await token(t, [], ["bob", "bob-password"], shared)).status).toBe(200);
+    // Someone else behind the same address spends its whole budget.
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    let failures = 0;
+    try {
+      while (
+        failures < 150 &&
+        (await token(t, [], [`nobody${failures}`, "wrong-password"], shared)).status === 401
+      )
+        failures++;
+      // The budget still stops that spray, and a name never seen there.
+      expect(failures).toBeGreaterThanOrEqual(100);
+      expect(failures).toBeLessThan(150);
+      expect((await token(t, [], ["newcomer", "wrong-password"], shared)).status).toBe(429);
+    } finally {
+      restore();
+    }
+    // docs/accounts.md: a successful login is never slowed by others' failures at its address,
+    // whether its password is cached (alice, bob) or checked again (alice's cache entry gone).
+    expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
+    expect((await token(t, [], ["bob", "bob-password"], shared)).status).toBe(200);
+    t.verifier.clear();
+    expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
+    // Its own bucket still applies: guessing alice there is throttled after the burst.
+    const guesses: number[] = [];
+    for (let i = 0; i < 11; i++) guesses.push((await token(t, [], ["alice", `guess-${i}`], shared)).status);
+    expect(guesses).toEqual([...Array(10).fill(401), 429]);
+  });
+});
+
+describe("throttling is charged before the password check (review H1)", () => {
+  it("throttle-check-then-act-race-allows-unbounded-parallel-guesses: 200 parallel guesses, 10 checked", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      users: { alice: { password: quickHash("alice-password") } },
+    });
+    const hashChecks = spyOn(Bun.password, "verify");
+    try {
+      const guesses = await Promise.all(
+        Array.from({ length: 200 }, (_, i) =>
+          token(t, [], ["alice", `guess-${i}`], { "x-real-ip": "203.0.113.7" }),
+        ),
+      );
+      const statuses = guesses.map((g) => g.status);
+      // Per (address, account) the burst is 10: no more than 10 guesses reach the hash check.
+      expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(190);
+      expect(hashChecks).toHaveBeenCalledTimes(10);
+    } finally {
+      hashChecks.mockRestore();
+    }
+    // alice from her own address is unaffected.
+    expect((await token(t, [], ["alice", "alice-password"], { "x-real-ip": "198.51.100.7" })).status).toBe(
+      200,
+    );
+  });
+
+  it("registration-bulk-bypasses-address-budget: 150 parallel registrations from one address, at most 100", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      registration: { mode: "open" },
+    });
+    const responses = await Promise.all(
+      Array.from({ length: 150 }, (_, i) =>
+        token(t, [], [`bulk${i}`, "bulk-password"], { "x-real-ip": "192.0.2.9" }),
+      ),
+    );
+    const created = t.db.query("SELECT count(*) AS n FROM users WHERE name LIKE 'bulk%'").get() as {
+      n: number;
+    };
+    expect(responses.filter((r) => r.status === 200)).toHaveLength(created.n);
+    expect(created.n).toBeLessThanOrEqual(100);
+    expect(responses.filter((r) => r.status === 429).length).toBeGreaterThanOrEqual(50);
+    // Everything else is "busy, retry" (the password-hash queue), never an error or a success.
+    expect(responses.every((r) => [200, 429, 503].includes(r.status))).toBe(true);
+    // Sequentially too: a successful registration keeps its charge, so the rest of the budget
+    // (what the "busy" ones were refunded) runs out at 100 in all, give or take the refill.
+    let sequential = 0;
+    while (sequential < 60) {
+      const r = await token(t, [], [`seq${sequential}`, "bulk-password"], { "x-real-ip": "192.0.2.9" });
+      if (r.status === 429) break;
+      expect(r.status).toBe(200);
+      sequential++;
+    }
+    expect(created.n + sequential).toBeGreaterThanOrEqual(100);
+    expect(created.n + sequential).toBeLessThanOrEqual(102);
+  });
+
+  it("a CI fan-out (same correct password, in parallel) is not refused after the burst", async () => {
+    const t = await testAccountsApp({ server: { real_ip_header: "X-Real-IP" } });
+    createUser(t.db, { name: "ci", passwordHash: quickHash("ci-password"), nowUnix: NOW });
+    const statuses = await Promise.all(
+      Array.from({ length: 40 }, () => token(t, [], ["ci", "ci-password"], { "x-real-ip": "192.0.2.50" })),
+    );
+    expect(statuses.map((r) => r.status)).toEqual(Array(40).fill(200));
+  });
+
+  it("a request that fails with an error is not counted as a failed login", async () => {
+    const t = await testAccountsApp({ server: { real_ip_header: "X-Real-IP" } });
+    createUser(t.db, { name: "erin", passwordHash: quickHash("erin-password"), nowUnix: NOW });
+    const broken = spyOn(t.verifier, "verify").mockRejectedValue(new Error("back-end down"));
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    try {
+      for (let i = 0; i < 15; i++)
+        expect((await token(t, [], ["erin", `try-${i}`], { "x-real-ip": "192.0.2.60" })).status).toBe(500);
+    } finally {
+      restore();
+      broken.mockRestore();
+    }
+    expect((await token(t, [], ["erin", "erin-password"], { "x-real-ip": "192.0.2.60" })).status).toBe(200);
   });
 });
 

@@ -19,22 +19,32 @@ describe("hooks through the token endpoint", () => {
     );
     const authzHook = writeHook("exec cat > /dev/null");
     const { app, loaded } = await testApp({
+      // 200 users at once from one address would exceed that address's login budget (100 in
+      // flight, src/authn/throttle.ts): each comes from its own address, as real clients do.
+      server: { real_ip_header: "X-Real-IP" },
       ext_auth: { command: authHook, cache_ttl_seconds: 0 },
       ext_authz: { command: authzHook },
       acl: [{ match: { name: "${labels:team}/*" }, actions: ["pull", "push"] }],
     });
     // Warm-up: the runtime opens descriptors of its own on the first spawn and the first log line.
-    expect((await app.handle(tokenRequest(null, ["warmup", "pw-warmup"]))).status).toBe(200);
-    expect((await app.handle(tokenRequest(null, ["warmup", "wrong"]))).status).toBe(401);
+    const fromAddress = (request: Request, address: string) => {
+      request.headers.set("x-real-ip", address);
+      return request;
+    };
+    expect(
+      (await app.handle(fromAddress(tokenRequest(null, ["warmup", "pw-warmup"]), "192.0.2.1"))).status,
+    ).toBe(200);
+    expect((await app.handle(fromAddress(tokenRequest(null, ["warmup", "wrong"]), "192.0.2.1"))).status).toBe(
+      401,
+    );
     const fdsBefore = openFdCount();
     const count = 200;
     const responses = await Promise.all(
       Array.from({ length: count }, (_, i) => {
         const user = `user${i}`;
         const password = i % 10 === 9 ? "wrong" : `pw-${user}`;
-        return app.handle(
-          tokenRequest(`repository:team-${user}/app:pull,push repository:shared/base:pull`, [user, password]),
-        );
+        const scope = `repository:team-${user}/app:pull,push repository:shared/base:pull`;
+        return app.handle(fromAddress(tokenRequest(scope, [user, password]), `198.51.100.${i}`));
       }),
     );
     for (const [i, response] of responses.entries()) {

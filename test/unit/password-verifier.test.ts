@@ -1,6 +1,8 @@
 /** The password verifier: success cache (HMAC-keyed, TTL, hash-bound), concurrency limit, single flight. */
 import { afterEach, describe, expect, it, spyOn } from "bun:test";
 import { isSupportedHash, PasswordVerifier } from "../../src/authn/password-verifier.ts";
+import { ServerBusy } from "../../src/errors.ts";
+import { log } from "../../src/log.ts";
 import { hashPassword } from "../helpers.ts";
 
 const HASH = hashPassword("secret");
@@ -25,6 +27,7 @@ function verifierAt(
     cacheTtlSeconds: 60,
     maxCacheEntries: 100,
     maxConcurrentVerifications: 4,
+    maxWaitingVerifications: 64,
     now: () => clock.nowMs,
     ...overrides,
   });
@@ -190,6 +193,66 @@ describe("PasswordVerifier", () => {
       verifier.verify("alice", "wrong", HASH),
     ]);
     expect(results).toEqual([true, false]);
+  });
+
+  it("the wait queue is bounded: beyond it a check fails at once with ServerBusy (503, Retry-After)", async () => {
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    try {
+      const verifier = verifierAt(
+        { nowMs: 0 },
+        { maxConcurrentVerifications: 2, maxWaitingVerifications: 3 },
+      );
+      const state = slowHashChecks(false);
+      const admitted = ["a", "b", "c", "d", "e"].map((user) => verifier.verify(user, "guess", HASH));
+      const refused = ["f", "g"].map((user) => verifier.verify(user, "guess", HASH));
+      await settle();
+      expect(state.running).toBe(2);
+      for (const result of refused) {
+        const error = await result.catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ServerBusy);
+        expect((error as ServerBusy).status).toBe(503);
+        expect((error as ServerBusy).retryAfterSeconds).toBeGreaterThan(0);
+      }
+      // The dummy check and new-password hashing share the queue.
+      await expect(verifier.verifyDummy("x")).rejects.toBeInstanceOf(ServerBusy);
+      await expect(verifier.limited(async () => 1)).rejects.toBeInstanceOf(ServerBusy);
+      // Logged once, not per refused request.
+      expect(lines.filter((line) => line.includes("queue full"))).toHaveLength(1);
+      while (state.calls < 5 || state.release.length > 0) {
+        state.release.shift()?.();
+        await settle();
+      }
+      expect(await Promise.all(admitted)).toEqual([false, false, false, false, false]);
+      // Drained: checks are accepted again.
+      const again = verifier.verify("h", "guess", HASH);
+      await settle();
+      state.release.shift()?.();
+      expect(await again).toBe(false);
+    } finally {
+      restore();
+    }
+  });
+
+  it("a cached credential and a request joining one in flight never wait in (or for) the queue", async () => {
+    const verifier = verifierAt({ nowMs: 0 }, { maxConcurrentVerifications: 1, maxWaitingVerifications: 1 });
+    expect(await verifier.verify("alice", "secret", HASH)).toBe(true); // cached from now on
+    const state = slowHashChecks(false);
+    const running = verifier.verify("bob", "guess", HASH);
+    const queued = verifier.verify("carol", "guess", HASH);
+    await settle();
+    expect(state.running).toBe(1);
+    await expect(verifier.verify("dave", "guess", HASH)).rejects.toBeInstanceOf(ServerBusy); // full
+    expect(await verifier.verify("alice", "secret", HASH)).toBe(true); // cached: answered at once
+    const joined = verifier.verify("bob", "guess", HASH); // same as the running one: shares it
+    await settle();
+    state.release.shift()?.();
+    expect(await running).toBe(false);
+    expect(await joined).toBe(false);
+    await settle();
+    state.release.shift()?.();
+    expect(await queued).toBe(false);
+    expect(state.calls).toBe(2);
   });
 
   it("verifyDummy is always false and really hashes", async () => {

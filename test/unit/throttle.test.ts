@@ -1,6 +1,6 @@
 import { describe, expect, it } from "bun:test";
 import type { ClientIp } from "../../src/acl.ts";
-import { LoginThrottle } from "../../src/authn/throttle.ts";
+import { type Admission, LoginThrottle, type ThrottleOptions } from "../../src/authn/throttle.ts";
 
 function ip(text: string): ClientIp {
   if (text.includes(":")) {
@@ -16,15 +16,39 @@ function ip(text: string): ClientIp {
   return { text, bytes: new Uint8Array(text.split(".").map(Number)) };
 }
 
-function throttle() {
+function throttle(overrides: Partial<ThrottleOptions> = {}) {
   let now = 1_000_000;
   const t = new LoginThrottle({
     perAccount: { burst: 3, refillSeconds: 10 },
     perIp: { burst: 6, refillSeconds: 1 },
+    successExemptionSeconds: 3600,
     maxEntries: 1000,
     nowMs: () => now,
+    ...overrides,
   });
   return { t, advance: (seconds: number) => (now += seconds * 1000) };
+}
+
+let guesses = 0;
+/** A wrong password: admitted and settled as a failure, or refused. */
+function fail(t: LoginThrottle, source: ClientIp, account: string): Admission["kind"] {
+  const admission = t.admit(source, account, `guess-${guesses++}`);
+  if (admission.kind === "admitted") admission.attempt.failed();
+  return admission.kind;
+}
+
+/** The right password: admitted and settled as a success, or refused. */
+function succeed(t: LoginThrottle, source: ClientIp, account: string): Admission["kind"] {
+  const admission = t.admit(source, account, "correct-password");
+  if (admission.kind === "admitted") admission.attempt.succeeded();
+  return admission.kind;
+}
+
+/** Admitted and not settled yet: a request still being answered. */
+function admitted(t: LoginThrottle, source: ClientIp, account: string, secret: string) {
+  const admission = t.admit(source, account, secret);
+  if (admission.kind !== "admitted") throw new Error(`refused (${admission.retryAfterSeconds} s)`);
+  return admission.attempt;
 }
 
 describe("login throttle", () => {
@@ -47,9 +71,10 @@ describe("login throttle", () => {
     const { t, advance } = throttle();
     for (let i = 0; i < 3; i++) {
       expect(t.retryAfterSeconds(attacker, "alice")).toBe(0);
-      t.recordFailure(attacker, "alice");
+      expect(fail(t, attacker, "alice")).toBe("admitted");
     }
     expect(t.retryAfterSeconds(attacker, "alice")).toBe(10);
+    expect(t.admit(attacker, "alice", "another-guess")).toEqual({ kind: "refused", retryAfterSeconds: 10 });
     advance(4);
     expect(t.retryAfterSeconds(attacker, "alice")).toBe(6);
     advance(6);
@@ -58,33 +83,33 @@ describe("login throttle", () => {
 
   it("an attacker hammering alice does not lock alice out from her own address", () => {
     const { t } = throttle();
-    for (let i = 0; i < 50; i++) t.recordFailure(attacker, "alice");
+    for (let i = 0; i < 50; i++) fail(t, attacker, "alice");
     expect(t.retryAfterSeconds(attacker, "alice")).toBeGreaterThan(0);
     expect(t.retryAfterSeconds(alicesIp, "alice")).toBe(0);
   });
 
   it("the per-IP budget stops one address spraying many accounts", () => {
     const { t } = throttle();
-    for (let i = 0; i < 6; i++) t.recordFailure(attacker, `user${i}`);
+    for (let i = 0; i < 6; i++) expect(fail(t, attacker, `user${i}`)).toBe("admitted");
     expect(t.retryAfterSeconds(attacker, "someone-else")).toBeGreaterThan(0);
     expect(t.retryAfterSeconds(alicesIp, "someone-else")).toBe(0);
   });
 
   it("a success clears the pair's failures and is never slowed", () => {
     const { t } = throttle();
-    t.recordFailure(alicesIp, "alice");
-    t.recordFailure(alicesIp, "alice");
-    t.recordSuccess(alicesIp, "alice");
-    for (let i = 0; i < 2; i++) t.recordFailure(alicesIp, "alice");
+    fail(t, alicesIp, "alice");
+    fail(t, alicesIp, "alice");
+    expect(succeed(t, alicesIp, "alice")).toBe("admitted");
+    for (let i = 0; i < 2; i++) fail(t, alicesIp, "alice");
     expect(t.retryAfterSeconds(alicesIp, "alice")).toBe(0);
   });
 
   it("keys IPv6 by /64 and IPv4-mapped IPv6 as IPv4", () => {
     const { t } = throttle();
-    for (let i = 0; i < 3; i++) t.recordFailure(ip(`2001:db8:1:2:0:0:0:${i + 1}`), "alice");
+    for (let i = 0; i < 3; i++) fail(t, ip(`2001:db8:1:2:0:0:0:${i + 1}`), "alice");
     expect(t.retryAfterSeconds(ip("2001:db8:1:2:ffff:0:0:99"), "alice")).toBeGreaterThan(0);
     expect(t.retryAfterSeconds(ip("2001:db8:1:3:0:0:0:1"), "alice")).toBe(0);
-    for (let i = 0; i < 3; i++) t.recordFailure(ip("0:0:0:0:0:ffff:cb00:7109"), "bob"); // 203.0.113.9
+    for (let i = 0; i < 3; i++) fail(t, ip("0:0:0:0:0:ffff:cb00:7109"), "bob"); // 203.0.113.9
     expect(t.retryAfterSeconds(attacker, "bob")).toBeGreaterThan(0);
   });
 
@@ -93,11 +118,147 @@ describe("login throttle", () => {
     const t = new LoginThrottle({
       perAccount: { burst: 1, refillSeconds: 60 },
       perIp: { burst: 1_000_000, refillSeconds: 1 },
+      successExemptionSeconds: 3600,
       maxEntries: 100,
       nowMs: () => now++,
     });
-    for (let i = 0; i < 1000; i++) t.recordFailure(attacker, `u${i}`);
+    for (let i = 0; i < 1000; i++) fail(t, attacker, `u${i}`);
     expect(t.trackedPairs).toBe(100);
+    expect(t.attemptsInFlight).toBe(0);
+    for (let i = 0; i < 1000; i++) succeed(t, attacker, `u${i}`);
+    expect(t.rememberedSuccesses).toBe(100);
+  });
+});
+
+describe("charged on admission, settled by the outcome", () => {
+  const attacker = ip("203.0.113.9");
+  const alicesIp = ip("198.51.100.7");
+
+  it("parallel guesses: attempts still in flight count, so no more than the burst is admitted", () => {
+    const { t } = throttle();
+    const results = Array.from({ length: 50 }, (_, i) => t.admit(attacker, "alice", `guess-${i}`).kind);
+    expect(results.filter((kind) => kind === "admitted")).toHaveLength(3);
+    // The address budget too: 6 accounts in flight, the 7th is refused.
+    const spray = Array.from({ length: 20 }, (_, i) => t.admit(alicesIp, `user${i}`, "pw").kind);
+    expect(spray.filter((kind) => kind === "admitted")).toHaveLength(6);
+  });
+
+  it("a success clears the pair and refunds the address: successful logins never spend the budget", () => {
+    const { t } = throttle();
+    for (let round = 0; round < 5; round++)
+      for (let i = 0; i < 10; i++) expect(succeed(t, alicesIp, `user${i}`)).toBe("admitted");
+    expect(t.retryAfterSeconds(alicesIp, "anyone")).toBe(0);
+  });
+
+  it("a failure's charge stands, even if the attempt is disposed afterwards", () => {
+    const { t } = throttle();
+    for (let i = 0; i < 3; i++) {
+      using attempt = admitted(t, attacker, "alice", `guess-${i}`);
+      attempt.failed();
+    }
+    expect(t.retryAfterSeconds(attacker, "alice")).toBe(10);
+  });
+
+  it("an attempt that was never answered (a back-end error) is refunded", () => {
+    const { t } = throttle();
+    for (let i = 0; i < 20; i++) {
+      using _attempt = admitted(t, attacker, "alice", `guess-${i}`);
+      // the authenticator threw: neither succeeded() nor failed()
+    }
+    expect(t.retryAfterSeconds(attacker, "alice")).toBe(0);
+    expect(t.attemptsInFlight).toBe(0);
+  });
+
+  it("an attempt identical to one in flight is a retry: it does not charge the pair again", () => {
+    const { t } = throttle();
+    // A CI fan-out: the same correct password 5 times at once (the pair's burst is 3).
+    const fanOut = Array.from({ length: 5 }, () => admitted(t, alicesIp, "alice", "correct-password"));
+    expect(t.attemptsInFlight).toBe(1);
+    expect(t.admit(alicesIp, "alice", "guess-1").kind).toBe("admitted"); // 1 of 3 was spent
+    for (const attempt of fanOut) attempt.succeeded();
+    expect(t.attemptsInFlight).toBe(1); // only the guess
+    // The same wrong password twice at once is one guess: one charge of the pair (but two of the address).
+    const wrong = Array.from({ length: 2 }, () => admitted(t, attacker, "alice", "same-guess"));
+    for (const attempt of wrong) attempt.failed();
+    expect(t.retryAfterSeconds(attacker, "alice")).toBe(0);
+    expect(fail(t, attacker, "alice")).toBe("admitted");
+    expect(fail(t, attacker, "alice")).toBe("admitted");
+    expect(fail(t, attacker, "alice")).toBe("refused");
+  });
+
+  it("identical attempts still charge the address: one address cannot hold unbounded requests", () => {
+    const { t } = throttle();
+    const results = Array.from({ length: 20 }, () => t.admit(attacker, "alice", "same-guess").kind);
+    expect(results.filter((kind) => kind === "admitted")).toHaveLength(6);
+  });
+
+  it("the secret is not kept: in-flight entries are HMACs and leave with the attempt", () => {
+    const { t } = throttle();
+    const attempt = admitted(t, alicesIp, "alice", "correct-password");
+    expect(JSON.stringify([...Object.values(t)])).not.toContain("correct-password");
+    attempt.succeeded();
+    expect(t.attemptsInFlight).toBe(0);
+  });
+});
+
+describe("a shared address (review M1)", () => {
+  const shared = ip("198.51.100.1"); // NAT, CI runners, a proxy without real_ip_header
+  const sprayOthers = (t: LoginThrottle) => {
+    for (let i = 0; i < 6; i++) fail(t, shared, `nobody${i}`);
+  };
+
+  it("per-ip-budget-refuses-correct-password: a pair that logged in there recently is exempt", () => {
+    const { t } = throttle();
+    expect(succeed(t, shared, "alice")).toBe("admitted");
+    sprayOthers(t);
+    expect(t.retryAfterSeconds(shared, "newcomer")).toBeGreaterThan(0); // the budget still protects
+    expect(succeed(t, shared, "alice")).toBe("admitted");
+    expect(succeed(t, shared, "alice")).toBe("admitted");
+  });
+
+  it("the exemption is from the address's bucket only: the pair's own still applies", () => {
+    const { t } = throttle();
+    succeed(t, shared, "alice");
+    sprayOthers(t);
+    for (let i = 0; i < 3; i++) expect(fail(t, shared, "alice")).toBe("admitted");
+    expect(fail(t, shared, "alice")).toBe("refused");
+    expect(t.retryAfterSeconds(shared, "alice")).toBe(10);
+  });
+
+  it("an exempt pair's attempts do not spend the address's budget", () => {
+    const { t } = throttle();
+    succeed(t, shared, "alice");
+    for (let i = 0; i < 3; i++) fail(t, shared, "alice");
+    expect(t.retryAfterSeconds(shared, "bob")).toBe(0);
+    for (let i = 0; i < 6; i++) expect(fail(t, shared, `nobody${i}`)).toBe("admitted");
+  });
+
+  it("the exemption lasts successExemptionSeconds after the last success", () => {
+    const { t, advance } = throttle({ perIp: { burst: 6, refillSeconds: 100_000 } });
+    succeed(t, shared, "alice");
+    advance(3000);
+    succeed(t, shared, "alice"); // renews it
+    sprayOthers(t);
+    advance(3599);
+    expect(t.retryAfterSeconds(shared, "alice")).toBe(0);
+    advance(1);
+    expect(t.retryAfterSeconds(shared, "alice")).toBeGreaterThan(0);
+    expect(t.rememberedSuccesses).toBe(0);
+  });
+
+  it("only a success counts: a pair that only failed there is not exempt", () => {
+    const { t } = throttle();
+    fail(t, shared, "alice");
+    sprayOthers(t);
+    expect(t.retryAfterSeconds(shared, "alice")).toBeGreaterThan(0);
+  });
+
+  it("successExemptionSeconds: 0 turns the exemption off", () => {
+    const { t } = throttle({ successExemptionSeconds: 0 });
+    succeed(t, shared, "alice");
+    sprayOthers(t);
+    expect(t.retryAfterSeconds(shared, "alice")).toBeGreaterThan(0);
+    expect(t.rememberedSuccesses).toBe(0);
   });
 });
 
