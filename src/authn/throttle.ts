@@ -143,27 +143,30 @@ export class LoginThrottle {
       .update(`${Buffer.byteLength(pair)}:${pair}`)
       .update(secret)
       .digest("base64");
+    // An attempt identical to one still being answered (a client retrying, parallel CI steps
+    // with the same credentials) is the same guess: it is neither refused nor charged again.
     const isRetry = this.inFlight.has(fingerprint);
     const isKnownHere = this.succeededRecently(pair, now);
+    const chargesAddress = !isRetry && !isKnownHere;
     const retryAfterSeconds = Math.max(
       isRetry ? 0 : this.perAccount.waitSeconds(pair, now),
-      isKnownHere ? 0 : this.perIp.waitSeconds(source, now),
+      chargesAddress ? this.perIp.waitSeconds(source, now) : 0,
     );
     if (retryAfterSeconds > 0) return { kind: "refused", retryAfterSeconds };
     if (!isRetry) this.perAccount.charge(pair, now);
-    if (!isKnownHere) this.perIp.charge(source, now);
+    if (chargesAddress) this.perIp.charge(source, now);
     this.inFlight.set(fingerprint, (this.inFlight.get(fingerprint) ?? 0) + 1);
     return {
       kind: "admitted",
       attempt: new LoginAttempt({
         succeeded: () => {
           this.perAccount.clear(pair);
-          if (!isKnownHere) this.perIp.refund(source, this.nowMs());
+          if (chargesAddress) this.perIp.refund(source, this.nowMs());
           this.rememberSuccess(pair, this.nowMs());
         },
         unanswered: () => {
           if (!isRetry) this.perAccount.refund(pair, this.nowMs());
-          if (!isKnownHere) this.perIp.refund(source, this.nowMs());
+          if (chargesAddress) this.perIp.refund(source, this.nowMs());
         },
         ended: () => {
           const left = (this.inFlight.get(fingerprint) ?? 1) - 1;
