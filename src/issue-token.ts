@@ -8,10 +8,12 @@ import {
   type Authenticator,
   authenticate,
   type Credentials,
+  type Principal,
 } from "./authn/authenticator.ts";
 import type { Registrar } from "./accounts/registration.ts";
 import type { PasswordVerifier } from "./authn/password-verifier.ts";
-import type { LoginThrottle } from "./authn/throttle.ts";
+import type { FailureLatencyFloor } from "./authn/failure-latency.ts";
+import type { LoginAttempt, LoginThrottle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
 import { BadRequest, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
@@ -36,6 +38,8 @@ export interface TokenIssuer {
   registrar?: Registrar;
   /** Refresh tokens (docs/refresh-tokens.md); absent: none issued, every refresh grant refused. */
   refreshTokens?: RefreshTokens;
+  /** Makes every failed login take as long as the slowest recent one; absent: no padding. */
+  failureLatency?: FailureLatencyFloor;
 }
 
 export interface TokenRequest {
@@ -76,79 +80,130 @@ const MAX_LOGGED_CLIENT_ID_LENGTH = 100;
 /** The client is told only this; the log says why (expired, password changed, ...). */
 const REFRESH_REFUSED_MESSAGE = "the refresh token is invalid, expired or revoked; log in again";
 
-/** Issues a token, or throws BadRequest (malformed) / Unauthorized (bad credentials). */
+/** Issues a token, or throws BadRequest (malformed) / Unauthorized (bad credentials) / TooManyRequests. */
 export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Promise<IssuedToken> {
-  if (request.service === "") throw new BadRequest("the service parameter is required");
-  if (request.service.length > MAX_SERVICE_LENGTH)
+  checkService(issuer, request.service);
+  const credentials = request.credentials ?? { username: "", password: "" };
+  // The throttle key: the user name, or for a refresh grant the account the token claims.
+  const account =
+    request.refreshToken === undefined ? credentials.username : claimedSubject(request.refreshToken);
+  // For a refresh grant the account is known once the token is checked (below): a bad token is a 401.
+  if (request.refreshToken === undefined) checkAccountParameter(request, account);
+  using attempt = admitAttempt(issuer, request, credentials, account);
+  const startedMs = performance.now();
+  const { decision, refusal } = await identify(issuer, request, credentials);
+  if (decision.kind !== "allow") {
+    attempt?.failed();
+    throw await refuse(issuer, request, credentials, account, decision, refusal, startedMs);
+  }
+  const principal = decision.principal;
+  if (request.refreshToken !== undefined) checkAccountParameter(request, principal.account);
+  attempt?.succeeded();
+  const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
+  return sign(issuer, request, principal, grants);
+}
+
+function checkService(issuer: TokenIssuer, service: string): void {
+  if (service === "") throw new BadRequest("the service parameter is required");
+  if (service.length > MAX_SERVICE_LENGTH)
     throw new BadRequest(`the service parameter is longer than ${MAX_SERVICE_LENGTH} characters`);
-  if (issuer.services && !issuer.services.has(request.service)) {
+  if (issuer.services && !issuer.services.has(service)) {
     throw new BadRequest(
-      `unknown service ${JSON.stringify(request.service)}; this server issues tokens for ${[...issuer.services].join(", ")}`,
+      `unknown service ${JSON.stringify(service)}; this server issues tokens for ${[...issuer.services].join(", ")}`,
     );
   }
-  const credentials = request.credentials ?? { username: "", password: "" };
-  const refreshToken = request.refreshToken;
-  // The throttle key: the user name, or for a refresh grant the account the token claims.
-  const account = refreshToken === undefined ? credentials.username : claimedSubject(refreshToken);
-  const accountMismatch = (actual: string) =>
-    request.account !== null && request.account !== "" && request.account !== actual;
-  // For a refresh grant the account is known once the token is checked (below): a bad token is a 401.
-  if (refreshToken === undefined && accountMismatch(account)) {
+}
+
+function checkAccountParameter(request: TokenRequest, actual: string): void {
+  if (request.account !== null && request.account !== "" && request.account !== actual) {
     throw new BadRequest("the account parameter does not match the authenticated user");
   }
-  // Requests carrying a password or refresh token are guesses; anonymous ones are never throttled.
-  const throttle = credentials.password === "" && refreshToken === undefined ? undefined : issuer.throttle;
-  // Charged before anything is awaited, so parallel guesses cannot all pass one check; settled
-  // below (`using`: a request that ends in an error instead is refunded).
-  const admission = throttle?.admit(request.ip, account, refreshToken ?? credentials.password);
-  if (admission?.kind === "refused") {
-    if (throttle?.shouldReportRefusal(request.ip, account)) {
-      log.info("login throttled (logged once a minute per address and account)", {
-        account,
-        ip: request.ip?.text,
-      });
-    }
-    throw new TooManyRequests(
-      `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,
-      admission.retryAfterSeconds,
-    );
+}
+
+/**
+ * Charges the throttle before anything is awaited, so parallel guesses cannot all pass one check;
+ * the caller settles the attempt (`using`: a request that ends in an error instead is refunded).
+ * Requests carrying a password or refresh token are guesses; anonymous ones are never throttled.
+ */
+function admitAttempt(
+  issuer: TokenIssuer,
+  request: TokenRequest,
+  credentials: Credentials,
+  account: string,
+): LoginAttempt | undefined {
+  const throttle =
+    credentials.password === "" && request.refreshToken === undefined ? undefined : issuer.throttle;
+  const admission = throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
+  if (admission?.kind !== "refused") return admission?.attempt;
+  if (throttle?.shouldReportRefusal(request.ip, account)) {
+    log.info("login throttled (logged once a minute per address and account)", {
+      account,
+      ip: request.ip?.text,
+    });
   }
-  using attempt = admission?.attempt;
-  let decision: AuthnDecision;
-  let refusal: RefreshRefusal | undefined;
-  if (refreshToken !== undefined) {
-    const redeemed = issuer.refreshTokens?.redeem(refreshToken, request.service, issuer.nowSeconds()) ?? {
+  throw new TooManyRequests(
+    `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,
+    admission.retryAfterSeconds,
+  );
+}
+
+/** Who is asking: a redeemed refresh token, or the authentication chain (then registration). */
+async function identify(
+  issuer: TokenIssuer,
+  request: TokenRequest,
+  credentials: Credentials,
+): Promise<{ decision: AuthnDecision; refusal?: RefreshRefusal }> {
+  if (request.refreshToken !== undefined) {
+    const redeemed = issuer.refreshTokens?.redeem(
+      request.refreshToken,
+      request.service,
+      issuer.nowSeconds(),
+    ) ?? {
       kind: "deny",
       reason: "expired", // refresh_expiration is 0: every token issued before is over
     };
-    if (redeemed.kind === "deny") refusal = redeemed.reason;
-    decision = redeemed.kind === "allow" ? redeemed : { kind: "deny", reason: REFRESH_REFUSED_MESSAGE };
-  } else {
-    decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
-    if (decision.kind === "unknown" && issuer.registrar && credentials.username !== "") {
-      decision = await registerByLogin(issuer, issuer.registrar, credentials, request);
-    }
+    if (redeemed.kind === "allow") return { decision: redeemed };
+    return { decision: { kind: "deny", reason: REFRESH_REFUSED_MESSAGE }, refusal: redeemed.reason };
   }
-  if (decision.kind !== "allow") {
-    if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
-    attempt?.failed();
-    // One line per failure; never the refresh token itself. A token whose MAC did not verify
-    // names no one: what it claims is logged as such, not as the account.
-    const isForged = refusal === "malformed" || refusal === "bad signature";
-    log.info("authentication failed", {
-      ...(isForged ? { claimed_account: account } : { account }),
-      ip: request.ip?.text,
-      client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
-      ...(refusal ? { grant: "refresh_token", reason: refusal } : {}),
-    });
-    throw new Unauthorized(decision.kind === "deny" ? decision.reason : undefined);
+  const decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+  if (decision.kind === "unknown" && issuer.registrar && credentials.username !== "") {
+    return { decision: await registerByLogin(issuer, issuer.registrar, credentials, request) };
   }
-  const principal = decision.principal;
-  if (refreshToken !== undefined && accountMismatch(principal.account)) {
-    throw new BadRequest("the account parameter does not match the authenticated user");
-  }
-  attempt?.succeeded();
-  const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
+  return { decision };
+}
+
+/**
+ * A failed login: spends the dummy hash for names nobody knows, logs one line (never the refresh
+ * token itself), waits out the failure-latency floor, and returns the 401 to throw.
+ */
+async function refuse(
+  issuer: TokenIssuer,
+  request: TokenRequest,
+  credentials: Credentials,
+  account: string,
+  decision: AuthnDecision & { kind: "deny" | "unknown" },
+  refusal: RefreshRefusal | undefined,
+  startedMs: number,
+): Promise<Unauthorized> {
+  if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
+  // A token whose MAC did not verify names no one: what it claims is logged as such.
+  const isForged = refusal === "malformed" || refusal === "bad signature";
+  log.info("authentication failed", {
+    ...(isForged ? { claimed_account: account } : { account }),
+    ip: request.ip?.text,
+    client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
+    ...(refusal ? { grant: "refresh_token", reason: refusal } : {}),
+  });
+  await issuer.failureLatency?.equalize(performance.now() - startedMs);
+  return new Unauthorized(decision.kind === "deny" ? decision.reason : undefined);
+}
+
+function sign(
+  issuer: TokenIssuer,
+  request: TokenRequest,
+  principal: Principal,
+  grants: Grant[],
+): IssuedToken {
   const issuedAtSeconds = issuer.nowSeconds();
   const token = signRegistryToken(issuer.signingKey, {
     issuer: issuer.issuer,
@@ -159,18 +214,21 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
     ttlSeconds: issuer.ttlSeconds,
   });
   const newRefreshToken =
-    refreshToken === undefined && request.wantsRefreshToken
+    request.refreshToken === undefined && request.wantsRefreshToken
       ? issuer.refreshTokens?.issue(principal, request.service, issuedAtSeconds)
       : undefined;
   log.debug("token issued", {
     account: principal.account,
-    via: refreshToken === undefined ? principal.authenticator : `refresh_token(${principal.authenticator})`,
+    via:
+      request.refreshToken === undefined
+        ? principal.authenticator
+        : `refresh_token(${principal.authenticator})`,
     ip: request.ip?.text,
     service: request.service,
     access: grants,
     ...(newRefreshToken ? { refresh_token_issued: true } : {}),
   });
-  const refreshTokenOut = refreshToken ?? newRefreshToken ?? undefined;
+  const refreshTokenOut = request.refreshToken ?? newRefreshToken ?? undefined;
   return {
     token,
     expiresInSeconds: issuer.ttlSeconds,

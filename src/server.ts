@@ -8,6 +8,7 @@ import { databaseRegistrar } from "./accounts/registration.ts";
 import { reservedNamesForRegistration } from "./accounts/reserved-names.ts";
 import { dummyArgon2idHash, findUser } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
+import { FailureLatencyFloor } from "./authn/failure-latency.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
@@ -83,6 +84,7 @@ export function buildIssuer(
     verifier,
     nowSeconds,
     throttle: new LoginThrottle(),
+    failureLatency: new FailureLatencyFloor(),
     ...(loaded.refreshSecret && config.token.refresh_expiration > 0
       ? {
           refreshTokens: new RefreshTokens(
