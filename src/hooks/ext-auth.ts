@@ -45,6 +45,19 @@ export interface HookOptions {
   now?: () => number;
 }
 
+/** The runner for one hook section (ext_auth or ext_authz): its program, arguments and timeout. */
+export function hookRunner(
+  config: Pick<ExtAuthConfig, "command" | "args" | "timeout_seconds">,
+  options: HookOptions,
+): ProgramRunner {
+  return new ProgramRunner(
+    config.command,
+    config.args,
+    { ...options.limits, timeoutMs: config.timeout_seconds * 1000 },
+    options.parentEnv,
+  );
+}
+
 export class ExtAuthAuthenticator implements Authenticator {
   readonly name = "ext_auth";
   readonly runner: ProgramRunner;
@@ -53,12 +66,7 @@ export class ExtAuthAuthenticator implements Authenticator {
   private readonly hmacKey = randomBytes(32);
 
   constructor(config: ExtAuthConfig, options: HookOptions = {}) {
-    this.runner = new ProgramRunner(
-      config.command,
-      config.args,
-      { ...options.limits, timeoutMs: config.timeout_seconds * 1000 },
-      options.parentEnv,
-    );
+    this.runner = hookRunner(config, options);
     this.cache = new AnswerCache(config.cache_ttl_seconds, 10_000, options.now);
   }
 

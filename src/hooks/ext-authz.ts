@@ -16,10 +16,10 @@ import type { Authorizer } from "../authz/authorizer.ts";
 import { Unavailable } from "../errors.ts";
 import { log } from "../log.ts";
 import { AnswerCache } from "./answer-cache.ts";
-import type { HookOptions } from "./ext-auth.ts";
+import { type HookOptions, hookRunner } from "./ext-auth.ts";
 import type { ExtAuthzConfig } from "./hook-config.ts";
 import { parseActionsOutput } from "./hook-output.ts";
-import { ProgramRunner, runHook, stderrExcerpt } from "./run-program.ts";
+import { type ProgramRunner, runHook, stderrExcerpt } from "./run-program.ts";
 
 /** The program's stdin: docker_auth's api.AuthRequestInfo marshalled by encoding/json. */
 export function extAuthzInput(request: AuthzRequest): string {
@@ -40,12 +40,7 @@ export class ExtAuthzAuthorizer implements Authorizer {
   private readonly cache: AnswerCache<string[] | null>;
 
   constructor(config: ExtAuthzConfig, options: HookOptions = {}) {
-    this.runner = new ProgramRunner(
-      config.command,
-      config.args,
-      { ...options.limits, timeoutMs: config.timeout_seconds * 1000 },
-      options.parentEnv,
-    );
+    this.runner = hookRunner(config, options);
     this.cache = new AnswerCache(config.cache_ttl_seconds, 10_000, options.now);
   }
 
