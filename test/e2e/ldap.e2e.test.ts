@@ -18,8 +18,10 @@ import {
   stopAllSlapds,
 } from "../ldap/slapd.ts";
 import {
+  BINARY,
   dockerLogin,
   makeOciImage,
+  run,
   skopeoPull,
   skopeoPush,
   startRegauth,
@@ -138,5 +140,71 @@ acl:
     const again = await skopeoPush(image, `${registry.host}/developers/app:v2`, "carol:carol-pw");
     expect(again.exitCode).toBe(0);
     await regauth.stderr.waitFor(/LDAP server answers again/);
+  });
+});
+
+describe("LDAP groups select database groups (accounts.group_labels) with the real registry 2.8", async () => {
+  const slapd = await startSlapd();
+  const erin = person("erin", "erin-pw");
+  await slapd.add([erin, person("frank", "frank-pw"), group("builders", [erin.dn])]);
+  afterAll(() => slapd.stop());
+
+  const dir = makeTempDir("regauth-ldap-groups-");
+  const dataDir = join(dir, "data");
+  const passwordFile = join(dir, "ldap-password");
+  writeFileSync(passwordFile, SERVICE_PASSWORD);
+  // The database group and its grant, made with the CLI as an administrator would.
+  for (const argv of [
+    ["group", "create", "builders"],
+    ["perm", "grant", "@builders", "ci/*", "write"],
+  ]) {
+    const done = await run([BINARY, ...argv, "--data-dir", dataDir]);
+    if (done.exitCode !== 0) throw new Error(`regauth ${argv.join(" ")}: ${done.stderr}`);
+  }
+
+  const regauth = await startRegauth({
+    dir,
+    configYaml: `
+server:
+  addr: 127.0.0.1:{{PORT}}
+token:
+  issuer: ldap-groups-e2e
+ldap_auth:
+  addr: 127.0.0.1:${slapd.port}
+  tls: starttls
+  ca_certificate: ${slapd.pki.caPath}
+  bind_dn: ${SERVICE_DN}
+  bind_password_file: ${passwordFile}
+  base: ou=people,${BASE_DN}
+  filter: (&(uid=\${account})(objectClass=inetOrgPerson))
+  labels:
+    group:
+      attribute: memberOf
+      parse_cn: true
+      lower_case: true
+accounts:
+  group_labels: [group]
+`,
+  });
+  const registry = await startRegistry({
+    realm: `${regauth.url}/auth`,
+    issuer: "ldap-groups-e2e",
+    service: "registry",
+    certificatePath: regauth.certificatePath,
+  });
+  const image = makeOciImage("pushed through a database group\n");
+
+  it("a member of the LDAP group pushes where the database group may write", async () => {
+    const push = await skopeoPush(image, `${registry.host}/ci/app:v1`, "erin:erin-pw");
+    expect(push.stderr).not.toContain("denied");
+    expect(push.exitCode).toBe(0);
+  });
+
+  it("but nowhere else, and a user outside the group not even there", async () => {
+    const elsewhere = await skopeoPush(image, `${registry.host}/other/app:v1`, "erin:erin-pw");
+    expect(elsewhere.exitCode).not.toBe(0);
+    const outsider = await skopeoPush(image, `${registry.host}/ci/app:v2`, "frank:frank-pw");
+    expect(outsider.exitCode).not.toBe(0);
+    expect(outsider.stderr).toMatch(/denied|unauthorized/);
   });
 });
