@@ -50,6 +50,25 @@ async function problemsOfPath(path: string, env: Record<string, string> = {}): P
   throw new Error("config loaded but problems were expected");
 }
 
+/** An EC key and a self-signed certificate made as if the clock were `offsetMs` away from now. */
+function keyWithCertificateMadeAt(offsetMs: number): { keyPath: string; certificatePath: string } {
+  const dir = makeTempDir();
+  const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
+  const realNow = Date.now();
+  const clock = spyOn(Date, "now").mockImplementation(() => realNow + offsetMs);
+  let certificate: Buffer;
+  try {
+    certificate = selfSignedCertificate(privateKey, publicKey, "shifted clock");
+  } finally {
+    clock.mockRestore();
+  }
+  const keyPath = join(dir, "token.key");
+  const certificatePath = join(dir, "token.crt");
+  writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
+  writeFileSync(certificatePath, toPem("CERTIFICATE", certificate));
+  return { keyPath, certificatePath };
+}
+
 async function expectConfigError(loading: Promise<unknown>): Promise<ConfigProblem[]> {
   try {
     await loading;
@@ -473,26 +492,8 @@ describe("signing keys and certificates", () => {
   });
 
   it("an expired certificate", async () => {
-    const dir = makeTempDir();
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const elevenYearsMs = 11 * 365 * 86_400_000;
-    const realNow = Date.now();
-    const clock = spyOn(Date, "now").mockImplementation(() => realNow - elevenYearsMs);
-    let certificate: Buffer;
-    try {
-      certificate = selfSignedCertificate(privateKey, publicKey, "expired");
-    } finally {
-      clock.mockRestore();
-    }
-    const keyPath = join(dir, "token.key");
-    const certificatePath = join(dir, "token.crt");
-    writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-    writeFileSync(certificatePath, toPem("CERTIFICATE", certificate));
-    expectProblem(
-      await problemsOf(tokenSection({ keyPath, certificatePath })),
-      "token.certificate",
-      /expired/,
-    );
+    const files = keyWithCertificateMadeAt(-11 * 365 * 86_400_000);
+    expectProblem(await problemsOf(tokenSection(files)), "token.certificate", /expired/);
   });
 
   it("the HTTPS pair signs tokens when token has no key (docker_auth's rule)", async () => {
@@ -651,24 +652,7 @@ describe("the embedded default and the data directory", () => {
 
 describe("certificate validity window", () => {
   it("a certificate that is not valid yet", async () => {
-    const dir = makeTempDir();
-    const { privateKey, publicKey } = generateKeyPairSync("ec", { namedCurve: "P-256" });
-    const realNow = Date.now();
-    const clock = spyOn(Date, "now").mockImplementation(() => realNow + 30 * 86_400_000);
-    let certificate: Buffer;
-    try {
-      certificate = selfSignedCertificate(privateKey, publicKey, "future");
-    } finally {
-      clock.mockRestore();
-    }
-    const keyPath = join(dir, "token.key");
-    const certificatePath = join(dir, "token.crt");
-    writeFileSync(keyPath, privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-    writeFileSync(certificatePath, toPem("CERTIFICATE", certificate));
-    expectProblem(
-      await problemsOf(tokenSection({ keyPath, certificatePath })),
-      "token.certificate",
-      /not valid before/,
-    );
+    const files = keyWithCertificateMadeAt(30 * 86_400_000);
+    expectProblem(await problemsOf(tokenSection(files)), "token.certificate", /not valid before/);
   });
 });
