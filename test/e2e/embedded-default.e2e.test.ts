@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
 import {
   BINARY,
+  dockerLogin,
   ensureBinary,
   makeOciImage,
   skopeoPull,
@@ -85,6 +86,18 @@ describe("regauth serve with no config file", () => {
         issuer: "regauth",
         rootcertbundle: join(dataDir, "token.crt"),
       });
+      // Issue 3's first run: the printed admin password logs in and pushes through a registry
+      // configured from the printed block, with nothing else set up.
+      const adminPassword = (await first.stdout.waitFor(/^password: (\S+)$/m))[1] as string;
+      const firstRegistry = await startRegistry({ ...block, certificatePath: block.rootcertbundle });
+      const login = await dockerLogin(firstRegistry.host, "admin", adminPassword);
+      expect(login.stdout + login.stderr).toContain("Login Succeeded");
+      const adminPush = await skopeoPush(
+        makeOciImage(),
+        `${firstRegistry.host}/team/app:v1`,
+        `admin:${adminPassword}`,
+      );
+      expect(adminPush.exitCode).toBe(0);
       await first.stop();
       expect(await first.proc.exited).toBe(0);
 
