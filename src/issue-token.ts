@@ -13,6 +13,7 @@ import {
 import type { Registrar } from "./accounts/registration.ts";
 import type { PasswordVerifier } from "./authn/password-verifier.ts";
 import type { FailureLatencyFloor } from "./authn/failure-latency.ts";
+import type { InFlightLogins } from "./authn/in-flight-logins.ts";
 import type { LoginAttempt, LoginThrottle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
 import { BadRequest, TooManyRequests, Unauthorized } from "./errors.ts";
@@ -40,6 +41,8 @@ export interface TokenIssuer {
   refreshTokens?: RefreshTokens;
   /** Makes every failed login take as long as the slowest recent one; absent: no padding. */
   failureLatency?: FailureLatencyFloor;
+  /** Identical logins in flight share one authentication; absent: each runs its own. */
+  inFlightLogins?: InFlightLogins<AuthnDecision>;
 }
 
 export interface TokenRequest {
@@ -94,11 +97,12 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   const { decision, refusal } = await identify(issuer, request, credentials);
   if (decision.kind !== "allow") {
     attempt?.failed();
-    throw await refuse(issuer, request, credentials, account, decision, refusal, startedMs);
+    throw await refuse(issuer, request, account, decision, refusal, startedMs);
   }
   const principal = decision.principal;
-  if (request.refreshToken !== undefined) checkAccountParameter(request, principal.account);
+  // Settled before the account check: the credential (or refresh token) was valid either way.
   attempt?.succeeded();
+  if (request.refreshToken !== undefined) checkAccountParameter(request, principal.account);
   const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
   return sign(issuer, request, principal, grants);
 }
@@ -131,8 +135,11 @@ function admitAttempt(
   credentials: Credentials,
   account: string,
 ): LoginAttempt | undefined {
+  // A name with an empty password is a guess too (and would otherwise probe names for free).
   const throttle =
-    credentials.password === "" && request.refreshToken === undefined ? undefined : issuer.throttle;
+    credentials.username === "" && credentials.password === "" && request.refreshToken === undefined
+      ? undefined
+      : issuer.throttle;
   const admission = throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
   if (admission?.kind !== "refused") return admission?.attempt;
   if (throttle?.shouldReportRefusal(request.ip, account)) {
@@ -165,27 +172,42 @@ async function identify(
     if (redeemed.kind === "allow") return { decision: redeemed };
     return { decision: { kind: "deny", reason: REFRESH_REFUSED_MESSAGE }, refusal: redeemed.reason };
   }
-  const decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
-  if (decision.kind === "unknown" && issuer.registrar && credentials.username !== "") {
-    return { decision: await registerByLogin(issuer, issuer.registrar, credentials, request) };
-  }
+  const authenticateOrRegister = async (): Promise<AuthnDecision> => {
+    const decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+    // Registration needs a password: an empty one must not tell which names are free.
+    if (
+      decision.kind === "unknown" &&
+      issuer.registrar &&
+      credentials.username !== "" &&
+      credentials.password !== ""
+    ) {
+      return registerByLogin(issuer, issuer.registrar, credentials, request);
+    }
+    // A name nobody knows costs what a known name's wrong password costs (timing parity); done
+    // here so that identical requests in flight share this one hash too.
+    if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
+    return decision;
+  };
+  const isAnonymous = credentials.username === "" && credentials.password === "";
+  const decision =
+    issuer.inFlightLogins && !isAnonymous
+      ? await issuer.inFlightLogins.run(credentials, authenticateOrRegister)
+      : await authenticateOrRegister();
   return { decision };
 }
 
 /**
- * A failed login: spends the dummy hash for names nobody knows, logs one line (never the refresh
- * token itself), waits out the failure-latency floor, and returns the 401 to throw.
+ * A failed login: logs one line (never the refresh token itself), waits out the failure-latency
+ * floor, and returns the 401 to throw.
  */
 async function refuse(
   issuer: TokenIssuer,
   request: TokenRequest,
-  credentials: Credentials,
   account: string,
   decision: AuthnDecision & { kind: "deny" | "unknown" },
   refusal: RefreshRefusal | undefined,
   startedMs: number,
 ): Promise<Unauthorized> {
-  if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
   // A token whose MAC did not verify names no one: what it claims is logged as such.
   const isForged = refusal === "malformed" || refusal === "bad signature";
   log.info("authentication failed", {

@@ -9,6 +9,7 @@ import { reservedNamesForRegistration } from "./accounts/reserved-names.ts";
 import { dummyArgon2idHash, findUser } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { FailureLatencyFloor } from "./authn/failure-latency.ts";
+import { InFlightLogins } from "./authn/in-flight-logins.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
@@ -85,6 +86,7 @@ export function buildIssuer(
     nowSeconds,
     throttle: new LoginThrottle(),
     failureLatency: new FailureLatencyFloor(),
+    inFlightLogins: new InFlightLogins(),
     ...(loaded.refreshSecret && config.token.refresh_expiration > 0
       ? {
           refreshTokens: new RefreshTokens(

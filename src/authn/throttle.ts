@@ -5,22 +5,24 @@
  * which one host usually owns). Keying by the pair, never by the account alone, is what keeps an
  * attacker from locking a user out: hammering `alice` from one address exhausts that address's
  * budget for alice (and, beyond the per-IP budget, for everyone), while alice at her own address
- * is unaffected.
+ * is unaffected. Account names are folded (case, surrounding and repeated spaces) for the key,
+ * because LDAP matches `Alice` and ` alice` to the same entry.
  *
  * Every attempt is charged when it is admitted, synchronously, before anything is awaited:
  * checking first and charging after the password check would let N parallel requests all pass
  * the check (N guesses for a burst of 10). The outcome then settles the charge:
- * - success: the pair's bucket is cleared and the address's charge refunded, so successful
- *   logins never spend the budget;
+ * - success: this attempt's charges are refunded (the bucket is not cleared: a victim's own
+ *   logins must not hand an attacker at the same address fresh guesses), and the credential is
+ *   remembered for 24 hours;
  * - failure: the charge stands;
- * - neither (a back-end error, a busy server: the request was not answered): both are refunded.
- * A pair that logged in successfully in the last 24 hours is exempt from the address's bucket (its
- * own still applies): one address is often shared (NAT, CI runners, a proxy without
- * real_ip_header), and others' failures there must not lock out the users who log in there.
- * An attempt identical to one in flight (same address, account and password) is a retry, not a
- * new guess: it is admitted without charging the pair, so a CI fan-out of N parallel logins with
- * one correct password is not refused after the burst. It still charges the address.
- * A refused request is answered 429 with Retry-After, before any password check.
+ * - neither (a back-end error, a busy server: the request was not answered): refunded.
+ * A credential (address, account and secret, kept as an HMAC) that succeeded in the last 24 hours
+ * is admitted without any charge or check: one address is often shared (NAT, CI runners, a proxy
+ * without real_ip_header), and others' failures there must not lock out the users who log in
+ * there. An attempt identical to one in flight is the same guess (issueToken answers both with
+ * one authentication): admitted without charge, so a CI fan-out of N parallel logins with one
+ * credential is not refused after the burst. A refused request is answered 429 with Retry-After,
+ * before any password check.
  */
 import { createHmac, randomBytes } from "node:crypto";
 import type { ClientIp } from "../acl.ts";
@@ -36,8 +38,8 @@ export interface ThrottleOptions {
   perAccount: BucketPolicy;
   perIp: BucketPolicy;
   /**
-   * A pair that succeeded within this many seconds is exempt from the per-IP bucket; 0: never.
-   * Remembered per (address, account) for at most `maxEntries` pairs.
+   * A credential that succeeded within this many seconds is admitted without charge; 0: never.
+   * Remembered as an HMAC of (address, account, secret) for at most `maxEntries` credentials.
    */
   successExemptionSeconds: number;
   /** Entries kept per kind; the least recently used are dropped first. Bounds memory. */
@@ -118,7 +120,7 @@ export class LoginThrottle {
   /** Attempts being answered, by HMAC(address, account, secret) → how many. Lives as long as they do. */
   private readonly inFlight = new Map<string, number>();
   private readonly hmacKey = randomBytes(32);
-  /** (address, account) → when it last logged in successfully; least recently first. */
+  /** HMAC(address, account, secret) → when it last logged in successfully; least recently first. */
   private readonly lastSuccessMs = new Map<string, number>();
   private readonly successExemptionMs: number;
 
@@ -140,34 +142,35 @@ export class LoginThrottle {
     const source = ipKey(ip);
     const pair = pairKey(source, account);
     const fingerprint = createHmac("sha256", this.hmacKey)
-      .update(`${Buffer.byteLength(pair)}:${pair}`)
+      .update(`${Buffer.byteLength(source)}:${source}\0${Buffer.byteLength(account)}:${account}\0`)
       .update(secret)
       .digest("base64");
-    // An attempt identical to one still being answered (a client retrying, parallel CI steps
-    // with the same credentials) is the same guess: it is neither refused nor charged again.
-    const isRetry = this.inFlight.has(fingerprint);
-    const isKnownHere = this.succeededRecently(pair, now);
-    const chargesAddress = !isRetry && !isKnownHere;
-    const retryAfterSeconds = Math.max(
-      isRetry ? 0 : this.perAccount.waitSeconds(pair, now),
-      chargesAddress ? this.perIp.waitSeconds(source, now) : 0,
-    );
-    if (retryAfterSeconds > 0) return { kind: "refused", retryAfterSeconds };
-    if (!isRetry) this.perAccount.charge(pair, now);
-    if (chargesAddress) this.perIp.charge(source, now);
+    // A credential that logged in here recently, or a copy of an attempt still being answered
+    // (answered once for all copies): not a new guess, so neither refused nor charged.
+    const isFree = this.inFlight.has(fingerprint) || this.succeededRecently(fingerprint, now);
+    if (!isFree) {
+      const retryAfterSeconds = Math.max(
+        this.perAccount.waitSeconds(pair, now),
+        this.perIp.waitSeconds(source, now),
+      );
+      if (retryAfterSeconds > 0) return { kind: "refused", retryAfterSeconds };
+      this.perAccount.charge(pair, now);
+      this.perIp.charge(source, now);
+    }
     this.inFlight.set(fingerprint, (this.inFlight.get(fingerprint) ?? 0) + 1);
+    const refund = () => {
+      if (isFree) return;
+      this.perAccount.refund(pair, this.nowMs());
+      this.perIp.refund(source, this.nowMs());
+    };
     return {
       kind: "admitted",
       attempt: new LoginAttempt({
         succeeded: () => {
-          this.perAccount.clear(pair);
-          if (chargesAddress) this.perIp.refund(source, this.nowMs());
-          this.rememberSuccess(pair, this.nowMs());
+          refund();
+          this.rememberSuccess(fingerprint, this.nowMs());
         },
-        unanswered: () => {
-          if (!isRetry) this.perAccount.refund(pair, this.nowMs());
-          if (chargesAddress) this.perIp.refund(source, this.nowMs());
-        },
+        unanswered: refund,
         ended: () => {
           const left = (this.inFlight.get(fingerprint) ?? 1) - 1;
           if (left > 0) this.inFlight.set(fingerprint, left);
@@ -192,14 +195,13 @@ export class LoginThrottle {
     return true;
   }
 
-  /** Seconds a new attempt for this account from this address would be told to wait; 0: admitted. */
+  /** Seconds a new attempt (a credential not seen before) would be told to wait; 0: admitted. */
   retryAfterSeconds(ip: ClientIp | null, account: string): number {
     const now = this.nowMs();
     const source = ipKey(ip);
-    const pair = pairKey(source, account);
     return Math.max(
-      this.perAccount.waitSeconds(pair, now),
-      this.succeededRecently(pair, now) ? 0 : this.perIp.waitSeconds(source, now),
+      this.perAccount.waitSeconds(pairKey(source, account), now),
+      this.perIp.waitSeconds(source, now),
     );
   }
 
@@ -220,18 +222,18 @@ export class LoginThrottle {
     return this.lastSuccessMs.size;
   }
 
-  private succeededRecently(pair: string, nowMs: number): boolean {
-    const at = this.lastSuccessMs.get(pair);
+  private succeededRecently(credential: string, nowMs: number): boolean {
+    const at = this.lastSuccessMs.get(credential);
     if (at === undefined) return false;
     if (nowMs - at < this.successExemptionMs) return true;
-    this.lastSuccessMs.delete(pair);
+    this.lastSuccessMs.delete(credential);
     return false;
   }
 
-  private rememberSuccess(pair: string, nowMs: number): void {
+  private rememberSuccess(credential: string, nowMs: number): void {
     if (this.successExemptionMs <= 0) return;
-    this.lastSuccessMs.delete(pair); // re-insert: Map order is then least recently successful first
-    this.lastSuccessMs.set(pair, nowMs);
+    this.lastSuccessMs.delete(credential); // re-insert: Map order is then least recently successful first
+    this.lastSuccessMs.set(credential, nowMs);
     if (this.lastSuccessMs.size > this.maxEntries) {
       const oldest = this.lastSuccessMs.keys().next().value;
       if (oldest !== undefined) this.lastSuccessMs.delete(oldest);
@@ -280,8 +282,9 @@ export class LoginAttempt implements Disposable {
   }
 }
 
+/** The bucket key: account names folded as LDAP compares them (caseIgnoreMatch, spaces collapsed). */
 function pairKey(source: string, account: string): string {
-  return `${source}\0${account}`;
+  return `${source}\0${account.trim().replace(/\s+/g, " ").toLowerCase()}`;
 }
 
 /** IPv4 as is; IPv6 by its /64; no address (a unix socket without real_ip_header) is one source. */

@@ -35,16 +35,24 @@ function giveToDataDirOwner(path: string): void {
   if (directory.uid !== 0) chownSync(path, directory.uid, directory.gid);
 }
 
+/** Creates an empty 0600 file; another process creating it first is fine (both then open it). */
+function createPrivateFile(path: string): void {
+  try {
+    closeSync(openSync(path, "wx", 0o600));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "EEXIST") return;
+    throw error;
+  }
+  giveToDataDirOwner(path);
+}
+
 /** Opens (creating if needed) and migrates the database. Throws DatabaseError with a clear message. */
 export function openDatabase(path: string, options: { busyTimeoutMs?: number } = {}): Database {
   let db: Database;
   try {
     // The database holds password hashes: create it 0600 whatever the umask. SQLite gives its
     // -wal and -shm files the database file's mode, and owner when running as root.
-    if (!existsSync(path)) {
-      closeSync(openSync(path, "wx", 0o600));
-      giveToDataDirOwner(path);
-    }
+    if (!existsSync(path)) createPrivateFile(path);
     db = new Database(path, { create: true, strict: true });
   } catch (error) {
     throw new DatabaseError(`cannot open the database ${path}: ${describeSqliteError(error)}`);

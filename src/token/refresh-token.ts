@@ -19,7 +19,7 @@
  * optional).
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Labels } from "../acl.ts";
@@ -27,6 +27,7 @@ import { findUser } from "../accounts/users.ts";
 import { lastLoginRecorder } from "../authn/database-users.ts";
 import type { Principal } from "../authn/authenticator.ts";
 import type { UserConfig } from "../config/schema.ts";
+import { log } from "../log.ts";
 
 export const REFRESH_KEY_FILE = "refresh.key";
 const SECRET_BYTES = 32;
@@ -76,6 +77,10 @@ export function ensureRefreshSecret(dataDir: string): Buffer {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }
+  }
+  // Like the signing key: a refresh secret others can read lets them mint identity tokens.
+  if (statSync(path).mode & 0o077) {
+    log.warn("refresh-token key file is readable by group or others; chmod 600 it", { path });
   }
   const secret = readFileSync(path);
   if (secret.length < SECRET_BYTES) {

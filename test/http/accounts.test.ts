@@ -395,10 +395,12 @@ describe("a shared address (review M1)", () => {
     expect((await token(t, [], ["bob", "bob-password"], shared)).status).toBe(200);
     t.verifier.clear();
     expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
-    // Its own bucket still applies: guessing alice there is throttled after the burst.
+    // Only the credential that succeeded is exempt (review 2, M1): other passwords for alice are
+    // new guesses and the spent address refuses them, so her own logins hand out no guesses.
     const guesses: number[] = [];
     for (let i = 0; i < 11; i++) guesses.push((await token(t, [], ["alice", `guess-${i}`], shared)).status);
-    expect(guesses).toEqual([...Array(10).fill(401), 429]);
+    expect(guesses).toEqual(Array(11).fill(429));
+    expect((await token(t, [], ["alice", "alice-password"], shared)).status).toBe(200);
   });
 });
 
@@ -530,5 +532,21 @@ describe("accounts.group_labels: label values name database groups", async () =>
     grant(plain.db, { kind: "group", name: "builders" }, "ci/*", "write", NOW);
     const r = await token(plain, ["repository:ci/app:pull,push"], ["dora", "dora-pass"]);
     expect(actionsOf(r.access, "ci/app")).toEqual([]);
+  });
+});
+
+describe("an empty password (review 2, M5)", () => {
+  it("tells no known name from an unknown one, and is throttled like any failed login", async () => {
+    const t = await testAccountsApp({ registration: { mode: "open" } });
+    createUser(t.db, { name: "alice", passwordHash: quickHash("alice-password"), nowUnix: NOW });
+    const known = await token(t, [], ["alice", ""]);
+    const unknown = await token(t, [], ["bob", ""]);
+    expect(known.status).toBe(401);
+    expect(unknown.status).toBe(401);
+    expect(unknown.body).toBe(known.body);
+    expect(findUser(t.db, "bob")).toBeNull(); // no registration with an empty password
+    const statuses: number[] = [];
+    for (let i = 0; i < 110; i++) statuses.push((await token(t, [], [`probe${i}`, ""])).status);
+    expect(statuses).toContain(429);
   });
 });

@@ -6,6 +6,7 @@
 import { afterEach, describe, expect, it, spyOn } from "bun:test";
 import type { Authenticator } from "../../src/authn/authenticator.ts";
 import { log } from "../../src/log.ts";
+import { issueToken } from "../../src/issue-token.ts";
 import { buildApp, buildIssuer } from "../../src/server.ts";
 import { basic, hashPassword, loadTestConfig, req, testApp } from "../helpers.ts";
 
@@ -198,5 +199,34 @@ describe("logs", () => {
       expect(line).not.toContain(token.split(".")[2] ?? "");
       expect(line).not.toContain(PASSWORD);
     }
+  });
+});
+
+describe("identical logins in flight (review 2, M2)", () => {
+  it("200 identical wrong logins in flight reach a non-deduplicating back-end (like LDAP) once", async () => {
+    const { issuer } = await testApp({});
+    let binds = 0;
+    const slowDirectory: Authenticator = {
+      name: "ldap_auth",
+      async authenticate() {
+        binds++;
+        await Bun.sleep(20);
+        return { kind: "deny" };
+      },
+    };
+    const request = {
+      credentials: { username: "alice", password: "wrong-guess" },
+      account: null,
+      service: "registry",
+      scopes: [],
+      ip: null,
+      clientId: null,
+    };
+    const slowIssuer = { ...issuer, authenticators: [slowDirectory] };
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 200 }, () => issueToken(slowIssuer, request)),
+    );
+    expect(outcomes.every((o) => o.status === "rejected")).toBe(true);
+    expect(binds).toBe(1);
   });
 });
