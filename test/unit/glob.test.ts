@@ -199,14 +199,29 @@ describe("hasNestedQuantifier (catastrophic-backtracking shapes)", () => {
     "(a{2,})+",
     "(?:a+b?)+",
     "(a|b+)*z",
+    // Overlapping alternatives in a repeated group: ([a-z]|[a-z0-9])* is exponential on "aaa…!".
+    "^([a-z]|[a-z0-9])*$",
+    "^(a|a)+$",
+    // A count above 1 repeats too: {20} took 800 ms on 31 characters.
+    "^(?:[a-z]+\\.?){1,50}$",
+    "^([a-z0-9]+[-.]?){2,64}$",
+    "^(?:[a-z]+\\.?){20}$",
+    "(a+){2}",
+    // Non-overlapping alternatives are refused too: the rule does not compare alternatives.
+    "^(foo|bar)+$",
+    "^(x(a|b))*$",
   ];
   const clean = [
     "^(.+)@test\\.com$",
-    "^(foo|bar)+$",
+    "^(foo|bar)/.+$",
     "[(+)]+",
     "\\(a+\\)+",
     "^(a+)$",
-    "(a+){2}",
+    "(a+){1}",
+    "(a+){0,1}",
+    "(a+)?",
+    "^(a|b)$",
+    "a|b+",
     "^(.+)@(.+?).test\\.com$",
     "z$",
     "[a-z]+/[a-z]+",
