@@ -24,6 +24,12 @@ const POSIX_CLASSES: Record<string, string> = {
   xdigit: "0-9A-Fa-f",
 };
 
+/**
+ * RE2's Perl classes, which are ASCII (re2/syntax: `\s` is `[\t\n\f\r ]`, no `\v`). JavaScript's
+ * `\s` adds Unicode spaces such as U+00A0, so they are spelled out.
+ */
+const PERL_CLASSES: Record<string, string> = { d: "0-9", s: "\\t\\n\\f\\r ", w: "0-9A-Za-z_" };
+
 /** Characters JavaScript's `u` mode accepts after a backslash as themselves. */
 const SYNTAX_CHARACTERS = new Set("^$\\.*+?()[]{}|/");
 
@@ -57,19 +63,38 @@ export function translateGoRegex(inner: string): { source: string; flags: string
     body = body.slice(leading[0].length);
   }
   if (/\(\?<?[=!]|\\[1-9]/.test(body)) return null;
-  const source = translateRe2(body);
+  const source = translateRe2(body, flags.includes("s"));
   return source === null ? null : { source, flags };
 }
 
-function translateRe2(body: string): string | null {
+function translateRe2(body: string, dotAllAtStart: boolean): string | null {
   let out = "";
   let inClass = false;
-  for (let i = 0; i < body.length; i++) {
+  // Where the current class's members start in `out`, to tell a range's `-` from a leading one.
+  let classStart = 0;
+  // Whether `.` matches `\n`, per open group: `(?s:...)` and `(?-s:...)` change it inside.
+  let dotAll = dotAllAtStart;
+  const dotAllOfOpenGroups: boolean[] = [];
+  // Class ranges (from `\d` or `[:digit:]`) put into a class: a `-` before them would make a
+  // range with their first character, and one after them a range from their last (`[\s-~]`
+  // would become ` -~`, every printable character). RE2 reads that `-` as a literal.
+  const appendClassRanges = (ranges: string): boolean => {
+    if (out.length > classStart + 1 && out.endsWith("-") && !out.endsWith("\\-")) return false;
+    out += ranges;
+    if (body[i + 1] === "-" && body[i + 2] !== "]") {
+      out += "\\-";
+      i++;
+    }
+    return true;
+  };
+  let i = 0;
+  for (; i < body.length; i++) {
     const c = body[i] as string;
     if (c === "\\") {
       const next = body[i + 1];
       if (next === undefined) return null;
       i++;
+      const perlClass = PERL_CLASSES[next.toLowerCase()];
       if (next === "Q" && !inClass) {
         // \Q...\E: everything up to \E (or the end) is literal.
         const end = body.indexOf("\\E", i + 1);
@@ -80,6 +105,11 @@ function translateRe2(body: string): string | null {
         out += "(?<![\\s\\S])"; // start of text, whatever the m flag says
       } else if (next === "z" && !inClass) {
         out += "(?![\\s\\S])"; // end of text
+      } else if (perlClass !== undefined) {
+        const negated = next !== next.toLowerCase();
+        if (!inClass) out += `[${negated ? "^" : ""}${perlClass}]`;
+        // A negated class inside a class (`[^\S\n]`) has no ASCII spelling in `u` mode: refuse.
+        else if (negated || !appendClassRanges(perlClass)) return null;
       } else if (/[!-/:-@[-`{-~]/.test(next) && !SYNTAX_CHARACTERS.has(next) && !(inClass && next === "-")) {
         // RE2 lets any punctuation be escaped; `u` mode only syntax characters.
         out += `\\x${next.charCodeAt(0).toString(16).padStart(2, "0")}`;
@@ -90,8 +120,8 @@ function translateRe2(body: string): string | null {
       const end = body.indexOf(":]", i + 2);
       const ranges = end === -1 ? undefined : POSIX_CLASSES[body.slice(i + 2, end)];
       if (ranges === undefined) return null;
-      out += ranges;
       i = end + 1;
+      if (!appendClassRanges(ranges)) return null;
     } else if (c === "[" && !inClass) {
       inClass = true;
       out += c;
@@ -100,12 +130,25 @@ function translateRe2(body: string): string | null {
         out += "^";
         i++;
       }
+      classStart = out.length;
       if (body[i + 1] === "]") {
         out += "\\]";
         i++;
       }
     } else if (c === "]" && inClass) {
       inClass = false;
+      out += c;
+    } else if (c === "." && !inClass) {
+      // RE2's `.` excludes only `\n`; JavaScript's also excludes `\r`, U+2028 and U+2029.
+      out += dotAll ? "[\\s\\S]" : "[^\\n]";
+    } else if (c === "(" && !inClass) {
+      dotAllOfOpenGroups.push(dotAll);
+      const modifiers = /^\(\?([a-z]*)(?:-([a-z]*))?:/.exec(body.slice(i));
+      if (modifiers?.[1]?.includes("s")) dotAll = true;
+      else if (modifiers?.[2]?.includes("s")) dotAll = false;
+      out += c;
+    } else if (c === ")" && !inClass) {
+      dotAll = dotAllOfOpenGroups.pop() ?? dotAll;
       out += c;
     } else {
       out += c;
