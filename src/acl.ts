@@ -278,7 +278,7 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     // server for minutes (docker_auth's RE2 runs the same pattern in linear time).
     problems.push({
       path,
-      message: `regular expression ${source} repeats a group that contains a repeat or an alternative (like (a+)+, (x+){1,50} or (a|ab)*); JavaScript can take exponential time on a crafted name. Rewrite it without the nesting, e.g. ^[a-z0-9][-_.a-z0-9]*$ for ([a-z0-9]+[-_.]?)+, or [ab]* for (a|b)*`,
+      message: `regular expression ${source} repeats a group that contains a repeat, an optional part or an alternative (like (a+)+, (x+){1,50}, (a?a)* or (a|ab)*); JavaScript can take exponential time on a crafted name. Rewrite it without the nesting, e.g. ^[a-z0-9][-_.a-z0-9]*$ for ([a-z0-9]+[-_.]?)+, or [ab]* for (a|b)*`,
     });
     return null;
   }

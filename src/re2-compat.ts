@@ -158,24 +158,31 @@ function translateRe2(body: string, dotAllAtStart: boolean): string | null {
 }
 
 /**
- * Whether a regex repeats a group that contains a repeat or an alternation, like `(a+)+`,
- * `([a-z]+[-.]?){1,50}` or `([a-z]|[a-z0-9])*`: the shapes of catastrophic backtracking, where
- * one input can be split among the iterations (or the alternatives) in exponentially many ways.
- * RE2 runs them in linear time, JavaScript does not, and ACL patterns meet client-chosen names.
- * A repeat is `*`, `+`, or a count whose upper bound is above 1 (`{2}` and `{1,50}` too: a fixed
- * count of 20 took 800 ms on 31 characters). Pass the translated source (translateGoRegex), not
- * RE2 text. A heuristic that errs on refusing: it also flags harmless shapes such as `(\w+/)*`
- * and `(foo|bar)+`, whose alternatives cannot overlap.
+ * Whether a regex repeats a group that contains a choice, like `(a+)+`, `([a-z]+[-.]?){1,50}`,
+ * `([a-z]|[a-z0-9])*` or `(a?a)*`: the shapes of catastrophic backtracking, where one input can
+ * be split among the iterations in exponentially many ways. RE2 runs them in linear time,
+ * JavaScript does not, and ACL patterns meet client-chosen names. A choice is a quantifier
+ * (`?` too: `x?` is `(x|)`) or an alternation. A repeat is `*`, `+`, or a count whose upper bound
+ * is above 1 (`{2}` and `{1,50}` too: a fixed count of 20 took 800 ms on 31 characters). Pass the
+ * translated source (translateGoRegex), not RE2 text. A heuristic that errs on refusing: it also
+ * flags harmless shapes such as `(\w+/)*`, `(ab?)*` and `(foo|bar)+`, whose choices cannot
+ * overlap.
  */
 export function hasNestedQuantifier(body: string): boolean {
+  const countAt = (i: number) => (body[i] === "{" ? /^\{(\d*)(?:(,)(\d*))?\}/.exec(body.slice(i)) : null);
   const isRepeatAt = (i: number) => {
     if (body[i] === "*" || body[i] === "+") return true;
-    const count = body[i] === "{" ? /^\{(\d*)(,(\d*))?\}/.exec(body.slice(i)) : null;
+    const count = countAt(i);
     if (!count) return false;
     const upper = count[2] === undefined ? count[1] : count[3];
     return upper === "" || upper === undefined || Number(upper) > 1;
   };
-  // One flag per open group: does it contain a repeat or an alternation?
+  const isQuantifierAt = (i: number) => {
+    if (body[i] === "?" || isRepeatAt(i)) return true;
+    const count = countAt(i);
+    return count !== null && !(count[1] === "1" && (count[2] === undefined || count[3] === "1"));
+  };
+  // One flag per open group: does it contain a choice?
   const groups: boolean[] = [false];
   let i = 0;
   while (i < body.length) {
@@ -191,13 +198,16 @@ export function hasNestedQuantifier(body: string): boolean {
     } else if (c === "(") {
       groups.push(false);
       i++;
+      // The group's own syntax, whose `?` is no quantifier: (?:, (?<name>, (?=, (?<!, (?s:.
+      const prefix = /^\?(?:<[^>=!]*>|<?[=!]|[a-z]*(?:-[a-z]*)?:)/.exec(body.slice(i));
+      if (prefix) i += prefix[0].length;
     } else if (c === ")") {
-      const containsRepeat = groups.length > 1 ? (groups.pop() as boolean) : false;
+      const containsChoice = groups.length > 1 ? (groups.pop() as boolean) : false;
       i++;
-      if (containsRepeat && isRepeatAt(i)) return true;
-      if (containsRepeat || isRepeatAt(i)) groups[groups.length - 1] = true;
+      if (containsChoice && isRepeatAt(i)) return true;
+      if (containsChoice || isQuantifierAt(i)) groups[groups.length - 1] = true;
     } else {
-      if (c === "|" || isRepeatAt(i)) groups[groups.length - 1] = true;
+      if (c === "|" || isQuantifierAt(i)) groups[groups.length - 1] = true;
       i++;
     }
   }

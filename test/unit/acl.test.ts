@@ -535,6 +535,7 @@ describe("regexes JavaScript may backtrack on", () => {
     "^(?:[a-z]+\\.?){20}$",
     "^(\\Q)\\E?[a-z]+)+$",
     "^(?P<team>[a-z]+-?)+/${account}$",
+    "^(a?a)*$",
   ]) {
     it(`/${pattern}/ is refused with a suggested rewrite`, () => {
       const { problems } = compileAcl([{ match: { name: `/${pattern}/` }, actions: ["pull"] }], "acl");
