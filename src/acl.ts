@@ -13,7 +13,7 @@
  */
 import type { ConfigProblem } from "./errors.ts";
 import { compileGlob, quoteMeta } from "./glob.ts";
-import { compileGoRegex, hasNestedQuantifier } from "./re2-compat.ts";
+import { compileGoRegex, hasNestedQuantifier, translateGoRegex } from "./re2-compat.ts";
 import { type IpRange, ipInRange, parseIpRange } from "./ip.ts";
 import { log } from "./log.ts";
 
@@ -260,7 +260,8 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
   const hasPlaceholder = PLACEHOLDER.test(source);
   PLACEHOLDER.lastIndex = 0;
   // Validate with placeholders replaced by a plain word, which is how they look after quoting.
-  const probe = compile(source.replace(PLACEHOLDER, "x"), isRegex);
+  const probeSource = source.replace(PLACEHOLDER, "x");
+  const probe = compile(probeSource, isRegex);
   if (probe === null) {
     problems.push({
       path,
@@ -270,12 +271,14 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     });
     return null;
   }
-  if (isRegex && hasNestedQuantifier(source.slice(1, -1))) {
+  // Checked on the translation, which is what JavaScript runs: in RE2 text a `\Q)\E` looks like
+  // the end of a group.
+  if (isRegex && hasNestedQuantifier(translateGoRegex(probeSource.slice(1, -1))?.source ?? "")) {
     // A warning is not enough: one crafted repository name of ~50 characters would stall the
     // server for minutes (docker_auth's RE2 runs the same pattern in linear time).
     problems.push({
       path,
-      message: `regular expression ${source} nests a repeated group inside a repeat (like (a+)+); JavaScript can take exponential time on a crafted name. Rewrite it without the nesting, e.g. ^[a-z0-9][-_.a-z0-9]*$`,
+      message: `regular expression ${source} repeats a group that contains a repeat, an optional part or an alternative (like (a+)+, (x+){1,50}, (a?a)* or (a|ab)*); JavaScript can take exponential time on a crafted name. Rewrite it without the nesting, e.g. ^[a-z0-9][-_.a-z0-9]*$ for ([a-z0-9]+[-_.]?)+, or [ab]* for (a|b)*`,
     });
     return null;
   }

@@ -524,6 +524,32 @@ describe("regexes JavaScript may backtrack on", () => {
     expect(problems[0]?.message).toContain("exponential time");
   });
 
+  // Review 2: these passed the check (overlapping alternatives, a bounded outer repeat, a `)`
+  // inside \Q…\E that the raw-text scan took for the end of the group) and each took > 100 ms on
+  // 25 characters, doubling per extra one.
+  for (const pattern of [
+    "^([a-z]|[a-z0-9])*$",
+    "^(a|a)+$",
+    "^(?:[a-z]+\\.?){1,50}$",
+    "^([a-z0-9]+[-.]?){2,64}$",
+    "^(?:[a-z]+\\.?){20}$",
+    "^(\\Q)\\E?[a-z]+)+$",
+    "^(?P<team>[a-z]+-?)+/${account}$",
+    "^(a?a)*$",
+  ]) {
+    it(`/${pattern}/ is refused with a suggested rewrite`, () => {
+      const { problems } = compileAcl([{ match: { name: `/${pattern}/` }, actions: ["pull"] }], "acl");
+      expect(problems).toHaveLength(1);
+      expect(problems[0]?.message).toContain("exponential time");
+      expect(problems[0]?.message).toContain("Rewrite it");
+    });
+  }
+
+  it("a \\Q)\\E literal is not taken for the end of a group", () => {
+    const { problems } = compileAcl([{ match: { name: "/^(\\Q)\\E[a-z])+$/" }, actions: ["pull"] }], "acl");
+    expect(problems).toEqual([]);
+  });
+
   it("the rewrite the message suggests is accepted", () => {
     const { problems } = compileAcl(
       [{ match: { name: "/^[a-z0-9][-_.a-z0-9]*$/" }, actions: ["pull"] }],
