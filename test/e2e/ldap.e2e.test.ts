@@ -32,6 +32,23 @@ import {
 afterAll(stopAllPeers);
 afterAll(stopAllSlapds);
 
+/** The ldap_auth section both scenarios use: StartTLS with the test CA, groups as the `group` label. */
+function ldapAuthSection(slapd: { port: number; pki: { caPath: string } }, passwordFile: string): string {
+  return `ldap_auth:
+  addr: 127.0.0.1:${slapd.port}
+  tls: starttls
+  ca_certificate: ${slapd.pki.caPath}
+  bind_dn: ${SERVICE_DN}
+  bind_password_file: ${passwordFile}
+  base: ou=people,${BASE_DN}
+  filter: (&(uid=\${account})(objectClass=inetOrgPerson))
+  labels:
+    group:
+      attribute: memberOf
+      parse_cn: true
+      lower_case: true`;
+}
+
 describe("LDAP users with the real registry 2.8 and skopeo", async () => {
   const slapd = await startSlapd();
   const carol = person("carol", "carol-pw");
@@ -52,19 +69,7 @@ token:
 users:
   local:
     password: "${hashPassword("local-pw")}"
-ldap_auth:
-  addr: 127.0.0.1:${slapd.port}
-  tls: starttls
-  ca_certificate: ${slapd.pki.caPath}
-  bind_dn: ${SERVICE_DN}
-  bind_password_file: ${passwordFile}
-  base: ou=people,${BASE_DN}
-  filter: (&(uid=\${account})(objectClass=inetOrgPerson))
-  labels:
-    group:
-      attribute: memberOf
-      parse_cn: true
-      lower_case: true
+${ldapAuthSection(slapd, passwordFile)}
   timeout_seconds: 2
 acl:
   - match: {name: "\${labels:group}/*"}
@@ -169,19 +174,7 @@ server:
   addr: 127.0.0.1:{{PORT}}
 token:
   issuer: ldap-groups-e2e
-ldap_auth:
-  addr: 127.0.0.1:${slapd.port}
-  tls: starttls
-  ca_certificate: ${slapd.pki.caPath}
-  bind_dn: ${SERVICE_DN}
-  bind_password_file: ${passwordFile}
-  base: ou=people,${BASE_DN}
-  filter: (&(uid=\${account})(objectClass=inetOrgPerson))
-  labels:
-    group:
-      attribute: memberOf
-      parse_cn: true
-      lower_case: true
+${ldapAuthSection(slapd, passwordFile)}
 accounts:
   group_labels: [group]
 `,
