@@ -12,7 +12,7 @@
  */
 import { cpus, totalmem } from "node:os";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
+import { freePort } from "../test/e2e/free-port.ts";
 import { dirname, join, resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 
@@ -76,17 +76,6 @@ function ensureBuilt(): void {
     stderr: "inherit",
   });
   if (build.exitCode !== 0) throw new Error("bun run build failed");
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
-    });
-  });
 }
 
 interface BenchUser {

@@ -7,10 +7,10 @@
 import { afterAll } from "bun:test";
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { createServer } from "node:net";
 import { join, resolve } from "node:path";
 import { gzipSync } from "node:zlib";
 import { makeTempDir } from "../helpers.ts";
+import { freePort } from "./free-port.ts";
 
 export const REPO_ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = join(REPO_ROOT, "dist/regauth");
@@ -50,17 +50,7 @@ export function ensureBinary(): string {
   return BINARY;
 }
 
-/** A TCP port that was free a moment ago on 127.0.0.1. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      server.close(() => resolvePort(typeof address === "object" && address ? address.port : 0));
-    });
-  });
-}
+export { freePort } from "./free-port.ts";
 
 /** Polls `url` until it answers at all; `caFile` makes an https URL verify against a test CA. */
 export async function waitForHttp(url: string, timeoutMs = 10_000, caFile?: string): Promise<void> {
