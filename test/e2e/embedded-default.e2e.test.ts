@@ -5,9 +5,9 @@
  */
 import { describe, expect, it } from "bun:test";
 import { existsSync, statSync } from "node:fs";
-import { createServer } from "node:net";
 import { join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
+import { isPortFree } from "./free-port.ts";
 import {
   BINARY,
   dockerLogin,
@@ -40,14 +40,6 @@ function mode(path: string): string {
 
 /** The embedded default's address is fixed by design (issue 2: "starts on 127.0.0.1:5001"). */
 const EMBEDDED_PORT = 5001;
-
-async function isPortFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = createServer();
-    server.once("error", () => resolve(false));
-    server.listen(port, "127.0.0.1", () => server.close(() => resolve(true)));
-  });
-}
 
 const USERS = `
 users:
