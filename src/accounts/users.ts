@@ -175,10 +175,3 @@ export function deleteUser(db: Database, name: string): void {
 export function recordLogin(db: Database, userId: number, nowUnix: number): void {
   db.query("UPDATE users SET last_login_at_unix = $now WHERE id = $id").run({ now: nowUnix, id: userId });
 }
-
-export function countEnabledAdmins(db: Database): number {
-  const row = db
-    .query<{ n: number }, []>("SELECT count(*) AS n FROM users WHERE is_admin = 1 AND is_enabled = 1")
-    .get();
-  return row?.n ?? 0;
-}

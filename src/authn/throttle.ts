@@ -95,10 +95,6 @@ class BucketMap {
     this.buckets.set(key, { tokens: Math.min(this.policy.burst, this.level(key, nowMs) + 1), atMs: nowMs });
   }
 
-  clear(key: string): void {
-    this.buckets.delete(key);
-  }
-
   get size(): number {
     return this.buckets.size;
   }
