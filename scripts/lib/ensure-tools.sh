@@ -14,8 +14,9 @@ ensure_bun() {
 }
 
 # Debian packages for the end-to-end tests and the benchmark: the real registry, skopeo, slapd,
-# the docker CLI (client only; it logs in without a daemon) and wrk.
-TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl)
+# the docker CLI (client only; it logs in without a daemon), wrk, and qemu-user with the arm64 C
+# library to run the linux-arm64 binary (test/e2e/arm64.e2e.test.ts and the image test).
+TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl qemu-user-static libc6-arm64-cross)
 
 ensure_test_peers() {
   local missing=()
@@ -26,6 +27,8 @@ ensure_test_peers() {
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
+  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing test peers: ${missing[*]}; run as root (or apt-get install them) for the end-to-end tests" >&2
