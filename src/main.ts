@@ -188,6 +188,25 @@ function listenAddressOverride(args: ReturnType<typeof parseArgs>): string | und
   return addr;
 }
 
+/**
+ * Loads the config without creating files, holding back its log lines (an expiring certificate,
+ * a key file others can read): the real load right after logs them once. They are written when
+ * this load fails, since then there is no second one.
+ */
+async function validateQuietly(args: ReturnType<typeof parseArgs>): Promise<LoadedConfig> {
+  const lines: string[] = [];
+  const restore = log.capture(lines);
+  try {
+    return await loadForCommand(args, false);
+  } catch (error) {
+    restore();
+    for (const line of lines) process.stderr.write(`${line}\n`);
+    throw error;
+  } finally {
+    restore();
+  }
+}
+
 /** The `regauth registry-config` command that prints the block for this server, from any directory. */
 function registryConfigCommand(args: ReturnType<typeof parseArgs>, loaded: LoadedConfig): string {
   const words = ["regauth", "registry-config"];
@@ -206,7 +225,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     throw new UsageError(`unexpected argument ${args.positionals[0]}; the config file goes after --config`);
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
-  checkCanListen((await loadForCommand(args, false)).config.server);
+  checkCanListen((await validateQuietly(args)).config.server);
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one

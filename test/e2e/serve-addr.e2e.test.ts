@@ -4,11 +4,11 @@
  * every start that says how to print the registry's auth block.
  */
 import { describe, expect, it } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import { join } from "node:path";
 import { makeTempDir } from "../helpers.ts";
-import { BINARY, ensureBinary, freePort, run, startRegauth } from "./harness.ts";
+import { BINARY, ensureBinary, freePort, openssl, run, startRegauth } from "./harness.ts";
 
 ensureBinary();
 
@@ -112,6 +112,33 @@ describe("a taken port", () => {
     } finally {
       server.close();
     }
+  });
+
+  it("checking first does not log the config's warnings twice", async () => {
+    const dir = makeTempDir("warn-once-");
+    const key = join(dir, "token.key");
+    const certificate = join(dir, "token.crt");
+    await openssl(["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", key]);
+    chmodSync(key, 0o600);
+    await openssl([
+      "req",
+      "-x509",
+      "-new",
+      "-key",
+      key,
+      "-subj",
+      "/CN=soon",
+      "-days",
+      "3",
+      "-out",
+      certificate,
+    ]);
+    const regauth = await startRegauth({
+      dir,
+      configYaml: `server: {addr: "127.0.0.1:{{PORT}}"}\ntoken: {issuer: regauth, key: ${key}, certificate: ${certificate}}\n`,
+    });
+    await regauth.stop();
+    expect(regauth.stderr.text.match(/token certificate expires within 30 days/g)).toHaveLength(1);
   });
 
   it("an invalid config file is also reported before the data directory is created", async () => {
