@@ -120,18 +120,22 @@ export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
   });
 }
 
+const BIND_FAILURES: Record<string, string> = {
+  EADDRINUSE: "the address is already in use (another regauth, or another program)",
+  EADDRNOTAVAIL: "that is not an address of this host",
+  EACCES: "permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)",
+};
+
+function bindFailureCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && Object.hasOwn(BIND_FAILURES, code) ? code : undefined;
+}
+
 /** The listen address cannot be bound: taken by another program, or not an address of this host. */
 export class ListenError extends Error {
   constructor(addr: string, cause: unknown) {
-    const code = (cause as NodeJS.ErrnoException | undefined)?.code;
-    const reason =
-      code === "EADDRINUSE"
-        ? "the address is already in use (another regauth, or another program)"
-        : code === "EADDRNOTAVAIL"
-          ? "that is not an address of this host"
-          : code === "EACCES"
-            ? "permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)"
-            : (cause as Error | undefined)?.message || String(cause);
+    const code = bindFailureCode(cause);
+    const reason = code ? BIND_FAILURES[code] : (cause as Error | undefined)?.message || String(cause);
     super(
       `cannot listen on ${addr}: ${reason}. Choose another with --addr HOST:PORT (or REGAUTH_ADDR, or server.addr in the config file)`,
     );
@@ -186,7 +190,9 @@ export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): 
   try {
     app.listen({ ...common, hostname: address.hostname, port: address.port });
   } catch (error) {
-    throw new ListenError(server.addr, error);
+    // Taken since checkCanListen; anything else (a TLS file, say) is not about the address.
+    if (bindFailureCode(error)) throw new ListenError(server.addr, error);
+    throw error;
   }
   const port = app.server?.port ?? address.port;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
