@@ -3,7 +3,9 @@
  * It is pushed to the real registry with skopeo (both architectures), pulled back per
  * architecture, and run from the unpacked layer: amd64 in a chroot with only the image's files
  * (plus /proc and /dev, which every container runtime provides) as the image's user 65532, arm64
- * under qemu-user with the image's own loader and C library (-L).
+ * under qemu-user with the image's own loader and C library (-L). Without root or mount
+ * namespaces (an unprivileged CI container), amd64 runs through the layer's own loader and
+ * libraries instead of a chroot.
  */
 import { describe, expect, it } from "bun:test";
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
@@ -12,11 +14,13 @@ import { hashPassword, makeTempDir } from "../helpers.ts";
 import { fetchToken, freePort, Output, run, startRegauth, startRegistry, waitForHttp } from "./harness.ts";
 
 const chroot = Bun.which("chroot");
-const canChroot =
-  process.getuid?.() === 0 && chroot !== null && Bun.spawnSync(["unshare", "--mount", "true"]).exitCode === 0;
+const isRoot = process.getuid?.() === 0;
+const canChroot = isRoot && chroot !== null && Bun.spawnSync(["unshare", "--mount", "true"]).exitCode === 0;
 const canEmulate = Bun.which("qemu-aarch64-static") !== null;
 if (!canChroot)
-  console.warn("SKIPPED: the image test runs the unpacked image in a chroot: needs root and unshare");
+  console.warn(
+    "image test: no root or no mount namespace here; amd64 runs through the layer's loader, not a chroot",
+  );
 
 interface ImageConfig {
   architecture: string;
@@ -30,7 +34,7 @@ interface ImageConfig {
   };
 }
 
-describe.skipIf(!canChroot)("the container image", async () => {
+describe("the container image", async () => {
   const image = join(makeTempDir("image-"), "oci");
   const build = await run(["bun", "run", "scripts/build-image.ts", "--out", image], { timeoutMs: 300_000 });
   if (build.exitCode !== 0) throw new Error(`build-image failed:\n${build.stdout}\n${build.stderr}`);
@@ -77,7 +81,8 @@ acl:
     const config = JSON.parse(readFileSync(blob(manifest.config.digest), "utf8")) as ImageConfig;
     const rootfs = join(dir, "rootfs");
     mkdirSync(rootfs);
-    const untar = await run(["tar", "--same-owner", "-xzf", blob(manifest.layers[0].digest), "-C", rootfs]);
+    const owners = isRoot ? ["--same-owner"] : [];
+    const untar = await run(["tar", ...owners, "-xzf", blob(manifest.layers[0].digest), "-C", rootfs]);
     expect(untar.exitCode, untar.stderr).toBe(0);
     return { config, rootfs };
   }
@@ -119,7 +124,7 @@ acl:
     expect(config.config.Env).toContain("STATE_DIRECTORY=/var/lib/regauth");
     expect(Object.keys(config.config.ExposedPorts)).toEqual(["5001/tcp"]);
     const dataDir = join(rootfs, "var/lib/regauth");
-    expect(statSync(dataDir).uid).toBe(65532);
+    if (isRoot) expect(statSync(dataDir).uid).toBe(65532);
     expect((statSync(dataDir).mode & 0o777).toString(8)).toBe("700");
     // Small: the binary, glibc's five files, three lines of /etc. No shell, no package manager.
     expect(readdirSync(rootfs).sort()).toEqual(["etc", "lib", "lib64", "tmp", "usr", "var"]);
@@ -136,7 +141,7 @@ acl:
     const port = await freePort();
     // A private mount namespace, so the mounts vanish with the process; no --fork, so every
     // step execs and the signal the test sends reaches regauth itself.
-    const inContainer = (argv: string[]) => [
+    const inChroot = (argv: string[]) => [
       "unshare",
       "--mount",
       "sh",
@@ -145,6 +150,18 @@ acl:
       rootfs,
       ...argv,
     ];
+    // The fallback: the host's kernel and /proc, but the layer's loader, C library and binary.
+    const throughLoader = (argv: string[]) => [
+      "env",
+      "-i",
+      ...config.config.Env.map((entry) => entry.replace("=/var/lib/regauth", `=${dataDir}`)),
+      join(rootfs, "lib64/ld-linux-x86-64.so.2"),
+      "--library-path",
+      join(rootfs, "lib/x86_64-linux-gnu"),
+      join(rootfs, argv[0] as string),
+      ...argv.slice(1),
+    ];
+    const inContainer = canChroot ? inChroot : throughLoader;
     const version = await run(inContainer(["/usr/local/bin/regauth", "--version"]));
     expect(version.exitCode, version.stderr).toBe(0);
     expect(version.stdout).toMatch(/^regauth \d+\.\d+\.\d+/);
@@ -166,7 +183,8 @@ acl:
       );
       expect(token.status, token.text).toBe(200);
       for (const file of ["regauth.db", "token.key", "token.crt"]) {
-        expect(statSync(join(dataDir, file)).uid).toBe(65532);
+        expect(statSync(join(dataDir, file)).isFile()).toBe(true);
+        if (canChroot) expect(statSync(join(dataDir, file)).uid).toBe(65532); // written as the image's user
       }
     } finally {
       proc.kill("SIGTERM");
