@@ -115,6 +115,7 @@ export async function prepareConfig(
     // Check what can be checked, then report everything together.
     if (isSound("users")) checkUsers(config, problems);
     if (isSound("acl")) problems.push(...compileAcl(config.acl ?? [], "acl").problems);
+    checkSqlBackends(config, problems, isSound);
     throw new ConfigError(source, problems);
   }
   checkUsers(config, problems);
@@ -125,11 +126,7 @@ export async function prepareConfig(
   const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
   problems.push(...aclProblems);
   if (config.ldap_auth) checkLdapConfig(config.ldap_auth, "ldap_auth", problems);
-  if (config.xorm_auth) checkSqlSection(config.xorm_auth, "xorm_auth", problems);
-  if (config.acl_xorm) {
-    checkSqlSection(config.acl_xorm, "acl_xorm", problems);
-    aclReloadIntervalMs(config.acl_xorm, "acl_xorm", problems);
-  }
+  checkSqlBackends(config, problems);
   problems.push(...registrationProblems(config));
 
   const dataDir = resolve(
@@ -190,6 +187,19 @@ export async function prepareConfig(
     keyPaths: keyPaths ?? null,
     refreshSecret,
   };
+}
+
+/** xorm_auth and acl_xorm: database_type, conn_string and cache_ttl (src/sql-backends/config.ts). */
+function checkSqlBackends(
+  config: Config,
+  problems: ConfigProblem[],
+  isSound: (section: string) => boolean = () => true,
+): void {
+  if (config.xorm_auth && isSound("xorm_auth")) checkSqlSection(config.xorm_auth, "xorm_auth", problems);
+  if (config.acl_xorm && isSound("acl_xorm")) {
+    checkSqlSection(config.acl_xorm, "acl_xorm", problems);
+    aclReloadIntervalMs(config.acl_xorm, "acl_xorm", problems);
+  }
 }
 
 function checkUsers(config: Config, problems: ConfigProblem[]): void {
