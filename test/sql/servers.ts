@@ -34,10 +34,12 @@ export interface TestDatabaseServer {
 }
 
 const running = new Set<ChildProcess>();
-afterAll(async () => {
+/** Kills every server still running. Call `afterAll(stopAllDatabaseServers)` in each file (see slapd.ts). */
+export async function stopAllDatabaseServers(): Promise<void> {
   for (const proc of running) proc.kill("SIGKILL");
   running.clear();
-});
+}
+afterAll(stopAllDatabaseServers);
 
 function postgresBinDir(): string {
   const root = "/usr/lib/postgresql";

@@ -13,7 +13,13 @@ import { log } from "../../src/log.ts";
 import type { AclXormAuthorizer } from "../../src/sql-backends/acl-xorm-authorizer.ts";
 import type { XormAuthenticator } from "../../src/sql-backends/xorm-authenticator.ts";
 import { basic, hashPassword, makeTempDir, req, testApp, verifyToken } from "../helpers.ts";
-import { DB_NAME, startMariadb, startPostgres, type TestDatabaseServer } from "./servers.ts";
+import {
+  DB_NAME,
+  startMariadb,
+  startPostgres,
+  stopAllDatabaseServers,
+  type TestDatabaseServer,
+} from "./servers.ts";
 
 let postgres: TestDatabaseServer;
 let mariadb: TestDatabaseServer;
@@ -25,6 +31,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([postgres?.admin.close(), mariadb?.admin.close()]);
   await Promise.all([postgres?.stop(), mariadb?.stop()]);
+  await stopAllDatabaseServers();
 });
 
 interface EngineCase {
