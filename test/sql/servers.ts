@@ -8,7 +8,6 @@
  * PostgreSQL refuses to run as root, so when the tests run as root (CI) the server runs as the
  * `postgres` user the package created, in a directory it owns.
  */
-import { afterAll } from "bun:test";
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { chownSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
@@ -34,12 +33,15 @@ export interface TestDatabaseServer {
 }
 
 const running = new Set<ChildProcess>();
-/** Kills every server still running. Call `afterAll(stopAllDatabaseServers)` in each file (see slapd.ts). */
+/**
+ * Kills every server still running. Each test file calls `afterAll(stopAllDatabaseServers)`: a
+ * module-level afterAll would belong to the first file only (see harness.ts), and the benchmark
+ * (scripts/bench.ts) uses this module outside bun:test.
+ */
 export async function stopAllDatabaseServers(): Promise<void> {
   for (const proc of running) proc.kill("SIGKILL");
   running.clear();
 }
-afterAll(stopAllDatabaseServers);
 
 function postgresBinDir(): string {
   const root = "/usr/lib/postgresql";
