@@ -9,7 +9,7 @@
  * `postgres` user the package created, in a directory it owns.
  */
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { chownSync, existsSync, readdirSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, readdirSync, writeFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import { join } from "node:path";
 import { SQL } from "bun";
@@ -95,7 +95,13 @@ async function answers(sql: SQL): Promise<boolean> {
   }
 }
 
-export async function startPostgres(): Promise<TestDatabaseServer> {
+/** A server certificate and key (PEM) for TLS; the server then accepts TLS and plain connections. */
+export interface ServerTls {
+  certPath: string;
+  keyPath: string;
+}
+
+export async function startPostgres(options: { tls?: ServerTls } = {}): Promise<TestDatabaseServer> {
   const bin = postgresBinDir();
   const identity = postgresIdentity();
   const dir = makeTempDir("regauth-pg-");
@@ -110,6 +116,17 @@ export async function startPostgres(): Promise<TestDatabaseServer> {
     { ...(identity ?? {}), stdio: "pipe" },
   );
   if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr.toString()}`);
+  const tlsArgs: string[] = [];
+  if (options.tls) {
+    // PostgreSQL refuses a key file others can read, or one it does not own.
+    const cert = join(dir, "server.pem");
+    const key = join(dir, "server.key");
+    copyFileSync(options.tls.certPath, cert);
+    copyFileSync(options.tls.keyPath, key);
+    chmodSync(key, 0o600);
+    if (identity) for (const file of [cert, key]) chownSync(file, identity.uid, identity.gid);
+    tlsArgs.push("-c", "ssl=on", "-c", `ssl_cert_file=${cert}`, "-c", `ssl_key_file=${key}`);
+  }
   const port = await freePort();
   let current: ReturnType<typeof startProcess> | null = null;
   let logText = "";
@@ -121,7 +138,10 @@ export async function startPostgres(): Promise<TestDatabaseServer> {
   const start = async () => {
     const started = startProcess(
       join(bin, "postgres"),
-      ["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+      [
+        ...["-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"],
+        ...["-c", "log_connections=on", ...tlsArgs],
+      ],
       identity,
     );
     current = started;
@@ -165,7 +185,7 @@ export async function startPostgres(): Promise<TestDatabaseServer> {
   };
 }
 
-export async function startMariadb(): Promise<TestDatabaseServer> {
+export async function startMariadb(options: { tls?: ServerTls } = {}): Promise<TestDatabaseServer> {
   for (const tool of ["/usr/bin/mariadb-install-db", "/usr/sbin/mariadbd"])
     if (!existsSync(tool))
       throw new Error(
@@ -210,6 +230,7 @@ export async function startMariadb(): Promise<TestDatabaseServer> {
       "--innodb-buffer-pool-size=16M",
       "--innodb-log-file-size=8M",
       "--skip-name-resolve",
+      ...(options.tls ? [`--ssl-cert=${options.tls.certPath}`, `--ssl-key=${options.tls.keyPath}`] : []),
       ...asRoot,
     ]);
     current = started;

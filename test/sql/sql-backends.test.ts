@@ -13,6 +13,7 @@ import { log } from "../../src/log.ts";
 import type { AclXormAuthorizer } from "../../src/sql-backends/acl-xorm-authorizer.ts";
 import type { XormAuthenticator } from "../../src/sql-backends/xorm-authenticator.ts";
 import { basic, hashPassword, makeTempDir, req, testApp, verifyToken } from "../helpers.ts";
+import { makeTestPki, type TestPki } from "../ldap/slapd.ts";
 import {
   DB_NAME,
   startMariadb,
@@ -24,9 +25,13 @@ import {
 let postgres: TestDatabaseServer;
 let mariadb: TestDatabaseServer;
 const sqliteDir = makeTempDir("regauth-sqlite-");
+/** The servers' certificate names another host: verify-ca passes, verify-full must not. */
+let pki: TestPki;
 
 beforeAll(async () => {
-  [postgres, mariadb] = await Promise.all([startPostgres(), startMariadb()]);
+  pki = makeTestPki("DNS:db.example.test");
+  const tls = { certPath: pki.certPath, keyPath: pki.keyPath };
+  [postgres, mariadb] = await Promise.all([startPostgres({ tls }), startMariadb({ tls })]);
 }, 60_000);
 afterAll(async () => {
   await Promise.all([postgres?.admin.close(), mariadb?.admin.close()]);
@@ -233,6 +238,63 @@ describe("xorm_auth: tables are not ours", () => {
     const text = lines.join("\n");
     expect(text).toContain("table xorm_user does not exist");
     expect(text).toContain("BIGSERIAL PRIMARY KEY NOT NULL");
+  });
+});
+
+describe("xorm_auth: TLS as the conn_string asks", () => {
+  const pgCases = [
+    { sslmode: "require", ca: false, status: 200, why: "encrypted, certificate not checked (lib/pq)" },
+    { sslmode: "", ca: false, status: 200, why: "lib/pq's default is require" },
+    { sslmode: "verify-ca", ca: true, status: 200, why: "chain checked, name not" },
+    { sslmode: "verify-full", ca: true, status: 401, why: "the certificate names another host" },
+    { sslmode: "verify-full", ca: false, status: 401, why: "the test CA is not trusted" },
+    { sslmode: "verify-ca", ca: false, status: 401, why: "the test CA is not trusted" },
+  ];
+  test.each(pgCases)(
+    "PostgreSQL sslmode=$sslmode, CA given: $ca → $status ($why)",
+    async ({ sslmode, ca, status }) => {
+      const params = new URLSearchParams();
+      if (sslmode) params.set("sslmode", sslmode);
+      if (ca) params.set("sslrootcert", pki.caPath);
+      const conn = `${postgres.connString.split("?")[0]}?${params}`;
+      const mark = postgres.log().length;
+      const made = await testApp({ acl: ACL, xorm_auth: { database_type: "postgres", conn_string: conn } });
+      const { result, lines } = await captureLogs(() => login(made, "alice", "alice-pw"));
+      expect(result.status).toBe(status);
+      if (status === 200) expect(postgres.log().slice(mark)).toMatch(/connection authorized: .*SSL enabled/);
+      else
+        expect(lines.join("\n")).toMatch(
+          /xorm_auth database unavailable.*(certificate|CERT|TLS|SSL|hostname)/i,
+        );
+    },
+  );
+
+  test.each([
+    { tls: "skip-verify", status: 200 },
+    { tls: "true", status: 401 }, // verified against the system CAs, which do not include the test CA
+    { tls: "false", status: 200 },
+  ])("MariaDB tls=$tls → $status", async ({ tls, status }) => {
+    const conn = `${mariadb.connString.split("?")[0]}?tls=${tls}`;
+    const made = await testApp({ acl: ACL, xorm_auth: { database_type: "mysql", conn_string: conn } });
+    const { result, lines } = await captureLogs(() => login(made, "alice", "alice-pw"));
+    expect(result.status).toBe(status);
+    if (status !== 200)
+      expect(lines.join("\n")).toMatch(/xorm_auth database unavailable.*(certificate|CERT|TLS|SSL)/i);
+  });
+
+  test("a server that accepts connections but never answers: 401 within the connect timeout", async () => {
+    const silent = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    try {
+      const conn = `postgres://u:p@127.0.0.1:${silent.port}/db?sslmode=disable&connect_timeout=1`;
+      const made = await testApp({ xorm_auth: { database_type: "postgres", conn_string: conn } });
+      const started = performance.now();
+      const { result, lines } = await captureLogs(() => login(made, "alice", "alice-pw"));
+      expect(result.status).toBe(401);
+      expect(performance.now() - started).toBeLessThan(4_000);
+      expect(lines.some((line) => line.includes("xorm_auth database unavailable"))).toBe(true);
+    } finally {
+      silent.stop(true);
+    }
   });
 });
 
