@@ -294,19 +294,29 @@ describe("config sections", () => {
     }
   }
 
-  test("docker_auth's example sections load unchanged", async () => {
-    // As examples/reference.yml and docs write them: a Go MySQL DSN, a lib/pq string, a duration.
+  // docker_auth's examples/reference.yml (latest stored version, 6cc6f71) has no xorm sections, so
+  // these are written from the Go structs' yaml tags (authn/xorm_authn.go XormAuthnConfig,
+  // authz/acl_xorm.go XormAuthzConfig) in each driver's documented DSN form.
+  test.each([
+    ["mysql", "user:password@tcp(127.0.0.1:3306)/docker_auth?charset=utf8&parseTime=True&loc=Local"],
+    [
+      "postgres",
+      "host=localhost port=5432 user=docker_auth password=secret dbname=docker_auth sslmode=disable",
+    ],
+    ["postgres", "postgres://docker_auth:secret@localhost:5432/docker_auth?sslmode=verify-full"],
+    ["sqlite3", "./docker_auth.db"],
+  ])("docker_auth's %s sections load unchanged: %s", async (databaseType, connString) => {
     const text = `
 token:
   issuer: "Acme auth server"
   expiration: 900
 xorm_auth:
-  database_type: "mysql"
-  conn_string: "user:password@tcp(127.0.0.1:3306)/docker_auth?charset=utf8"
+  database_type: "${databaseType}"
+  conn_string: "${connString}"
 acl_xorm:
-  database_type: "postgres"
-  conn_string: "host=localhost port=5432 user=docker_auth password=secret dbname=docker_auth sslmode=disable"
-  cache_ttl: "1m"
+  database_type: "${databaseType}"
+  conn_string: "${connString}"
+  cache_ttl: 1m
 `;
     expect(await problemsOf(Bun.YAML.parse(text) as Record<string, unknown>)).toEqual([]);
   });
