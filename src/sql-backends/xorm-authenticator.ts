@@ -94,20 +94,16 @@ class XormLogin implements XormAuthenticator {
     if (username.includes("\0") || [...username].length > MAX_USERNAME_CHARACTERS) return NO_MATCH;
     let rows: UserRow[];
     try {
-      rows = await this.db.query<UserRow>(
-        (sql) =>
-          sql`SELECT id, username, password_hash, labels FROM xorm_user WHERE username = ${username} ORDER BY id DESC LIMIT ${MAX_ROWS_PER_NAME}`,
-      );
+      rows = await this.findRows(username);
     } catch (error) {
       this.failed(error, username);
       // Fail closed: neither allowed nor "unknown" (which could let `docker login` register a
       // name the table owns). The client gets a plain 401 and may retry.
       throw new Unauthorized();
     }
-    if (this.state !== "ok") {
-      this.state = "ok";
+    if (this.state === "failing")
       log.info("xorm_auth database answers again; its logins work", { database: this.db.display });
-    }
+    this.state = "ok";
     const row = rows.find((candidate) => candidate.username === username);
     if (!row) return NO_MATCH;
     const hash = typeof row.password_hash === "string" ? row.password_hash.trim() : "";
@@ -128,6 +124,24 @@ class XormLogin implements XormAuthenticator {
     }
     if (!(await this.verifier.verify(username, password, hash))) return DENY;
     return { kind: "allow", labels };
+  }
+
+  /** The rows for `username`, newest first; with create_tables, makes a table that went missing. */
+  private async findRows(username: string): Promise<UserRow[]> {
+    const select = () =>
+      this.db.query<UserRow>(
+        (sql) =>
+          sql`SELECT id, username, password_hash, labels FROM xorm_user WHERE username = ${username} ORDER BY id DESC LIMIT ${MAX_ROWS_PER_NAME}`,
+      );
+    try {
+      return await select();
+    } catch (error) {
+      // The database may have been down at start, before the table could be created.
+      if (!this.settings.createTables || asTableProblem(error, this.db, USER_TABLE)?.kind !== "missing-table")
+        throw error;
+      await checkTable(this.db, USER_TABLE, true);
+      return await select();
+    }
   }
 
   private failed(error: unknown, username: string): void {

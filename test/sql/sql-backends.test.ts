@@ -16,6 +16,8 @@ import { basic, hashPassword, makeTempDir, req, testApp, verifyToken } from "../
 import { makeTestPki, type TestPki } from "../ldap/slapd.ts";
 import {
   DB_NAME,
+  DB_PASSWORD,
+  DB_USER,
   startMariadb,
   startPostgres,
   stopAllDatabaseServers,
@@ -38,6 +40,16 @@ afterAll(async () => {
   await Promise.all([postgres?.stop(), mariadb?.stop()]);
   await stopAllDatabaseServers();
 });
+
+function postgresAdminOptions() {
+  return {
+    adapter: "postgres" as const,
+    hostname: "127.0.0.1",
+    port: postgres.port,
+    username: DB_USER,
+    password: DB_PASSWORD,
+  };
+}
 
 interface EngineCase {
   name: string;
@@ -238,6 +250,25 @@ describe("xorm_auth: tables are not ours", () => {
     const text = lines.join("\n");
     expect(text).toContain("table xorm_user does not exist");
     expect(text).toContain("BIGSERIAL PRIMARY KEY NOT NULL");
+  });
+});
+
+describe("xorm_auth: create_tables", () => {
+  test("creates the table when the database comes up after regauth, and only then", async () => {
+    const conn = postgres.connString.replace(`/${DB_NAME}?`, "/late_db?");
+    const { lines } = await captureLogs(async () => {
+      const made = await testApp({
+        xorm_auth: { database_type: "postgres", conn_string: conn, create_tables: true },
+      });
+      await (made.issuer.authenticators.find((a) => a.name === "xorm_auth") as XormAuthenticator).ready;
+      expect((await login(made, "alice", "alice-pw")).status).toBe(401); // the database does not exist yet
+      await postgres.admin.unsafe("CREATE DATABASE late_db");
+      expect((await login(made, "alice", "alice-pw")).status).toBe(401); // no such user, but the table is made
+    });
+    expect(lines.some((line) => line.includes("cannot use the database"))).toBe(true);
+    const late = new SQL({ ...postgresAdminOptions(), database: "late_db" });
+    expect(await late`SELECT COUNT(*)::int AS n FROM xorm_user`).toEqual([{ n: 0 }]);
+    await late.close();
   });
 });
 
