@@ -12,7 +12,7 @@ import { SQL } from "bun";
 import type { ConnectionSettings, ServerConnection } from "./conn-string.ts";
 
 /** Connections per database. Logins are one indexed SELECT each and the host has two cores. */
-const MAX_CONNECTIONS = 4;
+export const MAX_CONNECTIONS = 4;
 const DEFAULT_CONNECT_TIMEOUT_SECONDS = 5;
 /** A query that takes longer fails the login (closed, 401) rather than holding the client. */
 export const QUERY_TIMEOUT_MS = 5_000;
@@ -140,6 +140,8 @@ function serverOptions(settings: ServerConnection): Bun.SQL.Options {
     connectionTimeout: settings.connectTimeoutSeconds ?? DEFAULT_CONNECT_TIMEOUT_SECONDS,
     idleTimeout: IDLE_TIMEOUT_SECONDS,
     maxLifetime: MAX_LIFETIME_SECONDS,
+    // Shown in pg_stat_activity, so the operator can tell regauth's connections apart.
+    ...(settings.engine === "postgres" ? { connection: { application_name: "regauth" } } : {}),
   };
 }
 

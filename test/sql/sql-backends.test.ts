@@ -11,7 +11,10 @@ import { join } from "node:path";
 import { SQL } from "bun";
 import { log } from "../../src/log.ts";
 import type { AclXormAuthorizer } from "../../src/sql-backends/acl-xorm-authorizer.ts";
-import type { XormAuthenticator } from "../../src/sql-backends/xorm-authenticator.ts";
+import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
+import { type ConnectionSettings, parseConnString } from "../../src/sql-backends/conn-string.ts";
+import { MAX_CONNECTIONS } from "../../src/sql-backends/sql-database.ts";
+import { type XormAuthenticator, xormAuthenticator } from "../../src/sql-backends/xorm-authenticator.ts";
 import { basic, hashPassword, makeTempDir, req, testApp, verifyToken } from "../helpers.ts";
 import { makeTestPki, type TestPki } from "../ldap/slapd.ts";
 import {
@@ -269,6 +272,44 @@ describe("xorm_auth: create_tables", () => {
     const late = new SQL({ ...postgresAdminOptions(), database: "late_db" });
     expect(await late`SELECT COUNT(*)::int AS n FROM xorm_user`).toEqual([{ n: 0 }]);
     await late.close();
+  });
+});
+
+describe("xorm_auth: the pool", () => {
+  test(`100 logins at once use at most ${MAX_CONNECTIONS} connections`, async () => {
+    await postgres.admin.unsafe("CREATE DATABASE pool_db");
+    const conn = postgres.connString.replace(`/${DB_NAME}?`, "/pool_db?");
+    const authenticator = xormAuthenticator(
+      {
+        connection: (parseConnString("postgres", conn) as { settings: ConnectionSettings }).settings,
+        createTables: true,
+      },
+      new PasswordVerifier(),
+    );
+    await authenticator.ready;
+    let peak = 0;
+    let running = true;
+    const sampler = (async () => {
+      while (running) {
+        const [{ n }] =
+          (await postgres.admin`SELECT COUNT(*)::int AS n FROM pg_stat_activity WHERE datname = ${"pool_db"} AND application_name = ${"regauth"}`) as [
+            { n: number },
+          ];
+        peak = Math.max(peak, n);
+        await Bun.sleep(5);
+      }
+    })();
+    const outcomes = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        authenticator.authenticate({ username: `user${i}`, password: "pw" }, { ip: null }),
+      ),
+    );
+    running = false;
+    await sampler;
+    await authenticator.close();
+    expect(outcomes.every((o) => o.kind === "no-match")).toBe(true);
+    expect(peak).toBeGreaterThan(0);
+    expect(peak).toBeLessThanOrEqual(MAX_CONNECTIONS);
   });
 });
 
