@@ -18,6 +18,9 @@ const FIXTURES: Record<number, (db: Database) => void> = {
       "INSERT INTO permissions (user_id, pattern, level, created_at_unix) VALUES (1, 'team/*', 'write', 1700000000)",
     );
   },
+  2: (db) => {
+    db.run("INSERT INTO retired_names (name, retired_at_unix) VALUES ('dave', 1700000001)");
+  },
 };
 
 function tables(db: Database): string[] {
@@ -53,7 +56,7 @@ describe("migrations", () => {
   it("create a fresh database at the latest version, STRICT tables, WAL and foreign keys on", () => {
     const db = openDatabase(databasePath(makeTempDir()));
     expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
-    expect(tables(db)).toEqual(["group_members", "groups", "permissions", "users"]);
+    expect(tables(db)).toEqual(["group_members", "groups", "permissions", "retired_names", "users"]);
     for (const table of tables(db)) {
       const sql = db
         .query<{ sql: string }, [string]>("SELECT sql FROM sqlite_master WHERE name = ?")
@@ -86,6 +89,13 @@ describe("migrations", () => {
       const db = openDatabase(path);
       expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
       if (from >= 1) expect(db.query("SELECT count(*) AS n FROM users").get()).toEqual({ n: 1 });
+      if (from === 1) {
+        // Upgraded accounts start at epoch 0 (old refresh tokens stay valid) and are not pending.
+        expect(db.query("SELECT credential_epoch, is_pending_approval FROM users").get()).toEqual({
+          credential_epoch: 0,
+          is_pending_approval: 0,
+        });
+      }
       expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
       expect(db.query("PRAGMA foreign_key_check").all()).toEqual([]);
     });
