@@ -12,7 +12,7 @@
 # `IFS= read -r u p` (an empty IFS splits nothing: p is always empty). See docs/hooks.md.
 # Write diagnostics to stderr: stdout is parsed.
 
-IFS= read -r line
+IFS= read -r line || true
 u=${line%% *}
 p=${line#* }
 [ -n "$p" ] || exit 1

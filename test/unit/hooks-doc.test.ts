@@ -80,6 +80,12 @@ describe("docs/hooks.md: the recommended way to read `<user> <password>`", () =>
     expect(await runDirectly(hook, `alice ${password}`)).toBe(0);
   });
 
+  it("works in a hook that runs under `set -e`", async () => {
+    const hook = hookWith(`set -e\n${snippet}`, password);
+    expect(await runDirectly(hook, `alice ${password}`)).toBe(0);
+    expect(await runDirectly(hook, "alice wrong")).toBe(1);
+  });
+
   it("the old advice `IFS= read -r u p` really was broken: with it, every password got in", async () => {
     // An empty IFS splits nothing: u is the whole line, p is empty, the store knows no user
     // "alice anything-at-all" and answers empty, and empty equals empty.
