@@ -14,5 +14,9 @@ ALTER TABLE users ADD COLUMN credential_epoch INTEGER NOT NULL DEFAULT 0;
 
 -- 1 while a registration in approval mode waits for `regauth user enable` (issue 10): such an
 -- account is disabled, but it is told "awaits approval", not "disabled by an administrator".
--- Accounts disabled before this migration were disabled for either reason; they read "disabled".
 ALTER TABLE users ADD COLUMN is_pending_approval INTEGER NOT NULL DEFAULT 0 CHECK (is_pending_approval IN (0, 1));
+
+-- Before this column, both states were is_enabled = 0. A disabled account that never logged in
+-- is what approval-mode registration left (or `user add --disabled`, which also waits for an
+-- administrator's `user enable`); one that did log in was disabled later, by an administrator.
+UPDATE users SET is_pending_approval = 1 WHERE is_enabled = 0 AND last_login_at_unix = 0;

@@ -101,6 +101,23 @@ describe("migrations", () => {
     });
   }
 
+  it("v2 marks disabled accounts that never logged in as pending approval (what registration left)", () => {
+    const path = databasePath(makeTempDir());
+    const old = new Database(path, { create: true, strict: true });
+    migrate(old, 1);
+    old.run(
+      `INSERT INTO users (name, password_hash, is_enabled, created_at_unix, last_login_at_unix) VALUES
+         ('waiting', 'x', 0, 1, 0), ('benched', 'x', 0, 1, 1700000000), ('active', 'x', 1, 1, 0)`,
+    );
+    old.close();
+    const db = openDatabase(path);
+    expect(db.query("SELECT name, is_pending_approval FROM users ORDER BY name").all()).toEqual([
+      { name: "active", is_pending_approval: 0 },
+      { name: "benched", is_pending_approval: 0 },
+      { name: "waiting", is_pending_approval: 1 },
+    ]);
+  });
+
   it("refuse a database from a newer regauth with a clear message, and leave it untouched", () => {
     const path = databasePath(makeTempDir());
     openDatabase(path).close();
