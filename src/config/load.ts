@@ -15,6 +15,7 @@ import { checkLdapConfig } from "../ldap/config.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { ensureRefreshSecret } from "../token/refresh-token.ts";
 import { Config } from "./schema.ts";
+import { checkTlsSettings } from "./tls.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -227,6 +228,7 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
       problems.push({ path: `server.${field}`, message: `cannot read ${file}` });
     }
   }
+  checkTlsSettings(server, server.certificate !== undefined && server.key !== undefined, problems);
 }
 
 /** Splits HOST:PORT; `:5001` listens on every interface, as in Go. Null when malformed. */
@@ -309,9 +311,6 @@ const UNSUPPORTED_DOCKER_AUTH_KEYS = new Set([
   "plugin_authz",
   "casbin_authz",
   "server.letsencrypt",
-  "server.tls_min_version",
-  "server.tls_curve_preferences",
-  "server.tls_cipher_suites",
 ]);
 
 function describeSchemaError(path: string, message: string, value: unknown): string {
