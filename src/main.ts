@@ -72,10 +72,10 @@ administrator, serve creates the user admin and prints its password once on stdo
     run: registryConfig,
   },
   user: {
-    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm)",
+    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm, release)",
     usage: USER_USAGE,
     valueFlags: DATABASE_FLAGS,
-    booleanFlags: ["admin", "disabled", "password-stdin"],
+    booleanFlags: ["admin", "disabled", "password-stdin", "retired"],
     run: userCommand,
   },
   perm: {
@@ -185,7 +185,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       fix: "regauth user add NAME, then regauth user promote NAME",
     });
   } else if (bootstrap.kind === "name-taken") {
-    log.warn("no administrator in the database and the name admin is taken by an ordinary user", {
+    log.warn("no administrator in the database, and the name admin is taken by an ordinary user or retired", {
       fix: "regauth admin reset-password",
     });
   }

@@ -17,6 +17,7 @@ import { LoginThrottle } from "./authn/throttle.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
 import { databasePermissionsAuthorizer } from "./authz/database-permissions.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
+import { bunTlsOptions } from "./config/tls.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
@@ -150,9 +151,10 @@ export interface RunningServer {
 
 export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): RunningServer {
   const { server } = loaded.config;
+  // Versions, suites and curves: src/config/tls.ts (issue 8: no CBC-SHA1 suites by default).
   const tls =
     server.certificate && server.key
-      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key) }
+      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key), ...bunTlsOptions(server) }
       : undefined;
   const common = {
     maxRequestBodySize: MAX_REQUEST_BODY_BYTES,

@@ -16,6 +16,7 @@ import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts"
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { ensureRefreshSecret } from "../token/refresh-token.ts";
 import { Config } from "./schema.ts";
+import { checkTlsSettings } from "./tls.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -243,6 +244,7 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
       problems.push({ path: `server.${field}`, message: `cannot read ${file}` });
     }
   }
+  checkTlsSettings(server, server.certificate !== undefined && server.key !== undefined, problems);
 }
 
 /** Splits HOST:PORT; `:5001` listens on every interface, as in Go. Null when malformed. */
@@ -324,9 +326,6 @@ const UNSUPPORTED_DOCKER_AUTH_KEYS: ReadonlyMap<string, string> = new Map([
   ["plugin_authz", "Go plugins cannot load into regauth; use an ext_authz program"],
   ["casbin_authz", "use acl (or acl_xorm), or an ext_authz program that runs casbin"],
   ["server.letsencrypt", "remove it and give server.certificate and server.key"],
-  ["server.tls_min_version", "remove it"],
-  ["server.tls_curve_preferences", "remove it"],
-  ["server.tls_cipher_suites", "remove it"],
 ]);
 
 function describeSchemaError(path: string, message: string, value: unknown): string {
