@@ -27,6 +27,12 @@ import {
   type TestDatabaseServer,
 } from "./servers.ts";
 
+/**
+ * Each failed login waits out the failure-latency floor, and the CI machine is shared: tests that
+ * make a dozen failed logins in a row get more than bun's 5 s default.
+ */
+const MANY_LOGINS_TIMEOUT_MS = 30_000;
+
 let postgres: TestDatabaseServer;
 let mariadb: TestDatabaseServer;
 const sqliteDir = makeTempDir("regauth-sqlite-");
@@ -171,7 +177,7 @@ describe.each(ENGINES)("xorm_auth on $name", (engine) => {
     await insertUser(sql, "a%b", "percent-pw");
     await insertUser(sql, "a_b", "underscore-pw");
     await insertUser(sql, "o'brien", "quote-pw");
-  });
+  }, MANY_LOGINS_TIMEOUT_MS);
 
   test("a user logs in; labels from the table drive the ACL", async () => {
     expect(await login(made, "alice", "alice-pw")).toMatchObject({
@@ -185,42 +191,58 @@ describe.each(ENGINES)("xorm_auth on $name", (engine) => {
     });
   });
 
-  test("a wrong password is a 401; so is an unknown name; an empty password is not ours", async () => {
-    expect((await login(made, "alice", "wrong")).status).toBe(401);
-    expect((await login(made, "nobody", "alice-pw")).status).toBe(401);
-    expect((await login(made, "alice", "")).status).toBe(401);
-  });
+  test(
+    "a wrong password is a 401; so is an unknown name; an empty password is not ours",
+    async () => {
+      expect((await login(made, "alice", "wrong")).status).toBe(401);
+      expect((await login(made, "nobody", "alice-pw")).status).toBe(401);
+      expect((await login(made, "alice", "")).status).toBe(401);
+    },
+    MANY_LOGINS_TIMEOUT_MS,
+  );
 
-  test("the newest row for a name wins", async () => {
-    expect((await login(made, "carol", "new-pw")).status).toBe(200);
-    expect((await login(made, "carol", "old-pw")).status).toBe(401);
-  });
+  test(
+    "the newest row for a name wins",
+    async () => {
+      expect((await login(made, "carol", "new-pw")).status).toBe(200);
+      expect((await login(made, "carol", "old-pw")).status).toBe(401);
+    },
+    MANY_LOGINS_TIMEOUT_MS,
+  );
 
-  test("names are matched exactly: no collation folding, no LIKE patterns", async () => {
-    // MySQL's default collation says 'ALICE' = 'alice' and 'alice ' = 'alice'.
-    for (const variant of ["ALICE", "Alice", "alice ", " alice"])
-      expect((await login(made, variant, "alice-pw")).status).toBe(401);
-    expect((await login(made, "a%b", "percent-pw")).status).toBe(200);
-    expect((await login(made, "axb", "percent-pw")).status).toBe(401);
-    expect((await login(made, "a_b", "underscore-pw")).status).toBe(200);
-    expect((await login(made, "axb", "underscore-pw")).status).toBe(401);
-    expect((await login(made, "o'brien", "quote-pw")).sub).toBe("o'brien");
-  });
+  test(
+    "names are matched exactly: no collation folding, no LIKE patterns",
+    async () => {
+      // MySQL's default collation says 'ALICE' = 'alice' and 'alice ' = 'alice'.
+      for (const variant of ["ALICE", "Alice", "alice ", " alice"])
+        expect((await login(made, variant, "alice-pw")).status).toBe(401);
+      expect((await login(made, "a%b", "percent-pw")).status).toBe(200);
+      expect((await login(made, "axb", "percent-pw")).status).toBe(401);
+      expect((await login(made, "a_b", "underscore-pw")).status).toBe(200);
+      expect((await login(made, "axb", "underscore-pw")).status).toBe(401);
+      expect((await login(made, "o'brien", "quote-pw")).sub).toBe("o'brien");
+    },
+    MANY_LOGINS_TIMEOUT_MS,
+  );
 
-  test("hostile names are refused, never run as SQL, and logged as no outage", async () => {
-    const { result, lines } = await captureLogs(async () => {
-      const statuses: number[] = [];
-      for (const name of [...HOSTILE_NAMES, "ali\0ce", "alice\0"])
-        statuses.push((await login(made, name, "alice-pw")).status);
-      return statuses;
-    });
-    for (const status of result) expect([400, 401]).toContain(status);
-    expect(lines.filter((line) => line.includes("level=error"))).toEqual([]);
-    const [{ count }] = (await engine.admin()`SELECT COUNT(*) AS count FROM xorm_user`) as [
-      { count: unknown },
-    ];
-    expect(Number(count)).toBe(7); // the table is intact
-  });
+  test(
+    "hostile names are refused, never run as SQL, and logged as no outage",
+    async () => {
+      const { result, lines } = await captureLogs(async () => {
+        const statuses: number[] = [];
+        for (const name of [...HOSTILE_NAMES, "ali\0ce", "alice\0"])
+          statuses.push((await login(made, name, "alice-pw")).status);
+        return statuses;
+      });
+      for (const status of result) expect([400, 401]).toContain(status);
+      expect(lines.filter((line) => line.includes("level=error"))).toEqual([]);
+      const [{ count }] = (await engine.admin()`SELECT COUNT(*) AS count FROM xorm_user`) as [
+        { count: unknown },
+      ];
+      expect(Number(count)).toBe(7); // the table is intact
+    },
+    MANY_LOGINS_TIMEOUT_MS,
+  );
 });
 
 describe("xorm_auth: tables are not ours", () => {
@@ -438,7 +460,7 @@ describe.each([
     });
     authorizer = made.issuer.authorizers.find((a) => a.name === "acl_xorm") as AclXormAuthorizer;
     await authorizer.reload();
-  });
+  }, MANY_LOGINS_TIMEOUT_MS);
   afterAll(() => authorizer?.close());
 
   test("entries are read in seq order and decide after the config acl", async () => {
@@ -446,37 +468,45 @@ describe.each([
     expect(await login(made, "dave", "dave-pw")).toMatchObject({ status: 200, actions: ["pull"] });
   });
 
-  test("a row added with a seq before another takes effect after cache_ttl", async () => {
-    await server()
-      .admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${5}, ${JSON.stringify({ match: { account: "dave" }, actions: [] })})`;
-    await waitFor(async () => (await login(made, "dave", "dave-pw")).actions?.length === 0, "dave denied");
-    expect((await login(made, "alice", "alice-pw")).actions).toEqual(["pull", "push"]);
-  });
+  test(
+    "a row added with a seq before another takes effect after cache_ttl",
+    async () => {
+      await server()
+        .admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${5}, ${JSON.stringify({ match: { account: "dave" }, actions: [] })})`;
+      await waitFor(async () => (await login(made, "dave", "dave-pw")).actions?.length === 0, "dave denied");
+      expect((await login(made, "alice", "alice-pw")).actions).toEqual(["pull", "push"]);
+    },
+    MANY_LOGINS_TIMEOUT_MS,
+  );
 
-  test("a broken row keeps the previous set serving, and the log names its seq and field", async () => {
-    const { lines } = await captureLogs(async () => {
-      await server()
-        .admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${7}, ${JSON.stringify({ match: { ip: "not-an-ip" }, actions: ["*"] })})`;
-      await server().admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${8}, ${"{not json"})`;
-      await server()
-        .admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${9}, ${JSON.stringify({ match: { team: "x" }, actions: ["*"] })})`;
-      await Bun.sleep(2_500); // two reload periods
-    });
-    const text = lines.join("\n");
-    expect(text).toContain("acl_xorm keeps serving the previous ACL");
-    expect(text).toContain("seq 8 acl_entry: not JSON");
-    expect(text).toContain("seq 9 match.team: unknown key");
-    expect(authorizer.entryCount).toBe(3);
-    expect((await login(made, "dave", "dave-pw")).actions).toEqual([]);
-    // Fixed: the next reload serves the new set, with the bad ip reported by the ACL compiler.
-    await server().admin`DELETE FROM xorm_acl_entry WHERE seq IN (${8}, ${9})`;
-    const second = await captureLogs(async () => {
-      await Bun.sleep(1_500);
-    });
-    expect(second.lines.join("\n")).toContain("seq 7 match.ip: not an IP address");
-    await server().admin`DELETE FROM xorm_acl_entry WHERE seq = ${7}`;
-    await waitFor(async () => authorizer.entryCount === 3, "clean set");
-  }, 20_000);
+  test(
+    "a broken row keeps the previous set serving, and the log names its seq and field",
+    async () => {
+      const { lines } = await captureLogs(async () => {
+        await server()
+          .admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${7}, ${JSON.stringify({ match: { ip: "not-an-ip" }, actions: ["*"] })})`;
+        await server().admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${8}, ${"{not json"})`;
+        await server()
+          .admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${9}, ${JSON.stringify({ match: { team: "x" }, actions: ["*"] })})`;
+        await Bun.sleep(2_500); // two reload periods
+      });
+      const text = lines.join("\n");
+      expect(text).toContain("acl_xorm keeps serving the previous ACL");
+      expect(text).toContain("seq 8 acl_entry: not JSON");
+      expect(text).toContain("seq 9 match.team: unknown key");
+      expect(authorizer.entryCount).toBe(3);
+      expect((await login(made, "dave", "dave-pw")).actions).toEqual([]);
+      // Fixed: the next reload serves the new set, with the bad ip reported by the ACL compiler.
+      await server().admin`DELETE FROM xorm_acl_entry WHERE seq IN (${8}, ${9})`;
+      const second = await captureLogs(async () => {
+        await Bun.sleep(1_500);
+      });
+      expect(second.lines.join("\n")).toContain("seq 7 match.ip: not an IP address");
+      await server().admin`DELETE FROM xorm_acl_entry WHERE seq = ${7}`;
+      await waitFor(async () => authorizer.entryCount === 3, "clean set");
+    },
+    MANY_LOGINS_TIMEOUT_MS,
+  );
 });
 
 describe("acl_xorm: cache_ttl and outages", () => {
