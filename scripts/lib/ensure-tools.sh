@@ -14,8 +14,9 @@ ensure_bun() {
 }
 
 # Debian packages for the end-to-end tests and the benchmark: the real registry, skopeo, slapd,
-# the docker CLI (client only; it logs in without a daemon) and wrk.
-TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl)
+# the docker CLI (client only; it logs in without a daemon), wrk, and the PostgreSQL and MariaDB
+# servers for the SQL back-ends (test/sql/servers.ts runs its own instances).
+TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl postgresql mariadb-server)
 
 ensure_test_peers() {
   local missing=()
@@ -26,6 +27,8 @@ ensure_test_peers() {
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  [ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing test peers: ${missing[*]}; run as root (or apt-get install them) for the end-to-end tests" >&2
@@ -37,6 +40,11 @@ ensure_test_peers() {
   # --no-install-recommends keeps slapd/docker.io from pulling in services we do not want running.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts slapd on install; our tests run their own instances on loopback ports.
-  if command -v service >/dev/null 2>&1; then service slapd stop >/dev/null 2>&1 || true; fi
+  # The same for PostgreSQL and MariaDB: the SQL tests start theirs on private ports and data dirs.
+  if command -v service >/dev/null 2>&1; then
+    for unit in slapd postgresql mariadb; do service "$unit" stop >/dev/null 2>&1 || true; done
+  fi
   pkill -x slapd 2>/dev/null || true
+  pkill -x mariadbd 2>/dev/null || true
+  pkill -u postgres -x postgres 2>/dev/null || true
 }

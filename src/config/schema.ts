@@ -7,6 +7,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { ExtAuthConfig, ExtAuthzConfig } from "../hooks/hook-config.ts";
 import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts";
 import { LdapAuthConfig } from "../ldap/config.ts";
+import { AclXormConfig, XormAuthConfig } from "../sql-backends/config.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -133,6 +134,8 @@ export const Config = Type.Object(
     registration: RegistrationConfig,
     accounts: AccountsConfig,
     ldap_auth: Type.Optional(LdapAuthConfig),
+    xorm_auth: Type.Optional(XormAuthConfig),
+    acl_xorm: Type.Optional(AclXormConfig),
     data_dir: Type.Optional(
       Type.String({
         description:
