@@ -78,10 +78,10 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     run: registryConfig,
   },
   user: {
-    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm)",
+    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm, release)",
     usage: USER_USAGE,
     valueFlags: DATABASE_FLAGS,
-    booleanFlags: ["admin", "disabled", "password-stdin"],
+    booleanFlags: ["admin", "disabled", "password-stdin", "retired"],
     run: userCommand,
   },
   perm: {
@@ -245,7 +245,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       fix: "regauth user add NAME, then regauth user promote NAME",
     });
   } else if (bootstrap.kind === "name-taken") {
-    log.warn("no administrator in the database and the name admin is taken by an ordinary user", {
+    log.warn("no administrator in the database, and the name admin is taken by an ordinary user or retired", {
       fix: "regauth admin reset-password",
     });
   }

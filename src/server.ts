@@ -17,11 +17,15 @@ import { LoginThrottle } from "./authn/throttle.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
 import { databasePermissionsAuthorizer } from "./authz/database-permissions.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
+import { bunTlsOptions } from "./config/tls.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
+import { aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
+import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
+import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
@@ -58,7 +62,18 @@ export function buildIssuer(
         },
       }),
     );
+  // docker_auth's chain ends ldap_auth → mongo_auth → xorm_auth; regauth has no mongo_auth.
+  if (config.xorm_auth)
+    authenticators.push(xormAuthenticator(sqlSettings(config.xorm_auth, "xorm_auth"), verifier));
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
+  // The ACL table continues the config ACL, as in docker_auth (acl → acl_mongo → acl_xorm): both
+  // decide when a rule matches, deny rules included, so both come before the database's grants,
+  // which only ever add (README "Order of back-ends").
+  if (config.acl_xorm) {
+    const intervalMs = aclReloadIntervalMs(config.acl_xorm, "acl_xorm", []);
+    if (intervalMs === null) throw new Error("acl_xorm.cache_ttl was validated at load; unreachable");
+    authorizers.push(aclXormAuthorizer(sqlSettings(config.acl_xorm, "acl_xorm"), intervalMs));
+  }
   if (database) {
     authorizers.push(
       databasePermissionsAuthorizer(database, {
@@ -107,6 +122,15 @@ export function buildIssuer(
         }
       : {}),
   };
+}
+
+/** A section load.ts has already checked; reaching here with problems is a programming error. */
+function sqlSettings(section: Parameters<typeof checkSqlSection>[0], path: string) {
+  const problems: Parameters<typeof checkSqlSection>[2] = [];
+  const settings = checkSqlSection(section, path, problems);
+  if (!settings)
+    throw new Error(`${path} was validated at load: ${problems.map((p) => p.message).join("; ")}`);
+  return settings;
 }
 
 export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
@@ -165,9 +189,10 @@ export interface RunningServer {
 
 export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): RunningServer {
   const { server } = loaded.config;
+  // Versions, suites and curves: src/config/tls.ts (issue 8: no CBC-SHA1 suites by default).
   const tls =
     server.certificate && server.key
-      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key) }
+      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key), ...bunTlsOptions(server) }
       : undefined;
   const common = {
     maxRequestBodySize: MAX_REQUEST_BODY_BYTES,

@@ -6,6 +6,7 @@
  */
 import type { Database } from "bun:sqlite";
 import m0001 from "../../migrations/0001_create_accounts.sql" with { type: "text" };
+import m0002 from "../../migrations/0002_create_retired_names.sql" with { type: "text" };
 import { DatabaseError } from "./database-error.ts";
 
 export interface Migration {
@@ -17,6 +18,7 @@ export interface Migration {
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, file: "0001_create_accounts.sql", sql: m0001 },
+  { version: 2, file: "0002_create_retired_names.sql", sql: m0002 },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;
