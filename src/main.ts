@@ -2,6 +2,7 @@
  * regauth's command line. Each command parses its arguments, calls into the domain, and maps
  * failures to exit codes: 0 ok, 1 failed, 2 usage error.
  */
+import { resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
@@ -15,13 +16,14 @@ import {
   embeddedDefaultConfig,
   type LoadedConfig,
   loadConfigFile,
+  parseListenAddress,
   prepareConfig,
 } from "./config/load.ts";
 import { DatabaseError, databasePath, openDatabase } from "./db/database.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
-import { buildApp, buildIssuer, listen } from "./server.ts";
+import { buildApp, buildIssuer, checkCanListen, ListenError, listen } from "./server.ts";
 
 declare const REGAUTH_VERSION: string | undefined;
 export const VERSION = typeof REGAUTH_VERSION === "string" ? REGAUTH_VERSION : `${pkg.version}-dev`;
@@ -37,15 +39,17 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: {
     summary: "run the token server",
-    usage: `regauth serve [--config FILE] [--data-dir DIR]
+    usage: `regauth serve [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
 
 Without --config, runs on the embedded default: 127.0.0.1:5001, issuer "regauth", service
 "registry", a signing key generated in the data directory on first run.
+The listen address is --addr, else $REGAUTH_ADDR, else server.addr from the config, else
+127.0.0.1:5001. When it cannot be bound, serve stops before creating anything.
 The data directory is --data-dir, else data_dir from the config, else $STATE_DIRECTORY,
 else ./regauth-data. It holds the accounts database, regauth.db; when that has no
 administrator, serve creates the user admin and prints its password once on stdout
 (recovery: regauth admin reset-password).`,
-    valueFlags: ["config", "data-dir"],
+    valueFlags: ["config", "data-dir", "addr"],
     booleanFlags: [],
     run: serve,
   },
@@ -66,8 +70,10 @@ administrator, serve creates the user admin and prints its password once on stdo
   },
   "registry-config": {
     summary: "print the auth block for the registry's config.yml",
-    usage: "regauth registry-config [--config FILE] [--data-dir DIR]",
-    valueFlags: ["config", "data-dir"],
+    usage: `regauth registry-config [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
+
+Give it the flags serve runs with (serve logs the exact command on every start).`,
+    valueFlags: ["config", "data-dir", "addr"],
     booleanFlags: [],
     run: registryConfig,
   },
@@ -147,7 +153,11 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
       return 1;
     }
-    if (error instanceof DatabaseError || (error instanceof AppError && error.status < 500)) {
+    if (
+      error instanceof DatabaseError ||
+      error instanceof ListenError ||
+      (error instanceof AppError && error.status < 500)
+    ) {
       process.stderr.write(`regauth ${name}: ${error.message}\n`);
       return 1;
     }
@@ -157,15 +167,65 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = true): Promise<LoadedConfig> {
   const configPath = stringFlag(args, "config");
-  const options = { dataDir: stringFlag(args, "data-dir"), createFiles };
+  const options = { dataDir: stringFlag(args, "data-dir"), createFiles, addr: listenAddressOverride(args) };
   return configPath === undefined
     ? prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
     : loadConfigFile(configPath, options);
 }
 
+/**
+ * `--addr`, else $REGAUTH_ADDR (empty = unset), else undefined: the config's server.addr, else the
+ * default. So a taken port 5001 needs no config file (issue 12; README "Listen address").
+ */
+function listenAddressOverride(args: ReturnType<typeof parseArgs>): string | undefined {
+  const flag = stringFlag(args, "addr");
+  const [addr, origin] =
+    flag !== undefined ? [flag, "--addr"] : [process.env.REGAUTH_ADDR || undefined, "REGAUTH_ADDR"];
+  if (addr !== undefined && !parseListenAddress(addr))
+    throw new UsageError(
+      `${origin} must be HOST:PORT (e.g. 127.0.0.1:5002 or :5002), got ${JSON.stringify(addr)}`,
+    );
+  return addr;
+}
+
+/**
+ * Loads the config without creating files, holding back its log lines (an expiring certificate,
+ * a key file others can read): the real load right after logs them once. They are written when
+ * this load fails, since then there is no second one.
+ */
+async function validateQuietly(args: ReturnType<typeof parseArgs>): Promise<LoadedConfig> {
+  const lines: string[] = [];
+  const restore = log.capture(lines);
+  try {
+    return await loadForCommand(args, false);
+  } catch (error) {
+    restore();
+    for (const line of lines) process.stderr.write(`${line}\n`);
+    throw error;
+  } finally {
+    restore();
+  }
+}
+
+/** The `regauth registry-config` command that prints the block for this server, from any directory. */
+function registryConfigCommand(args: ReturnType<typeof parseArgs>, loaded: LoadedConfig): string {
+  const words = ["regauth", "registry-config"];
+  if (loaded.source !== EMBEDDED_DEFAULT_SOURCE) words.push("--config", resolve(loaded.source));
+  // Always the data directory: outside the service $STATE_DIRECTORY is unset (docs/deployment.md).
+  words.push("--data-dir", loaded.dataDir);
+  const addr = listenAddressOverride(args);
+  if (addr !== undefined) words.push("--addr", addr);
+  return words
+    .map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`))
+    .join(" ");
+}
+
 async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (args.positionals.length > 0)
     throw new UsageError(`unexpected argument ${args.positionals[0]}; the config file goes after --config`);
+  // Validate and check the listen address before creating anything: a broken config or a taken
+  // port must not leave a fresh data directory, key and database behind (issue 12).
+  checkCanListen((await validateQuietly(args)).config.server);
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
@@ -211,6 +271,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     alg: signingKey.alg,
     kid: signingKey.kid,
   });
+  log.info("to print the registry's auth block, run", { command: registryConfigCommand(args, loaded) });
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });

@@ -144,6 +144,44 @@ export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
   });
 }
 
+const BIND_FAILURES: Record<string, string> = {
+  EADDRINUSE: "the address is already in use (another regauth, or another program)",
+  EADDRNOTAVAIL: "that is not an address of this host",
+  EACCES: "permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)",
+};
+
+function bindFailureCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && Object.hasOwn(BIND_FAILURES, code) ? code : undefined;
+}
+
+/** The listen address cannot be bound: taken by another program, or not an address of this host. */
+export class ListenError extends Error {
+  constructor(addr: string, cause: unknown) {
+    const code = bindFailureCode(cause);
+    const reason = code ? BIND_FAILURES[code] : (cause as Error | undefined)?.message || String(cause);
+    super(
+      `cannot listen on ${addr}: ${reason}. Choose another with --addr HOST:PORT (or REGAUTH_ADDR, or server.addr in the config file)`,
+    );
+  }
+}
+
+/**
+ * Binds the TCP listen address and lets it go at once, so that serve can stop with a clear error
+ * before its first run creates a key and a database in the data directory (issue 12). The real
+ * listen comes later; a program that takes the port in between still gets a ListenError there.
+ */
+export function checkCanListen(server: LoadedConfig["config"]["server"]): void {
+  if (server.net !== "tcp") return;
+  const address = parseListenAddress(server.addr);
+  if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
+  try {
+    Bun.listen({ hostname: address.hostname, port: address.port, socket: { data() {} } }).stop(true);
+  } catch (error) {
+    throw new ListenError(server.addr, error);
+  }
+}
+
 export interface RunningServer {
   url: string;
   stop(): Promise<void>;
@@ -174,7 +212,13 @@ export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): 
   }
   const address = parseListenAddress(server.addr);
   if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
-  app.listen({ ...common, hostname: address.hostname, port: address.port });
+  try {
+    app.listen({ ...common, hostname: address.hostname, port: address.port });
+  } catch (error) {
+    // Taken since checkCanListen; anything else (a TLS file, say) is not about the address.
+    if (bindFailureCode(error)) throw new ListenError(server.addr, error);
+    throw error;
+  }
   const port = app.server?.port ?? address.port;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   return { url: `${tls ? "https" : "http"}://${host}:${port}`, stop: async () => void (await app.stop()) };

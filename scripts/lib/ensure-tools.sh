@@ -14,9 +14,11 @@ ensure_bun() {
 }
 
 # Debian packages for the end-to-end tests and the benchmark: the real registry, skopeo, slapd,
-# the docker CLI (client only; it logs in without a daemon), wrk, and the PostgreSQL and MariaDB
-# servers for the SQL back-ends (test/sql/servers.ts runs its own instances).
-TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl postgresql mariadb-server)
+# the docker CLI (client only; it logs in without a daemon), wrk, the PostgreSQL and MariaDB
+# servers for the SQL back-ends (test/sql/servers.ts runs its own instances), and qemu-user with
+# the arm64 C library to run the linux-arm64 binary (test/e2e/arm64.e2e.test.ts, the image test).
+TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl postgresql mariadb-server qemu-user-static
+  libc6-arm64-cross)
 
 ensure_test_peers() {
   local missing=()
@@ -29,6 +31,8 @@ ensure_test_peers() {
   command -v docker >/dev/null 2>&1 || missing+=(docker.io)
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
   [ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
+  command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
+  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing test peers: ${missing[*]}; run as root (or apt-get install them) for the end-to-end tests" >&2

@@ -39,6 +39,8 @@ export interface LoadOptions {
   dataDir?: string | undefined;
   /** False for `check-config`: validate only, create no directory and no key. */
   createFiles?: boolean;
+  /** `serve --addr` or $REGAUTH_ADDR: wins over `server.addr` (and means `net: tcp`). */
+  addr?: string | undefined;
 }
 
 export const EMBEDDED_DEFAULT_SOURCE = "embedded default";
@@ -95,7 +97,10 @@ export async function prepareConfig(
       { path: "", message: "the config file must be a YAML mapping (key: value)" },
     ]);
   }
-  const substituted = substituteEnv(raw, "", env, problems);
+  const substituted = substituteEnv(raw, "", env, problems) as Record<string, unknown>;
+  if (options.addr !== undefined && (substituted.server === undefined || isMapping(substituted.server))) {
+    substituted.server = { ...(substituted.server as object | undefined), addr: options.addr, net: "tcp" };
+  }
   const withDefaults = Value.Default(Config, Value.Clone(substituted));
   const seen = new Set<string>();
   for (const error of Value.Errors(Config, withDefaults)) {
@@ -304,6 +309,10 @@ function substituteEnv(
     );
   }
   return value;
+}
+
+function isMapping(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
 }
 
 function join(path: string, key: string): string {
