@@ -182,6 +182,49 @@ export function ruleMatches(rule: Rule, request: AuthzRequest): boolean {
   return true;
 }
 
+/** What aclAccountClaims answers: see there. */
+export interface AccountClaims {
+  /** Whether a rule's `account` pattern, other than a catch-all, matches this account name. */
+  claims(account: string): boolean;
+  /** The claiming patterns that are not plain names (globs, regexes), for a start-up warning. */
+  patterns: string[];
+}
+
+/**
+ * The account names the ACL singles out (issue 8 H1): registration must not let a stranger
+ * create `deploy` when a rule gives `deploy` push, or `ci-evil` when `/^ci-/` gives pull. Every
+ * rule's `account` pattern claims the names it matches, whatever the rule's other fields and
+ * actions, unless it is a catch-all: a pattern that matches every name of `everyone` (a sample
+ * of valid account names, src/accounts/reserved-names.ts) gives a new account nothing any
+ * other account does not get. Matched as for a request by that account with no labels.
+ */
+export function aclAccountClaims(acl: Acl, everyone: readonly string[]): AccountClaims {
+  const accountMatches = (rule: Rule, pattern: Pattern, account: string) => {
+    const request: AuthzRequest = {
+      account,
+      type: "",
+      name: "",
+      service: "",
+      ip: null,
+      actions: [],
+      labels: {},
+    };
+    return matchFieldWithLabels(rule, pattern, account, request, new CaptureCache(rule, request));
+  };
+  const claimers: [Rule, Pattern][] = [];
+  for (const rule of acl.rules) {
+    const pattern = rule.fields.account;
+    if (pattern && !everyone.every((account) => accountMatches(rule, pattern, account)))
+      claimers.push([rule, pattern]);
+  }
+  return {
+    claims: (account) => claimers.some(([rule, pattern]) => accountMatches(rule, pattern, account)),
+    patterns: claimers
+      .map(([, pattern]) => pattern.source)
+      .filter((source) => source.startsWith("/") || /[*?[\\$]/.test(source)),
+  };
+}
+
 /**
  * One field's pattern, as docker_auth's matchStringWithLabelPermutations: plain first, then the
  * cartesian product of the values of the label placeholders in this pattern. Each field picks

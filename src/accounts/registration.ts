@@ -12,7 +12,7 @@ import type { Credentials } from "../authn/authenticator.ts";
 import type { PasswordVerifier } from "../authn/password-verifier.ts";
 import { Conflict } from "../errors.ts";
 import { isNamespaceInUse } from "./permissions.ts";
-import { BUILT_IN_RESERVED_NAMES } from "./reserved-names.ts";
+import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "./reserved-names.ts";
 import { createUser, hashNewPassword, passwordProblem, usernameProblem } from "./users.ts";
 
 export type RegistrationMode = "off" | "open" | "approval";
@@ -37,7 +37,7 @@ export function databaseRegistrar(
   verifier: PasswordVerifier,
   mode: Exclude<RegistrationMode, "off">,
   /** Computed once at startup (src/accounts/reserved-names.ts reservedNamesForRegistration). */
-  reservedNames: ReadonlySet<string> = BUILT_IN_RESERVED_NAMES,
+  reservedNames: ReservedNames = BUILT_IN_RESERVED_NAMES,
 ): Registrar {
   return {
     mode,
@@ -51,13 +51,14 @@ export async function register(
   mode: Exclude<RegistrationMode, "off">,
   { username, password }: Credentials,
   nowUnix: number,
-  reservedNames: ReadonlySet<string> = BUILT_IN_RESERVED_NAMES,
+  reservedNames: ReservedNames = BUILT_IN_RESERVED_NAMES,
 ): Promise<RegistrationOutcome> {
   const nameProblem = usernameProblem(username);
   if (nameProblem)
     return { kind: "refused", reason: `cannot register ${JSON.stringify(username)}: ${nameProblem}` };
   // Registering "team" would give a stranger admin on team/* (their personal namespace) while
-  // the config ACL or database grants hand team/* to others (src/accounts/reserved-names.ts).
+  // the config ACL or database grants hand team/* to others, and registering "deploy" would
+  // take the rights an ACL rule wrote for that account (src/accounts/reserved-names.ts).
   if (
     BUILT_IN_RESERVED_NAMES.has(username) ||
     reservedNames.has(username) ||

@@ -7,6 +7,7 @@ import { describe, expect, it } from "bun:test";
 import {
   type AclRuleConfig,
   type AuthzRequest,
+  aclAccountClaims,
   authorizeByAcl,
   compileAcl,
   type Labels,
@@ -609,5 +610,46 @@ describe("placeholders in globs are literal slots", () => {
     for (let round = 0; round < 2; round++)
       for (const account of ["a", "b", "c"])
         expect(authorizeByAcl(acl, request({ account, name: `p2999/${account}` }))).toEqual(["pull"]);
+  });
+});
+
+// Issue 8 H1: registration must not hand out names the ACL gives rights to.
+describe("aclAccountClaims: account names the ACL singles out", () => {
+  const everyone = ["a", "0", "zz9", "a.b", "a_b", "a-b", "x".repeat(64), "9-_.", "ci", "deploy2"];
+  const cases: [string, string, string[], string[]][] = [
+    // [title, account pattern, claimed names, unclaimed names]
+    ["a literal", "deploy", ["deploy"], ["deploy2", "deplo", "ci-evil"]],
+    ["a regex", "/^ci-/", ["ci-evil", "ci-", "ci-x.y"], ["ci", "xci-", "deploy"]],
+    ["an unanchored regex", "/bot/", ["robot", "bot", "bots"], ["bo", "b-ot"]],
+    ["a glob", "team-*", ["team-a", "team-"], ["team", "ateam-a"]],
+    ["a class glob", "svc[0-9]", ["svc1"], ["svc", "svc10"]],
+    ["the catch-all regex /.+/", "/.+/", [], ["deploy", "a", "ci-evil"]],
+    ["the catch-all glob *", "*", [], ["deploy", "a"]],
+    ["the catch-all /^${account}$/", "/^${account}$/", [], ["deploy", "x"]],
+    ["a near catch-all that leaves out digits first", "/^[a-z]/", ["deploy", "a"], ["0", "9-_."]],
+  ];
+  for (const [title, account, claimed, unclaimed] of cases) {
+    it(title, () => {
+      const { acl } = compileAcl([{ match: { account, name: "prod/*" }, actions: ["push"] }], "acl");
+      const claims = aclAccountClaims(acl, everyone);
+      for (const name of claimed) expect(claims.claims(name)).toBe(true);
+      for (const name of unclaimed) expect(claims.claims(name)).toBe(false);
+    });
+  }
+  it("lists the patterns that are not literal names, for the start-up warning", () => {
+    const { acl } = compileAcl(
+      [
+        { match: { account: "deploy" }, actions: ["push"] },
+        { match: { account: "/^ci-/" }, actions: ["pull"] },
+        { match: { account: "/.+/" }, actions: ["pull"] },
+        { match: { name: "public/*" }, actions: ["pull"] },
+      ],
+      "acl",
+    );
+    expect(aclAccountClaims(acl, everyone).patterns).toEqual(["/^ci-/"]);
+  });
+  it("a rule without an account claims nothing", () => {
+    const { acl } = compileAcl([{ match: { name: "*" }, actions: ["*"] }], "acl");
+    expect(aclAccountClaims(acl, everyone).claims("anyone")).toBe(false);
   });
 });
