@@ -13,7 +13,7 @@
  * cannot widen a rule (docker_auth inserts both raw).
  */
 import type { ConfigProblem } from "./errors.ts";
-import { type Glob, globUnits, matchGlob, parseGlob, parseGlobUnits, quoteMeta } from "./glob.ts";
+import { type Glob, globPrefix, globUnits, matchGlob, parseGlob, parseGlobUnits, quoteMeta } from "./glob.ts";
 import {
   compileGoRegexp,
   type GoRegexp,
@@ -73,6 +73,8 @@ interface GlobPattern {
    * substituted as text and parsed per match, exactly as docker_auth does.
    */
   glob: Glob | null;
+  /** Literal text a match must start with: rules out most rules before any slot is filled. */
+  prefix: string;
   slots: Placeholder[];
   labelKeys: string[];
 }
@@ -98,7 +100,9 @@ interface Placeholder {
 
 interface Rule {
   fields: Partial<Record<Field, Pattern>>;
-  ip?: IpRange;
+  /** The same, as a list in FIELDS order: what every request walks (one shape for all rules). */
+  fieldPatterns: [Field, Pattern][];
+  ip: IpRange | undefined;
   labels: [string, Pattern][];
   grantsRequested: boolean;
   actions: Set<string>;
@@ -146,12 +150,16 @@ export function compileAcl(
     }
     const compiledRule: Rule = {
       fields,
+      fieldPatterns: FIELDS.flatMap((field): [Field, Pattern][] => {
+        const pattern = fields[field];
+        return pattern ? [[field, pattern]] : [];
+      }),
+      ip,
       labels,
       grantsRequested: rule.actions.length === 1 && rule.actions[0] === "*",
       actions: new Set(rule.actions),
       description: rule.comment ?? `${path}[${index}]`,
     };
-    if (ip) compiledRule.ip = ip;
     compiled.push(compiledRule);
   });
   return { acl: { rules: compiled }, problems };
@@ -171,10 +179,8 @@ export function authorizeByAcl(acl: Acl, request: AuthzRequest): string[] | null
 export function ruleMatches(rule: Rule, request: AuthzRequest): boolean {
   if (rule.ip && (!request.ip || !ipInRange(request.ip.bytes, rule.ip))) return false;
   const captures = new CaptureCache(rule, request);
-  for (const field of FIELDS) {
-    const pattern = rule.fields[field];
-    if (pattern && !matchFieldWithLabels(rule, pattern, request[field], request, captures)) return false;
-  }
+  for (const [field, pattern] of rule.fieldPatterns)
+    if (!matchFieldWithLabels(rule, pattern, request[field], request, captures)) return false;
   for (const [key, pattern] of rule.labels) {
     const values = labelValues(request.labels, key);
     if (!values.some((value) => matchPattern(pattern, value, request, captures, null))) return false;
@@ -278,14 +284,18 @@ function matchPattern(
   captures: CaptureCache,
   labelChoice: Map<string, string> | null,
 ): boolean {
+  if (pattern.kind === "glob" && pattern.glob) {
+    if (!value.startsWith(pattern.prefix)) return false;
+    if (pattern.slots.length === 0) return matchGlob(pattern.glob, value);
+    // An unresolved placeholder stays as its own text, which has no glob syntax (compilePattern).
+    const values: string[] = [];
+    for (const slot of pattern.slots)
+      values.push(resolvePlaceholder(slot, request, captures, labelChoice) ?? slot.whole);
+    return matchGlob(pattern.glob, value, values);
+  }
   const resolve = (placeholder: Placeholder) =>
     resolvePlaceholder(placeholder, request, captures, labelChoice);
   if (pattern.kind === "glob") {
-    if (pattern.glob) {
-      // An unresolved placeholder stays as its own text, which has no glob syntax (compilePattern).
-      const values = pattern.slots.map((slot) => resolve(slot) ?? slot.whole);
-      return matchGlob(pattern.glob, value, values);
-    }
     const glob = parseGlob(substitute(pattern.source, resolve));
     return glob !== null && matchGlob(glob, value);
   }
@@ -322,13 +332,15 @@ function substitute(source: string, resolve: (placeholder: Placeholder) => strin
 
 /** Capture groups of a field's own /regex/ against the request's value, computed once per request. */
 class CaptureCache {
-  private readonly groups = new Map<Field, string[] | null>();
+  // Made on first use: most rules never ask, and one is made per rule per request.
+  private groups: Map<Field, string[] | null> | undefined;
   constructor(
     private readonly rule: Rule,
     private readonly request: AuthzRequest,
   ) {}
 
   get(field: Field, index: number): string | undefined {
+    this.groups ??= new Map();
     let groups = this.groups.get(field);
     if (groups === undefined) {
       groups = null;
@@ -408,7 +420,8 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
   const asSlots = slotStarts.join() === placeholders.map((m) => m.index).join();
   const glob = asSlots ? parseGlobUnits(units) : null;
   if (asSlots ? glob === null : parseGlob(probeSource) === null) return invalid();
-  return { kind: "glob", source, glob, slots: asSlots ? slots : [], labelKeys };
+  const prefix = glob ? globPrefix(glob) : "";
+  return { kind: "glob", source, glob, prefix, slots: asSlots ? slots : [], labelKeys };
 }
 
 function regexBody(source: string): string {

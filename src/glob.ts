@@ -12,7 +12,7 @@
 
 /** One single-character operator of a chunk, or a slot: a literal string given at match time. */
 type GlobItem =
-  | { kind: "char"; codePoint: number }
+  | { kind: "text"; text: string }
   | { kind: "any" }
   | { kind: "class"; negated: boolean; ranges: number[] }
   | { kind: "slot"; slot: number };
@@ -114,7 +114,7 @@ export function parseGlobUnits(units: readonly GlobUnit[]): Glob | null {
 
 /** matchChunk's syntax: literals, `?`, `\x`, and classes of ranges. */
 function parseChunk(chunk: readonly GlobUnit[]): GlobItem[] | null {
-  const items: GlobItem[] = [];
+  const items: ParsedItem[] = [];
   let k = 0;
   while (k < chunk.length) {
     const unit = chunk[k] as GlobUnit;
@@ -161,7 +161,24 @@ function parseChunk(chunk: readonly GlobUnit[]): GlobItem[] | null {
       k++;
     }
   }
-  return items;
+  return mergeText(items);
+}
+
+/** Single characters, kept as the text they spell: compared with one startsWith. */
+type ParsedItem = GlobItem | { kind: "char"; codePoint: number };
+
+function mergeText(items: ParsedItem[]): GlobItem[] {
+  const merged: GlobItem[] = [];
+  for (const item of items) {
+    if (item.kind !== "char") merged.push(item);
+    else {
+      const last = merged[merged.length - 1];
+      const char = String.fromCodePoint(item.codePoint);
+      if (last?.kind === "text") last.text += char;
+      else merged.push({ kind: "text", text: char });
+    }
+  }
+  return merged;
 }
 
 /** A possibly escaped class character, which must be followed by more of the class. */
@@ -174,6 +191,13 @@ function getEsc(chunk: readonly GlobUnit[], k: number): { codePoint: number; nex
   }
   if (k + 1 >= chunk.length) return null;
   return { codePoint: unit, next: k + 1 };
+}
+
+/** The literal text every match must start with ("" when the glob starts with a star, a class or a slot). */
+export function globPrefix(glob: Glob): string {
+  const first = glob.chunks[0];
+  const item = first?.items[0];
+  return first && !first.star && item?.kind === "text" ? item.text : "";
 }
 
 const NO_SLOTS: readonly string[] = [];
@@ -197,9 +221,15 @@ export function matchGlob(glob: Glob, name: string, slotValues: readonly string[
     }
     if (!star) return false;
     // Let the star take one more character at a time, never a '/'; commit to the first fit.
+    // The star can end at most at the next '/'. When the chunk starts with text, only the
+    // places where that text occurs are worth trying (same order, same first fit).
+    const slash = name.indexOf("/", position);
+    const limit = slash < 0 ? name.length : slash;
+    const first = items[0];
+    const lead =
+      first?.kind === "text" ? first.text : first?.kind === "slot" ? (slotValues[first.slot] ?? "") : "";
     let found = false;
-    for (let i = position; i < name.length && name.charCodeAt(i) !== SLASH; ) {
-      i += codePointWidth(name, i);
+    for (let i = nextStart(name, position, lead); i >= 0 && i <= limit; i = nextStart(name, i, lead)) {
       rest = matchChunk(items, name, i, slotValues);
       if (rest >= 0 && (!isLast || rest === name.length)) {
         position = rest;
@@ -221,24 +251,23 @@ function matchChunk(
 ): number {
   let at = position;
   for (const item of items) {
-    if (item.kind === "slot") {
-      const value = slotValues[item.slot] ?? "";
-      // Code point by code point, so a value's surrogate half never pairs with the name's.
-      for (let v = 0; v < value.length; ) {
-        const expected = value.codePointAt(v) as number;
-        if (at >= name.length || name.codePointAt(at) !== expected) return -1;
-        const width = expected > 0xffff ? 2 : 1;
-        v += width;
-        at += width;
-      }
+    if (item.kind === "text" || item.kind === "slot") {
+      const text = item.kind === "text" ? item.text : (slotValues[item.slot] ?? "");
+      if (!name.startsWith(text, at)) return -1;
+      at += text.length;
+      // Code points, not code units: a text ending in half a surrogate pair matches no whole one.
+      if (
+        at < name.length &&
+        isHighSurrogate(text.charCodeAt(text.length - 1)) &&
+        isLowSurrogate(name.charCodeAt(at))
+      )
+        return -1;
       continue;
     }
     if (at >= name.length) return -1;
     const codePoint = name.codePointAt(at) as number;
     at += codePoint > 0xffff ? 2 : 1;
-    if (item.kind === "char") {
-      if (codePoint !== item.codePoint) return -1;
-    } else if (item.kind === "any") {
+    if (item.kind === "any") {
       if (codePoint === SLASH) return -1;
     } else {
       let inClass = false;
@@ -251,6 +280,21 @@ function matchChunk(
     }
   }
   return at;
+}
+
+/** The next position after `from` (a code point later) where `lead` occurs, or -1. */
+function nextStart(name: string, from: number, lead: string): number {
+  if (from >= name.length) return -1;
+  const next = from + codePointWidth(name, from);
+  return lead === "" ? next : name.indexOf(lead, next);
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
+}
+
+function isLowSurrogate(unit: number): boolean {
+  return unit >= 0xdc00 && unit <= 0xdfff;
 }
 
 function codePointWidth(text: string, index: number): number {

@@ -397,3 +397,31 @@ describe("widenPlaceholders (the prefilter for regexes with placeholders)", () =
       }
     });
 });
+
+describe("matchGlob agrees with a backtracking reference on random globs", () => {
+  // Chunks between stars have a fixed length, so committing to the first fit (Go) finds a
+  // match whenever trying every split (a RegExp) does. Seeded, so failures reproduce.
+  const reference = (pattern: string) =>
+    new RegExp(
+      `^${[...pattern]
+        .map((c) => (c === "*" ? "[^/]*" : c === "?" ? "[^/]" : c === "/" ? "\\/" : c))
+        .join("")}$`,
+      "u",
+    );
+  let state = 12345;
+  const random = (bound: number) => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state % bound;
+  };
+  const pick = (alphabet: string, length: number) =>
+    Array.from({ length }, () => alphabet[random(alphabet.length)]).join("");
+  it("5,000 pattern and name pairs", () => {
+    for (let n = 0; n < 5000; n++) {
+      const pattern = pick("ab-/*?", 1 + random(8));
+      const name = pick("ab-/", random(12));
+      const glob = parseGlob(pattern);
+      if (!glob) throw new Error(`did not parse ${pattern}`);
+      expect([pattern, name, matchGlob(glob, name)]).toEqual([pattern, name, reference(pattern).test(name)]);
+    }
+  });
+});
