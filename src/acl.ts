@@ -19,6 +19,7 @@ import {
   type GoRegexp,
   goRegexpMatches,
   goRegexpSubmatches,
+  regexLiteralPrefix,
   widenPlaceholders,
 } from "./go-regexp.ts";
 import { type IpRange, ipInRange, parseIpRange } from "./ip.ts";
@@ -66,6 +67,8 @@ type Pattern = GlobPattern | RegexPattern;
 interface GlobPattern {
   kind: "glob";
   source: string;
+  /** Literal text a match must start with: rules out most rules before any slot is filled. */
+  prefix: string;
   /**
    * Parsed once, each placeholder a slot whose quoted value is a literal (what docker_auth's
    * QuoteMeta makes of it), so no per-account parsing or cache is needed (issue 9 item 7).
@@ -73,8 +76,6 @@ interface GlobPattern {
    * substituted as text and parsed per match, exactly as docker_auth does.
    */
   glob: Glob | null;
-  /** Literal text a match must start with: rules out most rules before any slot is filled. */
-  prefix: string;
   slots: Placeholder[];
   labelKeys: string[];
 }
@@ -82,6 +83,8 @@ interface GlobPattern {
 interface RegexPattern {
   kind: "regex";
   source: string;
+  /** Literal text a match must start with (go-regexp.ts regexLiteralPrefix). */
+  prefix: string;
   /** Compiled once when the pattern has no placeholder; null when it can never match. */
   fixed: GoRegexp | null | undefined;
   /**
@@ -284,24 +287,49 @@ function matchPattern(
   captures: CaptureCache,
   labelChoice: Map<string, string> | null,
 ): boolean {
-  if (pattern.kind === "glob" && pattern.glob) {
-    if (!value.startsWith(pattern.prefix)) return false;
-    if (pattern.slots.length === 0) return matchGlob(pattern.glob, value);
-    // An unresolved placeholder stays as its own text, which has no glob syntax (compilePattern).
-    const values: string[] = [];
-    for (const slot of pattern.slots)
-      values.push(resolvePlaceholder(slot, request, captures, labelChoice) ?? slot.whole);
-    return matchGlob(pattern.glob, value, values);
-  }
-  const resolve = (placeholder: Placeholder) =>
-    resolvePlaceholder(placeholder, request, captures, labelChoice);
-  if (pattern.kind === "glob") {
-    const glob = parseGlob(substitute(pattern.source, resolve));
+  // Literal text every match starts with ("" when unknown): most rules end here.
+  if (!value.startsWith(pattern.prefix)) return false;
+  return pattern.kind === "glob"
+    ? matchGlobPattern(pattern, value, request, captures, labelChoice)
+    : matchRegexPattern(pattern, value, request, captures, labelChoice);
+}
+
+function matchGlobPattern(
+  pattern: GlobPattern,
+  value: string,
+  request: AuthzRequest,
+  captures: CaptureCache,
+  labelChoice: Map<string, string> | null,
+): boolean {
+  if (!pattern.glob) {
+    const glob = parseGlob(
+      substitute(pattern.source, (placeholder) =>
+        resolvePlaceholder(placeholder, request, captures, labelChoice),
+      ),
+    );
     return glob !== null && matchGlob(glob, value);
   }
+  if (pattern.slots.length === 0) return matchGlob(pattern.glob, value);
+  // An unresolved placeholder stays as its own text, which has no glob syntax (compilePattern).
+  const values: string[] = [];
+  for (const slot of pattern.slots)
+    values.push(resolvePlaceholder(slot, request, captures, labelChoice) ?? slot.whole);
+  return matchGlob(pattern.glob, value, values);
+}
+
+function matchRegexPattern(
+  pattern: RegexPattern,
+  value: string,
+  request: AuthzRequest,
+  captures: CaptureCache,
+  labelChoice: Map<string, string> | null,
+): boolean {
   if (pattern.fixed !== undefined) return pattern.fixed !== null && goRegexpMatches(pattern.fixed, value);
   if (pattern.prefilter && !goRegexpMatches(pattern.prefilter, value)) return false;
-  const compiled = regexpCache.get(regexBody(substitute(pattern.source, resolve)));
+  const source = substitute(pattern.source, (placeholder) =>
+    resolvePlaceholder(placeholder, request, captures, labelChoice),
+  );
+  const compiled = regexpCache.get(regexBody(source));
   return compiled !== null && goRegexpMatches(compiled, value);
 }
 
@@ -394,7 +422,15 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
   if (isRegex) {
     const probe = compileGoRegexp(regexBody(probeSource));
     if (probe === null) return invalid();
-    if (placeholders.length === 0) return { kind: "regex", source, fixed: probe, prefilter: null, labelKeys };
+    if (placeholders.length === 0)
+      return {
+        kind: "regex",
+        source,
+        fixed: probe,
+        prefilter: null,
+        prefix: regexLiteralPrefix(regexBody(source)),
+        labelKeys,
+      };
     // An unresolved placeholder stays as its own text, which must be plain for the widening.
     const plain = placeholders.every((m) => /^\$\{[a-z]+(?::[A-Za-z0-9_.-]*)?\}$/.test(m[0]));
     const widened = plain
@@ -404,7 +440,9 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
         )
       : null;
     const prefilter = widened === null ? null : compileGoRegexp(widened);
-    return { kind: "regex", source, fixed: undefined, prefilter, labelKeys };
+    // The prefix of the widened pattern holds for every substitution (a placeholder ends it).
+    const prefix = widened === null ? "" : regexLiteralPrefix(widened);
+    return { kind: "regex", source, prefix, fixed: undefined, prefilter, labelKeys };
   }
   const slots: Placeholder[] = [];
   const slotStarts: number[] = [];
@@ -421,7 +459,7 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
   const glob = asSlots ? parseGlobUnits(units) : null;
   if (asSlots ? glob === null : parseGlob(probeSource) === null) return invalid();
   const prefix = glob ? globPrefix(glob) : "";
-  return { kind: "glob", source, glob, prefix, slots: asSlots ? slots : [], labelKeys };
+  return { kind: "glob", source, prefix, glob, slots: asSlots ? slots : [], labelKeys };
 }
 
 function regexBody(source: string): string {

@@ -169,15 +169,20 @@ type ParsedItem = GlobItem | { kind: "char"; codePoint: number };
 
 function mergeText(items: ParsedItem[]): GlobItem[] {
   const merged: GlobItem[] = [];
+  let run: number[] = [];
+  const endRun = () => {
+    // One flat string (fromCodePoint, not `+=`, whose ropes JavaScriptCore resolves per use).
+    if (run.length > 0) merged.push({ kind: "text", text: String.fromCodePoint(...run) });
+    run = [];
+  };
   for (const item of items) {
-    if (item.kind !== "char") merged.push(item);
+    if (item.kind === "char") run.push(item.codePoint);
     else {
-      const last = merged[merged.length - 1];
-      const char = String.fromCodePoint(item.codePoint);
-      if (last?.kind === "text") last.text += char;
-      else merged.push({ kind: "text", text: char });
+      endRun();
+      merged.push(item);
     }
   }
+  endRun();
   return merged;
 }
 

@@ -116,3 +116,49 @@ function classEnd(body: string, start: number): number {
   }
   return Math.min(j + 1, body.length);
 }
+
+/**
+ * Literal text every match of `body` starts with at the start of the text, or "": the run of
+ * plain characters after a leading `^` (escaped punctuation included). Conservative: nothing
+ * when a top-level `|` could offer another start, when `\Q` appears, or for a character a
+ * quantifier makes optional. Lets a rule be ruled out with one startsWith before the regex
+ * engine runs (5,000 rules at ~1 µs per re2js call add up).
+ */
+export function regexLiteralPrefix(body: string): string {
+  if (!body.startsWith("^") || body.includes("\\Q") || hasTopLevelAlternation(body)) return "";
+  const characters: string[] = [];
+  let i = 1;
+  while (i < body.length) {
+    const c = body[i] as string;
+    let literal: string | undefined;
+    let width = 1;
+    if (c === "\\") {
+      const next = body[i + 1] ?? "";
+      if (/^[!-/:-@[-`{-~]$/.test(next)) {
+        literal = next;
+        width = 2;
+      }
+    } else if (/^[A-Za-z0-9_:@,;<>=!%&'"~#/ -]$/.test(c)) literal = c;
+    if (literal === undefined) break;
+    characters.push(literal);
+    i += width;
+  }
+  // `^ab?` or `^ab*`: the quantifier applies to the last character.
+  if (/^[*+?{]/.test(body.slice(i, i + 1))) characters.pop();
+  // One flat string: JavaScriptCore keeps `+=` results as ropes, which made every startsWith
+  // against them cost a microsecond.
+  return characters.join("");
+}
+
+function hasTopLevelAlternation(body: string): boolean {
+  let depth = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (c === "\\") i++;
+    else if (c === "[") i = classEnd(body, i) - 1;
+    else if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "|" && depth <= 0) return true;
+  }
+  return false;
+}

@@ -4,7 +4,12 @@
  */
 import { describe, expect, it } from "bun:test";
 import { globUnits, matchGlob, parseGlob, parseGlobUnits, quoteMeta } from "../../src/glob.ts";
-import { compileGoRegexp, goRegexpSubmatches, widenPlaceholders } from "../../src/go-regexp.ts";
+import {
+  compileGoRegexp,
+  goRegexpSubmatches,
+  regexLiteralPrefix,
+  widenPlaceholders,
+} from "../../src/go-regexp.ts";
 
 function globMatches(pattern: string, text: string): boolean {
   const glob = parseGlob(pattern);
@@ -422,6 +427,37 @@ describe("matchGlob agrees with a backtracking reference on random globs", () =>
       const glob = parseGlob(pattern);
       if (!glob) throw new Error(`did not parse ${pattern}`);
       expect([pattern, name, matchGlob(glob, name)]).toEqual([pattern, name, reference(pattern).test(name)]);
+    }
+  });
+});
+
+describe("regexLiteralPrefix (text every match starts with)", () => {
+  const cases: [string, string][] = [
+    ["^team17\\/(?s:.*)\\/", "team17/"],
+    ["^library/[a-z]+$", "library/"],
+    ["^a\\.b-c:d@e", "a.b-c:d@e"],
+    ["^abc?", "ab"],
+    ["^abc*", "ab"],
+    ["^abc{2}", "ab"],
+    ["^ab|cd", ""],
+    ["^(ab|cd)", ""],
+    ["^ab(c|d)", "ab"],
+    ["team", ""],
+    ["(?i)^team", ""],
+    ["^\\Qa.b\\E", ""],
+    ["^a[|]b", "a"],
+    ["^\\d+", ""],
+    ["^.", ""],
+  ];
+  for (const [body, expected] of cases)
+    it(`${body} → ${JSON.stringify(expected)}`, () => expect(regexLiteralPrefix(body)).toBe(expected));
+  it("holds for every match on sample texts", () => {
+    const texts = ["", "a", "ab", "abc", "abcc", "team17/x/", "library/alpine", "cd", "a|b", "a.b-c:d@e!"];
+    for (const [body] of cases) {
+      const regexp = compileGoRegexp(body);
+      if (!regexp) continue;
+      const prefix = regexLiteralPrefix(body);
+      for (const text of texts) if (regexp.test(text)) expect(text.startsWith(prefix)).toBe(true);
     }
   });
 });
