@@ -18,7 +18,7 @@
  *
  * The refusal does not say which list a name is on.
  */
-import { type Acl, type AclRuleConfig, aclAccountClaims, compileAcl } from "../acl.ts";
+import { type AccountClaims, type Acl, type AclRuleConfig, aclAccountClaims, compileAcl } from "../acl.ts";
 import { MAX_USERNAME_LENGTH } from "./users.ts";
 
 export const BUILT_IN_RESERVED_NAMES: ReadonlySet<string> = new Set([
@@ -72,13 +72,25 @@ export function reservedNamesForRegistration(
   acl: Acl = compileAcl(rules, "acl").acl,
 ): ReservedNames {
   const names = new Set([...BUILT_IN_RESERVED_NAMES, ...aclNamespaces(rules)]);
-  const accounts = aclAccountClaims(acl, validAccountNameSample());
+  const accounts = accountClaims(acl);
   return { has: (name) => names.has(name) || accounts.claims(name) };
 }
 
 /** The ACL's account patterns (globs and regexes) registration refuses names for; see the warning in src/server.ts. */
 export function aclAccountPatterns(acl: Acl): string[] {
-  return aclAccountClaims(acl, validAccountNameSample()).patterns;
+  return accountClaims(acl).patterns;
+}
+
+/** Computed once per ACL: the catch-all test tries every rule's account pattern on the whole sample. */
+const claimsByAcl = new WeakMap<Acl, AccountClaims>();
+
+function accountClaims(acl: Acl): AccountClaims {
+  let claims = claimsByAcl.get(acl);
+  if (!claims) {
+    claims = aclAccountClaims(acl, validAccountNameSample());
+    claimsByAcl.set(acl, claims);
+  }
+  return claims;
 }
 
 const FIRST_CHARACTERS = "abcdefghijklmnopqrstuvwxyz0123456789";
