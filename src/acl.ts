@@ -3,8 +3,9 @@
  * rules in order, the first whose every given `match` field matches decides; `actions: ["*"]`
  * grants whatever was asked, otherwise the intersection of asked and listed; `[]` denies and stops.
  *
- * Patterns: `/.../` is an unanchored regular expression, anything else a Go path.Match glob over
- * the whole string. `${account}`, `${type}`, `${name}`, `${service}` are replaced by the request's
+ * Patterns: `/.../` is an unanchored Go (RE2) regular expression, run by re2js; anything else a
+ * Go path.Match glob over the whole string, run by Go's own algorithm (src/glob.ts). Both are
+ * linear in the name, as in docker_auth (issue 8 M2; docs/acl-compatibility.md). `${account}`, `${type}`, `${name}`, `${service}` are replaced by the request's
  * values quoted with QuoteMeta; `${field:N}` by capture group N of that field's own regex;
  * `${labels:KEY}` is tried with every value of the user's label KEY once plain matching fails.
  * One deliberate difference: label values and capture groups are quoted too, so a label such as
@@ -12,8 +13,15 @@
  * cannot widen a rule (docker_auth inserts both raw).
  */
 import type { ConfigProblem } from "./errors.ts";
-import { compileGlob, quoteMeta } from "./glob.ts";
-import { compileGoRegex, hasNestedQuantifier, translateGoRegex } from "./re2-compat.ts";
+import { type Glob, globPrefix, globUnits, matchGlob, parseGlob, parseGlobUnits, quoteMeta } from "./glob.ts";
+import {
+  compileGoRegexp,
+  type GoRegexp,
+  goRegexpMatches,
+  goRegexpSubmatches,
+  regexLiteralPrefix,
+  widenPlaceholders,
+} from "./go-regexp.ts";
 import { type IpRange, ipInRange, parseIpRange } from "./ip.ts";
 import { log } from "./log.ts";
 
@@ -53,17 +61,51 @@ export interface AclRuleConfig {
 type Field = "account" | "type" | "name" | "service";
 const FIELDS: readonly Field[] = ["account", "type", "name", "service"];
 
-interface Pattern {
+/** A glob or regex of one rule field; see compilePattern. */
+type Pattern = GlobPattern | RegexPattern;
+
+interface GlobPattern {
+  kind: "glob";
   source: string;
-  isRegex: boolean;
-  /** Compiled once when the pattern has no placeholder; null when it can never match. */
-  fixed: RegExp | null | undefined;
+  /** Literal text a match must start with: rules out most rules before any slot is filled. */
+  prefix: string;
+  /**
+   * Parsed once, each placeholder a slot whose quoted value is a literal (what docker_auth's
+   * QuoteMeta makes of it), so no per-account parsing or cache is needed (issue 9 item 7).
+   * Null for the odd pattern with a placeholder inside a class or after a `\`: that one is
+   * substituted as text and parsed per match, exactly as docker_auth does.
+   */
+  glob: Glob | null;
+  slots: Placeholder[];
   labelKeys: string[];
+}
+
+interface RegexPattern {
+  kind: "regex";
+  source: string;
+  /** Literal text a match must start with (go-regexp.ts regexLiteralPrefix). */
+  prefix: string;
+  /** Compiled once when the pattern has no placeholder; null when it can never match. */
+  fixed: GoRegexp | null | undefined;
+  /**
+   * With placeholders: the pattern with each one widened to `(?s:.*)`, compiled once. What it
+   * rejects no substitution can match, so most rules are ruled out without compiling anything.
+   */
+  prefilter: GoRegexp | null;
+  labelKeys: string[];
+}
+
+interface Placeholder {
+  whole: string;
+  name: string;
+  arg: string | undefined;
 }
 
 interface Rule {
   fields: Partial<Record<Field, Pattern>>;
-  ip?: IpRange;
+  /** The same, as a list in FIELDS order: what every request walks (one shape for all rules). */
+  fieldPatterns: [Field, Pattern][];
+  ip: IpRange | undefined;
   labels: [string, Pattern][];
   grantsRequested: boolean;
   actions: Set<string>;
@@ -111,12 +153,16 @@ export function compileAcl(
     }
     const compiledRule: Rule = {
       fields,
+      fieldPatterns: FIELDS.flatMap((field): [Field, Pattern][] => {
+        const pattern = fields[field];
+        return pattern ? [[field, pattern]] : [];
+      }),
+      ip,
       labels,
       grantsRequested: rule.actions.length === 1 && rule.actions[0] === "*",
       actions: new Set(rule.actions),
       description: rule.comment ?? `${path}[${index}]`,
     };
-    if (ip) compiledRule.ip = ip;
     compiled.push(compiledRule);
   });
   return { acl: { rules: compiled }, problems };
@@ -136,15 +182,56 @@ export function authorizeByAcl(acl: Acl, request: AuthzRequest): string[] | null
 export function ruleMatches(rule: Rule, request: AuthzRequest): boolean {
   if (rule.ip && (!request.ip || !ipInRange(request.ip.bytes, rule.ip))) return false;
   const captures = new CaptureCache(rule, request);
-  for (const field of FIELDS) {
-    const pattern = rule.fields[field];
-    if (pattern && !matchFieldWithLabels(rule, pattern, request[field], request, captures)) return false;
-  }
+  for (const [field, pattern] of rule.fieldPatterns)
+    if (!matchFieldWithLabels(rule, pattern, request[field], request, captures)) return false;
   for (const [key, pattern] of rule.labels) {
     const values = labelValues(request.labels, key);
     if (!values.some((value) => matchPattern(pattern, value, request, captures, null))) return false;
   }
   return true;
+}
+
+/** What aclAccountClaims answers: see there. */
+export interface AccountClaims {
+  /** Whether a rule's `account` pattern, other than a catch-all, matches this account name. */
+  claims(account: string): boolean;
+  /** The claiming patterns that are not plain names (globs, regexes), for a start-up warning. */
+  patterns: string[];
+}
+
+/**
+ * The account names the ACL singles out (issue 8 H1): registration must not let a stranger
+ * create `deploy` when a rule gives `deploy` push, or `ci-evil` when `/^ci-/` gives pull. Every
+ * rule's `account` pattern claims the names it matches, whatever the rule's other fields and
+ * actions, unless it is a catch-all: a pattern that matches every name of `everyone` (a sample
+ * of valid account names, src/accounts/reserved-names.ts) gives a new account nothing any
+ * other account does not get. Matched as for a request by that account with no labels.
+ */
+export function aclAccountClaims(acl: Acl, everyone: readonly string[]): AccountClaims {
+  const accountMatches = (rule: Rule, pattern: Pattern, account: string) => {
+    const request: AuthzRequest = {
+      account,
+      type: "",
+      name: "",
+      service: "",
+      ip: null,
+      actions: [],
+      labels: {},
+    };
+    return matchFieldWithLabels(rule, pattern, account, request, new CaptureCache(rule, request));
+  };
+  const claimers: [Rule, Pattern][] = [];
+  for (const rule of acl.rules) {
+    const pattern = rule.fields.account;
+    if (pattern && !everyone.every((account) => accountMatches(rule, pattern, account)))
+      claimers.push([rule, pattern]);
+  }
+  return {
+    claims: (account) => claimers.some(([rule, pattern]) => accountMatches(rule, pattern, account)),
+    patterns: claimers
+      .map(([, pattern]) => pattern.source)
+      .filter((source) => source.startsWith("/") || /[*?[\\$]/.test(source)),
+  };
 }
 
 /**
@@ -200,44 +287,105 @@ function matchPattern(
   captures: CaptureCache,
   labelChoice: Map<string, string> | null,
 ): boolean {
-  if (pattern.fixed !== undefined) return pattern.fixed !== null && pattern.fixed.test(value);
-  const source = pattern.source.replace(PLACEHOLDER, (whole, name: string, arg: string | undefined) => {
-    if (arg === undefined) return FIELDS.includes(name as Field) ? quoteMeta(request[name as Field]) : whole;
-    if (name === "labels") {
-      const chosen = labelChoice?.get(arg);
-      return chosen === undefined ? whole : quoteMeta(chosen);
-    }
-    if (FIELDS.includes(name as Field) && /^[0-9]+$/.test(arg)) {
-      const group = captures.get(name as Field, Number(arg));
-      return group === undefined ? whole : quoteMeta(group);
-    }
-    return whole;
+  // Literal text every match starts with ("" when unknown): most rules end here.
+  if (!value.startsWith(pattern.prefix)) return false;
+  return pattern.kind === "glob"
+    ? matchGlobPattern(pattern, value, request, captures, labelChoice)
+    : matchRegexPattern(pattern, value, request, captures, labelChoice);
+}
+
+function matchGlobPattern(
+  pattern: GlobPattern,
+  value: string,
+  request: AuthzRequest,
+  captures: CaptureCache,
+  labelChoice: Map<string, string> | null,
+): boolean {
+  if (!pattern.glob) {
+    const glob = parseGlob(
+      substitute(pattern.source, (placeholder) =>
+        resolvePlaceholder(placeholder, request, captures, labelChoice),
+      ),
+    );
+    return glob !== null && matchGlob(glob, value);
+  }
+  if (pattern.slots.length === 0) return matchGlob(pattern.glob, value);
+  // An unresolved placeholder stays as its own text, which has no glob syntax (compilePattern).
+  const values: string[] = [];
+  for (const slot of pattern.slots)
+    values.push(resolvePlaceholder(slot, request, captures, labelChoice) ?? slot.whole);
+  return matchGlob(pattern.glob, value, values);
+}
+
+function matchRegexPattern(
+  pattern: RegexPattern,
+  value: string,
+  request: AuthzRequest,
+  captures: CaptureCache,
+  labelChoice: Map<string, string> | null,
+): boolean {
+  if (pattern.fixed !== undefined) return pattern.fixed !== null && goRegexpMatches(pattern.fixed, value);
+  if (pattern.prefilter && !goRegexpMatches(pattern.prefilter, value)) return false;
+  const source = substitute(pattern.source, (placeholder) =>
+    resolvePlaceholder(placeholder, request, captures, labelChoice),
+  );
+  const compiled = regexpCache.get(regexBody(source));
+  return compiled !== null && goRegexpMatches(compiled, value);
+}
+
+/** A placeholder's value for this request (unquoted), or undefined when it stays literal text. */
+function resolvePlaceholder(
+  { name, arg }: Placeholder,
+  request: AuthzRequest,
+  captures: CaptureCache,
+  labelChoice: Map<string, string> | null,
+): string | undefined {
+  if (arg === undefined) return isField(name) ? request[name] : undefined;
+  if (name === "labels") return labelChoice?.get(arg);
+  if (isField(name) && /^[0-9]+$/.test(arg)) return captures.get(name, Number(arg));
+  return undefined;
+}
+
+function isField(name: string): name is Field {
+  return (FIELDS as readonly string[]).includes(name);
+}
+
+/** docker_auth's text substitution: each resolved placeholder replaced by its QuoteMeta'd value. */
+function substitute(source: string, resolve: (placeholder: Placeholder) => string | undefined): string {
+  return source.replace(PLACEHOLDER, (whole: string, name: string, arg: string | undefined) => {
+    const value = resolve({ whole, name, arg });
+    return value === undefined ? whole : quoteMeta(value);
   });
-  const compiled = cachedCompile(source, pattern.isRegex);
-  return compiled !== null && compiled.test(value);
 }
 
 /** Capture groups of a field's own /regex/ against the request's value, computed once per request. */
 class CaptureCache {
-  private readonly groups = new Map<Field, string[] | null>();
+  // Made on first use: most rules never ask, and one is made per rule per request.
+  private groups: Map<Field, string[] | null> | undefined;
   constructor(
     private readonly rule: Rule,
     private readonly request: AuthzRequest,
   ) {}
 
   get(field: Field, index: number): string | undefined {
+    this.groups ??= new Map();
     let groups = this.groups.get(field);
     if (groups === undefined) {
       groups = null;
       const pattern = this.rule.fields[field];
-      if (pattern?.isRegex) {
-        const source = pattern.source.replace(PLACEHOLDER, (whole, name: string, arg: string | undefined) =>
-          arg === undefined && FIELDS.includes(name as Field)
-            ? quoteMeta(this.request[name as Field])
-            : whole,
-        );
-        const match = cachedCompile(source, true)?.exec(this.request[field]);
-        if (match) groups = match.map((g) => g ?? "");
+      if (pattern?.kind === "regex") {
+        // The field's own pattern with its plain placeholders filled in (not labels or captures).
+        const compiled =
+          pattern.fixed !== undefined
+            ? pattern.fixed
+            : regexpCache.get(
+                regexBody(
+                  substitute(pattern.source, ({ name, arg }) =>
+                    arg === undefined && isField(name) ? this.request[name] : undefined,
+                  ),
+                ),
+              );
+        if (compiled) groups = goRegexpSubmatches(compiled, this.request[field]);
       }
       this.groups.set(field, groups);
     }
@@ -250,19 +398,17 @@ class CaptureCache {
   }
 }
 
+/** Glob syntax a placeholder's own text must not contain to be a literal slot: see GlobPattern. */
+const GLOB_SYNTAX = /[*?[\\]/;
+const PLACEHOLDER_AT = new RegExp(PLACEHOLDER.source, "y");
+
 function compilePattern(source: string, path: string, problems: ConfigProblem[]): Pattern | null {
   const isRegex = source.length > 2 && source.startsWith("/") && source.endsWith("/");
+  const placeholders = [...source.matchAll(PLACEHOLDER)];
   const labelKeys = [
-    ...new Set(
-      [...source.matchAll(PLACEHOLDER)].filter((m) => m[1] === "labels" && m[2]).map((m) => m[2] as string),
-    ),
+    ...new Set(placeholders.filter((m) => m[1] === "labels" && m[2]).map((m) => m[2] as string)),
   ];
-  const hasPlaceholder = PLACEHOLDER.test(source);
-  PLACEHOLDER.lastIndex = 0;
-  // Validate with placeholders replaced by a plain word, which is how they look after quoting.
-  const probeSource = source.replace(PLACEHOLDER, "x");
-  const probe = compile(probeSource, isRegex);
-  if (probe === null) {
+  const invalid = () => {
     problems.push({
       path,
       message: isRegex
@@ -270,36 +416,81 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
         : `invalid glob pattern ${JSON.stringify(source)}`,
     });
     return null;
+  };
+  // Placeholders are validated as a plain word, which is how they look after quoting.
+  const probeSource = source.replace(PLACEHOLDER, "x");
+  if (isRegex) {
+    const probe = compileGoRegexp(regexBody(probeSource));
+    if (probe === null) return invalid();
+    if (placeholders.length === 0)
+      return {
+        kind: "regex",
+        source,
+        fixed: probe,
+        prefilter: null,
+        prefix: regexLiteralPrefix(regexBody(source)),
+        labelKeys,
+      };
+    // An unresolved placeholder stays as its own text, which must be plain for the widening.
+    const plain = placeholders.every((m) => /^\$\{[a-z]+(?::[A-Za-z0-9_.-]*)?\}$/.test(m[0]));
+    const widened = plain
+      ? widenPlaceholders(
+          regexBody(source),
+          placeholders.map((m) => ({ start: m.index - 1, end: m.index - 1 + m[0].length })),
+        )
+      : null;
+    const prefilter = widened === null ? null : compileGoRegexp(widened);
+    // The prefix of the widened pattern holds for every substitution (a placeholder ends it).
+    const prefix = widened === null ? "" : regexLiteralPrefix(widened);
+    return { kind: "regex", source, prefix, fixed: undefined, prefilter, labelKeys };
   }
-  // Checked on the translation, which is what JavaScript runs: in RE2 text a `\Q)\E` looks like
-  // the end of a group.
-  if (isRegex && hasNestedQuantifier(translateGoRegex(probeSource.slice(1, -1))?.source ?? "")) {
-    // A warning is not enough: one crafted repository name of ~50 characters would stall the
-    // server for minutes (docker_auth's RE2 runs the same pattern in linear time).
-    problems.push({
-      path,
-      message: `regular expression ${source} repeats a group that contains a repeat, an optional part or an alternative (like (a+)+, (x+){1,50}, (a?a)* or (a|ab)*); JavaScript can take exponential time on a crafted name. Rewrite it without the nesting, e.g. ^[a-z0-9][-_.a-z0-9]*$ for ([a-z0-9]+[-_.]?)+, or [ab]* for (a|b)*`,
-    });
-    return null;
-  }
-  return { source, isRegex, fixed: hasPlaceholder ? undefined : probe, labelKeys };
+  const slots: Placeholder[] = [];
+  const slotStarts: number[] = [];
+  const { units } = globUnits(source, (text, index) => {
+    PLACEHOLDER_AT.lastIndex = index;
+    const found = PLACEHOLDER_AT.exec(text);
+    if (!found || GLOB_SYNTAX.test(found[0])) return null;
+    slotStarts.push(index);
+    slots.push({ whole: found[0], name: found[1] as string, arg: found[2] });
+    return { slot: slots.length - 1, length: found[0].length };
+  });
+  // Slots only when they are exactly the placeholders docker_auth's text substitution replaces.
+  const asSlots = slotStarts.join() === placeholders.map((m) => m.index).join();
+  const glob = asSlots ? parseGlobUnits(units) : null;
+  if (asSlots ? glob === null : parseGlob(probeSource) === null) return invalid();
+  const prefix = glob ? globPrefix(glob) : "";
+  return { kind: "glob", source, prefix, glob, slots: asSlots ? slots : [], labelKeys };
 }
 
-const dynamicCache = new Map<string, RegExp | null>();
-const MAX_DYNAMIC_CACHE = 4096;
+function regexBody(source: string): string {
+  return source.slice(1, -1);
+}
 
-function cachedCompile(source: string, isRegex: boolean): RegExp | null {
-  const key = (isRegex ? "r" : "g") + source;
-  let compiled = dynamicCache.get(key);
-  if (compiled === undefined) {
-    compiled = compile(source, isRegex);
-    if (dynamicCache.size >= MAX_DYNAMIC_CACHE) dynamicCache.clear();
-    dynamicCache.set(key, compiled);
+/**
+ * Compiled regexes of patterns with placeholders, keyed by their substituted text. Two
+ * generations: a hit in the old one moves the entry to the new one, and a full new generation
+ * becomes the old one (the oldest is dropped whole), so lookups and eviction are O(1) and the
+ * working set of recent (rule, values) pairs stays compiled. Clearing everything when full, as
+ * before, made 5,000 such rules with a few accounts recompile on every request (issue 9 item 7).
+ * At most 2 × 2,048 programs of a few KiB each.
+ */
+class RegexpCache {
+  private current = new Map<string, GoRegexp | null>();
+  private previous = new Map<string, GoRegexp | null>();
+  constructor(private readonly generationSize: number) {}
+
+  get(body: string): GoRegexp | null {
+    let compiled = this.current.get(body);
+    if (compiled !== undefined) return compiled;
+    compiled = this.previous.get(body);
+    if (compiled === undefined) compiled = compileGoRegexp(body);
+    if (this.current.size >= this.generationSize) {
+      this.previous = this.current;
+      this.current = new Map();
+    }
+    this.current.set(body, compiled);
+    return compiled;
   }
-  return compiled;
 }
 
-function compile(source: string, isRegex: boolean): RegExp | null {
-  if (!isRegex) return compileGlob(source);
-  return compileGoRegex(source.slice(1, -1));
-}
+const regexpCache = new RegexpCache(2048);

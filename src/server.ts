@@ -5,7 +5,7 @@
 import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { databaseRegistrar } from "./accounts/registration.ts";
-import { reservedNamesForRegistration } from "./accounts/reserved-names.ts";
+import { aclAccountPatterns, reservedNamesForRegistration } from "./accounts/reserved-names.ts";
 import { dummyArgon2idHash, findUser } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { FailureLatencyFloor } from "./authn/failure-latency.ts";
@@ -90,6 +90,14 @@ export function buildIssuer(
       fix: "registration.mode approval, or accounts.personal_namespaces false",
     });
   }
+  const claimingPatterns = database && registrationMode !== "off" ? aclAccountPatterns(loaded.acl) : [];
+  if (claimingPatterns.length > 0) {
+    // Issue 8 H1: say once which names registration now refuses, so "not available" is no riddle.
+    log.warn("registration refuses names the ACL's account patterns match", {
+      patterns: claimingPatterns.join(" "),
+      fix: "create those accounts with `regauth user add`",
+    });
+  }
   return {
     issuer: config.token.issuer,
     ttlSeconds: config.token.expiration,
@@ -117,7 +125,7 @@ export function buildIssuer(
             database,
             verifier,
             registrationMode,
-            reservedNamesForRegistration(config.acl ?? []),
+            reservedNamesForRegistration(config.acl ?? [], loaded.acl),
           ),
         }
       : {}),

@@ -12,7 +12,7 @@ import type { Credentials } from "../authn/authenticator.ts";
 import type { PasswordVerifier } from "../authn/password-verifier.ts";
 import { Conflict } from "../errors.ts";
 import { isNamespaceInUse } from "./permissions.ts";
-import { BUILT_IN_RESERVED_NAMES } from "./reserved-names.ts";
+import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "./reserved-names.ts";
 import { createUser, hashNewPassword, passwordProblem, retiredName, usernameProblem } from "./users.ts";
 
 export type RegistrationMode = "off" | "open" | "approval";
@@ -40,7 +40,7 @@ export function databaseRegistrar(
   verifier: PasswordVerifier,
   mode: Exclude<RegistrationMode, "off">,
   /** Computed once at startup (src/accounts/reserved-names.ts reservedNamesForRegistration). */
-  reservedNames: ReadonlySet<string> = BUILT_IN_RESERVED_NAMES,
+  reservedNames: ReservedNames = BUILT_IN_RESERVED_NAMES,
 ): Registrar {
   return {
     mode,
@@ -54,7 +54,7 @@ export async function register(
   mode: Exclude<RegistrationMode, "off">,
   { username, password }: Credentials,
   nowUnix: number,
-  reservedNames: ReadonlySet<string> = BUILT_IN_RESERVED_NAMES,
+  reservedNames: ReservedNames = BUILT_IN_RESERVED_NAMES,
 ): Promise<RegistrationOutcome> {
   const nameProblem = usernameProblem(username);
   if (nameProblem)
@@ -69,7 +69,8 @@ export async function register(
     reason: `cannot register ${username}: ${NAME_NOT_AVAILABLE}`,
   };
   // Registering "team" would give a stranger admin on team/* (their personal namespace) while
-  // the config ACL or database grants hand team/* to others (src/accounts/reserved-names.ts).
+  // the config ACL or database grants hand team/* to others, and registering "deploy" would
+  // take the rights an ACL rule wrote for that account (src/accounts/reserved-names.ts).
   // A retired name (a deleted user's, issue 8 M1) would hand over the images left in NAME/*.
   if (
     BUILT_IN_RESERVED_NAMES.has(username) ||

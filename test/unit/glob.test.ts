@@ -1,15 +1,25 @@
-/** Go path.Match semantics (what docker_auth uses for non-regex ACL patterns) and the quoting helpers. */
+/**
+ * Go path.Match semantics (what docker_auth uses for non-regex ACL patterns), Go regexp semantics
+ * for `/regex/` patterns (re2js), and the quoting helper.
+ */
 import { describe, expect, it } from "bun:test";
-import { compileGoRegex, hasNestedQuantifier } from "../../src/re2-compat.ts";
-import { compileGlob, escapeRegExp, quoteMeta } from "../../src/glob.ts";
+import { globUnits, matchGlob, parseGlob, parseGlobUnits, quoteMeta } from "../../src/glob.ts";
+import {
+  compileGoRegexp,
+  goRegexpSubmatches,
+  regexLiteralPrefix,
+  widenPlaceholders,
+} from "../../src/go-regexp.ts";
 
 function globMatches(pattern: string, text: string): boolean {
-  const compiled = compileGlob(pattern);
-  if (!compiled) throw new Error(`bad pattern ${pattern}`);
-  return compiled.test(text);
+  const glob = parseGlob(pattern);
+  if (!glob) throw new Error(`bad pattern ${pattern}`);
+  return matchGlob(glob, text);
 }
 
-describe("compileGlob matches like path.Match", () => {
+const compileGoRegex = (source: string) => compileGoRegexp(source);
+
+describe("parseGlob and matchGlob match like path.Match", () => {
   // [pattern, text, matches] — many from Go's path/match_test.go semantics, restated.
   const cases: [string, string, boolean][] = [
     ["abc", "abc", true],
@@ -70,6 +80,47 @@ describe("compileGlob matches like path.Match", () => {
     // `*` crosses newlines (it is "any non-separator"); the whole string must still match.
     ["a*b", "a\nb", true],
     ["ab", "ab\n", false],
+    // Go's path/match_test.go matchTests, restated.
+    ["a*", "ab/c", false],
+    ["a*/b", "abc/b", true],
+    ["a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false],
+    ["a*b*c*d*e*/f", "axbxcxdxexxx/fff", false],
+    ["a*b?c*x", "abxbbxdbxebxczzx", true],
+    ["ab[c]", "abc", true],
+    ["ab[b-d]", "abc", true],
+    ["ab[e-g]", "abc", false],
+    ["ab[^c]", "abc", false],
+    ["ab[^b-d]", "abc", false],
+    ["ab[^e-g]", "abc", true],
+    ["a\\*b", "a*b", true],
+    ["a\\*b", "ab", false],
+    ["a?b", "a\u263ab", true],
+    ["a[^a]b", "a\u263ab", true],
+    ["a???b", "a\u263ab", false],
+    ["a[^a][^a][^a]b", "a\u263ab", false],
+    ["[a-\u03b6]", "\u03bb", false],
+    ["*[a-\u03b6]", "A", false],
+    ["a?b", "a/b", false],
+    ["a*b", "a/b", false],
+    ["[\\]a]", "]", true],
+    ["[\\-]", "-", true],
+    ["[x\\-]", "x", true],
+    ["[x\\-]", "-", true],
+    ["[x\\-]", "z", false],
+    ["[\\-x]", "x", true],
+    ["[\\-x]", "-", true],
+    ["[\\-x]", "a", false],
+    ["*x", "xxx", true],
+    // A star inside a class is a literal and does not start a new chunk.
+    ["a[*]b", "a*b", true],
+    ["a[*]b", "axb", false],
+    // Code points, not UTF-16 units: `?` takes one astral character whole.
+    ["a?b", "a\u{1f600}b", true],
+    ["a??b", "a\u{1f600}b", false],
+    ["[\u{1f600}]", "\u{1f600}", true],
+    ["*\u{1f600}", "x\u{1f600}", true],
+    ["", "", true],
+    ["", "a", false],
   ];
   for (const [pattern, text, expected] of cases) {
     it(`${JSON.stringify(pattern)} vs ${JSON.stringify(text)} → ${expected}`, () => {
@@ -78,7 +129,7 @@ describe("compileGlob matches like path.Match", () => {
   }
 });
 
-describe("bad glob patterns (Go's ErrBadPattern) compile to null", () => {
+describe("bad glob patterns (Go's ErrBadPattern) parse to null", () => {
   const bad = [
     "[",
     "[]",
@@ -94,14 +145,26 @@ describe("bad glob patterns (Go's ErrBadPattern) compile to null", () => {
     "a\\",
     "[\\",
     "[x-\\",
+    // Go's match_test.go ErrBadPattern cases.
+    "[]a]",
+    "[-]",
+    "[x-]",
+    "[-x]",
+    "\\",
+    "[a-b-c]",
+    "a[",
+    "*x\\",
+    "*x[",
+    "a*[",
+    "[\\]",
   ];
   for (const pattern of bad) {
     it(JSON.stringify(pattern), () => {
-      expect(compileGlob(pattern)).toBeNull();
+      expect(parseGlob(pattern)).toBeNull();
     });
   }
   it("a reversed range is refused (Go accepts it and never matches; we say so at load)", () => {
-    expect(compileGlob("[z-a]")).toBeNull();
+    expect(parseGlob("[z-a]")).toBeNull();
   });
 });
 
@@ -124,27 +187,26 @@ describe("quoteMeta (Go regexp.QuoteMeta)", () => {
   for (const text of samples) {
     it(`${JSON.stringify(text)} is literal in a regex and in a glob`, () => {
       const quoted = quoteMeta(text);
-      expect(new RegExp(`^${quoted}$`, "u").test(text)).toBe(true);
-      expect(compileGlob(quoted)?.test(text)).toBe(true);
+      expect(compileGoRegexp(`^${quoted}$`)?.test(text)).toBe(true);
+      expect(globMatches(quoted, text)).toBe(true);
     });
   }
   it("a quoted .* does not match other text", () => {
-    expect(new RegExp(`^${quoteMeta(".*")}$`, "u").test("anything")).toBe(false);
-    expect(compileGlob(quoteMeta("*"))?.test("anything")).toBe(false);
+    expect(compileGoRegexp(`^${quoteMeta(".*")}$`)?.test("anything")).toBe(false);
+    expect(globMatches(quoteMeta("*"), "anything")).toBe(false);
   });
   it("escapes exactly Go's set", () => {
     expect(quoteMeta("\\.+*?()|[]{}^$")).toBe("\\\\\\.\\+\\*\\?\\(\\)\\|\\[\\]\\{\\}\\^\\$");
     expect(quoteMeta("a-b/c_d:e@f")).toBe("a-b/c_d:e@f");
   });
-  it("escapeRegExp makes text literal", () => {
-    const text = "a.b*c+d?e(f)g[h]i{j}k|l^m$n\\o/p";
-    expect(new RegExp(`^${escapeRegExp(text)}$`, "u").test(text)).toBe(true);
-  });
 });
 
-describe("compileGoRegex (RE2 spellings)", () => {
-  it("translates (?P<name>…) named groups", () => {
-    expect(compileGoRegex("^(?P<user>[a-z]+)@x$")?.exec("bob@x")?.groups?.user).toBe("bob");
+describe("compileGoRegexp (RE2 syntax and semantics, as Go)", () => {
+  it("knows (?P<name>…) named groups", () => {
+    const match = compileGoRegex("^(?P<user>[a-z]+)@x$")?.exec("bob@x") as {
+      groups?: Record<string, string>;
+    };
+    expect(match.groups?.user).toBe("bob");
   });
   it("honours a leading (?i) flag", () => {
     expect(compileGoRegex("(?i)^admin$")?.test("ADMIN")).toBe(true);
@@ -223,65 +285,179 @@ describe("compileGoRegex (RE2 spellings)", () => {
     });
   }
 
-  it("refuses RE2 syntax it cannot translate instead of changing its meaning", () => {
-    for (const source of ["[[:nosuch:]]", "\\C", "a\\"]) expect(compileGoRegex(source)).toBeNull();
-  });
-  it("refuses a negated Perl class inside a class, and a range ending in a class", () => {
-    // [^\S\n] has no ASCII spelling in `u` mode; [!-\d] would become the range !-0.
-    for (const source of ["[^\\S\\n]", "[\\W]", "[a\\D]", "[!-\\d]", "[!-[:digit:]]"])
+  it("refuses what Go's regexp/syntax refuses", () => {
+    for (const source of ["[[:nosuch:]]", "\\C", "a\\", "[!-\\d]", "a{1001}", "(?P<x>a)(?P<x>b)"])
       expect(compileGoRegex(source)).toBeNull();
+  });
+  // The old translation to JavaScript had no spelling for these and refused them; RE2 has.
+  const nowAccepted: [string, string, boolean][] = [
+    ["^[^\\S\\n]$", " ", true],
+    ["^[^\\S\\n]$", "\n", false],
+    ["^[\\W]$", "-", true],
+    ["^[a\\D]$", "x", true],
+    ["^[a\\D]$", "1", false],
+  ];
+  for (const [source, input, expected] of nowAccepted) {
+    it(`RE2 ${source} ${expected ? "matches" : "does not match"} ${JSON.stringify(input)}`, () => {
+      expect(compileGoRegex(source)?.test(input)).toBe(expected);
+    });
+  }
+  it("gives unmatched groups as empty strings, like FindStringSubmatch", () => {
+    const regexp = compileGoRegexp("^(a)|(b)$");
+    if (!regexp) throw new Error("did not compile");
+    expect(goRegexpSubmatches(regexp, "b")).toEqual(["b", "", "b"]);
+    expect(goRegexpSubmatches(regexp, "c")).toBeNull();
   });
 });
 
-describe("hasNestedQuantifier (catastrophic-backtracking shapes)", () => {
-  const flagged = [
+describe("linear time on hostile input (issue 8 M2)", () => {
+  // Each took seconds per request with backtracking engines; here one pass over a long name.
+  const long = `${"a-".repeat(127)}a`;
+  const globs = ["*/*-*-*-*-x", "*-*-*-*-*-prod", "a*a*a*a*a*a*a*a*b", "*?*?*?*?*?x"];
+  for (const pattern of globs)
+    it(`glob ${pattern} on 255 characters`, () => {
+      expect(globMatches(pattern, long)).toBe(false);
+      expect(globMatches(pattern, `x/${long}`)).toBe(false);
+    });
+  const regexes = [
+    "[a-z0-9]*[a-z0-9]*[a-z0-9]*[a-z0-9]*x$",
     "^(a+)+$",
     "^([a-z0-9]+[-_.]?)+$",
-    "(x*)*",
-    "((ab)+c)*",
-    "(a{2,})+",
-    "(?:a+b?)+",
-    "(a|b+)*z",
-    // Overlapping alternatives in a repeated group: ([a-z]|[a-z0-9])* is exponential on "aaa…!".
-    "^([a-z]|[a-z0-9])*$",
     "^(a|a)+$",
-    // A count above 1 repeats too: {20} took 800 ms on 31 characters.
     "^(?:[a-z]+\\.?){1,50}$",
-    "^([a-z0-9]+[-.]?){2,64}$",
-    "^(?:[a-z]+\\.?){20}$",
-    "(a+){2}",
-    // Non-overlapping alternatives are refused too: the rule does not compare alternatives.
-    "^(foo|bar)+$",
-    "^(x(a|b))*$",
-    // An optional part is a choice too: (a?a)* took 110 ms on 35 characters (×1.6 per
-    // character), (?:a?a?){30}b 1.2 s on 30.
-    "^(a?a)*$",
-    "^(?:a?a?){30}b$",
-    "^(?:(a)?a)*$",
-    "^(?:a{0,1}a)*$",
-    "^(ab?)*$",
   ];
-  const clean = [
-    "^(.+)@test\\.com$",
-    "^(foo|bar)/.+$",
-    "[(+)]+",
-    "\\(a+\\)+",
-    "^(a+)$",
-    "(a+){1}",
-    "(a+){0,1}",
-    "(a+)?",
-    "^(a|b)$",
-    "a|b+",
-    "^(.+)@(.+?).test\\.com$",
-    "z$",
-    "[a-z]+/[a-z]+",
-    "^(ab)*$",
-    // A group's own `?` is no quantifier.
-    "^(?:ab)+$",
-    "^(?<name>ab)+$",
-    "^(?:library/)?[a-z]+$",
-    "(?<![\\s\\S])(?:ab)*(?![\\s\\S])",
+  for (const source of regexes)
+    it(`regex ${source} on 255 characters`, () => {
+      expect(compileGoRegex(source)?.test(`${"a".repeat(254)}!`)).toBe(false);
+    });
+});
+
+describe("globUnits cuts slots only outside classes and escapes", () => {
+  const slotAt = (text: string, index: number) =>
+    text.startsWith("${x}", index) ? { slot: 0, length: 4 } : null;
+  it("a slot is a literal whatever its value", () => {
+    const { units, slots } = globUnits("${x}/*", slotAt);
+    expect(slots).toBe(1);
+    const glob = parseGlobUnits(units);
+    if (!glob) throw new Error("did not parse");
+    expect(matchGlob(glob, "a*b/app", ["a*b"])).toBe(true);
+    expect(matchGlob(glob, "axxb/app", ["a*b"])).toBe(false);
+    expect(matchGlob(glob, "[ab]/app", ["[ab]"])).toBe(true);
+    expect(matchGlob(glob, "a/app", ["[ab]"])).toBe(false);
+  });
+  it("no slot inside a class or after a backslash", () => {
+    expect(globUnits("[${x}]", slotAt).slots).toBe(0);
+    expect(globUnits("\\${x}", slotAt).slots).toBe(0);
+    expect(globUnits("[a]${x}", slotAt).slots).toBe(1);
+  });
+});
+
+describe("widenPlaceholders (the prefilter for regexes with placeholders)", () => {
+  const spansOf = (body: string) =>
+    [...body.matchAll(/\$\{[a-z]+(?::[^}]*)?\}/g)].map((m) => ({
+      start: m.index,
+      end: m.index + m[0].length,
+    }));
+  const widened: [string, string | null][] = [
+    ["^${account}/.+$", "^(?s:.*)/.+$"],
+    ["^(${account}|team)/app$", "^((?s:.*)|team)/app$"],
+    ["^p1\\/${account}\\.x$", "^p1\\/(?s:.*)\\.x$"],
+    // Refused: the substituted text would not be whole atoms, or an empty value would move a quantifier.
+    ["^[${account}]$", null],
+    ["^\\Q${account}\\E$", null],
+    ["^a{1,${n}}$", null],
+    ["^\\x${n}$", null],
+    ["^\\0${n}$", null],
+    ["^(?P<${n}>a)$", null],
+    ["^(?${f}:a)$", null],
+    ["^a${account}*$", null],
+    ["^a${account}?$", null],
+    ["^a${account}{2}$", null],
   ];
-  for (const body of flagged) it(`flags ${body}`, () => expect(hasNestedQuantifier(body)).toBe(true));
-  for (const body of clean) it(`does not flag ${body}`, () => expect(hasNestedQuantifier(body)).toBe(false));
+  for (const [body, expected] of widened)
+    it(`${body} → ${expected}`, () => expect(widenPlaceholders(body, spansOf(body))).toBe(expected));
+
+  // Whatever the value, what the substituted pattern matches the widened one matches too.
+  const bodies = [
+    "^${account}/.+$",
+    "${account}",
+    "^(?:${account}|x)+-(${name})$",
+    "(?i)^team-${account}\\.[a-z]+$",
+    "^a|${account}b$",
+    "^(${account})(${account})$",
+  ];
+  const values = ["", "a", "A", "*", ".+", "a{2}", "(", "\\", "x|y", "ab/c", "\u{1f600}", "-", ",", "<n>"];
+  const texts = ["", "a", "ab/c", "a/b", "team-a.b", "x", "b", "A/x", "aa", "-", "(", "*", "x-y", "a{2}/q"];
+  for (const body of bodies)
+    it(`is a superset for ${body}`, () => {
+      const wide = widenPlaceholders(body, spansOf(body));
+      if (wide === null) throw new Error("not widened");
+      const prefilter = compileGoRegexp(wide);
+      if (!prefilter) throw new Error("widened pattern did not compile");
+      for (const value of values) {
+        const exact = compileGoRegexp(body.replace(/\$\{[a-z]+\}/g, quoteMeta(value)));
+        if (!exact) continue;
+        for (const text of [...texts, value, `${value}/x`, `team-${value}.q`])
+          if (exact.test(text)) expect(prefilter.test(text)).toBe(true);
+      }
+    });
+});
+
+describe("matchGlob agrees with a backtracking reference on random globs", () => {
+  // Chunks between stars have a fixed length, so committing to the first fit (Go) finds a
+  // match whenever trying every split (a RegExp) does. Seeded, so failures reproduce.
+  const reference = (pattern: string) =>
+    new RegExp(
+      `^${[...pattern]
+        .map((c) => (c === "*" ? "[^/]*" : c === "?" ? "[^/]" : c === "/" ? "\\/" : c))
+        .join("")}$`,
+      "u",
+    );
+  let state = 12345;
+  const random = (bound: number) => {
+    state = (state * 1103515245 + 12345) & 0x7fffffff;
+    return state % bound;
+  };
+  const pick = (alphabet: string, length: number) =>
+    Array.from({ length }, () => alphabet[random(alphabet.length)]).join("");
+  it("5,000 pattern and name pairs", () => {
+    for (let n = 0; n < 5000; n++) {
+      const pattern = pick("ab-/*?", 1 + random(8));
+      const name = pick("ab-/", random(12));
+      const glob = parseGlob(pattern);
+      if (!glob) throw new Error(`did not parse ${pattern}`);
+      expect([pattern, name, matchGlob(glob, name)]).toEqual([pattern, name, reference(pattern).test(name)]);
+    }
+  });
+});
+
+describe("regexLiteralPrefix (text every match starts with)", () => {
+  const cases: [string, string][] = [
+    ["^team17\\/(?s:.*)\\/", "team17/"],
+    ["^library/[a-z]+$", "library/"],
+    ["^a\\.b-c:d@e", "a.b-c:d@e"],
+    ["^abc?", "ab"],
+    ["^abc*", "ab"],
+    ["^abc{2}", "ab"],
+    ["^ab|cd", ""],
+    ["^(ab|cd)", ""],
+    ["^ab(c|d)", "ab"],
+    ["team", ""],
+    ["(?i)^team", ""],
+    ["^\\Qa.b\\E", ""],
+    ["^a[|]b", "a"],
+    ["^\\d+", ""],
+    ["^.", ""],
+  ];
+  for (const [body, expected] of cases)
+    it(`${body} → ${JSON.stringify(expected)}`, () => expect(regexLiteralPrefix(body)).toBe(expected));
+  it("holds for every match on sample texts", () => {
+    const texts = ["", "a", "ab", "abc", "abcc", "team17/x/", "library/alpine", "cd", "a|b", "a.b-c:d@e!"];
+    for (const [body] of cases) {
+      const regexp = compileGoRegexp(body);
+      if (!regexp) continue;
+      const prefix = regexLiteralPrefix(body);
+      for (const text of texts) if (regexp.test(text)) expect(text.startsWith(prefix)).toBe(true);
+    }
+  });
 });

@@ -1,8 +1,12 @@
 import { describe, expect, it } from "bun:test";
 import { join } from "node:path";
 import { register } from "../../src/accounts/registration.ts";
-import { aclNamespaces, reservedNamesForRegistration } from "../../src/accounts/reserved-names.ts";
-import { findUser, listUsers } from "../../src/accounts/users.ts";
+import {
+  aclNamespaces,
+  reservedNamesForRegistration,
+  validAccountNameSample,
+} from "../../src/accounts/reserved-names.ts";
+import { findUser, listUsers, MAX_USERNAME_LENGTH, usernameProblem } from "../../src/accounts/users.ts";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import { tempDatabase } from "../accounts-helpers.ts";
 
@@ -201,6 +205,61 @@ describe("registration across processes", () => {
     const { Database } = await import("bun:sqlite");
     const db = new Database(path);
     expect(db.query("SELECT count(*) AS n FROM users WHERE name = 'racer'").get()).toEqual({ n: 1 });
+  });
+});
+
+// Issue 8 H1: a stranger registering `deploy` or `ci-evil` received the rights the ACL wrote
+// for those accounts (and pushed into another user's private repository).
+describe("registration refuses names the ACL's account patterns single out", () => {
+  const acl = [
+    { match: { account: "deploy", name: "owner/*" }, actions: ["push", "pull"] },
+    { match: { account: "/^ci-/", name: "owner/*" }, actions: ["pull"] },
+    { match: { account: "svc-?", name: "owner/*" }, actions: ["pull"] },
+    { match: { account: "/.+/", name: "${account}/*" }, actions: ["*"] },
+  ];
+  it("refuses them with the generic message and creates nothing", async () => {
+    const { db } = tempDatabase();
+    const verifier = new PasswordVerifier();
+    const reserved = reservedNamesForRegistration(acl);
+    for (const name of ["deploy", "ci-evil", "ci-", "svc-1"]) {
+      expect(reserved.has(name)).toBe(true);
+      const outcome = await register(
+        db,
+        verifier,
+        "open",
+        { username: name, password: "stranger-password" },
+        NOW,
+        reserved,
+      );
+      expect(outcome).toEqual({
+        kind: "refused",
+        reason: `cannot register ${name}: this name is not available`,
+      });
+    }
+    expect(listUsers(db)).toEqual([]);
+  });
+  it("a catch-all account pattern reserves nothing", async () => {
+    const { db } = tempDatabase();
+    const reserved = reservedNamesForRegistration(acl);
+    for (const name of ["newbie", "deployer", "ci", "svc-12", "0day"]) expect(reserved.has(name)).toBe(false);
+    const outcome = await register(
+      db,
+      new PasswordVerifier(),
+      "open",
+      { username: "newbie", password: "newbie-password" },
+      NOW,
+      reserved,
+    );
+    expect(outcome.kind).toBe("created");
+  });
+  it("the sample of valid names tells a catch-all: every first and later character, both length limits", () => {
+    const sample = validAccountNameSample();
+    for (const name of sample) expect(usernameProblem(name)).toBeNull();
+    expect(new Set(sample.map((name) => name[0])).size).toBe(36);
+    expect(new Set(sample.flatMap((name) => [...name.slice(1)])).size).toBe(39);
+    expect(Math.min(...sample.map((name) => name.length))).toBe(1);
+    expect(Math.max(...sample.map((name) => name.length))).toBe(MAX_USERNAME_LENGTH);
+    expect(validAccountNameSample()).toEqual(sample); // the same on every start
   });
 });
 
