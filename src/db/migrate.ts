@@ -6,6 +6,8 @@
  */
 import type { Database } from "bun:sqlite";
 import m0001 from "../../migrations/0001_create_accounts.sql" with { type: "text" };
+// 0002: added by another branch (tombstones); the lead merges its import and entry here.
+import m0003 from "../../migrations/0003_index_permissions.sql" with { type: "text" };
 import { DatabaseError } from "./database-error.ts";
 
 export interface Migration {
@@ -17,9 +19,11 @@ export interface Migration {
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, file: "0001_create_accounts.sql", sql: m0001 },
+  // 0002: placeholder for the tombstones migration of another branch.
+  { version: 3, file: "0003_index_permissions.sql", sql: m0003 },
 ];
 
-export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 
 export function schemaVersion(db: Database): number {
   const row = db.query<{ user_version: number }, []>("PRAGMA user_version").get();
