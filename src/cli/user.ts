@@ -57,7 +57,7 @@ export async function userCommand(args: ParsedArgs): Promise<number> {
     }
     case "list": {
       expectArgs(args, []);
-      const db = await openDatabaseFromArgs(args);
+      const db = await openDatabaseFromArgs(args, "read");
       const rows = listUsers(db).map((u) => [
         u.name,
         u.isEnabled ? "enabled" : "disabled",
