@@ -155,16 +155,16 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
       return 1;
     }
+    // The command and its subcommand: "regauth user add: cannot write .../regauth.db: the disk is full".
+    const sub = name !== "serve" && rest[0] !== undefined && !rest[0].startsWith("-") ? ` ${rest[0]}` : "";
     if (error instanceof DatabaseError || (error instanceof AppError && error.status < 500)) {
-      process.stderr.write(`regauth ${name}: ${error.message}\n`);
+      process.stderr.write(`regauth ${name}${sub}: ${error.message}\n`);
       return 1;
     }
     const path = openedDatabasePath();
     const described = path === null ? error : describeStoreError(error, path, "cannot write");
     if (described instanceof DatabaseError) {
-      // A full disk, a held lock, a read-only file during a command: the command, the file and the
-      // fault, e.g. "regauth user add: cannot write /var/lib/regauth/regauth.db: the disk is full".
-      const sub = rest[0] !== undefined && !rest[0].startsWith("-") ? ` ${rest[0]}` : "";
+      // A full disk, a held lock, a read-only file during a command: the command, the file and the fault.
       process.stderr.write(`regauth ${name}${sub}: ${described.message}\n`);
       return 1;
     }
