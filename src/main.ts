@@ -236,10 +236,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       log.info("shutting down", { signal });
       void running
         .stop()
-        .finally(() => {
-          backgroundWriterFor(database).close();
-          database.close();
-        })
+        .finally(() => backgroundWriterFor(database).close())
+        .finally(() => database.close())
         .finally(resolve);
     };
     process.once("SIGTERM", () => shutdown("SIGTERM"));

@@ -10,7 +10,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { hasPublicGrants } from "../accounts/permissions.ts";
-import { findUser, recordLogin } from "../accounts/users.ts";
+import { findUser } from "../accounts/users.ts";
 import { backgroundWriterFor } from "../db/background-writer.ts";
 import { type Authenticator, type AuthnOutcome, DENY, NO_MATCH } from "./authenticator.ts";
 import type { PasswordVerifier } from "./password-verifier.ts";
@@ -20,8 +20,9 @@ export const LAST_LOGIN_RESOLUTION_SECONDS = 60;
 
 /**
  * Records logins in last_login_at_unix, at most once per LAST_LOGIN_RESOLUTION_SECONDS per user,
- * through the database's background writer (src/db/background-writer.ts): batched, never
- * waiting for a lock, bounded, so that no token request waits for this write (issue 9, item 2).
+ * through the database's background writer (src/db/background-writer.ts): a worker thread writes
+ * them in batches, bounded, so that no token request waits for this write, not for a lock held
+ * by another process nor for a frozen disk (issue 9, item 2).
  * Also used by refresh-token redemption (src/token/refresh-token.ts): a docker client that
  * stored an identity token never sends the password again.
  */
@@ -36,7 +37,12 @@ export function lastLoginRecorder(
     if (now - Math.max(storedUnix, lastQueued.get(userId) ?? 0) < LAST_LOGIN_RESOLUTION_SECONDS) return;
     if (lastQueued.size >= 100_000) lastQueued.clear();
     lastQueued.set(userId, now);
-    writer.enqueue({ key: `last-login:${userId}`, apply: (handle) => recordLogin(handle, userId, now) });
+    // The statement of users.ts recordLogin, as data: it runs on the writer's thread.
+    writer.enqueue({
+      key: `last-login:${userId}`,
+      sql: "UPDATE users SET last_login_at_unix = $now WHERE id = $id",
+      params: { now, id: userId },
+    });
   };
 }
 

@@ -111,7 +111,7 @@ describe("database users and permissions through the token endpoint", async () =
     await token(t, [], ["alice", "alice-pass"]);
     // Queued for the background writer (src/db/background-writer.ts), written in its next batch.
     expect(backgroundWriterFor(t.db).pending).toBeGreaterThanOrEqual(1);
-    backgroundWriterFor(t.db).flush();
+    await backgroundWriterFor(t.db).flush();
     expect(findUser(t.db, "alice")?.lastLoginAtUnix).toBeGreaterThanOrEqual(NOW);
   });
 });

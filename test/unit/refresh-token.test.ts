@@ -82,7 +82,7 @@ describe("refresh token format", () => {
     expect(tokens.redeem(token, "registry", NOW + 1).kind).toBe("allow");
     // Queued for the background writer (batched, never on the request path), not written yet.
     expect(backgroundWriterFor(db).pending).toBe(1);
-    backgroundWriterFor(db).flush();
+    await backgroundWriterFor(db).flush();
     expect(findUser(db, "bob")?.lastLoginAtUnix).toBeGreaterThan(0);
   });
 
