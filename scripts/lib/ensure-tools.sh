@@ -26,6 +26,10 @@ ensure_test_peers() {
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  # Fault tests (test/e2e/full-disk, frozen-disk): mount, fsfreeze and mkfs.ext4; they skip
+  # themselves where mounting is not permitted.
+  command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
+  command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing test peers: ${missing[*]}; run as root (or apt-get install them) for the end-to-end tests" >&2
