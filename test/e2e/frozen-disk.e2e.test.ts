@@ -68,7 +68,9 @@ describe.skipIf(!mounted)("a frozen file system", () => {
       latencies.sort((a, b) => a - b);
       expect(Object.fromEntries(statuses)).toEqual({ 200: latencies.length });
       expect(latencies.length).toBeGreaterThan(200);
-      expect(latencies[Math.floor(latencies.length * 0.99)] ?? Infinity).toBeLessThan(50);
+      // A request held by the frozen write would take until the thaw (seconds); the bound is
+      // generous for a loaded machine (50 ms was met alone, 55 ms once under the whole suite).
+      expect(latencies[Math.floor(latencies.length * 0.99)] ?? Infinity).toBeLessThan(250);
     } finally {
       thaw();
     }
