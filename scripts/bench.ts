@@ -15,6 +15,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } 
 import { freePort } from "../test/e2e/free-port.ts";
 import { dirname, join, resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
+import { removeTempDirs } from "../test/helpers.ts";
+import { startPostgres, stopAllDatabaseServers } from "../test/sql/servers.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const BINARY = join(REPO_ROOT, "dist/regauth");
@@ -343,6 +345,7 @@ async function main(): Promise<number> {
       );
     }
     const highWaterMiB = readStatusKiB(server.pid, "VmHWM") / 1024;
+    results.push(await postgresRepeatingCase(options, repeating, results[1] as CaseResult));
     // Cases that need their own server (another database, another config) run after the shared ones,
     // with the shared server stopped: its queue of bcrypt checks from the rotating case would
     // otherwise load the machine during the first of them.
@@ -415,6 +418,10 @@ ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.g
   cost ${BCRYPT_COST}); until every user is in the cache, throughput is bounded by bcrypt on the
   cores that wrk leaves free. This case has no target; it shows what a cold start under many
   users costs. Hashes are generated once and cached in \`.tmp/bench/users.json\`.
+- **one user repeating, PostgreSQL back-end**: the repeating user's row in \`xorm_user\` on a
+  local PostgreSQL (xorm_auth, docs/sql-backends.md), served by a second regauth. Every request
+  runs one indexed SELECT over the pool, then the same verified-credential cache.
+  ${results[3] ? `Ratio to the config-user repeating case: ${(results[3].tokensPerSecond / (results[1] as CaseResult).tokensPerSecond).toFixed(2)}.` : ""}
 - **grants** (issue 9): the same requests on databases of 12, 1,000, 10,000 and 100,000 grants
   (the largest with 100,000 users and 10,000 groups): an anonymous pull of a public repository, a
   database user in two groups on a nested repository, and an anonymous request with 64 scopes.
@@ -645,3 +652,83 @@ main().then(
     process.exit(2);
   },
 );
+
+/**
+ * "one user repeating, PostgreSQL back-end" (issue 13): the same user and hash as the repeating
+ * case, but in docker_auth's xorm_user table on a PostgreSQL started for the run
+ * (test/sql/servers.ts), behind a regauth of its own with xorm_auth. Prints its ratio to the
+ * config-user repeating case.
+ */
+async function postgresRepeatingCase(
+  options: Options,
+  user: BenchUser,
+  baseline: CaseResult,
+): Promise<CaseResult> {
+  const name = `one user repeating, PostgreSQL back-end (bcrypt cost ${BCRYPT_COST})`;
+  const postgres = await startPostgres();
+  const port = await freePort();
+  const configPath = join(WORK_DIR, "config-postgres.yml");
+  const dataDir = join(WORK_DIR, "data-postgres");
+  rmSync(dataDir, { recursive: true, force: true });
+  let server: ReturnType<typeof Bun.spawn> | null = null;
+  try {
+    await postgres.admin.unsafe(
+      "CREATE TABLE xorm_user (id BIGSERIAL PRIMARY KEY, username VARCHAR(128) NOT NULL, password_hash VARCHAR(128) NOT NULL, labels JSON)",
+    );
+    await postgres.admin.unsafe("CREATE INDEX xorm_user_username ON xorm_user (username)");
+    await postgres.admin`INSERT INTO xorm_user (username, password_hash) VALUES (${user.name}, ${user.hash})`;
+    writeFileSync(
+      configPath,
+      `server:
+  addr: 127.0.0.1:${port}
+token:
+  issuer: bench-issuer
+xorm_auth:
+  database_type: postgres
+  conn_string: ${JSON.stringify(postgres.connString)}
+acl:
+  - match: {account: "/.+/", name: "\${account}/*"}
+    actions: ["*"]
+`,
+      { mode: 0o600 },
+    );
+    server = Bun.spawn([BINARY, "serve", "--config", configPath, "--data-dir", dataDir], {
+      stdout: "ignore",
+      stderr: "ignore",
+      stdin: "ignore",
+    });
+    const base = `http://127.0.0.1:${port}`;
+    const deadline = Date.now() + 10_000;
+    while (
+      !(await fetch(`${base}/healthz`).then(
+        (r) => r.ok,
+        () => false,
+      ))
+    ) {
+      if (Date.now() > deadline || server.exitCode !== null)
+        throw new Error("regauth (PostgreSQL case) did not start");
+      await Bun.sleep(50);
+    }
+    const path = "/auth?service=registry&scope=repository:bench/app:pull,push";
+    const authorization = basic(user.name, user.password);
+    await expectToken(`${base}${path}`, authorization, ["pull", "push"]);
+    const scriptPath = join(WORK_DIR, "case-postgres.lua");
+    writeFileSync(scriptPath, luaScript(path, [authorization]), { mode: 0o600 });
+    console.log(
+      `==> ${name}: wrk ${options.threads} threads, ${options.connections} connections, ${options.durationSeconds} s`,
+    );
+    const { result: wrk, peakRssMiB } = await withRssSampling(server.pid, runWrk(options, base, scriptPath));
+    const tokensPerSecond = (wrk.requests - wrk.non2xx) / (wrk.duration_us / 1e6);
+    console.log(
+      `    ${Math.round(tokensPerSecond)} tokens/s, p99 ${(wrk.p99_us / 1000).toFixed(2)} ms, peak RSS ${peakRssMiB.toFixed(1)} MiB, non-2xx ${wrk.non2xx}; ratio to the config-user repeating case ${(tokensPerSecond / baseline.tokensPerSecond).toFixed(2)}`,
+    );
+    return { name, wrk, tokensPerSecond, peakRssMiB };
+  } finally {
+    server?.kill("SIGTERM");
+    await server?.exited;
+    await postgres.admin.close();
+    await postgres.stop();
+    await stopAllDatabaseServers();
+    removeTempDirs();
+  }
+}

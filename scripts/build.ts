@@ -1,21 +1,72 @@
-// Builds the single self-contained binary dist/regauth (bun build --compile).
+// Builds the single self-contained binary (bun build --compile).
+//
+//   bun run build                       dist/regauth for this machine (REGAUTH_TARGET, REGAUTH_OUTFILE
+//                                       pick another target or file)
+//   bun run build --target linux-arm64  dist/regauth-linux-arm64 (also linux-x64, linux-x64-baseline)
+//   bun run build --release             all three release binaries and dist/SHA256SUMS
+//
+// A cross build needs Bun's runtime for the target: bun downloads it from the npm registry once
+// (~35 MB, package @oven/bun-<target>) and keeps it in ~/.bun/install/cache.
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import { basename } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 
-const target = process.env.REGAUTH_TARGET; // e.g. bun-linux-x64-baseline, bun-linux-arm64
-const outfile = process.env.REGAUTH_OUTFILE ?? "dist/regauth";
-const args = [
-  "build",
-  "src/main.ts",
-  "--compile",
-  "--minify-syntax",
-  "--minify-whitespace",
-  "--sourcemap=none",
-  `--define=REGAUTH_VERSION=${JSON.stringify(pkg.version)}`,
-  // An appliance reads only its own config file, never a stray .env or bunfig.toml at run time.
-  "--no-compile-autoload-dotenv",
-  "--no-compile-autoload-bunfig",
-  `--outfile=${outfile}`,
-  ...(target ? [`--target=${target}`] : []),
-];
-const proc = Bun.spawnSync(["bun", ...args], { stdout: "inherit", stderr: "inherit" });
-process.exit(proc.exitCode ?? 1);
+/** Release targets: name in dist/ → bun's --target. x64-baseline runs on CPUs without AVX2. */
+export const RELEASE_TARGETS = {
+  "linux-x64": "bun-linux-x64",
+  "linux-x64-baseline": "bun-linux-x64-baseline",
+  "linux-arm64": "bun-linux-arm64",
+} as const;
+type ReleaseTarget = keyof typeof RELEASE_TARGETS;
+
+function compile(outfile: string, target: string | undefined): void {
+  const args = [
+    "build",
+    "src/main.ts",
+    "--compile",
+    "--minify-syntax",
+    "--minify-whitespace",
+    "--sourcemap=none",
+    `--define=REGAUTH_VERSION=${JSON.stringify(pkg.version)}`,
+    // An appliance reads only its own config file, never a stray .env or bunfig.toml at run time.
+    "--no-compile-autoload-dotenv",
+    "--no-compile-autoload-bunfig",
+    `--outfile=${outfile}`,
+    ...(target ? [`--target=${target}`] : []),
+  ];
+  const proc = Bun.spawnSync(["bun", ...args], { stdout: "inherit", stderr: "inherit" });
+  if (proc.exitCode !== 0) {
+    console.error(`build of ${outfile} failed`);
+    process.exit(proc.exitCode ?? 1);
+  }
+}
+
+function isReleaseTarget(name: string): name is ReleaseTarget {
+  return Object.hasOwn(RELEASE_TARGETS, name);
+}
+
+const argv = process.argv.slice(2);
+if (argv[0] === "--release" && argv.length === 1) {
+  const outfiles = Object.entries(RELEASE_TARGETS).map(([name, target]) => {
+    const outfile = `dist/regauth-${name}`;
+    compile(outfile, target);
+    return outfile;
+  });
+  const sums = outfiles.map(
+    (file) => `${createHash("sha256").update(readFileSync(file)).digest("hex")}  ${basename(file)}\n`,
+  );
+  writeFileSync("dist/SHA256SUMS", sums.join(""));
+} else if (argv[0] === "--target" && argv.length === 2) {
+  const name = argv[1] as string;
+  if (!isReleaseTarget(name)) {
+    console.error(`unknown target ${name}; one of ${Object.keys(RELEASE_TARGETS).join(", ")}`);
+    process.exit(2);
+  }
+  compile(`dist/regauth-${name}`, RELEASE_TARGETS[name]);
+} else if (argv.length === 0) {
+  compile(process.env.REGAUTH_OUTFILE ?? "dist/regauth", process.env.REGAUTH_TARGET);
+} else {
+  console.error("usage: bun run build [--release | --target linux-x64|linux-x64-baseline|linux-arm64]");
+  process.exit(2);
+}

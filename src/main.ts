@@ -2,6 +2,7 @@
  * regauth's command line. Each command parses its arguments, calls into the domain, and maps
  * failures to exit codes: 0 ok, 1 failed, 2 usage error.
  */
+import { resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
@@ -15,6 +16,7 @@ import {
   embeddedDefaultConfig,
   type LoadedConfig,
   loadConfigFile,
+  parseListenAddress,
   prepareConfig,
 } from "./config/load.ts";
 import { rmSync } from "node:fs";
@@ -24,7 +26,7 @@ import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
-import { buildApp, buildIssuer, listen } from "./server.ts";
+import { buildApp, buildIssuer, checkCanListen, ListenError, listen } from "./server.ts";
 
 declare const REGAUTH_VERSION: string | undefined;
 export const VERSION = typeof REGAUTH_VERSION === "string" ? REGAUTH_VERSION : `${pkg.version}-dev`;
@@ -40,10 +42,12 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: {
     summary: "run the token server",
-    usage: `regauth serve [--config FILE] [--data-dir DIR] [--reinitialize]
+    usage: `regauth serve [--config FILE] [--data-dir DIR] [--addr HOST:PORT] [--reinitialize]
 
 Without --config, runs on the embedded default: 127.0.0.1:5001, issuer "regauth", service
 "registry", a signing key generated in the data directory on first run.
+The listen address is --addr, else $REGAUTH_ADDR, else server.addr from the config, else
+127.0.0.1:5001. When it cannot be bound, serve stops before creating anything.
 The data directory is --data-dir, else data_dir from the config, else $STATE_DIRECTORY,
 else ./regauth-data. It holds the accounts database, regauth.db; when that has no
 administrator, serve creates the user admin and prints its password once on stdout
@@ -53,7 +57,7 @@ A data directory that holds a previous run but lost its database (missing or 0 b
 signing key pair is refused with what is missing; restore it from the backup, or pass
 --reinitialize to start over with what is missing created anew (a new empty database and
 admin, or a new key pair that every registry must then be given).`,
-    valueFlags: ["config", "data-dir"],
+    valueFlags: ["config", "data-dir", "addr"],
     booleanFlags: ["reinitialize"],
     run: serve,
   },
@@ -74,16 +78,18 @@ admin, or a new key pair that every registry must then be given).`,
   },
   "registry-config": {
     summary: "print the auth block for the registry's config.yml",
-    usage: "regauth registry-config [--config FILE] [--data-dir DIR]",
-    valueFlags: ["config", "data-dir"],
+    usage: `regauth registry-config [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
+
+Give it the flags serve runs with (serve logs the exact command on every start).`,
+    valueFlags: ["config", "data-dir", "addr"],
     booleanFlags: [],
     run: registryConfig,
   },
   user: {
-    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm)",
+    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm, release)",
     usage: USER_USAGE,
     valueFlags: DATABASE_FLAGS,
-    booleanFlags: ["admin", "disabled", "password-stdin"],
+    booleanFlags: ["admin", "disabled", "password-stdin", "retired"],
     run: userCommand,
   },
   perm: {
@@ -157,7 +163,11 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     // The command and its subcommand: "regauth user add: cannot write .../regauth.db: the disk is full".
     const sub = name !== "serve" && rest[0] !== undefined && !rest[0].startsWith("-") ? ` ${rest[0]}` : "";
-    if (error instanceof DatabaseError || (error instanceof AppError && error.status < 500)) {
+    if (
+      error instanceof DatabaseError ||
+      error instanceof ListenError ||
+      (error instanceof AppError && error.status < 500)
+    ) {
       process.stderr.write(`regauth ${name}${sub}: ${error.message}\n`);
       return 1;
     }
@@ -177,6 +187,7 @@ async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = 
   const options = {
     dataDir: stringFlag(args, "data-dir"),
     createFiles,
+    addr: listenAddressOverride(args),
     reinitialize: args.flags.has("reinitialize"),
   };
   return configPath === undefined
@@ -184,9 +195,59 @@ async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = 
     : loadConfigFile(configPath, options);
 }
 
+/**
+ * `--addr`, else $REGAUTH_ADDR (empty = unset), else undefined: the config's server.addr, else the
+ * default. So a taken port 5001 needs no config file (issue 12; README "Listen address").
+ */
+function listenAddressOverride(args: ReturnType<typeof parseArgs>): string | undefined {
+  const flag = stringFlag(args, "addr");
+  const [addr, origin] =
+    flag !== undefined ? [flag, "--addr"] : [process.env.REGAUTH_ADDR || undefined, "REGAUTH_ADDR"];
+  if (addr !== undefined && !parseListenAddress(addr))
+    throw new UsageError(
+      `${origin} must be HOST:PORT (e.g. 127.0.0.1:5002 or :5002), got ${JSON.stringify(addr)}`,
+    );
+  return addr;
+}
+
+/**
+ * Loads the config without creating files, holding back its log lines (an expiring certificate,
+ * a key file others can read): the real load right after logs them once. They are written when
+ * this load fails, since then there is no second one.
+ */
+async function validateQuietly(args: ReturnType<typeof parseArgs>): Promise<LoadedConfig> {
+  const lines: string[] = [];
+  const restore = log.capture(lines);
+  try {
+    return await loadForCommand(args, false);
+  } catch (error) {
+    restore();
+    for (const line of lines) process.stderr.write(`${line}\n`);
+    throw error;
+  } finally {
+    restore();
+  }
+}
+
+/** The `regauth registry-config` command that prints the block for this server, from any directory. */
+function registryConfigCommand(args: ReturnType<typeof parseArgs>, loaded: LoadedConfig): string {
+  const words = ["regauth", "registry-config"];
+  if (loaded.source !== EMBEDDED_DEFAULT_SOURCE) words.push("--config", resolve(loaded.source));
+  // Always the data directory: outside the service $STATE_DIRECTORY is unset (docs/deployment.md).
+  words.push("--data-dir", loaded.dataDir);
+  const addr = listenAddressOverride(args);
+  if (addr !== undefined) words.push("--addr", addr);
+  return words
+    .map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`))
+    .join(" ");
+}
+
 async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (args.positionals.length > 0)
     throw new UsageError(`unexpected argument ${args.positionals[0]}; the config file goes after --config`);
+  // Validate and check the listen address before creating anything: a broken config or a taken
+  // port must not leave a fresh data directory, key and database behind (issue 12).
+  checkCanListen((await validateQuietly(args)).config.server);
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
@@ -205,7 +266,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       fix: "regauth user add NAME, then regauth user promote NAME",
     });
   } else if (bootstrap.kind === "name-taken") {
-    log.warn("no administrator in the database and the name admin is taken by an ordinary user", {
+    log.warn("no administrator in the database, and the name admin is taken by an ordinary user or retired", {
       fix: "regauth admin reset-password",
     });
   }
@@ -231,6 +292,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     alg: signingKey.alg,
     kid: signingKey.kid,
   });
+  log.info("to print the registry's auth block, run", { command: registryConfigCommand(args, loaded) });
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });

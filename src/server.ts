@@ -17,12 +17,16 @@ import { LoginThrottle } from "./authn/throttle.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
 import { databasePermissionsAuthorizer } from "./authz/database-permissions.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
+import { bunTlsOptions } from "./config/tls.ts";
 import { databasePath } from "./db/database.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
+import { aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
+import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
+import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
@@ -59,7 +63,18 @@ export function buildIssuer(
         },
       }),
     );
+  // docker_auth's chain ends ldap_auth → mongo_auth → xorm_auth; regauth has no mongo_auth.
+  if (config.xorm_auth)
+    authenticators.push(xormAuthenticator(sqlSettings(config.xorm_auth, "xorm_auth"), verifier));
   const authorizers: Authorizer[] = [aclAuthorizer(loaded.acl)];
+  // The ACL table continues the config ACL, as in docker_auth (acl → acl_mongo → acl_xorm): both
+  // decide when a rule matches, deny rules included, so both come before the database's grants,
+  // which only ever add (README "Order of back-ends").
+  if (config.acl_xorm) {
+    const intervalMs = aclReloadIntervalMs(config.acl_xorm, "acl_xorm", []);
+    if (intervalMs === null) throw new Error("acl_xorm.cache_ttl was validated at load; unreachable");
+    authorizers.push(aclXormAuthorizer(sqlSettings(config.acl_xorm, "acl_xorm"), intervalMs));
+  }
   if (database) {
     authorizers.push(
       databasePermissionsAuthorizer(database, {
@@ -110,6 +125,15 @@ export function buildIssuer(
   };
 }
 
+/** A section load.ts has already checked; reaching here with problems is a programming error. */
+function sqlSettings(section: Parameters<typeof checkSqlSection>[0], path: string) {
+  const problems: Parameters<typeof checkSqlSection>[2] = [];
+  const settings = checkSqlSection(section, path, problems);
+  if (!settings)
+    throw new Error(`${path} was validated at load: ${problems.map((p) => p.message).join("; ")}`);
+  return settings;
+}
+
 export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
   const { server } = loaded.config;
   return createApp({
@@ -122,6 +146,44 @@ export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
   });
 }
 
+const BIND_FAILURES: Record<string, string> = {
+  EADDRINUSE: "the address is already in use (another regauth, or another program)",
+  EADDRNOTAVAIL: "that is not an address of this host",
+  EACCES: "permission denied (a port below 1024 needs CAP_NET_BIND_SERVICE)",
+};
+
+function bindFailureCode(error: unknown): string | undefined {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  return code !== undefined && Object.hasOwn(BIND_FAILURES, code) ? code : undefined;
+}
+
+/** The listen address cannot be bound: taken by another program, or not an address of this host. */
+export class ListenError extends Error {
+  constructor(addr: string, cause: unknown) {
+    const code = bindFailureCode(cause);
+    const reason = code ? BIND_FAILURES[code] : (cause as Error | undefined)?.message || String(cause);
+    super(
+      `cannot listen on ${addr}: ${reason}. Choose another with --addr HOST:PORT (or REGAUTH_ADDR, or server.addr in the config file)`,
+    );
+  }
+}
+
+/**
+ * Binds the TCP listen address and lets it go at once, so that serve can stop with a clear error
+ * before its first run creates a key and a database in the data directory (issue 12). The real
+ * listen comes later; a program that takes the port in between still gets a ListenError there.
+ */
+export function checkCanListen(server: LoadedConfig["config"]["server"]): void {
+  if (server.net !== "tcp") return;
+  const address = parseListenAddress(server.addr);
+  if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
+  try {
+    Bun.listen({ hostname: address.hostname, port: address.port, socket: { data() {} } }).stop(true);
+  } catch (error) {
+    throw new ListenError(server.addr, error);
+  }
+}
+
 export interface RunningServer {
   url: string;
   stop(): Promise<void>;
@@ -129,9 +191,10 @@ export interface RunningServer {
 
 export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): RunningServer {
   const { server } = loaded.config;
+  // Versions, suites and curves: src/config/tls.ts (issue 8: no CBC-SHA1 suites by default).
   const tls =
     server.certificate && server.key
-      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key) }
+      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key), ...bunTlsOptions(server) }
       : undefined;
   const common = {
     maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
@@ -151,7 +214,13 @@ export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): 
   }
   const address = parseListenAddress(server.addr);
   if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
-  app.listen({ ...common, hostname: address.hostname, port: address.port });
+  try {
+    app.listen({ ...common, hostname: address.hostname, port: address.port });
+  } catch (error) {
+    // Taken since checkCanListen; anything else (a TLS file, say) is not about the address.
+    if (bindFailureCode(error)) throw new ListenError(server.addr, error);
+    throw error;
+  }
   const port = app.server?.port ?? address.port;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   return { url: `${tls ? "https" : "http"}://${host}:${port}`, stop: async () => void (await app.stop()) };

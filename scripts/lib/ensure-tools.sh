@@ -14,8 +14,11 @@ ensure_bun() {
 }
 
 # Debian packages for the end-to-end tests and the benchmark: the real registry, skopeo, slapd,
-# the docker CLI (client only; it logs in without a daemon) and wrk.
-TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl)
+# the docker CLI (client only; it logs in without a daemon), wrk, the PostgreSQL and MariaDB
+# servers for the SQL back-ends (test/sql/servers.ts runs its own instances), and qemu-user with
+# the arm64 C library to run the linux-arm64 binary (test/e2e/arm64.e2e.test.ts, the image test).
+TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl postgresql mariadb-server qemu-user-static
+  libc6-arm64-cross)
 
 ensure_test_peers() {
   local missing=()
@@ -26,6 +29,10 @@ ensure_test_peers() {
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   command -v openssl >/dev/null 2>&1 || missing+=(openssl)
   command -v docker >/dev/null 2>&1 || missing+=(docker.io)
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+  [ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
+  command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
+  [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
   # Fault tests (test/e2e/full-disk, frozen-disk): mount, fsfreeze and mkfs.ext4; they skip
   # themselves where mounting is not permitted.
   command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
@@ -41,6 +48,11 @@ ensure_test_peers() {
   # --no-install-recommends keeps slapd/docker.io from pulling in services we do not want running.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts slapd on install; our tests run their own instances on loopback ports.
-  if command -v service >/dev/null 2>&1; then service slapd stop >/dev/null 2>&1 || true; fi
+  # The same for PostgreSQL and MariaDB: the SQL tests start theirs on private ports and data dirs.
+  if command -v service >/dev/null 2>&1; then
+    for unit in slapd postgresql mariadb; do service "$unit" stop >/dev/null 2>&1 || true; done
+  fi
   pkill -x slapd 2>/dev/null || true
+  pkill -x mariadbd 2>/dev/null || true
+  pkill -u postgres -x postgres 2>/dev/null || true
 }

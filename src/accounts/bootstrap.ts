@@ -8,7 +8,16 @@
  * stand for two accounts. The caller then tells the operator how to create an administrator.
  */
 import type { Database } from "bun:sqlite";
-import { createUser, findUser, hashNewPassword, setAdmin, setEnabled, setPasswordHash } from "./users.ts";
+import {
+  createUser,
+  findUser,
+  hashNewPassword,
+  releaseName,
+  retiredName,
+  setAdmin,
+  setEnabled,
+  setPasswordHash,
+} from "./users.ts";
 
 export const ADMIN_NAME = "admin";
 /** No 0/O, 1/l/I: the password is read off a terminal or a journal and typed in again. */
@@ -59,7 +68,8 @@ export async function ensureAdmin(
   return db
     .transaction((): BootstrapResult => {
       if (countAdmins(db) > 0) return { kind: "exists" };
-      if (findUser(db, ADMIN_NAME)) return { kind: "name-taken" };
+      // A retired admin (deleted, issue 8 M1) is not re-created behind the admin's back either.
+      if (findUser(db, ADMIN_NAME) || retiredName(db, ADMIN_NAME)) return { kind: "name-taken" };
       createUser(db, { name: ADMIN_NAME, passwordHash, isAdmin: true, nowUnix });
       return { kind: "created", credentials: { name: ADMIN_NAME, password } };
     })
@@ -76,6 +86,8 @@ export async function resetAdminPassword(db: Database, nowUnix: number): Promise
       setEnabled(db, ADMIN_NAME, true);
       setAdmin(db, ADMIN_NAME, true);
     } else {
+      // Asking for admin back is the explicit release a retired name waits for.
+      if (retiredName(db, ADMIN_NAME)) releaseName(db, ADMIN_NAME);
       createUser(db, { name: ADMIN_NAME, passwordHash, isAdmin: true, nowUnix });
     }
   }).immediate();

@@ -12,7 +12,7 @@ export const RegistrationConfig = Type.Object(
     allow_with_external_users: Type.Optional(
       Type.Boolean({
         description:
-          "Allow registration while ldap_auth or ext_auth is configured. Off: a stranger could register a directory or hook user's name whenever that back-end does not match it (filtered out, not yet created), and the database account would then shadow the real user. docs/accounts.md.",
+          "Allow registration while ldap_auth, ext_auth or xorm_auth is configured. Off: a stranger could register a directory or hook user's name whenever that back-end does not match it (filtered out, not yet created), and the database account would then shadow the real user. docs/accounts.md.",
       }),
     ),
   },
@@ -39,7 +39,8 @@ export type AccountsConfig = Static<typeof AccountsConfig>;
 
 /**
  * Registration next to external users is refused unless asked for explicitly. Registration
- * happens when no authenticator knows a name; ldap_auth and ext_auth know their users only at
+ * happens when no authenticator knows a name; ldap_auth, ext_auth and xorm_auth (a table other
+ * tools fill, issue 13) know their users only at
  * the moment they are asked (an LDAP filter that excludes someone today, an account created in
  * the directory tomorrow), so a stranger could register a directory user's name first, and the
  * database, asked before them, would then shadow the real user. SUSE/Portus learned the same
@@ -51,10 +52,13 @@ export function registrationProblems(config: {
   registration: RegistrationConfig;
   ldap_auth?: unknown;
   ext_auth?: unknown;
+  xorm_auth?: unknown;
 }): ConfigProblem[] {
   const { mode, allow_with_external_users: allowed } = config.registration;
   if (mode === "off" || allowed === true) return [];
-  const external = (["ldap_auth", "ext_auth"] as const).filter((key) => config[key] !== undefined);
+  const external = (["ldap_auth", "ext_auth", "xorm_auth"] as const).filter(
+    (key) => config[key] !== undefined,
+  );
   if (external.length === 0) return [];
   return [
     {

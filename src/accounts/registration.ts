@@ -13,7 +13,7 @@ import type { PasswordVerifier } from "../authn/password-verifier.ts";
 import { Conflict } from "../errors.ts";
 import { isNamespaceInUse } from "./permissions.ts";
 import { BUILT_IN_RESERVED_NAMES } from "./reserved-names.ts";
-import { createUser, hashNewPassword, passwordProblem, usernameProblem } from "./users.ts";
+import { createUser, hashNewPassword, passwordProblem, retiredName, usernameProblem } from "./users.ts";
 
 export type RegistrationMode = "off" | "open" | "approval";
 
@@ -23,6 +23,9 @@ export type RegistrationOutcome =
   | { kind: "taken" }
   /** The name or password breaks the rules; `reason` is for the client. */
   | { kind: "refused"; reason: string };
+
+/** Why the transaction gave up: a name retired between the first check and the insert. */
+class NameRetired extends Error {}
 
 /** The refusal for a name that is reserved or a namespace in use: it does not say which. */
 export const NAME_NOT_AVAILABLE = "this name is not available";
@@ -56,25 +59,38 @@ export async function register(
   const nameProblem = usernameProblem(username);
   if (nameProblem)
     return { kind: "refused", reason: `cannot register ${JSON.stringify(username)}: ${nameProblem}` };
+  // The password rules first (review L7): checked after the name's availability, a short
+  // password answered "not available" for reserved names and "too short" for free ones, which
+  // listed the reserved names without creating anything.
+  const problem = passwordProblem(password);
+  if (problem) return { kind: "refused", reason: `cannot register ${username}: ${problem}` };
+  const notAvailable: RegistrationOutcome = {
+    kind: "refused",
+    reason: `cannot register ${username}: ${NAME_NOT_AVAILABLE}`,
+  };
   // Registering "team" would give a stranger admin on team/* (their personal namespace) while
   // the config ACL or database grants hand team/* to others (src/accounts/reserved-names.ts).
+  // A retired name (a deleted user's, issue 8 M1) would hand over the images left in NAME/*.
   if (
     BUILT_IN_RESERVED_NAMES.has(username) ||
     reservedNames.has(username) ||
-    isNamespaceInUse(db, username)
+    isNamespaceInUse(db, username) ||
+    retiredName(db, username) !== null
   ) {
-    return { kind: "refused", reason: `cannot register ${username}: ${NAME_NOT_AVAILABLE}` };
+    return notAvailable;
   }
-  const problem = passwordProblem(password);
-  if (problem) return { kind: "refused", reason: `cannot register ${username}: ${problem}` };
   // Hash outside the transaction (it is slow), under the verifier's concurrency limit.
   const passwordHash = await verifier.limited(() => hashNewPassword(password));
   const enabled = mode === "open";
   try {
-    db.transaction(() =>
-      createUser(db, { name: username, passwordHash, isEnabled: enabled, nowUnix }),
-    ).immediate();
+    db.transaction(() => {
+      // Again under the write lock: the user may have been deleted (and the name retired) while
+      // the password was hashed.
+      if (retiredName(db, username) !== null) throw new NameRetired();
+      createUser(db, { name: username, passwordHash, isPendingApproval: !enabled, nowUnix });
+    }).immediate();
   } catch (error) {
+    if (error instanceof NameRetired) return notAvailable;
     if (error instanceof Conflict) return { kind: "taken" };
     throw error;
   }

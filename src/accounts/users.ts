@@ -12,6 +12,13 @@ export interface User {
   passwordHash: string;
   isAdmin: boolean;
   isEnabled: boolean;
+  /** A registration in approval mode not yet approved (disabled, but not by an administrator). */
+  isPendingApproval: boolean;
+  /**
+   * Moves on disable and password change; refresh tokens carry a MAC over it
+   * (src/token/refresh-token.ts), so those changes revoke them for good.
+   */
+  credentialEpoch: number;
   createdAtUnix: number;
   /** 0 when the user never logged in. */
   lastLoginAtUnix: number;
@@ -23,6 +30,8 @@ interface UserRow {
   password_hash: string;
   is_admin: number;
   is_enabled: number;
+  is_pending_approval: number;
+  credential_epoch: number;
   created_at_unix: number;
   last_login_at_unix: number;
 }
@@ -100,6 +109,8 @@ function toUser(row: UserRow): User {
     passwordHash: row.password_hash,
     isAdmin: row.is_admin === 1,
     isEnabled: row.is_enabled === 1,
+    isPendingApproval: row.is_pending_approval === 1,
+    credentialEpoch: row.credential_epoch,
     createdAtUnix: row.created_at_unix,
     lastLoginAtUnix: row.last_login_at_unix,
   };
@@ -125,27 +136,44 @@ export interface NewUser {
   passwordHash: string;
   isAdmin?: boolean;
   isEnabled?: boolean;
+  /** Registration in approval mode: disabled until `regauth user enable`, and told so. */
+  isPendingApproval?: boolean;
   nowUnix: number;
 }
 
-/** Creates a user; Conflict when the name is taken (also by a concurrent registration). */
+/**
+ * Creates a user; Conflict when the name is taken (also by a concurrent registration) or
+ * retired (a deleted user's name, until `regauth user release NAME`). The check and the insert
+ * are one statement, so a release or delete in another process cannot slip between them.
+ */
 export function createUser(db: Database, user: NewUser): User {
   checkUsername(user.name);
+  const pending = user.isPendingApproval === true;
   const row = db
     .query<UserRow, Record<string, string | number>>(
-      `INSERT INTO users (name, password_hash, is_admin, is_enabled, created_at_unix)
-       VALUES ($name, $hash, $admin, $enabled, $now)
+      `INSERT INTO users (name, password_hash, is_admin, is_enabled, is_pending_approval, created_at_unix)
+       SELECT $name, $hash, $admin, $enabled, $pending, $now
+       WHERE NOT EXISTS (SELECT 1 FROM retired_names WHERE name = $name)
        ON CONFLICT (name) DO NOTHING RETURNING *`,
     )
     .get({
       name: user.name,
       hash: user.passwordHash,
       admin: user.isAdmin ? 1 : 0,
-      enabled: user.isEnabled === false ? 0 : 1,
+      enabled: user.isEnabled === false || pending ? 0 : 1,
+      pending: pending ? 1 : 0,
       now: user.nowUnix,
     });
-  if (!row) throw new Conflict(`user ${JSON.stringify(user.name)} already exists`);
-  return toUser(row);
+  if (row) return toUser(row);
+  const retired = retiredName(db, user.name);
+  if (retired) {
+    throw new Conflict(
+      `the name ${user.name} belonged to a deleted user (retired ${new Date(retired.retiredAtUnix * 1000).toISOString().replace(/\.000Z$/, "Z")}): ` +
+        `whoever gets it also gets ${user.name}/* and every image the old account left there. ` +
+        `If that is what you want, run \`regauth user release ${user.name}\` first`,
+    );
+  }
+  throw new Conflict(`user ${JSON.stringify(user.name)} already exists`);
 }
 
 function updateOne(db: Database, name: string, sql: string, values: Record<string, string | number>): void {
@@ -153,23 +181,84 @@ function updateOne(db: Database, name: string, sql: string, values: Record<strin
   if (result.changes === 0) throw new NotFound(`no user ${JSON.stringify(name)}`);
 }
 
+/** Also moves the credential epoch: every refresh token of the account stops working. */
 export function setPasswordHash(db: Database, name: string, passwordHash: string): void {
-  updateOne(db, name, "UPDATE users SET password_hash = $hash WHERE name = $name", { hash: passwordHash });
+  updateOne(
+    db,
+    name,
+    "UPDATE users SET password_hash = $hash, credential_epoch = credential_epoch + 1 WHERE name = $name",
+    { hash: passwordHash },
+  );
 }
 
+/**
+ * Enabling approves a pending registration. Disabling is an administrator's decision (the
+ * account is told "disabled", not "awaits approval") and moves the credential epoch, so the
+ * account's refresh tokens stay revoked when it is enabled again (docs/refresh-tokens.md).
+ */
 export function setEnabled(db: Database, name: string, enabled: boolean): void {
-  updateOne(db, name, "UPDATE users SET is_enabled = $enabled WHERE name = $name", {
-    enabled: enabled ? 1 : 0,
-  });
+  updateOne(
+    db,
+    name,
+    enabled
+      ? "UPDATE users SET is_enabled = 1, is_pending_approval = 0 WHERE name = $name"
+      : "UPDATE users SET is_enabled = 0, is_pending_approval = 0, credential_epoch = credential_epoch + 1 WHERE name = $name",
+    {},
+  );
 }
 
 export function setAdmin(db: Database, name: string, admin: boolean): void {
   updateOne(db, name, "UPDATE users SET is_admin = $admin WHERE name = $name", { admin: admin ? 1 : 0 });
 }
 
-/** Deletes the user; their grants and group memberships go with them (ON DELETE CASCADE). */
-export function deleteUser(db: Database, name: string): void {
-  updateOne(db, name, "DELETE FROM users WHERE name = $name", {});
+/**
+ * Deletes the user; their grants and group memberships go with them (ON DELETE CASCADE). The
+ * name is retired in the same transaction (issue 8 M1): the registry still holds the images
+ * under NAME/*, and whoever got the name next would own them. `releaseName` frees it.
+ */
+export function deleteUser(db: Database, name: string, nowUnix = Math.floor(Date.now() / 1000)): void {
+  db.transaction(() => {
+    updateOne(db, name, "DELETE FROM users WHERE name = $name", {});
+    db.query(
+      `INSERT INTO retired_names (name, retired_at_unix) VALUES ($name, $now)
+       ON CONFLICT (name) DO UPDATE SET retired_at_unix = excluded.retired_at_unix`,
+    ).run({ name, now: nowUnix });
+  }).immediate();
+}
+
+export interface RetiredName {
+  name: string;
+  retiredAtUnix: number;
+}
+
+interface RetiredNameRow {
+  name: string;
+  retired_at_unix: number;
+}
+
+function toRetiredName(row: RetiredNameRow): RetiredName {
+  return { name: row.name, retiredAtUnix: row.retired_at_unix };
+}
+
+/** The tombstone of a deleted user's name, or null when the name was never retired or is released. */
+export function retiredName(db: Database, name: string): RetiredName | null {
+  const row = db
+    .query<RetiredNameRow, [string]>("SELECT name, retired_at_unix FROM retired_names WHERE name = ?")
+    .get(name);
+  return row ? toRetiredName(row) : null;
+}
+
+export function listRetiredNames(db: Database): RetiredName[] {
+  return db
+    .query<RetiredNameRow, []>("SELECT name, retired_at_unix FROM retired_names ORDER BY name")
+    .all()
+    .map(toRetiredName);
+}
+
+/** Makes a retired name available again, to registration and to `regauth user add`. */
+export function releaseName(db: Database, name: string): void {
+  const result = db.query("DELETE FROM retired_names WHERE name = $name").run({ name });
+  if (result.changes === 0) throw new NotFound(`${JSON.stringify(name)} is not a retired name`);
 }
 
 export function recordLogin(db: Database, userId: number, nowUnix: number): void {

@@ -68,9 +68,13 @@ export function databaseUsersAuthenticator(
       const current = findUser(db, username);
       if (!current || current.passwordHash !== user.passwordHash) return DENY;
       if (!current.isEnabled) {
+        // Two states, two messages (issue 10): a registration waiting in approval mode, or an
+        // account an administrator disabled (then nothing awaits approval).
         return {
           kind: "deny",
-          reason: `account ${username} is disabled: it awaits approval by an administrator`,
+          reason: current.isPendingApproval
+            ? `account ${username} is not active yet: it awaits approval by an administrator`
+            : `account ${username} is disabled by an administrator`,
         };
       }
       noteLogin(current.id, current.lastLoginAtUnix);

@@ -24,6 +24,11 @@ export interface Authorizer {
    * applies database-derived rights only to principals the database authenticated).
    */
   authorize(request: AuthzRequest, principal: Principal): Promise<string[] | null> | string[] | null;
+  /**
+   * The authorizer to use for one token request, when it keeps per-request state (ext_authz
+   * folds identical questions and caps its program runs per request, src/hooks/ext-authz.ts).
+   */
+  forRequest?(): Authorizer;
 }
 
 /** The name of the database authorizer (src/authz/database-permissions.ts) in the chain. */
@@ -51,7 +56,7 @@ export async function authorize(
   ip: ClientIp | null,
 ): Promise<Grant[]> {
   const grants: Grant[] = [];
-  const applicable = authorizersFor(chain, principal);
+  const applicable = authorizersFor(chain, principal).map((a) => a.forRequest?.() ?? a);
   for (const scope of scopes) {
     const request: AuthzRequest = {
       account: principal.account,

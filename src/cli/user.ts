@@ -1,11 +1,13 @@
-/** `regauth user add|list|passwd|disable|enable|rm`: offline, on the accounts database. */
+/** `regauth user add|list|passwd|disable|enable|rm|release`: offline, on the accounts database. */
 import {
   checkPassword,
   checkUsername,
   createUser,
   deleteUser,
   hashNewPassword,
+  listRetiredNames,
   listUsers,
+  releaseName,
   setAdmin,
   setEnabled,
   setPasswordHash,
@@ -22,11 +24,13 @@ import {
 export const USER_USAGE = `regauth user SUBCOMMAND [--data-dir DIR | --config FILE]
 
   add NAME [--admin] [--disabled] [--password-stdin]   create a user (password prompted, or from stdin)
-  list                                                  list users
+  list [--retired]                                      list users (--retired: names of deleted users)
   passwd NAME [--password-stdin]                        set a new password
   disable NAME                                          refuse the user's logins from now on
   enable NAME                                           allow them again (also: approve a registration)
-  rm NAME                                               delete the user, with their grants
+  rm NAME                                               delete the user, with their grants; the name
+                                                        stays retired (nobody can take it) until release
+  release NAME                                          let a deleted user's name be registered or added again
   promote NAME                                          make the user an administrator
   demote NAME                                           make the user an ordinary user again
 
@@ -37,7 +41,9 @@ Passwords: 8 to 256 characters; never on the command line. Exit codes: 0 ok, 1 f
 export async function userCommand(args: ParsedArgs): Promise<number> {
   const sub = args.positionals[0];
   if (sub === undefined)
-    throw new UsageError("which subcommand? add, list, passwd, disable, enable, promote, demote or rm");
+    throw new UsageError(
+      "which subcommand? add, list, passwd, disable, enable, promote, demote, rm or release",
+    );
   switch (sub) {
     case "add": {
       const [name] = expectArgs(args, ["NAME"]) as [string];
@@ -58,9 +64,14 @@ export async function userCommand(args: ParsedArgs): Promise<number> {
     case "list": {
       expectArgs(args, []);
       const db = await openDatabaseFromArgs(args, "read");
+      if (args.flags.has("retired")) {
+        const rows = listRetiredNames(db).map((r) => [r.name, formatUnix(r.retiredAtUnix)]);
+        process.stdout.write(table(["NAME", "RETIRED"], rows));
+        return 0;
+      }
       const rows = listUsers(db).map((u) => [
         u.name,
-        u.isEnabled ? "enabled" : "disabled",
+        u.isEnabled ? "enabled" : u.isPendingApproval ? "pending approval" : "disabled",
         u.isAdmin ? "admin" : "-",
         formatUnix(u.createdAtUnix),
         formatUnix(u.lastLoginAtUnix),
@@ -98,8 +109,20 @@ export async function userCommand(args: ParsedArgs): Promise<number> {
     case "rm": {
       const [name] = expectArgs(args, ["NAME"]) as [string];
       const db = await openDatabaseFromArgs(args);
-      deleteUser(db, name);
-      process.stdout.write(`deleted user ${name}\n`);
+      deleteUser(db, name, nowUnix());
+      process.stdout.write(
+        `deleted user ${name}; the name stays retired, so nobody can register it and take over ${name}/*\n` +
+          `(delete the images there first, or hand them over knowingly: regauth user release ${name})\n`,
+      );
+      return 0;
+    }
+    case "release": {
+      const [name] = expectArgs(args, ["NAME"]) as [string];
+      const db = await openDatabaseFromArgs(args);
+      releaseName(db, name);
+      process.stdout.write(
+        `released ${name}: it can be registered or added again, and its new owner gets ${name}/*\n`,
+      );
       return 0;
     }
     default:

@@ -12,6 +12,7 @@ import { isSupportedHash } from "../authn/password-verifier.ts";
 import { type ConfigProblem, ConfigError } from "../errors.ts";
 import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
+import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { ensureRefreshSecret, REFRESH_KEY_FILE } from "../token/refresh-token.ts";
 import {
@@ -21,6 +22,7 @@ import {
   setAsideEmptyDatabase,
 } from "../db/data-dir.ts";
 import { Config } from "./schema.ts";
+import { checkTlsSettings } from "./tls.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -50,6 +52,8 @@ export interface LoadOptions {
   dataDir?: string | undefined;
   /** False for `check-config`: validate only, create no directory and no key. */
   createFiles?: boolean;
+  /** `serve --addr` or $REGAUTH_ADDR: wins over `server.addr` (and means `net: tcp`). */
+  addr?: string | undefined;
   /**
    * `regauth serve --reinitialize`: the data directory holds a previous run but its database or
    * signing key is gone; create what is missing instead of refusing to start.
@@ -111,7 +115,10 @@ export async function prepareConfig(
       { path: "", message: "the config file must be a YAML mapping (key: value)" },
     ]);
   }
-  const substituted = substituteEnv(raw, "", env, problems);
+  const substituted = substituteEnv(raw, "", env, problems) as Record<string, unknown>;
+  if (options.addr !== undefined && (substituted.server === undefined || isMapping(substituted.server))) {
+    substituted.server = { ...(substituted.server as object | undefined), addr: options.addr, net: "tcp" };
+  }
   const withDefaults = Value.Default(Config, Value.Clone(substituted));
   const seen = new Set<string>();
   for (const error of Value.Errors(Config, withDefaults)) {
@@ -132,6 +139,7 @@ export async function prepareConfig(
     // Check what can be checked, then report everything together.
     if (isSound("users")) checkUsers(config, problems);
     if (isSound("acl")) problems.push(...compileAcl(config.acl ?? [], "acl").problems);
+    checkSqlBackends(config, problems, isSound);
     throw new ConfigError(source, problems);
   }
   checkUsers(config, problems);
@@ -142,6 +150,7 @@ export async function prepareConfig(
   const { acl, problems: aclProblems } = compileAcl(config.acl ?? [], "acl");
   problems.push(...aclProblems);
   if (config.ldap_auth) checkLdapConfig(config.ldap_auth, "ldap_auth", problems);
+  checkSqlBackends(config, problems);
   problems.push(...registrationProblems(config));
 
   const dataDir = resolve(
@@ -227,6 +236,19 @@ export async function prepareConfig(
   };
 }
 
+/** xorm_auth and acl_xorm: database_type, conn_string and cache_ttl (src/sql-backends/config.ts). */
+function checkSqlBackends(
+  config: Config,
+  problems: ConfigProblem[],
+  isSound: (section: string) => boolean = () => true,
+): void {
+  if (config.xorm_auth && isSound("xorm_auth")) checkSqlSection(config.xorm_auth, "xorm_auth", problems);
+  if (config.acl_xorm && isSound("acl_xorm")) {
+    checkSqlSection(config.acl_xorm, "acl_xorm", problems);
+    aclReloadIntervalMs(config.acl_xorm, "acl_xorm", problems);
+  }
+}
+
 function checkUsers(config: Config, problems: ConfigProblem[]): void {
   for (const [name, user] of Object.entries(config.users ?? {})) {
     if (user.password === undefined) {
@@ -268,6 +290,7 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
       problems.push({ path: `server.${field}`, message: `cannot read ${file}` });
     }
   }
+  checkTlsSettings(server, server.certificate !== undefined && server.key !== undefined, problems);
 }
 
 /** A file-system error in words; "the disk is full" rather than ENOSPC (issue 9, item 5). */
@@ -345,36 +368,37 @@ function substituteEnv(
   return value;
 }
 
+function isMapping(value: unknown): boolean {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
 function join(path: string, key: string): string {
   return path === "" ? key : `${path}.${key}`;
 }
 
 /**
- * docker_auth options regauth does not implement. A docker_auth user switching binaries should
- * learn that the feature is missing, not that they misspelt a key.
+ * docker_auth options regauth does not implement, each with what to use instead. A docker_auth
+ * user switching binaries should learn that the feature is missing and what replaces it, not
+ * that they misspelt a key (issue 13).
  */
-const UNSUPPORTED_DOCKER_AUTH_KEYS = new Set([
-  "google_auth",
-  "github_auth",
-  "oidc_auth",
-  "gitlab_auth",
-  "mongo_auth",
-  "xorm_auth",
-  "plugin_authn",
-  "acl_mongo",
-  "acl_xorm",
-  "plugin_authz",
-  "casbin_authz",
-  "server.letsencrypt",
-  "server.tls_min_version",
-  "server.tls_curve_preferences",
-  "server.tls_cipher_suites",
+const UNSUPPORTED_DOCKER_AUTH_KEYS: ReadonlyMap<string, string> = new Map([
+  ["google_auth", "use an ext_auth program"],
+  ["github_auth", "use an ext_auth program"],
+  ["oidc_auth", "use an ext_auth program"],
+  ["gitlab_auth", "use an ext_auth program"],
+  ["mongo_auth", "move the users to a SQL table for xorm_auth, or use an ext_auth program"],
+  ["plugin_authn", "Go plugins cannot load into regauth; use an ext_auth program"],
+  ["acl_mongo", "move the entries to a SQL table for acl_xorm, or use an ext_authz program"],
+  ["plugin_authz", "Go plugins cannot load into regauth; use an ext_authz program"],
+  ["casbin_authz", "use acl (or acl_xorm), or an ext_authz program that runs casbin"],
+  ["server.letsencrypt", "remove it and give server.certificate and server.key"],
 ]);
 
 function describeSchemaError(path: string, message: string, value: unknown): string {
   if (message === "Unexpected property") {
-    if (UNSUPPORTED_DOCKER_AUTH_KEYS.has(path)) {
-      return "a docker_auth option regauth does not support; remove it (see README, Configuration)";
+    const alternative = UNSUPPORTED_DOCKER_AUTH_KEYS.get(path);
+    if (alternative !== undefined) {
+      return `a docker_auth option regauth does not support; ${alternative} (see README, Configuration)`;
     }
     return "unknown key (check the spelling; regauth does not ignore keys it does not know)";
   }

@@ -7,6 +7,7 @@ import { type Static, Type } from "@sinclair/typebox";
 import { ExtAuthConfig, ExtAuthzConfig } from "../hooks/hook-config.ts";
 import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts";
 import { LdapAuthConfig } from "../ldap/config.ts";
+import { AclXormConfig, XormAuthConfig } from "../sql-backends/config.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -30,6 +31,24 @@ export const ServerConfig = Type.Object(
       description: "Which comma-separated entry of real_ip_header to use; negative counts from the end.",
     }),
     hsts: Type.Boolean({ default: false, description: "Send Strict-Transport-Security on every response." }),
+    tls_min_version: Type.Optional(
+      Type.Union([Type.String(), Type.Integer()], {
+        description:
+          "Lowest TLS version offered: TLS12 (default) or TLS13, or 0x0303 / 0x0304 (src/config/tls.ts).",
+      }),
+    ),
+    tls_cipher_suites: Type.Optional(
+      Type.Array(Type.Union([Type.String(), Type.Integer()]), {
+        description:
+          "TLS 1.2 suites offered, by Go name, number or OpenSSL name. Default: ECDHE with AES-GCM or ChaCha20-Poly1305.",
+      }),
+    ),
+    tls_curve_preferences: Type.Optional(
+      Type.Array(Type.Union([Type.String(), Type.Integer()]), {
+        description:
+          "Key exchange groups: P256, P384, P521, X25519, X25519MLKEM768, or numbers. Default: Bun's.",
+      }),
+    ),
   },
   strict,
 );
@@ -115,6 +134,8 @@ export const Config = Type.Object(
     registration: RegistrationConfig,
     accounts: AccountsConfig,
     ldap_auth: Type.Optional(LdapAuthConfig),
+    xorm_auth: Type.Optional(XormAuthConfig),
+    acl_xorm: Type.Optional(AclXormConfig),
     data_dir: Type.Optional(
       Type.String({
         description:

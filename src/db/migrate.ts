@@ -6,7 +6,7 @@
  */
 import type { Database } from "bun:sqlite";
 import m0001 from "../../migrations/0001_create_accounts.sql" with { type: "text" };
-// 0002: added by another branch (tombstones); the lead merges its import and entry here.
+import m0002 from "../../migrations/0002_create_retired_names.sql" with { type: "text" };
 import m0003 from "../../migrations/0003_index_permissions.sql" with { type: "text" };
 import { DatabaseError } from "./database-error.ts";
 
@@ -19,7 +19,7 @@ export interface Migration {
 
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, file: "0001_create_accounts.sql", sql: m0001 },
-  // 0002: placeholder for the tombstones migration of another branch.
+  { version: 2, file: "0002_create_retired_names.sql", sql: m0002 },
   { version: 3, file: "0003_index_permissions.sql", sql: m0003 },
 ];
 

@@ -40,6 +40,13 @@ export class AnswerCache<T> {
     return pending;
   }
 
+  /** True when `get(key)` would answer without computing: a fresh entry, or a call in flight. */
+  has(key: string): boolean {
+    if (!this.enabled) return false;
+    const entry = this.entries.get(key);
+    return (entry !== undefined && entry.expiresAtMs > this.now()) || this.inFlight.has(key);
+  }
+
   clear(): void {
     this.entries.clear();
   }

@@ -6,6 +6,11 @@
  * exit 0 grants the requested actions, exit 1 denies them (and the chain stops), anything else
  * fails the request (503).
  *
+ * Per token request, identical questions are asked once and at most
+ * MAX_EXT_AUTHZ_RUNS_PER_REQUEST programs start (issue 8: 64 scopes started 64 processes);
+ * the scopes beyond the limit are granted nothing, logged once per request. Answers from the
+ * cache are free.
+ *
  * Two extensions: on exit 0, stdout `{"actions": [...]}` grants only those of the requested
  * actions (docker_auth ignores stdout); exit 2 means "no opinion" and the next authorizer is
  * asked (docker_auth: an error). Unusable stdout on exit 0 denies, with a log line.
@@ -20,6 +25,18 @@ import { type HookOptions, hookRunner } from "./ext-auth.ts";
 import type { ExtAuthzConfig } from "./hook-config.ts";
 import { parseActionsOutput } from "./hook-output.ts";
 import { type ProgramRunner, runHook, stderrExcerpt } from "./run-program.ts";
+
+/**
+ * A docker push asks for one or two repositories, a cross-repository mount two or three; 16
+ * leaves room for clients that batch scopes while keeping one request from starting dozens of
+ * processes (each a fork and exec, under the hooks' concurrency limit shared by every client).
+ */
+export const MAX_EXT_AUTHZ_RUNS_PER_REQUEST = 16;
+
+/** The whole input is the key: any difference (labels, IP) is a different question. */
+function questionKey(input: string): string {
+  return createHash("sha256").update(input).digest("base64");
+}
 
 /** The program's stdin: docker_auth's api.AuthRequestInfo marshalled by encoding/json. */
 export function extAuthzInput(request: AuthzRequest): string {
@@ -46,9 +63,40 @@ export class ExtAuthzAuthorizer implements Authorizer {
 
   async authorize(request: AuthzRequest): Promise<string[] | null> {
     const input = extAuthzInput(request);
-    // The whole input is the key: any difference (labels, IP) is a different question.
-    const key = createHash("sha256").update(input).digest("base64");
-    return this.cache.get(key, () => this.ask(request, input));
+    return this.cache.get(questionKey(input), () => this.ask(request, input));
+  }
+
+  /** A view for one token request: folds identical questions and caps program runs. */
+  forRequest(): Authorizer {
+    const asked = new Map<string, Promise<string[] | null>>();
+    let runs = 0;
+    let limitLogged = false;
+    return {
+      name: this.name,
+      authorize: (request) => {
+        const input = extAuthzInput(request);
+        const key = questionKey(input);
+        const earlier = asked.get(key);
+        if (earlier) return earlier;
+        if (!this.cache.has(key)) {
+          if (runs >= MAX_EXT_AUTHZ_RUNS_PER_REQUEST) {
+            if (!limitLogged) {
+              limitLogged = true;
+              log.warn("ext_authz run limit reached; the request's remaining scopes get nothing", {
+                program: this.runner.program,
+                account: request.account,
+                limit: MAX_EXT_AUTHZ_RUNS_PER_REQUEST,
+              });
+            }
+            return [];
+          }
+          runs++;
+        }
+        const answer = this.cache.get(key, () => this.ask(request, input));
+        asked.set(key, answer);
+        return answer;
+      },
+    };
   }
 
   private async ask(request: AuthzRequest, input: string): Promise<string[] | null> {

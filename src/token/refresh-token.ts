@@ -11,9 +11,10 @@
  *
  * The payload names the account, the audience (scope.md: a refresh token is bound to one
  * service), where the account lives (`src`: config `users` or the `database`), the times, and
- * `cred`, a MAC of the account's current stored password hash. A password change therefore
- * revokes every refresh token of the account at once; a deleted or disabled account fails the
- * look-up. Nothing is stored per token, so there is nothing to clean up. Only accounts whose
+ * `cred`, a MAC of the account's current stored password hash and credential epoch (a counter
+ * the database moves on every disable and password change, issue 8). A password change or a
+ * disable therefore revokes every refresh token of the account at once, and enabling it again
+ * does not bring them back; a deleted account fails the look-up. Nothing is stored per token, so there is nothing to clean up. Only accounts whose
  * password hash regauth holds get refresh tokens: LDAP, ext_auth and anonymous principals have
  * no stored hash to revoke against, and keep using their password (the spec makes the field
  * optional).
@@ -45,6 +46,8 @@ export type CredentialSource = "users" | "database";
 export interface StoredCredential {
   source: CredentialSource;
   passwordHash: string;
+  /** 0 for config users and for database accounts never disabled or given a new password. */
+  credentialEpoch: number;
   isEnabled: boolean;
   /** Config users' labels, given to the principal again on redemption. */
   labels: Labels;
@@ -107,7 +110,13 @@ export function credentialLookup(
     if (users && Object.hasOwn(users, account)) {
       const user = users[account] as UserConfig;
       if (user.password === undefined) return null;
-      return { source: "users", passwordHash: user.password, isEnabled: true, labels: user.labels ?? {} };
+      return {
+        source: "users",
+        passwordHash: user.password,
+        credentialEpoch: 0,
+        isEnabled: true,
+        labels: user.labels ?? {},
+      };
     }
     if (!database) return null;
     const user = findUser(database, account);
@@ -115,6 +124,7 @@ export function credentialLookup(
     return {
       source: "database",
       passwordHash: user.passwordHash,
+      credentialEpoch: user.credentialEpoch,
       isEnabled: user.isEnabled,
       labels: {},
       noteUse: () => noteLogin(user.id, user.lastLoginAtUnix),
@@ -144,7 +154,8 @@ export type RefreshRefusal =
   | "wrong service"
   | "unknown account"
   | "account disabled"
-  | "password changed";
+  /** The password hash or the credential epoch moved: a password change, or a disable since. */
+  | "credentials changed";
 
 export type RedeemResult = { kind: "allow"; principal: Principal } | { kind: "deny"; reason: RefreshRefusal };
 
@@ -168,7 +179,7 @@ export class RefreshTokens {
       src: source,
       iat: nowSeconds,
       exp: nowSeconds + this.lifetimeSeconds,
-      cred: this.credentialMac(source, principal.account, stored.passwordHash),
+      cred: this.credentialMac(source, principal.account, stored),
     };
     const encoded = Buffer.from(JSON.stringify(payload)).toString("base64url");
     return `${VERSION_PREFIX}${encoded}.${this.mac(encoded).toString("base64url")}`;
@@ -192,10 +203,10 @@ export class RefreshTokens {
     const stored = this.lookup(payload.sub);
     if (!stored || stored.source !== payload.src) return { kind: "deny", reason: "unknown account" };
     if (!stored.isEnabled) return { kind: "deny", reason: "account disabled" };
-    const current = Buffer.from(this.credentialMac(stored.source, payload.sub, stored.passwordHash));
+    const current = Buffer.from(this.credentialMac(stored.source, payload.sub, stored));
     const presented = Buffer.from(payload.cred);
     if (current.length !== presented.length || !timingSafeEqual(current, presented))
-      return { kind: "deny", reason: "password changed" };
+      return { kind: "deny", reason: "credentials changed" };
     stored.noteUse?.();
     const principal: Principal = {
       account: payload.sub,
@@ -210,10 +221,19 @@ export class RefreshTokens {
     return createHmac("sha256", this.secret).update(VERSION_PREFIX).update(encodedPayload).digest();
   }
 
-  /** Domain-separated from token MACs by its prefix; NUL cannot occur in names or hashes. */
-  private credentialMac(source: CredentialSource, account: string, passwordHash: string): string {
+  /**
+   * Domain-separated from token MACs by its prefix; NUL cannot occur in names or hashes. At
+   * epoch 0 the input is schema v1's (no epoch), so tokens issued before the upgrade keep
+   * working; any other epoch is appended, so a token from an earlier epoch never matches.
+   */
+  private credentialMac(
+    source: CredentialSource,
+    account: string,
+    { passwordHash, credentialEpoch }: Pick<StoredCredential, "passwordHash" | "credentialEpoch">,
+  ): string {
+    const epoch = credentialEpoch === 0 ? "" : `\0epoch=${credentialEpoch}`;
     return createHmac("sha256", this.secret)
-      .update(`cred\0${source}\0${account}\0${passwordHash}`)
+      .update(`cred\0${source}\0${account}\0${passwordHash}${epoch}`)
       .digest()
       .subarray(0, CRED_BYTES)
       .toString("base64url");

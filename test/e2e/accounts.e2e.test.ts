@@ -152,10 +152,52 @@ describe("registration by docker login", () => {
     expect(first.exitCode).not.toBe(0);
     expect(first.stderr).toContain("awaits approval");
     const listed = await regauthCli(regauth, ["user", "list"]);
-    expect(listed.stdout).toMatch(/^pending\s+disabled/m);
+    expect(listed.stdout).toMatch(/^pending\s+pending approval/m);
     expect((await regauthCli(regauth, ["user", "enable", "pending"])).exitCode).toBe(0);
     const second = await dockerLogin(registry.host, "pending", "pending-pass");
     expect(second.stdout + second.stderr).toContain("Login Succeeded");
+  });
+});
+
+describe("a deleted user's name stays retired until an admin releases it (issue 8 M1)", () => {
+  it("a stranger cannot register dave and take over dave/*; after `user release dave` the name is free", async () => {
+    const { regauth, registry } = await pair("registration: {mode: open}\n");
+    expect(
+      (await regauthCli(regauth, ["user", "add", "dave", "--password-stdin"], "dave-password")).exitCode,
+    ).toBe(0);
+    const push = await skopeoPush(
+      makeOciImage("dave's\n"),
+      `${registry.host}/dave/app:latest`,
+      "dave:dave-password",
+    );
+    expect(push.exitCode).toBe(0);
+    const removed = await regauthCli(regauth, ["user", "rm", "dave"]);
+    expect(removed.exitCode).toBe(0);
+    expect(removed.stdout).toContain("regauth user release dave");
+
+    // What `docker login` asks (skopeo and the registry below ask the same with scopes).
+    const login = () =>
+      fetch(`${regauth.url}/auth?service=registry&account=dave&offline_token=true`, {
+        headers: { authorization: `Basic ${btoa("dave:stranger-password")}` },
+      });
+    const refused = await login();
+    expect(refused.status).toBe(401);
+    expect(await refused.text()).toContain("this name is not available");
+    const pull = await skopeoPull(`${registry.host}/dave/app:latest`, "dave:stranger-password");
+    expect(pull.exitCode).not.toBe(0);
+    const overwrite = await skopeoPush(
+      makeOciImage("evil\n"),
+      `${registry.host}/dave/app:latest`,
+      "dave:stranger-password",
+    );
+    expect(overwrite.exitCode).not.toBe(0);
+    expect((await regauthCli(regauth, ["user", "list", "--retired"])).stdout).toMatch(/^dave\s/m);
+    expect((await regauthCli(regauth, ["user", "list"])).stdout).not.toMatch(/^dave\s/m);
+
+    expect((await regauthCli(regauth, ["user", "release", "dave"])).exitCode).toBe(0);
+    expect((await login()).status).toBe(200);
+    const pulled = await skopeoPull(`${registry.host}/dave/app:latest`, "dave:stranger-password");
+    expect(pulled.exitCode).toBe(0); // released knowingly: the new dave gets dave/*
   });
 });
 

@@ -365,18 +365,29 @@ export function skopeoPull(
 /**
  * `docker login` with a throwaway config dir. With no daemon running the CLI logs in
  * client-side (docker/cli loginClientSide), which exercises the same token request.
+ *
+ * The credentials stay in config.json even on a machine with an OS credential store (e.g.
+ * Debian's docker-credential-pass, which fails with "pass not initialized"): docker/cli picks the
+ * platform's helper only when the file has no auth at all (config.go LoadDefaultConfigFile:
+ * `if !configFile.ContainsAuth() { DetectDefaultStore }`), and ContainsAuth is true as soon as
+ * `auths` has an entry (configfile/file.go). `credsStore: ""` cannot say "use the file": empty
+ * means "not set". So the config starts with an empty entry for the registry being logged in to.
  */
 export async function dockerLogin(
   registryHost: string,
   username: string,
   password: string,
+  options: { env?: Record<string, string> } = {},
 ): Promise<CommandResult & { configDir: string }> {
   const configDir = makeTempDir("docker-config-");
+  writeFileSync(join(configDir, "config.json"), JSON.stringify({ auths: { [registryHost]: {} } }), {
+    mode: 0o600,
+  });
   const result = await run(
     ["docker", "--config", configDir, "login", "--username", username, "--password-stdin", registryHost],
     {
       stdin: password,
-      env: { DOCKER_HOST: `unix://${join(configDir, "no-daemon.sock")}` },
+      env: { ...options.env, DOCKER_HOST: `unix://${join(configDir, "no-daemon.sock")}` },
     },
   );
   // configDir/config.json is what the CLI stored (auth, or identitytoken for a refresh token).

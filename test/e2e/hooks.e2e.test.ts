@@ -5,10 +5,10 @@ import { makeTempDir } from "../helpers.ts";
 import { writeHook } from "../hook-fixtures.ts";
 import { dockerLogin, makeOciImage, skopeoPull, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
 
-const EXAMPLE_EXT_AUTH = resolve(import.meta.dir, "../../examples/ext_auth.sh");
+const EXAMPLE_EXT_AUTH = resolve(import.meta.dir, "../../docs/examples/ext_auth.sh");
 
 describe("hooks with the compiled binary, the real registry 2.8 and skopeo", async () => {
-  // examples/ext_auth.sh: builder gets the label group=builders, viewer gets no labels.
+  // docs/examples/ext_auth.sh: builder gets the label group=builders, viewer gets no labels.
   // The ext_authz hook is asked only when no ACL rule matches: it grants pull, nothing more.
   const envDump = join(makeTempDir(), "authz-env");
   const authzHook = writeHook('cat > /dev/null\nenv > "$1"\necho \'{"actions": ["pull"]}\'');

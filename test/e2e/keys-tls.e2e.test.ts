@@ -189,3 +189,82 @@ ${USERS_AND_ACL}`,
     it("is accepted by registry 2.8 for push and pull", () => pushAndPull(registry));
   });
 }
+
+/** Whether `openssl s_client` completes a handshake with these options (stdin closed at once). */
+async function handshakes(url: string, args: string[]): Promise<boolean> {
+  const { host } = new URL(url);
+  const result = await run(["openssl", "s_client", "-connect", host, ...args], {
+    stdin: "",
+    timeoutMs: 10_000,
+  });
+  return result.exitCode === 0 && !result.stdout.includes("Cipher is (NONE)");
+}
+
+describe("TLS versions, suites and curves (issue 8: no CBC-SHA1 by default; docker_auth's settings)", async () => {
+  const ca = await makeTestCa();
+  const tls = await issueServerCertificate(ca, "regauth");
+  const start = (extra: string) =>
+    startRegauth({
+      configYaml: `
+server:
+  addr: "127.0.0.1:{{PORT}}"
+  certificate: ${tls.certificate}
+  key: ${tls.key}
+${extra}
+token: {issuer: e2e-issuer}
+${USERS_AND_ACL}`,
+      caFile: ca.certificate,
+      certificatePath: ca.certificate,
+    });
+  const CBC_SHA1 = ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA"];
+  const AEAD = ["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256"];
+  const CHACHA = ["-tls1_2", "-cipher", "ECDHE-ECDSA-CHACHA20-POLY1305"];
+
+  it("by default: TLS 1.2 with AEAD suites and TLS 1.3 work; CBC-SHA1 and TLS 1.1 do not", async () => {
+    const regauth = await start("");
+    expect(await handshakes(regauth.url, AEAD)).toBe(true);
+    expect(await handshakes(regauth.url, CHACHA)).toBe(true);
+    expect(await handshakes(regauth.url, ["-tls1_3"])).toBe(true);
+    expect(await handshakes(regauth.url, CBC_SHA1)).toBe(false);
+    expect(await handshakes(regauth.url, ["-tls1_2", "-cipher", "AES128-SHA"])).toBe(false);
+    expect(await handshakes(regauth.url, ["-tls1_1"])).toBe(false);
+    await regauth.stop();
+  });
+
+  it("tls_min_version: TLS13 refuses TLS 1.2", async () => {
+    const regauth = await start("  tls_min_version: TLS13");
+    expect(await handshakes(regauth.url, AEAD)).toBe(false);
+    expect(await handshakes(regauth.url, ["-tls1_3"])).toBe(true);
+    await regauth.stop();
+  });
+
+  it("tls_cipher_suites limits TLS 1.2 to the listed suites (Go names, as docker_auth takes them)", async () => {
+    const regauth = await start("  tls_cipher_suites: [TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256]");
+    expect(await handshakes(regauth.url, CHACHA)).toBe(true);
+    expect(await handshakes(regauth.url, AEAD)).toBe(false);
+    await regauth.stop();
+  });
+
+  it("tls_curve_preferences limits the key exchange groups", async () => {
+    const regauth = await start("  tls_curve_preferences: [P384]");
+    expect(await handshakes(regauth.url, ["-tls1_3", "-groups", "P-384"])).toBe(true);
+    expect(await handshakes(regauth.url, ["-tls1_3", "-groups", "X25519"])).toBe(false);
+    await regauth.stop();
+  });
+
+  it("check-config names what cannot be honoured", async () => {
+    const dir = makeTempDir("tls-config-");
+    const path = join(dir, "auth_config.yml");
+    writeFileSync(
+      path,
+      `server:\n  certificate: ${tls.certificate}\n  key: ${tls.key}\n  tls_min_version: TLS10\n  tls_cipher_suites: [TLS_RSA_WITH_RC4_128_SHA]\ntoken: {issuer: x}\n`,
+    );
+    const checked = await run([BINARY, "check-config", path]);
+    expect(checked.exitCode).toBe(1);
+    const output = checked.stdout + checked.stderr;
+    expect(output).toContain("server.tls_min_version");
+    expect(output).toContain("RFC 8996");
+    expect(output).toContain("server.tls_cipher_suites.0");
+    expect(output).toContain("RC4");
+  });
+});

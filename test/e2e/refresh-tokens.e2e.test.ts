@@ -168,7 +168,7 @@ acl:
       `docker://${registry.host}/dave/app:v1`,
     );
     expect(push.exitCode).not.toBe(0);
-    await regauth.stderr.waitFor(/msg="authentication failed".*reason="password changed"/, 5_000);
+    await regauth.stderr.waitFor(/msg="authentication failed".*reason="credentials changed"/, 5_000);
     expect(regauth.stderr.text).not.toContain(identityToken.split(".")[2] ?? "never");
     // Logging in again with the new password gives a working one.
     const renewed = await identityTokenOf("dave", "dave-password-2");

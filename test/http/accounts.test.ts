@@ -133,7 +133,9 @@ describe("cache coherence with the offline CLI in another process", () => {
     expect((await cli(["user", "disable", "dana", ...dir])).exitCode).toBe(0);
     const disabled = await token(t, [], ["dana", "dana-pass-2"]);
     expect(disabled.status).toBe(401);
-    expect(disabled.body).toContain("disabled");
+    expect(disabled.body).toContain("disabled by an administrator");
+    // Registration is off: nothing awaits approval (issue 10).
+    expect(disabled.body).not.toContain("approval");
     // Wrong password on a disabled account: the generic answer, nothing about its state.
     expect((await token(t, [], ["dana", "wrong-pass"])).body).not.toContain("disabled");
     expect((await cli(["user", "enable", "dana", ...dir])).exitCode).toBe(0);

@@ -238,17 +238,28 @@ describe("redeeming refresh tokens", async () => {
     expect(logLines.join("\n")).not.toContain(bobToken.split(".")[2] ?? "never");
   });
 
-  it("a password change, a disable and a re-enable take effect on the next refresh", async () => {
+  it("a disable revokes for good: re-enabling does not revive the old token; a new login gets a working one", async () => {
     const t2 = await app();
     const token = (await getLogin(t2, "bob", "bob-password")).body.refresh_token ?? "";
-    const grantForm = `grant_type=refresh_token&refresh_token=${token}&service=registry`;
+    const grantForm = (rt: string) => `grant_type=refresh_token&refresh_token=${rt}&service=registry`;
+    expect((await post(t2, grantForm(token))).status).toBe(200);
     setEnabled(t2.db, "bob", false);
-    expect((await post(t2, grantForm)).status).toBe(401);
+    expect((await post(t2, grantForm(token))).status).toBe(401);
     setEnabled(t2.db, "bob", true);
-    expect((await post(t2, grantForm)).status).toBe(200);
+    expect((await post(t2, grantForm(token))).status).toBe(401);
+    expect(logLines.some((line) => line.includes('reason="credentials changed"'))).toBe(true);
+    const fresh = (await getLogin(t2, "bob", "bob-password")).body.refresh_token ?? "";
+    expect(fresh).not.toBe(token);
+    expect((await post(t2, grantForm(fresh))).status).toBe(200);
+  });
+
+  it("a password change revokes on the next refresh", async () => {
+    const t2 = await app();
+    const token = (await getLogin(t2, "bob", "bob-password")).body.refresh_token ?? "";
     setPasswordHash(t2.db, "bob", quickHash("bob-new-password"));
-    expect((await post(t2, grantForm)).status).toBe(401);
-    expect(logLines.some((line) => line.includes('reason="password changed"'))).toBe(true);
+    expect((await post(t2, `grant_type=refresh_token&refresh_token=${token}&service=registry`)).status).toBe(
+      401,
+    );
   });
 
   it("failed refresh grants count against the login throttle (429 after the burst)", async () => {

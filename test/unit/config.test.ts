@@ -136,9 +136,10 @@ describe("schema: unknown keys and wrong types", () => {
       message: /docker_auth option regauth does not support/,
     },
     {
-      name: "docker_auth's TLS tuning under server",
-      yaml: `server:\n  tls_min_version: TLS12\n${MINIMAL}`,
-      path: "server.tls_min_version",
+      // tls_min_version and friends are supported now (test/unit/tls-config.test.ts).
+      name: "docker_auth's LetsEncrypt mode under server",
+      yaml: `server:\n  letsencrypt: {email: a@example.org}\n${MINIMAL}`,
+      path: "server.letsencrypt",
       message: /docker_auth option regauth does not support/,
     },
     {

@@ -69,13 +69,16 @@ describe("ext_auth: docker_auth compatibility", () => {
     );
   });
 
-  const example = resolve(import.meta.dir, "../../examples/ext_auth.sh");
+  const example = resolve(import.meta.dir, "../../docs/examples/ext_auth.sh");
   it.each([
     ["builder", "let-me-build", { kind: "allow", labels: { group: ["builders"], level: ["max"] } }],
     ["viewer", "just-looking", { kind: "allow", labels: {} }],
     ["builder", "guess", { kind: "deny" }],
+    // The password byte for byte (issue 8 M3): `read -r u p` trimmed these into a match.
+    ["builder", " let-me-build", { kind: "deny" }],
+    ["viewer", "just-looking  ", { kind: "deny" }],
     ["stranger", "whatever", { kind: "no-match" }],
-  ])("examples/ext_auth.sh: %s / %s", async (username, password, expected) => {
+  ])("docs/examples/ext_auth.sh: %s / %j", async (username, password, expected) => {
     expect(await authenticator(example).authenticate({ username, password }, CONTEXT)).toEqual(
       expected as never,
     );

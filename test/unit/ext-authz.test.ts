@@ -4,7 +4,7 @@ import { join } from "node:path";
 import type { AuthzRequest } from "../../src/acl.ts";
 import { type Authorizer, authorize } from "../../src/authz/authorizer.ts";
 import { Unavailable } from "../../src/errors.ts";
-import { ExtAuthzAuthorizer } from "../../src/hooks/ext-authz.ts";
+import { ExtAuthzAuthorizer, MAX_EXT_AUTHZ_RUNS_PER_REQUEST } from "../../src/hooks/ext-authz.ts";
 import type { ExtAuthzConfig } from "../../src/hooks/hook-config.ts";
 import { parseIp } from "../../src/ip.ts";
 import { log } from "../../src/log.ts";
@@ -159,5 +159,58 @@ describe("ext_authz: cache", () => {
     await authz.authorize(request({ ip: null }));
     await authz.authorize(request({ actions: ["pull"] }));
     expect(runs()).toBe(4);
+  });
+});
+
+describe("ext_authz: program runs per token request (issue 8)", () => {
+  const principal = { account: "alice", labels: {}, isAnonymous: false, authenticator: "test" };
+  function countingAuthz(extra: Partial<ExtAuthzConfig> = {}) {
+    const counter = join(makeTempDir(), "runs");
+    writeFileSync(counter, "");
+    const hook = writeHook('echo run >> "$1"\nexit 0');
+    const authz = new ExtAuthzAuthorizer({ ...hookConfig(hook, extra), args: [counter] });
+    return { authz, runs: () => readFileSync(counter, "utf8").split("\n").length - 1 };
+  }
+  const manyScopes = parseScopes(
+    Array.from({ length: 64 }, (_, i) => `repository:team/app-${String(i).padStart(2, "0")}:pull`),
+  );
+
+  it(`64 scopes start at most ${MAX_EXT_AUTHZ_RUNS_PER_REQUEST} programs; the rest get nothing, logged once`, async () => {
+    const lines: string[] = [];
+    restoreLog = log.capture(lines);
+    const { authz, runs } = countingAuthz();
+    const grants = await authorize([authz], principal, manyScopes, "registry", null);
+    expect(runs()).toBe(MAX_EXT_AUTHZ_RUNS_PER_REQUEST);
+    expect(grants).toHaveLength(64);
+    const granted = grants.filter((g) => g.actions.length > 0);
+    expect(granted.map((g) => g.name)).toEqual(
+      manyScopes.slice(0, MAX_EXT_AUTHZ_RUNS_PER_REQUEST).map((s) => s.name),
+    );
+    expect(lines.filter((line) => line.includes("ext_authz run limit"))).toHaveLength(1);
+    // The limit is per request: the next one gets its own runs.
+    await authorize([authz], principal, manyScopes.slice(0, 2), "registry", null);
+    expect(runs()).toBe(MAX_EXT_AUTHZ_RUNS_PER_REQUEST + 2);
+  });
+
+  it("identical questions in one request run the program once", async () => {
+    const { authz, runs } = countingAuthz();
+    const one = parseScopes(["repository:team/app:pull"])[0] as (typeof manyScopes)[number];
+    const grants = await authorize([authz], principal, [one, { ...one }, { ...one }], "registry", null);
+    expect(runs()).toBe(1);
+    expect(grants.map((g) => g.actions)).toEqual([["pull"], ["pull"], ["pull"]]);
+  });
+
+  it("cached answers do not count against the limit", async () => {
+    const { authz, runs } = countingAuthz({ cache_ttl_seconds: 30 });
+    await authorize(
+      [authz],
+      principal,
+      manyScopes.slice(0, MAX_EXT_AUTHZ_RUNS_PER_REQUEST),
+      "registry",
+      null,
+    );
+    const grants = await authorize([authz], principal, manyScopes, "registry", null);
+    expect(runs()).toBe(2 * MAX_EXT_AUTHZ_RUNS_PER_REQUEST);
+    expect(grants.filter((g) => g.actions.length > 0)).toHaveLength(2 * MAX_EXT_AUTHZ_RUNS_PER_REQUEST);
   });
 });

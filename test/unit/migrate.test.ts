@@ -18,6 +18,9 @@ const FIXTURES: Record<number, (db: Database) => void> = {
       "INSERT INTO permissions (user_id, pattern, level, created_at_unix) VALUES (1, 'team/*', 'write', 1700000000)",
     );
   },
+  2: (db) => {
+    db.run("INSERT INTO retired_names (name, retired_at_unix) VALUES ('dave', 1700000001)");
+  },
 };
 
 function tables(db: Database): string[] {
@@ -53,7 +56,7 @@ describe("migrations", () => {
   it("create a fresh database at the latest version, STRICT tables, WAL and foreign keys on", () => {
     const db = openDatabase(databasePath(makeTempDir()));
     expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
-    expect(tables(db)).toEqual(["group_members", "groups", "permissions", "users"]);
+    expect(tables(db)).toEqual(["group_members", "groups", "permissions", "retired_names", "users"]);
     for (const table of tables(db)) {
       const sql = db
         .query<{ sql: string }, [string]>("SELECT sql FROM sqlite_master WHERE name = ?")
@@ -86,10 +89,34 @@ describe("migrations", () => {
       const db = openDatabase(path);
       expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
       if (from >= 1) expect(db.query("SELECT count(*) AS n FROM users").get()).toEqual({ n: 1 });
+      if (from === 1) {
+        // Upgraded accounts start at epoch 0 (old refresh tokens stay valid) and are not pending.
+        expect(db.query("SELECT credential_epoch, is_pending_approval FROM users").get()).toEqual({
+          credential_epoch: 0,
+          is_pending_approval: 0,
+        });
+      }
       expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
       expect(db.query("PRAGMA foreign_key_check").all()).toEqual([]);
     });
   }
+
+  it("v2 marks disabled accounts that never logged in as pending approval (what registration left)", () => {
+    const path = databasePath(makeTempDir());
+    const old = new Database(path, { create: true, strict: true });
+    migrate(old, 1);
+    old.run(
+      `INSERT INTO users (name, password_hash, is_enabled, created_at_unix, last_login_at_unix) VALUES
+         ('waiting', 'x', 0, 1, 0), ('benched', 'x', 0, 1, 1700000000), ('active', 'x', 1, 1, 0)`,
+    );
+    old.close();
+    const db = openDatabase(path);
+    expect(db.query("SELECT name, is_pending_approval FROM users ORDER BY name").all()).toEqual([
+      { name: "active", is_pending_approval: 0 },
+      { name: "benched", is_pending_approval: 0 },
+      { name: "waiting", is_pending_approval: 1 },
+    ]);
+  });
 
   it("refuse a database from a newer regauth with a clear message, and leave it untouched", () => {
     const path = databasePath(makeTempDir());

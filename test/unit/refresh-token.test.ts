@@ -3,7 +3,14 @@ import { createHmac } from "node:crypto";
 import { backgroundWriterFor } from "../../src/db/background-writer.ts";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createUser, deleteUser, findUser, setEnabled, setPasswordHash } from "../../src/accounts/users.ts";
+import {
+  createUser,
+  deleteUser,
+  findUser,
+  releaseName,
+  setEnabled,
+  setPasswordHash,
+} from "../../src/accounts/users.ts";
 import type { Principal } from "../../src/authn/authenticator.ts";
 import {
   claimedSubject,
@@ -190,13 +197,35 @@ describe("refresh token refusals", () => {
     });
   });
 
+  it("a token made before the credential epoch existed (schema v1) still redeems at epoch 0", () => {
+    const { tokens, db } = fixture();
+    const hash = findUser(db, "bob")?.passwordHash ?? "";
+    // The v1 cred: HMAC(secret, "cred\0database\0bob\0<hash>"), first 16 bytes.
+    const cred = createHmac("sha256", SECRET)
+      .update(`cred\0database\0bob\0${hash}`)
+      .digest()
+      .subarray(0, 16)
+      .toString("base64url");
+    const old = resigned({ sub: "bob", aud: "registry", src: "database", iat: NOW, exp: NOW + DAY, cred });
+    expect(tokens.redeem(old, "registry", NOW + 1).kind).toBe("allow");
+    setEnabled(db, "bob", false);
+    setEnabled(db, "bob", true);
+    expect(tokens.redeem(old, "registry", NOW + 1)).toEqual({ kind: "deny", reason: "credentials changed" });
+  });
+
   it("a password change revokes every token of the account at once", () => {
     const { tokens, db } = fixture();
     const first = tokens.issue(principal("bob", "database"), "registry", NOW) ?? "";
     const second = tokens.issue(principal("bob", "database"), "registry", NOW + 5) ?? "";
     setPasswordHash(db, "bob", quickHash("new-password"));
-    expect(tokens.redeem(first, "registry", NOW + 10)).toEqual({ kind: "deny", reason: "password changed" });
-    expect(tokens.redeem(second, "registry", NOW + 10)).toEqual({ kind: "deny", reason: "password changed" });
+    expect(tokens.redeem(first, "registry", NOW + 10)).toEqual({
+      kind: "deny",
+      reason: "credentials changed",
+    });
+    expect(tokens.redeem(second, "registry", NOW + 10)).toEqual({
+      kind: "deny",
+      reason: "credentials changed",
+    });
     // A token issued after the change works.
     const third = tokens.issue(principal("bob", "database"), "registry", NOW + 20) ?? "";
     expect(tokens.redeem(third, "registry", NOW + 30).kind).toBe("allow");
@@ -208,7 +237,7 @@ describe("refresh token refusals", () => {
     const token = before.issue(principal("alice", "users"), "registry", NOW) ?? "";
     const changed = { ...users, alice: { password: quickHash("alice-new"), labels: {} } };
     const after = new RefreshTokens(SECRET, DAY, credentialLookup(changed, db));
-    expect(after.redeem(token, "registry", NOW + 1)).toEqual({ kind: "deny", reason: "password changed" });
+    expect(after.redeem(token, "registry", NOW + 1)).toEqual({ kind: "deny", reason: "credentials changed" });
   });
 
   it("disabling or deleting the account revokes", () => {
@@ -216,13 +245,31 @@ describe("refresh token refusals", () => {
     const token = tokens.issue(principal("bob", "database"), "registry", NOW) ?? "";
     setEnabled(db, "bob", false);
     expect(tokens.redeem(token, "registry", NOW + 1)).toEqual({ kind: "deny", reason: "account disabled" });
+    // Enabling again does not revive it (issue 8: the docs say a disable revokes).
     setEnabled(db, "bob", true);
-    expect(tokens.redeem(token, "registry", NOW + 1).kind).toBe("allow");
+    expect(tokens.redeem(token, "registry", NOW + 1)).toEqual({
+      kind: "deny",
+      reason: "credentials changed",
+    });
+    const afterEnable = tokens.issue(principal("bob", "database"), "registry", NOW + 2) ?? "";
+    expect(tokens.redeem(afterEnable, "registry", NOW + 3).kind).toBe("allow");
     deleteUser(db, "bob");
-    expect(tokens.redeem(token, "registry", NOW + 1)).toEqual({ kind: "deny", reason: "unknown account" });
-    // Recreating the name, even with the same password, does not bring old tokens back: new salt.
+    expect(tokens.redeem(afterEnable, "registry", NOW + 3)).toEqual({
+      kind: "deny",
+      reason: "unknown account",
+    });
+    // Recreating the name (after releasing it), even with the same password, does not bring old
+    // tokens back: new salt.
+    releaseName(db, "bob");
     createUser(db, { name: "bob", passwordHash: quickHash("bob-password"), nowUnix: NOW });
-    expect(tokens.redeem(token, "registry", NOW + 1)).toEqual({ kind: "deny", reason: "password changed" });
+    expect(tokens.redeem(afterEnable, "registry", NOW + 3)).toEqual({
+      kind: "deny",
+      reason: "credentials changed",
+    });
+    expect(tokens.redeem(token, "registry", NOW + 1)).toEqual({
+      kind: "deny",
+      reason: "credentials changed",
+    });
   });
 
   it("a config user added with a database user's name takes the name over: the database token stops working", () => {

@@ -7,10 +7,15 @@
 #   ext_auth:
 #     command: /etc/regauth/ext_auth.sh
 #
-# `read -r` keeps backslashes in passwords; docker_auth's example uses plain `read u p`, which
-# regauth runs unchanged too. Write diagnostics to stderr: stdout is parsed.
+# User names never contain a space, so the password is everything after the first one, byte
+# for byte. Not `read u p` (docker_auth's example; it drops backslashes and trims spaces) and not
+# `IFS= read -r u p` (an empty IFS splits nothing: p is always empty). See docs/hooks.md.
+# Write diagnostics to stderr: stdout is parsed.
 
-read -r u p
+IFS= read -r line || true
+u=${line%% *}
+p=${line#* }
+[ -n "$p" ] || exit 1
 
 case "$u" in
   builder)
