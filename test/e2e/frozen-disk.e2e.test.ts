@@ -66,6 +66,9 @@ describe.skipIf(!mounted)("a frozen file system", () => {
         }),
       );
       latencies.sort((a, b) => a - b);
+      console.log(
+        `frozen: ${latencies.length} token requests, p99 ${(latencies[Math.floor(latencies.length * 0.99)] ?? 0).toFixed(1)} ms`,
+      );
       expect(Object.fromEntries(statuses)).toEqual({ 200: latencies.length });
       expect(latencies.length).toBeGreaterThan(200);
       // A request held by the frozen write would take until the thaw (seconds); the bound is
