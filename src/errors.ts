@@ -58,7 +58,7 @@ export class TooManyRequests extends AppError {
     message: string,
     readonly retryAfterSeconds: number,
   ) {
-    super(429, "TOO_MANY_REQUESTS", message);
+    super(429, "TOOMANYREQUESTS", message);
   }
 }
 
