@@ -62,10 +62,24 @@ export class TooManyRequests extends AppError {
   }
 }
 
+/**
+ * How a failed request settles its login-throttle charge (src/authn/throttle.ts): a request that
+ * got no verdict is refunded, but some failures are charged like a wrong password: a hook that
+ * judged the password and then exited oddly (review L1), a client refused for its own share of
+ * the password-check queue (review M4).
+ */
+export interface ThrottleSettlement {
+  /** True: the throttle charge stands, as for a wrong password. */
+  keepsThrottleCharge?: boolean;
+}
+
 /** A back-end we depend on (LDAP, a hook) could not answer. The cause goes to the log only. */
 export class Unavailable extends AppError {
-  constructor(message: string, options?: ErrorOptions) {
+  readonly keepsThrottleCharge: boolean;
+
+  constructor(message: string, options?: ErrorOptions & ThrottleSettlement) {
     super(503, "UNAVAILABLE", message, options);
+    this.keepsThrottleCharge = options?.keepsThrottleCharge ?? false;
   }
 }
 
@@ -75,12 +89,21 @@ export class Unavailable extends AppError {
  * component that refuses logs it, rate-limited.
  */
 export class ServerBusy extends AppError {
+  readonly keepsThrottleCharge: boolean;
+
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    settlement: ThrottleSettlement = {},
   ) {
     super(503, "UNAVAILABLE", message);
+    this.keepsThrottleCharge = settlement.keepsThrottleCharge ?? false;
   }
+}
+
+/** Whether an error that ended a login keeps its throttle charge (see ThrottleSettlement). */
+export function keepsThrottleCharge(error: unknown): boolean {
+  return (error instanceof Unavailable || error instanceof ServerBusy) && error.keepsThrottleCharge;
 }
 
 export interface ConfigProblem {

@@ -16,7 +16,7 @@ import type { FailureLatencyFloor } from "./authn/failure-latency.ts";
 import type { InFlightLogins } from "./authn/in-flight-logins.ts";
 import type { LoginAttempt, LoginThrottle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
-import { BadRequest, TooManyRequests, Unauthorized } from "./errors.ts";
+import { BadRequest, keepsThrottleCharge, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Scope } from "./scope.ts";
 import type { SigningKey } from "./token/keys.ts";
@@ -94,7 +94,11 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   if (request.refreshToken === undefined) checkAccountParameter(request, account);
   using attempt = admitAttempt(issuer, request, credentials, account);
   const startedMs = performance.now();
-  const { decision, refusal } = await identify(issuer, request, credentials);
+  const { decision, refusal } = await identify(issuer, request, credentials).catch((error: unknown) => {
+    // Not answered, so refunded on dispose, unless the failure was a verdict of sorts.
+    if (keepsThrottleCharge(error)) attempt?.failed();
+    throw error;
+  });
   if (decision.kind !== "allow") {
     attempt?.failed();
     throw await refuse(issuer, request, account, decision, refusal, startedMs);

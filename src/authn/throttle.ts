@@ -15,7 +15,9 @@
  *   logins must not hand an attacker at the same address fresh guesses), and the credential is
  *   remembered for 24 hours;
  * - failure: the charge stands;
- * - neither (a back-end error, a busy server: the request was not answered): refunded.
+ * - neither (a back-end error, a busy server: the request was not answered): refunded, unless
+ *   the error says the charge stands (errors.ts ThrottleSettlement: a hook that judged the
+ *   password, a source refused for its own share of the password-check queue).
  * A credential (address, account and secret, kept as an HMAC) that succeeded in the last 24 hours
  * is admitted without any charge or check: one address is often shared (NAT, CI runners, a proxy
  * without real_ip_header), and others' failures there must not lock out the users who log in
