@@ -146,12 +146,7 @@ function admitAttempt(
       : issuer.throttle;
   const admission = throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
   if (admission?.kind !== "refused") return admission?.attempt;
-  if (throttle?.shouldReportRefusal(request.ip, account)) {
-    log.info("login throttled (logged once a minute per address and account)", {
-      account,
-      ip: request.ip?.text,
-    });
-  }
+  throttle?.reportRefusal(request.ip, account);
   throw new TooManyRequests(
     `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,
     admission.retryAfterSeconds,
