@@ -4,6 +4,7 @@
  */
 import type { ClientIp } from "./acl.ts";
 import {
+  type AuthnContext,
   type AuthnDecision,
   type Authenticator,
   authenticate,
@@ -94,11 +95,14 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   if (request.refreshToken === undefined) checkAccountParameter(request, account);
   using attempt = admitAttempt(issuer, request, credentials, account);
   const startedMs = performance.now();
-  const { decision, refusal } = await identify(issuer, request, credentials).catch((error: unknown) => {
-    // Not answered, so refunded on dispose, unless the failure was a verdict of sorts.
-    if (keepsThrottleCharge(error)) attempt?.failed();
-    throw error;
-  });
+  const context: AuthnContext = { ip: request.ip, isKnownGood: attempt?.isKnownGood ?? false };
+  const { decision, refusal } = await identify(issuer, request, credentials, context).catch(
+    (error: unknown) => {
+      // Not answered, so refunded on dispose, unless the failure was a verdict of sorts.
+      if (keepsThrottleCharge(error)) attempt?.failed();
+      throw error;
+    },
+  );
   if (decision.kind !== "allow") {
     attempt?.failed();
     throw await refuse(issuer, request, account, decision, refusal, startedMs);
@@ -158,6 +162,7 @@ async function identify(
   issuer: TokenIssuer,
   request: TokenRequest,
   credentials: Credentials,
+  context: AuthnContext,
 ): Promise<{ decision: AuthnDecision; refusal?: RefreshRefusal }> {
   if (request.refreshToken !== undefined) {
     const redeemed = issuer.refreshTokens?.redeem(
@@ -172,7 +177,7 @@ async function identify(
     return { decision: { kind: "deny", reason: REFRESH_REFUSED_MESSAGE }, refusal: redeemed.reason };
   }
   const authenticateOrRegister = async (): Promise<AuthnDecision> => {
-    const decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+    const decision = await authenticate(issuer.authenticators, credentials, context);
     // Registration needs a password: an empty one must not tell which names are free.
     if (
       decision.kind === "unknown" &&
@@ -180,11 +185,11 @@ async function identify(
       credentials.username !== "" &&
       credentials.password !== ""
     ) {
-      return registerByLogin(issuer, issuer.registrar, credentials, request);
+      return registerByLogin(issuer, issuer.registrar, credentials, request, context);
     }
     // A name nobody knows costs what a known name's wrong password costs (timing parity); done
     // here so that identical requests in flight share this one hash too.
-    if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
+    if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password, context);
     return decision;
   };
   const isAnonymous = credentials.username === "" && credentials.password === "";
@@ -270,6 +275,7 @@ async function registerByLogin(
   registrar: Registrar,
   credentials: Credentials,
   request: TokenRequest,
+  context: AuthnContext,
 ): Promise<AuthnDecision> {
   const outcome = await registrar.register(credentials, issuer.nowSeconds());
   switch (outcome.kind) {
@@ -298,7 +304,7 @@ async function registerByLogin(
         },
       };
     case "taken":
-      return authenticate(issuer.authenticators, credentials, { ip: request.ip });
+      return authenticate(issuer.authenticators, credentials, context);
     case "refused":
       return { kind: "deny", reason: outcome.reason };
   }

@@ -766,7 +766,7 @@ describe("real_ip_header without real_ip_pos (the default: the entry the nearest
         acl: aclWithDelete,
       });
       const statuses: number[] = [];
-      for (let i = 0; i < 30; i++) {
+      for (let i = 0; i < 14; i++) {
         const spoofed = shape.headers.map(([name, value]): [string, string] => [
           name,
           value.replace("10.1.2.3", `10.1.2.${i}`),
@@ -785,7 +785,7 @@ describe("real_ip_header without real_ip_pos (the default: the entry the nearest
       }
       // The pair's burst is 10: the rest are refused, whatever the client wrote first.
       expect(statuses.filter((s) => s === 401)).toHaveLength(10);
-      expect(statuses.filter((s) => s === 429)).toHaveLength(20);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(4);
     });
   }
 });
