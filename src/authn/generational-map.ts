@@ -7,9 +7,9 @@
  * (`map.keys().next()` after many deletes walks the deleted slots: up to 370 µs per eviction
  * under a flood, issue 9 item 6).
  */
-export class GenerationalMap<V> {
-  private current = new Map<string, V>();
-  private previous = new Map<string, V>();
+export class GenerationalMap<V, K extends string | number = string> {
+  private current = new Map<K, V>();
+  private previous = new Map<K, V>();
   private readonly generationSize: number;
 
   constructor(maxEntries: number) {
@@ -17,7 +17,7 @@ export class GenerationalMap<V> {
   }
 
   /** The value, promoted to the current generation (a use keeps it alive). */
-  get(key: string): V | undefined {
+  get(key: K): V | undefined {
     const value = this.current.get(key);
     if (value !== undefined) return value;
     const old = this.previous.get(key);
@@ -27,7 +27,7 @@ export class GenerationalMap<V> {
     return old;
   }
 
-  set(key: string, value: V): void {
+  set(key: K, value: V): void {
     if (this.current.has(key)) {
       this.current.set(key, value);
       return;
@@ -36,7 +36,7 @@ export class GenerationalMap<V> {
     this.insert(key, value);
   }
 
-  delete(key: string): void {
+  delete(key: K): void {
     if (!this.current.delete(key)) this.previous.delete(key);
   }
 
@@ -49,7 +49,7 @@ export class GenerationalMap<V> {
     return this.current.size + this.previous.size;
   }
 
-  private insert(key: string, value: V): void {
+  private insert(key: K, value: V): void {
     if (this.current.size >= this.generationSize) {
       this.previous = this.current;
       this.current = new Map();
