@@ -40,7 +40,7 @@ export interface TokenIssuer {
   registrar?: Registrar;
   /** Refresh tokens (docs/refresh-tokens.md); absent: none issued, every refresh grant refused. */
   refreshTokens?: RefreshTokens;
-  /** Makes every failed login take as long as the slowest recent one; absent: no padding. */
+  /** Makes every failed login take at least a floor known at start (timing parity); absent: no padding. */
   failureLatency?: FailureLatencyFloor;
   /** Identical logins in flight share one authentication; absent: each runs its own. */
   inFlightLogins?: InFlightLogins<AuthnDecision>;

@@ -11,10 +11,12 @@
  *
  * Hash checks run a few at a time; the rest wait in a queue that is fair per source (review M4):
  * the throttle's source (address, IPv6 by /64), one queue each, served in turns, so a newcomer
- * waits one round, not behind a flood. When the queue is full, a request from a source holding
- * less of it than the largest takes the largest source's newest place; the one displaced, and a
- * request from a source that already holds the largest share, is refused "busy" for its own
- * source's pressure and keeps its throttle charge (errors.ts ThrottleSettlement). A credential
+ * waits one round, not behind a flood: a source's first waiting check always has a place (up to
+ * 1,024 sources, even beyond `maxWaitingVerifications`). When the queue is full, a source
+ * holding fewer places than the largest takes the largest source's newest one;
+ * the one displaced, and a request from a source that already holds the largest share, is
+ * refused "busy" for its own source's pressure and keeps its throttle charge (errors.ts
+ * ThrottleSettlement). A credential
  * that already logged in from that address (the throttle's `isKnownGood`) has its own lane,
  * served first. Nothing is hashed at module load (issue 9 item 8): the dummy hash is made on
  * first use, off the main thread.
@@ -33,7 +35,8 @@ export interface PasswordVerifierOptions {
   maxConcurrentVerifications: number;
   /**
    * Verifications allowed to wait for a slot; beyond this they fail at once with 503 (ServerBusy)
-   * instead of queueing. Bounds the requests held open and the time one waits.
+   * instead of queueing. Bounds the requests held open and the time one waits. A source's first
+   * waiting check has a place even beyond it (up to 1,024 sources): a newcomer waits one round.
    */
   maxWaitingVerifications: number;
   now?: () => number;
@@ -64,6 +67,8 @@ const BCRYPT_HASH = /^\$2[aby]\$/;
 export const DEFAULT_DUMMY_HASH_OPTIONS = { algorithm: "bcrypt", cost: 10 } as const;
 /** Requests with a known-good credential that may wait in their own lane. */
 const MAX_WAITING_KNOWN_GOOD = 64;
+/** Sources that may wait at once, one place each before any extra place (bounds memory). */
+const MAX_WAITING_SOURCES = 1024;
 /** Who asks, when the caller does not say (new-password hashing for a registration). */
 const UNATTRIBUTED: AuthnContext = { ip: null };
 
@@ -212,11 +217,21 @@ export class PasswordVerifier {
         else refuse(this.busy(false));
         return;
       }
-      if (this.waitingCount >= this.options.maxWaitingVerifications && !this.makeRoomFor(source)) {
+      let queue = this.waitingBySource.get(source);
+      if (!queue) {
+        // A source's first waiting check always has a place (up to MAX_WAITING_SOURCES sources):
+        // however many sources flood, a newcomer waits one round, one check per source ahead.
+        if (this.turns.length >= MAX_WAITING_SOURCES) {
+          refuse(this.busy(false));
+          return;
+        }
+      } else if (
+        this.waitingCount >= this.options.maxWaitingVerifications &&
+        !this.makeRoomFor(queue.length)
+      ) {
         refuse(this.busy(true)); // this source already holds the largest share: its own pressure
         return;
       }
-      let queue = this.waitingBySource.get(source);
       if (!queue) {
         queue = [];
         this.waitingBySource.set(source, queue);
@@ -228,11 +243,11 @@ export class PasswordVerifier {
   }
 
   /**
-   * The queue is full: refuses the newest waiter of the source holding the most places, if it
-   * holds more than `source` does. At most maxWaitingVerifications sources: the scan is short.
+   * The queue is full: refuses the newest waiter of the source holding the most
+   * places, if it holds more than the asking source (`own` places, at least one) does. That
+   * source keeps at least one place. At most MAX_WAITING_SOURCES sources: the scan is short.
    */
-  private makeRoomFor(source: string): boolean {
-    const own = this.waitingBySource.get(source)?.length ?? 0;
+  private makeRoomFor(own: number): boolean {
     let largest: string | undefined;
     let largestLength = 0;
     for (const candidate of this.turns) {

@@ -284,9 +284,9 @@ describe("PasswordVerifier", () => {
       let answered = false;
       void newcomer.then(() => (answered = true));
       await settle();
-      // The flood's extra requests, and the one the newcomer displaced, are refused for the
-      // flood's own pressure: their throttle charge stands.
-      const refused = (await Promise.all(flood.slice(5))).concat(await flood[4]);
+      // One running, four waiting: the rest are refused for the flood's own pressure, so their
+      // throttle charge stands. The newcomer's first place is its own, even in a full queue.
+      const refused = await Promise.all(flood.slice(5));
       for (const error of refused) {
         expect(error).toBeInstanceOf(ServerBusy);
         expect((error as ServerBusy).keepsThrottleCharge).toBe(true);
@@ -312,6 +312,7 @@ describe("PasswordVerifier", () => {
         { maxConcurrentVerifications: 1, maxWaitingVerifications: 2 },
       );
       slowHashChecks(false);
+      // One running, two waiting; the fourth is refused.
       const results = Array.from({ length: 4 }, (_, i) =>
         verifier.verify(`u${i}`, "guess", HASH, flooder).catch((e: unknown) => e),
       );
@@ -319,6 +320,36 @@ describe("PasswordVerifier", () => {
       const error = await results[3];
       expect(error).toBeInstanceOf(ServerBusy);
       expect((error as ServerBusy).keepsThrottleCharge).toBe(true);
+    });
+
+    it("with more sources than places, a newcomer still waits only one round", async () => {
+      const verifier = verifierAt(
+        { nowMs: 0 },
+        { maxConcurrentVerifications: 1, maxWaitingVerifications: 2 },
+      );
+      const state = slowHashChecks(false);
+      // 90 addresses (one IPv6 /56 holds 256 /64s), each sending 3.
+      const flood = Array.from({ length: 90 * 3 }, (_, i) =>
+        verifier.verify(`u${i}`, "guess", HASH, from(`203.0.113.${i % 90}`)).catch((e: unknown) => e),
+      );
+      await settle();
+      const newcomer = verifier.verify("newcomer", "guess", HASH, from("198.51.100.2"));
+      let answered = false;
+      void newcomer.then(() => (answered = true));
+      let checksEnded = 0;
+      while (!answered && checksEnded < 200) {
+        state.release.shift()?.();
+        checksEnded++;
+        for (let i = 0; i < 4; i++) await settle();
+      }
+      expect(await newcomer).toBe(false);
+      // The running one, then one per flooding source ahead (90), then the newcomer's.
+      expect(checksEnded).toBeLessThanOrEqual(1 + 90 + 1 + 2);
+      while (state.release.length > 0) {
+        state.release.shift()?.();
+        await settle();
+      }
+      await Promise.all(flood);
     });
 
     it("a credential that already succeeded from that address has a reserved way through", async () => {
