@@ -58,14 +58,28 @@ export class TooManyRequests extends AppError {
     message: string,
     readonly retryAfterSeconds: number,
   ) {
-    super(429, "TOO_MANY_REQUESTS", message);
+    super(429, "TOOMANYREQUESTS", message);
   }
+}
+
+/**
+ * How a failed request settles its login-throttle charge (src/authn/throttle.ts): a request that
+ * got no verdict is refunded, but some failures are charged like a wrong password: a hook that
+ * judged the password and then exited oddly (review L1), a client refused for its own share of
+ * the password-check queue (review M4).
+ */
+export interface ThrottleSettlement {
+  /** True: the throttle charge stands, as for a wrong password. */
+  keepsThrottleCharge?: boolean;
 }
 
 /** A back-end we depend on (LDAP, a hook) could not answer. The cause goes to the log only. */
 export class Unavailable extends AppError {
-  constructor(message: string, options?: ErrorOptions) {
+  readonly keepsThrottleCharge: boolean;
+
+  constructor(message: string, options?: ErrorOptions & ThrottleSettlement) {
     super(503, "UNAVAILABLE", message, options);
+    this.keepsThrottleCharge = options?.keepsThrottleCharge ?? false;
   }
 }
 
@@ -75,11 +89,15 @@ export class Unavailable extends AppError {
  * component that refuses logs it, rate-limited.
  */
 export class ServerBusy extends AppError {
+  readonly keepsThrottleCharge: boolean;
+
   constructor(
     message: string,
     readonly retryAfterSeconds: number,
+    settlement: ThrottleSettlement = {},
   ) {
     super(503, "UNAVAILABLE", message);
+    this.keepsThrottleCharge = settlement.keepsThrottleCharge ?? false;
   }
 }
 
@@ -88,6 +106,11 @@ export class ServerBusy extends AppError {
  * disk (src/db/store-errors.ts). 503 with Retry-After; logged there, rate-limited, never per request.
  */
 export class StoreUnavailable extends ServerBusy {}
+
+/** Whether an error that ended a login keeps its throttle charge (see ThrottleSettlement). */
+export function keepsThrottleCharge(error: unknown): boolean {
+  return (error instanceof Unavailable || error instanceof ServerBusy) && error.keepsThrottleCharge;
+}
 
 export interface ConfigProblem {
   /** Dotted key path into the config file, e.g. `acl.3.match.ip`. */

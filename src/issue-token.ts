@@ -4,6 +4,7 @@
  */
 import type { ClientIp } from "./acl.ts";
 import {
+  type AuthnContext,
   type AuthnDecision,
   type Authenticator,
   authenticate,
@@ -16,7 +17,7 @@ import type { FailureLatencyFloor } from "./authn/failure-latency.ts";
 import type { InFlightLogins } from "./authn/in-flight-logins.ts";
 import type { LoginAttempt, LoginThrottle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
-import { BadRequest, TooManyRequests, Unauthorized } from "./errors.ts";
+import { BadRequest, keepsThrottleCharge, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Scope } from "./scope.ts";
 import type { SigningKey } from "./token/keys.ts";
@@ -39,7 +40,7 @@ export interface TokenIssuer {
   registrar?: Registrar;
   /** Refresh tokens (docs/refresh-tokens.md); absent: none issued, every refresh grant refused. */
   refreshTokens?: RefreshTokens;
-  /** Makes every failed login take as long as the slowest recent one; absent: no padding. */
+  /** Makes every failed login take at least a floor known at start (timing parity); absent: no padding. */
   failureLatency?: FailureLatencyFloor;
   /** Identical logins in flight share one authentication; absent: each runs its own. */
   inFlightLogins?: InFlightLogins<AuthnDecision>;
@@ -94,7 +95,14 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   if (request.refreshToken === undefined) checkAccountParameter(request, account);
   using attempt = admitAttempt(issuer, request, credentials, account);
   const startedMs = performance.now();
-  const { decision, refusal } = await identify(issuer, request, credentials);
+  const context: AuthnContext = { ip: request.ip, isKnownGood: attempt?.isKnownGood ?? false };
+  const { decision, refusal } = await identify(issuer, request, credentials, context).catch(
+    (error: unknown) => {
+      // Not answered, so refunded on dispose, unless the failure was a verdict of sorts.
+      if (keepsThrottleCharge(error)) attempt?.failed();
+      throw error;
+    },
+  );
   if (decision.kind !== "allow") {
     attempt?.failed();
     throw await refuse(issuer, request, account, decision, refusal, startedMs);
@@ -142,12 +150,7 @@ function admitAttempt(
       : issuer.throttle;
   const admission = throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
   if (admission?.kind !== "refused") return admission?.attempt;
-  if (throttle?.shouldReportRefusal(request.ip, account)) {
-    log.info("login throttled (logged once a minute per address and account)", {
-      account,
-      ip: request.ip?.text,
-    });
-  }
+  throttle?.reportRefusal(request.ip, account);
   throw new TooManyRequests(
     `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,
     admission.retryAfterSeconds,
@@ -159,6 +162,7 @@ async function identify(
   issuer: TokenIssuer,
   request: TokenRequest,
   credentials: Credentials,
+  context: AuthnContext,
 ): Promise<{ decision: AuthnDecision; refusal?: RefreshRefusal }> {
   if (request.refreshToken !== undefined) {
     const redeemed = issuer.refreshTokens?.redeem(
@@ -173,7 +177,7 @@ async function identify(
     return { decision: { kind: "deny", reason: REFRESH_REFUSED_MESSAGE }, refusal: redeemed.reason };
   }
   const authenticateOrRegister = async (): Promise<AuthnDecision> => {
-    const decision = await authenticate(issuer.authenticators, credentials, { ip: request.ip });
+    const decision = await authenticate(issuer.authenticators, credentials, context);
     // Registration needs a password: an empty one must not tell which names are free.
     if (
       decision.kind === "unknown" &&
@@ -181,11 +185,11 @@ async function identify(
       credentials.username !== "" &&
       credentials.password !== ""
     ) {
-      return registerByLogin(issuer, issuer.registrar, credentials, request);
+      return registerByLogin(issuer, issuer.registrar, credentials, request, context);
     }
     // A name nobody knows costs what a known name's wrong password costs (timing parity); done
     // here so that identical requests in flight share this one hash too.
-    if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password);
+    if (decision.kind === "unknown") await issuer.verifier.verifyDummy(credentials.password, context);
     return decision;
   };
   const isAnonymous = credentials.username === "" && credentials.password === "";
@@ -271,6 +275,7 @@ async function registerByLogin(
   registrar: Registrar,
   credentials: Credentials,
   request: TokenRequest,
+  context: AuthnContext,
 ): Promise<AuthnDecision> {
   const outcome = await registrar.register(credentials, issuer.nowSeconds());
   switch (outcome.kind) {
@@ -299,7 +304,7 @@ async function registerByLogin(
         },
       };
     case "taken":
-      return authenticate(issuer.authenticators, credentials, { ip: request.ip });
+      return authenticate(issuer.authenticators, credentials, context);
     case "refused":
       return { kind: "deny", reason: outcome.reason };
   }

@@ -6,9 +6,10 @@ import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
 import { databaseRegistrar } from "./accounts/registration.ts";
 import { aclAccountPatterns, reservedNamesForRegistration } from "./accounts/reserved-names.ts";
-import { dummyArgon2idHash, findUser } from "./accounts/users.ts";
+import { randomBytes } from "node:crypto";
+import { ARGON2ID_OPTIONS, findUser } from "./accounts/users.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
-import { FailureLatencyFloor } from "./authn/failure-latency.ts";
+import { type FailureCostPlan, FailureLatencyFloor } from "./authn/failure-latency.ts";
 import { InFlightLogins } from "./authn/in-flight-logins.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
@@ -49,8 +50,9 @@ export function buildIssuer(
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
   if (database) {
     authenticators.push(databaseUsersAuthenticator(database, verifier, nowSeconds));
-    // Unknown names cost what a database user's wrong password costs (timing parity).
-    verifier.useDummyHash(dummyArgon2idHash());
+    // Unknown names cost what a database user's wrong password costs (timing parity). Made on
+    // first use (the failure-latency calibration, just after start), off the main thread.
+    verifier.useDummyHash(() => Bun.password.hash(randomBytes(18).toString("base64"), ARGON2ID_OPTIONS));
   }
   if (config.ext_auth) authenticators.push(new ExtAuthAuthenticator(config.ext_auth));
   if (config.ldap_auth)
@@ -99,6 +101,8 @@ export function buildIssuer(
       fix: "create those accounts with `regauth user add`",
     });
   }
+  const failureLatency = new FailureLatencyFloor();
+  failureLatency.calibrate(failureCostPlan(config, verifier));
   return {
     issuer: config.token.issuer,
     ttlSeconds: config.token.expiration,
@@ -109,7 +113,7 @@ export function buildIssuer(
     verifier,
     nowSeconds,
     throttle: new LoginThrottle(),
-    failureLatency: new FailureLatencyFloor(),
+    failureLatency,
     inFlightLogins: new InFlightLogins(),
     ...(loaded.refreshSecret && config.token.refresh_expiration > 0
       ? {
@@ -140,6 +144,34 @@ function sqlSettings(section: Parameters<typeof checkSqlSection>[0], path: strin
   if (!settings)
     throw new Error(`${path} was validated at load: ${problems.map((p) => p.message).join("; ")}`);
   return settings;
+}
+
+/**
+ * What a failed login can cost, known from the config (review L5, src/authn/failure-latency.ts):
+ * the dummy hash, one config hash of each kind (bcrypt cost, argon2 parameters), the LDAP
+ * operation timeout; ext_auth's cost is unknown, so the floor also follows its failures.
+ */
+function failureCostPlan(config: LoadedConfig["config"], verifier: PasswordVerifier): FailureCostPlan {
+  const probe = randomBytes(18).toString("base64"); // a password no hash matches
+  const oneHashPerKind = new Map<string, string>();
+  for (const user of Object.values(config.users ?? {}))
+    if (user.password !== undefined) oneHashPerKind.set(hashKind(user.password), user.password);
+  return {
+    hashChecks: [
+      async () => Bun.password.verify(probe, await verifier.dummy()),
+      ...[...oneHashPerKind.values()].map((hash) => () => Bun.password.verify(probe, hash)),
+    ],
+    fixedMs: config.ldap_auth ? config.ldap_auth.timeout_seconds * 1000 : 0,
+    adaptive: config.ext_auth !== undefined,
+  };
+}
+
+/** A hash's algorithm and cost parameters without salt and digest: `$2b$10`, `$argon2id$v=19$m=...`. */
+function hashKind(hash: string): string {
+  return hash
+    .split("$")
+    .slice(0, hash.startsWith("$argon2") ? 4 : 3)
+    .join("$");
 }
 
 export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {

@@ -94,14 +94,6 @@ export function hashNewPassword(password: string): Promise<string> {
   return Bun.password.hash(password, ARGON2ID_OPTIONS);
 }
 
-let dummyHash: string | undefined;
-
-/** An argon2id hash (same parameters as real ones) of a random password, made once per process. */
-export function dummyArgon2idHash(): string {
-  dummyHash ??= Bun.password.hashSync(crypto.randomUUID(), ARGON2ID_OPTIONS);
-  return dummyHash;
-}
-
 function toUser(row: UserRow): User {
   return {
     id: row.id,

@@ -20,6 +20,11 @@ export type AuthnOutcome =
 
 export interface AuthnContext {
   ip: ClientIp | null;
+  /**
+   * This credential logged in successfully from this address recently (the login throttle's
+   * exemption): the password checks keep a lane for it (src/authn/password-verifier.ts).
+   */
+  isKnownGood?: boolean;
 }
 
 export interface Authenticator {

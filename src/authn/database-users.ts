@@ -55,7 +55,7 @@ export function databaseUsersAuthenticator(
 
   return {
     name: "database",
-    async authenticate({ username, password }): Promise<AuthnOutcome> {
+    async authenticate({ username, password }, context): Promise<AuthnOutcome> {
       if (username === "") {
         return password === "" && hasPublicGrants(db) ? { kind: "allow", labels: {} } : NO_MATCH;
       }
@@ -63,7 +63,7 @@ export function databaseUsersAuthenticator(
       if (!user) return NO_MATCH;
       // The same work for disabled users as for enabled ones; the reason is told only to a
       // client that proved the password.
-      if (!(await verifier.verify(username, password, user.passwordHash))) return DENY;
+      if (!(await verifier.verify(username, password, user.passwordHash, context))) return DENY;
       // Read again: the row may have changed while the hash was being checked.
       const current = findUser(db, username);
       if (!current || current.passwordHash !== user.passwordHash) return DENY;

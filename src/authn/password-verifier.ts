@@ -6,9 +6,25 @@
  * The cache remembers only successes, under HMAC-SHA256(per-process key, user ‖ password ‖ hash).
  * Because the stored hash is part of the key, a changed password (new hash) can never hit an old
  * entry; disabling or deleting a user is checked by the caller on every request, before this.
- * No password is ever stored, and the HMAC key never leaves the process.
+ * No password is ever stored, and the HMAC key never leaves the process. The cache is a
+ * GenerationalMap under short (96-bit) keys: bounded, and O(1) to evict under a flood.
+ *
+ * Hash checks run a few at a time; the rest wait in a queue that is fair per source (review M4):
+ * the throttle's source (address, IPv6 by /64), one queue each, served in turns, so a newcomer
+ * waits one round, not behind a flood: a source's first waiting check always has a place (up to
+ * 1,024 sources, even beyond `maxWaitingVerifications`). When the queue is full, a source
+ * holding fewer places than the largest takes the largest source's newest one;
+ * the one displaced, and a request from a source that already holds the largest share, is
+ * refused "busy" for its own source's pressure and keeps its throttle charge (errors.ts
+ * ThrottleSettlement). A credential
+ * that already logged in from that address (the throttle's `isKnownGood`) has its own lane,
+ * served first. Nothing is hashed at module load (issue 9 item 8): the dummy hash is made on
+ * first use, off the main thread.
  */
 import { createHmac, randomBytes } from "node:crypto";
+import type { AuthnContext } from "./authenticator.ts";
+import { GenerationalMap } from "./generational-map.ts";
+import { clientSource } from "./throttle.ts";
 import { ServerBusy } from "../errors.ts";
 import { log } from "../log.ts";
 
@@ -19,7 +35,8 @@ export interface PasswordVerifierOptions {
   maxConcurrentVerifications: number;
   /**
    * Verifications allowed to wait for a slot; beyond this they fail at once with 503 (ServerBusy)
-   * instead of queueing. Bounds the requests held open and the time one waits.
+   * instead of queueing. Bounds the requests held open and the time one waits. A source's first
+   * waiting check has a place even beyond it (up to 1,024 sources): a newcomer waits one round.
    */
   maxWaitingVerifications: number;
   now?: () => number;
@@ -46,24 +63,40 @@ const BUSY_LOG_INTERVAL_MS = 60_000;
 const BCRYPT_MAX_PASSWORD_BYTES = 72;
 const BCRYPT_HASH = /^\$2[aby]\$/;
 
-/** A bcrypt hash of a random password: unknown users are checked against it (timing parity). */
-const DUMMY_HASH = await Bun.password.hash(randomBytes(18).toString("base64"), {
-  algorithm: "bcrypt",
-  cost: 10,
-});
+/** What unknown users are checked against without a database: bcrypt at htpasswd's default cost. */
+export const DEFAULT_DUMMY_HASH_OPTIONS = { algorithm: "bcrypt", cost: 10 } as const;
+/** Requests with a known-good credential that may wait in their own lane. */
+const MAX_WAITING_KNOWN_GOOD = 64;
+/** Sources that may wait at once, one place each before any extra place (bounds memory). */
+const MAX_WAITING_SOURCES = 1024;
+/** Who asks, when the caller does not say (new-password hashing for a registration). */
+const UNATTRIBUTED: AuthnContext = { ip: null };
+
+interface Waiter {
+  source: string;
+  admit: () => void;
+  refuse: (error: ServerBusy) => void;
+}
 
 export class PasswordVerifier {
   private readonly hmacKey = randomBytes(32);
-  private readonly verified = new Map<string, number>(); // cache key → expiry (ms)
+  private readonly verified: GenerationalMap<number>; // cache key → expiry (ms)
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private running = 0;
-  private readonly waiting: (() => void)[] = [];
+  /** Waiting checks per source, oldest first; `turns` is the order sources are served in. */
+  private readonly waitingBySource = new Map<string, Waiter[]>();
+  private readonly turns: string[] = [];
+  private waitingCount = 0;
+  private readonly knownGoodLane: Waiter[] = [];
   private readonly now: () => number;
-  private dummyHash = DUMMY_HASH;
+  /** A hash of a random password, or how to make one: unknown users are checked against it. */
+  private dummyHash: Promise<string> | (() => Promise<string>) = () =>
+    Bun.password.hash(randomBytes(18).toString("base64"), DEFAULT_DUMMY_HASH_OPTIONS);
   private lastBusyLogMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: PasswordVerifierOptions = DEFAULT_VERIFIER_OPTIONS) {
     this.now = options.now ?? Date.now;
+    this.verified = new GenerationalMap(options.maxCacheEntries);
   }
 
   /**
@@ -71,7 +104,12 @@ export class PasswordVerifier {
    * bad hash; throws ServerBusy (503) when the wait queue is full. A cached success and a request
    * joining an identical one in flight never wait in that queue.
    */
-  async verify(username: string, password: string, storedHash: string): Promise<boolean> {
+  async verify(
+    username: string,
+    password: string,
+    storedHash: string,
+    context: AuthnContext = UNATTRIBUTED,
+  ): Promise<boolean> {
     if (password === "") return false;
     // Length-prefixed fields: with a bare separator, ("alice", "\0pw") and ("alice\0", "pw")
     // would give the same key, since usernames and passwords may contain NUL.
@@ -79,7 +117,8 @@ export class PasswordVerifier {
       .update(`${Buffer.byteLength(username)}:${username}`)
       .update(`${Buffer.byteLength(password)}:${password}`)
       .update(storedHash)
-      .digest("base64");
+      .digest()
+      .toString("base64", 0, 12);
     const expiry = this.verified.get(key);
     if (expiry !== undefined) {
       if (expiry > this.now()) return true;
@@ -88,7 +127,7 @@ export class PasswordVerifier {
     // Identical concurrent requests (a client retrying, a CI fan-out) share one hash computation.
     let pending = this.inFlight.get(key);
     if (!pending) {
-      pending = this.verifyUncached(password, storedHash).finally(() => this.inFlight.delete(key));
+      pending = this.verifyUncached(password, storedHash, context).finally(() => this.inFlight.delete(key));
       this.inFlight.set(key, pending);
     }
     const ok = await pending;
@@ -97,25 +136,32 @@ export class PasswordVerifier {
   }
 
   /** Spends the same work as a real check, for users that do not exist. Always false (or ServerBusy). */
-  async verifyDummy(password: string): Promise<false> {
-    if (password !== "") await this.verifyUncached(password, this.dummyHash);
+  async verifyDummy(password: string, context: AuthnContext = UNATTRIBUTED): Promise<false> {
+    if (password !== "") await this.verifyUncached(password, await this.dummy(), context);
     return false;
   }
 
   /**
-   * Checks unknown users against `hash` instead of the bcrypt default: with the accounts
+   * Checks unknown users against this hash instead of the bcrypt default: with the accounts
    * database, most real users have argon2id hashes, and an unknown name must cost the same.
+   * A function is called on first use (nothing is hashed before it is needed).
    */
-  useDummyHash(hash: string): void {
-    this.dummyHash = hash;
+  useDummyHash(hash: string | (() => Promise<string>)): void {
+    this.dummyHash = typeof hash === "string" ? Promise.resolve(hash) : hash;
+  }
+
+  /** The dummy hash, made now if not yet (the failure-latency calibration asks at start). */
+  dummy(): Promise<string> {
+    if (typeof this.dummyHash === "function") this.dummyHash = this.dummyHash();
+    return this.dummyHash;
   }
 
   /**
    * Runs `work` (e.g. hashing a new password) under the same concurrency limit and wait queue as
    * verifications, so a burst of registrations cannot run more argon2 hashes at once than logins can.
    */
-  async limited<T>(work: () => Promise<T>): Promise<T> {
-    await this.acquire();
+  async limited<T>(work: () => Promise<T>, context: AuthnContext = UNATTRIBUTED): Promise<T> {
+    await this.acquire(context);
     try {
       return await work();
     } finally {
@@ -133,16 +179,15 @@ export class PasswordVerifier {
   }
 
   private remember(key: string): void {
-    if (this.verified.size >= this.options.maxCacheEntries) {
-      // Map iteration is insertion order: drop the oldest entry.
-      const oldest = this.verified.keys().next().value;
-      if (oldest !== undefined) this.verified.delete(oldest);
-    }
     this.verified.set(key, this.now() + this.options.cacheTtlSeconds * 1000);
   }
 
-  private async verifyUncached(password: string, storedHash: string): Promise<boolean> {
-    await this.acquire();
+  private async verifyUncached(
+    password: string,
+    storedHash: string,
+    context: AuthnContext,
+  ): Promise<boolean> {
+    await this.acquire(context);
     try {
       if (await Bun.password.verify(password, storedHash)) return true;
       // bcrypt reads at most 72 bytes. htpasswd and Go's bcrypt (docker_auth) ignore the rest;
@@ -159,31 +204,111 @@ export class PasswordVerifier {
     }
   }
 
-  private acquire(): Promise<void> {
+  private acquire(context: AuthnContext): Promise<void> {
     if (this.running < this.options.maxConcurrentVerifications) {
       this.running++;
       return Promise.resolve();
     }
-    if (this.waiting.length >= this.options.maxWaitingVerifications) {
-      const nowMs = this.now();
-      if (nowMs - this.lastBusyLogMs >= BUSY_LOG_INTERVAL_MS) {
-        this.lastBusyLogMs = nowMs;
-        log.warn("password checks refused: queue full (logged once a minute)", {
-          running: this.running,
-          waiting: this.waiting.length,
-        });
+    const source = clientSource(context.ip);
+    return new Promise<void>((admit, refuse) => {
+      const waiter: Waiter = { source, admit, refuse };
+      if (context.isKnownGood) {
+        if (this.knownGoodLane.length < MAX_WAITING_KNOWN_GOOD) this.knownGoodLane.push(waiter);
+        else refuse(this.busy(false));
+        return;
       }
-      return Promise.reject(
-        new ServerBusy("the server is busy checking passwords; retry in a moment", BUSY_RETRY_AFTER_SECONDS),
-      );
-    }
-    return new Promise((resolve) => this.waiting.push(resolve));
+      let queue = this.waitingBySource.get(source);
+      if (!queue) {
+        // A source's first waiting check always has a place (up to MAX_WAITING_SOURCES sources):
+        // however many sources flood, a newcomer waits one round, one check per source ahead.
+        if (this.turns.length >= MAX_WAITING_SOURCES) {
+          refuse(this.busy(false));
+          return;
+        }
+      } else if (
+        this.waitingCount >= this.options.maxWaitingVerifications &&
+        !this.makeRoomFor(queue.length)
+      ) {
+        refuse(this.busy(true)); // this source already holds the largest share: its own pressure
+        return;
+      }
+      if (!queue) {
+        queue = [];
+        this.waitingBySource.set(source, queue);
+        this.turns.push(source);
+      }
+      queue.push(waiter);
+      this.waitingCount++;
+    });
   }
 
+  /**
+   * The queue is full: refuses the newest waiter of the source holding the most
+   * places, if it holds more than the asking source (`own` places, at least one) does. That
+   * source keeps at least one place. At most MAX_WAITING_SOURCES sources: the scan is short.
+   */
+  private makeRoomFor(own: number): boolean {
+    let largest: string | undefined;
+    let largestLength = 0;
+    for (const candidate of this.turns) {
+      // `>=`: among equals, the source that queued last gives up its place.
+      const length = this.waitingBySource.get(candidate)?.length ?? 0;
+      if (length > own && length >= largestLength) {
+        largest = candidate;
+        largestLength = length;
+      }
+    }
+    if (largest === undefined) return false;
+    const queue = this.waitingBySource.get(largest) as Waiter[];
+    const displaced = queue.pop() as Waiter;
+    this.waitingCount--;
+    if (queue.length === 0) this.dropSource(largest);
+    displaced.refuse(this.busy(true));
+    return true;
+  }
+
+  private dropSource(source: string): void {
+    this.waitingBySource.delete(source);
+    const index = this.turns.indexOf(source);
+    if (index !== -1) this.turns.splice(index, 1);
+  }
+
+  /** A "busy" refusal, logged at most once a minute (a flood would flood the log). */
+  private busy(ownPressure: boolean): ServerBusy {
+    const nowMs = this.now();
+    if (nowMs - this.lastBusyLogMs >= BUSY_LOG_INTERVAL_MS) {
+      this.lastBusyLogMs = nowMs;
+      log.warn("password checks refused: queue full (logged once a minute)", {
+        running: this.running,
+        waiting: this.waitingCount + this.knownGoodLane.length,
+        sources: this.turns.length,
+      });
+    }
+    return new ServerBusy(
+      "the server is busy checking passwords; retry in a moment",
+      BUSY_RETRY_AFTER_SECONDS,
+      { keepsThrottleCharge: ownPressure },
+    );
+  }
+
+  /** A slot is free: the known-good lane first, then the next source in turn (round robin). */
   private release(): void {
-    const next = this.waiting.shift();
-    if (next) next();
-    else this.running--;
+    const knownGood = this.knownGoodLane.shift();
+    if (knownGood) {
+      knownGood.admit();
+      return;
+    }
+    const source = this.turns.shift();
+    if (source === undefined) {
+      this.running--;
+      return;
+    }
+    const queue = this.waitingBySource.get(source) as Waiter[];
+    const next = queue.shift() as Waiter;
+    this.waitingCount--;
+    if (queue.length > 0) this.turns.push(source);
+    else this.waitingBySource.delete(source);
+    next.admit();
   }
 }
 

@@ -14,13 +14,15 @@ export function staticUsersAuthenticator(
   const byName = new Map(Object.entries(users));
   return {
     name: "users",
-    async authenticate({ username, password }): Promise<AuthnOutcome> {
+    async authenticate({ username, password }, context): Promise<AuthnOutcome> {
       const user = byName.get(username);
       if (!user) return NO_MATCH;
       const labels: Labels = user.labels ?? {};
       // Only the anonymous user may lack a password; config validation refuses it for anyone else.
       if (user.password === undefined) return password === "" ? { kind: "allow", labels } : DENY;
-      return (await verifier.verify(username, password, user.password)) ? { kind: "allow", labels } : DENY;
+      return (await verifier.verify(username, password, user.password, context))
+        ? { kind: "allow", labels }
+        : DENY;
     },
   };
 }

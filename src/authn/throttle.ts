@@ -5,8 +5,9 @@
  * which one host usually owns). Keying by the pair, never by the account alone, is what keeps an
  * attacker from locking a user out: hammering `alice` from one address exhausts that address's
  * budget for alice (and, beyond the per-IP budget, for everyone), while alice at her own address
- * is unaffected. Account names are folded (case, surrounding and repeated spaces) for the key,
- * because LDAP matches `Alice` and ` alice` to the same entry.
+ * is unaffected. Account names are folded for the key as LDAP matches them (NFKC, case, default-
+ * ignorable code points, surrounding and repeated spaces): `Alice`, ` alice`, fullwidth `ａｌｉｃｅ`
+ * and `alİce` bind as the same entry, so they share one bucket (review L3).
  *
  * Every attempt is charged when it is admitted, synchronously, before anything is awaited:
  * checking first and charging after the password check would let N parallel requests all pass
@@ -15,7 +16,9 @@
  *   logins must not hand an attacker at the same address fresh guesses), and the credential is
  *   remembered for 24 hours;
  * - failure: the charge stands;
- * - neither (a back-end error, a busy server: the request was not answered): refunded.
+ * - neither (a back-end error, a busy server: the request was not answered): refunded, unless
+ *   the error says the charge stands (errors.ts ThrottleSettlement: a hook that judged the
+ *   password, a source refused for its own share of the password-check queue).
  * A credential (address, account and secret, kept as an HMAC) that succeeded in the last 24 hours
  * is admitted without any charge or check: one address is often shared (NAT, CI runners, a proxy
  * without real_ip_header), and others' failures there must not lock out the users who log in
@@ -23,9 +26,18 @@
  * one authentication): admitted without charge, so a CI fan-out of N parallel logins with one
  * credential is not refused after the burst. A refused request is answered 429 with Retry-After,
  * before any password check.
+ *
+ * Memory (review L6, issue 9 item 6): entries are keyed by short keyed hashes (a 53-bit number for
+ * a pair, a 96-bit HMAC for a credential), never by the account name itself, so a long name or a
+ * forged refresh token's long subject costs what a short one does; each bucket is one number (the
+ * time it is full again, as in GCRA); each kind of entry is a GenerationalMap bounded by
+ * `maxEntries`, evicting in O(1). About 100 bytes per entry: at the default 100,000 per kind, a
+ * flood of distinct pairs holds some 30 MB at most.
  */
-import { createHmac, randomBytes } from "node:crypto";
+import { randomBytes } from "node:crypto";
 import type { ClientIp } from "../acl.ts";
+import { log } from "../log.ts";
+import { GenerationalMap } from "./generational-map.ts";
 
 export interface BucketPolicy {
   /** Failures allowed in a burst. */
@@ -42,7 +54,7 @@ export interface ThrottleOptions {
    * Remembered as an HMAC of (address, account, secret) for at most `maxEntries` credentials.
    */
   successExemptionSeconds: number;
-  /** Entries kept per kind; the least recently used are dropped first. Bounds memory. */
+  /** Entries kept per kind; the least recently used half is dropped at once. Bounds memory. */
   maxEntries: number;
   nowMs?: () => number;
 }
@@ -54,96 +66,93 @@ export const DEFAULT_THROTTLE_OPTIONS: ThrottleOptions = {
   maxEntries: 100_000,
 };
 
-interface Bucket {
-  tokens: number;
-  atMs: number;
-}
-
-class BucketMap {
-  private readonly buckets = new Map<string, Bucket>();
+/**
+ * Token buckets, each stored as one number: the time (ms) at which it is full again (the generic
+ * cell rate algorithm). A missing entry is a full bucket.
+ */
+class BucketMap<K extends string | number> {
+  private readonly fullAtMs: GenerationalMap<number, K>;
+  private readonly refillMs: number;
   constructor(
     private readonly policy: BucketPolicy,
-    private readonly maxEntries: number,
-  ) {}
-
-  private level(key: string, nowMs: number): number {
-    const bucket = this.buckets.get(key);
-    if (!bucket) return this.policy.burst;
-    const refilled = bucket.tokens + (nowMs - bucket.atMs) / (this.policy.refillSeconds * 1000);
-    return Math.min(this.policy.burst, refilled);
+    maxEntries: number,
+  ) {
+    this.fullAtMs = new GenerationalMap(maxEntries);
+    this.refillMs = policy.refillSeconds * 1000;
   }
 
   /** Seconds until one more failure is allowed, or 0 when it is allowed now. */
-  waitSeconds(key: string, nowMs: number): number {
-    const tokens = this.level(key, nowMs);
-    return tokens >= 1 ? 0 : Math.ceil((1 - tokens) * this.policy.refillSeconds);
+  waitSeconds(key: K, nowMs: number): number {
+    // Fewer than one token left means the bucket is full again later than (burst - 1) refills.
+    const fullAt = this.fullAtMs.get(key) ?? nowMs;
+    const waitMs = fullAt - nowMs - (this.policy.burst - 1) * this.refillMs;
+    return waitMs > 0 ? Math.ceil(waitMs / 1000) : 0;
   }
 
-  charge(key: string, nowMs: number): void {
-    const tokens = this.level(key, nowMs) - 1;
-    this.buckets.delete(key); // re-insert: Map order is then least recently charged first
-    this.buckets.set(key, { tokens, atMs: nowMs });
-    if (this.buckets.size > this.maxEntries) {
-      const oldest = this.buckets.keys().next().value;
-      if (oldest !== undefined) this.buckets.delete(oldest);
-    }
+  charge(key: K, nowMs: number): void {
+    this.fullAtMs.set(key, Math.max(this.fullAtMs.get(key) ?? nowMs, nowMs) + this.refillMs);
   }
 
   /** Gives back one charge (capped at the burst); nothing when the bucket is gone. */
-  refund(key: string, nowMs: number): void {
-    if (!this.buckets.has(key)) return;
-    this.buckets.set(key, { tokens: Math.min(this.policy.burst, this.level(key, nowMs) + 1), atMs: nowMs });
+  refund(key: K, nowMs: number): void {
+    const fullAt = this.fullAtMs.get(key);
+    if (fullAt === undefined) return;
+    if (fullAt - this.refillMs <= nowMs) this.fullAtMs.delete(key);
+    else this.fullAtMs.set(key, fullAt - this.refillMs);
   }
 
   get size(): number {
-    return this.buckets.size;
+    return this.fullAtMs.size;
   }
 }
-
-/** A refused client is logged at most once per this interval, so a flood cannot flood the log. */
-const REFUSAL_LOG_INTERVAL_MS = 60_000;
 
 export type Admission =
   | { kind: "admitted"; attempt: LoginAttempt }
   | { kind: "refused"; retryAfterSeconds: number };
 
 export class LoginThrottle {
-  private readonly perAccount: BucketMap;
-  private readonly perIp: BucketMap;
+  private readonly perAccount: BucketMap<number>;
+  private readonly perIp: BucketMap<string>;
   private readonly nowMs: () => number;
-  private readonly lastReportedMs = new Map<string, number>();
-  private readonly maxEntries: number;
   /** Attempts being answered, by HMAC(address, account, secret) → how many. Lives as long as they do. */
   private readonly inFlight = new Map<string, number>();
   private readonly hmacKey = randomBytes(32);
-  /** HMAC(address, account, secret) → when it last logged in successfully; least recently first. */
-  private readonly lastSuccessMs = new Map<string, number>();
+  readonly #pairSeed = randomBytes(8).readBigUInt64LE(); // a true private field: never enumerated
+  /** HMAC(address, account, secret) → when it last logged in successfully. */
+  private readonly lastSuccessMs: GenerationalMap<number>;
   private readonly successExemptionMs: number;
+  private readonly refusals: RefusalLog;
 
   constructor(options: ThrottleOptions = DEFAULT_THROTTLE_OPTIONS) {
     this.perAccount = new BucketMap(options.perAccount, options.maxEntries);
     this.perIp = new BucketMap(options.perIp, options.maxEntries);
     this.nowMs = options.nowMs ?? Date.now;
-    this.maxEntries = options.maxEntries;
+    this.lastSuccessMs = new GenerationalMap(options.maxEntries);
     this.successExemptionMs = options.successExemptionSeconds * 1000;
+    this.refusals = new RefusalLog(this.nowMs);
   }
 
   /**
    * Admits a login attempt and charges it, or refuses it. Synchronous on purpose: nothing can
    * slip in between the check and the charge. `secret` is the password or refresh token; only
-   * an HMAC of it is kept, and only while the attempt is in flight.
+   * an HMAC of it is kept. The attempt says whether this very credential logged in from this
+   * address recently (`isKnownGood`): the password checks keep a way through for those (M4).
    */
   admit(ip: ClientIp | null, account: string, secret: string): Admission {
     const now = this.nowMs();
-    const source = ipKey(ip);
-    const pair = pairKey(source, account);
-    const fingerprint = createHmac("sha256", this.hmacKey)
-      .update(`${Buffer.byteLength(source)}:${source}\0${Buffer.byteLength(account)}:${account}\0`)
+    const source = clientSource(ip);
+    // Bun.CryptoHasher with a key is HMAC, at a third of node:crypto's cost per call (a flood
+    // pays one per request).
+    const fingerprint = new Bun.CryptoHasher("sha256", this.hmacKey)
+      .update(`c${Buffer.byteLength(source)}:${source}\0${Buffer.byteLength(account)}:${account}\0`)
       .update(secret)
-      .digest("base64");
+      .digest()
+      .toString("base64", 0, 12);
     // A credential that logged in here recently, or a copy of an attempt still being answered
     // (answered once for all copies): not a new guess, so neither refused nor charged.
-    const isFree = this.inFlight.has(fingerprint) || this.succeededRecently(fingerprint, now);
+    const isKnownGood = this.succeededRecently(fingerprint, now);
+    const isFree = isKnownGood || this.inFlight.has(fingerprint);
+    const pair = isFree ? 0 : this.pairKey(source, account);
     if (!isFree) {
       const retryAfterSeconds = Math.max(
         this.perAccount.waitSeconds(pair, now),
@@ -161,7 +170,7 @@ export class LoginThrottle {
     };
     return {
       kind: "admitted",
-      attempt: new LoginAttempt({
+      attempt: new LoginAttempt(isKnownGood, {
         succeeded: () => {
           refund();
           this.rememberSuccess(fingerprint, this.nowMs());
@@ -177,26 +186,20 @@ export class LoginThrottle {
   }
 
   /**
-   * Whether a refusal for this (address, account) should be logged now: true for the first one
-   * and then once per minute. An attacker hammering at thousands of requests a second would
-   * otherwise write thousands of log lines a second (and the buffered lines cost memory).
+   * Logs a refused attempt, rate-limited (review L2): once a minute per address (whatever the
+   * account: varying the name must not multiply the lines) and at most ~one line a second
+   * overall, with a line saying how many were left out.
    */
-  shouldReportRefusal(ip: ClientIp | null, account: string): boolean {
-    const key = pairKey(ipKey(ip), account);
-    const now = this.nowMs();
-    const last = this.lastReportedMs.get(key);
-    if (last !== undefined && now - last < REFUSAL_LOG_INTERVAL_MS) return false;
-    if (this.lastReportedMs.size >= this.maxEntries) this.lastReportedMs.clear();
-    this.lastReportedMs.set(key, now);
-    return true;
+  reportRefusal(ip: ClientIp | null, account: string): void {
+    this.refusals.report(ip, account);
   }
 
   /** Seconds a new attempt (a credential not seen before) would be told to wait; 0: admitted. */
   retryAfterSeconds(ip: ClientIp | null, account: string): number {
     const now = this.nowMs();
-    const source = ipKey(ip);
+    const source = clientSource(ip);
     return Math.max(
-      this.perAccount.waitSeconds(pairKey(source, account), now),
+      this.perAccount.waitSeconds(this.pairKey(source, account), now),
       this.perIp.waitSeconds(source, now),
     );
   }
@@ -207,7 +210,7 @@ export class LoginThrottle {
    * admitted and refunded as a success; this charge stays.
    */
   chargeAddress(ip: ClientIp | null): void {
-    this.perIp.charge(ipKey(ip), this.nowMs());
+    this.perIp.charge(clientSource(ip), this.nowMs());
   }
 
   get trackedPairs(): number {
@@ -216,6 +219,22 @@ export class LoginThrottle {
 
   get rememberedSuccesses(): number {
     return this.lastSuccessMs.size;
+  }
+
+  get attemptsInFlight(): number {
+    return this.inFlight.size;
+  }
+
+  /**
+   * The bucket key of (address, account): a 53-bit keyed hash of the source and folded name
+   * (L3, L6), a number, so a key costs no allocation however long the name. wyhash under a
+   * per-process random seed, not an HMAC: no secret goes in, and a collision (one in ~10^10 at
+   * 100,000 pairs, and not searchable without seeing the seed or any hash) would only share a
+   * bucket. The credential fingerprint, which covers the password, stays an HMAC.
+   */
+  private pairKey(source: string, account: string): number {
+    const hash = Bun.hash.wyhash(`${source}\0${foldAccountName(account)}`, this.#pairSeed);
+    return Number(BigInt.asUintN(53, BigInt(hash)));
   }
 
   private succeededRecently(credential: string, nowMs: number): boolean {
@@ -228,18 +247,66 @@ export class LoginThrottle {
 
   private rememberSuccess(credential: string, nowMs: number): void {
     if (this.successExemptionMs <= 0) return;
-    this.lastSuccessMs.delete(credential); // re-insert: Map order is then least recently successful first
     this.lastSuccessMs.set(credential, nowMs);
-    if (this.lastSuccessMs.size > this.maxEntries) {
-      const oldest = this.lastSuccessMs.keys().next().value;
-      if (oldest !== undefined) this.lastSuccessMs.delete(oldest);
-    }
-  }
-
-  get attemptsInFlight(): number {
-    return this.inFlight.size;
   }
 }
+
+/** A refused source is logged at most once per this interval. */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+/** Refusal lines overall: a burst of this many, then one a second. */
+const REFUSAL_LOG_BURST = 20;
+const REFUSAL_LOG_REFILL_MS = 1_000;
+/** Sources remembered for the per-address limit; beyond it the oldest half is forgotten. */
+const REFUSAL_LOG_SOURCES = 10_000;
+
+/** The rate-limited "login throttled" log (review L2: 100,011 lines in 19 s from one address). */
+class RefusalLog {
+  private readonly lastLoggedMs = new GenerationalMap<number>(REFUSAL_LOG_SOURCES);
+  private globalFullAtMs = Number.NEGATIVE_INFINITY;
+  private suppressed = 0;
+  private suppressedSinceMs = 0;
+  private flushTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(private readonly nowMs: () => number) {}
+
+  report(ip: ClientIp | null, account: string): void {
+    const now = this.nowMs();
+    if (this.suppressed > 0 && now - this.suppressedSinceMs >= REFUSAL_LOG_INTERVAL_MS) this.flush();
+    const source = clientSource(ip);
+    const last = this.lastLoggedMs.get(source);
+    const sourceAllows = last === undefined || now - last >= REFUSAL_LOG_INTERVAL_MS;
+    const globalAllows = this.globalFullAtMs - now <= (REFUSAL_LOG_BURST - 1) * REFUSAL_LOG_REFILL_MS;
+    if (!sourceAllows || !globalAllows) {
+      if (this.suppressed++ === 0) {
+        this.suppressedSinceMs = now;
+        // The tail of a flood is reported too, not only when the next refusal comes.
+        this.flushTimer = setTimeout(() => this.flush(), REFUSAL_LOG_INTERVAL_MS);
+        this.flushTimer.unref?.();
+      }
+      return;
+    }
+    this.lastLoggedMs.set(source, now);
+    this.globalFullAtMs = Math.max(this.globalFullAtMs, now) + REFUSAL_LOG_REFILL_MS;
+    log.info("login throttled (logged once a minute per address)", {
+      account: account.slice(0, MAX_LOGGED_ACCOUNT_LENGTH),
+      ip: ip?.text,
+    });
+  }
+
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.suppressed === 0) return;
+    log.info("login throttled: further refusals not logged", {
+      suppressed: this.suppressed,
+      seconds: Math.round((this.nowMs() - this.suppressedSinceMs) / 1000),
+    });
+    this.suppressed = 0;
+  }
+}
+
+/** Account names in log lines are cut here: a refresh token's claimed subject can be long. */
+const MAX_LOGGED_ACCOUNT_LENGTH = 100;
 
 interface AttemptSettlement {
   succeeded: () => void;
@@ -254,7 +321,11 @@ interface AttemptSettlement {
 export class LoginAttempt implements Disposable {
   private settled = false;
 
-  constructor(private readonly settlement: AttemptSettlement) {}
+  constructor(
+    /** This credential logged in successfully from this address recently (not a guess). */
+    readonly isKnownGood: boolean,
+    private readonly settlement: AttemptSettlement,
+  ) {}
 
   succeeded(): void {
     if (this.settle()) this.settlement.succeeded();
@@ -278,13 +349,39 @@ export class LoginAttempt implements Disposable {
   }
 }
 
-/** The bucket key: account names folded as LDAP compares them (caseIgnoreMatch, spaces collapsed). */
-function pairKey(source: string, account: string): string {
-  return `${source}\0${account.trim().replace(/\s+/g, " ").toLowerCase()}`;
+const PRINTABLE_ASCII = /^[\x20-\x7e]*$/;
+/** Code points that render as nothing (soft hyphen, zero-width joiners, variation selectors...). */
+const DEFAULT_IGNORABLE = /\p{Default_Ignorable_Code_Point}/gu;
+
+/**
+ * An account name folded as LDAP's caseIgnoreMatch compares it (RFC 4518: compatibility
+ * normalisation, case folding, code points mapped to nothing, insignificant spaces), as far as
+ * JavaScript allows: NFKC; upper then lower case, which also folds ß to ss and final sigma (full
+ * case folding, unlike toLowerCase alone); the Turkish dotted İ and dotless ı taken as i, since
+ * directories bind `alİce` as alice; default-ignorable code points removed; spaces trimmed and
+ * collapsed. Over-folding only merges buckets of names that look alike, which is the safe side.
+ */
+export function foldAccountName(account: string): string {
+  // Printable ASCII (nearly every name): NFKC and the rest change nothing but case and spaces.
+  if (PRINTABLE_ASCII.test(account)) return account.toLowerCase().trim().replace(/\s+/g, " ");
+  return account
+    .normalize("NFKC")
+    .replace(/[\u0130\u0131]/g, "i")
+    .toUpperCase()
+    .toLowerCase()
+    .normalize("NFKC")
+    .replace(/i\u0307/g, "i")
+    .replace(DEFAULT_IGNORABLE, "")
+    .trim()
+    .replace(/\s+/g, " ");
 }
 
-/** IPv4 as is; IPv6 by its /64; no address (a unix socket without real_ip_header) is one source. */
-function ipKey(ip: ClientIp | null): string {
+/**
+ * The throttle's source of a request, which the password-check queue shares: IPv4 as is; IPv6 by
+ * its /64 (what one host usually owns); no address (a unix socket without real_ip_header) is one
+ * source.
+ */
+export function clientSource(ip: ClientIp | null): string {
   if (!ip) return "-";
   if (ip.bytes.length !== 16) return ip.text;
   const isV4Mapped =

@@ -24,11 +24,18 @@ export const ServerConfig = Type.Object(
     ),
     key: Type.Optional(Type.String({ description: "PEM private key for HTTPS." })),
     real_ip_header: Type.Optional(
-      Type.String({ description: "Take the client address from this header (set by your reverse proxy)." }),
+      Type.String({
+        description:
+          "Take the client address from this header (set by your reverse proxy). By default the last entry, the one your nearest proxy appended (real_ip_pos -1): earlier entries are written by the client.",
+      }),
     ),
+    // Review M5: behind an appending proxy (nginx $proxy_add_x_forwarded_for, HAProxy forwardfor)
+    // entry 0 is whatever the client sent. docker_auth defaults to 0; we deliberately do not
+    // (docs/acl-compatibility.md).
     real_ip_pos: Type.Integer({
-      default: 0,
-      description: "Which comma-separated entry of real_ip_header to use; negative counts from the end.",
+      default: -1,
+      description:
+        "Which comma-separated entry of real_ip_header to use; negative counts from the end. Default -1: the entry the nearest proxy appended (docker_auth: 0, the client-written first one).",
     }),
     hsts: Type.Boolean({ default: false, description: "Send Strict-Transport-Security on every response." }),
     tls_min_version: Type.Optional(

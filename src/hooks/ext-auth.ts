@@ -6,6 +6,9 @@
  * - exit 0 allows; stdout is empty or `{"labels": {"key": ["value", ...]}}` (other keys ignored);
  * - exit 1 denies; exit 2 means "not my user" and the next authenticator is asked;
  * - any other exit, a timeout, a signal or an overflow fails the request (503), never denies it.
+ *   An exit code of 3 or more still counts as a failed login for the throttle: the program ran
+ *   and judged the password (`exec htpasswd -vb` exits 3 on a mismatch, review L1). Only a run
+ *   that gave no verdict (spawn error, timeout, signal, overflow, busy) is refunded.
  *
  * Differences, all fail-closed: unparseable stdout on exit 0 denies with a log line (docker_auth:
  * 500). Credentials `read u p` would split or cut are never handed to the program, because it
@@ -122,6 +125,7 @@ export class ExtAuthAuthenticator implements Authenticator {
         });
         throw new Unavailable("the authentication program failed; see the server log", {
           cause: new Error(`ext_auth exited with ${exit.exitCode}`),
+          keepsThrottleCharge: true,
         });
     }
   }

@@ -55,7 +55,9 @@ export interface RealIpConfig {
 /**
  * The client's address for ACL `ip` matches and throttling. With a real-IP header configured the
  * header must be present (docker_auth: "client address not provided"); the entry at `position`
- * is used, negative positions counting from the end (the entry your own proxy appended).
+ * is used, negative positions counting from the end. The config default is -1, the entry the
+ * nearest proxy appended: the ones before it are the client's to write (review M5). Several header
+ * lines arrive joined with ", " (Headers.get), which is how HAProxy's `forwardfor` appends.
  */
 export function resolveClientIp(
   headers: Headers,

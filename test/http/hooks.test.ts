@@ -97,6 +97,44 @@ describe("hooks through the token endpoint", () => {
     expect(text).not.toContain("internal detail");
   });
 
+  // Review L1: `exec htpasswd -vb FILE "$u" "$p"` exits 3 on a wrong password. The program judged
+  // the password, so the throttle's charge stands (still a 503: the exit code is not in the
+  // contract); only a run that gave no verdict (timeout, spawn error, busy) is refunded.
+  it("an exit code >= 3 keeps the throttle charge: such a hook cannot be guessed without limit", async () => {
+    const hook = writeHook('IFS= read -r line; p=${line#* }; [ "$p" = right ] && exit 0; exit 3');
+    const { app } = await testApp({
+      server: { real_ip_header: "X-Real-IP" },
+      ext_auth: { command: hook, cache_ttl_seconds: 0 },
+      acl: [],
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++) {
+      const request = tokenRequest(null, ["bob", `guess-${i}`]);
+      request.headers.set("x-real-ip", "203.0.113.5");
+      statuses.push((await app.handle(request)).status);
+    }
+    expect(statuses).toEqual([...Array(10).fill(503), ...Array(4).fill(429)]);
+    const own = tokenRequest(null, ["bob", "right"]);
+    own.headers.set("x-real-ip", "198.51.100.5");
+    expect((await app.handle(own)).status).toBe(200);
+  });
+
+  it("a hook that gives no verdict (timeout) is refunded: an outage does not lock users out", async () => {
+    const hook = writeHook("sleep 5");
+    const { app } = await testApp({
+      server: { real_ip_header: "X-Real-IP" },
+      ext_auth: { command: hook, timeout_seconds: 0.05, cache_ttl_seconds: 0 },
+      acl: [],
+    });
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) {
+      const request = tokenRequest(null, ["bob", `pw-${i}`]);
+      request.headers.set("x-real-ip", "203.0.113.6");
+      statuses.push((await app.handle(request)).status);
+    }
+    expect(statuses).toEqual(Array(12).fill(503));
+  });
+
   it("asks ext_authz only when the ACL has no matching rule, and labels from ext_auth reach both", async () => {
     const dir = makeTempDir();
     const asked = join(dir, "asked");

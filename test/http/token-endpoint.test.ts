@@ -702,3 +702,90 @@ describe.each(scenarios)("$name", (scenario) => {
     if (scenario.expectedScope !== undefined) expect(body.scope).toBe(scenario.expectedScope);
   });
 });
+
+// Review M5: behind an appending proxy the first X-Forwarded-For entries are whatever the client
+// wrote; only the one the nearest proxy appended is known. The default position is therefore -1.
+describe("real_ip_header without real_ip_pos (the default: the entry the nearest proxy appended)", () => {
+  const aclWithDelete = [
+    { match: { ip: "10.0.0.0/8" }, actions: ["*"] },
+    { match: { account: "/.+/" }, actions: ["pull"] },
+  ];
+  const shapes: { name: string; header: string; headers: [string, string][]; expectedIp: string }[] = [
+    {
+      // nginx: proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      name: "nginx $proxy_add_x_forwarded_for",
+      header: "X-Forwarded-For",
+      headers: [["x-forwarded-for", "10.1.2.3, 203.0.113.50"]],
+      expectedIp: "203.0.113.50",
+    },
+    {
+      // HAProxy `option forwardfor` adds its own header line after the client's.
+      name: "HAProxy option forwardfor (a second header line)",
+      header: "X-Forwarded-For",
+      headers: [
+        ["x-forwarded-for", "10.1.2.3"],
+        ["x-forwarded-for", "203.0.113.50"],
+      ],
+      expectedIp: "203.0.113.50",
+    },
+    {
+      // nginx: proxy_set_header X-Real-IP $remote_addr; (replaces whatever the client sent)
+      name: "X-Real-IP, a single value",
+      header: "X-Real-IP",
+      headers: [["x-real-ip", "203.0.113.50"]],
+      expectedIp: "203.0.113.50",
+    },
+  ];
+
+  for (const shape of shapes) {
+    it(`${shape.name}: a spoofed 10.1.2.3 gets no delete through an ip: 10.0.0.0/8 rule`, async () => {
+      const { app, loaded } = await testApp({
+        server: { real_ip_header: shape.header },
+        users: { alice: { password: hashPassword(ALICE_PASSWORD) } },
+        acl: aclWithDelete,
+      });
+      expect(loaded.config.server.real_ip_pos).toBe(-1);
+      const res = await app.handle(
+        req("/auth?service=registry&scope=repository:prod/app:delete,pull", {
+          headers: [...shape.headers, ["authorization", basic("alice", ALICE_PASSWORD)]],
+        }),
+      );
+      expect(res.status).toBe(200);
+      const { claims } = await verifyToken(
+        ((await res.json()) as { token: string }).token,
+        loaded,
+        "registry",
+      );
+      expect(claims.access).toEqual([{ type: "repository", name: "prod/app", actions: ["pull"] }]);
+    });
+
+    it(`${shape.name}: guesses with varying spoofed entries are throttled by the appended address`, async () => {
+      const { app } = await testApp({
+        server: { real_ip_header: shape.header },
+        users: { alice: { password: hashPassword(ALICE_PASSWORD) } },
+        acl: aclWithDelete,
+      });
+      const statuses: number[] = [];
+      for (let i = 0; i < 14; i++) {
+        const spoofed = shape.headers.map(([name, value]): [string, string] => [
+          name,
+          value.replace("10.1.2.3", `10.1.2.${i}`),
+        ]);
+        const res = await app.handle(
+          req("/auth?service=registry", {
+            headers: [...spoofed, ["authorization", basic("alice", `guess-${i}`)]],
+          }),
+        );
+        statuses.push(res.status);
+        // distribution's errcode list and containerd spell it TOOMANYREQUESTS (issue 10).
+        if (res.status === 429)
+          expect(((await res.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe(
+            "TOOMANYREQUESTS",
+          );
+      }
+      // The pair's burst is 10: the rest are refused, whatever the client wrote first.
+      expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(4);
+    });
+  }
+});

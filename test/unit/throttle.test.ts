@@ -1,6 +1,12 @@
 import { describe, expect, it } from "bun:test";
 import type { ClientIp } from "../../src/acl.ts";
-import { type Admission, LoginThrottle, type ThrottleOptions } from "../../src/authn/throttle.ts";
+import {
+  type Admission,
+  foldAccountName,
+  LoginThrottle,
+  type ThrottleOptions,
+} from "../../src/authn/throttle.ts";
+import { log } from "../../src/log.ts";
 
 function ip(text: string): ClientIp {
   if (text.includes(":")) {
@@ -55,16 +61,29 @@ describe("login throttle", () => {
   const attacker = ip("203.0.113.9");
   const alicesIp = ip("198.51.100.7");
 
-  it("reports a refused pair once a minute, not on every request (no log flood)", () => {
+  // Review L2: logging once per (address, account) let one address write 100,011 lines in 19 s
+  // by varying the name.
+  it("logs refusals once a minute per address and ~once a second overall, then says how many it left out", () => {
     const { t, advance } = throttle();
-    expect(t.shouldReportRefusal(attacker, "alice")).toBe(true);
-    for (let i = 0; i < 1000; i++) expect(t.shouldReportRefusal(attacker, "alice")).toBe(false);
-    expect(t.shouldReportRefusal(alicesIp, "alice")).toBe(true);
-    expect(t.shouldReportRefusal(attacker, "bob")).toBe(true);
-    advance(59);
-    expect(t.shouldReportRefusal(attacker, "alice")).toBe(false);
-    advance(1);
-    expect(t.shouldReportRefusal(attacker, "alice")).toBe(true);
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    try {
+      for (let i = 0; i < 10_000; i++) t.reportRefusal(attacker, `name${i}`);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain("login throttled");
+      // Many addresses: bounded overall (a burst of 20, then one a second).
+      for (let i = 0; i < 10_000; i++) t.reportRefusal(ip(`10.0.${i >> 8}.${i & 255}`), "alice");
+      expect(lines.length).toBeLessThanOrEqual(21);
+      const before = lines.length;
+      advance(60);
+      t.reportRefusal(attacker, "alice");
+      const after = lines.slice(before);
+      expect(after).toHaveLength(2);
+      expect(after[0]).toContain(`suppressed=${10_000 - 1 + 10_000 - (before - 1)} `);
+      expect(after[1]).toContain(`ip=${attacker.text}`); // its minute is over
+    } finally {
+      restore();
+    }
   });
 
   it("allows the burst, then asks to wait, then refills", () => {
@@ -124,6 +143,28 @@ describe("login throttle", () => {
     expect(fail(t, attacker, "aLiCe")).toBe("refused");
   });
 
+  // Review L3: fullwidth ａｌｉｃｅ and alİce bind as alice in LDAP, so they are alice's bucket.
+  it("folds compatibility forms, full case, the Turkish i and invisible code points", () => {
+    const spellings = [
+      "ａｌｉｃｅ",
+      "alİce",
+      "alıce",
+      "ALICE",
+      "a\u00ADlice",
+      "al\u200Bice",
+      "alic\u0065\uFE0F",
+    ];
+    for (const spelling of spellings) {
+      const { t } = throttle();
+      for (let i = 0; i < 2; i++) fail(t, attacker, "alice");
+      fail(t, attacker, spelling);
+      expect({ spelling, kind: fail(t, attacker, "alice") }).toEqual({ spelling, kind: "refused" });
+    }
+    expect(foldAccountName("STRASSE")).toBe(foldAccountName("straße"));
+    expect(foldAccountName("  Bob   Smith ")).toBe("bob smith");
+    expect(foldAccountName("alice")).not.toBe(foldAccountName("alicf"));
+  });
+
   it("keys IPv6 by /64 and IPv4-mapped IPv6 as IPv4", () => {
     const { t } = throttle();
     for (let i = 0; i < 3; i++) fail(t, ip(`2001:db8:1:2:0:0:0:${i + 1}`), "alice");
@@ -146,7 +187,27 @@ describe("login throttle", () => {
     expect(t.trackedPairs).toBe(100);
     expect(t.attemptsInFlight).toBe(0);
     for (let i = 0; i < 1000; i++) succeed(t, attacker, `u${i}`);
-    expect(t.rememberedSuccesses).toBe(100);
+    expect(t.rememberedSuccesses).toBeLessThanOrEqual(100);
+    expect(t.rememberedSuccesses).toBeGreaterThanOrEqual(50);
+  });
+
+  // Review L6: 110,000 forged refresh tokens with long subjects took RSS from 77 to 149 MB.
+  it("long account names cost what short ones do: entries are keyed by a short hash", () => {
+    const t = new LoginThrottle({
+      perAccount: { burst: 1, refillSeconds: 60 },
+      perIp: { burst: 1_000_000, refillSeconds: 1 },
+      successExemptionSeconds: 3600,
+      maxEntries: 100_000,
+    });
+    const long = "x".repeat(4000);
+    Bun.gc(true);
+    const before = process.memoryUsage().heapUsed;
+    for (let i = 0; i < 20_000; i++) fail(t, ip(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), `${long}${i}`);
+    Bun.gc(true);
+    const grownBytes = process.memoryUsage().heapUsed - before;
+    expect(t.trackedPairs).toBe(20_000);
+    // 20,000 names of 4 KB kept as keys would be 80 MB; hashed keys are ~100 bytes an entry.
+    expect(grownBytes).toBeLessThan(15 * 2 ** 20);
   });
 });
 
