@@ -572,7 +572,11 @@ describe("timing parity", () => {
       return performance.now() - startedMs;
     };
     const unknownMs = await timed(["nobody-here", "some-password"]); // the first failure since start
-    const aliceMs = await timed(["alice", "wrong-password"]);
+    // The quickest of three of alice's failures: on a loaded machine one bcrypt-11 check can take
+    // far longer than the start-up measurement, and that noise is not what this test is about.
+    let aliceMs = Number.POSITIVE_INFINITY;
+    for (const guess of ["wrong-password-1", "wrong-password-2", "wrong-password-3"])
+      aliceMs = Math.min(aliceMs, await timed(["alice", guess]));
     expect(unknownMs).toBeGreaterThan(aliceMs * 0.8);
   });
 });
