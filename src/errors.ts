@@ -83,6 +83,12 @@ export class ServerBusy extends AppError {
   }
 }
 
+/**
+ * The accounts database cannot answer in time: a lock held by another process, a full or failing
+ * disk (src/db/store-errors.ts). 503 with Retry-After; logged there, rate-limited, never per request.
+ */
+export class StoreUnavailable extends ServerBusy {}
+
 export interface ConfigProblem {
   /** Dotted key path into the config file, e.g. `acl.3.match.ip`. */
   path: string;

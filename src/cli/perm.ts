@@ -53,7 +53,7 @@ export async function permCommand(args: ParsedArgs): Promise<number> {
     }
     case "list": {
       expectArgs(args, []);
-      const db = await openDatabaseFromArgs(args);
+      const db = await openDatabaseFromArgs(args, "read");
       const rows = listPermissions(db).map((p) => [
         formatGrantee(p.grantee),
         p.pattern,
@@ -105,7 +105,7 @@ export async function groupCommand(args: ParsedArgs): Promise<number> {
     }
     case "list": {
       expectArgs(args, []);
-      const db = await openDatabaseFromArgs(args);
+      const db = await openDatabaseFromArgs(args, "read");
       const rows = listGroups(db).map((g) => [g.name, g.members.join(",") || "-"]);
       process.stdout.write(table(["GROUP", "MEMBERS"], rows));
       return 0;

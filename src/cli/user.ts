@@ -63,7 +63,7 @@ export async function userCommand(args: ParsedArgs): Promise<number> {
     }
     case "list": {
       expectArgs(args, []);
-      const db = await openDatabaseFromArgs(args);
+      const db = await openDatabaseFromArgs(args, "read");
       if (args.flags.has("retired")) {
         const rows = listRetiredNames(db).map((r) => [r.name, formatUnix(r.retiredAtUnix)]);
         process.stdout.write(table(["NAME", "RETIRED"], rows));
