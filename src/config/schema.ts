@@ -5,7 +5,9 @@
  */
 import { type Static, Type } from "@sinclair/typebox";
 import { ExtAuthConfig, ExtAuthzConfig } from "../hooks/hook-config.ts";
+import { AccessTokensConfig } from "../access-tokens/config-schema.ts";
 import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts";
+import { AuditConfig } from "../audit/config-schema.ts";
 import { LdapAuthConfig } from "../ldap/config.ts";
 import { AclXormConfig, XormAuthConfig } from "../sql-backends/config.ts";
 
@@ -155,6 +157,8 @@ export const Config = Type.Object(
     ext_authz: Type.Optional(ExtAuthzConfig),
     registration: RegistrationConfig,
     accounts: AccountsConfig,
+    access_tokens: AccessTokensConfig,
+    audit: AuditConfig,
     ldap_auth: Type.Optional(LdapAuthConfig),
     xorm_auth: Type.Optional(XormAuthConfig),
     acl_xorm: Type.Optional(AclXormConfig),
