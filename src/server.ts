@@ -23,7 +23,8 @@ import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
-import type { AccessTokenKeyRef, AuditSink } from "./management/context.ts";
+import type { AuditLog } from "./audit/audit-log.ts";
+import type { AccessTokenKeyRef } from "./management/context.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
 import { aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
@@ -139,10 +140,8 @@ function sqlSettings(section: Parameters<typeof checkSqlSection>[0], path: strin
 /** What the management API needs besides the config and the issuer (docs/api.md). */
 export interface ManagementServices {
   db: Database;
-  audit: AuditSink;
+  audit: AuditLog;
   accessTokenKey: AccessTokenKeyRef;
-  /** src/access-tokens accessTokenAuthenticator; absent: the API takes passwords only. */
-  tokenAuthenticator?: Authenticator;
   maxTokenLifetimeDays: number | null;
 }
 
@@ -152,7 +151,6 @@ function apiOptions(loaded: LoadedConfig, issuer: TokenIssuer, services: Managem
     db: services.db,
     verifier: issuer.verifier,
     ...(issuer.throttle ? { throttle: issuer.throttle } : {}),
-    ...(services.tokenAuthenticator ? { tokenAuthenticator: services.tokenAuthenticator } : {}),
     audit: services.audit,
     accessTokenKey: services.accessTokenKey,
     config: {

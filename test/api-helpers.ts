@@ -1,17 +1,15 @@
 /** Fixtures for the management API tests: an app with the API mounted, people, a memory audit log. */
 import { PasswordVerifier } from "../src/authn/password-verifier.ts";
 import { databasePath, openDatabase } from "../src/db/database.ts";
-import type { ManagementAuditEvent } from "../src/management/context.ts";
+import { ensureAccessTokenKey } from "../src/access-tokens/index.ts";
+import { type AuditEvent, AuditLog } from "../src/audit/audit-log.ts";
 import { buildApp, buildIssuer } from "../src/server.ts";
 import { basic, loadTestConfig, makeTempDir, req } from "./helpers.ts";
 
-export class MemoryAudit {
-  readonly events: ManagementAuditEvent[] = [];
-  recordNow(event: ManagementAuditEvent): void {
-    this.events.push(event);
-  }
-  record(event: ManagementAuditEvent): void {
-    this.events.push(event);
+/** The audit log's events, oldest first, for assertions. */
+export class TestAudit extends AuditLog {
+  get events(): AuditEvent[] {
+    return this.query({ limit: 1000 });
   }
 }
 
@@ -22,9 +20,15 @@ export async function testApiApp(config: Record<string, unknown> = {}) {
   const db = openDatabase(databasePath(dataDir));
   const verifier = new PasswordVerifier();
   const issuer = buildIssuer(loaded, loaded.signingKey, verifier, db);
-  const audit = new MemoryAudit();
-  const app = buildApp(loaded, issuer, { db, audit, accessTokenKey: null, maxTokenLifetimeDays: null });
-  return { app, issuer, loaded, verifier, db, dataDir, audit };
+  const audit = new TestAudit(db, null, { enabled: true, retentionDays: 0, maxEvents: 0 });
+  const accessTokenKey = ensureAccessTokenKey(dataDir);
+  const app = buildApp(loaded, issuer, {
+    db,
+    audit,
+    accessTokenKey,
+    maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
+  });
+  return { app, issuer, loaded, verifier, db, dataDir, audit, accessTokenKey };
 }
 
 export type ApiApp = Awaited<ReturnType<typeof testApiApp>>;

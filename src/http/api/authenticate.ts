@@ -8,34 +8,23 @@
 import type { Database } from "bun:sqlite";
 import type { ClientIp } from "../../acl.ts";
 import { findUser } from "../../accounts/users.ts";
-import type { Authenticator } from "../../authn/authenticator.ts";
+import { type AccessTokenKey, findTokenBySecret, looksLikeAccessToken } from "../../access-tokens/index.ts";
 import type { PasswordVerifier } from "../../authn/password-verifier.ts";
 import type { LoginThrottle } from "../../authn/throttle.ts";
 import { Forbidden, TooManyRequests, Unauthorized } from "../../errors.ts";
 import type { Actor } from "../../management/context.ts";
-import type { TokenScope } from "../../management/schemas.ts";
 import { parseBasicAuthorization } from "../request-parts.ts";
-
-export const ACCESS_TOKEN_PREFIX = "regauth_pat_";
 
 export interface ApiAuthentication {
   db: Database;
   verifier: PasswordVerifier;
   throttle?: LoginThrottle;
-  /**
-   * src/access-tokens accessTokenAuthenticator: allow with `principal.accessToken` for a valid,
-   * unexpired token of an enabled owner. Absent: tokens are refused.
-   */
-  tokenAuthenticator?: Authenticator;
+  /** The HMAC key access tokens are stored under (src/access-tokens/key.ts). */
+  accessTokenKey: AccessTokenKey;
 }
 
 const NEEDS_CREDENTIALS =
   "authenticate with Basic (user name and password) or Bearer (an access token with the api scope)";
-
-interface TokenPrincipal {
-  account: string;
-  accessToken?: { id: number; scopes: readonly TokenScope[] };
-}
 
 export async function authenticateApiCaller(
   auth: ApiAuthentication,
@@ -63,8 +52,8 @@ export async function authenticateApiCaller(
       admission.retryAfterSeconds,
     );
   using attempt = admission?.attempt;
-  const actor = secret.startsWith(ACCESS_TOKEN_PREFIX)
-    ? await byToken(auth, secret, ip)
+  const actor = looksLikeAccessToken(secret)
+    ? byToken(auth, secret)
     : bearer
       ? null
       : await byPassword(auth, username, secret);
@@ -101,16 +90,13 @@ async function byPassword(
   };
 }
 
-async function byToken(auth: ApiAuthentication, secret: string, ip: ClientIp | null): Promise<Actor | null> {
-  if (!auth.tokenAuthenticator) return null;
-  const outcome = await auth.tokenAuthenticator.authenticate({ username: "", password: secret }, { ip });
-  if (outcome.kind !== "allow") return null;
-  const principal = outcome as unknown as { principal?: TokenPrincipal } & TokenPrincipal;
-  const token = principal.principal?.accessToken ?? principal.accessToken;
-  const account = principal.principal?.account ?? principal.account ?? outcome.account;
-  if (!token || account === undefined) return null;
-  const owner = findUser(auth.db, account);
-  if (!owner || !owner.isEnabled) return null;
+/** One HMAC and one indexed SELECT (src/access-tokens findTokenBySecret); no password hashing. */
+function byToken(auth: ApiAuthentication, secret: string): Actor | null {
+  const token = findTokenBySecret(auth.db, auth.accessTokenKey, secret);
+  if (!token || !token.ownerEnabled || token.ownerKind !== "person") return null;
+  if (token.expiresAtUnix !== null && token.expiresAtUnix <= Math.floor(Date.now() / 1000)) return null;
+  const owner = findUser(auth.db, token.owner);
+  if (!owner || !owner.isEnabled || owner.id !== token.ownerId) return null;
   return {
     kind: "account",
     name: owner.name,

@@ -6,12 +6,8 @@
  */
 import type { Elysia } from "elysia";
 import { BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType } from "../../errors.ts";
-import type {
-  AccessTokenKeyRef,
-  AuditSink,
-  ManagementConfig,
-  ManagementContext,
-} from "../../management/context.ts";
+import type { AuditLog } from "../../audit/audit-log.ts";
+import type { AccessTokenKeyRef, ManagementConfig, ManagementContext } from "../../management/context.ts";
 import { type RealIpConfig, resolveClientIp } from "../request-parts.ts";
 import { type ApiAuthentication, authenticateApiCaller } from "./authenticate.ts";
 import { readJsonBody } from "./json-body.ts";
@@ -22,8 +18,7 @@ export const API_BASE_PATH = "/api/v1";
 export const DEFAULT_MAX_BODY_BYTES = 65_536;
 
 export interface ApiOptions extends ApiAuthentication {
-  audit: AuditSink;
-  accessTokenKey: AccessTokenKeyRef;
+  audit: AuditLog;
   config: ManagementConfig;
   maxBodyBytes: number;
   realIp: RealIpConfig;
@@ -37,8 +32,8 @@ function queryObject(url: URL): Record<string, unknown> {
   const query: Record<string, unknown> = {};
   for (const [key, value] of url.searchParams) {
     if (Object.hasOwn(query, key)) throw new BadRequest(`query.${key}: given more than once`);
-    // The only numeric query field; anything else stays a string for the schema to judge.
-    query[key] = key === "limit" && /^\d{1,6}$/.test(value) ? Number(value) : value;
+    // The numeric query fields; anything else stays a string for the schema to judge.
+    query[key] = (key === "limit" || key === "after_id") && /^\d{1,15}$/.test(value) ? Number(value) : value;
   }
   return query;
 }

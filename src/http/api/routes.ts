@@ -6,9 +6,12 @@
  */
 import { type TSchema, Type } from "@sinclair/typebox";
 import type { ManagementContext } from "../../management/context.ts";
+import * as audit from "../../management/audit.ts";
 import * as groups from "../../management/groups.ts";
 import * as permissions from "../../management/permissions.ts";
+import * as robots from "../../management/robots.ts";
 import * as S from "../../management/schemas.ts";
+import * as tokens from "../../management/tokens.ts";
 import * as users from "../../management/users.ts";
 
 export type Method = "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
@@ -217,5 +220,99 @@ export const API_ROUTES: readonly ApiRoute[] = [
     status: 200,
     response: S.PermissionView,
     run: (ctx, { query }) => permissions.revoke(ctx, query),
+  },
+  {
+    method: "GET",
+    path: "/tokens",
+    summary: "List access tokens: yours, an owner's (a robot you administer), or all (administrators)",
+    tag: "tokens",
+    query: S.ListTokensQuery,
+    status: 200,
+    response: S.Page(S.AccessTokenView),
+    run: (ctx, { query }) => tokens.listAccessTokens(ctx, query, query),
+  },
+  {
+    method: "POST",
+    path: "/tokens",
+    summary: "Create an access token (the secret is in this answer only)",
+    tag: "tokens",
+    body: S.CreateAccessTokenRequest,
+    status: 201,
+    response: S.CreatedAccessTokenView,
+    run: (ctx, { body }) => tokens.createAccessToken(ctx, body),
+  },
+  {
+    method: "DELETE",
+    path: "/tokens/:id",
+    summary: "Revoke an access token",
+    tag: "tokens",
+    params: S.IdParam,
+    query: NoQuery,
+    status: 200,
+    response: S.AccessTokenView,
+    run: (ctx, { params }) => tokens.revokeAccessToken(ctx, params.id),
+  },
+  {
+    method: "GET",
+    path: "/robots",
+    summary: "List robot accounts you may see",
+    tag: "robots",
+    query: S.ListRobotsQuery,
+    status: 200,
+    response: S.Page(S.RobotView),
+    run: (ctx, { query }) => robots.listRobots(ctx, query, query),
+  },
+  {
+    method: "POST",
+    path: "/robots",
+    summary: "Create a robot account (namespace absent: the registry's)",
+    tag: "robots",
+    body: S.CreateRobotRequest,
+    status: 201,
+    response: S.RobotView,
+    run: (ctx, { body }) => robots.createRobot(ctx, body),
+  },
+  {
+    method: "GET",
+    path: "/robots/:name",
+    summary: "Show a robot account",
+    tag: "robots",
+    params: S.RobotParam,
+    query: NoQuery,
+    status: 200,
+    response: S.RobotView,
+    run: (ctx, { params }) => robots.getRobot(ctx, params.name),
+  },
+  {
+    method: "DELETE",
+    path: "/robots/:name",
+    summary: "Delete a robot account with its tokens and grants",
+    tag: "robots",
+    params: S.RobotParam,
+    query: NoQuery,
+    status: 200,
+    response: S.RobotView,
+    run: (ctx, { params }) => robots.deleteRobot(ctx, params.name),
+  },
+  {
+    method: "POST",
+    path: "/robots/:name/tokens",
+    summary: "Create a token for a robot account (never with the api scope)",
+    tag: "robots",
+    params: S.RobotParam,
+    body: S.CreateRobotTokenBody,
+    status: 201,
+    response: S.CreatedAccessTokenView,
+    run: (ctx, { params, body }) => tokens.createRobotToken(ctx, { ...body, robot: params.name }),
+  },
+  {
+    method: "GET",
+    path: "/audit",
+    summary: "Query the audit log (administrators), oldest first",
+    tag: "audit",
+    query: S.AuditQuery,
+    status: 200,
+    response: S.Page(S.AuditEventView),
+    run: (ctx, { query }) => audit.queryAudit(ctx, query),
   },
 ];
