@@ -47,7 +47,7 @@ export async function call(
   options: CallOptions = {},
 ): Promise<{
   status: number;
-  body: Record<string, unknown> & { errors?: { message: string }[] };
+  body: Record<string, unknown> & { errors?: { code: string; message: string }[] };
   res: Response;
 }> {
   const headers: Record<string, string> = { ...options.headers };
