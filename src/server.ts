@@ -23,7 +23,10 @@ import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
-import type { AuditLog } from "./audit/audit-log.ts";
+import { ensureAccessTokenKey } from "./access-tokens/key.ts";
+import { AuditLog } from "./audit/audit-log.ts";
+import { auditOptions } from "./audit/config-schema.ts";
+import { backgroundWriterFor } from "./db/background-writer.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
@@ -143,6 +146,16 @@ export interface ManagementServices {
   audit: AuditLog;
   accessTokenKey: AccessTokenKeyRef;
   maxTokenLifetimeDays: number | null;
+}
+
+/** The audit log and access token key the management API writes with. */
+export function managementServices(loaded: LoadedConfig, db: Database): ManagementServices {
+  return {
+    db,
+    audit: new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit)),
+    accessTokenKey: ensureAccessTokenKey(loaded.dataDir),
+    maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
+  };
 }
 
 function apiOptions(loaded: LoadedConfig, issuer: TokenIssuer, services: ManagementServices): ApiOptions {
