@@ -99,7 +99,10 @@ export class BackgroundWriter {
   constructor(databasePath: string, options: BackgroundWriterOptions = {}) {
     this.#maxPending = options.maxPending ?? 10_000;
     this.#flushIntervalMs = options.flushIntervalMs ?? 1000;
-    const source = `(${writerThread.toString()})();`;
+    // `bun build` rewrites require() in writerThread to its bundle helper __require, which the
+    // worker's scope lacks: without this alias the compiled binary's worker threw at start and
+    // wrote nothing (found by test/e2e/access-tokens.e2e.test.ts: last use never recorded).
+    const source = `var __require = typeof require === "function" ? require : undefined;\n(${writerThread.toString()})();`;
     this.#worker = new Worker(URL.createObjectURL(new Blob([source], { type: "application/javascript" })));
     this.#worker.unref(); // never keeps a CLI or a test process alive
     this.#worker.postMessage({ kind: "open", path: databasePath, busyTimeoutMs: WORKER_BUSY_TIMEOUT_MS });
