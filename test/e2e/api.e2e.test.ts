@@ -90,6 +90,19 @@ describe("management API with the real registry", async () => {
     expect((audit.json.items as { actor: string }[]).map((e) => e.actor)).toContain("carol");
   });
 
+  it("a 10 MB body to the real listener is 413, and the server keeps serving", async () => {
+    const big = new Uint8Array(10 * 1024 * 1024).fill(0x20);
+    const res = await fetch(`${regauth.url}/api/v1/users`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: admin },
+      body: big,
+    });
+    // Refused by the listener's own limit (Bun's maxRequestBodySize, at least api.max_body_bytes)
+    // from Content-Length, before any of it is read; in-process tests check the API's own 413.
+    expect(res.status).toBe(413);
+    expect((await api(regauth.url, "GET", "/me", admin)).status).toBe(200);
+  });
+
   it("a robot account of a namespace pushes with only its token, made by the namespace's admin", async () => {
     expect(
       (await api(regauth.url, "POST", "/users", admin, { name: "tessa", password: "tessa-password-1" }))
