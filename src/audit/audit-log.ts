@@ -193,8 +193,8 @@ export class AuditLog {
   /** Queues an event for the background writer. Never blocks, never throws; drops (and counts) when full. */
   record(event: NewAuditEvent): void {
     if (!this.#options.enabled) return;
-    if (!this.#writer) return this.recordNow(event);
     try {
+      if (!this.#writer) return this.recordNow(event);
       // The writer's queue holds other writes too (last-login times): audit takes at most half.
       if (this.#writer.pending >= AUDIT_MAX_PENDING) {
         this.stats.dropped++;

@@ -17,6 +17,8 @@
 import type { Database } from "bun:sqlite";
 import { type AccessSubject, effectiveLevel, LEVEL_ACTIONS } from "../accounts/permissions.ts";
 import { findUser } from "../accounts/users.ts";
+import type { AuthzRequest } from "../acl.ts";
+import type { Principal } from "../authn/authenticator.ts";
 import { type Authorizer, DATABASE_AUTHORIZER } from "./authorizer.ts";
 
 /**
@@ -30,40 +32,103 @@ const DATABASE_ACCOUNT_AUTHENTICATORS: ReadonlySet<string> = new Set([
   "access-token",
 ]);
 
+/**
+ * Answers stay valid while the database is unchanged, and only then. The stamp is read on every
+ * call: PRAGMA data_version moves whenever another connection commits (the offline CLI, another
+ * process, the background writer), total_changes() with every write of this connection (the
+ * server's own registration and management changes). Any commit since, a revoked grant or a
+ * disabled account included, therefore empties the cache before the next answer: rights stay
+ * current (issue 10: a grant revoked from an owner is gone from their tokens at once), and a
+ * repeating client skips the grant look-up, the costliest step of a database user's or access
+ * token's request (scripts/bench.ts "access token, one client repeating").
+ */
+class AnswerCache {
+  readonly #answers = new Map<string, readonly string[] | null>();
+  readonly #stampQuery;
+  #stamp = "";
+
+  constructor(db: Database) {
+    this.#stampQuery = db.prepare<{ v: number; c: number }, []>(
+      "SELECT (SELECT data_version FROM pragma_data_version) AS v, total_changes() AS c",
+    );
+  }
+
+  /** Empties the cache when the database changed since the last call. */
+  refresh(): void {
+    const row = this.#stampQuery.get();
+    const stamp = `${row?.v}:${row?.c}`;
+    if (stamp !== this.#stamp || this.#answers.size >= MAX_CACHED_ANSWERS) {
+      this.#answers.clear();
+      this.#stamp = stamp;
+    }
+  }
+
+  get(key: string): readonly string[] | null | undefined {
+    return this.#answers.get(key);
+  }
+
+  set(key: string, answer: readonly string[] | null): void {
+    this.#answers.set(key, answer);
+  }
+}
+
+const MAX_CACHED_ANSWERS = 10_000;
+
 export function databasePermissionsAuthorizer(
   db: Database,
   options: { personalNamespaces: boolean; groupLabels: readonly string[] },
 ): Authorizer {
+  const cache = new AnswerCache(db);
+  const answer = (request: AuthzRequest, principal: Principal): string[] | null => {
+    const isDatabaseAccount =
+      !principal.isAnonymous && DATABASE_ACCOUNT_AUTHENTICATORS.has(principal.authenticator);
+    const user = isDatabaseAccount ? findUser(db, request.account) : null;
+    // A database account disabled since its token request began gets nothing from the database.
+    // Robots never own a personal namespace and are never administrators (issue 10 item 4).
+    const subject: AccessSubject =
+      user?.isEnabled === true
+        ? user.kind === "robot"
+          ? { userId: user.id, userName: null, isAdmin: false }
+          : { userId: user.id, userName: user.name, isAdmin: user.isAdmin }
+        : { userId: null, userName: null, isAdmin: false };
+    // accounts.group_labels: label values (LDAP groups, hook or config labels) name database
+    // groups, so a directory user gets the grants of the matching @group. Not for a disabled
+    // database account, and never for anonymous requests.
+    if (!principal.isAnonymous && request.account !== "" && (user === null || user.isEnabled)) {
+      const names = options.groupLabels.flatMap((key) =>
+        Object.hasOwn(request.labels, key) ? (request.labels[key] ?? []) : [],
+      );
+      if (names.length > 0) subject.groupNames = names;
+    }
+    if (request.type === "registry") {
+      // registry:catalog:* lists every repository: administrators only.
+      return request.name === "catalog" && subject.isAdmin ? ["*"] : null;
+    }
+    if (request.type !== "repository") return null;
+    const level = effectiveLevel(db, subject, request.name, options.personalNamespaces);
+    return level === null ? null : [...LEVEL_ACTIONS[level]];
+  };
   return {
     name: DATABASE_AUTHORIZER,
     authorize(request, principal): string[] | null {
-      const isDatabaseAccount =
-        !principal.isAnonymous && DATABASE_ACCOUNT_AUTHENTICATORS.has(principal.authenticator);
-      const user = isDatabaseAccount ? findUser(db, request.account) : null;
-      // A database account disabled since its token request began gets nothing from the database.
-      // Robots never own a personal namespace and are never administrators (issue 10 item 4).
-      const subject: AccessSubject =
-        user?.isEnabled === true
-          ? user.kind === "robot"
-            ? { userId: user.id, userName: null, isAdmin: false }
-            : { userId: user.id, userName: user.name, isAdmin: user.isAdmin }
-          : { userId: null, userName: null, isAdmin: false };
-      // accounts.group_labels: label values (LDAP groups, hook or config labels) name database
-      // groups, so a directory user gets the grants of the matching @group. Not for a disabled
-      // database account, and never for anonymous requests.
-      if (!principal.isAnonymous && request.account !== "" && (user === null || user.isEnabled)) {
-        const names = options.groupLabels.flatMap((key) =>
-          Object.hasOwn(request.labels, key) ? (request.labels[key] ?? []) : [],
-        );
-        if (names.length > 0) subject.groupNames = names;
-      }
-      if (request.type === "registry") {
-        // registry:catalog:* lists every repository: administrators only.
-        return request.name === "catalog" && subject.isAdmin ? ["*"] : null;
-      }
-      if (request.type !== "repository") return null;
-      const level = effectiveLevel(db, subject, request.name, options.personalNamespaces);
-      return level === null ? null : [...LEVEL_ACTIONS[level]];
+      cache.refresh();
+      const groupNames = options.groupLabels.flatMap((key) =>
+        Object.hasOwn(request.labels, key) ? (request.labels[key] ?? []) : [],
+      );
+      // Everything the answer depends on besides the database: who (as the database sees them) and what.
+      const key = JSON.stringify([
+        principal.isAnonymous,
+        DATABASE_ACCOUNT_AUTHENTICATORS.has(principal.authenticator),
+        request.account,
+        groupNames,
+        request.type,
+        request.name,
+      ]);
+      const cached = cache.get(key);
+      if (cached !== undefined) return cached === null ? null : [...cached];
+      const fresh = answer(request, principal);
+      cache.set(key, fresh === null ? null : [...fresh]);
+      return fresh;
     },
   };
 }
