@@ -552,6 +552,35 @@ describe("access tokens and robots: authorization matrix", () => {
     expect(r.body.authenticated_by).toBe("access-token");
   });
 
+  it("a grant revoked through the API is gone from the owner's tokens at the next token request", async () => {
+    const pushScope = async () => {
+      const res = await f.t.app.handle(
+        new Request("http://localhost/auth?service=registry&scope=repository:team/app:pull,push", {
+          headers: { authorization: `Basic ${btoa(`ci:${f.secrets["alice-push"]}`)}` },
+        }),
+      );
+      const { token } = (await res.json()) as { token: string };
+      const claims = JSON.parse(Buffer.from(token.split(".")[1] ?? "", "base64url").toString()) as {
+        access: { actions: string[] }[];
+      };
+      return claims.access[0]?.actions ?? [];
+    };
+    const root: [string, string] = ["root", "root-password"];
+    expect(
+      (
+        await call(f.t, "POST", "/permissions", {
+          auth: root,
+          body: { grantee: "alice", pattern: "team/*", level: "write" },
+        })
+      ).status,
+    ).toBe(201);
+    expect((await pushScope()).sort()).toEqual(["pull", "push"]);
+    expect(
+      (await call(f.t, "DELETE", "/permissions?grantee=alice&pattern=team%2F*", { auth: root })).status,
+    ).toBe(200);
+    expect(await pushScope()).toEqual([]);
+  });
+
   it("a namespace admin's robot list holds only their namespace's robots", async () => {
     const r = await call(f.t, "GET", "/robots", { auth: ["tessa", "tessa-password"] });
     expect((r.body.items as { name: string }[]).map((x) => x.name)).toEqual(["team+ci"]);
