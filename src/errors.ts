@@ -130,3 +130,17 @@ export class ConfigError extends Error {
     this.name = "ConfigError";
   }
 }
+
+/** A request body over the limit (RFC 9110 §15.5.14); not read past the limit. */
+export class PayloadTooLarge extends AppError {
+  constructor(message: string) {
+    super(413, "PAYLOAD_TOO_LARGE", message);
+  }
+}
+
+/** A body in a format the route does not take (RFC 9110 §15.5.16). */
+export class UnsupportedMediaType extends AppError {
+  constructor(message: string) {
+    super(415, "UNSUPPORTED_MEDIA_TYPE", message);
+  }
+}

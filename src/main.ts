@@ -26,7 +26,15 @@ import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
-import { buildApp, buildIssuer, checkCanListen, ListenError, listen } from "./server.ts";
+import {
+  buildApiApp,
+  buildApp,
+  buildIssuer,
+  checkCanListen,
+  ListenError,
+  listen,
+  managementServices,
+} from "./server.ts";
 
 declare const REGAUTH_VERSION: string | undefined;
 export const VERSION = typeof REGAUTH_VERSION === "string" ? REGAUTH_VERSION : `${pkg.version}-dev`;
@@ -274,7 +282,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const issuer = buildIssuer(loaded, signingKey, verifier, database);
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
-  const running = listen(loaded, buildApp(loaded, issuer));
+  const services = managementServices(loaded, issuer, database);
+  const running = listen(loaded, buildApp(loaded, issuer, services), buildApiApp(loaded, issuer, services));
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
@@ -283,6 +292,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   log.info("regauth listening", {
     version: VERSION,
     url: running.url,
+    ...(running.apiUrl ? { api_url: running.apiUrl } : {}),
     config: loaded.source,
     data_dir: loaded.dataDir,
     users: Object.keys(loaded.config.users ?? {}).length,
