@@ -8,9 +8,20 @@ import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { DATABASE_FLAGS } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
-import { parseArgs, stringFlag, UsageError } from "./cli/args.ts";
-import { GROUP_USAGE, groupCommand, PERM_USAGE, permCommand } from "./cli/perm.ts";
-import { USER_USAGE, userCommand } from "./cli/user.ts";
+import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
+import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
+import { CLIENT_BOOLEAN_FLAGS, CLIENT_VALUE_FLAGS, processIo } from "./cli/backend.ts";
+import {
+  LOGIN_BOOLEAN_FLAGS,
+  LOGIN_USAGE,
+  LOGIN_VALUE_FLAGS,
+  LOGOUT_USAGE,
+  loginCommand,
+  logoutCommand,
+} from "./cli/login.ts";
+import { GROUP_USAGE, groupCommand, PERM_USAGE, PERM_VALUE_FLAGS, permCommand } from "./cli/perm.ts";
+import { ROBOT_USAGE, robotCommand, TOKEN_USAGE, TOKEN_VALUE_FLAGS, tokenCommand } from "./cli/token.ts";
+import { USER_BOOLEAN_FLAGS, USER_USAGE, USER_VALUE_FLAGS, userCommand } from "./cli/user.ts";
 import {
   EMBEDDED_DEFAULT_SOURCE,
   embeddedDefaultConfig,
@@ -78,25 +89,60 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     run: registryConfig,
   },
   user: {
-    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm, release)",
+    summary: "manage users (add, list, show, passwd, disable, enable, promote, demote, rm, release)",
     usage: USER_USAGE,
-    valueFlags: DATABASE_FLAGS,
-    booleanFlags: ["admin", "disabled", "password-stdin", "retired"],
-    run: userCommand,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...USER_VALUE_FLAGS],
+    booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...USER_BOOLEAN_FLAGS],
+    run: (args) => userCommand(args, processIo()),
   },
   perm: {
     summary: "grant, revoke and list read/write/admin permissions",
     usage: PERM_USAGE,
-    valueFlags: DATABASE_FLAGS,
-    booleanFlags: [],
-    run: permCommand,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...PERM_VALUE_FLAGS],
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
+    run: (args) => permCommand(args, processIo()),
   },
   group: {
-    summary: "manage groups of users (create, delete, add-member, remove-member, list)",
+    summary: "manage groups of users (create, delete, add-member, remove-member, list, show)",
     usage: GROUP_USAGE,
-    valueFlags: DATABASE_FLAGS,
+    valueFlags: CLIENT_VALUE_FLAGS,
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
+    run: (args) => groupCommand(args, processIo()),
+  },
+  token: {
+    summary: "access tokens for docker login and CI (create, list, revoke)",
+    usage: TOKEN_USAGE,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
+    run: (args) => tokenCommand(args, processIo()),
+  },
+  robot: {
+    summary: "robot accounts for CI, with tokens as their only credentials (create, list, rm, token)",
+    usage: ROBOT_USAGE,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
+    run: (args) => robotCommand(args, processIo()),
+  },
+  audit: {
+    summary: "query the audit log (--since, --actor, --repository, --kind, --follow)",
+    usage: AUDIT_USAGE,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...AUDIT_VALUE_FLAGS],
+    booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...AUDIT_BOOLEAN_FLAGS],
+    run: (args) => auditCommand(args, processIo()),
+  },
+  login: {
+    summary: "log in to a regauth server; the management commands then act there",
+    usage: LOGIN_USAGE,
+    valueFlags: LOGIN_VALUE_FLAGS,
+    booleanFlags: LOGIN_BOOLEAN_FLAGS,
+    run: (args) => loginCommand(args, processIo()),
+  },
+  logout: {
+    summary: "revoke the token of regauth login and forget it",
+    usage: LOGOUT_USAGE,
+    valueFlags: [],
     booleanFlags: [],
-    run: groupCommand,
+    run: (args) => logoutCommand(args, processIo()),
   },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
@@ -154,6 +200,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return 1;
     }
     if (
+      error instanceof CommandFailed ||
       error instanceof DatabaseError ||
       error instanceof ListenError ||
       (error instanceof AppError && error.status < 500)
