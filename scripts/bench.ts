@@ -345,11 +345,22 @@ async function main(): Promise<number> {
       );
     }
     const highWaterMiB = readStatusKiB(server.pid, "VmHWM") / 1024;
+    // Cases that need their own server (another database, another config) run after the shared ones,
+    // with the shared server stopped: its queue of bcrypt checks from the rotating case would
+    // otherwise load the machine during the first of them.
+    server.kill("SIGTERM");
+    await server.exited;
     results.push(await postgresRepeatingCase(options, repeating, results[1] as CaseResult));
+    const selfContainedChecks: Check[] = [];
+    for (const selfContained of SELF_CONTAINED_CASES) {
+      const outcome = await selfContained(options);
+      results.push(...outcome.results);
+      selfContainedChecks.push(...outcome.checks);
+    }
 
     const [anonymous, repeatingCase] = results as [CaseResult, CaseResult, CaseResult];
     const peakRssMiB = Math.max(highWaterMiB, ...results.map((r) => r.peakRssMiB));
-    const checks = [
+    const checks: Check[] = [
       {
         what: `anonymous ≥ ${TARGETS.anonymousTokensPerSecond.toLocaleString("en-US")} tokens/s`,
         ok: anonymous.tokensPerSecond >= TARGETS.anonymousTokensPerSecond && anonymous.wrk.non2xx === 0,
@@ -367,6 +378,7 @@ async function main(): Promise<number> {
         ok: peakRssMiB <= TARGETS.peakRssMiB,
         got: `${peakRssMiB.toFixed(1)} MiB, the higher of VmHWM and the sampled VmRSS`,
       },
+      ...selfContainedChecks,
     ];
 
     const table = formatTable(results);
@@ -410,6 +422,11 @@ ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.g
   local PostgreSQL (xorm_auth, docs/sql-backends.md), served by a second regauth. Every request
   runs one indexed SELECT over the pool, then the same verified-credential cache.
   ${results[3] ? `Ratio to the config-user repeating case: ${(results[3].tokensPerSecond / (results[1] as CaseResult).tokensPerSecond).toFixed(2)}.` : ""}
+- **grants** (issue 9): the same requests on databases of 12, 1,000, 10,000 and 100,000 grants
+  (the largest with 100,000 users and 10,000 groups): an anonymous pull of a public repository, a
+  database user in two groups on a nested repository, and an anonymous request with 64 scopes.
+  Each prints its ratio to the 12-grant database; the target is at least 0.9 at 100,000 grants.
+  Databases are populated before the binary starts and cached in \`.tmp/bench/grants-*.db\`.
 `;
       const outPath = resolve(REPO_ROOT, options.out);
       mkdirSync(dirname(outPath), { recursive: true });
@@ -427,6 +444,206 @@ ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.g
     await server.exited;
   }
 }
+
+interface Check {
+  what: string;
+  ok: boolean;
+  got: string;
+}
+
+/** A case that starts its own server (its own database or config) and reports its own checks. */
+type SelfContainedCase = (options: Options) => Promise<{ results: CaseResult[]; checks: Check[] }>;
+
+/** Starts the binary on `configPath` and `dataDir`; resolves once /healthz answers. */
+async function startBenchServer(configPath: string, dataDir: string, port: number) {
+  const server = Bun.spawn([BINARY, "serve", "--config", configPath, "--data-dir", dataDir], {
+    stdout: "ignore",
+    stderr: "pipe",
+    stdin: "ignore",
+  });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const ok = await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) break;
+    if (Date.now() > deadline || server.exitCode !== null) {
+      server.kill("SIGKILL");
+      throw new Error(`regauth did not start:\n${await new Response(server.stderr).text()}`);
+    }
+    await Bun.sleep(50);
+  }
+  return {
+    base,
+    pid: server.pid,
+    stop: async () => {
+      server.kill("SIGTERM");
+      await server.exited;
+    },
+  };
+}
+
+/** Runs one wrk case against a running server; the sanity request first. */
+async function measure(
+  options: Options,
+  server: { base: string; pid: number },
+  benchCase: { name: string; path: string; authorizations: string[]; actions: string[] },
+): Promise<CaseResult> {
+  await expectToken(`${server.base}${benchCase.path}`, benchCase.authorizations[0], benchCase.actions);
+  const scriptPath = join(WORK_DIR, `case-${benchCase.name.replace(/[^a-z0-9]+/gi, "-")}.lua`);
+  writeFileSync(scriptPath, luaScript(benchCase.path, benchCase.authorizations), { mode: 0o600 });
+  console.log(
+    `==> ${benchCase.name}: wrk ${options.threads} threads, ${options.connections} connections, ${options.durationSeconds} s`,
+  );
+  const { result: wrk, peakRssMiB } = await withRssSampling(
+    server.pid,
+    runWrk(options, server.base, scriptPath),
+  );
+  const tokensPerSecond = (wrk.requests - wrk.non2xx) / (wrk.duration_us / 1e6);
+  console.log(
+    `    ${Math.round(tokensPerSecond)} tokens/s, p99 ${(wrk.p99_us / 1000).toFixed(2)} ms, non-2xx ${wrk.non2xx}, timeouts ${wrk.timeouts}`,
+  );
+  return { name: benchCase.name, wrk, tokensPerSecond, peakRssMiB };
+}
+
+/**
+ * Issue 9, item 1: grant look-ups cost what the caller's own grants cost. The same requests on
+ * databases of 12 to 100,000 grants (the largest also 100,000 users and 10,000 groups), each
+ * reported with its ratio to the 12-grant database; the target is within 10% (ratio ≥ 0.9).
+ * Databases are populated directly (not through the binary) before it starts, and cached in
+ * .tmp/bench/grants-*.db.
+ */
+const GRANT_DATABASE_SIZES = [12, 1_000, 10_000, 100_000];
+const GRANTS_MEMBER_PASSWORD = "member-password";
+/** Bump when the generated content changes, so cached databases are rebuilt. */
+const GRANT_DATABASE_GENERATION = 1;
+
+async function grantDatabase(grants: number): Promise<string> {
+  const { LATEST_SCHEMA_VERSION } = await import("../src/db/migrate.ts");
+  const path = join(WORK_DIR, `grants-${grants}-g${GRANT_DATABASE_GENERATION}-v${LATEST_SCHEMA_VERSION}.db`);
+  if (existsSync(path)) return path;
+  const { openDatabase } = await import("../src/db/database.ts");
+  const users = grants <= 12 ? 4 : Math.min(100_000, grants);
+  const groups = grants <= 12 ? 2 : Math.max(2, Math.floor(grants / 10));
+  console.log(`==> populating a database: ${grants} grants, ${users} users, ${groups} groups (cached)`);
+  const building = `${path}.building`;
+  rmSync(building, { force: true });
+  const db = openDatabase(building);
+  const memberHash = await Bun.password.hash(GRANTS_MEMBER_PASSWORD, { algorithm: "bcrypt", cost: 4 });
+  db.transaction(() => {
+    const now = 1_700_000_000;
+    const user = db.query("INSERT INTO users (id, name, password_hash, created_at_unix) VALUES (?, ?, ?, ?)");
+    user.run(1, "member", memberHash, now);
+    for (let u = 2; u <= users; u++) user.run(u, `user${u}`, "$2b$04$not-a-real-hash-for-bench", now);
+    const group = db.query("INSERT INTO groups (id, name, created_at_unix) VALUES (?, ?, ?)");
+    for (let g = 1; g <= groups; g++) group.run(g, `group${g}`, now);
+    const member = db.query("INSERT INTO group_members (group_id, user_id) VALUES (?, ?)");
+    for (let g = 1; g <= groups; g++) member.run(g, 2 + ((g * 7) % (users - 1)));
+    for (const g of [1, 2]) member.run(g, 1); // the measured user is in two groups
+    const permission = db.query(
+      "INSERT INTO permissions (user_id, group_id, pattern, level, created_at_unix) VALUES (?, ?, ?, ?, ?)",
+    );
+    // The grants the measured requests hit (6), then filler: nested namespaces and repositories
+    // for other users and groups, and public ones, in the proportions of a busy installation.
+    permission.run(null, null, "public/*", "read", now);
+    permission.run(1, null, "team/*", "write", now);
+    permission.run(null, 1, "team/sub/*", "read", now);
+    permission.run(null, 2, "team/sub/app", "read", now);
+    permission.run(1, null, "other/app", "admin", now);
+    permission.run(null, null, "lone/app", "read", now);
+    for (let i = 6; i < grants; i++) {
+      const pattern =
+        i % 3 === 0 ? `ns${i % 997}/r${i}` : i % 3 === 1 ? `ns${i}/*` : `ns${i % 991}/sub${i}/*`;
+      if (i % 50 === 0) permission.run(null, null, pattern, "read", now);
+      else if (i % 3 === 0) permission.run(null, 1 + (i % groups), pattern, "write", now);
+      else permission.run(2 + (i % (users - 1)), null, pattern, i % 2 ? "write" : "read", now);
+    }
+  }).immediate();
+  db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+  rmSync(`${building}-wal`, { force: true });
+  rmSync(`${building}-shm`, { force: true });
+  const { renameSync } = await import("node:fs");
+  renameSync(building, path);
+  return path;
+}
+
+const grantsAtScale: SelfContainedCase = async (options) => {
+  const { copyFileSync } = await import("node:fs");
+  const { ensureGeneratedKey } = await import("../src/token/keys.ts");
+  mkdirSync(join(WORK_DIR, "grants-keys"), { recursive: true, mode: 0o700 });
+  const keys = ensureGeneratedKey(join(WORK_DIR, "grants-keys"));
+  const scopes64 = Array.from({ length: 64 }, (_, i) => `scope=repository:public/lib${i}/app:pull`).join("&");
+  const requests = [
+    {
+      label: "anonymous pull",
+      path: "/auth?service=registry&scope=repository:public/library/alpine:pull",
+      authorizations: [] as string[],
+      actions: ["pull"],
+    },
+    {
+      label: "user in 2 groups, nested repository",
+      path: "/auth?service=registry&scope=repository:team/sub/app:pull,push",
+      authorizations: [basic("member", GRANTS_MEMBER_PASSWORD)],
+      actions: ["pull", "push"],
+    },
+    {
+      label: "anonymous, 64 scopes",
+      path: `/auth?service=registry&${scopes64}`,
+      authorizations: [] as string[],
+      actions: ["pull"],
+      sizes: [12, 100_000],
+    },
+  ];
+  const results: CaseResult[] = [];
+  const checks: Check[] = [];
+  const baseline = new Map<string, number>();
+  for (const grants of GRANT_DATABASE_SIZES) {
+    const source = await grantDatabase(grants);
+    const dataDir = join(WORK_DIR, `grants-data-${grants}`);
+    rmSync(dataDir, { recursive: true, force: true });
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    copyFileSync(source, join(dataDir, "regauth.db"));
+    const port = await freePort();
+    const configPath = join(WORK_DIR, `grants-${grants}.yml`);
+    writeFileSync(
+      configPath,
+      `server: {addr: "127.0.0.1:${port}"}\ntoken: {issuer: bench-issuer, expiration: 300, key: ${keys.keyPath}, certificate: ${keys.certificatePath}}\n`,
+    );
+    const server = await startBenchServer(configPath, dataDir, port);
+    try {
+      for (const request of requests) {
+        if (request.sizes && !request.sizes.includes(grants)) continue;
+        const result = await measure(options, server, {
+          name: `${request.label}, ${grants.toLocaleString("en-US")} grants`,
+          path: request.path,
+          authorizations: request.authorizations,
+          actions: request.actions,
+        });
+        const reference = baseline.get(request.label) ?? result.tokensPerSecond;
+        if (!baseline.has(request.label)) baseline.set(request.label, reference);
+        const ratio = result.tokensPerSecond / reference;
+        result.name += ` (${ratio.toFixed(2)} × 12 grants)`;
+        console.log(`    ratio to 12 grants: ${ratio.toFixed(2)}`);
+        results.push(result);
+        if (grants === 100_000)
+          checks.push({
+            what: `${request.label} at 100,000 grants within 10% of 12 grants`,
+            ok: ratio >= 0.9 && result.wrk.non2xx === 0,
+            got: `${Math.round(result.tokensPerSecond)} vs ${Math.round(reference)} tokens/s, ratio ${ratio.toFixed(2)}`,
+          });
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return { results, checks };
+};
+
+/** Self-contained cases, run in order after the shared ones. Add yours here. */
+const SELF_CONTAINED_CASES: SelfContainedCase[] = [grantsAtScale];
 
 main().then(
   (code) => process.exit(code),

@@ -83,6 +83,12 @@ export class ServerBusy extends AppError {
   }
 }
 
+/**
+ * The accounts database cannot answer in time: a lock held by another process, a full or failing
+ * disk (src/db/store-errors.ts). 503 with Retry-After; logged there, rate-limited, never per request.
+ */
+export class StoreUnavailable extends ServerBusy {}
+
 export interface ConfigProblem {
   /** Dotted key path into the config file, e.g. `acl.3.match.ip`. */
   path: string;
@@ -99,5 +105,19 @@ export class ConfigError extends Error {
       `${source}: ${problems.length} problem(s)\n${problems.map((p) => `  - ${p.path || "(top)"}: ${p.message}`).join("\n")}`,
     );
     this.name = "ConfigError";
+  }
+}
+
+/** A request body over the limit (RFC 9110 §15.5.14); not read past the limit. */
+export class PayloadTooLarge extends AppError {
+  constructor(message: string) {
+    super(413, "PAYLOAD_TOO_LARGE", message);
+  }
+}
+
+/** A body in a format the route does not take (RFC 9110 §15.5.16). */
+export class UnsupportedMediaType extends AppError {
+  constructor(message: string) {
+    super(415, "UNSUPPORTED_MEDIA_TYPE", message);
   }
 }

@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
-import { DATABASE_FLAGS } from "./cli/accounts-database.ts";
+import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
 import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
 import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
@@ -30,7 +30,10 @@ import {
   parseListenAddress,
   prepareConfig,
 } from "./config/load.ts";
-import { DatabaseError, databasePath, openDatabase } from "./db/database.ts";
+import { rmSync } from "node:fs";
+import { backgroundWriterFor } from "./db/background-writer.ts";
+import { DatabaseError, databasePath, openDatabase, REQUEST_PATH_BUSY_TIMEOUT_MS } from "./db/database.ts";
+import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
@@ -50,7 +53,7 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: {
     summary: "run the token server",
-    usage: `regauth serve [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
+    usage: `regauth serve [--config FILE] [--data-dir DIR] [--addr HOST:PORT] [--reinitialize]
 
 Without --config, runs on the embedded default: 127.0.0.1:5001, issuer "regauth", service
 "registry", a signing key generated in the data directory on first run.
@@ -59,9 +62,14 @@ The listen address is --addr, else $REGAUTH_ADDR, else server.addr from the conf
 The data directory is --data-dir, else data_dir from the config, else $STATE_DIRECTORY,
 else ./regauth-data. It holds the accounts database, regauth.db; when that has no
 administrator, serve creates the user admin and prints its password once on stdout
-(recovery: regauth admin reset-password).`,
+(recovery: regauth admin reset-password).
+
+A data directory that holds a previous run but lost its database (missing or 0 bytes) or its
+signing key pair is refused with what is missing; restore it from the backup, or pass
+--reinitialize to start over with what is missing created anew (a new empty database and
+admin, or a new key pair that every registry must then be given).`,
     valueFlags: ["config", "data-dir", "addr"],
-    booleanFlags: [],
+    booleanFlags: ["reinitialize"],
     run: serve,
   },
   "check-config": {
@@ -199,13 +207,22 @@ export async function main(argv: readonly string[]): Promise<number> {
       process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
       return 1;
     }
+    // The command and its subcommand: "regauth user add: cannot write .../regauth.db: the disk is full".
+    const sub = name !== "serve" && rest[0] !== undefined && !rest[0].startsWith("-") ? ` ${rest[0]}` : "";
     if (
       error instanceof CommandFailed ||
       error instanceof DatabaseError ||
       error instanceof ListenError ||
       (error instanceof AppError && error.status < 500)
     ) {
-      process.stderr.write(`regauth ${name}: ${error.message}\n`);
+      process.stderr.write(`regauth ${name}${sub}: ${error.message}\n`);
+      return 1;
+    }
+    const path = openedDatabasePath();
+    const described = path === null ? error : describeStoreError(error, path, "cannot write");
+    if (described instanceof DatabaseError) {
+      // A full disk, a held lock, a read-only file during a command: the command, the file and the fault.
+      process.stderr.write(`regauth ${name}${sub}: ${described.message}\n`);
       return 1;
     }
     throw error;
@@ -214,7 +231,12 @@ export async function main(argv: readonly string[]): Promise<number> {
 
 async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = true): Promise<LoadedConfig> {
   const configPath = stringFlag(args, "config");
-  const options = { dataDir: stringFlag(args, "data-dir"), createFiles, addr: listenAddressOverride(args) };
+  const options = {
+    dataDir: stringFlag(args, "data-dir"),
+    createFiles,
+    addr: listenAddressOverride(args),
+    reinitialize: args.flags.has("reinitialize"),
+  };
   return configPath === undefined
     ? prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
     : loadConfigFile(configPath, options);
@@ -276,8 +298,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
-  const database = openDatabase(databasePath(loaded.dataDir));
-  const bootstrap = await ensureAdmin(database, Math.floor(Date.now() / 1000), loaded.config.users);
+  const { database, bootstrap } = await openAndBootstrap(loaded);
   if (bootstrap.kind === "created") {
     // stdout only, once; never the log (README: under systemd, stdout goes to the journal).
     process.stdout.write(
@@ -324,6 +345,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       log.info("shutting down", { signal });
       void running
         .stop()
+        .finally(() => backgroundWriterFor(database).close())
         .finally(() => database.close())
         .finally(resolve);
     };
@@ -331,6 +353,28 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     process.once("SIGINT", () => shutdown("SIGINT"));
   });
   return 0;
+}
+
+/**
+ * Opens the database and makes sure it has an administrator. When this start is a first run and
+ * fails here (a full disk), the files it created are removed again, so that the next start is a
+ * first run too instead of "the database is missing next to token.key" (issue 9, item 3).
+ */
+async function openAndBootstrap(loaded: LoadedConfig) {
+  const path = databasePath(loaded.dataDir);
+  try {
+    const database = openDatabase(path, { quickCheck: true });
+    const bootstrap = await ensureAdmin(database, Math.floor(Date.now() / 1000), loaded.config.users);
+    // From here on a lock wait holds every request: keep it short, answer 503 beyond it.
+    database.run(`PRAGMA busy_timeout = ${REQUEST_PATH_BUSY_TIMEOUT_MS}`);
+    return { database, bootstrap };
+  } catch (error) {
+    if (loaded.firstRun) {
+      for (const file of [...loaded.createdFiles, path, `${path}-wal`, `${path}-shm`])
+        rmSync(file, { force: true });
+    }
+    throw describeStoreError(error, path, "cannot create the accounts database");
+  }
 }
 
 async function checkConfig(args: ReturnType<typeof parseArgs>): Promise<number> {
@@ -366,7 +410,11 @@ async function hashPassword(args: ReturnType<typeof parseArgs>): Promise<number>
 }
 
 async function registryConfig(args: ReturnType<typeof parseArgs>): Promise<number> {
-  process.stdout.write(renderRegistryConfig(await loadForCommand(args)));
+  const loaded = await loadForCommand(args);
+  // The data directory is whole from its first command on: keys and database together, so that
+  // a later start can tell a lost database from a first run (src/db/data-dir.ts).
+  openDatabase(databasePath(loaded.dataDir)).close();
+  process.stdout.write(renderRegistryConfig(loaded));
   return 0;
 }
 

@@ -18,6 +18,7 @@ import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
 import { databasePermissionsAuthorizer } from "./authz/database-permissions.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
 import { bunTlsOptions } from "./config/tls.ts";
+import { databasePath } from "./db/database.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
@@ -141,6 +142,7 @@ export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
     realIp: { header: server.real_ip_header, position: server.real_ip_pos },
     hsts: server.hsts,
     basicRealm: loaded.config.token.issuer,
+    databasePath: databasePath(loaded.dataDir),
   });
 }
 

@@ -33,6 +33,10 @@ ensure_test_peers() {
   [ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
   command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
+  # Fault tests (test/e2e/full-disk, frozen-disk): mount, fsfreeze and mkfs.ext4; they skip
+  # themselves where mounting is not permitted.
+  command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
+  command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing test peers: ${missing[*]}; run as root (or apt-get install them) for the end-to-end tests" >&2

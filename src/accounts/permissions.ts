@@ -145,15 +145,57 @@ export function listPermissions(db: Database): Permission[] {
     }));
 }
 
+/**
+ * Whether any public grant exists: asked on every anonymous request (and every 401), so it is an
+ * indexed EXISTS on permissions_grantee_pattern, whatever the table holds, and always current
+ * (no cache to keep coherent with the CLI writing from another process).
+ */
 export function hasPublicGrants(db: Database): boolean {
   return (
     db
       .query<{ n: number }, []>(
-        "SELECT EXISTS (SELECT 1 FROM permissions WHERE user_id IS NULL AND group_id IS NULL) AS n",
+        `SELECT EXISTS (SELECT 1 FROM permissions
+           WHERE ifnull(user_id, 0) = 0 AND ifnull(group_id, 0) = 0 AND user_id IS NULL AND group_id IS NULL) AS n`,
       )
       .get()?.n === 1
   );
 }
+
+/**
+ * The only patterns that can cover repository `name` (see patternMatches): "*", each namespace
+ * above it ("a/*", "a/b/*" for "a/b/c": a namespace grant covers nested repositories) and the
+ * name itself. Looking these up costs O(depth), not O(grants).
+ */
+export function coveringPatterns(name: string): string[] {
+  const patterns = ["*", name];
+  for (let slash = name.indexOf("/"); slash !== -1; slash = name.indexOf("/", slash + 1)) {
+    if (slash > 0 && slash < name.length - 1) patterns.push(`${name.slice(0, slash)}/*`);
+  }
+  return patterns;
+}
+
+/**
+ * The highest level among the grants to the subject's grantees (everyone, the user, the groups
+ * they are a member of or named by labels) on the patterns covering the repository. One probe of
+ * the unique index (grantee, pattern) per pair: the cost is the caller's groups × the name's
+ * depth, not the size of the table (issue 9, item 1; test/unit/permission-lookups.test.ts checks
+ * the plan).
+ */
+export const GRANT_LOOKUP_SQL = `WITH
+  grantees (user_key, group_key) AS (
+    SELECT 0, 0
+    UNION SELECT $userId, 0 WHERE $userId > 0
+    UNION SELECT 0, group_id FROM group_members WHERE user_id = $userId
+    UNION SELECT 0, g.id FROM groups g WHERE g.name IN (SELECT value FROM json_each($groupNames))
+  )
+SELECT max(CASE p.level WHEN 'admin' THEN 3 WHEN 'write' THEN 2 ELSE 1 END) AS rank
+FROM grantees CROSS JOIN json_each($patterns) candidate CROSS JOIN permissions p
+WHERE ifnull(p.user_id, 0) = +grantees.user_key AND ifnull(p.group_id, 0) = +grantees.group_key
+  AND p.pattern = +candidate.value`;
+// CROSS JOIN fixes the loop order (grantees, then patterns, then the index probe) and the unary
+// "+" keeps the planner from driving the join from another index, e.g. all grants on one pattern.
+
+const LEVEL_OF_RANK: readonly (Level | null)[] = [null, "read", "write", "admin"];
 
 export interface AccessSubject {
   /** The database user's id, or null for anonymous clients and accounts not in the database. */
@@ -183,18 +225,16 @@ export function effectiveLevel(
   if (subject.isAdmin) return "admin";
   if (personalNamespaces && subject.userName !== null && patternMatches(`${subject.userName}/*`, name))
     return "admin";
-  const rows = db
-    .query<{ pattern: string; level: Level }, { userId: number; groupNames: string }>(
-      `SELECT pattern, level FROM permissions
-       WHERE (user_id IS NULL AND group_id IS NULL)
-          OR user_id = $userId
-          OR group_id IN (SELECT group_id FROM group_members WHERE user_id = $userId)
-          OR group_id IN (SELECT g.id FROM groups g, json_each($groupNames) j WHERE g.name = j.value)`,
+  const row = db
+    .query<{ rank: number | null }, { userId: number; groupNames: string; patterns: string }>(
+      GRANT_LOOKUP_SQL,
     )
-    .all({ userId: subject.userId ?? -1, groupNames: JSON.stringify(subject.groupNames ?? []) });
-  let level: Level | null = null;
-  for (const row of rows) if (patternMatches(row.pattern, name)) level = higherLevel(level, row.level);
-  return level;
+    .get({
+      userId: subject.userId ?? 0,
+      groupNames: JSON.stringify(subject.groupNames ?? []),
+      patterns: JSON.stringify(coveringPatterns(name)),
+    });
+  return LEVEL_OF_RANK[row?.rank ?? 0] ?? null;
 }
 
 /**
@@ -206,8 +246,9 @@ export function isNamespaceInUse(db: Database, name: string): boolean {
   return (
     db
       .query<{ n: number }, Record<string, string>>(
+        // A range on permissions_pattern: '0' is the character after '/'.
         `SELECT EXISTS (SELECT 1 FROM permissions
-           WHERE pattern = $name OR substr(pattern, 1, length($name) + 1) = $name || '/') AS n`,
+           WHERE pattern = $name OR (pattern >= $name || '/' AND pattern < $name || '0')) AS n`,
       )
       .get({ name })?.n === 1
   );

@@ -10,9 +10,8 @@
  */
 import type { Database } from "bun:sqlite";
 import { hasPublicGrants } from "../accounts/permissions.ts";
-import { findUser, recordLogin } from "../accounts/users.ts";
-import { BUSY_TIMEOUT_MS } from "../db/database.ts";
-import { log } from "../log.ts";
+import { findUser } from "../accounts/users.ts";
+import { backgroundWriterFor } from "../db/background-writer.ts";
 import { type Authenticator, type AuthnOutcome, DENY, NO_MATCH } from "./authenticator.ts";
 import type { PasswordVerifier } from "./password-verifier.ts";
 
@@ -21,30 +20,29 @@ export const LAST_LOGIN_RESOLUTION_SECONDS = 60;
 
 /**
  * Records logins in last_login_at_unix, at most once per LAST_LOGIN_RESOLUTION_SECONDS per user,
- * after the response. Also used by refresh-token redemption (src/token/refresh-token.ts): a
- * docker client that stored an identity token never sends the password again.
+ * through the database's background writer (src/db/background-writer.ts): a worker thread writes
+ * them in batches, bounded, so that no token request waits for this write, not for a lock held
+ * by another process nor for a frozen disk (issue 9, item 2).
+ * Also used by refresh-token redemption (src/token/refresh-token.ts): a docker client that
+ * stored an identity token never sends the password again.
  */
 export function lastLoginRecorder(
   db: Database,
   nowSeconds: () => number,
 ): (userId: number, storedUnix: number) => void {
-  const lastWritten = new Map<number, number>(); // user id → unix seconds we last wrote
+  const writer = backgroundWriterFor(db);
+  const lastQueued = new Map<number, number>(); // user id → unix seconds we last queued
   return (userId, storedUnix) => {
     const now = nowSeconds();
-    if (now - Math.max(storedUnix, lastWritten.get(userId) ?? 0) < LAST_LOGIN_RESOLUTION_SECONDS) return;
-    lastWritten.set(userId, now);
-    if (lastWritten.size > 100_000) lastWritten.clear();
-    // After the response: never wait for a lock here (bun:sqlite is synchronous), skip instead.
-    setTimeout(() => {
-      try {
-        db.run("PRAGMA busy_timeout = 0");
-        recordLogin(db, userId, now);
-      } catch (error) {
-        log.debug("last login not recorded", { error: (error as Error).message });
-      } finally {
-        db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-      }
-    }, 0);
+    if (now - Math.max(storedUnix, lastQueued.get(userId) ?? 0) < LAST_LOGIN_RESOLUTION_SECONDS) return;
+    if (lastQueued.size >= 100_000) lastQueued.clear();
+    lastQueued.set(userId, now);
+    // The statement of users.ts recordLogin, as data: it runs on the writer's thread.
+    writer.enqueue({
+      key: `last-login:${userId}`,
+      sql: "UPDATE users SET last_login_at_unix = $now WHERE id = $id",
+      params: { now, id: userId },
+    });
   };
 }
 

@@ -4,7 +4,8 @@
  * command line (argv is visible to every local user in /proc and lands in shell history).
  */
 import type { Database } from "bun:sqlite";
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { createInterface } from "node:readline/promises";
 import {
   EMBEDDED_DEFAULT_SOURCE,
@@ -12,32 +13,72 @@ import {
   loadConfigFile,
   prepareConfig,
 } from "../config/load.ts";
-import { DatabaseError, databasePath, openDatabase } from "../db/database.ts";
+import { inspectDataDir, previousRunProblems, throwIfUntrusted } from "../db/data-dir.ts";
+import { DatabaseError, databasePath, openDatabase, openDatabaseReadOnly } from "../db/database.ts";
+import { describeStoreError } from "../db/store-errors.ts";
+import { ensureGeneratedKey } from "../token/keys.ts";
 import { BadRequest } from "../errors.ts";
 import { type ParsedArgs, stringFlag, UsageError } from "./args.ts";
 import type { SecretRequest } from "./command-io.ts";
 
 export const DATABASE_FLAGS = ["config", "data-dir"];
 
+let openedPath: string | null = null;
+
+/** The database the running command opened, for error messages (src/main.ts). */
+export function openedDatabasePath(): string | null {
+  return openedPath;
+}
+
+/**
+ * Opens the database the way `regauth serve` finds it. `access` "read" (list commands) opens an
+ * existing database read-only, so it works on a full disk or a read-only file; "write" creates
+ * it if needed. Either way the data directory must be one regauth may trust (issue 8, L4), and a
+ * directory that lost its database next to the keys of a previous run is refused (issue 9, item 3).
+ */
 export async function openDatabaseFromArgs(
   args: ParsedArgs,
-  _access: "read" | "write" = "write",
+  access: "read" | "write" = "write",
 ): Promise<Database> {
   const configPath = stringFlag(args, "config");
-  // createFiles false: a CLI command never generates signing keys; it only needs the directory.
+  // createFiles false: the config's checks only; this function decides what to create.
   const options = { dataDir: stringFlag(args, "data-dir"), createFiles: false };
   const loaded =
     configPath === undefined
       ? await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
       : await loadConfigFile(configPath, options);
-  try {
-    mkdirSync(loaded.dataDir, { recursive: true, mode: 0o700 });
-  } catch (error) {
-    throw new DatabaseError(
-      `cannot create the data directory ${loaded.dataDir}: ${(error as Error).message}`,
-    );
+  const dataDir = loaded.dataDir;
+  const path = databasePath(dataDir);
+  openedPath = path;
+  if (access === "write") {
+    try {
+      mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    } catch (error) {
+      throw new DatabaseError(`cannot create the data directory ${dataDir}: ${(error as Error).message}`);
+    }
+  } else if (!existsSync(dataDir)) {
+    throw new DatabaseError(`no data directory ${dataDir} (regauth serve or regauth user add creates it)`);
   }
-  return openDatabase(databasePath(loaded.dataDir));
+  throwIfUntrusted(dataDir);
+  const contents = inspectDataDir(dataDir);
+  const generatesSigningKey =
+    loaded.config.token.key === undefined &&
+    loaded.config.token.certificate === undefined &&
+    (loaded.config.server.key === undefined || loaded.config.server.certificate === undefined);
+  const [lost] = previousRunProblems(contents, dataDir, false);
+  if (lost !== undefined) throw new DatabaseError(lost);
+  if (access === "read") return openDatabaseReadOnly(path);
+  if (generatesSigningKey && contents.database !== "present" && contents.signingKeyFiles.length === 0) {
+    // A first command on a fresh directory (`sudo regauth user add` before the first start)
+    // creates the signing key pair too, so that the directory is whole from the start and a later
+    // start can tell a lost key from a first run (src/db/data-dir.ts).
+    try {
+      ensureGeneratedKey(dataDir);
+    } catch (error) {
+      throw describeStoreError(error, join(dataDir, "token.key"), "cannot create the signing key");
+    }
+  }
+  return openDatabase(path);
 }
 
 /**

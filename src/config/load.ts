@@ -4,7 +4,7 @@
  * one ConfigError, so a user fixes a file in one pass instead of one error per restart.
  */
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname, join as joinPath, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
 import { registrationProblems } from "../accounts/config-schema.ts";
 import { type Acl, compileAcl } from "../acl.ts";
@@ -14,7 +14,13 @@ import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
-import { ensureRefreshSecret } from "../token/refresh-token.ts";
+import { ensureRefreshSecret, REFRESH_KEY_FILE } from "../token/refresh-token.ts";
+import {
+  dataDirTrustProblem,
+  inspectDataDir,
+  previousRunProblems,
+  setAsideEmptyDatabase,
+} from "../db/data-dir.ts";
 import { Config } from "./schema.ts";
 import { checkTlsSettings } from "./tls.ts";
 
@@ -31,6 +37,13 @@ export interface LoadedConfig {
   keyPaths: { keyPath: string; certificatePath: string | undefined } | null;
   /** `<data_dir>/refresh.key`; null when refresh tokens are off or files are not created. */
   refreshSecret: Buffer | null;
+  /**
+   * True when the data directory held nothing of a previous run (issue 9, item 3) and files were
+   * created: if this start then fails (a full disk), the caller removes createdFiles again, so
+   * that the next start is a first run too and not "something is missing".
+   */
+  firstRun: boolean;
+  createdFiles: string[];
 }
 
 export interface LoadOptions {
@@ -41,6 +54,11 @@ export interface LoadOptions {
   createFiles?: boolean;
   /** `serve --addr` or $REGAUTH_ADDR: wins over `server.addr` (and means `net: tcp`). */
   addr?: string | undefined;
+  /**
+   * `regauth serve --reinitialize`: the data directory holds a previous run but its database or
+   * signing key is gone; create what is missing instead of refusing to start.
+   */
+  reinitialize?: boolean;
 }
 
 export const EMBEDDED_DEFAULT_SOURCE = "embedded default";
@@ -140,6 +158,22 @@ export async function prepareConfig(
   );
   const createFiles = options.createFiles ?? true;
   if (createFiles) checkDataDir(dataDir, problems);
+  const generatesSigningKey =
+    config.token.key === undefined &&
+    config.token.certificate === undefined &&
+    (config.server.key === undefined || config.server.certificate === undefined);
+  let firstRun = false;
+  if (createFiles && !problems.some((p) => p.path === "data_dir")) {
+    // Before anything is created: is this a first run, a whole installation, or a damaged one?
+    const contents = inspectDataDir(dataDir);
+    firstRun =
+      contents.database !== "present" && contents.signingKeyFiles.length === 0 && !contents.hasRefreshKey;
+    const previousRun = previousRunProblems(contents, dataDir, generatesSigningKey);
+    if (previousRun.length > 0 && !options.reinitialize)
+      problems.push(...previousRun.map((message) => ({ path: "data_dir", message })));
+    else if (previousRun.length > 0 && contents.database === "empty")
+      setAsideEmptyDatabase(dataDir, Math.floor(Date.now() / 1000));
+  }
 
   // Signing key: token.key, else the HTTPS key (docker_auth's rule), else one generated in data_dir.
   let keyPaths: LoadedConfig["keyPaths"] | undefined;
@@ -161,7 +195,7 @@ export async function prepareConfig(
     } catch (error) {
       problems.push({
         path: "data_dir",
-        message: `cannot create the signing key in ${dataDir}: ${(error as Error).message}`,
+        message: `cannot create the signing key in ${dataDir}: ${describeFileError(error)}`,
       });
     }
   }
@@ -179,7 +213,7 @@ export async function prepareConfig(
     try {
       refreshSecret = ensureRefreshSecret(dataDir);
     } catch (error) {
-      problems.push({ path: "data_dir", message: `refresh token key: ${(error as Error).message}` });
+      problems.push({ path: "data_dir", message: `refresh token key: ${describeFileError(error)}` });
     }
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
@@ -192,6 +226,13 @@ export async function prepareConfig(
     generatedKey,
     keyPaths: keyPaths ?? null,
     refreshSecret,
+    firstRun,
+    createdFiles: firstRun
+      ? [
+          ...(generatedKey && keyPaths ? [keyPaths.keyPath, keyPaths.certificatePath ?? ""] : []),
+          ...(refreshSecret ? [joinPath(dataDir, REFRESH_KEY_FILE)] : []),
+        ].filter((f) => f !== "")
+      : [],
   };
 }
 
@@ -252,6 +293,14 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
   checkTlsSettings(server, server.certificate !== undefined && server.key !== undefined, problems);
 }
 
+/** A file-system error in words; "the disk is full" rather than ENOSPC (issue 9, item 5). */
+function describeFileError(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === "ENOSPC" || code === "EDQUOT") return "the disk is full (free some space and start again)";
+  if (code === "EROFS") return "the file system is read-only";
+  return (error as Error).message;
+}
+
 /** Splits HOST:PORT; `:5001` listens on every interface, as in Go. Null when malformed. */
 export function parseListenAddress(addr: string): { hostname: string; port: number } | null {
   const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):([0-9]{1,5})$/.exec(addr);
@@ -268,12 +317,20 @@ function checkDataDir(dataDir: string, problems: ConfigProblem[]): void {
     accessSync(dataDir, constants.W_OK | constants.R_OK | constants.X_OK);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "EACCES" || code === "EROFS" ? "not writable" : (error as Error).message;
+    const reason =
+      code === "EACCES" || code === "EROFS"
+        ? "not writable"
+        : code === "ENOSPC"
+          ? "unusable: the disk is full"
+          : (error as Error).message;
     problems.push({
       path: "data_dir",
-      message: `data directory ${dataDir} is ${reason.startsWith("not") ? reason : `unusable: ${reason}`}`,
+      message: `data directory ${dataDir} is ${reason.startsWith("not") || reason.startsWith("unusable") ? reason : `unusable: ${reason}`}`,
     });
+    return;
   }
+  const untrusted = dataDirTrustProblem(dataDir);
+  if (untrusted) problems.push({ path: "data_dir", message: untrusted });
 }
 
 const ENV_REFERENCE = /\$\$\{|\$\{([A-Z_][A-Z0-9_]*)\}/g;

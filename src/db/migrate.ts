@@ -7,6 +7,7 @@
 import type { Database } from "bun:sqlite";
 import m0001 from "../../migrations/0001_create_accounts.sql" with { type: "text" };
 import m0002 from "../../migrations/0002_create_retired_names.sql" with { type: "text" };
+import m0003 from "../../migrations/0003_index_permissions.sql" with { type: "text" };
 import { DatabaseError } from "./database-error.ts";
 
 export interface Migration {
@@ -19,9 +20,10 @@ export interface Migration {
 export const MIGRATIONS: readonly Migration[] = [
   { version: 1, file: "0001_create_accounts.sql", sql: m0001 },
   { version: 2, file: "0002_create_retired_names.sql", sql: m0002 },
+  { version: 3, file: "0003_index_permissions.sql", sql: m0003 },
 ];
 
-export const LATEST_SCHEMA_VERSION = MIGRATIONS.length;
+export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;
 
 export function schemaVersion(db: Database): number {
   const row = db.query<{ user_version: number }, []>("PRAGMA user_version").get();

@@ -3,6 +3,7 @@
  * createApp builds it without listening, so tests drive it with `app.handle(request)`.
  */
 import { Elysia } from "elysia";
+import { storeUnavailable } from "../db/store-errors.ts";
 import { AppError, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
@@ -16,6 +17,8 @@ export interface AppOptions {
   hsts: boolean;
   /** Realm for `WWW-Authenticate: Basic` on 401 (docker_auth uses token.issuer). */
   basicRealm: string;
+  /** The accounts database, named in the log when it cannot answer (src/db/store-errors.ts). */
+  databasePath?: string;
 }
 
 export function createApp(options: AppOptions) {
@@ -42,7 +45,14 @@ export function createApp(options: AppOptions) {
       // Elysia applies a hook only to routes registered after it: onError must come first, or
       // errors thrown by the routes bypass it (plain-text bodies, no WWW-Authenticate on 401).
       .onError(({ error, code, request }) =>
-        renderError(error, code, request, options.basicRealm, extraHeaders),
+        renderError(
+          // A locked, full or failing database is a 503 with Retry-After, never a 500 (issue 9).
+          storeUnavailable(error, options.databasePath ?? "regauth.db") ?? error,
+          code,
+          request,
+          options.basicRealm,
+          extraHeaders,
+        ),
       )
       // Both paths, as docker_auth serves them (/auth/token since its PR #397).
       .get(`${prefix}/auth`, tokenHandler, { parse: "none" })

@@ -12,10 +12,12 @@ import {
   sign,
   X509Certificate,
 } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { lstatSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import type { ConfigProblem } from "../errors.ts";
+import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
+import { writePrivateFile } from "../fs/private-file.ts";
 import { log } from "../log.ts";
 import { der } from "./der.ts";
 
@@ -260,8 +262,9 @@ export function ensureGeneratedKey(dataDir: string): {
 } {
   const keyPath = join(dataDir, GENERATED_KEY_FILE);
   const certificatePath = join(dataDir, GENERATED_CERT_FILE);
-  const hasKey = existsSync(keyPath);
-  const hasCertificate = existsSync(certificatePath);
+  // lstat: a dangling symlink is a name that exists, not a missing file to generate.
+  const hasKey = pathExists(keyPath);
+  const hasCertificate = pathExists(certificatePath);
   if (hasKey && hasCertificate) return { keyPath, certificatePath, created: false };
   if (hasKey || hasCertificate) {
     // Half a pair: generating a new one would silently rotate the key, and every registry
@@ -278,11 +281,31 @@ export function ensureGeneratedKey(dataDir: string): {
     pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
   }
   const certificateDer = selfSignedCertificate(pair.privateKey, pair.publicKey, "regauth token signer");
-  writeFileSync(keyPath, pair.privateKey.export({ type: "pkcs8", format: "pem" }), { mode: 0o600 });
-  writeFileSync(certificatePath, toPem("CERTIFICATE", certificateDer), { mode: 0o600 });
-  chmodSync(keyPath, 0o600);
-  chmodSync(certificatePath, 0o600);
+  // Exclusive and atomic (src/fs/private-file.ts): a full disk leaves no 0-byte token.key, a
+  // second server starting at the same moment fails here instead of overwriting the first's
+  // key, and a planted token.key symlink is never followed (issue 8 L4).
+  const owner = dataDirOwnerToChownTo(dataDir);
+  writePrivateFile(keyPath, pair.privateKey.export({ type: "pkcs8", format: "pem" }), {
+    exclusive: true,
+    owner,
+  });
+  try {
+    writePrivateFile(certificatePath, toPem("CERTIFICATE", certificateDer), { exclusive: true, owner });
+  } catch (error) {
+    unlinkSync(keyPath); // ours, written just now and used by nothing: never leave half a pair
+    throw error;
+  }
   return { keyPath, certificatePath, created: true };
+}
+
+function pathExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return false;
+    throw error;
+  }
 }
 
 const VALIDITY_YEARS = 10;

@@ -20,7 +20,7 @@
  * optional).
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
-import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { Database } from "bun:sqlite";
 import type { Labels } from "../acl.ts";
@@ -28,6 +28,8 @@ import { findUser } from "../accounts/users.ts";
 import { lastLoginRecorder } from "../authn/database-users.ts";
 import type { Principal } from "../authn/authenticator.ts";
 import type { UserConfig } from "../config/schema.ts";
+import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
+import { writePrivateFile } from "../fs/private-file.ts";
 import { log } from "../log.ts";
 
 export const REFRESH_KEY_FILE = "refresh.key";
@@ -74,9 +76,12 @@ export function ensureRefreshSecret(dataDir: string): Buffer {
   const path = join(dataDir, REFRESH_KEY_FILE);
   if (!existsSync(path)) {
     try {
-      // "wx": of two servers starting on one data directory, the second reads the first's key.
-      writeFileSync(path, randomBytes(SECRET_BYTES), { mode: 0o600, flag: "wx" });
-      chmodSync(path, 0o600);
+      // Exclusive and atomic (src/fs/private-file.ts): of two servers starting on one data
+      // directory the second reads the first's key, and a full disk leaves no short file.
+      writePrivateFile(path, randomBytes(SECRET_BYTES), {
+        exclusive: true,
+        owner: dataDirOwnerToChownTo(dataDir),
+      });
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
     }

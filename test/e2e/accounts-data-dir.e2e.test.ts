@@ -65,5 +65,38 @@ describe("a read-only data directory", () => {
     expect(result.exitCode).toBe(1);
     expect(result.stderr).toContain("regauth.db");
     expect(result.stderr).toMatch(/readonly|read-only|writable/i);
+    // Commands that only read open the database read-only, so they still work (issue 9, item 5).
+    for (const command of [
+      ["user", "list"],
+      ["perm", "list"],
+      ["group", "list"],
+    ]) {
+      const listed = await run(
+        asUnprivileged([binary, ...command, "--config", config, "--data-dir", dataDir]),
+      );
+      expect({ command, stderr: listed.stderr, exitCode: listed.exitCode }).toEqual({
+        command,
+        stderr: "",
+        exitCode: 0,
+      });
+      if (command[0] === "user") expect(listed.stdout).toContain("someone");
+    }
+    const addOnReadOnly = await run(
+      asUnprivileged([
+        binary,
+        "user",
+        "add",
+        "other",
+        "--password-stdin",
+        "--config",
+        config,
+        "--data-dir",
+        dataDir,
+      ]),
+      { stdin: "other-password" },
+    );
+    expect(addOnReadOnly.exitCode).toBe(1);
+    expect(addOnReadOnly.stderr).toContain("regauth user add");
+    expect(addOnReadOnly.stderr).toContain("regauth.db");
   });
 });

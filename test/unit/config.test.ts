@@ -13,6 +13,7 @@ import {
   loadConfigFile,
   prepareConfig,
 } from "../../src/config/load.ts";
+import { databasePath, openDatabase } from "../../src/db/database.ts";
 import { ConfigError, type ConfigProblem } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
 import { selfSignedCertificate, toPem } from "../../src/token/keys.ts";
@@ -598,6 +599,7 @@ describe("the embedded default and the data directory", () => {
     expect(first.config.server.addr).toBe("127.0.0.1:5001");
     expect(first.config.token.services).toEqual(["registry"]);
     expect(first.keyPaths?.keyPath.startsWith(dataDir)).toBe(true);
+    openDatabase(databasePath(dataDir)).close(); // serve creates it: a whole installation
     const second = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
       dataDir,
       env: {},
@@ -613,6 +615,7 @@ describe("the embedded default and the data directory", () => {
         dataDir,
         env: {},
       });
+      openDatabase(databasePath(dataDir)).close();
       rmSync(join(dataDir, lost));
       const problems = await expectConfigError(
         prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, { dataDir, env: {} }),

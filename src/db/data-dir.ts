@@ -1,0 +1,126 @@
+/**
+ * The data directory: whether regauth may trust it (issue 8, L4), and whether it holds a
+ * previous installation (issue 9, item 3).
+ *
+ * Trust: everything in it is regauth's (the signing key, the accounts), so nobody else may be able
+ * to add, replace or plant files in it. A directory writable by group or others is refused; so
+ * is one owned by another user, except that root may work inside a 0700 directory of the
+ * service's user (systemd DynamicUser + StateDirectory, `sudo regauth user add`) and hands the
+ * files it creates there to that user.
+ *
+ * First run: only when the directory holds nothing of a previous run. A database that is missing
+ * or empty next to keys, or keys missing next to a database, means something was lost; starting
+ * over silently would drop every account or rotate the key every registry trusts.
+ */
+import { lstatSync, renameSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { DatabaseError } from "./database-error.ts";
+
+export const DATABASE_FILE_NAME = "regauth.db";
+/** Files a previous run leaves (src/token/keys.ts, src/token/refresh-token.ts). */
+const SIGNING_KEY_FILES = ["token.key", "token.crt"] as const;
+const REFRESH_KEY_FILE = "refresh.key";
+
+/** Null when regauth may use `dataDir`, else why not and what to do. */
+export function dataDirTrustProblem(dataDir: string): string | null {
+  const directory = statSync(dataDir);
+  const mode = directory.mode & 0o7777;
+  const modeText = mode.toString(8).padStart(4, "0");
+  if (mode & 0o022)
+    return `data directory ${dataDir} is writable by ${mode & 0o002 ? "everyone" : "its group"} (mode ${modeText}): others could plant or replace its keys and database; chmod 700 ${dataDir}`;
+  const uid = process.geteuid?.() ?? process.getuid?.();
+  if (uid === undefined || directory.uid === uid) return null;
+  if (uid === 0) {
+    if (mode & 0o077)
+      return `data directory ${dataDir} belongs to user ${directory.uid} and is open to others (mode ${modeText}); as root regauth works only in a 0700 directory of the service's user (systemd StateDirectory): chmod 700 ${dataDir}, or chown it to root`;
+    return null;
+  }
+  return `data directory ${dataDir} belongs to user ${directory.uid}, not to the user regauth runs as (${uid}); run regauth as its owner, or chown -R ${uid} ${dataDir}`;
+}
+
+/**
+ * Whether root should hand a file it created in `dataDir` to the directory's owner: only inside
+ * a 0700 directory of another user (the service's; see dataDirTrustProblem), never elsewhere.
+ */
+export function dataDirOwnerToChownTo(dataDir: string): { uid: number; gid: number } | null {
+  if ((process.geteuid?.() ?? process.getuid?.()) !== 0) return null;
+  const directory = statSync(dataDir);
+  if (directory.uid === 0 || (directory.mode & 0o077) !== 0) return null;
+  return { uid: directory.uid, gid: directory.gid };
+}
+
+function sizeOf(path: string): number | null {
+  try {
+    return lstatSync(path).size;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+export interface DataDirContents {
+  /** The database file is missing, empty (0 bytes), or holds something. */
+  database: "missing" | "empty" | "present";
+  /** Which of token.key and token.crt exist. */
+  signingKeyFiles: string[];
+  hasRefreshKey: boolean;
+}
+
+export function inspectDataDir(dataDir: string): DataDirContents {
+  const size = sizeOf(join(dataDir, DATABASE_FILE_NAME));
+  return {
+    database: size === null ? "missing" : size === 0 ? "empty" : "present",
+    signingKeyFiles: SIGNING_KEY_FILES.filter((f) => sizeOf(join(dataDir, f)) !== null),
+    hasRefreshKey: sizeOf(join(dataDir, REFRESH_KEY_FILE)) !== null,
+  };
+}
+
+export const REINITIALIZE_HINT = "regauth serve --reinitialize";
+
+/**
+ * Problems that make `dataDir` neither a first run nor a whole installation, each naming what is
+ * missing and how to restore it. `generatesSigningKey`: the config names no key, so token.key
+ * and token.crt belong to the data directory.
+ */
+export function previousRunProblems(
+  contents: DataDirContents,
+  dataDir: string,
+  generatesSigningKey: boolean,
+): string[] {
+  const problems: string[] = [];
+  // refresh.key alone does not prove a lost database when the file is missing: regauth
+  // registry-config of earlier versions created it (and no database) before the first start.
+  const leftovers = [
+    ...contents.signingKeyFiles,
+    ...(contents.hasRefreshKey && contents.database === "empty" ? [REFRESH_KEY_FILE] : []),
+  ];
+  if (contents.database !== "present" && leftovers.length > 0) {
+    const state = contents.database === "missing" ? "is missing" : "is empty (0 bytes)";
+    problems.push(
+      `${join(dataDir, DATABASE_FILE_NAME)} ${state}, but ${leftovers.join(", ")} in the same directory are from a previous run: the accounts would be lost. Restore ${DATABASE_FILE_NAME} from your backup (docs/deployment.md, Backups), or start over with a new, empty database and a new admin: ${REINITIALIZE_HINT}`,
+    );
+  }
+  if (generatesSigningKey && contents.database === "present" && contents.signingKeyFiles.length === 0) {
+    problems.push(
+      `token.key and token.crt are missing from ${dataDir}, which holds the accounts database of an existing installation: every registry trusts that certificate. Restore both from your backup, or generate a new pair with ${REINITIALIZE_HINT} (then give every registry the new token.crt as rootcertbundle)`,
+    );
+  }
+  return problems;
+}
+
+/**
+ * --reinitialize on an empty or missing database: moves an empty database file and any journal
+ * files aside (kept, never deleted), so that SQLite starts a new one.
+ */
+export function setAsideEmptyDatabase(dataDir: string, nowUnix: number): void {
+  for (const suffix of ["", "-wal", "-shm"]) {
+    const path = join(dataDir, `${DATABASE_FILE_NAME}${suffix}`);
+    if (sizeOf(path) === null) continue;
+    renameSync(path, `${path}.before-reinitialize-${nowUnix}`);
+  }
+}
+
+export function throwIfUntrusted(dataDir: string): void {
+  const problem = dataDirTrustProblem(dataDir);
+  if (problem) throw new DatabaseError(problem);
+}

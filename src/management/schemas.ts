@@ -1,0 +1,266 @@
+/**
+ * The management API's views and requests (issue 10, design §3): the single source of truth for
+ * request validation and responses in src/http/api/, for the OpenAPI document, and for what the
+ * CLI prints. Every request object is closed (additionalProperties false): a field the schema
+ * does not name is a 400 with its path, never silently dropped or, worse, applied (Harbor
+ * CVE-2019-16097: `has_admin_role: true` on self-registration). JSON keys are snake_case; times
+ * are RFC 3339 strings, null for never.
+ */
+import { type Static, type TSchema, Type } from "@sinclair/typebox";
+
+const closed = { additionalProperties: false } as const;
+
+/** Longest name accepted anywhere (users 64, robots `<namespace>+<name>` 129): bounds the work. */
+const MAX_NAME_FIELD = 160;
+const Name = Type.String({ minLength: 1, maxLength: MAX_NAME_FIELD });
+const Password = Type.String({ minLength: 1, maxLength: 1024 });
+const Pattern = Type.String({ minLength: 1, maxLength: 256, description: "team/app, team/* or *" });
+const Time = Type.String({ format: "date-time", description: "RFC 3339" });
+const NullableTime = Type.Union([Time, Type.Null()]);
+
+export const TOKEN_SCOPES = ["pull", "push", "delete", "api"] as const;
+export type TokenScope = (typeof TOKEN_SCOPES)[number];
+export const TokenScopeSchema = Type.Union(TOKEN_SCOPES.map((s) => Type.Literal(s)));
+export const LevelSchema = Type.Union([Type.Literal("read"), Type.Literal("write"), Type.Literal("admin")]);
+
+// ---- Views ----
+
+export const UserView = Type.Object(
+  {
+    name: Type.String(),
+    kind: Type.Union([Type.Literal("person"), Type.Literal("robot")]),
+    is_admin: Type.Boolean(),
+    is_enabled: Type.Boolean(),
+    is_pending_approval: Type.Boolean(),
+    created_at: Time,
+    last_login_at: NullableTime,
+  },
+  closed,
+);
+export type UserView = Static<typeof UserView>;
+
+export const GroupView = Type.Object(
+  { name: Type.String(), members: Type.Array(Type.String()), created_at: Time },
+  closed,
+);
+export type GroupView = Static<typeof GroupView>;
+
+export const PermissionView = Type.Object(
+  {
+    grantee: Type.String({ description: "a user or robot name, @group, or * (everyone)" }),
+    pattern: Type.String(),
+    level: LevelSchema,
+    created_at: Time,
+  },
+  closed,
+);
+export type PermissionView = Static<typeof PermissionView>;
+
+export const AccessTokenView = Type.Object(
+  {
+    id: Type.Integer(),
+    owner: Type.String(),
+    name: Type.String(),
+    scopes: Type.Array(TokenScopeSchema),
+    repository_patterns: Type.Array(Type.String()),
+    created_at: Time,
+    expires_at: NullableTime,
+    last_used_at: NullableTime,
+    last_used_ip: Type.String(),
+  },
+  closed,
+);
+export type AccessTokenView = Static<typeof AccessTokenView>;
+
+export const CreatedAccessTokenView = Type.Object(
+  {
+    ...AccessTokenView.properties,
+    secret: Type.String({ description: "regauth_pat_...; shown once, never stored in the clear" }),
+  },
+  closed,
+);
+export type CreatedAccessTokenView = Static<typeof CreatedAccessTokenView>;
+
+export const RobotView = Type.Object(
+  {
+    name: Type.String({ description: "<namespace>+<name>, or regauth+<name> when the registry owns it" }),
+    owner_namespace: Type.Union([Type.String(), Type.Null()]),
+    description: Type.String(),
+    is_enabled: Type.Boolean(),
+    created_at: Time,
+    last_login_at: NullableTime,
+  },
+  closed,
+);
+export type RobotView = Static<typeof RobotView>;
+
+export const AuditEventView = Type.Object(
+  {
+    id: Type.Integer(),
+    at: Time,
+    kind: Type.String(),
+    actor: Type.String(),
+    ip: Type.String(),
+    repository: Type.Union([Type.String(), Type.Null()]),
+    outcome: Type.Union([Type.Literal("ok"), Type.Literal("denied"), Type.Literal("failed")]),
+    details: Type.Record(Type.String(), Type.Unknown()),
+  },
+  closed,
+);
+export type AuditEventView = Static<typeof AuditEventView>;
+
+export const RetiredNameView = Type.Object({ name: Type.String(), retired_at: Time }, closed);
+export type RetiredNameView = Static<typeof RetiredNameView>;
+
+export const MeView = Type.Object(
+  {
+    user: Type.Union([UserView, Type.Null()], { description: "null for the offline CLI" }),
+    authenticated_by: Type.Union([
+      Type.Literal("password"),
+      Type.Literal("access-token"),
+      Type.Literal("local"),
+    ]),
+    /** Scopes of the access token the caller used; null for a password. */
+    token_scopes: Type.Union([Type.Array(TokenScopeSchema), Type.Null()]),
+    /** Namespaces the caller administers through an `admin` grant on `<namespace>/*`. */
+    admin_namespaces: Type.Array(Type.String()),
+  },
+  closed,
+);
+export type MeView = Static<typeof MeView>;
+
+export function Page<T extends TSchema>(item: T) {
+  return Type.Object(
+    {
+      items: Type.Array(item),
+      next_cursor: Type.Union([Type.String(), Type.Null()], {
+        description: "pass as cursor for the next page; null on the last",
+      }),
+    },
+    closed,
+  );
+}
+export interface Page<T> {
+  items: T[];
+  next_cursor: string | null;
+}
+
+// ---- Requests ----
+
+export const PageQuery = {
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
+  cursor: Type.Optional(Type.String({ maxLength: 512 })),
+};
+export interface PageRequest {
+  limit?: number;
+  cursor?: string;
+}
+
+export const UserState = Type.Union([
+  Type.Literal("enabled"),
+  Type.Literal("disabled"),
+  Type.Literal("pending"),
+  Type.Literal("admin"),
+]);
+export const ListUsersQuery = Type.Object(
+  { q: Type.Optional(Type.String({ maxLength: 64 })), state: Type.Optional(UserState), ...PageQuery },
+  closed,
+);
+export type ListUsersQuery = Static<typeof ListUsersQuery>;
+
+export const CreateUserRequest = Type.Object(
+  {
+    name: Name,
+    password: Password,
+    admin: Type.Optional(Type.Boolean()),
+    disabled: Type.Optional(Type.Boolean()),
+  },
+  closed,
+);
+export type CreateUserRequest = Static<typeof CreateUserRequest>;
+
+export const SetPasswordBody = Type.Object(
+  { password: Password, current_password: Type.Optional(Password) },
+  closed,
+);
+export type SetPasswordBody = Static<typeof SetPasswordBody>;
+export type SetPasswordRequest = SetPasswordBody & { name: string };
+
+export const UpdateUserBody = Type.Object(
+  { enabled: Type.Optional(Type.Boolean()), admin: Type.Optional(Type.Boolean()) },
+  closed,
+);
+export type UpdateUserBody = Static<typeof UpdateUserBody>;
+export type UpdateUserRequest = UpdateUserBody & { name: string };
+
+export const CreateGroupRequest = Type.Object({ name: Name }, closed);
+export type CreateGroupRequest = Static<typeof CreateGroupRequest>;
+
+export const ListPermissionsQuery = Type.Object(
+  {
+    user: Type.Optional(Name),
+    group: Type.Optional(Name),
+    pattern: Type.Optional(Pattern),
+    ...PageQuery,
+  },
+  closed,
+);
+export type ListPermissionsQuery = Static<typeof ListPermissionsQuery>;
+
+export const GrantRequest = Type.Object({ grantee: Name, pattern: Pattern, level: LevelSchema }, closed);
+export type GrantRequest = Static<typeof GrantRequest>;
+
+export const RevokeQuery = Type.Object({ grantee: Name, pattern: Pattern }, closed);
+export type RevokeRequest = Static<typeof RevokeQuery>;
+
+export const ListTokensQuery = Type.Object({ owner: Type.Optional(Name), ...PageQuery }, closed);
+export type ListTokensQuery = Static<typeof ListTokensQuery>;
+
+const tokenFields = {
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  scopes: Type.Array(TokenScopeSchema, { minItems: 1, maxItems: 4 }),
+  repository_patterns: Type.Array(Pattern, { minItems: 1, maxItems: 32 }),
+  expires_at: Type.Optional(Type.Union([Time, Type.Null()])),
+};
+
+export const CreateAccessTokenRequest = Type.Object({ ...tokenFields, owner: Type.Optional(Name) }, closed);
+export type CreateAccessTokenRequest = Static<typeof CreateAccessTokenRequest>;
+
+export const CreateRobotTokenBody = Type.Object(tokenFields, closed);
+export type CreateRobotTokenBody = Static<typeof CreateRobotTokenBody>;
+export type CreateRobotTokenRequest = CreateRobotTokenBody & { robot: string };
+
+export const ListRobotsQuery = Type.Object({ namespace: Type.Optional(Name), ...PageQuery }, closed);
+export type ListRobotsQuery = Static<typeof ListRobotsQuery>;
+
+export const CreateRobotRequest = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64 }),
+    namespace: Type.Optional(Type.Union([Name, Type.Null()])),
+    description: Type.Optional(Type.String({ maxLength: 256 })),
+  },
+  closed,
+);
+export type CreateRobotRequest = Static<typeof CreateRobotRequest>;
+
+export const AuditQuery = Type.Object(
+  {
+    since: Type.Optional(Time),
+    until: Type.Optional(Time),
+    actor: Type.Optional(Type.String({ maxLength: MAX_NAME_FIELD })),
+    repository: Type.Optional(Type.String({ maxLength: 256 })),
+    kind: Type.Optional(Type.String({ maxLength: 64 })),
+    ...PageQuery,
+  },
+  closed,
+);
+export type AuditQuery = Static<typeof AuditQuery>;
+
+export const NameParam = Type.Object({ name: Name }, closed);
+export const IdParam = Type.Object({ id: Type.Integer({ minimum: 1 }) }, closed);
+export const MemberParams = Type.Object({ name: Name, user: Name }, closed);
+export const RobotParam = Type.Object({ name: Name }, closed);
+
+export const ErrorEnvelope = Type.Object({
+  errors: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
+});

@@ -1,0 +1,75 @@
+/** The data directory's first-run and trust rules (issue 9 item 3, issue 8 L4), table-driven. */
+import { describe, expect, it } from "bun:test";
+import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { dataDirTrustProblem, inspectDataDir, previousRunProblems } from "../../src/db/data-dir.ts";
+import { makeTempDir } from "../helpers.ts";
+
+describe("previousRunProblems", () => {
+  type Files = Record<string, string>;
+  const cases: [string, Files, boolean, RegExp | null][] = [
+    ["an empty directory is a first run", {}, true, null],
+    [
+      "a database alone (the CLI before the first start, configured keys)",
+      { "regauth.db": "x" },
+      false,
+      null,
+    ],
+    ["a whole installation", { "regauth.db": "x", "token.key": "k", "token.crt": "c" }, true, null],
+    ["a 0-byte database alone is a failed first run", { "regauth.db": "" }, true, null],
+    ["refresh.key alone (registry-config of earlier versions)", { "refresh.key": "r" }, true, null],
+    [
+      "a 0-byte database next to the keys",
+      { "regauth.db": "", "token.key": "k", "token.crt": "c" },
+      true,
+      /regauth\.db is empty \(0 bytes\), but token\.key, token\.crt .*--reinitialize/,
+    ],
+    ["a 0-byte database next to refresh.key", { "regauth.db": "", "refresh.key": "r" }, false, /is empty/],
+    [
+      "a missing database next to the keys",
+      { "token.key": "k", "token.crt": "c" },
+      true,
+      /regauth\.db is missing/,
+    ],
+    [
+      "both keys missing next to a database",
+      { "regauth.db": "x", "refresh.key": "r" },
+      true,
+      /token\.key and token\.crt are missing .* --reinitialize/,
+    ],
+    ["keys missing next to a database, keys configured elsewhere", { "regauth.db": "x" }, false, null],
+  ];
+  for (const [title, files, generatesKey, expected] of cases) {
+    it(title, () => {
+      const dir = makeTempDir();
+      for (const [name, content] of Object.entries(files)) writeFileSync(join(dir, name), content);
+      const problems = previousRunProblems(inspectDataDir(dir), dir, generatesKey);
+      if (expected === null) expect(problems).toEqual([]);
+      else {
+        expect(problems.length).toBe(1);
+        expect(problems[0]).toMatch(expected);
+      }
+    });
+  }
+});
+
+describe("dataDirTrustProblem", () => {
+  const cases: [number, RegExp | null][] = [
+    [0o700, null],
+    [0o750, null],
+    [0o755, null],
+    [0o770, /writable by its group \(mode 0770\).*chmod 700/],
+    [0o777, /writable by everyone \(mode 0777\)/],
+    [0o1777, /writable by everyone/],
+  ];
+  for (const [mode, expected] of cases) {
+    it(`mode ${mode.toString(8)} of our own directory: ${expected ? "refused" : "accepted"}`, () => {
+      const dir = join(makeTempDir(), "data");
+      mkdirSync(dir);
+      chmodSync(dir, mode);
+      const problem = dataDirTrustProblem(dir);
+      if (expected === null) expect(problem).toBeNull();
+      else expect(problem).toMatch(expected);
+    });
+  }
+});
