@@ -10,6 +10,7 @@ import { createInterface } from "node:readline/promises";
 import {
   EMBEDDED_DEFAULT_SOURCE,
   embeddedDefaultConfig,
+  type LoadedConfig,
   loadConfigFile,
   prepareConfig,
 } from "../config/load.ts";
@@ -40,6 +41,14 @@ export async function openDatabaseFromArgs(
   args: ParsedArgs,
   access: "read" | "write" = "write",
 ): Promise<Database> {
+  return (await openDataDirFromArgs(args, access)).db;
+}
+
+/** The database and the loaded config it belongs to (the management layer needs both). */
+export async function openDataDirFromArgs(
+  args: ParsedArgs,
+  access: "read" | "write" = "write",
+): Promise<{ db: Database; loaded: LoadedConfig }> {
   const configPath = stringFlag(args, "config");
   // createFiles false: the config's checks only; this function decides what to create.
   const options = { dataDir: stringFlag(args, "data-dir"), createFiles: false };
@@ -67,7 +76,7 @@ export async function openDatabaseFromArgs(
     (loaded.config.server.key === undefined || loaded.config.server.certificate === undefined);
   const [lost] = previousRunProblems(contents, dataDir, false);
   if (lost !== undefined) throw new DatabaseError(lost);
-  if (access === "read") return openDatabaseReadOnly(path);
+  if (access === "read") return { db: openDatabaseReadOnly(path), loaded };
   if (generatesSigningKey && contents.database !== "present" && contents.signingKeyFiles.length === 0) {
     // A first command on a fresh directory (`sudo regauth user add` before the first start)
     // creates the signing key pair too, so that the directory is whole from the start and a later
@@ -78,7 +87,7 @@ export async function openDatabaseFromArgs(
       throw describeStoreError(error, join(dataDir, "token.key"), "cannot create the signing key");
     }
   }
-  return openDatabase(path);
+  return { db: openDatabase(path), loaded };
 }
 
 /**

@@ -6,7 +6,7 @@
  *   otherwise                       → the default data directory (the behaviour before logins)
  */
 import { type ParsedArgs, stringFlag, UsageError, CommandFailed } from "./args.ts";
-import { openDatabaseFromArgs, readSecrets } from "./accounts-database.ts";
+import { openDataDirFromArgs, readSecrets } from "./accounts-database.ts";
 import type { CommandIo } from "./command-io.ts";
 import { credentialsPath, readStoredLogin } from "./credentials.ts";
 import { LocalClient } from "./local-client.ts";
@@ -39,7 +39,7 @@ export function clientFromArgs(args: ParsedArgs, env = process.env): ManagementC
   const local = args.flags.has("data-dir") || args.flags.has("config");
   if (local && remote !== undefined)
     throw new UsageError("--remote and --data-dir/--config exclude each other");
-  if (local) return new LocalClient((access) => openDatabaseFromArgs(args, access));
+  if (local) return new LocalClient((access) => openDataDirFromArgs(args, access));
   const path = credentialsPath(env);
   if (remote !== undefined) {
     const url = parseServerUrl(remote, { insecure: args.flags.has("insecure") });
@@ -60,7 +60,7 @@ export function clientFromArgs(args: ParsedArgs, env = process.env): ManagementC
       kind: "bearer",
       token: login.token,
     });
-  return new LocalClient((access) => openDatabaseFromArgs(args, access));
+  return new LocalClient((access) => openDataDirFromArgs(args, access));
 }
 
 /** The real world: stdout, stderr, the terminal, the clock. */

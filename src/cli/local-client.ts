@@ -1,20 +1,33 @@
 /**
- * ManagementClient on the data directory: the offline CLI, acting as the local administrator
- * (whoever may open regauth.db may do anything). Read-only commands open the database
- * read-only. Results are the same views the API returns, so the commands print the same thing.
+ * ManagementClient on the data directory: the offline CLI. It calls the same operations the API
+ * calls (src/management/*), as the actor local-admin (whoever may write regauth.db may do
+ * anything), so both back-ends return the same views and record the same audit events.
+ * Read-only commands open the database read-only (works on a full disk or a read-only file).
  */
 import type { Database } from "bun:sqlite";
-import * as groups from "../accounts/groups.ts";
-import * as permissions from "../accounts/permissions.ts";
-import * as users from "../accounts/users.ts";
+import { listRetiredNames as readRetiredNames } from "../accounts/users.ts";
+import type { LoadedConfig } from "../config/load.ts";
+import type { AuditSink, ManagementContext } from "../management/context.ts";
+import * as groups from "../management/groups.ts";
+import * as permissions from "../management/permissions.ts";
+import * as users from "../management/users.ts";
+import { retiredNameView } from "../management/views.ts";
 import { CommandFailed } from "./args.ts";
-import type { ManagementClient, PageRequest, PermissionFilter, UserFilter } from "./management-client.ts";
+import type {
+  AuditFilter,
+  ManagementClient,
+  NewTokenInput,
+  PageRequest,
+  PermissionFilter,
+  UserFilter,
+} from "./management-client.ts";
 import type {
   AccessTokenView,
   AuditEventView,
   CreatedAccessTokenView,
   GroupView,
   Level,
+  MeView,
   Page,
   PermissionView,
   RetiredNameView,
@@ -23,223 +36,127 @@ import type {
 } from "./views.ts";
 
 export type DatabaseAccess = "read" | "write";
-export type OpenDatabase = (access: DatabaseAccess) => Promise<Database>;
-
-function rfc3339(unixSeconds: number): string {
-  return new Date(unixSeconds * 1000).toISOString().replace(/\.000Z$/, "Z");
+export interface OpenedDataDir {
+  db: Database;
+  loaded: LoadedConfig;
 }
-
-function orNull(unixSeconds: number): string | null {
-  return unixSeconds === 0 ? null : rfc3339(unixSeconds);
-}
-
-function nowUnix(): number {
-  return Math.floor(Date.now() / 1000);
-}
-
-export function userView(user: users.User): UserView {
-  return {
-    name: user.name,
-    kind: "person",
-    is_admin: user.isAdmin,
-    is_enabled: user.isEnabled,
-    is_pending_approval: user.isPendingApproval,
-    created_at: rfc3339(user.createdAtUnix),
-    last_login_at: orNull(user.lastLoginAtUnix),
-  };
-}
-
-function groupView(group: groups.Group): GroupView {
-  return { name: group.name, members: group.members, created_at: rfc3339(group.createdAtUnix) };
-}
-
-function permissionView(permission: permissions.Permission): PermissionView {
-  return {
-    grantee: permissions.formatGrantee(permission.grantee),
-    pattern: permission.pattern,
-    level: permission.level,
-    created_at: rfc3339(permission.createdAtUnix),
-  };
-}
-
-function onePage<T>(items: T[]): Page<T> {
-  return { items, next_cursor: null };
-}
+export type OpenDataDir = (access: DatabaseAccess) => Promise<OpenedDataDir>;
 
 function notOffline(what: string): never {
   throw new CommandFailed(`${what} is not available offline in this build; use a server (regauth login URL)`);
 }
 
+/** Until src/audit lands in this branch: management changes offline are not recorded. */
+const NO_AUDIT: AuditSink = { recordNow() {} };
+
 export class LocalClient implements ManagementClient {
-  private db: Database | null = null;
+  private opened: OpenedDataDir | null = null;
   private access: DatabaseAccess | null = null;
 
   constructor(
-    private readonly open: OpenDatabase,
+    private readonly open: OpenDataDir,
     readonly description = "the data directory",
   ) {}
 
-  private async database(access: DatabaseAccess): Promise<Database> {
-    if (this.db !== null && (this.access === "write" || access === "read")) return this.db;
-    this.db?.close();
-    this.db = await this.open(access);
-    this.access = access;
-    return this.db;
+  /** A context for one operation; a write after a read reopens the database for writing. */
+  private async context(access: DatabaseAccess): Promise<ManagementContext> {
+    if (this.opened === null || (access === "write" && this.access === "read")) {
+      this.opened?.db.close();
+      this.opened = await this.open(access);
+      this.access = access;
+    }
+    const { db, loaded } = this.opened;
+    return {
+      db,
+      actor: { kind: "local-admin" },
+      ip: "",
+      audit: NO_AUDIT,
+      accessTokenKey: null,
+      config: { personalNamespaces: loaded.config.accounts.personal_namespaces, maxTokenLifetimeDays: null },
+      nowUnix: Math.floor(Date.now() / 1000),
+    };
   }
 
-  private async group(db: Database, name: string): Promise<GroupView> {
-    const found = groups.listGroups(db).find((g) => g.name === name);
-    if (!found) throw new CommandFailed(`no group ${JSON.stringify(name)}`);
-    return groupView(found);
+  async me(): Promise<MeView> {
+    return users.me(await this.context("read"));
   }
-
-  async me(): Promise<UserView> {
-    return notOffline("regauth me");
-  }
-  async listUsers(filter: UserFilter, _page: PageRequest): Promise<Page<UserView>> {
-    const all = users.listUsers(await this.database("read")).map(userView);
-    return onePage(
-      all.filter(
-        (u) =>
-          (filter.q === undefined || u.name.includes(filter.q)) &&
-          (filter.state === undefined ||
-            (filter.state === "enabled" && u.is_enabled) ||
-            (filter.state === "pending" && u.is_pending_approval) ||
-            (filter.state === "disabled" && !u.is_enabled && !u.is_pending_approval)),
-      ),
-    );
+  async listUsers(filter: UserFilter, page: PageRequest): Promise<Page<UserView>> {
+    return users.listUsers(await this.context("read"), filter, page);
   }
   async getUser(input: { name: string }) {
-    return userView(users.getUser(await this.database("read"), input.name));
+    return users.getUser(await this.context("read"), input.name);
   }
   async createUser(input: { name: string; password: string; admin?: boolean; disabled?: boolean }) {
-    users.checkUsername(input.name);
-    users.checkPassword(input.password);
-    const passwordHash = await users.hashNewPassword(input.password);
-    const created = users.createUser(await this.database("write"), {
-      name: input.name,
-      passwordHash,
-      isAdmin: input.admin === true,
-      isEnabled: input.disabled !== true,
-      nowUnix: nowUnix(),
-    });
-    return userView(created);
+    return users.createUser(await this.context("write"), input);
   }
-  async setPassword(input: { name: string; password: string }) {
-    users.checkPassword(input.password);
-    const db = await this.database("write");
-    users.setPasswordHash(db, input.name, await users.hashNewPassword(input.password));
-    return userView(users.getUser(db, input.name));
+  async setPassword(input: { name: string; password: string; current_password?: string }) {
+    return users.setPassword(await this.context("write"), input);
   }
   async updateUser(input: { name: string; enabled?: boolean; admin?: boolean }) {
-    const db = await this.database("write");
-    if (input.enabled !== undefined) users.setEnabled(db, input.name, input.enabled);
-    if (input.admin !== undefined) users.setAdmin(db, input.name, input.admin);
-    return userView(users.getUser(db, input.name));
+    return users.updateUser(await this.context("write"), input);
   }
   async deleteUser(input: { name: string }) {
-    const db = await this.database("write");
-    const before = userView(users.getUser(db, input.name));
-    users.deleteUser(db, input.name, nowUnix());
-    return before;
+    return users.deleteUser(await this.context("write"), input.name);
   }
   async releaseName(input: { name: string }) {
-    const db = await this.database("write");
-    const retired = users.retiredName(db, input.name);
-    users.releaseName(db, input.name);
-    return { name: input.name, retired_at: rfc3339(retired?.retiredAtUnix ?? 0) };
+    return users.releaseName(await this.context("write"), input.name);
   }
   async listRetiredNames(): Promise<RetiredNameView[]> {
-    return users
-      .listRetiredNames(await this.database("read"))
-      .map((r) => ({ name: r.name, retired_at: rfc3339(r.retiredAtUnix) }));
+    return readRetiredNames((await this.context("read")).db).map(retiredNameView);
   }
-  async listGroups(_page: PageRequest) {
-    return onePage(groups.listGroups(await this.database("read")).map(groupView));
+  async listGroups(page: PageRequest): Promise<Page<GroupView>> {
+    return groups.listGroups(await this.context("read"), page);
   }
   async getGroup(input: { name: string }) {
-    const db = await this.database("read");
-    groups.getGroupId(db, input.name);
-    return this.group(db, input.name);
+    return groups.getGroup(await this.context("read"), input.name);
   }
   async createGroup(input: { name: string }) {
-    const db = await this.database("write");
-    groups.createGroup(db, input.name, nowUnix());
-    return this.group(db, input.name);
+    return groups.createGroup(await this.context("write"), input);
   }
   async deleteGroup(input: { name: string }) {
-    const db = await this.database("write");
-    groups.getGroupId(db, input.name);
-    const before = await this.group(db, input.name);
-    groups.deleteGroup(db, input.name);
-    return before;
+    return groups.deleteGroup(await this.context("write"), input.name);
   }
   async addMember(input: { group: string; user: string }) {
-    const db = await this.database("write");
-    groups.addMember(db, input.group, input.user);
-    return this.group(db, input.group);
+    return groups.addMember(await this.context("write"), input);
   }
   async removeMember(input: { group: string; user: string }) {
-    const db = await this.database("write");
-    groups.removeMember(db, input.group, input.user);
-    return this.group(db, input.group);
+    return groups.removeMember(await this.context("write"), input);
   }
-  async listPermissions(filter: PermissionFilter, _page: PageRequest) {
-    const all = permissions.listPermissions(await this.database("read")).map(permissionView);
-    return onePage(
-      all.filter(
-        (p) =>
-          (filter.user === undefined || p.grantee === filter.user) &&
-          (filter.group === undefined || p.grantee === `@${filter.group}`) &&
-          (filter.pattern === undefined || p.pattern === filter.pattern),
-      ),
-    );
+  async listPermissions(filter: PermissionFilter, page: PageRequest): Promise<Page<PermissionView>> {
+    return permissions.listPermissions(await this.context("read"), filter, page);
   }
   async grant(input: { grantee: string; pattern: string; level: Level }) {
-    const db = await this.database("write");
-    permissions.grant(db, permissions.parseGrantee(input.grantee), input.pattern, input.level, nowUnix());
-    const found = permissions
-      .listPermissions(db)
-      .map(permissionView)
-      .find((p) => p.grantee === input.grantee && p.pattern === input.pattern);
-    if (!found) throw new CommandFailed("the grant did not stick");
-    return found;
+    return permissions.grant(await this.context("write"), input);
   }
   async revoke(input: { grantee: string; pattern: string }) {
-    const db = await this.database("write");
-    const before = permissions
-      .listPermissions(db)
-      .map(permissionView)
-      .find((p) => p.grantee === input.grantee && p.pattern === input.pattern);
-    permissions.revoke(db, permissions.parseGrantee(input.grantee), input.pattern);
-    return before as PermissionView;
+    return permissions.revoke(await this.context("write"), input);
   }
-  async listAccessTokens(): Promise<AccessTokenView[]> {
+  async listAccessTokens(_filter: { owner?: string }): Promise<AccessTokenView[]> {
     return notOffline("access tokens");
   }
-  async createAccessToken(): Promise<CreatedAccessTokenView> {
+  async createAccessToken(_input: NewTokenInput & { owner?: string }): Promise<CreatedAccessTokenView> {
     return notOffline("access tokens");
   }
-  async revokeAccessToken(): Promise<AccessTokenView> {
+  async revokeAccessToken(_input: { id: number }): Promise<AccessTokenView> {
     return notOffline("access tokens");
   }
-  async listRobots(): Promise<RobotView[]> {
+  async listRobots(_filter: { namespace?: string }): Promise<RobotView[]> {
     return notOffline("robot accounts");
   }
-  async createRobot(): Promise<RobotView> {
+  async createRobot(_input: { namespace?: string; name: string; description?: string }): Promise<RobotView> {
     return notOffline("robot accounts");
   }
-  async deleteRobot(): Promise<RobotView> {
+  async deleteRobot(_input: { name: string }): Promise<RobotView> {
     return notOffline("robot accounts");
   }
-  async createRobotToken(): Promise<CreatedAccessTokenView> {
+  async createRobotToken(_input: NewTokenInput & { robot: string }): Promise<CreatedAccessTokenView> {
     return notOffline("robot accounts");
   }
-  async queryAudit(): Promise<Page<AuditEventView>> {
+  async queryAudit(_filter: AuditFilter, _page: PageRequest): Promise<Page<AuditEventView>> {
     return notOffline("the audit log");
   }
   close(): void {
-    this.db?.close();
-    this.db = null;
+    this.opened?.db.close();
+    this.opened = null;
   }
 }

@@ -10,6 +10,7 @@ import type {
   CreatedAccessTokenView,
   GroupView,
   Level,
+  MeView,
   Page,
   PermissionView,
   RetiredNameView,
@@ -25,7 +26,7 @@ export interface PageRequest {
 
 export interface UserFilter {
   q?: string;
-  state?: "enabled" | "disabled" | "pending";
+  state?: "enabled" | "disabled" | "pending" | "admin";
 }
 
 export interface PermissionFilter {
@@ -54,7 +55,7 @@ export interface NewTokenInput {
 export interface ManagementClient {
   /** Where the commands act, for messages: "the data directory /var/lib/regauth" or a URL. */
   readonly description: string;
-  me(): Promise<UserView>;
+  me(): Promise<MeView>;
   listUsers(filter: UserFilter, page: PageRequest): Promise<Page<UserView>>;
   getUser(input: { name: string }): Promise<UserView>;
   createUser(input: {

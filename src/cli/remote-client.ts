@@ -21,6 +21,7 @@ import type {
   CreatedAccessTokenView,
   GroupView,
   Level,
+  MeView,
   Page,
   PermissionView,
   RetiredNameView,
@@ -163,7 +164,7 @@ export class RemoteClient implements ManagementClient {
   }
 
   me() {
-    return this.request<UserView>("GET", "/me");
+    return this.request<MeView>("GET", "/me");
   }
   async listUsers(filter: UserFilter, page: PageRequest) {
     return asPage<UserView>(await this.request("GET", `/users${query({ ...filter, ...page })}`));

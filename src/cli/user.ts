@@ -15,7 +15,7 @@ export const USER_USAGE = `regauth user SUBCOMMAND [--data-dir DIR | --config FI
 
   add NAME [--admin] [--disabled] [--password-stdin]   create a user (password prompted, or from stdin)
   list [--retired] [--state S] [--query TEXT]           list users (--retired: names of deleted users;
-                                                        S: enabled, disabled or pending)
+                                                        S: enabled, disabled, pending, admin)
   show NAME                                             one user
   passwd NAME [--password-stdin] [--current]            set a new password (--current: yours, through
                                                         the API, which asks for the current one first;
@@ -56,8 +56,15 @@ export function userTable(users: UserView[]): string {
 
 function stateFilter(args: ParsedArgs): UserFilter["state"] {
   const state = stringFlag(args, "state");
-  if (state === undefined || state === "enabled" || state === "disabled" || state === "pending") return state;
-  throw new UsageError(`--state must be enabled, disabled or pending, not ${JSON.stringify(state)}`);
+  if (
+    state === undefined ||
+    state === "enabled" ||
+    state === "disabled" ||
+    state === "pending" ||
+    state === "admin"
+  )
+    return state;
+  throw new UsageError(`--state must be enabled, disabled, pending or admin, not ${JSON.stringify(state)}`);
 }
 
 export async function userCommand(args: ParsedArgs, io: CommandIo): Promise<number> {
