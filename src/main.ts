@@ -10,6 +10,7 @@ import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
 import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
 import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
+import type { CommandIo } from "./cli/command-io.ts";
 import { CLIENT_BOOLEAN_FLAGS, CLIENT_VALUE_FLAGS, processIo } from "./cli/backend.ts";
 import {
   LOGIN_BOOLEAN_FLAGS,
@@ -47,7 +48,7 @@ interface Command {
   usage: string;
   valueFlags: string[];
   booleanFlags: string[];
-  run(args: ReturnType<typeof parseArgs>): Promise<number>;
+  run(args: ReturnType<typeof parseArgs>, io: CommandIo): Promise<number>;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -101,56 +102,56 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     usage: USER_USAGE,
     valueFlags: [...CLIENT_VALUE_FLAGS, ...USER_VALUE_FLAGS],
     booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...USER_BOOLEAN_FLAGS],
-    run: (args) => userCommand(args, processIo()),
+    run: userCommand,
   },
   perm: {
     summary: "grant, revoke and list read/write/admin permissions",
     usage: PERM_USAGE,
     valueFlags: [...CLIENT_VALUE_FLAGS, ...PERM_VALUE_FLAGS],
     booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: (args) => permCommand(args, processIo()),
+    run: permCommand,
   },
   group: {
     summary: "manage groups of users (create, delete, add-member, remove-member, list, show)",
     usage: GROUP_USAGE,
     valueFlags: CLIENT_VALUE_FLAGS,
     booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: (args) => groupCommand(args, processIo()),
+    run: groupCommand,
   },
   token: {
     summary: "access tokens for docker login and CI (create, list, revoke)",
     usage: TOKEN_USAGE,
     valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
     booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: (args) => tokenCommand(args, processIo()),
+    run: tokenCommand,
   },
   robot: {
     summary: "robot accounts for CI, with tokens as their only credentials (create, list, rm, token)",
     usage: ROBOT_USAGE,
     valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
     booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: (args) => robotCommand(args, processIo()),
+    run: robotCommand,
   },
   audit: {
     summary: "query the audit log (--since, --actor, --repository, --kind, --follow)",
     usage: AUDIT_USAGE,
     valueFlags: [...CLIENT_VALUE_FLAGS, ...AUDIT_VALUE_FLAGS],
     booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...AUDIT_BOOLEAN_FLAGS],
-    run: (args) => auditCommand(args, processIo()),
+    run: auditCommand,
   },
   login: {
     summary: "log in to a regauth server; the management commands then act there",
     usage: LOGIN_USAGE,
     valueFlags: LOGIN_VALUE_FLAGS,
     booleanFlags: LOGIN_BOOLEAN_FLAGS,
-    run: (args) => loginCommand(args, processIo()),
+    run: loginCommand,
   },
   logout: {
     summary: "revoke the token of regauth login and forget it",
     usage: LOGOUT_USAGE,
     valueFlags: [],
     booleanFlags: [],
-    run: (args) => logoutCommand(args, processIo()),
+    run: logoutCommand,
   },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
@@ -176,35 +177,36 @@ Options:
 `;
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+/** Runs one command line; `io` is the terminal, or a fake in the CLI's unit tests. */
+export async function main(argv: readonly string[], io: CommandIo = processIo()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
-    process.stdout.write(mainUsage());
+    io.out(mainUsage());
     return name === undefined ? 2 : 0;
   }
   if (name === "--version" || name === "version") {
-    process.stdout.write(`regauth ${VERSION}\n`);
+    io.out(`regauth ${VERSION}\n`);
     return 0;
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`regauth: unknown command ${JSON.stringify(name)}\n\n${mainUsage()}`);
+    io.err(`regauth: unknown command ${JSON.stringify(name)}\n\n${mainUsage()}`);
     return 2;
   }
   try {
     const args = parseArgs(rest, command.valueFlags, command.booleanFlags);
     if (args.flags.has("help")) {
-      process.stdout.write(`${command.usage}\n`);
+      io.out(`${command.usage}\n`);
       return 0;
     }
-    return await command.run(args);
+    return await command.run(args, io);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`regauth ${name}: ${error.message}\n\n${command.usage}\n`);
+      io.err(`regauth ${name}: ${error.message}\n\n${command.usage}\n`);
       return 2;
     }
     if (error instanceof ConfigError) {
-      process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
+      io.err(`regauth: invalid configuration\n${error.message}\n`);
       return 1;
     }
     // The command and its subcommand: "regauth user add: cannot write .../regauth.db: the disk is full".
@@ -215,14 +217,14 @@ export async function main(argv: readonly string[]): Promise<number> {
       error instanceof ListenError ||
       (error instanceof AppError && error.status < 500)
     ) {
-      process.stderr.write(`regauth ${name}${sub}: ${error.message}\n`);
+      io.err(`regauth ${name}${sub}: ${error.message}\n`);
       return 1;
     }
     const path = openedDatabasePath();
     const described = path === null ? error : describeStoreError(error, path, "cannot write");
     if (described instanceof DatabaseError) {
       // A full disk, a held lock, a read-only file during a command: the command, the file and the fault.
-      process.stderr.write(`regauth ${name}${sub}: ${described.message}\n`);
+      io.err(`regauth ${name}${sub}: ${described.message}\n`);
       return 1;
     }
     throw error;

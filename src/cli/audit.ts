@@ -6,6 +6,7 @@ import { type ParsedArgs, stringFlag, UsageError } from "./args.ts";
 import { BACKEND_HELP } from "./backend.ts";
 import type { CommandIo } from "./command-io.ts";
 import type { AuditFilter } from "./management-client.ts";
+import { parseDateTime } from "./times.ts";
 import { cell, json, outputFormat, shortTime, table } from "./output.ts";
 import type { AuditEventView } from "./views.ts";
 
@@ -38,10 +39,8 @@ export function parseTime(flag: string, text: string, nowMs: number): string {
     const unitMs = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[relative[2] as "s" | "m" | "h" | "d"];
     return new Date(nowMs - Number(relative[1]) * unitMs).toISOString();
   }
-  if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text)) {
-    const date = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);
-    if (!Number.isNaN(date.getTime())) return date.toISOString();
-  }
+  const date = parseDateTime(text);
+  if (date !== null) return date.toISOString();
   throw new UsageError(
     `--${flag} must be like 2026-12-01, 2026-12-01T10:00:00Z, 30m, 12h or 7d, not ${JSON.stringify(text)}`,
   );

@@ -8,6 +8,7 @@ import { expectArgs } from "./accounts-database.ts";
 import { BACKEND_HELP } from "./backend.ts";
 import type { CommandIo } from "./command-io.ts";
 import type { NewTokenInput } from "./management-client.ts";
+import { parseDateTime } from "./times.ts";
 import { cell, json, outputFormat, shortTime, table } from "./output.ts";
 import type { AccessTokenView, CreatedAccessTokenView, RobotView, TokenScope } from "./views.ts";
 
@@ -64,12 +65,10 @@ export function parseExpiry(text: string, nowMs: number): string {
     if (amount === 0) throw new UsageError("--expires must be in the future");
     return new Date(nowMs + amount * unitMs).toISOString().replace(/\.000Z$/, "Z");
   }
-  if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/.test(text)) {
-    const date = new Date(text.length === 10 ? `${text}T00:00:00Z` : text);
-    if (!Number.isNaN(date.getTime())) {
-      if (date.getTime() <= nowMs) throw new UsageError(`--expires ${text} is in the past`);
-      return date.toISOString().replace(/\.000Z$/, "Z");
-    }
+  const date = parseDateTime(text);
+  if (date !== null) {
+    if (date.getTime() <= nowMs) throw new UsageError(`--expires ${text} is in the past`);
+    return date.toISOString().replace(/\.000Z$/, "Z");
   }
   throw new UsageError(
     `--expires must be like 30d, 12h, 2027-01-31 or 2027-01-31T12:00:00Z, not ${JSON.stringify(text)}`,
