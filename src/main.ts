@@ -162,6 +162,8 @@ Give it the flags serve runs with (serve logs the exact command on every start).
   },
 };
 
+const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin"]);
+
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
   return `regauth ${VERSION}: Docker Registry v2 token server
@@ -210,7 +212,10 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
       return 1;
     }
     // The command and its subcommand: "regauth user add: cannot write .../regauth.db: the disk is full".
-    const sub = name !== "serve" && rest[0] !== undefined && !rest[0].startsWith("-") ? ` ${rest[0]}` : "";
+    const sub =
+      COMMANDS_WITH_SUBCOMMANDS.has(name) && rest[0] !== undefined && !rest[0].startsWith("-")
+        ? ` ${rest[0]}`
+        : "";
     if (
       error instanceof CommandFailed ||
       error instanceof DatabaseError ||

@@ -155,7 +155,7 @@ export class RemoteClient implements ManagementClient {
     if (status === 401)
       return this.auth.kind === "bearer"
         ? `${this.description} refused the stored token (${message ?? "unauthorized"}); it may be revoked or expired: run regauth login ${this.description}`
-        : `${this.description}: ${message ?? "wrong user name or password"}`;
+        : `${this.description} refused the user name or password (${message ?? "unauthorized"})`;
     if (status >= 300 && status < 400)
       return `${this.description} answered with a redirect (${status}); use the final URL`;
     if (message !== null) return message;
