@@ -38,7 +38,15 @@ import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
-import { buildApp, buildIssuer, checkCanListen, ListenError, listen } from "./server.ts";
+import {
+  buildApiApp,
+  buildApp,
+  buildIssuer,
+  checkCanListen,
+  ListenError,
+  listen,
+  managementServices,
+} from "./server.ts";
 
 declare const REGAUTH_VERSION: string | undefined;
 export const VERSION = typeof REGAUTH_VERSION === "string" ? REGAUTH_VERSION : `${pkg.version}-dev`;
@@ -326,7 +334,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   }
   const verifier = new PasswordVerifier();
   const issuer = buildIssuer(loaded, signingKey, verifier, database);
-  const running = listen(loaded, buildApp(loaded, issuer));
+  const services = managementServices(loaded, database);
+  const running = listen(loaded, buildApp(loaded, issuer, services), buildApiApp(loaded, issuer, services));
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
@@ -335,6 +344,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   log.info("regauth listening", {
     version: VERSION,
     url: running.url,
+    ...(running.apiUrl ? { api_url: running.apiUrl } : {}),
     config: loaded.source,
     data_dir: loaded.dataDir,
     users: Object.keys(loaded.config.users ?? {}).length,

@@ -21,7 +21,13 @@ import { bunTlsOptions } from "./config/tls.ts";
 import { databasePath } from "./db/database.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
-import { createApp } from "./http/app.ts";
+import { createApiApp, createApp } from "./http/app.ts";
+import type { ApiOptions } from "./http/api/plugin.ts";
+import { ensureAccessTokenKey } from "./access-tokens/key.ts";
+import { AuditLog } from "./audit/audit-log.ts";
+import { auditOptions } from "./audit/config-schema.ts";
+import { backgroundWriterFor } from "./db/background-writer.ts";
+import type { AccessTokenKeyRef } from "./management/context.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
 import { aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
@@ -134,8 +140,45 @@ function sqlSettings(section: Parameters<typeof checkSqlSection>[0], path: strin
   return settings;
 }
 
-export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
+/** What the management API needs besides the config and the issuer (docs/api.md). */
+export interface ManagementServices {
+  db: Database;
+  audit: AuditLog;
+  accessTokenKey: AccessTokenKeyRef;
+  maxTokenLifetimeDays: number | null;
+}
+
+/** The audit log and access token key the management API writes with. */
+export function managementServices(loaded: LoadedConfig, db: Database): ManagementServices {
+  return {
+    db,
+    audit: new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit)),
+    accessTokenKey: ensureAccessTokenKey(loaded.dataDir),
+    maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
+  };
+}
+
+function apiOptions(loaded: LoadedConfig, issuer: TokenIssuer, services: ManagementServices): ApiOptions {
   const { server } = loaded.config;
+  return {
+    db: services.db,
+    verifier: issuer.verifier,
+    ...(issuer.throttle ? { throttle: issuer.throttle } : {}),
+    audit: services.audit,
+    accessTokenKey: services.accessTokenKey,
+    config: {
+      personalNamespaces: loaded.config.accounts.personal_namespaces,
+      maxTokenLifetimeDays: services.maxTokenLifetimeDays,
+    },
+    maxBodyBytes: loaded.config.api.max_body_bytes,
+    realIp: { header: server.real_ip_header, position: server.real_ip_pos },
+  };
+}
+
+/** The token server's app; with the management API under /api/v1 unless `api.addr` gives it its own listener. */
+export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer, services?: ManagementServices) {
+  const { server, api } = loaded.config;
+  const mountHere = services !== undefined && api.enabled && api.addr === undefined;
   return createApp({
     issuer,
     pathPrefix: server.path_prefix,
@@ -143,6 +186,21 @@ export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer) {
     hsts: server.hsts,
     basicRealm: loaded.config.token.issuer,
     databasePath: databasePath(loaded.dataDir),
+    ...(mountHere ? { api: apiOptions(loaded, issuer, services) } : {}),
+  });
+}
+
+/** The management API's own app when `api.addr` is set; else null (it is on the token listener). */
+export function buildApiApp(loaded: LoadedConfig, issuer: TokenIssuer, services: ManagementServices) {
+  const { server, api } = loaded.config;
+  if (!api.enabled || api.addr === undefined) return null;
+  return createApiApp({
+    pathPrefix: server.path_prefix,
+    realIp: { header: server.real_ip_header, position: server.real_ip_pos },
+    hsts: server.hsts,
+    basicRealm: loaded.config.token.issuer,
+    databasePath: databasePath(loaded.dataDir),
+    api: apiOptions(loaded, issuer, services),
   });
 }
 
@@ -186,10 +244,56 @@ export function checkCanListen(server: LoadedConfig["config"]["server"]): void {
 
 export interface RunningServer {
   url: string;
+  /** The management API's own listener, when `api.addr` is set. */
+  apiUrl?: string;
   stop(): Promise<void>;
 }
 
-export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): RunningServer {
+export function listen(
+  loaded: LoadedConfig,
+  app: ReturnType<typeof buildApp>,
+  apiApp?: ReturnType<typeof buildApiApp>,
+): RunningServer {
+  const running = listenTokenServer(loaded, app);
+  const apiAddr = loaded.config.api.addr;
+  if (!apiApp || apiAddr === undefined) return running;
+  const address = parseListenAddress(apiAddr);
+  if (!address) throw new Error(`invalid api.addr ${apiAddr}`); // validated at load; unreachable
+  try {
+    apiApp.listen({ ...listenOptions(loaded), hostname: address.hostname, port: address.port });
+  } catch (error) {
+    void running.stop();
+    if (bindFailureCode(error)) throw new ListenError(apiAddr, error);
+    throw error;
+  }
+  const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
+  const tls = loaded.config.server.certificate !== undefined;
+  return {
+    url: running.url,
+    apiUrl: `${tls ? "https" : "http"}://${host}:${apiApp.server?.port ?? address.port}`,
+    stop: async () => {
+      await Promise.all([running.stop(), apiApp.stop()]);
+    },
+  };
+}
+
+function listenOptions(loaded: LoadedConfig) {
+  const { server } = loaded.config;
+  const tls =
+    server.certificate && server.key
+      ? { cert: Bun.file(server.certificate), key: Bun.file(server.key), ...bunTlsOptions(server) }
+      : undefined;
+  return {
+    // The API's body limit is checked by the API itself (413); Bun's limit must not be lower.
+    maxRequestBodySize: Math.max(MAX_REQUEST_BODY_BYTES, loaded.config.api.max_body_bytes),
+    idleTimeout: IDLE_TIMEOUT_SECONDS,
+    reusePort: false,
+    development: false,
+    ...(tls ? { tls } : {}),
+  };
+}
+
+function listenTokenServer(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): RunningServer {
   const { server } = loaded.config;
   // Versions, suites and curves: src/config/tls.ts (issue 8: no CBC-SHA1 suites by default).
   const tls =
@@ -197,7 +301,7 @@ export function listen(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): 
       ? { cert: Bun.file(server.certificate), key: Bun.file(server.key), ...bunTlsOptions(server) }
       : undefined;
   const common = {
-    maxRequestBodySize: MAX_REQUEST_BODY_BYTES,
+    maxRequestBodySize: Math.max(MAX_REQUEST_BODY_BYTES, loaded.config.api.max_body_bytes),
     idleTimeout: IDLE_TIMEOUT_SECONDS,
     // Elysia defaults to SO_REUSEPORT, which lets a second regauth (a stale one, or one with
     // another key) bind the same port and get half the traffic. A taken port must be an error.

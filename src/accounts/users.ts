@@ -6,9 +6,13 @@
 import type { Database } from "bun:sqlite";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 
+export type AccountKind = "person" | "robot";
+
 export interface User {
   id: number;
   name: string;
+  /** Robots (src/robots/) have no password, only access tokens, and never a personal namespace. */
+  kind: AccountKind;
   passwordHash: string;
   isAdmin: boolean;
   isEnabled: boolean;
@@ -27,6 +31,7 @@ export interface User {
 interface UserRow {
   id: number;
   name: string;
+  kind: AccountKind;
   password_hash: string;
   is_admin: number;
   is_enabled: number;
@@ -106,6 +111,7 @@ function toUser(row: UserRow): User {
   return {
     id: row.id,
     name: row.name,
+    kind: row.kind,
     passwordHash: row.password_hash,
     isAdmin: row.is_admin === 1,
     isEnabled: row.is_enabled === 1,
@@ -127,8 +133,9 @@ export function getUser(db: Database, name: string): User {
   return user;
 }
 
+/** People only: robot accounts are listed apart (src/robots/ listRobots). */
 export function listUsers(db: Database): User[] {
-  return db.query<UserRow, []>("SELECT * FROM users ORDER BY name").all().map(toUser);
+  return db.query<UserRow, []>("SELECT * FROM users WHERE kind = 'person' ORDER BY name").all().map(toUser);
 }
 
 export interface NewUser {
@@ -207,8 +214,11 @@ export function setEnabled(db: Database, name: string, enabled: boolean): void {
   );
 }
 
+/** Robots are never administrators: for them this is NotFound, as for any name that is no person. */
 export function setAdmin(db: Database, name: string, admin: boolean): void {
-  updateOne(db, name, "UPDATE users SET is_admin = $admin WHERE name = $name", { admin: admin ? 1 : 0 });
+  updateOne(db, name, "UPDATE users SET is_admin = $admin WHERE name = $name AND kind = 'person'", {
+    admin: admin ? 1 : 0,
+  });
 }
 
 /**

@@ -291,6 +291,13 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
     }
   }
   checkTlsSettings(server, server.certificate !== undefined && server.key !== undefined, problems);
+  const apiAddr = config.api?.addr;
+  if (apiAddr !== undefined && !parseListenAddress(apiAddr)) {
+    problems.push({
+      path: "api.addr",
+      message: `expected HOST:PORT (e.g. 127.0.0.1:5002), got ${JSON.stringify(apiAddr)}`,
+    });
+  }
 }
 
 /** A file-system error in words; "the disk is full" rather than ENOSPC (issue 9, item 5). */

@@ -5,7 +5,9 @@
  */
 import { type Static, Type } from "@sinclair/typebox";
 import { ExtAuthConfig, ExtAuthzConfig } from "../hooks/hook-config.ts";
+import { AccessTokensConfig } from "../access-tokens/config-schema.ts";
 import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts";
+import { AuditConfig } from "../audit/config-schema.ts";
 import { LdapAuthConfig } from "../ldap/config.ts";
 import { AclXormConfig, XormAuthConfig } from "../sql-backends/config.ts";
 
@@ -123,9 +125,31 @@ export const AclEntryConfig = Type.Object(
   strict,
 );
 
+/** The management API (docs/api.md, issue 10). */
+export const ApiConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: "Serve the management API under /api/v1." }),
+    addr: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "Serve the API on its own listener HOST:PORT (e.g. 127.0.0.1:5002) instead of the token server's.",
+      }),
+    ),
+    max_body_bytes: Type.Integer({
+      minimum: 1024,
+      maximum: 1_048_576,
+      default: 65_536,
+      description: "Largest request body the API reads; larger ones are refused with 413.",
+    }),
+  },
+  { ...strict, default: {} },
+);
+
 export const Config = Type.Object(
   {
     server: Type.Object(ServerConfig.properties, { ...strict, default: {} }),
+    api: ApiConfig,
     token: TokenConfig,
     users: Type.Optional(Type.Record(Type.String(), UserConfig)),
     acl: Type.Optional(Type.Array(AclEntryConfig)),
@@ -133,6 +157,8 @@ export const Config = Type.Object(
     ext_authz: Type.Optional(ExtAuthzConfig),
     registration: RegistrationConfig,
     accounts: AccountsConfig,
+    access_tokens: AccessTokensConfig,
+    audit: AuditConfig,
     ldap_auth: Type.Optional(LdapAuthConfig),
     xorm_auth: Type.Optional(XormAuthConfig),
     acl_xorm: Type.Optional(AclXormConfig),

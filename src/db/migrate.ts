@@ -8,6 +8,8 @@ import type { Database } from "bun:sqlite";
 import m0001 from "../../migrations/0001_create_accounts.sql" with { type: "text" };
 import m0002 from "../../migrations/0002_create_retired_names.sql" with { type: "text" };
 import m0003 from "../../migrations/0003_index_permissions.sql" with { type: "text" };
+import m0004 from "../../migrations/0004_create_access_tokens.sql" with { type: "text" };
+import m0005 from "../../migrations/0005_create_audit_events.sql" with { type: "text" };
 import { DatabaseError } from "./database-error.ts";
 
 export interface Migration {
@@ -21,6 +23,8 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 1, file: "0001_create_accounts.sql", sql: m0001 },
   { version: 2, file: "0002_create_retired_names.sql", sql: m0002 },
   { version: 3, file: "0003_index_permissions.sql", sql: m0003 },
+  { version: 4, file: "0004_create_access_tokens.sql", sql: m0004 },
+  { version: 5, file: "0005_create_audit_events.sql", sql: m0005 },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

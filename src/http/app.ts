@@ -7,6 +7,7 @@ import { storeUnavailable } from "../db/store-errors.ts";
 import { AppError, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
+import { type ApiOptions, mountApi } from "./api/plugin.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest } from "./token-route.ts";
 
@@ -19,6 +20,11 @@ export interface AppOptions {
   basicRealm: string;
   /** The accounts database, named in the log when it cannot answer (src/db/store-errors.ts). */
   databasePath?: string;
+  /**
+   * The management API (docs/api.md), mounted at `${pathPrefix}/api/v1`; absent when it is off
+   * or served on its own listener (createApiApp).
+   */
+  api?: ApiOptions;
 }
 
 export function createApp(options: AppOptions) {
@@ -40,43 +46,70 @@ export function createApp(options: AppOptions) {
     return response;
   };
 
-  return (
-    new Elysia()
-      // Elysia applies a hook only to routes registered after it: onError must come first, or
-      // errors thrown by the routes bypass it (plain-text bodies, no WWW-Authenticate on 401).
-      .onError(({ error, code, request }) =>
-        renderError(
-          // A locked, full or failing database is a 503 with Retry-After, never a 500 (issue 9).
-          storeUnavailable(error, options.databasePath ?? "regauth.db") ?? error,
-          code,
-          request,
-          options.basicRealm,
-          extraHeaders,
-        ),
-      )
-      // Both paths, as docker_auth serves them (/auth/token since its PR #397).
-      .get(`${prefix}/auth`, tokenHandler, { parse: "none" })
-      .post(`${prefix}/auth`, tokenHandler, { parse: "none" })
-      .get(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
-      .post(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
-      .get(
-        `${prefix}/healthz`,
-        () =>
-          new Response('{"status":"ok"}', {
-            headers: { "content-type": "application/json", ...extraHeaders },
-          }),
-      )
-      .get(
-        prefix === "" ? "/" : prefix,
-        () =>
-          new Response(`regauth: Docker Registry token server for ${options.basicRealm}\n`, {
-            headers: extraHeaders,
-          }),
-      )
-  );
+  const app = withErrorRendering(new Elysia(), options, extraHeaders)
+    // Both paths, as docker_auth serves them (/auth/token since its PR #397).
+    .get(`${prefix}/auth`, tokenHandler, { parse: "none" })
+    .post(`${prefix}/auth`, tokenHandler, { parse: "none" })
+    .get(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
+    .post(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
+    .get(
+      `${prefix}/healthz`,
+      () =>
+        new Response('{"status":"ok"}', {
+          headers: { "content-type": "application/json", ...extraHeaders },
+        }),
+    )
+    .get(
+      prefix === "" ? "/" : prefix,
+      () =>
+        new Response(`regauth: Docker Registry token server for ${options.basicRealm}\n`, {
+          headers: extraHeaders,
+        }),
+    );
+  if (options.api) mountApi(app, `${prefix}/api/v1`, options.api);
+  return app;
 }
 
 export type App = ReturnType<typeof createApp>;
+
+/** The management API alone, for its own listener (`api.addr`). */
+export function createApiApp(options: Omit<AppOptions, "issuer" | "api"> & { api: ApiOptions }) {
+  const extraHeaders: Record<string, string> = options.hsts
+    ? { "strict-transport-security": "max-age=63072000; includeSubDomains" }
+    : {};
+  return mountApi(
+    withErrorRendering(new Elysia(), options, extraHeaders),
+    `${options.pathPrefix}/api/v1`,
+    options.api,
+  );
+}
+
+function withErrorRendering<App extends Elysia>(
+  app: App,
+  options: Pick<AppOptions, "databasePath" | "basicRealm">,
+  extraHeaders: Record<string, string>,
+) {
+  // Elysia applies a hook only to routes registered after it: onError must come first, or
+  // errors thrown by the routes bypass it (plain-text bodies, no WWW-Authenticate on 401).
+  return app.onError(({ error, code, request }) =>
+    renderError(
+      // A locked, full or failing database is a 503 with Retry-After, never a 500 (issue 9).
+      storeUnavailable(error, options.databasePath ?? "regauth.db") ?? error,
+      code,
+      request,
+      options.basicRealm,
+      extraHeaders,
+    ),
+  );
+}
+
+/** Elysia's ValidationError, as `body.field: problem` (the API validates itself; this is the net). */
+function validationMessage(error: unknown): string | undefined {
+  const first = (error as { all?: { path?: string; message?: string }[]; type?: string } | null)?.all?.[0];
+  if (!first?.message) return undefined;
+  const where = (error as { type?: string }).type ?? "request";
+  return `${where}${(first.path ?? "").replaceAll("/", ".")}: ${first.message}`;
+}
 
 /**
  * Every error response. AppErrors carry their status and a message meant for the client;
@@ -111,7 +144,7 @@ function renderError(
   } else if (code === "PARSE" || code === "VALIDATION" || code === "INVALID_COOKIE_SIGNATURE") {
     status = 400;
     errorCode = "BAD_REQUEST";
-    message = "malformed request";
+    message = validationMessage(error) ?? "malformed request";
   } else {
     log.error("request failed", {
       error: error instanceof Error ? (error.stack ?? error.message) : String(error),

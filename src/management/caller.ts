@@ -48,9 +48,15 @@ export function callerOf(ctx: ManagementContext): Caller {
   };
 }
 
-/** Throws Forbidden (403) or NotFound (404) unless the table allows `action`. */
-export function authorizeOrThrow(caller: Caller, action: Action): void {
+/**
+ * Throws Forbidden (403) or NotFound (404) unless the table allows `action`. `notFoundMessage`:
+ * what a 404 says, the same words as for an object that does not exist, so that the answer
+ * never tells the two apart.
+ */
+export function authorizeOrThrow(caller: Caller, action: Action, notFoundMessage?: string): void {
   const verdict = decide(caller, action);
   if (verdict.allowed) return;
-  throw verdict.status === 404 ? new NotFound(verdict.reason) : new Forbidden(verdict.reason);
+  throw verdict.status === 404
+    ? new NotFound(notFoundMessage ?? verdict.reason)
+    : new Forbidden(verdict.reason);
 }

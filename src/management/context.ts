@@ -4,6 +4,8 @@
  * `local-admin` actor. Plain data: the domain never sees HTTP.
  */
 import type { Database } from "bun:sqlite";
+import type { AccessTokenKey } from "../access-tokens/key.ts";
+import type { AuditLog, NewAuditEvent } from "../audit/audit-log.ts";
 import type { TokenScope } from "./schemas.ts";
 
 export type Actor =
@@ -20,19 +22,7 @@ export type Actor =
     };
 
 /** One audit record as the management layer writes it (src/audit AuditLog's input). */
-export interface ManagementAuditEvent {
-  kind: string;
-  actor: string;
-  ip: string;
-  repository: string | null;
-  outcome: "ok" | "denied" | "failed";
-  details: Record<string, unknown>;
-}
-
-/** The part of src/audit's AuditLog the management layer uses. */
-export interface AuditSink {
-  recordNow(event: ManagementAuditEvent): void;
-}
+export type ManagementAuditEvent = NewAuditEvent;
 
 export interface ManagementConfig {
   personalNamespaces: boolean;
@@ -52,7 +42,7 @@ export interface ManagementContext {
   actor: Actor;
   /** The caller's address, for the audit log ("" offline). */
   ip: string;
-  audit: AuditSink;
+  audit: AuditLog;
   accessTokenKey: AccessTokenKeyRef;
   config: ManagementConfig;
   nowUnix: number;
@@ -61,7 +51,7 @@ export interface ManagementContext {
 }
 
 /** src/access-tokens AccessTokenKey (the HMAC key under the data directory). */
-export type AccessTokenKeyRef = unknown;
+export type AccessTokenKeyRef = AccessTokenKey;
 
 export function actorName(actor: Actor): string {
   return actor.kind === "local-admin" ? "local-admin" : actor.name;

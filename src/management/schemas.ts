@@ -250,6 +250,9 @@ export const AuditQuery = Type.Object(
     actor: Type.Optional(Type.String({ maxLength: MAX_NAME_FIELD })),
     repository: Type.Optional(Type.String({ maxLength: 256 })),
     kind: Type.Optional(Type.String({ maxLength: 64 })),
+    after_id: Type.Optional(
+      Type.Integer({ minimum: 0, description: "only events after this id (what --follow polls with)" }),
+    ),
     ...PageQuery,
   },
   closed,

@@ -18,6 +18,7 @@ import {
   setPasswordHash,
   type User,
 } from "../accounts/users.ts";
+import type { AuditKind } from "../audit/audit-log.ts";
 import { BadRequest, Forbidden, NotFound } from "../errors.ts";
 import { authorizeOrThrow, callerOf } from "./caller.ts";
 import { actorName, type ManagementContext } from "./context.ts";
@@ -36,9 +37,8 @@ import type {
 import { type UserKind, retiredNameView, userView } from "./views.ts";
 
 /** users.kind (migration 0004): robots are users rows whose only credentials are tokens. */
-export function kindOf(ctx: ManagementContext, user: User): UserKind {
-  const kind = (user as User & { kind?: UserKind }).kind;
-  return kind ?? (user.name.includes("+") ? "robot" : "person");
+export function kindOf(_ctx: ManagementContext, user: User): UserKind {
+  return user.kind;
 }
 
 function view(ctx: ManagementContext, user: User): UserView {
@@ -51,7 +51,7 @@ function flags(user: User) {
 
 export function record(
   ctx: ManagementContext,
-  kind: string,
+  kind: AuditKind,
   details: Record<string, unknown>,
   repository: string | null = null,
 ): void {

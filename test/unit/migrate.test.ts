@@ -21,6 +21,17 @@ const FIXTURES: Record<number, (db: Database) => void> = {
   2: (db) => {
     db.run("INSERT INTO retired_names (name, retired_at_unix) VALUES ('dave', 1700000001)");
   },
+  4: (db) => {
+    db.run(
+      `INSERT INTO access_tokens (user_id, name, scopes, repository_patterns, secret_hmac, created_at_unix)
+       VALUES (1, 'ci', '["pull"]', '["*"]', x'00', 1700000002)`,
+    );
+  },
+  5: (db) => {
+    db.run(
+      `INSERT INTO audit_events (at_unix_ms, kind, actor, outcome, details) VALUES (1700000003000, 'login', 'alice', 'ok', '{}')`,
+    );
+  },
 };
 
 function tables(db: Database): string[] {
@@ -56,7 +67,15 @@ describe("migrations", () => {
   it("create a fresh database at the latest version, STRICT tables, WAL and foreign keys on", () => {
     const db = openDatabase(databasePath(makeTempDir()));
     expect(schemaVersion(db)).toBe(LATEST_SCHEMA_VERSION);
-    expect(tables(db)).toEqual(["group_members", "groups", "permissions", "retired_names", "users"]);
+    expect(tables(db)).toEqual([
+      "access_tokens",
+      "audit_events",
+      "group_members",
+      "groups",
+      "permissions",
+      "retired_names",
+      "users",
+    ]);
     for (const table of tables(db)) {
       const sql = db
         .query<{ sql: string }, [string]>("SELECT sql FROM sqlite_master WHERE name = ?")
@@ -94,6 +113,14 @@ describe("migrations", () => {
         expect(db.query("SELECT credential_epoch, is_pending_approval FROM users").get()).toEqual({
           credential_epoch: 0,
           is_pending_approval: 0,
+        });
+      }
+      if (from >= 1 && from < 4) {
+        // Accounts from before robots are people (issue 10).
+        expect(db.query("SELECT kind, owner_namespace, description FROM users").get()).toEqual({
+          kind: "person",
+          owner_namespace: null,
+          description: "",
         });
       }
       expect(db.query("PRAGMA integrity_check").get()).toEqual({ integrity_check: "ok" });
