@@ -5,7 +5,7 @@
 import { type ParsedArgs, stringFlag, UsageError } from "./args.ts";
 import { BACKEND_HELP } from "./backend.ts";
 import type { CommandIo } from "./command-io.ts";
-import type { AuditFilter } from "./management-client.ts";
+import type { AuditFilter, ManagementClient } from "./management-client.ts";
 import { parseDateTime } from "./times.ts";
 import { cell, json, outputFormat, shortTime, table } from "./output.ts";
 import type { AuditEventView } from "./views.ts";
@@ -16,11 +16,12 @@ Prints audit events, oldest first: logins, token decisions (a denied push shows 
 denied), token and robot use, and every management change.
 
   --since WHEN        from this time: 2026-12-01, 2026-12-01T10:00:00Z, or 30m, 12h, 7d ago
+                      (without --since and --until: the last hour)
   --until WHEN        up to this time (same forms)
   --actor NAME        events of this account ("local-admin": the offline CLI)
   --repository NAME   events about this repository
   --kind KIND         login, token, access-token.used, user.created, permission.granted, ...
-  --limit N           at most N events (1 to 500, default 100): the latest N
+  --limit N           at most N events, the oldest first (default 1000)
   --follow            keep printing new events as they happen (every 2 s); stop with Ctrl-C.
                       With --output json: one JSON object a line
 
@@ -31,6 +32,8 @@ ${BACKEND_HELP}`;
 export const AUDIT_VALUE_FLAGS = ["since", "until", "actor", "repository", "kind", "limit"];
 export const AUDIT_BOOLEAN_FLAGS = ["follow"];
 export const FOLLOW_INTERVAL_MS = 2000;
+/** Without --since or --until: the last hour. */
+export const DEFAULT_WINDOW_MS = 3_600_000;
 
 /** --since/--until: an absolute date or time, or a duration before now (30m, 12h, 7d). */
 export function parseTime(flag: string, text: string, nowMs: number): string {
@@ -46,11 +49,37 @@ export function parseTime(flag: string, text: string, nowMs: number): string {
   );
 }
 
+export const DEFAULT_AUDIT_LIMIT = 1000;
+export const MAX_AUDIT_LIMIT = 100_000;
+
 function parseLimit(text: string | undefined): number {
-  if (text === undefined) return 100;
-  if (!/^\d{1,3}$/.test(text) || Number(text) < 1 || Number(text) > 500)
-    throw new UsageError(`--limit must be a number from 1 to 500, not ${JSON.stringify(text)}`);
+  if (text === undefined) return DEFAULT_AUDIT_LIMIT;
+  if (!/^\d{1,6}$/.test(text) || Number(text) < 1 || Number(text) > MAX_AUDIT_LIMIT)
+    throw new UsageError(
+      `--limit must be a number from 1 to ${MAX_AUDIT_LIMIT}, not ${JSON.stringify(text)}`,
+    );
   return Number(text);
+}
+
+/** Events oldest first, page after page, at most `limit`; `more` when the limit cut the list short. */
+async function collect(
+  client: ManagementClient,
+  filter: AuditFilter,
+  limit: number,
+): Promise<{ events: AuditEventView[]; more: boolean }> {
+  const events: AuditEventView[] = [];
+  let cursor: string | undefined;
+  for (;;) {
+    const want = Math.min(500, limit - events.length);
+    const page = await client.queryAudit(
+      filter,
+      cursor === undefined ? { limit: want } : { limit: want, cursor },
+    );
+    events.push(...page.items);
+    if (page.next_cursor === null || page.next_cursor === cursor) return { events, more: false };
+    if (events.length >= limit) return { events, more: true };
+    cursor = page.next_cursor;
+  }
 }
 
 function auditRow(event: AuditEventView): string[] {
@@ -84,10 +113,15 @@ export async function auditCommand(args: ParsedArgs, io: CommandIo): Promise<num
     if (value !== undefined) filter[key] = value;
   }
   const limit = parseLimit(stringFlag(args, "limit"));
+  // The log is read oldest first; without a time range the last hour is what one wants to see.
+  if (filter.since === undefined && filter.until === undefined)
+    filter.since = new Date(io.nowMs() - DEFAULT_WINDOW_MS).toISOString();
   const client = await io.client(args);
-  const first = (await client.queryAudit(filter, { limit })).items.sort((a, b) => a.id - b.id);
+  const first = await collect(client, filter, limit);
   if (!args.flags.has("follow")) {
-    io.out(format === "json" ? json(first) : auditTable(first));
+    io.out(format === "json" ? json(first.events) : auditTable(first.events));
+    if (first.more)
+      io.err(`(stopped at --limit ${limit}; narrow the time range with --since/--until or raise --limit)\n`);
     return 0;
   }
   // Following: rows are printed as they come, so the table cannot size its columns; tabs do.
@@ -96,18 +130,15 @@ export async function auditCommand(args: ParsedArgs, io: CommandIo): Promise<num
       io.out(format === "json" ? `${JSON.stringify(event)}\n` : `${auditRow(event).join("\t")}\n`);
   };
   if (format === "table") io.out(`${AUDIT_HEADER.join("\t")}\n`);
-  printEvents(first);
-  let lastId = first.at(-1)?.id ?? 0;
-  let since = first.at(-1)?.at ?? filter.since ?? new Date(io.nowMs()).toISOString();
+  printEvents(first.events);
+  let lastId = first.events.at(-1)?.id ?? 0;
   for (;;) {
     await io.sleep(FOLLOW_INTERVAL_MS);
-    const page = await client.queryAudit({ ...filter, since }, { limit: 500 });
-    const fresh = page.items.filter((e) => e.id > lastId).sort((a, b) => a.id - b.id);
+    const fresh = (await collect(client, { ...filter, after_id: lastId }, MAX_AUDIT_LIMIT)).events.filter(
+      (e) => e.id > lastId,
+    );
+    fresh.sort((a, b) => a.id - b.id);
     printEvents(fresh);
-    const newest = fresh.at(-1);
-    if (newest !== undefined) {
-      lastId = newest.id;
-      since = newest.at;
-    }
+    lastId = fresh.at(-1)?.id ?? lastId;
   }
 }

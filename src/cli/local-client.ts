@@ -7,19 +7,25 @@
 import type { Database } from "bun:sqlite";
 import { listRetiredNames as readRetiredNames } from "../accounts/users.ts";
 import type { LoadedConfig } from "../config/load.ts";
-import type { AuditSink, ManagementContext } from "../management/context.ts";
+import { AccessTokenKey, ensureAccessTokenKey } from "../access-tokens/key.ts";
+import { AuditLog } from "../audit/audit-log.ts";
+import { auditOptions } from "../audit/config-schema.ts";
+import * as audit from "../management/audit.ts";
+import type { ManagementContext } from "../management/context.ts";
 import * as groups from "../management/groups.ts";
 import * as permissions from "../management/permissions.ts";
+import * as robots from "../management/robots.ts";
+import * as tokens from "../management/tokens.ts";
 import * as users from "../management/users.ts";
 import { retiredNameView } from "../management/views.ts";
-import { CommandFailed } from "./args.ts";
-import type {
-  AuditFilter,
-  ManagementClient,
-  NewTokenInput,
-  PageRequest,
-  PermissionFilter,
-  UserFilter,
+import {
+  type AuditFilter,
+  allPages,
+  type ManagementClient,
+  type NewTokenInput,
+  type PageRequest,
+  type PermissionFilter,
+  type UserFilter,
 } from "./management-client.ts";
 import type {
   AccessTokenView,
@@ -42,15 +48,14 @@ export interface OpenedDataDir {
 }
 export type OpenDataDir = (access: DatabaseAccess) => Promise<OpenedDataDir>;
 
-function notOffline(what: string): never {
-  throw new CommandFailed(`${what} is not available offline in this build; use a server (regauth login URL)`);
-}
-
-/** Until src/audit lands in this branch: management changes offline are not recorded. */
-const NO_AUDIT: AuditSink = { recordNow() {} };
+/**
+ * Read-only commands never hash a token secret, and must not create the key file on a
+ * read-only data directory: they get a key of their own that is never used.
+ */
+const UNUSED_KEY = AccessTokenKey.random();
 
 export class LocalClient implements ManagementClient {
-  private opened: OpenedDataDir | null = null;
+  private opened: (OpenedDataDir & { audit: AuditLog; key: AccessTokenKey }) | null = null;
   private access: DatabaseAccess | null = null;
 
   constructor(
@@ -62,17 +67,24 @@ export class LocalClient implements ManagementClient {
   private async context(access: DatabaseAccess): Promise<ManagementContext> {
     if (this.opened === null || (access === "write" && this.access === "read")) {
       this.opened?.db.close();
-      this.opened = await this.open(access);
+      const { db, loaded } = await this.open(access);
+      // No background writer: the CLI records its changes synchronously (recordNow) and exits.
+      const auditLog = new AuditLog(db, null, auditOptions(loaded.config.audit));
+      const key = access === "write" ? ensureAccessTokenKey(loaded.dataDir) : UNUSED_KEY;
+      this.opened = { db, loaded, audit: auditLog, key };
       this.access = access;
     }
-    const { db, loaded } = this.opened;
+    const { db, loaded, audit: auditLog, key } = this.opened;
     return {
       db,
       actor: { kind: "local-admin" },
       ip: "",
-      audit: NO_AUDIT,
-      accessTokenKey: null,
-      config: { personalNamespaces: loaded.config.accounts.personal_namespaces, maxTokenLifetimeDays: null },
+      audit: auditLog,
+      accessTokenKey: key,
+      config: {
+        personalNamespaces: loaded.config.accounts.personal_namespaces,
+        maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
+      },
       nowUnix: Math.floor(Date.now() / 1000),
     };
   }
@@ -131,29 +143,31 @@ export class LocalClient implements ManagementClient {
   async revoke(input: { grantee: string; pattern: string }) {
     return permissions.revoke(await this.context("write"), input);
   }
-  async listAccessTokens(_filter: { owner?: string }): Promise<AccessTokenView[]> {
-    return notOffline("access tokens");
+  async listAccessTokens(filter: { owner?: string }): Promise<AccessTokenView[]> {
+    const ctx = await this.context("read");
+    return allPages(async (page) => tokens.listAccessTokens(ctx, filter, page));
   }
-  async createAccessToken(_input: NewTokenInput & { owner?: string }): Promise<CreatedAccessTokenView> {
-    return notOffline("access tokens");
+  async createAccessToken(input: NewTokenInput & { owner?: string }): Promise<CreatedAccessTokenView> {
+    return tokens.createAccessToken(await this.context("write"), input);
   }
-  async revokeAccessToken(_input: { id: number }): Promise<AccessTokenView> {
-    return notOffline("access tokens");
+  async revokeAccessToken(input: { id: number }): Promise<AccessTokenView> {
+    return tokens.revokeAccessToken(await this.context("write"), input.id);
   }
-  async listRobots(_filter: { namespace?: string }): Promise<RobotView[]> {
-    return notOffline("robot accounts");
+  async listRobots(filter: { namespace?: string }): Promise<RobotView[]> {
+    const ctx = await this.context("read");
+    return allPages(async (page) => robots.listRobots(ctx, filter, page));
   }
-  async createRobot(_input: { namespace?: string; name: string; description?: string }): Promise<RobotView> {
-    return notOffline("robot accounts");
+  async createRobot(input: { namespace?: string; name: string; description?: string }): Promise<RobotView> {
+    return robots.createRobot(await this.context("write"), input);
   }
-  async deleteRobot(_input: { name: string }): Promise<RobotView> {
-    return notOffline("robot accounts");
+  async deleteRobot(input: { name: string }): Promise<RobotView> {
+    return robots.deleteRobot(await this.context("write"), input.name);
   }
-  async createRobotToken(_input: NewTokenInput & { robot: string }): Promise<CreatedAccessTokenView> {
-    return notOffline("robot accounts");
+  async createRobotToken(input: NewTokenInput & { robot: string }): Promise<CreatedAccessTokenView> {
+    return tokens.createRobotToken(await this.context("write"), input);
   }
-  async queryAudit(_filter: AuditFilter, _page: PageRequest): Promise<Page<AuditEventView>> {
-    return notOffline("the audit log");
+  async queryAudit(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEventView>> {
+    return audit.queryAudit(await this.context("read"), { ...filter, ...page });
   }
   close(): void {
     this.opened?.db.close();

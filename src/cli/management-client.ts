@@ -42,6 +42,8 @@ export interface AuditFilter {
   actor?: string;
   repository?: string;
   kind?: string;
+  /** Only events after this id (what --follow polls with). */
+  after_id?: number;
 }
 
 export interface NewTokenInput {

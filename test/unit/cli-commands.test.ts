@@ -288,7 +288,7 @@ const cases: Case[] = [
   {
     argv: ["audit"],
     exit: 0,
-    call: ["queryAudit", {}, { limit: 100 }],
+    call: ["queryAudit", { since: "2026-12-01T11:00:00.000Z" }, { limit: 500 }],
     out: /^TIME\s+KIND\s+OUTCOME\s+ACTOR\s+REPOSITORY\s+IP\s+DETAILS\n2026-12-01T10:00:00Z\s+token\s+denied\s+alice\s+team\/app\s+192\.0\.2\.7\s+\{"asked":\["push"\],"granted":\[\]\}\n$/,
   },
   {
@@ -321,8 +321,8 @@ const cases: Case[] = [
     ],
   },
   { argv: ["audit", "--output", "json"], exit: 0, json: [EVENT] },
-  { argv: ["audit", "--limit", "0"], exit: 2, err: /--limit must be a number from 1 to 500/ },
-  { argv: ["audit", "--limit", "501"], exit: 2, err: /--limit must be/ },
+  { argv: ["audit", "--limit", "0"], exit: 2, err: /--limit must be a number from 1 to 100000/ },
+  { argv: ["audit", "--limit", "100001"], exit: 2, err: /--limit must be/ },
   { argv: ["audit", "--since", "last tuesday"], exit: 2, err: /--since must be like/ },
   { argv: ["audit", "stray"], exit: 2, err: /unexpected argument stray/ },
   // a terminal is never written control characters from the server
@@ -374,6 +374,21 @@ describe("management commands over a fake client", () => {
     expect(calls.map((c) => c.args[1])).toEqual([{ limit: 500 }, { limit: 500, cursor: "c1" }]);
   });
 
+  it("audit pages through the log up to --limit and says when it stopped there", async () => {
+    const pages: Record<string, unknown> = {
+      "": { items: [EVENT, { ...EVENT, id: 4 }], next_cursor: "c4" },
+      c4: { items: [{ ...EVENT, id: 5 }], next_cursor: "c5" },
+    };
+    const { client, calls } = fakeClient({
+      queryAudit: (_filter: unknown, page: { cursor?: string }) => pages[page.cursor ?? ""],
+    });
+    const io = fakeIo(client);
+    expect(await main(["audit", "--limit", "3", "--output", "json"], io)).toBe(0);
+    expect((JSON.parse(io.stdout) as { id: number }[]).map((e) => e.id)).toEqual([3, 4, 5]);
+    expect(calls.map((c) => c.args[1])).toEqual([{ limit: 3 }, { limit: 1, cursor: "c4" }]);
+    expect(io.stderr).toContain("stopped at --limit 3");
+  });
+
   it("audit --follow prints new events only, oldest first, polling from the last one", async () => {
     const batches = [
       { items: [EVENT], next_cursor: null },
@@ -401,8 +416,9 @@ describe("management commands over a fake client", () => {
         .split("\n")
         .map((line) => (JSON.parse(line) as { id: number }).id),
     ).toEqual([3, 4, 5]);
-    expect(calls[1]?.args[0]).toEqual({ since: EVENT.at });
-    expect(calls[2]?.args[0]).toEqual({ since: "2026-12-01T10:00:02Z" });
+    expect(calls[0]?.args[0]).toEqual({ since: "2026-12-01T11:00:00.000Z" }); // the last hour
+    expect(calls[1]?.args[0]).toEqual({ since: "2026-12-01T11:00:00.000Z", after_id: 3 });
+    expect(calls[2]?.args[0]).toEqual({ since: "2026-12-01T11:00:00.000Z", after_id: 5 });
   });
 });
 
