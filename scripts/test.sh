@@ -18,7 +18,9 @@ bun run build >/dev/null
 
 mkdir -p .tmp
 set +e
-bun test "$@" 2>&1 | tee .tmp/test-output.txt
+# 30 s per test unless a test sets its own: Bun's default of 5 s is too short for a loaded
+# 2-core machine, and bunfig.toml's [test] timeout is ignored by Bun 1.4.5.
+bun test --timeout 30000 "$@" 2>&1 | tee .tmp/test-output.txt
 status=${PIPESTATUS[0]}
 set -e
 passed=$(grep -Eo '^ *[0-9]+ pass$' .tmp/test-output.txt | tail -1 | grep -Eo '[0-9]+' || echo 0)

@@ -1,6 +1,7 @@
 /**
- * The token request, start to end: authenticate → authorize → sign. Everything HTTP-specific
- * has been peeled off by src/http/token-route.ts; this is plain data in, plain data out.
+ * The token request, start to end: authenticate → authorize → sign → record. Everything
+ * HTTP-specific has been peeled off by src/http/token-route.ts; this is plain data in, plain data
+ * out. Recording (the audit log, src/audit/token-audit.ts) queues and never waits.
  */
 import type { ClientIp } from "./acl.ts";
 import {
@@ -10,7 +11,10 @@ import {
   type Credentials,
   type Principal,
 } from "./authn/authenticator.ts";
+import type { AccessTokenKey } from "./access-tokens/key.ts";
+import { looksLikeAccessToken } from "./access-tokens/secret.ts";
 import type { Registrar } from "./accounts/registration.ts";
+import type { TokenAudit, TokenRequestFacts } from "./audit/token-audit.ts";
 import type { PasswordVerifier } from "./authn/password-verifier.ts";
 import type { FailureLatencyFloor } from "./authn/failure-latency.ts";
 import type { InFlightLogins } from "./authn/in-flight-logins.ts";
@@ -43,6 +47,10 @@ export interface TokenIssuer {
   failureLatency?: FailureLatencyFloor;
   /** Identical logins in flight share one authentication; absent: each runs its own. */
   inFlightLogins?: InFlightLogins<AuthnDecision>;
+  /** Logins and token decisions in the audit log (src/audit/); absent: none recorded. */
+  audit?: TokenAudit;
+  /** The key access token secrets are hashed under, for the management layer; absent without a database. */
+  accessTokenKey?: AccessTokenKey;
 }
 
 export interface TokenRequest {
@@ -90,21 +98,54 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   // The throttle key: the user name, or for a refresh grant the account the token claims.
   const account =
     request.refreshToken === undefined ? credentials.username : claimedSubject(request.refreshToken);
-  // For a refresh grant the account is known once the token is checked (below): a bad token is a 401.
-  if (request.refreshToken === undefined) checkAccountParameter(request, account);
+  // For a refresh grant the account is known once the token is checked (below): a bad token is a
+  // 401. An access token says whose it is, so its user name (and `account`) may be anything
+  // (issue 10: as with GitHub's and GitLab's tokens); the name claimed is recorded.
+  const isAccessTokenLogin = request.refreshToken === undefined && looksLikeAccessToken(credentials.password);
+  if (request.refreshToken === undefined && !isAccessTokenLogin) checkAccountParameter(request, account);
   using attempt = admitAttempt(issuer, request, credentials, account);
   const startedMs = performance.now();
+  const facts = requestFacts(request, credentials);
   const { decision, refusal } = await identify(issuer, request, credentials);
   if (decision.kind !== "allow") {
     attempt?.failed();
+    if (!facts.isAnonymous) issuer.audit?.loginRefused(facts, account, decidedBy(decision, refusal), refusal);
     throw await refuse(issuer, request, account, decision, refusal, startedMs);
   }
   const principal = decision.principal;
   // Settled before the account check: the credential (or refresh token) was valid either way.
   attempt?.succeeded();
   if (request.refreshToken !== undefined) checkAccountParameter(request, principal.account);
+  issuer.audit?.loggedIn(facts, principal);
   const grants = await authorize(issuer.authorizers, principal, request.scopes, request.service, request.ip);
-  return sign(issuer, request, principal, grants);
+  const issued = sign(issuer, request, principal, grants);
+  issuer.audit?.decided(facts, principal, grants);
+  return issued;
+}
+
+function requestFacts(
+  request: TokenRequest,
+  credentials: Credentials,
+): TokenRequestFacts & { isAnonymous: boolean } {
+  return {
+    service: request.service,
+    scopes: request.scopes,
+    ip: request.ip,
+    clientId: request.clientId,
+    claimedAccount: credentials.username,
+    grant: request.refreshToken === undefined ? "password" : "refresh_token",
+    isAnonymous:
+      request.refreshToken === undefined && credentials.username === "" && credentials.password === "",
+  };
+}
+
+/** The back-end that refused a login, for the audit log: "none" when no back-end knew the name. */
+function decidedBy(
+  decision: AuthnDecision & { kind: "deny" | "unknown" },
+  refusal: RefreshRefusal | undefined,
+): string {
+  if (refusal !== undefined) return "refresh-token";
+  return decision.kind === "deny" ? (decision.authenticator ?? "none") : "none";
 }
 
 function checkService(issuer: TokenIssuer, service: string): void {
@@ -235,8 +276,10 @@ function sign(
     issuedAtSeconds,
     ttlSeconds: issuer.ttlSeconds,
   });
+  // Never for an access token (issue 10): it is already the long-lived credential, revocable on
+  // its own; a refresh token would outlive its revocation (artifact-keeper PR #1166 does the same).
   const newRefreshToken =
-    request.refreshToken === undefined && request.wantsRefreshToken
+    request.refreshToken === undefined && request.wantsRefreshToken && principal.accessToken === undefined
       ? issuer.refreshTokens?.issue(principal, request.service, issuedAtSeconds)
       : undefined;
   log.debug("token issued", {
@@ -248,6 +291,9 @@ function sign(
     ip: request.ip?.text,
     service: request.service,
     access: grants,
+    ...(principal.accessToken
+      ? { token_id: principal.accessToken.id, claimed_account: request.account ?? "" }
+      : {}),
     ...(newRefreshToken ? { refresh_token_issued: true } : {}),
   });
   const refreshTokenOut = request.refreshToken ?? newRefreshToken ?? undefined;

@@ -334,6 +334,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   }
   const verifier = new PasswordVerifier();
   const issuer = buildIssuer(loaded, signingKey, verifier, database);
+  // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
+  issuer.audit?.log.startPruning();
   const services = managementServices(loaded, database);
   const running = listen(loaded, buildApp(loaded, issuer, services), buildApiApp(loaded, issuer, services));
   if (loaded.generatedKey) {

@@ -4,6 +4,8 @@
  */
 import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
+import { accessTokenAuthenticator } from "./access-tokens/authenticator.ts";
+import { ensureAccessTokenKey } from "./access-tokens/key.ts";
 import { databaseRegistrar } from "./accounts/registration.ts";
 import { reservedNamesForRegistration } from "./accounts/reserved-names.ts";
 import { dummyArgon2idHash, findUser } from "./accounts/users.ts";
@@ -14,19 +16,19 @@ import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
 import { LoginThrottle } from "./authn/throttle.ts";
+import { AuditLog } from "./audit/audit-log.ts";
+import { auditOptions } from "./audit/config-schema.ts";
+import { TokenAudit } from "./audit/token-audit.ts";
 import { aclAuthorizer, type Authorizer } from "./authz/authorizer.ts";
 import { databasePermissionsAuthorizer } from "./authz/database-permissions.ts";
 import { type LoadedConfig, parseListenAddress } from "./config/load.ts";
 import { bunTlsOptions } from "./config/tls.ts";
+import { backgroundWriterFor } from "./db/background-writer.ts";
 import { databasePath } from "./db/database.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
-import { ensureAccessTokenKey } from "./access-tokens/key.ts";
-import { AuditLog } from "./audit/audit-log.ts";
-import { auditOptions } from "./audit/config-schema.ts";
-import { backgroundWriterFor } from "./db/background-writer.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
@@ -52,6 +54,20 @@ export function buildIssuer(
   const { config } = loaded;
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const authenticators: Authenticator[] = [];
+  // The audit log and the access token key live with the database (src/audit/, src/access-tokens/).
+  const accessTokenKey = database ? ensureAccessTokenKey(loaded.dataDir) : undefined;
+  const auditLog = database
+    ? new AuditLog(database, backgroundWriterFor(database), auditOptions(config.audit))
+    : undefined;
+  // First: a password that is an access token (prefix and checksum) is decided by one HMAC and one
+  // indexed SELECT, and no other back-end ever sees it, nor spends argon2 or bcrypt on it.
+  if (database && accessTokenKey)
+    authenticators.push(
+      accessTokenAuthenticator(database, accessTokenKey, backgroundWriterFor(database), {
+        nowSeconds,
+        ...(auditLog ? { audit: auditLog } : {}),
+      }),
+    );
   if (config.users) authenticators.push(staticUsersAuthenticator(config.users, verifier));
   if (database) {
     authenticators.push(databaseUsersAuthenticator(database, verifier, nowSeconds));
@@ -109,6 +125,8 @@ export function buildIssuer(
     throttle: new LoginThrottle(),
     failureLatency: new FailureLatencyFloor(),
     inFlightLogins: new InFlightLogins(),
+    ...(auditLog ? { audit: new TokenAudit(auditLog, config.audit.token_decisions) } : {}),
+    ...(accessTokenKey ? { accessTokenKey } : {}),
     ...(loaded.refreshSecret && config.token.refresh_expiration > 0
       ? {
           refreshTokens: new RefreshTokens(

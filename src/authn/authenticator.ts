@@ -5,6 +5,7 @@
  * (LDAP down, a hook crashed); that fails the request instead of denying it.
  */
 import type { ClientIp, Labels } from "../acl.ts";
+import type { TokenLimits } from "../access-tokens/scopes.ts";
 
 export interface Credentials {
   /** "" with an empty password means anonymous. */
@@ -13,7 +14,7 @@ export interface Credentials {
 }
 
 export type AuthnOutcome =
-  | { kind: "allow"; labels: Labels; account?: string }
+  | { kind: "allow"; labels: Labels; account?: string; accessToken?: TokenLimits }
   /** `reason` is shown to the client: give one only to a client that proved the password. */
   | { kind: "deny"; reason?: string }
   | { kind: "no-match" };
@@ -34,6 +35,12 @@ export interface Principal {
   isAnonymous: boolean;
   /** Which authenticator vouched for this principal, for logs. */
   authenticator: string;
+  /**
+   * Set when the password was an access token (src/access-tokens/): the principal is the token's
+   * owner, and what it is granted is the owner's current rights cut down to the token's scopes
+   * and repository patterns (src/authz/authorizer.ts).
+   */
+  accessToken?: TokenLimits;
 }
 
 export const NO_MATCH: AuthnOutcome = { kind: "no-match" };
@@ -42,7 +49,8 @@ export const DENY: AuthnOutcome = { kind: "deny" };
 /** What the chain decided: a principal, wrong credentials, or a user no authenticator knows. */
 export type AuthnDecision =
   | { kind: "allow"; principal: Principal }
-  | { kind: "deny"; reason?: string }
+  /** `authenticator`: the back-end that decided, for the audit log. */
+  | { kind: "deny"; reason?: string; authenticator?: string }
   | { kind: "unknown" };
 
 /**
@@ -58,14 +66,18 @@ export async function authenticate(
   for (const authenticator of chain) {
     const outcome = await authenticator.authenticate(credentials, context);
     if (outcome.kind === "no-match") continue;
-    if (outcome.kind === "deny") return outcome.reason === undefined ? { kind: "deny" } : outcome;
+    if (outcome.kind === "deny")
+      return outcome.reason === undefined
+        ? { kind: "deny", authenticator: authenticator.name }
+        : { kind: "deny", reason: outcome.reason, authenticator: authenticator.name };
     const account = outcome.account ?? credentials.username;
-    const principal = {
+    const principal: Principal = {
       account,
       labels: outcome.labels,
       isAnonymous: account === "",
       authenticator: authenticator.name,
     };
+    if (outcome.accessToken) principal.accessToken = outcome.accessToken;
     return { kind: "allow", principal };
   }
   return { kind: "unknown" };

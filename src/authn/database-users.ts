@@ -61,6 +61,13 @@ export function databaseUsersAuthenticator(
       }
       const user = findUser(db, username);
       if (!user) return NO_MATCH;
+      if (user.kind === "robot") {
+        // Robots have no password, only access tokens (issue 10 item 4): their hash '!' never
+        // verifies, and no hash is checked; the dummy one keeps the answer as slow as a wrong
+        // password's, so that robot names are not told apart by timing.
+        await verifier.verifyDummy(password);
+        return DENY;
+      }
       // The same work for disabled users as for enabled ones; the reason is told only to a
       // client that proved the password.
       if (!(await verifier.verify(username, password, user.passwordHash))) return DENY;

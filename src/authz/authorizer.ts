@@ -4,6 +4,11 @@
  * list; when none decides, nothing is granted. Partial grants are not errors (token.md: "If the
  * client only has a subset of the requested access it must not be considered an error").
  *
+ * An access token's principal is authorized as its owner, and what the owner is granted is then
+ * cut down to the token's scopes and repository patterns (src/access-tokens/scopes.ts): computed
+ * from the owner's current grants on every request, so a grant revoked from the owner is gone
+ * from their tokens at once (issue 10 item 3).
+ *
  * Anonymous access the database admitted (its authenticator lets anonymous clients in only when
  * it holds a public grant) is authorized by the database's public grants alone: the config ACL
  * and ext_authz are not asked. Their rules were written for the users the config knows, and
@@ -12,6 +17,7 @@
  * client push and delete everywhere the moment one repository is made public.
  */
 import { type Acl, type AuthzRequest, authorizeByAcl, type ClientIp } from "../acl.ts";
+import { limitToToken } from "../access-tokens/scopes.ts";
 import type { Principal } from "../authn/authenticator.ts";
 import type { Scope } from "../scope.ts";
 import type { Grant } from "../token/sign.ts";
@@ -75,6 +81,8 @@ export async function authorize(
       granted = scope.actions.filter((action) => answer.includes(action));
       break;
     }
+    // An access token gets its owner's current rights, cut down to its scopes and patterns.
+    if (principal.accessToken) granted = limitToToken(principal.accessToken, scope, granted);
     const grant: Grant = { type: scope.type, name: scope.name, actions: granted };
     if (scope.class !== undefined) grant.class = scope.class;
     grants.push(grant);

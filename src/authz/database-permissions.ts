@@ -19,8 +19,16 @@ import { type AccessSubject, effectiveLevel, LEVEL_ACTIONS } from "../accounts/p
 import { findUser } from "../accounts/users.ts";
 import { type Authorizer, DATABASE_AUTHORIZER } from "./authorizer.ts";
 
-/** Authenticators whose principals are database accounts (see the header). */
-const DATABASE_ACCOUNT_AUTHENTICATORS: ReadonlySet<string> = new Set(["database", "registration"]);
+/**
+ * Authenticators whose principals are database accounts (see the header). An access token's
+ * principal is its owner's account (src/access-tokens/authenticator.ts); what the owner may do is
+ * then cut down to the token's scope by src/authz/authorizer.ts.
+ */
+const DATABASE_ACCOUNT_AUTHENTICATORS: ReadonlySet<string> = new Set([
+  "database",
+  "registration",
+  "access-token",
+]);
 
 export function databasePermissionsAuthorizer(
   db: Database,
@@ -33,9 +41,12 @@ export function databasePermissionsAuthorizer(
         !principal.isAnonymous && DATABASE_ACCOUNT_AUTHENTICATORS.has(principal.authenticator);
       const user = isDatabaseAccount ? findUser(db, request.account) : null;
       // A database account disabled since its token request began gets nothing from the database.
+      // Robots never own a personal namespace and are never administrators (issue 10 item 4).
       const subject: AccessSubject =
         user?.isEnabled === true
-          ? { userId: user.id, userName: user.name, isAdmin: user.isAdmin }
+          ? user.kind === "robot"
+            ? { userId: user.id, userName: null, isAdmin: false }
+            : { userId: user.id, userName: user.name, isAdmin: user.isAdmin }
           : { userId: null, userName: null, isAdmin: false };
       // accounts.group_labels: label values (LDAP groups, hook or config labels) name database
       // groups, so a directory user gets the grants of the matching @group. Not for a disabled
