@@ -7,7 +7,13 @@ import { hostname } from "node:os";
 import { type ParsedArgs, stringFlag, UsageError } from "./args.ts";
 import { readLine } from "./accounts-database.ts";
 import type { CommandIo } from "./command-io.ts";
-import { credentialsPath, deleteStoredLogin, readStoredLogin, writeStoredLogin } from "./credentials.ts";
+import {
+  credentialsPath,
+  deleteStoredLogin,
+  readStoredLogin,
+  type StoredLogin,
+  writeStoredLogin,
+} from "./credentials.ts";
 import { parseServerUrl, RemoteClient, RemoteFailure } from "./remote-client.ts";
 import type { CreatedAccessTokenView } from "./views.ts";
 
@@ -50,7 +56,13 @@ export async function loginCommand(
   if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
   const url = parseServerUrl(urlText, { insecure: args.flags.has("insecure") });
   const path = credentialsPath(deps.env);
-  const previous = readStoredLogin(path);
+  let previous: StoredLogin | null = null;
+  try {
+    previous = readStoredLogin(path);
+  } catch (error) {
+    // A damaged or foreign file is what a new login replaces; it must not stand in the way.
+    io.err(`regauth login: replacing ${path}: ${(error as Error).message.replace(/; remove it.*$/, "")}\n`);
+  }
   const username = stringFlag(args, "username") ?? (await (deps.readUsername ?? readLine)("Username: "));
   if (username === "") throw new UsageError("no user name");
   const [password] = (await io.readSecrets(args, [{ prompt: "Password: ", confirm: false }])) as [string];

@@ -389,6 +389,16 @@ describe("regauth login and logout against the stand-in", () => {
     expect(existsSync(path)).toBe(false);
   });
 
+  it("a new login replaces a damaged credentials file", async () => {
+    mkdirSync(join(home, "regauth"), { recursive: true });
+    writeFileSync(path, "garbage", { mode: 0o644 });
+    const out = io();
+    expect(await main(["login", api.url, "--username", "alice"], out)).toBe(0);
+    expect(out.stderr).toMatch(/replacing .*credentials\.json: .*may be read by others/);
+    expect(readStoredLogin(path)?.url).toBe(api.url);
+    expect(await main(["logout"], io())).toBe(0);
+  });
+
   it("refuses plain http off loopback and bad arguments", async () => {
     const out = io();
     expect(await main(["login", "http://auth.example.com", "--username", "alice"], out)).toBe(1);
