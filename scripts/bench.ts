@@ -353,7 +353,7 @@ async function main(): Promise<number> {
     await server.exited;
     const selfContainedChecks: Check[] = [];
     for (const selfContained of SELF_CONTAINED_CASES) {
-      const outcome = await selfContained(options);
+      const outcome = await selfContained(options, { repeating: results[1] as CaseResult });
       results.push(...outcome.results);
       selfContainedChecks.push(...outcome.checks);
     }
@@ -422,6 +422,10 @@ ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.g
   local PostgreSQL (xorm_auth, docs/sql-backends.md), served by a second regauth. Every request
   runs one indexed SELECT over the pool, then the same verified-credential cache.
   ${results[3] ? `Ratio to the config-user repeating case: ${(results[3].tokensPerSecond / (results[1] as CaseResult).tokensPerSecond).toFixed(2)}.` : ""}
+- **access token, one client repeating** (issue 10): the repeating case with an access token
+  (\`regauth_pat_...\`) of a database user as the password and an arbitrary user name. One HMAC
+  and one indexed SELECT per request, no argon2 or bcrypt; target 10,000 tokens/s, with its ratio
+  to the config-user repeating case.
 - **grants** (issue 9): the same requests on databases of 12, 1,000, 10,000 and 100,000 grants
   (the largest with 100,000 users and 10,000 groups): an anonymous pull of a public repository, a
   database user in two groups on a nested repository, and an anonymous request with 64 scopes.
@@ -452,7 +456,11 @@ interface Check {
 }
 
 /** A case that starts its own server (its own database or config) and reports its own checks. */
-type SelfContainedCase = (options: Options) => Promise<{ results: CaseResult[]; checks: Check[] }>;
+/** `shared.repeating`: the config-user repeating case, for cases that print their ratio to it. */
+type SelfContainedCase = (
+  options: Options,
+  shared: { repeating: CaseResult },
+) => Promise<{ results: CaseResult[]; checks: Check[] }>;
 
 /** Starts the binary on `configPath` and `dataDir`; resolves once /healthz answers. */
 async function startBenchServer(configPath: string, dataDir: string, port: number) {
@@ -642,8 +650,74 @@ const grantsAtScale: SelfContainedCase = async (options) => {
   return { results, checks };
 };
 
+/**
+ * "access token, one client repeating" (issue 10 item 3): the same Basic credentials on every
+ * request, the password being an access token of a database user with write on bench/*. The
+ * token path does no argon2/bcrypt: one HMAC and one indexed SELECT per request, then the owner's
+ * grants. The database, the token and the access-token key are created with the domain modules
+ * before the binary starts. Target ≥ 10,000 tokens/s; prints its ratio to the config-user
+ * repeating case.
+ */
+const ACCESS_TOKEN_TARGET_TOKENS_PER_SECOND = 10_000;
+const accessTokenRepeating: SelfContainedCase = async (options, shared) => {
+  const { ensureGeneratedKey } = await import("../src/token/keys.ts");
+  const { openDatabase, databasePath } = await import("../src/db/database.ts");
+  const { createUser } = await import("../src/accounts/users.ts");
+  const { grant } = await import("../src/accounts/permissions.ts");
+  const { createAccessToken, ensureAccessTokenKey } = await import("../src/access-tokens/index.ts");
+  mkdirSync(join(WORK_DIR, "token-keys"), { recursive: true, mode: 0o700 });
+  const keys = ensureGeneratedKey(join(WORK_DIR, "token-keys"));
+  const dataDir = join(WORK_DIR, "access-token-data");
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const nowUnix = Math.floor(Date.now() / 1000);
+  const db = openDatabase(databasePath(dataDir));
+  createUser(db, { name: "ci-owner", passwordHash: "!", nowUnix });
+  grant(db, { kind: "user", name: "ci-owner" }, "bench/*", "write", nowUnix);
+  const { secret } = createAccessToken(db, ensureAccessTokenKey(dataDir), {
+    owner: "ci-owner",
+    name: "bench",
+    scopes: ["push"],
+    repositoryPatterns: ["bench/*"],
+    expiresAtUnix: null,
+    nowUnix,
+  });
+  db.close();
+  const port = await freePort();
+  const configPath = join(WORK_DIR, "access-token.yml");
+  writeFileSync(
+    configPath,
+    `server: {addr: "127.0.0.1:${port}"}\ntoken: {issuer: bench-issuer, expiration: 300, key: ${keys.keyPath}, certificate: ${keys.certificatePath}}\n`,
+  );
+  const server = await startBenchServer(configPath, dataDir, port);
+  try {
+    const result = await measure(options, server, {
+      name: "access token, one client repeating",
+      path: "/auth?service=registry&scope=repository:bench/app:pull,push",
+      // Any user name works: the token says whose it is.
+      authorizations: [basic("ci", secret)],
+      actions: ["pull", "push"],
+    });
+    const ratio = result.tokensPerSecond / shared.repeating.tokensPerSecond;
+    result.name += ` (${ratio.toFixed(2)} × config user repeating)`;
+    console.log(`    ratio to the config-user repeating case: ${ratio.toFixed(2)}`);
+    return {
+      results: [result],
+      checks: [
+        {
+          what: `access token repeating ≥ ${ACCESS_TOKEN_TARGET_TOKENS_PER_SECOND.toLocaleString("en-US")} tokens/s`,
+          ok: result.tokensPerSecond >= ACCESS_TOKEN_TARGET_TOKENS_PER_SECOND && result.wrk.non2xx === 0,
+          got: `${Math.round(result.tokensPerSecond)} tokens/s, ${result.wrk.non2xx} non-2xx, ratio ${ratio.toFixed(2)} to the config user`,
+        },
+      ],
+    };
+  } finally {
+    await server.stop();
+  }
+};
+
 /** Self-contained cases, run in order after the shared ones. Add yours here. */
-const SELF_CONTAINED_CASES: SelfContainedCase[] = [grantsAtScale];
+const SELF_CONTAINED_CASES: SelfContainedCase[] = [accessTokenRepeating, grantsAtScale];
 
 main().then(
   (code) => process.exit(code),

@@ -36,12 +36,10 @@ interface BatchResult {
 
 /**
  * The worker's whole program; it runs from its source text (Function.prototype.toString), so it
- * must not use anything from this module's scope. Database comes in as an argument from an
- * `import` in the worker's own source: a `require` here would be rewritten by `bun build` to
- * the bundle's `__require`, which the worker does not have, and in the compiled binary every
- * background write (audit events, last-login times) would be lost.
+ * must not use anything from this module's scope.
  */
-function writerThread(Database: typeof import("bun:sqlite").Database): void {
+function writerThread(): void {
+  const { Database } = require("bun:sqlite") as typeof import("bun:sqlite");
   const scope = globalThis as unknown as {
     onmessage: ((event: MessageEvent) => void) | null;
     postMessage(message: unknown): void;
@@ -101,7 +99,10 @@ export class BackgroundWriter {
   constructor(databasePath: string, options: BackgroundWriterOptions = {}) {
     this.#maxPending = options.maxPending ?? 10_000;
     this.#flushIntervalMs = options.flushIntervalMs ?? 1000;
-    const source = `import { Database } from "bun:sqlite";\n(${writerThread.toString()})(Database);`;
+    // `bun build` rewrites require() in writerThread to its bundle helper __require, which the
+    // worker's scope lacks: without this alias the compiled binary's worker threw at start and
+    // wrote nothing (found by test/e2e/access-tokens.e2e.test.ts: last use never recorded).
+    const source = `var __require = typeof require === "function" ? require : undefined;\n(${writerThread.toString()})();`;
     this.#worker = new Worker(URL.createObjectURL(new Blob([source], { type: "application/javascript" })));
     this.#worker.unref(); // never keeps a CLI or a test process alive
     this.#worker.postMessage({ kind: "open", path: databasePath, busyTimeoutMs: WORKER_BUSY_TIMEOUT_MS });

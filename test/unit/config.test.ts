@@ -117,6 +117,13 @@ describe("reading the file", () => {
     expect(config.server.addr).toBe("127.0.0.1:5001");
     expect(config.token.expiration).toBe(300);
     expect(signingKey?.alg).toBe("ES256");
+    expect(config.audit).toEqual({
+      enabled: true,
+      retention_days: 90,
+      max_events: 1_000_000,
+      token_decisions: "all",
+    });
+    expect(config.access_tokens).toEqual({});
   });
 });
 
@@ -212,6 +219,36 @@ describe("schema: unknown keys and wrong types", () => {
       yaml: `${MINIMAL}acl:\n  - actions: []\n`,
       path: "acl.0.match",
       message: /required/,
+    },
+    {
+      name: "unknown key in audit",
+      yaml: `${MINIMAL}audit:\n  retention: 30\n`,
+      path: "audit.retention",
+      message: /unknown key/,
+    },
+    {
+      name: "audit.token_decisions not one of all, denied, none",
+      yaml: `${MINIMAL}audit:\n  token_decisions: some\n`,
+      path: "audit.token_decisions",
+      message: /./,
+    },
+    {
+      name: "negative audit.retention_days",
+      yaml: `${MINIMAL}audit:\n  retention_days: -1\n`,
+      path: "audit.retention_days",
+      message: /greater|minimum|>=/i,
+    },
+    {
+      name: "fractional access_tokens.max_lifetime_days",
+      yaml: `${MINIMAL}access_tokens:\n  max_lifetime_days: 1.5\n`,
+      path: "access_tokens.max_lifetime_days",
+      message: /integer/i,
+    },
+    {
+      name: "zero access_tokens.max_lifetime_days",
+      yaml: `${MINIMAL}access_tokens:\n  max_lifetime_days: 0\n`,
+      path: "access_tokens.max_lifetime_days",
+      message: /greater|minimum|>=/i,
     },
     {
       name: "labels not lists",

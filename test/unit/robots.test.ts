@@ -1,5 +1,5 @@
 /** Robot accounts (issue 10 item 4): names, listing apart from people, deletion retires the name. */
-import { describe, expect, it } from "bun:test";
+import { describe, expect, it, spyOn } from "bun:test";
 import { createUser, findUser, listUsers } from "../../src/accounts/users.ts";
 import { AppError } from "../../src/errors.ts";
 import { createRobot, deleteRobot, getRobot, listRobots, robotFullName } from "../../src/robots/index.ts";
@@ -101,4 +101,51 @@ describe("robot accounts", () => {
       expect(listRobots(db)).toEqual([]);
     });
   }
+});
+
+describe("robots at the database authenticator and authorizer", () => {
+  it("a password login as a robot is denied without hashing its '!' (the dummy hash keeps the timing)", async () => {
+    const { PasswordVerifier } = await import("../../src/authn/password-verifier.ts");
+    const { databaseUsersAuthenticator } = await import("../../src/authn/database-users.ts");
+    const { db } = tempDatabase();
+    createRobot(db, { ownerNamespace: "team", name: "ci", description: "", nowUnix: NOW });
+    const verifier = new PasswordVerifier();
+    const verify = spyOn(verifier, "verify");
+    const dummy = spyOn(verifier, "verifyDummy");
+    const auth = databaseUsersAuthenticator(db, verifier);
+    for (const password of ["!", "", "a-long-password"])
+      expect(await auth.authenticate({ username: "team+ci", password }, { ip: null })).toEqual({
+        kind: "deny",
+      });
+    expect(verify).toHaveBeenCalledTimes(0);
+    expect(dummy).toHaveBeenCalledTimes(3);
+  });
+
+  it("a robot never holds a personal namespace nor admin, even with personal namespaces on", async () => {
+    const { databasePermissionsAuthorizer } = await import("../../src/authz/database-permissions.ts");
+    const { grant } = await import("../../src/accounts/permissions.ts");
+    const { db } = tempDatabase();
+    createRobot(db, { ownerNamespace: "team", name: "ci", description: "", nowUnix: NOW });
+    db.run("UPDATE users SET is_admin = 1 WHERE name = 'team+ci'"); // even if the row says so
+    grant(db, { kind: "user", name: "team+ci" }, "team/*", "write", NOW);
+    const authorizer = databasePermissionsAuthorizer(db, { personalNamespaces: true, groupLabels: [] });
+    const principal = { account: "team+ci", labels: {}, isAnonymous: false, authenticator: "access-token" };
+    const ask = (type: string, name: string) =>
+      authorizer.authorize(
+        {
+          account: "team+ci",
+          type,
+          name,
+          service: "registry",
+          ip: null,
+          actions: ["delete", "pull", "push"],
+          labels: {},
+        },
+        principal,
+      );
+    expect(ask("repository", "team+ci/app")).toBeNull();
+    expect(ask("repository", "other/app")).toBeNull();
+    expect(ask("registry", "catalog")).toBeNull();
+    expect(ask("repository", "team/app")).toEqual(["pull", "push"]);
+  });
 });
