@@ -336,7 +336,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const issuer = buildIssuer(loaded, signingKey, verifier, database);
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
-  const services = managementServices(loaded, database);
+  const services = managementServices(loaded, issuer, database);
   const running = listen(loaded, buildApp(loaded, issuer, services), buildApiApp(loaded, issuer, services));
   if (loaded.generatedKey) {
     process.stdout.write(

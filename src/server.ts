@@ -166,12 +166,16 @@ export interface ManagementServices {
   maxTokenLifetimeDays: number | null;
 }
 
-/** The audit log and access token key the management API writes with. */
-export function managementServices(loaded: LoadedConfig, db: Database): ManagementServices {
+/** The audit log and access token key the management API writes with: the token path's own. */
+export function managementServices(
+  loaded: LoadedConfig,
+  issuer: TokenIssuer,
+  db: Database,
+): ManagementServices {
   return {
     db,
-    audit: new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit)),
-    accessTokenKey: ensureAccessTokenKey(loaded.dataDir),
+    audit: issuer.audit?.log ?? new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit)),
+    accessTokenKey: issuer.accessTokenKey ?? ensureAccessTokenKey(loaded.dataDir),
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
   };
 }

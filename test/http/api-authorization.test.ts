@@ -366,6 +366,20 @@ describe("authorization matrix", () => {
     expect(JSON.stringify(t.audit.events)).not.toContain("brand-new-password");
   });
 
+  it("guessing current_password is throttled like a login (429), while the caller's own login still works", async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const r = await call(t, "PUT", "/users/alice/password", {
+        auth: CREDENTIALS.user,
+        body: { password: "brand-new-password", current_password: `guess-${i}-password` },
+      });
+      statuses.push(r.status);
+    }
+    expect(statuses).toContain(429);
+    expect(statuses.filter((s) => s !== 403 && s !== 429)).toEqual([]);
+    expect((await call(t, "GET", "/me", { auth: CREDENTIALS.user })).status).toBe(200);
+  });
+
   it("a grant by a namespace admin is audited with before and after", async () => {
     await call(t, "POST", "/permissions", {
       auth: CREDENTIALS.nsadmin,

@@ -5,7 +5,14 @@
  * renderError, the one envelope.
  */
 import type { Elysia } from "elysia";
-import { BadRequest, NotFound, PayloadTooLarge, UnsupportedMediaType } from "../../errors.ts";
+import type { ClientIp } from "../../acl.ts";
+import {
+  BadRequest,
+  NotFound,
+  PayloadTooLarge,
+  TooManyRequests,
+  UnsupportedMediaType,
+} from "../../errors.ts";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { AccessTokenKeyRef, ManagementConfig, ManagementContext } from "../../management/context.ts";
 import { type RealIpConfig, resolveClientIp } from "../request-parts.ts";
@@ -85,11 +92,37 @@ function handlerFor(route: ApiRoute, options: ApiOptions) {
       accessTokenKey: options.accessTokenKey,
       config: options.config,
       nowUnix: Math.floor(Date.now() / 1000),
-      passwords: options.verifier,
+      passwords: {
+        // current_password is a guess like any login: an API token must not be a way to try
+        // passwords without the failed-login throttle (the same buckets as token requests).
+        verify: (username, password, storedHash) =>
+          throttledVerify(options, ip, username, password, storedHash),
+        limited: (work) => options.verifier.limited(work),
+      },
     };
     const result = await route.run(ctx, input);
     return new Response(JSON.stringify(result), { status: route.status, headers: API_HEADERS });
   };
+}
+
+async function throttledVerify(
+  options: ApiOptions,
+  ip: ClientIp | null,
+  username: string,
+  password: string,
+  storedHash: string,
+): Promise<boolean> {
+  const admission = options.throttle?.admit(ip, username, password);
+  if (admission?.kind === "refused")
+    throw new TooManyRequests(
+      `too many failed password checks; try again in ${admission.retryAfterSeconds} seconds`,
+      admission.retryAfterSeconds,
+    );
+  using attempt = admission?.attempt;
+  const ok = await options.verifier.verify(username, password, storedHash);
+  if (ok) attempt?.succeeded();
+  else attempt?.failed();
+  return ok;
 }
 
 /**
