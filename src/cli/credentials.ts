@@ -5,22 +5,10 @@
  * old file or the new one, never half of one), and refused when others may read it, like ssh
  * refuses such a key.
  */
-import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  constants,
-  fchmodSync,
-  fsyncSync,
-  lstatSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  renameSync,
-  unlinkSync,
-  writeSync,
-} from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, unlinkSync } from "node:fs";
 import { homedir } from "node:os";
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
+import { writePrivateFile } from "../fs/private-file.ts";
 import { CommandFailed } from "./args.ts";
 
 export interface StoredLogin {
@@ -77,40 +65,13 @@ export function readStoredLogin(path: string): StoredLogin | null {
   return { url: login.url, token_id: login.token_id, token: login.token };
 }
 
-/** Writes the login: temp file (O_EXCL, 0600) + fsync + rename + fsync of the directory. */
+/** Writes the login atomically, 0600 (src/fs/private-file.ts: temp file, fsync, rename, fsync of the directory). */
 export function writeStoredLogin(path: string, login: StoredLogin): void {
-  const directory = dirname(path);
-  mkdirSync(directory, { recursive: true, mode: 0o700 });
-  const temporary = join(directory, `.${basename(path)}.${randomBytes(6).toString("hex")}.tmp`);
-  const bytes = Buffer.from(`${JSON.stringify(login, null, 2)}\n`);
-  const fd = openSync(
-    temporary,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-    0o600,
-  );
   try {
-    try {
-      fchmodSync(fd, 0o600); // whatever the umask
-      for (let written = 0; written < bytes.length; )
-        written += writeSync(fd, bytes, written, bytes.length - written);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, path);
+    mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    writePrivateFile(path, `${JSON.stringify(login, null, 2)}\n`, { exclusive: false });
   } catch (error) {
-    try {
-      unlinkSync(temporary);
-    } catch {
-      // already renamed, or never created
-    }
     throw new CommandFailed(`cannot write ${path}: ${(error as Error).message}`);
-  }
-  const dirFd = openSync(directory, constants.O_RDONLY | constants.O_DIRECTORY);
-  try {
-    fsyncSync(dirFd);
-  } finally {
-    closeSync(dirFd);
   }
 }
 
