@@ -178,6 +178,25 @@ describe("logging in with an access token", () => {
     expect(JSON.stringify(disabled.json)).toContain("disabled");
   });
 
+  it("an account parameter naming someone else is not held against a token (the token decides)", async () => {
+    const { t, make } = await setup();
+    const { secret } = make(["pull"], ["team/*"]);
+    const r = await token(t, ["repository:team/app:pull"], basic("ci", secret), { account: "bob" });
+    expect(r.status).toBe(200);
+    expect(r.sub).toBe("alice");
+    // A password login still must match its account parameter.
+    expect((await token(t, [], basic("alice", "alice-password"), { account: "bob" })).status).toBe(400);
+  });
+
+  it("wrong tokens are failed logins: throttled per address and claimed name (429)", async () => {
+    const { t } = await setup();
+    const statuses: number[] = [];
+    for (let i = 0; i < 14; i++)
+      statuses.push((await token(t, [], basic("ci", generateAccessTokenSecret()))).status);
+    expect(statuses.slice(0, 10).every((s) => s === 401)).toBe(true);
+    expect(statuses.at(-1)).toBe(429);
+  });
+
   it("never gets a refresh token, also when asked", async () => {
     const { t, make } = await setup();
     const { secret } = make(["pull"], ["*"]);
