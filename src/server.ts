@@ -4,7 +4,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { rmSync } from "node:fs";
-import { accessTokenAuthenticator } from "./access-tokens/authenticator.ts";
+import { ACCESS_TOKEN_AUTHENTICATOR, accessTokenAuthenticator } from "./access-tokens/authenticator.ts";
 import { ensureAccessTokenKey } from "./access-tokens/key.ts";
 import { databaseRegistrar } from "./accounts/registration.ts";
 import { reservedNamesForRegistration } from "./accounts/reserved-names.ts";
@@ -166,6 +166,11 @@ export interface ManagementServices {
   maxTokenLifetimeDays: number | null;
 }
 
+function tokenAuthenticatorOf(issuer: TokenIssuer): { tokenAuthenticator?: Authenticator } {
+  const found = issuer.authenticators.find((a) => a.name === ACCESS_TOKEN_AUTHENTICATOR);
+  return found ? { tokenAuthenticator: found } : {};
+}
+
 /** The audit log and access token key the management API writes with: the token path's own. */
 export function managementServices(
   loaded: LoadedConfig,
@@ -188,6 +193,7 @@ function apiOptions(loaded: LoadedConfig, issuer: TokenIssuer, services: Managem
     ...(issuer.throttle ? { throttle: issuer.throttle } : {}),
     audit: services.audit,
     accessTokenKey: services.accessTokenKey,
+    ...tokenAuthenticatorOf(issuer),
     config: {
       personalNamespaces: loaded.config.accounts.personal_namespaces,
       maxTokenLifetimeDays: services.maxTokenLifetimeDays,

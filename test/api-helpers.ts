@@ -1,17 +1,9 @@
 /** Fixtures for the management API tests: an app with the API mounted, people, a memory audit log. */
 import { PasswordVerifier } from "../src/authn/password-verifier.ts";
 import { databasePath, openDatabase } from "../src/db/database.ts";
-import { ensureAccessTokenKey } from "../src/access-tokens/index.ts";
-import { type AuditEvent, AuditLog } from "../src/audit/audit-log.ts";
-import { buildApp, buildIssuer } from "../src/server.ts";
+import type { AuditEvent } from "../src/audit/audit-log.ts";
+import { buildApp, buildIssuer, managementServices } from "../src/server.ts";
 import { basic, loadTestConfig, makeTempDir, req } from "./helpers.ts";
-
-/** The audit log's events, oldest first, for assertions. */
-export class TestAudit extends AuditLog {
-  get events(): AuditEvent[] {
-    return this.query({ limit: 1000 });
-  }
-}
 
 export async function testApiApp(config: Record<string, unknown> = {}) {
   const dataDir = makeTempDir("regauth-api-");
@@ -20,15 +12,17 @@ export async function testApiApp(config: Record<string, unknown> = {}) {
   const db = openDatabase(databasePath(dataDir));
   const verifier = new PasswordVerifier();
   const issuer = buildIssuer(loaded, loaded.signingKey, verifier, db);
-  const audit = new TestAudit(db, null, { enabled: true, retentionDays: 0, maxEvents: 0 });
-  const accessTokenKey = ensureAccessTokenKey(dataDir);
-  const app = buildApp(loaded, issuer, {
-    db,
-    audit,
-    accessTokenKey,
-    maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
-  });
-  return { app, issuer, loaded, verifier, db, dataDir, audit, accessTokenKey };
+  // The same audit log and key as serve: the token path's (src/server.ts managementServices).
+  const services = managementServices(loaded, issuer, db);
+  const app = buildApp(loaded, issuer, services);
+  const audit = {
+    log: services.audit,
+    /** Every event, oldest first (queued ones too: call `await audit.log.flush()` first for those). */
+    get events(): AuditEvent[] {
+      return services.audit.query({ limit: 1000 });
+    },
+  };
+  return { app, issuer, loaded, verifier, db, dataDir, audit, accessTokenKey: services.accessTokenKey };
 }
 
 export type ApiApp = Awaited<ReturnType<typeof testApiApp>>;

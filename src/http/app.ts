@@ -66,7 +66,7 @@ export function createApp(options: AppOptions) {
           headers: extraHeaders,
         }),
     );
-  if (options.api) mountApi(app, `${prefix}/api/v1`, options.api);
+  if (options.api) mountApi(app, `${prefix}/api/v1`, options.api, extraHeaders);
   return app;
 }
 
@@ -81,6 +81,7 @@ export function createApiApp(options: Omit<AppOptions, "issuer" | "api"> & { api
     withErrorRendering(new Elysia(), options, extraHeaders),
     `${options.pathPrefix}/api/v1`,
     options.api,
+    extraHeaders,
   );
 }
 

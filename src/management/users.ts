@@ -157,6 +157,9 @@ export function updateUser(ctx: ManagementContext, input: UpdateUserRequest): Us
     throw new BadRequest("a robot account cannot be an administrator");
   if (ctx.actor.kind === "account" && ctx.actor.name === before.name && input.admin === false)
     throw new Forbidden("you cannot demote yourself; another administrator can");
+  // Disabling oneself would lock the caller out of the API they are using; another admin can.
+  if (ctx.actor.kind === "account" && ctx.actor.name === before.name && input.enabled === false)
+    throw new Forbidden("you cannot disable your own account; another administrator can");
   ctx.db
     .transaction(() => {
       if (input.enabled !== undefined && input.enabled !== before.isEnabled)

@@ -119,6 +119,71 @@ const rows: Row[] = [
   { caller: "user", what: "delete self", method: "DELETE", path: "/users/alice", status: 403 },
   { caller: "admin", what: "delete self", method: "DELETE", path: "/users/root", status: 403 },
   {
+    caller: "admin",
+    what: "demote self",
+    method: "PATCH",
+    path: "/users/root",
+    body: { admin: false },
+    status: 403,
+  },
+  {
+    caller: "admin",
+    what: "disable self",
+    method: "PATCH",
+    path: "/users/root",
+    body: { enabled: false },
+    status: 403,
+  },
+  {
+    caller: "admin",
+    what: "disable a user",
+    method: "PATCH",
+    path: "/users/alice",
+    body: { enabled: false },
+    status: 200,
+  },
+  {
+    caller: "admin",
+    what: "promote a user",
+    method: "PATCH",
+    path: "/users/alice",
+    body: { admin: true },
+    status: 200,
+  },
+  { caller: "admin", what: "delete a user", method: "DELETE", path: "/users/bob", status: 200 },
+  {
+    caller: "admin",
+    what: "set a user's password",
+    method: "PUT",
+    path: "/users/bob/password",
+    body: { password: "new-password-1" },
+    status: 200,
+  },
+  {
+    caller: "admin",
+    what: "create a group",
+    method: "POST",
+    path: "/groups",
+    body: { name: "ops" },
+    status: 201,
+  },
+  { caller: "admin", what: "add a member", method: "PUT", path: "/groups/devs/members/alice", status: 200 },
+  {
+    caller: "admin",
+    what: "release a name never retired",
+    method: "DELETE",
+    path: "/retired-names/never",
+    status: 404,
+  },
+  {
+    caller: "admin",
+    what: "release a retired name",
+    method: "DELETE",
+    path: "/retired-names/gone",
+    status: 200,
+  },
+  { caller: "admin", what: "read the audit log", method: "GET", path: "/audit", status: 200 },
+  {
     caller: "user",
     what: "set own password without the current one",
     method: "PUT",
@@ -336,6 +401,11 @@ describe("authorization matrix", () => {
         expect(snapshot(t)).toBe(before);
         expect(t.audit.events.length).toBe(auditBefore);
         expect(r.body.errors?.[0]?.message).toBeString();
+      } else if (row.method !== "GET") {
+        // A change that was allowed happened, and is in the audit log under the caller's name.
+        expect(snapshot(t)).not.toBe(before);
+        expect(t.audit.events.length).toBe(auditBefore + 1);
+        expect(t.audit.events.at(-1)?.actor).toBe(CREDENTIALS[row.caller]?.[0] ?? "");
       }
     });
   }

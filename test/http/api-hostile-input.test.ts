@@ -326,6 +326,19 @@ describe("bodies", () => {
 });
 
 describe("responses", () => {
+  it("carry Strict-Transport-Security with server.hsts, on answers and errors alike", async () => {
+    const hsts = await testApiApp({ server: { hsts: true } });
+    createUser(hsts.db, {
+      name: "root",
+      passwordHash: quickHash("root-password"),
+      isAdmin: true,
+      nowUnix: 1,
+    });
+    for (const auth of [ROOT, null] as const) {
+      const r = await call(hsts, "GET", "/me", { auth });
+      expect(r.res.headers.get("strict-transport-security")).toStartWith("max-age=");
+    }
+  });
   it("carry cache-control: no-store and JSON", async () => {
     const r = await call(t, "GET", "/me", { auth: ROOT });
     expect(r.res.headers.get("cache-control")).toBe("no-store");

@@ -532,6 +532,19 @@ describe("access tokens and robots: authorization matrix", () => {
     expect((await call(f.t, "GET", "/me", { auth: secret })).status).toBe(401);
   });
 
+  it("API use of a token records its last use like registry use does", async () => {
+    expect((await call(f.t, "GET", "/me", { auth: f.secrets["alice-api"] ?? "" })).status).toBe(200);
+    await f.t.audit.log.flush();
+    const used = f.t.audit.events.filter((e) => e.kind === "access-token.used");
+    expect(used.map((e) => e.actor)).toContain("alice");
+    const row = f.t.db
+      .query<{ last_used_at_unix: number }, [number]>(
+        "SELECT last_used_at_unix FROM access_tokens WHERE id = ?",
+      )
+      .get(f.ids["alice-api"] ?? 0);
+    expect(row?.last_used_at_unix).toBeGreaterThan(0);
+  });
+
   it("a token works as the Basic password with any user name (docker clients send it so)", async () => {
     const r = await call(f.t, "GET", "/me", { auth: ["whoever", f.secrets["alice-api"] ?? ""] });
     expect(r.status).toBe(200);

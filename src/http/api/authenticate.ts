@@ -8,6 +8,7 @@
 import type { Database } from "bun:sqlite";
 import type { ClientIp } from "../../acl.ts";
 import { findUser } from "../../accounts/users.ts";
+import type { Authenticator } from "../../authn/authenticator.ts";
 import { type AccessTokenKey, findTokenBySecret, looksLikeAccessToken } from "../../access-tokens/index.ts";
 import type { PasswordVerifier } from "../../authn/password-verifier.ts";
 import type { LoginThrottle } from "../../authn/throttle.ts";
@@ -21,6 +22,12 @@ export interface ApiAuthentication {
   throttle?: LoginThrottle;
   /** The HMAC key access tokens are stored under (src/access-tokens/key.ts). */
   accessTokenKey: AccessTokenKey;
+  /**
+   * The token path's access token authenticator (src/access-tokens/authenticator.ts), so that API
+   * use records last-used time, address and an `access-token.used` event like registry use.
+   * Absent: the token is looked up directly, without recording.
+   */
+  tokenAuthenticator?: Authenticator;
 }
 
 const NEEDS_CREDENTIALS =
@@ -53,7 +60,7 @@ export async function authenticateApiCaller(
     );
   using attempt = admission?.attempt;
   const actor = looksLikeAccessToken(secret)
-    ? byToken(auth, secret)
+    ? await byToken(auth, secret, username, ip)
     : bearer
       ? null
       : await byPassword(auth, username, secret);
@@ -91,10 +98,23 @@ async function byPassword(
 }
 
 /** One HMAC and one indexed SELECT (src/access-tokens findTokenBySecret); no password hashing. */
-function byToken(auth: ApiAuthentication, secret: string): Actor | null {
+async function byToken(
+  auth: ApiAuthentication,
+  secret: string,
+  claimed: string,
+  ip: ClientIp | null,
+): Promise<Actor | null> {
   const token = findTokenBySecret(auth.db, auth.accessTokenKey, secret);
   if (!token || !token.ownerEnabled || token.ownerKind !== "person") return null;
   if (token.expiresAtUnix !== null && token.expiresAtUnix <= Math.floor(Date.now() / 1000)) return null;
+  if (auth.tokenAuthenticator) {
+    // Same decision, plus the use recorded as the token path records it.
+    const outcome = await auth.tokenAuthenticator.authenticate(
+      { username: claimed, password: secret },
+      { ip },
+    );
+    if (outcome.kind !== "allow" || outcome.accessToken?.id !== token.id) return null;
+  }
   const owner = findUser(auth.db, token.owner);
   if (!owner || !owner.isEnabled || owner.id !== token.ownerId) return null;
   return {

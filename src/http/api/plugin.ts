@@ -63,7 +63,7 @@ function precheckBody(route: ApiRoute, request: Request, maxBytes: number): void
     throw new UnsupportedMediaType("the body must be JSON: send Content-Type: application/json");
 }
 
-function handlerFor(route: ApiRoute, options: ApiOptions) {
+function handlerFor(route: ApiRoute, options: ApiOptions, headers: Record<string, string>) {
   return async ({
     request,
     server,
@@ -101,7 +101,7 @@ function handlerFor(route: ApiRoute, options: ApiOptions) {
       },
     };
     const result = await route.run(ctx, input);
-    return new Response(JSON.stringify(result), { status: route.status, headers: API_HEADERS });
+    return new Response(JSON.stringify(result), { status: route.status, headers });
   };
 }
 
@@ -129,14 +129,21 @@ async function throttledVerify(
  * Registers the API under `base` (`${path_prefix}/api/v1`) on `app`, which must already have the
  * onError hook (Elysia applies hooks to routes registered after them).
  */
-export function mountApi<App>(target: App, base: string, options: ApiOptions): App {
+export function mountApi<App>(
+  target: App,
+  base: string,
+  options: ApiOptions,
+  /** Headers every response carries (Strict-Transport-Security with server.hsts). */
+  extraHeaders: Record<string, string> = {},
+): App {
+  const headers = { ...API_HEADERS, ...extraHeaders };
   // Elysia's types track every route; this table is typed by its own schemas instead.
   const app = target as unknown as Elysia;
   for (const route of API_ROUTES) {
     app.route(
       route.method,
       `${base}${route.path}`,
-      handlerFor(route, options) as never,
+      handlerFor(route, options, headers) as never,
       {
         parse: "none",
       } as never,
@@ -145,7 +152,7 @@ export function mountApi<App>(target: App, base: string, options: ApiOptions): A
   let document: string | undefined;
   app.get(`${base}/openapi.json`, async () => {
     document ??= JSON.stringify(await openApiDocument(base));
-    return new Response(document, { headers: API_HEADERS });
+    return new Response(document, { headers });
   });
   // Anything else under the API is a JSON 404, not the token server's text.
   app.all(`${base}/*`, () => {
