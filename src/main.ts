@@ -8,9 +8,21 @@ import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
-import { parseArgs, stringFlag, UsageError } from "./cli/args.ts";
-import { GROUP_USAGE, groupCommand, PERM_USAGE, permCommand } from "./cli/perm.ts";
-import { USER_USAGE, userCommand } from "./cli/user.ts";
+import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
+import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
+import type { CommandIo } from "./cli/command-io.ts";
+import { CLIENT_BOOLEAN_FLAGS, CLIENT_VALUE_FLAGS, processIo } from "./cli/backend.ts";
+import {
+  LOGIN_BOOLEAN_FLAGS,
+  LOGIN_USAGE,
+  LOGIN_VALUE_FLAGS,
+  LOGOUT_USAGE,
+  loginCommand,
+  logoutCommand,
+} from "./cli/login.ts";
+import { GROUP_USAGE, groupCommand, PERM_USAGE, PERM_VALUE_FLAGS, permCommand } from "./cli/perm.ts";
+import { ROBOT_USAGE, robotCommand, TOKEN_USAGE, TOKEN_VALUE_FLAGS, tokenCommand } from "./cli/token.ts";
+import { USER_BOOLEAN_FLAGS, USER_USAGE, USER_VALUE_FLAGS, userCommand } from "./cli/user.ts";
 import {
   EMBEDDED_DEFAULT_SOURCE,
   embeddedDefaultConfig,
@@ -44,7 +56,7 @@ interface Command {
   usage: string;
   valueFlags: string[];
   booleanFlags: string[];
-  run(args: ReturnType<typeof parseArgs>): Promise<number>;
+  run(args: ReturnType<typeof parseArgs>, io: CommandIo): Promise<number>;
 }
 
 const COMMANDS: Record<string, Command> = {
@@ -94,25 +106,60 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     run: registryConfig,
   },
   user: {
-    summary: "manage database users (add, list, passwd, disable, enable, promote, demote, rm, release)",
+    summary: "manage users (add, list, show, passwd, disable, enable, promote, demote, rm, release)",
     usage: USER_USAGE,
-    valueFlags: DATABASE_FLAGS,
-    booleanFlags: ["admin", "disabled", "password-stdin", "retired"],
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...USER_VALUE_FLAGS],
+    booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...USER_BOOLEAN_FLAGS],
     run: userCommand,
   },
   perm: {
     summary: "grant, revoke and list read/write/admin permissions",
     usage: PERM_USAGE,
-    valueFlags: DATABASE_FLAGS,
-    booleanFlags: [],
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...PERM_VALUE_FLAGS],
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
     run: permCommand,
   },
   group: {
-    summary: "manage groups of users (create, delete, add-member, remove-member, list)",
+    summary: "manage groups of users (create, delete, add-member, remove-member, list, show)",
     usage: GROUP_USAGE,
-    valueFlags: DATABASE_FLAGS,
-    booleanFlags: [],
+    valueFlags: CLIENT_VALUE_FLAGS,
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
     run: groupCommand,
+  },
+  token: {
+    summary: "access tokens for docker login and CI (create, list, revoke)",
+    usage: TOKEN_USAGE,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
+    run: tokenCommand,
+  },
+  robot: {
+    summary: "robot accounts for CI, with tokens as their only credentials (create, list, rm, token)",
+    usage: ROBOT_USAGE,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
+    booleanFlags: CLIENT_BOOLEAN_FLAGS,
+    run: robotCommand,
+  },
+  audit: {
+    summary: "query the audit log (--since, --actor, --repository, --kind, --follow)",
+    usage: AUDIT_USAGE,
+    valueFlags: [...CLIENT_VALUE_FLAGS, ...AUDIT_VALUE_FLAGS],
+    booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...AUDIT_BOOLEAN_FLAGS],
+    run: auditCommand,
+  },
+  login: {
+    summary: "log in to a regauth server; the management commands then act there",
+    usage: LOGIN_USAGE,
+    valueFlags: LOGIN_VALUE_FLAGS,
+    booleanFlags: LOGIN_BOOLEAN_FLAGS,
+    run: loginCommand,
+  },
+  logout: {
+    summary: "revoke the token of regauth login and forget it",
+    usage: LOGOUT_USAGE,
+    valueFlags: [],
+    booleanFlags: [],
+    run: logoutCommand,
   },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
@@ -122,6 +169,8 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     run: adminCommand,
   },
 };
+
+const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin"]);
 
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
@@ -138,52 +187,57 @@ Options:
 `;
 }
 
-export async function main(argv: readonly string[]): Promise<number> {
+/** Runs one command line; `io` is the terminal, or a fake in the CLI's unit tests. */
+export async function main(argv: readonly string[], io: CommandIo = processIo()): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
-    process.stdout.write(mainUsage());
+    io.out(mainUsage());
     return name === undefined ? 2 : 0;
   }
   if (name === "--version" || name === "version") {
-    process.stdout.write(`regauth ${VERSION}\n`);
+    io.out(`regauth ${VERSION}\n`);
     return 0;
   }
   const command = COMMANDS[name];
   if (!command) {
-    process.stderr.write(`regauth: unknown command ${JSON.stringify(name)}\n\n${mainUsage()}`);
+    io.err(`regauth: unknown command ${JSON.stringify(name)}\n\n${mainUsage()}`);
     return 2;
   }
   try {
     const args = parseArgs(rest, command.valueFlags, command.booleanFlags);
     if (args.flags.has("help")) {
-      process.stdout.write(`${command.usage}\n`);
+      io.out(`${command.usage}\n`);
       return 0;
     }
-    return await command.run(args);
+    return await command.run(args, io);
   } catch (error) {
     if (error instanceof UsageError) {
-      process.stderr.write(`regauth ${name}: ${error.message}\n\n${command.usage}\n`);
+      io.err(`regauth ${name}: ${error.message}\n\n${command.usage}\n`);
       return 2;
     }
     if (error instanceof ConfigError) {
-      process.stderr.write(`regauth: invalid configuration\n${error.message}\n`);
+      io.err(`regauth: invalid configuration\n${error.message}\n`);
       return 1;
     }
     // The command and its subcommand: "regauth user add: cannot write .../regauth.db: the disk is full".
-    const sub = name !== "serve" && rest[0] !== undefined && !rest[0].startsWith("-") ? ` ${rest[0]}` : "";
+    const sub =
+      COMMANDS_WITH_SUBCOMMANDS.has(name) && rest[0] !== undefined && !rest[0].startsWith("-")
+        ? ` ${rest[0]}`
+        : "";
     if (
+      error instanceof CommandFailed ||
       error instanceof DatabaseError ||
       error instanceof ListenError ||
       (error instanceof AppError && error.status < 500)
     ) {
-      process.stderr.write(`regauth ${name}${sub}: ${error.message}\n`);
+      io.err(`regauth ${name}${sub}: ${error.message}\n`);
       return 1;
     }
     const path = openedDatabasePath();
     const described = path === null ? error : describeStoreError(error, path, "cannot write");
     if (described instanceof DatabaseError) {
       // A full disk, a held lock, a read-only file during a command: the command, the file and the fault.
-      process.stderr.write(`regauth ${name}${sub}: ${described.message}\n`);
+      io.err(`regauth ${name}${sub}: ${described.message}\n`);
       return 1;
     }
     throw error;

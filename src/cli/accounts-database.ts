@@ -10,6 +10,7 @@ import { createInterface } from "node:readline/promises";
 import {
   EMBEDDED_DEFAULT_SOURCE,
   embeddedDefaultConfig,
+  type LoadedConfig,
   loadConfigFile,
   prepareConfig,
 } from "../config/load.ts";
@@ -19,6 +20,7 @@ import { describeStoreError } from "../db/store-errors.ts";
 import { ensureGeneratedKey } from "../token/keys.ts";
 import { BadRequest } from "../errors.ts";
 import { type ParsedArgs, stringFlag, UsageError } from "./args.ts";
+import type { SecretRequest } from "./command-io.ts";
 
 export const DATABASE_FLAGS = ["config", "data-dir"];
 
@@ -39,6 +41,14 @@ export async function openDatabaseFromArgs(
   args: ParsedArgs,
   access: "read" | "write" = "write",
 ): Promise<Database> {
+  return (await openDataDirFromArgs(args, access)).db;
+}
+
+/** The database and the loaded config it belongs to (the management layer needs both). */
+export async function openDataDirFromArgs(
+  args: ParsedArgs,
+  access: "read" | "write" = "write",
+): Promise<{ db: Database; loaded: LoadedConfig }> {
   const configPath = stringFlag(args, "config");
   // createFiles false: the config's checks only; this function decides what to create.
   const options = { dataDir: stringFlag(args, "data-dir"), createFiles: false };
@@ -66,7 +76,7 @@ export async function openDatabaseFromArgs(
     (loaded.config.server.key === undefined || loaded.config.server.certificate === undefined);
   const [lost] = previousRunProblems(contents, dataDir, false);
   if (lost !== undefined) throw new DatabaseError(lost);
-  if (access === "read") return openDatabaseReadOnly(path);
+  if (access === "read") return { db: openDatabaseReadOnly(path), loaded };
   if (generatesSigningKey && contents.database !== "present" && contents.signingKeyFiles.length === 0) {
     // A first command on a fresh directory (`sudo regauth user add` before the first start)
     // creates the signing key pair too, so that the directory is whole from the start and a later
@@ -77,26 +87,53 @@ export async function openDatabaseFromArgs(
       throw describeStoreError(error, join(dataDir, "token.key"), "cannot create the signing key");
     }
   }
-  return openDatabase(path);
+  return { db: openDatabase(path), loaded };
 }
 
-/** The new password: from stdin with --password-stdin (one trailing newline removed), else a prompt. */
-export async function readNewPassword(args: ParsedArgs): Promise<string> {
-  if (args.flags.has("password-stdin")) return (await Bun.stdin.text()).replace(/\r?\n$/, "");
+/**
+ * Secrets, in order: with --password-stdin one per line of stdin (a single one is all of stdin
+ * less one trailing newline, as before), else prompted on the terminal without echo.
+ */
+export async function readSecrets(args: ParsedArgs, requests: SecretRequest[]): Promise<string[]> {
+  if (args.flags.has("password-stdin")) {
+    const text = await Bun.stdin.text();
+    if (requests.length === 1) return [text.replace(/\r?\n$/, "")];
+    const lines = text.split(/\r?\n/);
+    if (lines.length < requests.length)
+      throw new UsageError(`--password-stdin: expected ${requests.length} lines on stdin`);
+    return lines.slice(0, requests.length);
+  }
   if (!process.stdin.isTTY)
     throw new UsageError("no terminal to prompt for the password on; use --password-stdin");
   const lines = createInterface({ input: process.stdin, output: process.stderr, terminal: false });
   // No echo while typing: the terminal's own switch, restored whatever happens.
   Bun.spawnSync(["stty", "-echo"], { stdin: "inherit" });
   try {
-    const first = await lines.question("New password: ");
-    process.stderr.write("\n");
-    const second = await lines.question("Repeat it: ");
-    process.stderr.write("\n");
-    if (first !== second) throw new BadRequest("the two passwords differ; nothing changed");
-    return first;
+    const answers: string[] = [];
+    for (const request of requests) {
+      const first = await lines.question(request.prompt);
+      process.stderr.write("\n");
+      if (request.confirm) {
+        const second = await lines.question("Repeat it: ");
+        process.stderr.write("\n");
+        if (first !== second) throw new BadRequest("the two passwords differ; nothing changed");
+      }
+      answers.push(first);
+    }
+    return answers;
   } finally {
     Bun.spawnSync(["stty", "echo"], { stdin: "inherit" });
+    lines.close();
+  }
+}
+
+/** A line typed on the terminal (with echo), e.g. a user name. */
+export async function readLine(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new UsageError("no terminal to ask on; pass the value as an option");
+  const lines = createInterface({ input: process.stdin, output: process.stderr, terminal: false });
+  try {
+    return (await lines.question(prompt)).trim();
+  } finally {
     lines.close();
   }
 }

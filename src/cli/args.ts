@@ -44,3 +44,6 @@ export function stringFlag(args: ParsedArgs, name: string): string | undefined {
   const value = args.flags.get(name);
   return typeof value === "string" ? value : undefined;
 }
+
+/** The command could not do what was asked (server refused, unreachable, bad local file): exit 1. */
+export class CommandFailed extends Error {}
