@@ -52,6 +52,16 @@ export class Conflict extends AppError {
   }
 }
 
+/**
+ * The request body is larger than the server reads (src/server.ts MAX_REQUEST_BODY_BYTES). A
+ * client's mistake, answered 413 and not logged: anyone can send one (review finding 11).
+ */
+export class PayloadTooLarge extends AppError {
+  constructor(maxBytes: number) {
+    super(413, "PAYLOAD_TOO_LARGE", `request body larger than ${maxBytes} bytes`);
+  }
+}
+
 /** Too many attempts; the client should slow down. */
 export class TooManyRequests extends AppError {
   constructor(

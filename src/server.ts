@@ -23,6 +23,7 @@ import { databasePath } from "./db/database.ts";
 import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApp } from "./http/app.ts";
+import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
 import { aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
@@ -32,8 +33,6 @@ import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
 
-/** Longest request body we read (the POST form); tokens requests are tiny. */
-const MAX_REQUEST_BODY_BYTES = 64 * 1024;
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
 

@@ -4,11 +4,11 @@
  */
 import { Elysia } from "elysia";
 import { storeUnavailable } from "../db/store-errors.ts";
-import { AppError, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
+import { AppError, PayloadTooLarge, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
-import { handleTokenRequest } from "./token-route.ts";
+import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
 
 export interface AppOptions {
   issuer: TokenIssuer;
@@ -47,7 +47,9 @@ export function createApp(options: AppOptions) {
       .onError(({ error, code, request }) =>
         renderError(
           // A locked, full or failing database is a 503 with Retry-After, never a 500 (issue 9).
-          storeUnavailable(error, options.databasePath ?? "regauth.db") ?? error,
+          storeUnavailable(error, options.databasePath ?? "regauth.db") ??
+            // A body Bun refused while Elysia read it (a route that parses): 413, not a 500 (finding 11).
+            (isBodyTooLarge(error) ? new PayloadTooLarge(MAX_REQUEST_BODY_BYTES) : error),
           code,
           request,
           options.basicRealm,

@@ -26,7 +26,10 @@ describe("review: planted regauth.db symlink in the service user's data director
     lchownSync(join(dataDir, "regauth.db"), NOBODY, NOBODY);
     chownSync(dataDir, NOBODY, NOBODY); // the service's StateDirectory
     chmodSync(dataDir, 0o700);
-    const r = await cli(["user", "add", "evil", "--password-stdin", "--data-dir", dataDir], "evil-password-1\n");
+    const r = await cli(
+      ["user", "add", "evil", "--password-stdin", "--data-dir", dataDir],
+      "evil-password-1\n",
+    );
     expect({ exitCode: r.exitCode, createdAtTarget: existsSync(target) }).toEqual({
       exitCode: 1,
       createdAtTarget: false,

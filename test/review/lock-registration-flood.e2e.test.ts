@@ -15,7 +15,16 @@ describe("review: registration attempts under a held lock", () => {
     const regauth = await startRegauth({
       configYaml: `server: {addr: "127.0.0.1:{{PORT}}"}\ntoken: {issuer: lock-test}\nregistration: {mode: approval}\n`,
     });
-    const cli = await run([ensureBinary(), "perm", "grant", "*", "public/*", "read", "--data-dir", regauth.dataDir]);
+    const cli = await run([
+      ensureBinary(),
+      "perm",
+      "grant",
+      "*",
+      "public/*",
+      "read",
+      "--data-dir",
+      regauth.dataDir,
+    ]);
     expect(cli.exitCode).toBe(0);
     const url = `${regauth.url}/auth?service=registry&scope=repository:public/app:pull`;
     const holder = Bun.spawn(

@@ -15,7 +15,9 @@ type App = Awaited<ReturnType<typeof testAccountsApp>>;
 async function token(t: App, scopes: string[], credentials: [string, string], service = "registry") {
   const query = new URLSearchParams({ service });
   for (const scope of scopes) query.append("scope", scope);
-  const res = await t.app.handle(req(`/auth?${query}`, { headers: { authorization: basic(...credentials) } }));
+  const res = await t.app.handle(
+    req(`/auth?${query}`, { headers: { authorization: basic(...credentials) } }),
+  );
   const body = await res.text();
   if (res.status !== 200) return { status: res.status, body, actions: [] as string[] };
   const { claims } = await verifyToken((JSON.parse(body) as { token: string }).token, t.loaded, service);
@@ -59,7 +61,9 @@ describe("review: registration takes namespaces the ACL names by pattern (H1 byp
       acl: [{ match: { name: "${labels:team}/*" }, actions: ["*"] }],
     });
     // alice (team blue) owns blue/* through the ACL ...
-    expect((await token(t, ["repository:blue/app:push"], ["alice", "alice-password"])).actions).toEqual(["push"]);
+    expect((await token(t, ["repository:blue/app:push"], ["alice", "alice-password"])).actions).toEqual([
+      "push",
+    ]);
     // ... and a stranger must not get it by registering "blue".
     await expectRefused(t, "blue", "repository:blue/app:pull,push,delete");
   });

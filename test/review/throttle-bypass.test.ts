@@ -67,6 +67,8 @@ describe("review: fair password-check queue (issue 8 M4: a newcomer waits one ro
     for (const open of gates.splice(0)) open();
     await Promise.all([...running, ...waiting]);
     await outcome;
-    expect(early instanceof ServerBusy ? "refused busy at once" : String(early)).not.toBe("refused busy at once");
+    expect(early instanceof ServerBusy ? "refused busy at once" : String(early)).not.toBe(
+      "refused busy at once",
+    );
   });
 });
