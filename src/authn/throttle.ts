@@ -132,6 +132,8 @@ export class LoginThrottle {
   private readonly perIp: BucketMap<string>;
   /** By folded account alone (finding 6), for credentials not known-good for the account. */
   private readonly perAccountAnySource: BucketMap<number>;
+  /** Account creations per IPv6 /48, on top of the per-source (/64) charge ("Also" of the review). */
+  private readonly registrationsPerNetwork: BucketMap<string>;
   private readonly nowMs: () => number;
   /** Attempts being answered, by HMAC(address, account, secret) → how many. Lives as long as they do. */
   private readonly inFlight = new Map<string, number>();
@@ -151,6 +153,7 @@ export class LoginThrottle {
       options.perAccountAnySource ?? ACCOUNT_ANY_SOURCE_POLICY,
       options.maxEntries,
     );
+    this.registrationsPerNetwork = new BucketMap(options.perIp, options.maxEntries);
     this.nowMs = options.nowMs ?? Date.now;
     this.lastSuccessMs = new GenerationalMap(options.maxEntries);
     this.lastAccountSuccessMs = new GenerationalMap(options.maxEntries);
@@ -247,6 +250,28 @@ export class LoginThrottle {
    */
   chargeAddress(ip: ClientIp | null): void {
     this.perIp.charge(clientSource(ip), this.nowMs());
+  }
+
+  /**
+   * Before an account is created by `docker login`: charges the network's registration budget
+   * (IPv6 by /48, which one customer often holds: 65,536 /64s, each with its own address budget),
+   * or says how many seconds to wait. IPv4 and no address: the address's budget (chargeAddress)
+   * is the limit, so 0. Charged before the password is hashed, so parallel registrations cannot
+   * all pass; `releaseRegistration` gives it back when no account was created.
+   */
+  reserveRegistration(ip: ClientIp | null): number {
+    const network = registrationNetwork(ip);
+    if (network === undefined) return 0;
+    const now = this.nowMs();
+    const waitSeconds = this.registrationsPerNetwork.waitSeconds(network, now);
+    if (waitSeconds > 0) return waitSeconds;
+    this.registrationsPerNetwork.charge(network, now);
+    return 0;
+  }
+
+  releaseRegistration(ip: ClientIp | null): void {
+    const network = registrationNetwork(ip);
+    if (network !== undefined) this.registrationsPerNetwork.refund(network, this.nowMs());
   }
 
   get trackedPairs(): number {
@@ -441,4 +466,11 @@ export function clientSource(ip: ClientIp | null): string {
     ip.bytes.subarray(0, 10).every((b) => b === 0) && ip.bytes[10] === 0xff && ip.bytes[11] === 0xff;
   if (isV4Mapped) return ip.bytes.subarray(12).join(".");
   return `${Buffer.from(ip.bytes.subarray(0, 8)).toString("hex")}/64`;
+}
+
+/** The IPv6 /48 an account creation is charged to; undefined for IPv4 (and IPv4-mapped) and none. */
+function registrationNetwork(ip: ClientIp | null): string | undefined {
+  const source = clientSource(ip);
+  if (!ip || !source.endsWith("/64")) return undefined;
+  return `${Buffer.from(ip.bytes.subarray(0, 6)).toString("hex")}/48`;
 }

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { addMember, createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
+import { LoginThrottle } from "../../src/authn/throttle.ts";
 import { backgroundWriterFor } from "../../src/db/background-writer.ts";
 import { log } from "../../src/log.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
@@ -477,6 +478,41 @@ describe("throttling is charged before the password check (review H1)", () => {
     const refilled = Math.ceil((performance.now() - startedMs) / 3000);
     expect(created.n + busy + sequential).toBeLessThanOrEqual(100 + refilled);
   }, 30_000); // ~100 argon2id hashes, two at a time: seconds on a loaded 2-core machine
+
+  it("registration is charged per IPv6 /48 too: its /64s cannot create accounts without limit", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      registration: { mode: "open" },
+    });
+    // A budget of 5 (the default is the address's: 100, then one every 3 s), so the test is quick.
+    t.issuer.throttle = new LoginThrottle({
+      perAccount: { burst: 10, refillSeconds: 30 },
+      perIp: { burst: 5, refillSeconds: 100_000 },
+      successExemptionSeconds: 86_400,
+      maxEntries: 1000,
+    });
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 8; i++) {
+      const r = await token(t, [], [`net${i}`, "net-password"], { "x-real-ip": `2001:db8:7:${i}::1` });
+      statuses.push(r.status);
+      if (r.status === 429) retryAfter = r.res.headers.get("retry-after");
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    expect(Number(retryAfter)).toBeGreaterThan(0);
+    expect(findUser(t.db, "net5")).toBeNull();
+    // Another /48, and a refused name (nothing created) does not spend the budget.
+    expect((await token(t, [], ["admin", "net-password"], { "x-real-ip": "2001:db8:8::1" })).status).toBe(
+      401,
+    );
+    expect((await token(t, [], ["other0", "net-password"], { "x-real-ip": "2001:db8:8:1::1" })).status).toBe(
+      200,
+    );
+    // Logins of the accounts created there still work.
+    expect((await token(t, [], ["net0", "net-password"], { "x-real-ip": "2001:db8:7:99::1" })).status).toBe(
+      200,
+    );
+  });
 
   it("a CI fan-out (same correct password, in parallel) is not refused after the burst", async () => {
     const t = await testAccountsApp({ server: { real_ip_header: "X-Real-IP" } });

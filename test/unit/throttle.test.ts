@@ -427,3 +427,21 @@ describe("one account sprayed from many addresses (review finding 6, ASVS V2.2.1
     expect(fail(t, ip("192.0.2.5"), "bob")).toBe("refused");
   });
 });
+
+describe("registration budget per IPv6 /48", () => {
+  it("the /64s of one /48 share it; IPv4 is left to the address's budget; a release gives it back", () => {
+    const { t } = throttle({ perIp: { burst: 3, refillSeconds: 1000 } });
+    expect([0, 1, 2, 3].map((n) => t.reserveRegistration(v6InOne48(n)))).toEqual([
+      0,
+      0,
+      0,
+      expect.any(Number),
+    ]);
+    expect(t.reserveRegistration(v6InOne48(9))).toBeGreaterThan(0);
+    t.releaseRegistration(v6InOne48(5));
+    expect(t.reserveRegistration(v6InOne48(6))).toBe(0);
+    expect(t.reserveRegistration(ip("2001:db9:0:0:0:0:0:1"))).toBe(0); // another /48
+    for (let i = 0; i < 10; i++) expect(t.reserveRegistration(ip("192.0.2.1"))).toBe(0);
+    expect(t.reserveRegistration(null)).toBe(0);
+  });
+});
