@@ -1,3 +1,4 @@
+import { Database } from "bun:sqlite";
 import { describe, expect, it, spyOn } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
@@ -510,6 +511,46 @@ describe("throttling is charged before the password check (review H1)", () => {
     );
     // Logins of the accounts created there still work.
     expect((await token(t, [], ["net0", "net-password"], { "x-real-ip": "2001:db8:7:99::1" })).status).toBe(
+      200,
+    );
+  });
+
+  it("a registration under another process's lock is 503 at once, and keeps its throttle charge (review finding 9)", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      registration: { mode: "open" },
+    });
+    const smallBudget = () =>
+      new LoginThrottle({
+        perAccount: { burst: 10, refillSeconds: 30 },
+        perIp: { burst: 3, refillSeconds: 100_000 },
+        successExemptionSeconds: 86_400,
+        maxEntries: 1000,
+      });
+    t.issuer.throttle = smallBudget();
+    const holder = new Database(t.db.filename);
+    holder.run("BEGIN IMMEDIATE"); // as the CLI or a backup would, from another process
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const startedMs = performance.now();
+        const r = await token(t, [], [`locked${i}`, "locked-password"], { "x-real-ip": "192.0.2.77" });
+        statuses.push(r.status);
+        if (r.status === 503) {
+          expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
+          // The connection's busy_timeout here is 5 s: the write did not wait for it.
+          expect(performance.now() - startedMs).toBeLessThan(2500);
+        }
+      }
+      // Each 503 kept its charge: the client's own repeats spend its budget.
+      expect(statuses).toEqual([503, 503, 503, 429]);
+      expect((t.db.query("PRAGMA busy_timeout").get() as { timeout: number }).timeout).toBe(5000);
+    } finally {
+      holder.run("ROLLBACK");
+      holder.close();
+    }
+    t.issuer.throttle = smallBudget();
+    expect((await token(t, [], ["locked0", "locked-password"], { "x-real-ip": "192.0.2.77" })).status).toBe(
       200,
     );
   });
