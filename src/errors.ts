@@ -131,7 +131,10 @@ export class ConfigError extends Error {
   }
 }
 
-/** A request body over the limit (RFC 9110 §15.5.14); not read past the limit. */
+/**
+ * A request body over the limit (RFC 9110 §15.5.14); not read past the limit. A client's mistake,
+ * answered 413 and never logged: anyone can send one (review finding 11).
+ */
 export class PayloadTooLarge extends AppError {
   constructor(message: string) {
     super(413, "PAYLOAD_TOO_LARGE", message);

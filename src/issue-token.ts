@@ -14,7 +14,7 @@ import {
 } from "./authn/authenticator.ts";
 import type { AccessTokenKey } from "./access-tokens/key.ts";
 import { looksLikeAccessToken } from "./access-tokens/secret.ts";
-import type { Registrar } from "./accounts/registration.ts";
+import type { Registrar, RegistrationOutcome } from "./accounts/registration.ts";
 import type { TokenAudit, TokenRequestFacts } from "./audit/token-audit.ts";
 import type { PasswordVerifier } from "./authn/password-verifier.ts";
 import type { FailureLatencyFloor } from "./authn/failure-latency.ts";
@@ -323,7 +323,21 @@ async function registerByLogin(
   request: TokenRequest,
   context: AuthnContext,
 ): Promise<AuthnDecision> {
-  const outcome = await registrar.register(credentials, issuer.nowSeconds());
+  // An IPv6 /48 creates accounts like one address does (its 65,536 /64s each have a budget):
+  // charged before the password is hashed, given back unless an account is created.
+  const waitSeconds = issuer.throttle?.reserveRegistration(request.ip) ?? 0;
+  if (waitSeconds > 0) {
+    throw new TooManyRequests(
+      `too many accounts created from this network; try again in ${waitSeconds} seconds`,
+      waitSeconds,
+    );
+  }
+  let outcome: RegistrationOutcome | undefined;
+  try {
+    outcome = await registrar.register(credentials, issuer.nowSeconds());
+  } finally {
+    if (outcome?.kind !== "created") issuer.throttle?.releaseRegistration(request.ip);
+  }
   switch (outcome.kind) {
     case "created":
       // Each new account spends from the address's failed-login budget: one address cannot

@@ -31,6 +31,7 @@ import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
+import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
 import { aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
@@ -40,8 +41,6 @@ import type { TokenIssuer } from "./issue-token.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
 
-/** Longest request body we read (the POST form); tokens requests are tiny. */
-const MAX_REQUEST_BODY_BYTES = 64 * 1024;
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
 

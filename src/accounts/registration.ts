@@ -10,6 +10,7 @@
 import type { Database } from "bun:sqlite";
 import type { Credentials } from "../authn/authenticator.ts";
 import type { PasswordVerifier } from "../authn/password-verifier.ts";
+import { storeUnavailable } from "../db/store-errors.ts";
 import { Conflict } from "../errors.ts";
 import { isNamespaceInUse } from "./permissions.ts";
 import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "./reserved-names.ts";
@@ -84,16 +85,38 @@ export async function register(
   const passwordHash = await verifier.limited(() => hashNewPassword(password));
   const enabled = mode === "open";
   try {
-    db.transaction(() => {
-      // Again under the write lock: the user may have been deleted (and the name retired) while
-      // the password was hashed.
-      if (retiredName(db, username) !== null) throw new NameRetired();
-      createUser(db, { name: username, passwordHash, isPendingApproval: !enabled, nowUnix });
-    }).immediate();
+    withoutBusyWait(db, () =>
+      db
+        .transaction(() => {
+          // Again under the write lock: the user may have been deleted (and the name retired) while
+          // the password was hashed.
+          if (retiredName(db, username) !== null) throw new NameRetired();
+          createUser(db, { name: username, passwordHash, isPendingApproval: !enabled, nowUnix });
+        })
+        .immediate(),
+    );
   } catch (error) {
     if (error instanceof NameRetired) return notAvailable;
     if (error instanceof Conflict) return { kind: "taken" };
-    throw error;
+    // Review finding 9: a lock held by another process (the CLI, a backup) is answered 503 at
+    // once, and the attempt keeps its throttle charge: refunded, back-to-back registrations
+    // were free, and each one waited the busy timeout on the event loop, stalling every request.
+    throw storeUnavailable(error, db.filename, { keepsThrottleCharge: true }) ?? error;
   }
   return { kind: "created", enabled };
+}
+
+/**
+ * Runs a write with busy_timeout 0: bun:sqlite is synchronous, so waiting for another process's
+ * lock (100 ms on the request path) holds every request of the server, once per attempt
+ * (finding 9). SQLITE_BUSY comes back at once instead; the connection's timeout is restored.
+ */
+function withoutBusyWait<T>(db: Database, write: () => T): T {
+  const previous = db.query<{ timeout: number }, []>("PRAGMA busy_timeout").get()?.timeout ?? 0;
+  db.run("PRAGMA busy_timeout = 0");
+  try {
+    return write();
+  } finally {
+    db.run(`PRAGMA busy_timeout = ${Math.trunc(previous)}`);
+  }
 }

@@ -16,7 +16,11 @@
  * holding fewer places than the largest takes the largest source's newest one;
  * the one displaced, and a request from a source that already holds the largest share, is
  * refused "busy" for its own source's pressure and keeps its throttle charge (errors.ts
- * ThrottleSettlement). A credential
+ * ThrottleSettlement). When 1,024 sources wait at once (review finding 7: the /64s of one /48
+ * each holding one place shut every newcomer out), sources are folded into wider prefixes (IPv6
+ * /56, then /48, then /32; IPv4 /24, /16, /8): the lanes of one prefix become one lane, and a
+ * later request from that prefix joins it, so a first-time source from another network still gets
+ * a place and waits one round of lanes. A credential
  * that already logged in from that address (the throttle's `isKnownGood`) has its own lane,
  * served first. Nothing is hashed at module load (issue 9 item 8): the dummy hash is made on
  * first use, off the main thread.
@@ -24,6 +28,7 @@
 import { createHmac, randomBytes } from "node:crypto";
 import type { AuthnContext } from "./authenticator.ts";
 import { GenerationalMap } from "./generational-map.ts";
+import type { ClientIp } from "../acl.ts";
 import { clientSource } from "./throttle.ts";
 import { ServerBusy } from "../errors.ts";
 import { log } from "../log.ts";
@@ -67,15 +72,28 @@ const BCRYPT_HASH = /^\$2[aby]\$/;
 export const DEFAULT_DUMMY_HASH_OPTIONS = { algorithm: "bcrypt", cost: 10 } as const;
 /** Requests with a known-good credential that may wait in their own lane. */
 const MAX_WAITING_KNOWN_GOOD = 64;
-/** Sources that may wait at once, one place each before any extra place (bounds memory). */
+/**
+ * Lanes (sources, or prefixes of them once folded) that may wait at once, one place each before any
+ * extra place (bounds memory, and the makeRoomFor scan).
+ */
 const MAX_WAITING_SOURCES = 1024;
+/** Prefix lengths a source is folded to when the lanes are all taken, narrowest first (finding 7). */
+const IPV6_FOLD_PREFIX_BITS = [56, 48, 32];
+const IPV4_FOLD_PREFIX_BITS = [24, 16, 8];
 /** Who asks, when the caller does not say (new-password hashing for a registration). */
 const UNATTRIBUTED: AuthnContext = { ip: null };
 
 interface Waiter {
-  source: string;
+  /** The lane keys of its source: [the throttle's source, then each wider prefix]. */
+  keys: string[];
   admit: () => void;
   refuse: (error: ServerBusy) => void;
+}
+
+/** The waiting checks of one source, or of one prefix (`level` > 0: keys[level] of its waiters). */
+interface Lane {
+  level: number;
+  waiters: Waiter[];
 }
 
 export class PasswordVerifier {
@@ -83,10 +101,16 @@ export class PasswordVerifier {
   private readonly verified: GenerationalMap<number>; // cache key → expiry (ms)
   private readonly inFlight = new Map<string, Promise<boolean>>();
   private running = 0;
-  /** Waiting checks per source, oldest first; `turns` is the order sources are served in. */
-  private readonly waitingBySource = new Map<string, Waiter[]>();
+  /** Waiting checks per lane (source or folded prefix), oldest first; `turns` is the order lanes are served in. */
+  private readonly waitingBySource = new Map<string, Lane>();
   private readonly turns: string[] = [];
   private waitingCount = 0;
+  /**
+   * How far new sources are folded (0: not; 1: /56 or /24, ...): raised when the lanes ran out, so
+   * the rest of a flood from fresh /64s joins its prefix's lane instead of filling the table again;
+   * back to 0 once nothing waits.
+   */
+  private foldLevel = 0;
   private readonly knownGoodLane: Waiter[] = [];
   private readonly now: () => number;
   /** A hash of a random password, or how to make one: unknown users are checked against it. */
@@ -209,37 +233,100 @@ export class PasswordVerifier {
       this.running++;
       return Promise.resolve();
     }
-    const source = clientSource(context.ip);
+    const keys = laneKeys(context.ip);
     return new Promise<void>((admit, refuse) => {
-      const waiter: Waiter = { source, admit, refuse };
+      const waiter: Waiter = { keys, admit, refuse };
       if (context.isKnownGood) {
         if (this.knownGoodLane.length < MAX_WAITING_KNOWN_GOOD) this.knownGoodLane.push(waiter);
         else refuse(this.busy(false));
         return;
       }
-      let queue = this.waitingBySource.get(source);
-      if (!queue) {
-        // A source's first waiting check always has a place (up to MAX_WAITING_SOURCES sources):
-        // however many sources flood, a newcomer waits one round, one check per source ahead.
-        if (this.turns.length >= MAX_WAITING_SOURCES) {
+      let key = this.laneOf(keys);
+      let lane = this.waitingBySource.get(key);
+      if (!lane) {
+        // A source's first waiting check always has a place: however many sources flood, a
+        // newcomer waits one round, one check per lane ahead. Past MAX_WAITING_SOURCES lanes,
+        // sources are folded into wider prefixes to make one (finding 7).
+        if (this.turns.length >= MAX_WAITING_SOURCES && !this.foldLanes()) {
           refuse(this.busy(false));
           return;
         }
-      } else if (
-        this.waitingCount >= this.options.maxWaitingVerifications &&
-        !this.makeRoomFor(queue.length)
-      ) {
-        refuse(this.busy(true)); // this source already holds the largest share: its own pressure
-        return;
+        key = this.laneOf(keys); // its prefix may have become a lane
+        lane = this.waitingBySource.get(key);
       }
-      if (!queue) {
-        queue = [];
-        this.waitingBySource.set(source, queue);
-        this.turns.push(source);
+      const hardCap = MAX_WAITING_SOURCES + this.options.maxWaitingVerifications;
+      if (lane) {
+        if (
+          this.waitingCount >= this.options.maxWaitingVerifications &&
+          !this.makeRoomFor(lane.waiters.length)
+        ) {
+          refuse(this.busy(true)); // this lane already holds the largest share: its own pressure
+          return;
+        }
+      } else {
+        // Folded lanes hold several first places: the total stays bounded all the same.
+        if (this.waitingCount >= hardCap && !this.makeRoomFor(1)) {
+          refuse(this.busy(false));
+          return;
+        }
+        lane = { level: Math.min(this.foldLevel, keys.length - 1), waiters: [] };
+        this.waitingBySource.set(key, lane);
+        this.turns.push(key);
       }
-      queue.push(waiter);
+      lane.waiters.push(waiter);
       this.waitingCount++;
     });
+  }
+
+  /** The lane a source waits in: the widest folded prefix of it that has a lane, else its own. */
+  private laneOf(keys: string[]): string {
+    const own = Math.min(this.foldLevel, keys.length - 1);
+    for (let level = keys.length - 1; level > own; level--) {
+      const key = keys[level] as string;
+      if (this.waitingBySource.has(key)) return key;
+    }
+    return keys[own] as string;
+  }
+
+  /**
+   * All MAX_WAITING_SOURCES lanes are taken: merges the lanes that share the narrowest prefix
+   * (/56, /24) at which any two do, into one lane in the first one's turn. True when a lane was
+   * freed. One pass over at most MAX_WAITING_SOURCES lanes per level.
+   */
+  private foldLanes(): boolean {
+    for (let level = 1; level <= IPV6_FOLD_PREFIX_BITS.length; level++) {
+      const groups = new Map<string, string[]>();
+      for (const key of this.turns) {
+        const lane = this.waitingBySource.get(key) as Lane;
+        const wider =
+          lane.level < level ? lane.waiters[0]?.keys[level] : lane.level === level ? key : undefined;
+        if (wider === undefined) continue;
+        const group = groups.get(wider);
+        if (group) group.push(key);
+        else groups.set(wider, [key]);
+      }
+      let freed = false;
+      for (const [wider, members] of groups) {
+        if (members.length < 2) continue;
+        const waiters: Waiter[] = [];
+        for (const member of members) {
+          waiters.push(...(this.waitingBySource.get(member) as Lane).waiters);
+          this.waitingBySource.delete(member);
+        }
+        this.waitingBySource.set(wider, { level, waiters });
+        const first = this.turns.indexOf(members[0] as string);
+        const others = new Set(members.slice(1));
+        this.turns[first] = wider;
+        for (let i = this.turns.length - 1; i > first; i--)
+          if (others.has(this.turns[i] as string)) this.turns.splice(i, 1);
+        freed = true;
+      }
+      if (freed) {
+        this.foldLevel = Math.max(this.foldLevel, level);
+        return true;
+      }
+    }
+    return false;
   }
 
   /**
@@ -252,14 +339,14 @@ export class PasswordVerifier {
     let largestLength = 0;
     for (const candidate of this.turns) {
       // `>=`: among equals, the source that queued last gives up its place.
-      const length = this.waitingBySource.get(candidate)?.length ?? 0;
+      const length = this.waitingBySource.get(candidate)?.waiters.length ?? 0;
       if (length > own && length >= largestLength) {
         largest = candidate;
         largestLength = length;
       }
     }
     if (largest === undefined) return false;
-    const queue = this.waitingBySource.get(largest) as Waiter[];
+    const queue = (this.waitingBySource.get(largest) as Lane).waiters;
     const displaced = queue.pop() as Waiter;
     this.waitingCount--;
     if (queue.length === 0) this.dropSource(largest);
@@ -271,6 +358,7 @@ export class PasswordVerifier {
     this.waitingBySource.delete(source);
     const index = this.turns.indexOf(source);
     if (index !== -1) this.turns.splice(index, 1);
+    if (this.turns.length === 0) this.foldLevel = 0;
   }
 
   /** A "busy" refusal, logged at most once a minute (a flood would flood the log). */
@@ -303,11 +391,11 @@ export class PasswordVerifier {
       this.running--;
       return;
     }
-    const queue = this.waitingBySource.get(source) as Waiter[];
+    const queue = (this.waitingBySource.get(source) as Lane).waiters;
     const next = queue.shift() as Waiter;
     this.waitingCount--;
     if (queue.length > 0) this.turns.push(source);
-    else this.waitingBySource.delete(source);
+    else this.dropSource(source);
     next.admit();
   }
 }
@@ -318,4 +406,21 @@ export function isSupportedHash(hash: string): boolean {
     /^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$/.test(hash) ||
     /^\$argon2(id|i|d)\$v=\d+\$m=\d+,t=\d+,p=\d+\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.test(hash)
   );
+}
+
+/**
+ * The lane keys of a request's source: the throttle's source (IPv4 address, IPv6 /64, "-" for no
+ * address), then the prefixes it is folded to when the lanes run out (finding 7).
+ */
+function laneKeys(ip: ClientIp | null): string[] {
+  const source = clientSource(ip);
+  if (!ip) return [source];
+  const isV4 = !source.endsWith("/64");
+  const bytes = isV4 ? ip.bytes.subarray(ip.bytes.length - 4) : ip.bytes;
+  const prefixes = (isV4 ? IPV4_FOLD_PREFIX_BITS : IPV6_FOLD_PREFIX_BITS).map((bits) =>
+    isV4
+      ? `${Array.from(bytes.subarray(0, bits / 8)).join(".")}.*/${bits}`
+      : `${Buffer.from(bytes.subarray(0, bits / 8)).toString("hex")}/${bits}`,
+  );
+  return [source, ...prefixes];
 }

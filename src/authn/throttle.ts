@@ -1,11 +1,14 @@
 /**
  * Throttling of failed logins, in memory, for every authenticator (src/issue-token.ts).
  *
- * Two token buckets: one per (client IP, account) and a looser one per client IP (IPv6 by /64,
- * which one host usually owns). Keying by the pair, never by the account alone, is what keeps an
- * attacker from locking a user out: hammering `alice` from one address exhausts that address's
- * budget for alice (and, beyond the per-IP budget, for everyone), while alice at her own address
- * is unaffected. Account names are folded for the key as LDAP matches them (NFKC, case, default-
+ * Three token buckets: one per (client IP, account), a looser one per client IP (IPv6 by /64,
+ * which one host usually owns), and one per account from any address (review finding 6: a /48
+ * is 65,536 /64s, each with its own pair budget). Keying by the pair is what keeps an attacker from
+ * locking a user out: hammering `alice` from one address exhausts that address's budget for alice
+ * (and, beyond the per-IP budget, for everyone), while alice at her own address is unaffected. The
+ * per-account bucket caps a spray from many addresses at ASVS V2.2.1's 100 failures an hour and
+ * spares any password that logged in for the account recently from anywhere, so it cannot lock
+ * out the owner either. Account names are folded for the key as LDAP matches them (NFKC, case, default-
  * ignorable code points, surrounding and repeated spaces): `Alice`, ` alice`, fullwidth `ａｌｉｃｅ`
  * and `alİce` bind as the same entry, so they share one bucket (review L3).
  *
@@ -50,6 +53,11 @@ export interface ThrottleOptions {
   perAccount: BucketPolicy;
   perIp: BucketPolicy;
   /**
+   * Per account alone, from any address, for credentials that have not logged in recently
+   * (review finding 6: many /64s spraying one account). Default: ACCOUNT_ANY_SOURCE_POLICY.
+   */
+  perAccountAnySource?: BucketPolicy;
+  /**
    * A credential that succeeded within this many seconds is admitted without charge; 0: never.
    * Remembered as an HMAC of (address, account, secret) for at most `maxEntries` credentials.
    */
@@ -59,9 +67,18 @@ export interface ThrottleOptions {
   nowMs?: () => number;
 }
 
+/**
+ * ASVS 4.0 V2.2.1 (security.md §7.3 I2): "no more than 100 failed attempts per hour ... on a single
+ * account". A burst of 50, then one every 72 s: at most 100 in any hour, however many addresses
+ * send them. The owner is not locked out by it: a password that logged in from any address in the
+ * last 24 hours skips this bucket.
+ */
+export const ACCOUNT_ANY_SOURCE_POLICY: BucketPolicy = { burst: 50, refillSeconds: 72 };
+
 export const DEFAULT_THROTTLE_OPTIONS: ThrottleOptions = {
   perAccount: { burst: 10, refillSeconds: 30 },
   perIp: { burst: 100, refillSeconds: 3 },
+  perAccountAnySource: ACCOUNT_ANY_SOURCE_POLICY,
   successExemptionSeconds: 24 * 60 * 60,
   maxEntries: 100_000,
 };
@@ -113,6 +130,10 @@ export type Admission =
 export class LoginThrottle {
   private readonly perAccount: BucketMap<number>;
   private readonly perIp: BucketMap<string>;
+  /** By folded account alone (finding 6), for credentials not known-good for the account. */
+  private readonly perAccountAnySource: BucketMap<number>;
+  /** Account creations per IPv6 /48, on top of the per-source (/64) charge ("Also" of the review). */
+  private readonly registrationsPerNetwork: BucketMap<string>;
   private readonly nowMs: () => number;
   /** Attempts being answered, by HMAC(address, account, secret) → how many. Lives as long as they do. */
   private readonly inFlight = new Map<string, number>();
@@ -120,14 +141,22 @@ export class LoginThrottle {
   readonly #pairSeed = randomBytes(8).readBigUInt64LE(); // a true private field: never enumerated
   /** HMAC(address, account, secret) → when it last logged in successfully. */
   private readonly lastSuccessMs: GenerationalMap<number>;
+  /** HMAC(folded account, secret) → when it last logged in successfully, from any address. */
+  private readonly lastAccountSuccessMs: GenerationalMap<number>;
   private readonly successExemptionMs: number;
   private readonly refusals: RefusalLog;
 
   constructor(options: ThrottleOptions = DEFAULT_THROTTLE_OPTIONS) {
     this.perAccount = new BucketMap(options.perAccount, options.maxEntries);
     this.perIp = new BucketMap(options.perIp, options.maxEntries);
+    this.perAccountAnySource = new BucketMap(
+      options.perAccountAnySource ?? ACCOUNT_ANY_SOURCE_POLICY,
+      options.maxEntries,
+    );
+    this.registrationsPerNetwork = new BucketMap(options.perIp, options.maxEntries);
     this.nowMs = options.nowMs ?? Date.now;
     this.lastSuccessMs = new GenerationalMap(options.maxEntries);
+    this.lastAccountSuccessMs = new GenerationalMap(options.maxEntries);
     this.successExemptionMs = options.successExemptionSeconds * 1000;
     this.refusals = new RefusalLog(this.nowMs);
   }
@@ -150,30 +179,39 @@ export class LoginThrottle {
       .toString("base64", 0, 12);
     // A credential that logged in here recently, or a copy of an attempt still being answered
     // (answered once for all copies): not a new guess, so neither refused nor charged.
-    const isKnownGood = this.succeededRecently(fingerprint, now);
+    const isKnownGood = this.succeededRecently(this.lastSuccessMs, fingerprint, now);
     const isFree = isKnownGood || this.inFlight.has(fingerprint);
     const pair = isFree ? 0 : this.pairKey(source, account);
+    // The account's own budget, whatever the address (finding 6), spares a password that logged
+    // in recently from anywhere: spraying alice from many networks cannot lock alice out.
+    const accountCredential = this.accountCredential(account, secret);
+    const chargesAccount =
+      !isFree && !this.succeededRecently(this.lastAccountSuccessMs, accountCredential, now);
+    const accountKey = chargesAccount ? this.accountKey(account) : 0;
     if (!isFree) {
       const retryAfterSeconds = Math.max(
         this.perAccount.waitSeconds(pair, now),
         this.perIp.waitSeconds(source, now),
+        chargesAccount ? this.perAccountAnySource.waitSeconds(accountKey, now) : 0,
       );
       if (retryAfterSeconds > 0) return { kind: "refused", retryAfterSeconds };
       this.perAccount.charge(pair, now);
       this.perIp.charge(source, now);
+      if (chargesAccount) this.perAccountAnySource.charge(accountKey, now);
     }
     this.inFlight.set(fingerprint, (this.inFlight.get(fingerprint) ?? 0) + 1);
     const refund = () => {
       if (isFree) return;
       this.perAccount.refund(pair, this.nowMs());
       this.perIp.refund(source, this.nowMs());
+      if (chargesAccount) this.perAccountAnySource.refund(accountKey, this.nowMs());
     };
     return {
       kind: "admitted",
       attempt: new LoginAttempt(isKnownGood, {
         succeeded: () => {
           refund();
-          this.rememberSuccess(fingerprint, this.nowMs());
+          this.rememberSuccess(fingerprint, accountCredential, this.nowMs());
         },
         unanswered: refund,
         ended: () => {
@@ -201,6 +239,7 @@ export class LoginThrottle {
     return Math.max(
       this.perAccount.waitSeconds(this.pairKey(source, account), now),
       this.perIp.waitSeconds(source, now),
+      this.perAccountAnySource.waitSeconds(this.accountKey(account), now),
     );
   }
 
@@ -211,6 +250,28 @@ export class LoginThrottle {
    */
   chargeAddress(ip: ClientIp | null): void {
     this.perIp.charge(clientSource(ip), this.nowMs());
+  }
+
+  /**
+   * Before an account is created by `docker login`: charges the network's registration budget
+   * (IPv6 by /48, which one customer often holds: 65,536 /64s, each with its own address budget),
+   * or says how many seconds to wait. IPv4 and no address: the address's budget (chargeAddress)
+   * is the limit, so 0. Charged before the password is hashed, so parallel registrations cannot
+   * all pass; `releaseRegistration` gives it back when no account was created.
+   */
+  reserveRegistration(ip: ClientIp | null): number {
+    const network = registrationNetwork(ip);
+    if (network === undefined) return 0;
+    const now = this.nowMs();
+    const waitSeconds = this.registrationsPerNetwork.waitSeconds(network, now);
+    if (waitSeconds > 0) return waitSeconds;
+    this.registrationsPerNetwork.charge(network, now);
+    return 0;
+  }
+
+  releaseRegistration(ip: ClientIp | null): void {
+    const network = registrationNetwork(ip);
+    if (network !== undefined) this.registrationsPerNetwork.refund(network, this.nowMs());
   }
 
   get trackedPairs(): number {
@@ -237,17 +298,34 @@ export class LoginThrottle {
     return Number(BigInt.asUintN(53, BigInt(hash)));
   }
 
-  private succeededRecently(credential: string, nowMs: number): boolean {
-    const at = this.lastSuccessMs.get(credential);
+  /** The key of the account's any-address bucket: like pairKey, with no source. */
+  private accountKey(account: string): number {
+    const hash = Bun.hash.wyhash(`\0account\0${foldAccountName(account)}`, this.#pairSeed);
+    return Number(BigInt.asUintN(53, BigInt(hash)));
+  }
+
+  /** HMAC(folded account, secret): the credential whatever the address (finding 6). */
+  private accountCredential(account: string, secret: string): string {
+    const folded = foldAccountName(account);
+    return new Bun.CryptoHasher("sha256", this.hmacKey)
+      .update(`a${Buffer.byteLength(folded)}:${folded}\0`)
+      .update(secret)
+      .digest()
+      .toString("base64", 0, 12);
+  }
+
+  private succeededRecently(successes: GenerationalMap<number>, credential: string, nowMs: number): boolean {
+    const at = successes.get(credential);
     if (at === undefined) return false;
     if (nowMs - at < this.successExemptionMs) return true;
-    this.lastSuccessMs.delete(credential);
+    successes.delete(credential);
     return false;
   }
 
-  private rememberSuccess(credential: string, nowMs: number): void {
+  private rememberSuccess(credential: string, accountCredential: string, nowMs: number): void {
     if (this.successExemptionMs <= 0) return;
     this.lastSuccessMs.set(credential, nowMs);
+    this.lastAccountSuccessMs.set(accountCredential, nowMs);
   }
 }
 
@@ -388,4 +466,11 @@ export function clientSource(ip: ClientIp | null): string {
     ip.bytes.subarray(0, 10).every((b) => b === 0) && ip.bytes[10] === 0xff && ip.bytes[11] === 0xff;
   if (isV4Mapped) return ip.bytes.subarray(12).join(".");
   return `${Buffer.from(ip.bytes.subarray(0, 8)).toString("hex")}/64`;
+}
+
+/** The IPv6 /48 an account creation is charged to; undefined for IPv4 (and IPv4-mapped) and none. */
+function registrationNetwork(ip: ClientIp | null): string | undefined {
+  const source = clientSource(ip);
+  if (!ip || !source.endsWith("/64")) return undefined;
+  return `${Buffer.from(ip.bytes.subarray(0, 6)).toString("hex")}/48`;
 }

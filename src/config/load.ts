@@ -34,7 +34,7 @@ export interface LoadedConfig {
   dataDir: string;
   /** True when the signing key was generated in the data directory on this start. */
   generatedKey: boolean;
-  keyPaths: { keyPath: string; certificatePath: string | undefined } | null;
+  keyPaths: { keyPath: string; certificatePath: string | undefined; inDataDir?: boolean } | null;
   /** `<data_dir>/refresh.key`; null when refresh tokens are off or files are not created. */
   refreshSecret: Buffer | null;
   /**
@@ -189,13 +189,13 @@ export async function prepareConfig(
   } else if (createFiles && !problems.some((p) => p.path === "data_dir")) {
     try {
       const generated = ensureGeneratedKey(dataDir);
-      keyPaths = { keyPath: generated.keyPath, certificatePath: generated.certificatePath };
+      keyPaths = { keyPath: generated.keyPath, certificatePath: generated.certificatePath, inDataDir: true };
       generatedKey = generated.created;
       keyConfigPath = { key: "data_dir", certificate: "data_dir" };
     } catch (error) {
       problems.push({
         path: "data_dir",
-        message: `cannot create the signing key in ${dataDir}: ${describeFileError(error)}`,
+        message: `cannot create or use the signing key in ${dataDir}: ${describeFileError(error)}`,
       });
     }
   }

@@ -12,8 +12,8 @@
  * or empty next to keys, or keys missing next to a database, means something was lost; starting
  * over silently would drop every account or rotate the key every registry trusts.
  */
-import { lstatSync, renameSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { lstatSync, readlinkSync, renameSync, statSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { DatabaseError } from "./database-error.ts";
 
 export const DATABASE_FILE_NAME = "regauth.db";
@@ -118,6 +118,36 @@ export function setAsideEmptyDatabase(dataDir: string, nowUnix: number): void {
     if (sizeOf(path) === null) continue;
     renameSync(path, `${path}.before-reinitialize-${nowUnix}`);
   }
+}
+
+/**
+ * Null when regauth may open `path`, a file of the data directory (the database, its -wal and
+ * -shm, the keys): missing, or a regular file owned by the directory's owner or by the user
+ * regauth runs as. A symlink is refused (review finding 10: as root, `user add` followed a
+ * planted regauth.db link and created a 0644 database holding password hashes where the service
+ * user pointed it, or would have migrated any SQLite file there); so is another user's file.
+ */
+export function dataDirFileProblem(path: string): string | null {
+  let stats: ReturnType<typeof lstatSync>;
+  try {
+    stats = lstatSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+  if (stats.isSymbolicLink())
+    return `${path} is a symbolic link (to ${readlinkSync(path)}); regauth does not follow links in its data directory, since whoever can write there could point it at any file: put the file itself there`;
+  if (!stats.isFile()) return `${path} is not a regular file; move it away`;
+  const uid = process.geteuid?.() ?? process.getuid?.();
+  const directoryOwner = statSync(dirname(path)).uid;
+  if (uid !== undefined && stats.uid !== uid && stats.uid !== directoryOwner)
+    return `${path} belongs to user ${stats.uid}, neither the data directory's owner (${directoryOwner}) nor the user regauth runs as (${uid}): chown ${directoryOwner} ${path}, or remove it if you do not know where it came from`;
+  return null;
+}
+
+export function throwIfUntrustedFile(path: string): void {
+  const problem = dataDirFileProblem(path);
+  if (problem) throw new DatabaseError(problem);
 }
 
 export function throwIfUntrusted(dataDir: string): void {

@@ -11,7 +11,7 @@
 import { Database } from "bun:sqlite";
 import { chownSync, closeSync, existsSync, openSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { DATABASE_FILE_NAME, dataDirOwnerToChownTo } from "./data-dir.ts";
+import { DATABASE_FILE_NAME, dataDirOwnerToChownTo, throwIfUntrustedFile } from "./data-dir.ts";
 import { DatabaseError } from "./database-error.ts";
 import { LATEST_SCHEMA_VERSION, migrate, schemaVersion } from "./migrate.ts";
 import { isDiskFull } from "./store-errors.ts";
@@ -64,6 +64,7 @@ export interface OpenDatabaseOptions {
 
 /** Opens (creating if needed) and migrates the database. Throws DatabaseError with a clear message. */
 export function openDatabase(path: string, options: OpenDatabaseOptions = {}): Database {
+  refuseLinkedFiles(path);
   let db: Database;
   try {
     // The database holds password hashes: create it 0600 whatever the umask. SQLite gives its
@@ -97,6 +98,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): D
  * Never creates nor migrates; a database older than this binary is refused with a clear message.
  */
 export function openDatabaseReadOnly(path: string): Database {
+  refuseLinkedFiles(path);
   let db: Database;
   try {
     if (!existsSync(path))
@@ -117,6 +119,16 @@ export function openDatabaseReadOnly(path: string): Database {
     if (error instanceof DatabaseError) throw error;
     throw new DatabaseError(`cannot read the database ${path}: ${describeSqliteError(error, path)}`);
   }
+}
+
+/**
+ * SQLite opens the database, and then its -wal and -shm by name, following symlinks: each must be
+ * missing or a regular file of the data directory's owner or ours (review finding 10). What is
+ * left is the moment between this check and SQLite's open, which only the directory's owner
+ * (trusted to run the service) can use.
+ */
+function refuseLinkedFiles(path: string): void {
+  for (const suffix of ["", "-wal", "-shm"]) throwIfUntrustedFile(`${path}${suffix}`);
 }
 
 /** PRAGMA quick_check (O(size), no index-to-table cross-check): refuses a damaged database. */

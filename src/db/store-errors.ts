@@ -7,7 +7,7 @@
  */
 import { statfsSync } from "node:fs";
 import { dirname } from "node:path";
-import { StoreUnavailable } from "../errors.ts";
+import { StoreUnavailable, type ThrottleSettlement } from "../errors.ts";
 import { log } from "../log.ts";
 import { DatabaseError } from "./database-error.ts";
 
@@ -72,7 +72,11 @@ let suppressed = 0;
  * For the request path: the StoreUnavailable to answer with, or null when `error` is not a store
  * fault. Logged at most every 10 s with the count in between: a held lock fails every write.
  */
-export function storeUnavailable(error: unknown, path: string): StoreUnavailable | null {
+export function storeUnavailable(
+  error: unknown,
+  path: string,
+  settlement: ThrottleSettlement = {},
+): StoreUnavailable | null {
   if (error instanceof StoreUnavailable) return error;
   const fault = storeFault(error);
   if (fault === null) return null;
@@ -92,5 +96,6 @@ export function storeUnavailable(error: unknown, path: string): StoreUnavailable
       ? "the accounts database is busy; try again shortly"
       : "the accounts database cannot be written right now; try again later",
     STORE_RETRY_AFTER_SECONDS,
+    settlement,
   );
 }

@@ -12,9 +12,11 @@ import {
   constants,
   fchmodSync,
   fchownSync,
+  fstatSync,
   fsyncSync,
   linkSync,
   openSync,
+  readFileSync,
   renameSync,
   unlinkSync,
   writeSync,
@@ -67,6 +69,27 @@ export function writePrivateFile(path: string, data: string | Uint8Array, option
     throw error;
   }
   syncDirectory(directory);
+}
+
+/**
+ * Reads a file regauth wrote into its data directory (a key) without following a symlink
+ * (O_NOFOLLOW: ELOOP, review finding 10) and without blocking on a planted FIFO (O_NONBLOCK).
+ */
+export function readPrivateFile(path: string): Buffer {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ELOOP")
+      throw new Error(`${path} is a symbolic link; regauth does not follow links in its data directory`);
+    throw error;
+  }
+  try {
+    if (!fstatSync(fd).isFile()) throw new Error(`${path} is not a regular file`);
+    return readFileSync(fd);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** fsync of a directory makes a rename or a new name in it durable (rename(2) alone is not). */

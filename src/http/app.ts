@@ -4,12 +4,12 @@
  */
 import { Elysia } from "elysia";
 import { storeUnavailable } from "../db/store-errors.ts";
-import { AppError, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
+import { AppError, PayloadTooLarge, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
 import { type ApiOptions, mountApi } from "./api/plugin.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
-import { handleTokenRequest } from "./token-route.ts";
+import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
 
 export interface AppOptions {
   issuer: TokenIssuer;
@@ -95,7 +95,11 @@ function withErrorRendering<App extends Elysia>(
   return app.onError(({ error, code, request }) =>
     renderError(
       // A locked, full or failing database is a 503 with Retry-After, never a 500 (issue 9).
-      storeUnavailable(error, options.databasePath ?? "regauth.db") ?? error,
+      storeUnavailable(error, options.databasePath ?? "regauth.db") ??
+        // A body Bun refused while Elysia read it (a route that parses): 413, not a 500 (finding 11).
+        (isBodyTooLarge(error)
+          ? new PayloadTooLarge(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`)
+          : error),
       code,
       request,
       options.basicRealm,

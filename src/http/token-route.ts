@@ -5,7 +5,7 @@
  */
 import type { ClientIp } from "../acl.ts";
 import type { Credentials } from "../authn/authenticator.ts";
-import { BadRequest } from "../errors.ts";
+import { BadRequest, PayloadTooLarge } from "../errors.ts";
 import { type IssuedToken, issueToken, type TokenIssuer, type TokenRequest } from "../issue-token.ts";
 import { MAX_SCOPES_PER_REQUEST, parseScopes } from "../scope.ts";
 import { checkedCredentials, parseBasicAuthorization } from "./request-parts.ts";
@@ -16,6 +16,9 @@ const JSON_HEADERS = {
   "cache-control": "no-store",
   pragma: "no-cache",
 };
+
+/** Longest request body we read (the POST form; token requests are tiny): Bun.serve's maxRequestBodySize. */
+export const MAX_REQUEST_BODY_BYTES = 64 * 1024;
 
 /** Handles GET and POST on the token path. Throws AppErrors; the app maps them. */
 export async function handleTokenRequest(
@@ -38,7 +41,7 @@ export async function handleTokenRequest(
       "INVALID_REQUEST",
     );
   }
-  const form = new URLSearchParams(await request.text());
+  const form = new URLSearchParams(await readBody(request));
   const grantType = single(form, "grant_type");
   let credentials = basic;
   if (grantType === "password" || grantType === null) {
@@ -124,4 +127,24 @@ function tokenResponse(issued: IssuedToken, isOAuth: boolean): Response {
       .join(" ");
   }
   return new Response(JSON.stringify(body), { headers: JSON_HEADERS });
+}
+
+/**
+ * The body as text. Bun refuses a body beyond maxRequestBodySize while it is read (a chunked
+ * body has no Content-Length to refuse up front) with a plain Error; that is the client's
+ * mistake, a 413, not a failure to log with a stack (review finding 11).
+ */
+async function readBody(request: Request): Promise<string> {
+  try {
+    return await request.text();
+  } catch (error) {
+    if (isBodyTooLarge(error))
+      throw new PayloadTooLarge(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+    throw error;
+  }
+}
+
+/** Bun's refusal of an oversized body (src/js/.../maxRequestBodySize: no error code, only this text). */
+export function isBodyTooLarge(error: unknown): boolean {
+  return error instanceof Error && /maxRequestBodySize/.test(error.message);
 }

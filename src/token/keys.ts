@@ -16,8 +16,8 @@ import { lstatSync, readFileSync, statSync, unlinkSync } from "node:fs";
 import { join } from "node:path";
 import { calculateJwkThumbprint, type JWK } from "jose";
 import type { ConfigProblem } from "../errors.ts";
-import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
-import { writePrivateFile } from "../fs/private-file.ts";
+import { dataDirFileProblem, dataDirOwnerToChownTo } from "../db/data-dir.ts";
+import { readPrivateFile, writePrivateFile } from "../fs/private-file.ts";
 import { log } from "../log.ts";
 import { der } from "./der.ts";
 
@@ -49,6 +49,11 @@ export interface KeyFiles {
   keyPath: string;
   certificatePath?: string | undefined;
   useThumbprintKid: boolean;
+  /**
+   * The pair regauth generated in its data directory: read without following symlinks (review
+   * finding 10). Configured paths may be links (certbot's live/ directory is made of them).
+   */
+  inDataDir?: boolean;
 }
 
 /**
@@ -63,7 +68,9 @@ export async function loadSigningKey(
   let privateKey: KeyObject;
   try {
     warnIfReadableByOthers(files.keyPath);
-    privateKey = createPrivateKey(readFileSync(files.keyPath));
+    privateKey = createPrivateKey(
+      files.inDataDir ? readPrivateFile(files.keyPath) : readFileSync(files.keyPath),
+    );
   } catch (error) {
     // BoringSSL (Bun) answers DECODE_ERROR for every key it cannot parse, including EC keys on
     // curves it does not know (secp256k1); say what is accepted instead of echoing that.
@@ -107,9 +114,11 @@ export async function loadSigningKey(
   if (files.certificatePath !== undefined) {
     try {
       certificates.push(
-        ...splitPemCertificates(readFileSync(files.certificatePath, "utf8")).map(
-          (pem) => new X509Certificate(pem),
-        ),
+        ...splitPemCertificates(
+          files.inDataDir
+            ? readPrivateFile(files.certificatePath).toString("utf8")
+            : readFileSync(files.certificatePath, "utf8"),
+        ).map((pem) => new X509Certificate(pem)),
       );
       if (certificates.length === 0) throw new Error("no CERTIFICATE block found");
     } catch (error) {
@@ -265,6 +274,11 @@ export function ensureGeneratedKey(dataDir: string): {
   // lstat: a dangling symlink is a name that exists, not a missing file to generate.
   const hasKey = pathExists(keyPath);
   const hasCertificate = pathExists(certificatePath);
+  // Never a planted symlink or another user's file (review finding 10).
+  for (const path of [keyPath, certificatePath]) {
+    const problem = dataDirFileProblem(path);
+    if (problem) throw new Error(problem);
+  }
   if (hasKey && hasCertificate) return { keyPath, certificatePath, created: false };
   if (hasKey || hasCertificate) {
     // Half a pair: generating a new one would silently rotate the key, and every registry

@@ -28,8 +28,8 @@ import { findUser } from "../accounts/users.ts";
 import { lastLoginRecorder } from "../authn/database-users.ts";
 import type { Principal } from "../authn/authenticator.ts";
 import type { UserConfig } from "../config/schema.ts";
-import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
-import { writePrivateFile } from "../fs/private-file.ts";
+import { dataDirFileProblem, dataDirOwnerToChownTo } from "../db/data-dir.ts";
+import { readPrivateFile, writePrivateFile } from "../fs/private-file.ts";
 import { log } from "../log.ts";
 
 export const REFRESH_KEY_FILE = "refresh.key";
@@ -74,6 +74,9 @@ export interface RefreshTokenPayload {
  */
 export function ensureRefreshSecret(dataDir: string): Buffer {
   const path = join(dataDir, REFRESH_KEY_FILE);
+  // Never through a planted symlink, nor another user's file (review finding 10).
+  const problem = dataDirFileProblem(path);
+  if (problem) throw new Error(problem);
   if (!existsSync(path)) {
     try {
       // Exclusive and atomic (src/fs/private-file.ts): of two servers starting on one data
@@ -90,7 +93,7 @@ export function ensureRefreshSecret(dataDir: string): Buffer {
   if (statSync(path).mode & 0o077) {
     log.warn("refresh-token key file is readable by group or others; chmod 600 it", { path });
   }
-  const secret = readFileSync(path);
+  const secret = readPrivateFile(path);
   if (secret.length < SECRET_BYTES) {
     throw new Error(
       `${path} holds ${secret.length} bytes, fewer than ${SECRET_BYTES}; delete it to generate a new one (this logs out every docker client that stored a refresh token)`,

@@ -1,9 +1,11 @@
+import { Database } from "bun:sqlite";
 import { describe, expect, it, spyOn } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { addMember, createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser, findUser } from "../../src/accounts/users.ts";
+import { LoginThrottle } from "../../src/authn/throttle.ts";
 import { backgroundWriterFor } from "../../src/db/background-writer.ts";
 import { log } from "../../src/log.ts";
 import { cli, quickHash, testAccountsApp } from "../accounts-helpers.ts";
@@ -477,6 +479,81 @@ describe("throttling is charged before the password check (review H1)", () => {
     const refilled = Math.ceil((performance.now() - startedMs) / 3000);
     expect(created.n + busy + sequential).toBeLessThanOrEqual(100 + refilled);
   }, 30_000); // ~100 argon2id hashes, two at a time: seconds on a loaded 2-core machine
+
+  it("registration is charged per IPv6 /48 too: its /64s cannot create accounts without limit", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      registration: { mode: "open" },
+    });
+    // A budget of 5 (the default is the address's: 100, then one every 3 s), so the test is quick.
+    t.issuer.throttle = new LoginThrottle({
+      perAccount: { burst: 10, refillSeconds: 30 },
+      perIp: { burst: 5, refillSeconds: 100_000 },
+      successExemptionSeconds: 86_400,
+      maxEntries: 1000,
+    });
+    const statuses: number[] = [];
+    let retryAfter: string | null = null;
+    for (let i = 0; i < 8; i++) {
+      const r = await token(t, [], [`net${i}`, "net-password"], { "x-real-ip": `2001:db8:7:${i}::1` });
+      statuses.push(r.status);
+      if (r.status === 429) retryAfter = r.res.headers.get("retry-after");
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429, 429, 429]);
+    expect(Number(retryAfter)).toBeGreaterThan(0);
+    expect(findUser(t.db, "net5")).toBeNull();
+    // Another /48, and a refused name (nothing created) does not spend the budget.
+    expect((await token(t, [], ["admin", "net-password"], { "x-real-ip": "2001:db8:8::1" })).status).toBe(
+      401,
+    );
+    expect((await token(t, [], ["other0", "net-password"], { "x-real-ip": "2001:db8:8:1::1" })).status).toBe(
+      200,
+    );
+    // Logins of the accounts created there still work.
+    expect((await token(t, [], ["net0", "net-password"], { "x-real-ip": "2001:db8:7:99::1" })).status).toBe(
+      200,
+    );
+  });
+
+  it("a registration under another process's lock is 503 at once, and keeps its throttle charge (review finding 9)", async () => {
+    const t = await testAccountsApp({
+      server: { real_ip_header: "X-Real-IP" },
+      registration: { mode: "open" },
+    });
+    const smallBudget = () =>
+      new LoginThrottle({
+        perAccount: { burst: 10, refillSeconds: 30 },
+        perIp: { burst: 3, refillSeconds: 100_000 },
+        successExemptionSeconds: 86_400,
+        maxEntries: 1000,
+      });
+    t.issuer.throttle = smallBudget();
+    const holder = new Database(t.db.filename);
+    holder.run("BEGIN IMMEDIATE"); // as the CLI or a backup would, from another process
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 4; i++) {
+        const startedMs = performance.now();
+        const r = await token(t, [], [`locked${i}`, "locked-password"], { "x-real-ip": "192.0.2.77" });
+        statuses.push(r.status);
+        if (r.status === 503) {
+          expect(Number(r.res.headers.get("retry-after"))).toBeGreaterThan(0);
+          // The connection's busy_timeout here is 5 s: the write did not wait for it.
+          expect(performance.now() - startedMs).toBeLessThan(2500);
+        }
+      }
+      // Each 503 kept its charge: the client's own repeats spend its budget.
+      expect(statuses).toEqual([503, 503, 503, 429]);
+      expect((t.db.query("PRAGMA busy_timeout").get() as { timeout: number }).timeout).toBe(5000);
+    } finally {
+      holder.run("ROLLBACK");
+      holder.close();
+    }
+    t.issuer.throttle = smallBudget();
+    expect((await token(t, [], ["locked0", "locked-password"], { "x-real-ip": "192.0.2.77" })).status).toBe(
+      200,
+    );
+  });
 
   it("a CI fan-out (same correct password, in parallel) is not refused after the burst", async () => {
     const t = await testAccountsApp({ server: { real_ip_header: "X-Real-IP" } });

@@ -1,8 +1,13 @@
 /** The data directory's first-run and trust rules (issue 9 item 3, issue 8 L4), table-driven. */
 import { describe, expect, it } from "bun:test";
-import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { dataDirTrustProblem, inspectDataDir, previousRunProblems } from "../../src/db/data-dir.ts";
+import {
+  dataDirFileProblem,
+  dataDirTrustProblem,
+  inspectDataDir,
+  previousRunProblems,
+} from "../../src/db/data-dir.ts";
 import { makeTempDir } from "../helpers.ts";
 
 describe("previousRunProblems", () => {
@@ -68,6 +73,30 @@ describe("dataDirTrustProblem", () => {
       mkdirSync(dir);
       chmodSync(dir, mode);
       const problem = dataDirTrustProblem(dir);
+      if (expected === null) expect(problem).toBeNull();
+      else expect(problem).toMatch(expected);
+    });
+  }
+});
+
+describe("dataDirFileProblem (review finding 10)", () => {
+  const dir = makeTempDir("dd-file-");
+  writeFileSync(join(dir, "regular"), "x");
+  symlinkSync(join(dir, "regular"), join(dir, "link"));
+  symlinkSync(join(dir, "nowhere"), join(dir, "dangling"));
+  mkdirSync(join(dir, "directory"));
+  Bun.spawnSync(["mkfifo", join(dir, "fifo")]);
+  const cases: [string, RegExp | null][] = [
+    ["missing", null],
+    ["regular", null],
+    ["link", /link is a symbolic link \(to .*regular\); regauth does not follow links/],
+    ["dangling", /dangling is a symbolic link \(to .*nowhere\)/],
+    ["directory", /directory is not a regular file/],
+    ["fifo", /fifo is not a regular file/],
+  ];
+  for (const [name, expected] of cases) {
+    it(name, () => {
+      const problem = dataDirFileProblem(join(dir, name));
       if (expected === null) expect(problem).toBeNull();
       else expect(problem).toMatch(expected);
     });

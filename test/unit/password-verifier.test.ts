@@ -352,6 +352,122 @@ describe("PasswordVerifier", () => {
       await Promise.all(flood);
     });
 
+    // Review finding 7: 1,024 /64s (one /54) holding one place each refused every newcomer at once.
+    describe("past 1,024 waiting sources, sources fold into wider prefixes (review finding 7)", () => {
+      /** 2001:db8:H:N::1 — each N its own /64; H picks the /48. */
+      const v6 = (n: number, h = 0) => {
+        const bytes = new Uint8Array(16);
+        bytes.set([0x20, 0x01, 0x0d, 0xb8, h >> 8, h & 0xff, n >> 8, n & 0xff]);
+        bytes[15] = 1;
+        return { ip: { text: `2001:db8:${h.toString(16)}:${n.toString(16)}::1`, bytes } };
+      };
+      const newcomer = from("192.0.2.7");
+
+      it("1,024 /64s of one /48 holding one place each do not lock a new source out with 503", async () => {
+        const verifier = new PasswordVerifier({
+          cacheTtlSeconds: 60,
+          maxCacheEntries: 10_000,
+          maxConcurrentVerifications: 2,
+          maxWaitingVerifications: 64,
+        });
+        const gates: (() => void)[] = [];
+        const hold = () => new Promise<void>((resolve) => gates.push(resolve));
+        const running = [verifier.limited(hold, v6(0)), verifier.limited(hold, v6(0))];
+        const waiting = Array.from({ length: 1024 }, (_, i) =>
+          verifier.limited(async () => "attacker", v6(i + 1)).catch((e: unknown) => e),
+        );
+        const outcome = verifier.limited(async () => "newcomer", newcomer).catch((e: unknown) => e);
+        const early = await Promise.race([outcome, Bun.sleep(50).then(() => "still waiting")]);
+        for (const open of gates.splice(0)) open();
+        await Promise.all([...running, ...waiting]);
+        expect(await outcome).toBe("newcomer");
+        expect(early instanceof ServerBusy ? "refused busy at once" : String(early)).not.toBe(
+          "refused busy at once",
+        );
+      });
+
+      it("the newcomer waits one round of folded lanes, and later /64s of the flood join their lane", async () => {
+        const verifier = verifierAt(
+          { nowMs: 0 },
+          { maxConcurrentVerifications: 1, maxWaitingVerifications: 64 },
+        );
+        const state = slowHashChecks(false);
+        const flood = Array.from({ length: 1025 }, (_, i) =>
+          verifier.verify(`u${i}`, "guess", HASH, v6(i)).catch((e: unknown) => e),
+        );
+        await settle();
+        // The table is full: the newcomer folds the flood's /64s into their /56s (5 of them), and
+        // new sources are keyed by their /56 (or /24) while the flood lasts.
+        const first = verifier.verify("newcomer", "guess", HASH, newcomer);
+        // More of the flood, from /64s not seen yet: into the folded lanes, not new ones.
+        const more = Array.from({ length: 2000 }, (_, i) =>
+          verifier.verify(`v${i}`, "guess", HASH, v6(1100 + i)).catch((e: unknown) => e),
+        );
+        await settle();
+        const second = verifier.verify("newcomer2", "guess", HASH, from("198.51.100.9"));
+        let answered = 0;
+        void first.then(() => answered++);
+        void second.then(() => answered++);
+        let checksEnded = 0;
+        while (answered < 2 && checksEnded < 100) {
+          state.release.shift()?.();
+          checksEnded++;
+          for (let i = 0; i < 4; i++) await settle();
+        }
+        expect(await first).toBe(false);
+        expect(await second).toBe(false);
+        // The running check, a turn of each /56 lane ahead (5 before the first newcomer, 9 more
+        // from the later /64s: /56s 4 to 12), then the two newcomers.
+        expect(checksEnded).toBeLessThanOrEqual(1 + 5 + 1 + 9 + 1 + 2);
+        // Drain; the later /64s that were refused were refused for their lanes' own pressure.
+        let done = 0;
+        const all = [...flood, ...more].map((p) => p.finally(() => done++));
+        while (done < all.length) {
+          state.release.shift()?.();
+          await settle();
+        }
+        const refused = (await Promise.all(more)).filter((e) => e instanceof ServerBusy) as ServerBusy[];
+        expect(refused.length).toBeGreaterThan(0);
+        for (const error of refused) expect(error.keepsThrottleCharge).toBe(true);
+      });
+
+      it("bounded: 5,000 sources in 5,000 /48s keep at most 1,024 + maxWaitingVerifications waiting", async () => {
+        const verifier = verifierAt(
+          { nowMs: 0 },
+          { maxConcurrentVerifications: 1, maxWaitingVerifications: 64 },
+        );
+        const state = slowHashChecks(false);
+        let refusedCount = 0;
+        const flood = Array.from({ length: 5000 }, (_, i) =>
+          verifier.verify(`u${i}`, "guess", HASH, v6(1, i)).catch((e: unknown) => {
+            refusedCount++;
+            return e;
+          }),
+        );
+        await settle();
+        for (let i = 0; i < 4; i++) await settle();
+        expect(5000 - refusedCount).toBeLessThanOrEqual(1 + 1024 + 64);
+        // A newcomer from another network still gets a place.
+        const late = verifier.verify("newcomer", "guess", HASH, newcomer).catch((e: unknown) => e);
+        await settle();
+        let answered = false;
+        void late.then(() => (answered = true));
+        let checksEnded = 0;
+        while (!answered && checksEnded < 3000) {
+          state.release.shift()?.();
+          checksEnded++;
+          await settle();
+        }
+        expect(await late).toBe(false);
+        let done = 0;
+        const all = flood.map((p) => p.finally(() => done++));
+        while (done < all.length) {
+          state.release.shift()?.();
+          await settle();
+        }
+      });
+    });
+
     it("a credential that already succeeded from that address has a reserved way through", async () => {
       const verifier = verifierAt(
         { nowMs: 0 },

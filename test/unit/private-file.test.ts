@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { writePrivateFile } from "../../src/fs/private-file.ts";
+import { readPrivateFile, writePrivateFile } from "../../src/fs/private-file.ts";
 import { makeTempDir } from "../helpers.ts";
 
 describe("writePrivateFile", () => {
@@ -61,5 +61,25 @@ describe("writePrivateFile", () => {
     expect(() => writePrivateFile(join(makeTempDir(), "missing", "x"), "x", { exclusive: true })).toThrow(
       /ENOENT/,
     );
+  });
+});
+
+describe("readPrivateFile (review finding 10)", () => {
+  const dir = makeTempDir("read-private-");
+  writeFileSync(join(dir, "key"), "secret");
+  symlinkSync(join(dir, "key"), join(dir, "link"));
+  Bun.spawnSync(["mkfifo", join(dir, "fifo")]);
+
+  it("reads a regular file", () => {
+    expect(readPrivateFile(join(dir, "key")).toString()).toBe("secret");
+  });
+  it("never follows a symlink", () => {
+    expect(() => readPrivateFile(join(dir, "link"))).toThrow(/link is a symbolic link/);
+  });
+  it("does not block on a planted FIFO", () => {
+    expect(() => readPrivateFile(join(dir, "fifo"))).toThrow(/not a regular file/);
+  });
+  it("a missing file is ENOENT", () => {
+    expect(() => readPrivateFile(join(dir, "missing"))).toThrow(/ENOENT|no such file/i);
   });
 });

@@ -357,3 +357,91 @@ describe("registration budget", () => {
     expect(t.retryAfterSeconds(ip("192.0.2.2"), "anyone")).toBe(0);
   });
 });
+
+/** 2001:db8:0:N::1 — each N its own /64, all inside one /48 a single VPS customer often gets. */
+function v6InOne48(n: number): ClientIp {
+  const bytes = new Uint8Array(16);
+  bytes.set([0x20, 0x01, 0x0d, 0xb8, 0, 0, n >> 8, n & 0xff]);
+  bytes[15] = 1;
+  return { text: `2001:db8:0:${n.toString(16)}::1`, bytes };
+}
+
+describe("one account sprayed from many addresses (review finding 6, ASVS V2.2.1)", () => {
+  it("failed guesses at one account from 300 /64s of one /48 are capped at 100 in a minute", () => {
+    let now = 1_000_000;
+    const throttle = new LoginThrottle({
+      perAccount: { burst: 10, refillSeconds: 30 },
+      perIp: { burst: 100, refillSeconds: 3 },
+      successExemptionSeconds: 24 * 60 * 60,
+      maxEntries: 100_000,
+      nowMs: () => now,
+    });
+    // 300 /64s × 10 guesses each at alice, spread over one minute.
+    let admitted = 0;
+    for (let n = 0; n < 300; n++) {
+      for (let g = 0; g < 10; g++) {
+        const a = throttle.admit(v6InOne48(n), "alice", `guess-${n}-${g}`);
+        if (a.kind === "admitted") {
+          admitted++;
+          a.attempt.failed();
+        }
+      }
+      now += 200;
+    }
+    expect(admitted).toBeLessThanOrEqual(100);
+  });
+
+  it("at most 100 failures in any hour, from any number of addresses; then 429 with Retry-After", () => {
+    const { t, advance } = throttle({ perAccountAnySource: { burst: 50, refillSeconds: 72 } });
+    let admitted = 0;
+    for (let i = 0; i < 3600; i++) {
+      if (fail(t, v6InOne48(i), "alice") === "admitted") admitted++;
+      advance(1);
+    }
+    expect(admitted).toBeLessThanOrEqual(100);
+    expect(admitted).toBeGreaterThanOrEqual(99);
+    fail(t, ip("192.0.2.8"), "alice"); // takes a token refilled since the last one, if any
+    const refused = t.admit(ip("192.0.2.9"), "Alice", "another-guess");
+    expect(refused.kind).toBe("refused");
+    if (refused.kind === "refused") expect(refused.retryAfterSeconds).toBeGreaterThan(0);
+    expect(t.retryAfterSeconds(ip("192.0.2.10"), "ALICE")).toBeGreaterThan(0); // folded name
+    expect(t.retryAfterSeconds(ip("192.0.2.10"), "bob")).toBe(0); // other accounts unaffected
+  });
+
+  it("the owner's password that logged in from any address is not locked out, at a new address too", () => {
+    const { t } = throttle({ perAccountAnySource: { burst: 5, refillSeconds: 1000 } });
+    expect(succeed(t, ip("192.0.2.1"), "alice")).toBe("admitted"); // alice at home
+    for (let i = 0; i < 20; i++) fail(t, v6InOne48(i), "alice"); // the spray
+    expect(fail(t, ip("198.51.100.7"), "alice")).toBe("refused"); // a new guess, anywhere
+    expect(succeed(t, ip("198.51.100.7"), "alice")).toBe("admitted"); // alice at the office
+    expect(succeed(t, ip("198.51.100.7"), "ALICE")).toBe("admitted");
+  });
+
+  it("a success refunds the account's charge; an unanswered attempt too", () => {
+    const { t } = throttle({ perAccountAnySource: { burst: 2, refillSeconds: 1000 } });
+    expect(succeed(t, ip("192.0.2.1"), "bob")).toBe("admitted");
+    const unanswered = admitted(t, ip("192.0.2.2"), "bob", "whatever");
+    unanswered[Symbol.dispose]();
+    expect(fail(t, ip("192.0.2.3"), "bob")).toBe("admitted");
+    expect(fail(t, ip("192.0.2.4"), "bob")).toBe("admitted");
+    expect(fail(t, ip("192.0.2.5"), "bob")).toBe("refused");
+  });
+});
+
+describe("registration budget per IPv6 /48", () => {
+  it("the /64s of one /48 share it; IPv4 is left to the address's budget; a release gives it back", () => {
+    const { t } = throttle({ perIp: { burst: 3, refillSeconds: 1000 } });
+    expect([0, 1, 2, 3].map((n) => t.reserveRegistration(v6InOne48(n)))).toEqual([
+      0,
+      0,
+      0,
+      expect.any(Number),
+    ]);
+    expect(t.reserveRegistration(v6InOne48(9))).toBeGreaterThan(0);
+    t.releaseRegistration(v6InOne48(5));
+    expect(t.reserveRegistration(v6InOne48(6))).toBe(0);
+    expect(t.reserveRegistration(ip("2001:db9:0:0:0:0:0:1"))).toBe(0); // another /48
+    for (let i = 0; i < 10; i++) expect(t.reserveRegistration(ip("192.0.2.1"))).toBe(0);
+    expect(t.reserveRegistration(null)).toBe(0);
+  });
+});
