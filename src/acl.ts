@@ -13,11 +13,23 @@
  * cannot widen a rule (docker_auth inserts both raw).
  */
 import type { ConfigProblem } from "./errors.ts";
-import { type Glob, globPrefix, globUnits, matchGlob, parseGlob, parseGlobUnits, quoteMeta } from "./glob.ts";
+import {
+  ANY_SEGMENT,
+  type Glob,
+  globMayMatch,
+  globMayMatchPrefix,
+  globPrefix,
+  globUnits,
+  matchGlob,
+  parseGlob,
+  parseGlobUnits,
+  quoteMeta,
+} from "./glob.ts";
 import {
   compileGoRegexp,
   type GoRegexp,
   goRegexpMatches,
+  goRegexpMayMatchPrefix,
   goRegexpSubmatches,
   regexLiteralPrefix,
   widenPlaceholders,
@@ -191,12 +203,43 @@ export function ruleMatches(rule: Rule, request: AuthzRequest): boolean {
   return true;
 }
 
-/** What aclAccountClaims answers: see there. */
+/** What aclAccountClaims and aclNamespaceClaims answer: see there. */
 export interface AccountClaims {
-  /** Whether a rule's `account` pattern, other than a catch-all, matches this account name. */
+  /** Whether a rule's pattern, other than a catch-all, singles out this account name (or namespace). */
   claims(account: string): boolean;
   /** The claiming patterns that are not plain names (globs, regexes), for a start-up warning. */
   patterns: string[];
+}
+
+/** A pattern's test for one candidate name, and whether a catch-all may be dropped (see below). */
+interface Claimer {
+  source: string;
+  claims: (name: string) => boolean;
+  /**
+   * False when the test is a guess on the safe side (a label value, a capture, a pattern the
+   * analysis does not understand): that it holds for every name then proves nothing, and the
+   * claim stays (registration refuses every name, and the start-up warning says why).
+   */
+  exact: boolean;
+}
+
+/** Drops exact catch-alls: a pattern that singles out every name of `everyone` singles out none. */
+function claimsOf(claimers: Claimer[], everyone: readonly string[]): AccountClaims {
+  const kept = claimers.filter((c) => !c.exact || !everyone.every((name) => c.claims(name)));
+  return {
+    claims: (name) => kept.some((c) => c.claims(name)),
+    patterns: kept.map((c) => c.source).filter((source) => source.startsWith("/") || /[*?[\\$]/.test(source)),
+  };
+}
+
+/** Placeholders whose value the client picks (the scope it asks for), or the config does not fix. */
+function clientPicked(source: string, services: readonly string[] | null): boolean {
+  return [...source.matchAll(PLACEHOLDER)].some(
+    ([, name, arg]) =>
+      (arg !== undefined && name !== "labels") ||
+      (arg === undefined &&
+        (name === "type" || name === "name" || (name === "service" && services === null))),
+  );
 }
 
 /**
@@ -205,32 +248,154 @@ export interface AccountClaims {
  * rule's `account` pattern claims the names it matches, whatever the rule's other fields and
  * actions, unless it is a catch-all: a pattern that matches every name of `everyone` (a sample
  * of valid account names, src/accounts/reserved-names.ts) gives a new account nothing any
- * other account does not get. Matched as for a request by that account with no labels.
+ * other account does not get. Matched as for a request by that account with no labels, for
+ * every service of `services` (token.services) when the pattern has `${service}`; a placeholder
+ * the client picks (`${type}`, `${name}`, a capture group, `${service}` when `services` is null)
+ * stands for any text (review finding 3: `${service}-deploy` judged with service "" claimed
+ * only `-deploy`, and a stranger registered `registry-deploy`).
  */
-export function aclAccountClaims(acl: Acl, everyone: readonly string[]): AccountClaims {
-  const accountMatches = (rule: Rule, pattern: Pattern, account: string) => {
-    const request: AuthzRequest = {
-      account,
-      type: "",
-      name: "",
-      service: "",
-      ip: null,
-      actions: [],
-      labels: {},
-    };
+export function aclAccountClaims(
+  acl: Acl,
+  everyone: readonly string[],
+  services: readonly string[] | null = null,
+): AccountClaims {
+  const accountMatches = (rule: Rule, pattern: Pattern, account: string, service: string) => {
+    const request: AuthzRequest = { account, type: "", name: "", service, ip: null, actions: [], labels: {} };
     return matchFieldWithLabels(rule, pattern, account, request, new CaptureCache(rule, request));
   };
-  const claimers: [Rule, Pattern][] = [];
+  const claimers: Claimer[] = [];
   for (const rule of acl.rules) {
     const pattern = rule.fields.account;
-    if (pattern && !everyone.every((account) => accountMatches(rule, pattern, account)))
-      claimers.push([rule, pattern]);
+    if (!pattern) continue;
+    const { source } = pattern;
+    if (clientPicked(source, services)) {
+      claimers.push(widenedAccountClaimer(pattern));
+    } else if (services !== null && /\$\{service\}/.test(source)) {
+      claimers.push({
+        source,
+        exact: true,
+        claims: (account) => services.some((service) => accountMatches(rule, pattern, account, service)),
+      });
+    } else
+      claimers.push({ source, exact: true, claims: (account) => accountMatches(rule, pattern, account, "") });
   }
+  return claimsOf(claimers, everyone);
+}
+
+/** An account pattern with client-picked placeholders: `${account}` is the name, the others any text. */
+function widenedAccountClaimer(pattern: Pattern): Claimer {
+  const { source } = pattern;
+  if (pattern.kind === "glob") {
+    const { glob, slots } = pattern;
+    if (!glob) return { source, exact: false, claims: () => true };
+    return {
+      source,
+      exact: true,
+      claims: (account) =>
+        globMayMatch(
+          glob,
+          account,
+          slots.map((slot) => (slot.name === "account" && slot.arg === undefined ? account : null)),
+        ),
+    };
+  }
+  const { prefilter } = pattern;
+  if (!prefilter) return { source, exact: false, claims: () => true };
+  return { source, exact: true, claims: (account) => goRegexpMatches(prefilter, account) };
+}
+
+/**
+ * The namespaces the ACL singles out (review finding 1): registering NAME makes its holder
+ * admin of `NAME/*`, so NAME is refused whenever a rule's `name` pattern could match a
+ * repository under `NAME/`, whatever the rule's account and actions; a rule for another type
+ * (`registry:catalog`) names no namespace. Literal first components (`prod/*`) were all the
+ * check knew before; a stranger could take `prod` for `/^prod\/.+$/`, `team-a` for
+ * the glob `team-*` as first component, `ci-cache` for `${account}-cache/*` and `blue` for `${labels:team}/*`.
+ *
+ * Decided on the compiled pattern, as a prefix question (globMayMatchPrefix,
+ * goRegexpMayMatchPrefix on `NAME/`), with every placeholder standing for any text, with one
+ * exception: `${account}` as the whole first component (`${account}/*`, `/^${account}\/…/`)
+ * can only stand for NAME itself (account names hold no `/`), the registrant's own namespace.
+ * A pattern without placeholders that matches under every name of `everyone` (the glob star-slash-star,
+ * `/.+/`, an unanchored `/prod/`) singles out none and is dropped, as for account patterns; one
+ * with a label or capture placeholder that does so stays, and registration refuses every name
+ * (a label value can be any namespace; the start-up warning names the rule).
+ */
+export function aclNamespaceClaims(acl: Acl, everyone: readonly string[]): AccountClaims {
+  const claimers: Claimer[] = [];
+  for (const rule of acl.rules) {
+    const pattern = rule.fields.name;
+    if (!pattern || !mayBeRepositoryRule(rule)) continue;
+    const claimer = namespaceClaimer(pattern);
+    if (claimer) claimers.push(claimer);
+  }
+  return claimsOf(claimers, everyone);
+}
+
+/** False for a rule whose `type` (without placeholders) does not match `repository`. */
+function mayBeRepositoryRule(rule: Rule): boolean {
+  const type = rule.fields.type;
+  if (!type) return true;
+  if (type.kind === "glob") return !type.glob || type.slots.length > 0 || matchGlob(type.glob, "repository");
+  return type.fixed === undefined || (type.fixed !== null && goRegexpMatches(type.fixed, "repository"));
+}
+
+const SELF_ACCOUNT_REGEX = /^(?:\^|\\A)\$\{account\}(?:\/|\\\/)/;
+
+function namespaceClaimer(pattern: Pattern): Claimer | null {
+  const { source, prefix } = pattern;
+  // The literal start of every match rules out most names with two startsWith.
+  const fits = (start: string) => start.startsWith(prefix) || prefix.startsWith(start);
+  if (pattern.kind === "glob") {
+    const { glob, slots } = pattern;
+    if (!glob) return { source, exact: false, claims: () => true };
+    const [first, second] = glob.chunks[0]?.items ?? [];
+    if (
+      glob.chunks[0]?.star === false &&
+      first?.kind === "slot" &&
+      slots[first.slot]?.name === "account" &&
+      slots[first.slot]?.arg === undefined &&
+      second?.kind === "text" &&
+      second.text.startsWith("/")
+    )
+      return null; // ${account}/…: the registrant's own namespace
+    const isAccount = (slot: Placeholder) => slot.name === "account" && slot.arg === undefined;
+    const widened = slots.map((slot) => (isAccount(slot) ? ANY_SEGMENT : null));
+    return {
+      source,
+      // Any account name is a real value of `${account}`; other placeholders are guesses.
+      exact: slots.every(isAccount),
+      claims: (name) => fits(`${name}/`) && globMayMatchPrefix(glob, `${name}/`, widened),
+    };
+  }
+  if (pattern.fixed !== undefined) {
+    const fixed = pattern.fixed;
+    if (fixed === null) return null; // never matches
+    return {
+      source,
+      exact: true,
+      claims: (name) => fits(`${name}/`) && goRegexpMayMatchPrefix(fixed, `${name}/`),
+    };
+  }
+  const body = regexBody(source);
+  if (SELF_ACCOUNT_REGEX.test(body)) return null;
+  // The prefilter with `${account}` as any run without `/` (account names hold none): widened
+  // to any text, `${account}-cache/*` would claim every name (`a/` + `-cache/`).
+  const placeholders = [...body.matchAll(PLACEHOLDER)];
+  const widened = widenPlaceholders(
+    body,
+    placeholders.map((m) => ({
+      start: m.index,
+      end: m.index + m[0].length,
+      ...(m[0] === "${account}" ? { widenTo: "[^/]*" } : {}),
+    })),
+  );
+  const probe = pattern.prefilter && widened !== null ? compileGoRegexp(widened) : null;
+  if (!probe) return { source, exact: false, claims: () => true };
   return {
-    claims: (account) => claimers.some(([rule, pattern]) => accountMatches(rule, pattern, account)),
-    patterns: claimers
-      .map(([, pattern]) => pattern.source)
-      .filter((source) => source.startsWith("/") || /[*?[\\$]/.test(source)),
+    source,
+    exact: placeholders.every((m) => m[0] === "${account}"),
+    claims: (name) => fits(`${name}/`) && goRegexpMayMatchPrefix(probe, `${name}/`),
   };
 }
 

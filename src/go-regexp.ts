@@ -47,6 +47,8 @@ export function goRegexpSubmatches(regexp: GoRegexp, text: string): string[] | n
 export interface Span {
   start: number;
   end: number;
+  /** What the span becomes; `(?s:.*)` (any text) when not given. */
+  widenTo?: string;
 }
 
 /**
@@ -70,7 +72,7 @@ export function widenPlaceholders(body: string, spans: readonly Span[]): string 
     const span = spanAt(i);
     if (span) {
       if (afterWordEscape || inBraces || /^[*+?{]/.test(body.slice(span.end, span.end + 1))) return null;
-      out += "(?s:.*)";
+      out += span.widenTo ?? "(?s:.*)";
       i = span.end;
       afterWordEscape = false;
       continue;
@@ -159,6 +161,121 @@ function hasTopLevelAlternation(body: string): boolean {
     else if (c === "(") depth++;
     else if (c === ")") depth--;
     else if (c === "|" && depth <= 0) return true;
+  }
+  return false;
+}
+
+/** The parts of re2js's compiled program (RE2's Prog) goRegexpMayMatchPrefix walks. */
+interface ProgInst {
+  op: number;
+  out: number;
+  arg: number;
+  matchRune(codePoint: number): boolean;
+}
+interface Prog {
+  inst: ProgInst[];
+  start: number;
+  numLb?: number;
+}
+
+// RE2's instruction codes and empty-width conditions (re2js Inst, Utils.EMPTY_*; Go's syntax.InstOp).
+const ALT = 1;
+const ALT_MATCH = 2;
+const CAPTURE = 3;
+const EMPTY_WIDTH = 4;
+const MATCH = 6;
+const NOP = 7;
+const RUNE = 8;
+const RUNE1 = 9;
+const RUNE_ANY = 10;
+const RUNE_ANY_NOT_NL = 11;
+const BEGIN_LINE = 1;
+const END_LINE = 2;
+const BEGIN_TEXT = 4;
+const END_TEXT = 8;
+const WORD_BOUNDARY = 16;
+const NO_WORD_BOUNDARY = 32;
+const NEWLINE = 10;
+
+function isWordCharacter(codePoint: number): boolean {
+  return (
+    (codePoint >= 0x30 && codePoint <= 0x39) ||
+    (codePoint >= 0x41 && codePoint <= 0x5a) ||
+    (codePoint >= 0x61 && codePoint <= 0x7a) ||
+    codePoint === 0x5f
+  );
+}
+
+/** The empty-width conditions that hold between `before` and `after` (-1: the text's edge; null: unknown). */
+function emptyFlags(before: number, after: number | null): number {
+  let flags = 0;
+  if (before < 0) flags |= BEGIN_TEXT | BEGIN_LINE;
+  else if (before === NEWLINE) flags |= BEGIN_LINE;
+  if (after === null) return flags | END_TEXT | END_LINE | WORD_BOUNDARY | NO_WORD_BOUNDARY;
+  if (after < 0) flags |= END_TEXT | END_LINE;
+  else if (after === NEWLINE) flags |= END_LINE;
+  const boundary = (before >= 0 && isWordCharacter(before)) !== (after >= 0 && isWordCharacter(after));
+  return flags | (boundary ? WORD_BOUNDARY : NO_WORD_BOUNDARY);
+}
+
+/**
+ * Whether Go's MatchString could be true for some text that starts with `prefix`: a Pike NFA
+ * over the program, started at every position as an unanchored match is, that reads `prefix`
+ * and answers yes when a thread matched inside it or is still alive at its end (what follows is
+ * free). May say yes when no completion exists (a live thread can still die), never the
+ * reverse, so registration errs on refusing (src/acl.ts aclNamespaceClaims). O(|program| × |prefix|).
+ */
+export function goRegexpMayMatchPrefix(regexp: GoRegexp, prefix: string): boolean {
+  const prog = (regexp as unknown as { re2Input: { prog: Prog } }).re2Input.prog;
+  if (!prog || !Array.isArray(prog.inst) || (prog.numLb ?? 0) > 0) return true; // not understood: refuse
+  const codePoints = Array.from(prefix, (c) => c.codePointAt(0) as number);
+  let threads: number[] = [];
+  for (let at = 0; at <= codePoints.length; at++) {
+    const before = at === 0 ? -1 : (codePoints[at - 1] as number);
+    const after = at === codePoints.length ? null : (codePoints[at] as number);
+    const flags = emptyFlags(before, after);
+    // Follow empty transitions from the threads that read up to here and a new one (unanchored).
+    const seen = new Set<number>();
+    const runes: number[] = [];
+    const stack = [...threads, prog.start];
+    while (stack.length > 0) {
+      const pc = stack.pop() as number;
+      if (seen.has(pc)) continue;
+      seen.add(pc);
+      const inst = prog.inst[pc];
+      if (!inst) return true;
+      switch (inst.op) {
+        case MATCH:
+          return true;
+        case ALT:
+        case ALT_MATCH:
+          stack.push(inst.out, inst.arg);
+          break;
+        case CAPTURE:
+        case NOP:
+          stack.push(inst.out);
+          break;
+        case EMPTY_WIDTH:
+          if ((inst.arg & ~flags) === 0) stack.push(inst.out);
+          break;
+        case RUNE:
+        case RUNE1:
+        case RUNE_ANY:
+        case RUNE_ANY_NOT_NL:
+          runes.push(pc);
+          break;
+        default: // FAIL
+          break;
+      }
+    }
+    if (after === null) return runes.length > 0;
+    threads = [];
+    for (const pc of runes) {
+      const inst = prog.inst[pc] as ProgInst;
+      const fits =
+        inst.op === RUNE_ANY || (inst.op === RUNE_ANY_NOT_NL ? after !== NEWLINE : inst.matchRune(after));
+      if (fits) threads.push(inst.out);
+    }
   }
   return false;
 }

@@ -33,6 +33,8 @@ export interface AclXormAuthorizer extends Authorizer {
   reload(): Promise<void>;
   /** The entries currently serving; null before the first good read. */
   readonly entryCount: number | null;
+  /** The ACL currently serving; null before the first good read (registration asks it: reserved-names.ts). */
+  readonly currentAcl: Acl | null;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,10 @@ class AclTable implements AclXormAuthorizer {
     void this.reload();
     this.timer = setInterval(() => void this.reload(), reloadIntervalMs);
     this.timer.unref?.();
+  }
+
+  get currentAcl(): Acl | null {
+    return this.acl;
   }
 
   get entryCount(): number | null {
