@@ -1,5 +1,6 @@
 import { describe, expect, it } from "bun:test";
 import { join } from "node:path";
+import { grant, parseGrantee } from "../../src/accounts/permissions.ts";
 import { register } from "../../src/accounts/registration.ts";
 import { reservedNamesForRegistration, validAccountNameSample } from "../../src/accounts/reserved-names.ts";
 import { findUser, listUsers, MAX_USERNAME_LENGTH, usernameProblem } from "../../src/accounts/users.ts";
@@ -307,4 +308,29 @@ describe("reserved namespaces: every namespace an ACL name pattern could match u
       });
     });
   }
+});
+
+describe("the availability check is repeated under the write lock (review: a grant made while the password hashes)", () => {
+  it("a grant on NAME/* made while the password hashes makes the name unavailable", async () => {
+    const { db } = tempDatabase();
+    const verifier = new PasswordVerifier();
+    const limited = verifier.limited.bind(verifier);
+    verifier.limited = <T>(work: () => Promise<T>) => {
+      // An admin grants the namespace while this registration hashes its password.
+      grant(db, parseGrantee("*"), "newbie/*", "read", NOW);
+      return limited(work);
+    };
+    const outcome = await register(
+      db,
+      verifier,
+      "open",
+      { username: "newbie", password: "long-enough" },
+      NOW,
+    );
+    expect(outcome).toEqual({
+      kind: "refused",
+      reason: "cannot register newbie: this name is not available",
+    });
+    expect(listUsers(db)).toEqual([]);
+  });
 });
