@@ -90,6 +90,8 @@ interface GlobPattern {
   glob: Glob | null;
   slots: Placeholder[];
   labelKeys: string[];
+  /** See kindMayChange: substituted and classified per match, as docker_auth does. */
+  kindMayChange: boolean;
 }
 
 interface RegexPattern {
@@ -105,6 +107,8 @@ interface RegexPattern {
    */
   prefilter: GoRegexp | null;
   labelKeys: string[];
+  /** See kindMayChange: substituted and classified per match, as docker_auth does. */
+  kindMayChange: boolean;
 }
 
 interface Placeholder {
@@ -285,6 +289,7 @@ export function aclAccountClaims(
 /** An account pattern with client-picked placeholders: `${account}` is the name, the others any text. */
 function widenedAccountClaimer(pattern: Pattern): Claimer {
   const { source } = pattern;
+  if (pattern.kindMayChange) return { source, exact: false, claims: () => true };
   if (pattern.kind === "glob") {
     const { glob, slots } = pattern;
     if (!glob) return { source, exact: false, claims: () => true };
@@ -346,6 +351,7 @@ function namespaceClaimer(pattern: Pattern): Claimer | null {
   const { source, prefix } = pattern;
   // The literal start of every match rules out most names with two startsWith.
   const fits = (start: string) => start.startsWith(prefix) || prefix.startsWith(start);
+  if (pattern.kindMayChange) return { source, exact: false, claims: () => true };
   if (pattern.kind === "glob") {
     const { glob, slots } = pattern;
     if (!glob) return { source, exact: false, claims: () => true };
@@ -454,9 +460,54 @@ function matchPattern(
 ): boolean {
   // Literal text every match starts with ("" when unknown): most rules end here.
   if (!value.startsWith(pattern.prefix)) return false;
+  if (pattern.kindMayChange) return matchSubstituted(pattern, value, request, captures, labelChoice);
   return pattern.kind === "glob"
     ? matchGlobPattern(pattern, value, request, captures, labelChoice)
     : matchRegexPattern(pattern, value, request, captures, labelChoice);
+}
+
+/**
+ * docker_auth's matchString: substitute, then `/…/` (longer than 2) is a regex, anything else
+ * a glob. For the few patterns whose kind depends on the values (kindMayChange) that decision
+ * is made here per match (review finding 5: `/${labels:project}/` with an empty value is the
+ * glob `//` in docker_auth, which matches nothing, not the empty regex, which matches all).
+ */
+function matchSubstituted(
+  pattern: Pattern,
+  value: string,
+  request: AuthzRequest,
+  captures: CaptureCache,
+  labelChoice: Map<string, string> | null,
+): boolean {
+  const source = substitute(pattern.source, (placeholder) =>
+    resolvePlaceholder(placeholder, request, captures, labelChoice),
+  );
+  if (isRegexSource(source)) {
+    const compiled = regexpCache.get(regexBody(source));
+    return compiled !== null && goRegexpMatches(compiled, value);
+  }
+  const glob = parseGlob(source);
+  return glob !== null && matchGlob(glob, value);
+}
+
+function isRegexSource(source: string): boolean {
+  return source.length > 2 && source.startsWith("/") && source.endsWith("/");
+}
+
+/**
+ * Whether substituting placeholders can turn a regex source into a glob or back (docker_auth
+ * decides after substituting): a `/…/` whose body is nothing but placeholders becomes `//` when
+ * they are all empty; a glob that starts with `/` or a placeholder and ends with `/` or a
+ * placeholder can become `/…/` (a label value or capture may hold a `/`).
+ */
+function kindMayChange(source: string, placeholders: readonly RegExpMatchArray[]): boolean {
+  if (placeholders.length === 0) return false;
+  if (isRegexSource(source)) return regexBody(source).replace(PLACEHOLDER, "") === "";
+  const first = placeholders[0] as RegExpMatchArray;
+  const last = placeholders[placeholders.length - 1] as RegExpMatchArray;
+  const startsOpen = source.startsWith("/") || first.index === 0;
+  const endsOpen = source.endsWith("/") || (last.index as number) + last[0].length === source.length;
+  return startsOpen && endsOpen;
 }
 
 function matchGlobPattern(
@@ -568,8 +619,9 @@ const GLOB_SYNTAX = /[*?[\\]/;
 const PLACEHOLDER_AT = new RegExp(PLACEHOLDER.source, "y");
 
 function compilePattern(source: string, path: string, problems: ConfigProblem[]): Pattern | null {
-  const isRegex = source.length > 2 && source.startsWith("/") && source.endsWith("/");
+  const isRegex = isRegexSource(source);
   const placeholders = [...source.matchAll(PLACEHOLDER)];
+  const mayChange = kindMayChange(source, placeholders);
   const labelKeys = [
     ...new Set(placeholders.filter((m) => m[1] === "labels" && m[2]).map((m) => m[2] as string)),
   ];
@@ -595,6 +647,7 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
         prefilter: null,
         prefix: regexLiteralPrefix(regexBody(source)),
         labelKeys,
+        kindMayChange: false,
       };
     // An unresolved placeholder stays as its own text, which must be plain for the widening.
     const plain = placeholders.every((m) => /^\$\{[a-z]+(?::[A-Za-z0-9_.-]*)?\}$/.test(m[0]));
@@ -607,7 +660,15 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     const prefilter = widened === null ? null : compileGoRegexp(widened);
     // The prefix of the widened pattern holds for every substitution (a placeholder ends it).
     const prefix = widened === null ? "" : regexLiteralPrefix(widened);
-    return { kind: "regex", source, prefix, fixed: undefined, prefilter, labelKeys };
+    return {
+      kind: "regex",
+      source,
+      prefix: mayChange ? "" : prefix,
+      fixed: undefined,
+      prefilter,
+      labelKeys,
+      kindMayChange: mayChange,
+    };
   }
   const slots: Placeholder[] = [];
   const slotStarts: number[] = [];
@@ -623,8 +684,17 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
   const asSlots = slotStarts.join() === placeholders.map((m) => m.index).join();
   const glob = asSlots ? parseGlobUnits(units) : null;
   if (asSlots ? glob === null : parseGlob(probeSource) === null) return invalid();
-  const prefix = glob ? globPrefix(glob) : "";
-  return { kind: "glob", source, prefix, glob, slots: asSlots ? slots : [], labelKeys };
+  // A glob that may turn into an unanchored regex has no literal start.
+  const prefix = glob && !mayChange ? globPrefix(glob) : "";
+  return {
+    kind: "glob",
+    source,
+    prefix,
+    glob,
+    slots: asSlots ? slots : [],
+    labelKeys,
+    kindMayChange: mayChange,
+  };
 }
 
 function regexBody(source: string): string {
