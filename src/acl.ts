@@ -107,6 +107,14 @@ interface RegexPattern {
    */
   prefilter: GoRegexp | null;
   labelKeys: string[];
+  /**
+   * The body cut at its placeholders, when every label key appears once and each placeholder
+   * is a whole atom (as for the prefilter): all of a user's values for a label are then tried
+   * at once as one alternation, one program per (rule, label values), instead of one program
+   * per value (review finding 8: 500 group labels × 10 rules cost 1.7 s per request). Null
+   * otherwise: the values are then tried one combination at a time, as docker_auth does.
+   */
+  labelTemplate: (string | Placeholder)[] | null;
   /** See kindMayChange: substituted and classified per match, as docker_auth does. */
   kindMayChange: boolean;
 }
@@ -421,6 +429,8 @@ function matchFieldWithLabels(
   if (pattern.labelKeys.length === 0) return false;
   const valueLists = pattern.labelKeys.map((key) => labelValues(request.labels, key));
   if (valueLists.some((values) => values.length === 0)) return false;
+  if (pattern.kind === "regex" && pattern.labelTemplate)
+    return matchLabelAlternation(rule, pattern, pattern.labelTemplate, value, request, captures);
   const total = valueLists.reduce((n, values) => n * values.length, 1);
   if (total > MAX_LABEL_COMBINATIONS) {
     log.warn("acl label placeholders expand to too many combinations; rule skipped", {
@@ -440,6 +450,62 @@ function matchFieldWithLabels(
     if (matchPattern(pattern, value, request, captures, choice)) return true;
   }
   return false;
+}
+
+/**
+ * Every combination of label values at once: each `${labels:KEY}` (one per key, see
+ * labelTemplate) becomes `(?:v1|v2|…)` of the quoted values, which matches exactly when some
+ * value does, since no value is tied to another occurrence. One program per (rule, values),
+ * kept in a small cache of its own (these programs are large); the quoted alternation is kept
+ * per values array, so the 64 scopes of one request build it once.
+ */
+function matchLabelAlternation(
+  rule: Rule,
+  pattern: RegexPattern,
+  template: readonly (string | Placeholder)[],
+  value: string,
+  request: AuthzRequest,
+  captures: CaptureCache,
+): boolean {
+  if (pattern.prefilter && !goRegexpMatches(pattern.prefilter, value)) return false;
+  let body = "";
+  for (const part of template) {
+    if (typeof part === "string") body += part;
+    else if (part.name === "labels" && part.arg !== undefined) {
+      const alternation = quotedAlternation(labelValues(request.labels, part.arg));
+      if (alternation === null) {
+        log.warn("acl label placeholder has too many values; rule skipped", {
+          rule: rule.description,
+          label: part.arg,
+        });
+        return false;
+      }
+      body += alternation;
+    } else {
+      const resolved = resolvePlaceholder(part, request, captures, null);
+      body += resolved === undefined ? part.whole : quoteMeta(resolved);
+    }
+  }
+  const compiled = labelRegexpCache.get(body);
+  return compiled !== null && goRegexpMatches(compiled, value);
+}
+
+/** Bounds on one label's alternation: what one request may make the server compile. */
+const MAX_LABEL_VALUES = MAX_LABEL_COMBINATIONS;
+const MAX_ALTERNATION_LENGTH = 256 * 1024;
+const alternations = new WeakMap<readonly string[], string | null>();
+
+function quotedAlternation(values: readonly string[]): string | null {
+  let alternation = alternations.get(values);
+  if (alternation === undefined) {
+    alternation = null;
+    if (values.length <= MAX_LABEL_VALUES) {
+      const text = `(?:${values.map(quoteMeta).join("|")})`;
+      if (text.length <= MAX_ALTERNATION_LENGTH) alternation = text;
+    }
+    alternations.set(values, alternation);
+  }
+  return alternation;
 }
 
 /**
@@ -647,6 +713,7 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
         prefilter: null,
         prefix: regexLiteralPrefix(regexBody(source)),
         labelKeys,
+        labelTemplate: null,
         kindMayChange: false,
       };
     // An unresolved placeholder stays as its own text, which must be plain for the widening.
@@ -660,6 +727,14 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     const prefilter = widened === null ? null : compileGoRegexp(widened);
     // The prefix of the widened pattern holds for every substitution (a placeholder ends it).
     const prefix = widened === null ? "" : regexLiteralPrefix(widened);
+    const labelNames = placeholders.filter((m) => m[1] === "labels").map((m) => m[2]);
+    const labelTemplate =
+      prefilter !== null &&
+      !mayChange &&
+      labelKeys.length > 0 &&
+      new Set(labelNames).size === labelNames.length
+        ? templateOf(regexBody(source))
+        : null;
     return {
       kind: "regex",
       source,
@@ -667,6 +742,7 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
       fixed: undefined,
       prefilter,
       labelKeys,
+      labelTemplate,
       kindMayChange: mayChange,
     };
   }
@@ -695,6 +771,19 @@ function compilePattern(source: string, path: string, problems: ConfigProblem[])
     labelKeys,
     kindMayChange: mayChange,
   };
+}
+
+/** A body cut at its placeholders: literal text and placeholders, in order. */
+function templateOf(body: string): (string | Placeholder)[] {
+  const parts: (string | Placeholder)[] = [];
+  let at = 0;
+  for (const m of body.matchAll(PLACEHOLDER)) {
+    parts.push(body.slice(at, m.index));
+    parts.push({ whole: m[0], name: m[1] as string, arg: m[2] });
+    at = m.index + m[0].length;
+  }
+  parts.push(body.slice(at));
+  return parts.filter((part) => part !== "");
 }
 
 function regexBody(source: string): string {
@@ -729,3 +818,5 @@ class RegexpCache {
 }
 
 const regexpCache = new RegexpCache(2048);
+/** Label alternations (labelTemplate): up to 2 × 64 programs, each up to MAX_ALTERNATION_LENGTH of source. */
+const labelRegexpCache = new RegexpCache(64);
