@@ -17,8 +17,8 @@ import {
   ANY_SEGMENT,
   type Glob,
   globMayMatch,
-  globMayMatchPrefix,
   globPrefix,
+  globPrefixTest,
   globUnits,
   matchGlob,
   parseGlob,
@@ -29,7 +29,7 @@ import {
   compileGoRegexp,
   type GoRegexp,
   goRegexpMatches,
-  goRegexpMayMatchPrefix,
+  goRegexpPrefixTest,
   goRegexpSubmatches,
   regexLiteralPrefix,
   widenPlaceholders,
@@ -141,6 +141,7 @@ export interface Acl {
 }
 
 const PLACEHOLDER = /\$\{([a-z]+)(?::([^}]*))?\}/g;
+const PLACEHOLDER_TEST = new RegExp(PLACEHOLDER.source);
 /** Cartesian products of label values larger than this are not tried (bounded work per request). */
 const MAX_LABEL_COMBINATIONS = 10_000;
 
@@ -233,11 +234,24 @@ interface Claimer {
    * claim stays (registration refuses every name, and the start-up warning says why).
    */
   exact: boolean;
+  /** Set when the answer depends on the pattern's source alone: equal keys are asked once. */
+  key?: string;
 }
 
-/** Drops exact catch-alls: a pattern that singles out every name of `everyone` singles out none. */
+/**
+ * Drops exact catch-alls: a pattern that singles out every name of `everyone` singles out none.
+ * Claimers with the same `key` (the same pattern, when the answer depends on nothing else) are
+ * asked once: an acl_xorm table of 10,000 rows repeats a few account patterns (`/.+/`) many times.
+ */
 function claimsOf(claimers: Claimer[], everyone: readonly string[]): AccountClaims {
-  const kept = claimers.filter((c) => !c.exact || !everyone.every((name) => c.claims(name)));
+  const seen = new Set<string>();
+  const unique = claimers.filter((c) => {
+    if (c.key === undefined) return true;
+    if (seen.has(c.key)) return false;
+    seen.add(c.key);
+    return true;
+  });
+  const kept = unique.filter((c) => !c.exact || !everyone.every((name) => c.claims(name)));
   return {
     claims: (name) => kept.some((c) => c.claims(name)),
     patterns: kept.map((c) => c.source).filter((source) => source.startsWith("/") || /[*?[\\$]/.test(source)),
@@ -289,7 +303,12 @@ export function aclAccountClaims(
         claims: (account) => services.some((service) => accountMatches(rule, pattern, account, service)),
       });
     } else
-      claimers.push({ source, exact: true, claims: (account) => accountMatches(rule, pattern, account, "") });
+      claimers.push({
+        source,
+        exact: true,
+        claims: (account) => accountMatches(rule, pattern, account, ""),
+        ...(PLACEHOLDER_TEST.test(source) ? {} : { key: source }),
+      });
   }
   return claimsOf(claimers, everyone);
 }
@@ -340,7 +359,7 @@ export function aclNamespaceClaims(acl: Acl, everyone: readonly string[]): Accou
     const pattern = rule.fields.name;
     if (!pattern || !mayBeRepositoryRule(rule)) continue;
     const claimer = namespaceClaimer(pattern);
-    if (claimer) claimers.push(claimer);
+    if (claimer) claimers.push({ ...claimer, key: pattern.source });
   }
   return claimsOf(claimers, everyone);
 }
@@ -374,22 +393,22 @@ function namespaceClaimer(pattern: Pattern): Claimer | null {
     )
       return null; // ${account}/…: the registrant's own namespace
     const isAccount = (slot: Placeholder) => slot.name === "account" && slot.arg === undefined;
-    const widened = slots.map((slot) => (isAccount(slot) ? ANY_SEGMENT : null));
+    const test = globPrefixTest(
+      glob,
+      slots.map((slot) => (isAccount(slot) ? ANY_SEGMENT : null)),
+    );
     return {
       source,
       // Any account name is a real value of `${account}`; other placeholders are guesses.
       exact: slots.every(isAccount),
-      claims: (name) => fits(`${name}/`) && globMayMatchPrefix(glob, `${name}/`, widened),
+      claims: (name) => fits(`${name}/`) && test(`${name}/`),
     };
   }
   if (pattern.fixed !== undefined) {
     const fixed = pattern.fixed;
     if (fixed === null) return null; // never matches
-    return {
-      source,
-      exact: true,
-      claims: (name) => fits(`${name}/`) && goRegexpMayMatchPrefix(fixed, `${name}/`),
-    };
+    const test = goRegexpPrefixTest(fixed);
+    return { source, exact: true, claims: (name) => fits(`${name}/`) && test(`${name}/`) };
   }
   const body = regexBody(source);
   if (SELF_ACCOUNT_REGEX.test(body)) return null;
@@ -406,10 +425,11 @@ function namespaceClaimer(pattern: Pattern): Claimer | null {
   );
   const probe = pattern.prefilter && widened !== null ? compileGoRegexp(widened) : null;
   if (!probe) return { source, exact: false, claims: () => true };
+  const test = goRegexpPrefixTest(probe);
   return {
     source,
     exact: placeholders.every((m) => m[0] === "${account}"),
-    claims: (name) => fits(`${name}/`) && goRegexpMayMatchPrefix(probe, `${name}/`),
+    claims: (name) => fits(`${name}/`) && test(`${name}/`),
   };
 }
 

@@ -397,7 +397,13 @@ function atomMatches(atom: Atom, codePoint: number): boolean {
  * Registration asks it of `NAME/` (src/acl.ts aclNamespaceClaims).
  */
 export function globMayMatchPrefix(glob: Glob, prefix: string, slotValues: readonly SlotValue[]): boolean {
-  return reachable(atomsOf(glob, slotValues), prefix).size > 0;
+  return globPrefixTest(glob, slotValues)(prefix);
+}
+
+/** globMayMatchPrefix with the glob and slots fixed, prepared once: asked once per registration attempt. */
+export function globPrefixTest(glob: Glob, slotValues: readonly SlotValue[]): (prefix: string) => boolean {
+  const atoms = atomsOf(glob, slotValues);
+  return (prefix) => reachable(atoms, prefix).size > 0;
 }
 
 /** Whether the glob could match all of `name`, slots standing for `slotValues` (as globMayMatchPrefix). */

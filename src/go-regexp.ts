@@ -226,56 +226,82 @@ function emptyFlags(before: number, after: number | null): number {
  * reverse, so registration errs on refusing (src/acl.ts aclNamespaceClaims). O(|program| × |prefix|).
  */
 export function goRegexpMayMatchPrefix(regexp: GoRegexp, prefix: string): boolean {
-  const prog = (regexp as unknown as { re2Input: { prog: Prog } }).re2Input.prog;
-  if (!prog || !Array.isArray(prog.inst) || (prog.numLb ?? 0) > 0) return true; // not understood: refuse
-  const codePoints = Array.from(prefix, (c) => c.codePointAt(0) as number);
-  let threads: number[] = [];
-  for (let at = 0; at <= codePoints.length; at++) {
-    const before = at === 0 ? -1 : (codePoints[at - 1] as number);
-    const after = at === codePoints.length ? null : (codePoints[at] as number);
-    const flags = emptyFlags(before, after);
-    // Follow empty transitions from the threads that read up to here and a new one (unanchored).
-    const seen = new Set<number>();
-    const runes: number[] = [];
-    const stack = [...threads, prog.start];
-    while (stack.length > 0) {
-      const pc = stack.pop() as number;
-      if (seen.has(pc)) continue;
-      seen.add(pc);
-      const inst = prog.inst[pc];
-      if (!inst) return true;
-      switch (inst.op) {
-        case MATCH:
-          return true;
-        case ALT:
-        case ALT_MATCH:
-          stack.push(inst.out, inst.arg);
-          break;
-        case CAPTURE:
-        case NOP:
-          stack.push(inst.out);
-          break;
-        case EMPTY_WIDTH:
-          if ((inst.arg & ~flags) === 0) stack.push(inst.out);
-          break;
-        case RUNE:
-        case RUNE1:
-        case RUNE_ANY:
-        case RUNE_ANY_NOT_NL:
-          runes.push(pc);
-          break;
-        default: // FAIL
-          break;
+  return goRegexpPrefixTest(regexp)(prefix);
+}
+
+/** goRegexpMayMatchPrefix for one program, prepared once (its buffers reused): asked once per registration attempt. */
+export function goRegexpPrefixTest(regexp: GoRegexp): (prefix: string) => boolean {
+  const prog = (regexp as unknown as { re2Input?: { prog?: Prog } }).re2Input?.prog;
+  if (!prog || !Array.isArray(prog.inst) || (prog.numLb ?? 0) > 0) return () => true; // not understood: refuse
+  const { inst, start } = prog;
+  const size = inst.length;
+  // Which pc was reached at which step (a generation number instead of clearing a set).
+  const seenAt = new Uint32Array(size);
+  let generation = 0;
+  const stack = new Int32Array(size * 2 + 2);
+  let threads = new Int32Array(size);
+  let nextThreads = new Int32Array(size);
+  const runes = new Int32Array(size);
+  return (prefix) => {
+    const codePoints = Array.from(prefix, (c) => c.codePointAt(0) as number);
+    let threadCount = 0;
+    for (let at = 0; at <= codePoints.length; at++) {
+      const before = at === 0 ? -1 : (codePoints[at - 1] as number);
+      const after = at === codePoints.length ? null : (codePoints[at] as number);
+      const flags = emptyFlags(before, after);
+      // Follow empty transitions from the threads that read up to here and a new one (unanchored).
+      generation++;
+      if (generation === 0xffffffff) {
+        seenAt.fill(0);
+        generation = 1;
       }
+      let depth = 0;
+      for (let t = 0; t < threadCount; t++) stack[depth++] = threads[t] as number;
+      stack[depth++] = start;
+      let runeCount = 0;
+      while (depth > 0) {
+        const pc = stack[--depth] as number;
+        if (pc < 0 || pc >= size) return true;
+        if (seenAt[pc] === generation) continue;
+        seenAt[pc] = generation;
+        const instruction = inst[pc] as ProgInst;
+        switch (instruction.op) {
+          case MATCH:
+            return true;
+          case ALT:
+          case ALT_MATCH:
+            stack[depth++] = instruction.out;
+            stack[depth++] = instruction.arg;
+            break;
+          case CAPTURE:
+          case NOP:
+            stack[depth++] = instruction.out;
+            break;
+          case EMPTY_WIDTH:
+            if ((instruction.arg & ~flags) === 0) stack[depth++] = instruction.out;
+            break;
+          case RUNE:
+          case RUNE1:
+          case RUNE_ANY:
+          case RUNE_ANY_NOT_NL:
+            runes[runeCount++] = pc;
+            break;
+          default: // FAIL
+            break;
+        }
+      }
+      if (after === null) return runeCount > 0;
+      let nextCount = 0;
+      for (let r = 0; r < runeCount; r++) {
+        const instruction = inst[runes[r] as number] as ProgInst;
+        const fits =
+          instruction.op === RUNE_ANY ||
+          (instruction.op === RUNE_ANY_NOT_NL ? after !== NEWLINE : instruction.matchRune(after));
+        if (fits) nextThreads[nextCount++] = instruction.out;
+      }
+      [threads, nextThreads] = [nextThreads, threads];
+      threadCount = nextCount;
     }
-    if (after === null) return runes.length > 0;
-    threads = [];
-    for (const pc of runes) {
-      const inst = prog.inst[pc] as ProgInst;
-      const fits =
-        inst.op === RUNE_ANY || (inst.op === RUNE_ANY_NOT_NL ? after !== NEWLINE : inst.matchRune(after));
-      if (fits) threads.push(inst.out);
-    }
-  }
-  return false;
+    return false;
+  };
 }
