@@ -229,9 +229,11 @@ interface Claimer {
   source: string;
   claims: (name: string) => boolean;
   /**
-   * False when the test is a guess on the safe side (a label value, a capture, a pattern the
-   * analysis does not understand): that it holds for every name then proves nothing, and the
-   * claim stays (registration refuses every name, and the start-up warning says why).
+   * False when the test is a guess on the safe side (a label value or capture in a namespace,
+   * a pattern the analysis does not understand): that it holds for every name then proves
+   * nothing, and the claim stays (registration refuses every name, and the start-up warning
+   * says why). True when every name it holds for is a real possibility: then holding for all of
+   * them makes it a catch-all (a client-picked `${name}` in an account pattern is any text).
    */
   exact: boolean;
   /** Set when the answer depends on the pattern's source alone: equal keys are asked once. */
