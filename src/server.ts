@@ -134,6 +134,7 @@ export function buildIssuer(
             reservedNamesForRegistration(config.acl ?? [], loaded.acl, {
               services,
               liveAcls: () => (aclTable ? [aclTable.currentAcl] : []),
+              knownAccounts: Object.keys(config.users ?? {}),
             }),
           ),
         }

@@ -59,6 +59,12 @@ export interface ReservationSources {
    * while one has not been read yet, which refuses every name until it has.
    */
   liveAcls?: () => readonly (Acl | null)[];
+  /**
+   * Account names other back-ends know (the config's `users`). One with a `/` (`team/ci`) owns
+   * repositories under its first component through `${account}/*`, which the namespace test
+   * takes for the registrant's own (database names hold no `/`), so that component is reserved.
+   */
+  knownAccounts?: readonly string[];
 }
 
 /**
@@ -69,8 +75,11 @@ export interface ReservationSources {
 export function reservedNamesForRegistration(
   rules: readonly AclRuleConfig[],
   acl: Acl = compileAcl(rules, "acl").acl,
-  { services = null, liveAcls = () => [] }: ReservationSources = {},
+  { services = null, liveAcls = () => [], knownAccounts = [] }: ReservationSources = {},
 ): ReservedNames {
+  const ownersOfSlashNames = new Set(
+    knownAccounts.filter((name) => name.includes("/")).map((name) => name.split("/")[0] as string),
+  );
   const claimed = (name: string, from: Acl) => {
     const { namespaces, accounts } = aclClaims(from, services);
     return namespaces.claims(name) || accounts.claims(name);
@@ -78,6 +87,7 @@ export function reservedNamesForRegistration(
   return {
     has: (name) =>
       BUILT_IN_RESERVED_NAMES.has(name) ||
+      ownersOfSlashNames.has(name) ||
       claimed(name, acl) ||
       liveAcls().some((live) => live === null || claimed(name, live)),
   };

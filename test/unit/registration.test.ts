@@ -334,3 +334,11 @@ describe("the availability check is repeated under the write lock (review: a gra
     expect(listUsers(db)).toEqual([]);
   });
 });
+
+describe("config user names with a '/' reserve their first component", () => {
+  it("team/ci owns team/ci/* through ${account}/*, so `team` is not registrable", () => {
+    const rules = [{ match: { account: "/.+/", name: "${account}/*" }, actions: ["*"] }];
+    const reserved = reservedNamesForRegistration(rules, undefined, { knownAccounts: ["team/ci", "alice"] });
+    expect(["team", "alice", "newbie"].map((name) => reserved.has(name))).toEqual([true, false, false]);
+  });
+});
