@@ -313,3 +313,101 @@ function codePointWidth(text: string, index: number): number {
 export function quoteMeta(text: string): string {
   return text.replace(/[\\.+*?()|[\]{}^$]/g, "\\$&");
 }
+
+/** A slot that stands for any text without a `/`: an account name (they hold none). */
+export const ANY_SEGMENT = Object.freeze({ anySegment: true });
+
+/**
+ * What a slot may stand for when a glob is asked what it could match: a known literal,
+ * ANY_SEGMENT, or (null) any text at all, `/` included: a label value or capture group whose
+ * value is unknown.
+ */
+export type SlotValue = string | null | typeof ANY_SEGMENT;
+
+type Atom =
+  | { kind: "char"; codePoint: number }
+  | { kind: "any" }
+  | { kind: "class"; negated: boolean; ranges: number[] }
+  | { kind: "star" }
+  | { kind: "anything" };
+
+function atomsOf(glob: Glob, slotValues: readonly SlotValue[]): Atom[] {
+  const atoms: Atom[] = [];
+  const text = (value: string) => {
+    for (const c of value) atoms.push({ kind: "char", codePoint: c.codePointAt(0) as number });
+  };
+  for (const { star, items } of glob.chunks) {
+    if (star) atoms.push({ kind: "star" });
+    for (const item of items) {
+      if (item.kind === "text") text(item.text);
+      else if (item.kind === "slot") {
+        const value = slotValues[item.slot];
+        if (value === ANY_SEGMENT) atoms.push({ kind: "star" });
+        else if (typeof value === "string") text(value);
+        else atoms.push({ kind: "anything" });
+      } else atoms.push(item);
+    }
+  }
+  return atoms;
+}
+
+/**
+ * The positions in the glob's atoms reachable after reading `text`, by a plain NFA that tries
+ * every way a star could split (path.Match commits to the first fit, so it matches a subset of
+ * this: what this says "cannot" Go cannot either). O(|atoms| × |text|).
+ */
+function reachable(atoms: readonly Atom[], text: string): Set<number> {
+  const close = (states: Set<number>) => {
+    for (const state of states) {
+      const atom = atoms[state];
+      if (atom && (atom.kind === "star" || atom.kind === "anything")) states.add(state + 1);
+    }
+    return states;
+  };
+  let states = close(new Set([0]));
+  for (const c of text) {
+    const codePoint = c.codePointAt(0) as number;
+    const next = new Set<number>();
+    for (const state of states) {
+      const atom = atoms[state];
+      if (!atom) continue;
+      if (atom.kind === "anything" || (atom.kind === "star" && codePoint !== SLASH)) next.add(state);
+      else if (atom.kind === "char" ? atom.codePoint === codePoint : atomMatches(atom, codePoint))
+        next.add(state + 1);
+    }
+    states = close(next);
+    if (states.size === 0) break;
+  }
+  return states;
+}
+
+function atomMatches(atom: Atom, codePoint: number): boolean {
+  if (atom.kind === "any") return codePoint !== SLASH;
+  if (atom.kind !== "class") return false;
+  let inClass = false;
+  for (let r = 0; r < atom.ranges.length; r += 2)
+    if ((atom.ranges[r] as number) <= codePoint && codePoint <= (atom.ranges[r + 1] as number))
+      inClass = true;
+  return inClass !== atom.negated;
+}
+
+/**
+ * Whether the glob could match some string that starts with `prefix`, slots standing for
+ * `slotValues`. May say yes when Go's Match would not (see reachable), never the reverse.
+ * Registration asks it of `NAME/` (src/acl.ts aclNamespaceClaims).
+ */
+export function globMayMatchPrefix(glob: Glob, prefix: string, slotValues: readonly SlotValue[]): boolean {
+  return globPrefixTest(glob, slotValues)(prefix);
+}
+
+/** globMayMatchPrefix with the glob and slots fixed, prepared once: asked once per registration attempt. */
+export function globPrefixTest(glob: Glob, slotValues: readonly SlotValue[]): (prefix: string) => boolean {
+  const atoms = atomsOf(glob, slotValues);
+  return (prefix) => reachable(atoms, prefix).size > 0;
+}
+
+/** Whether the glob could match all of `name`, slots standing for `slotValues` (as globMayMatchPrefix). */
+export function globMayMatch(glob: Glob, name: string, slotValues: readonly SlotValue[]): boolean {
+  const atoms = atomsOf(glob, slotValues);
+  return reachable(atoms, name).has(atoms.length);
+}

@@ -47,6 +47,8 @@ export function goRegexpSubmatches(regexp: GoRegexp, text: string): string[] | n
 export interface Span {
   start: number;
   end: number;
+  /** What the span becomes; `(?s:.*)` (any text) when not given. */
+  widenTo?: string;
 }
 
 /**
@@ -70,7 +72,7 @@ export function widenPlaceholders(body: string, spans: readonly Span[]): string 
     const span = spanAt(i);
     if (span) {
       if (afterWordEscape || inBraces || /^[*+?{]/.test(body.slice(span.end, span.end + 1))) return null;
-      out += "(?s:.*)";
+      out += span.widenTo ?? "(?s:.*)";
       i = span.end;
       afterWordEscape = false;
       continue;
@@ -161,4 +163,145 @@ function hasTopLevelAlternation(body: string): boolean {
     else if (c === "|" && depth <= 0) return true;
   }
   return false;
+}
+
+/** The parts of re2js's compiled program (RE2's Prog) goRegexpMayMatchPrefix walks. */
+interface ProgInst {
+  op: number;
+  out: number;
+  arg: number;
+  matchRune(codePoint: number): boolean;
+}
+interface Prog {
+  inst: ProgInst[];
+  start: number;
+  numLb?: number;
+}
+
+// RE2's instruction codes and empty-width conditions (re2js Inst, Utils.EMPTY_*; Go's syntax.InstOp).
+const ALT = 1;
+const ALT_MATCH = 2;
+const CAPTURE = 3;
+const EMPTY_WIDTH = 4;
+const MATCH = 6;
+const NOP = 7;
+const RUNE = 8;
+const RUNE1 = 9;
+const RUNE_ANY = 10;
+const RUNE_ANY_NOT_NL = 11;
+const BEGIN_LINE = 1;
+const END_LINE = 2;
+const BEGIN_TEXT = 4;
+const END_TEXT = 8;
+const WORD_BOUNDARY = 16;
+const NO_WORD_BOUNDARY = 32;
+const NEWLINE = 10;
+
+function isWordCharacter(codePoint: number): boolean {
+  return (
+    (codePoint >= 0x30 && codePoint <= 0x39) ||
+    (codePoint >= 0x41 && codePoint <= 0x5a) ||
+    (codePoint >= 0x61 && codePoint <= 0x7a) ||
+    codePoint === 0x5f
+  );
+}
+
+/** The empty-width conditions that hold between `before` and `after` (-1: the text's edge; null: unknown). */
+function emptyFlags(before: number, after: number | null): number {
+  let flags = 0;
+  if (before < 0) flags |= BEGIN_TEXT | BEGIN_LINE;
+  else if (before === NEWLINE) flags |= BEGIN_LINE;
+  if (after === null) return flags | END_TEXT | END_LINE | WORD_BOUNDARY | NO_WORD_BOUNDARY;
+  if (after < 0) flags |= END_TEXT | END_LINE;
+  else if (after === NEWLINE) flags |= END_LINE;
+  const boundary = (before >= 0 && isWordCharacter(before)) !== (after >= 0 && isWordCharacter(after));
+  return flags | (boundary ? WORD_BOUNDARY : NO_WORD_BOUNDARY);
+}
+
+/**
+ * Whether Go's MatchString could be true for some text that starts with `prefix`: a Pike NFA
+ * over the program, started at every position as an unanchored match is, that reads `prefix`
+ * and answers yes when a thread matched inside it or is still alive at its end (what follows is
+ * free). May say yes when no completion exists (a live thread can still die), never the
+ * reverse, so registration errs on refusing (src/acl.ts aclNamespaceClaims). O(|program| × |prefix|).
+ */
+export function goRegexpMayMatchPrefix(regexp: GoRegexp, prefix: string): boolean {
+  return goRegexpPrefixTest(regexp)(prefix);
+}
+
+/** goRegexpMayMatchPrefix for one program, prepared once (its buffers reused): asked once per registration attempt. */
+export function goRegexpPrefixTest(regexp: GoRegexp): (prefix: string) => boolean {
+  const prog = (regexp as unknown as { re2Input?: { prog?: Prog } }).re2Input?.prog;
+  if (!prog || !Array.isArray(prog.inst) || (prog.numLb ?? 0) > 0) return () => true; // not understood: refuse
+  const { inst, start } = prog;
+  const size = inst.length;
+  // Which pc was reached at which step (a generation number instead of clearing a set).
+  const seenAt = new Uint32Array(size);
+  let generation = 0;
+  const stack = new Int32Array(size * 2 + 2);
+  let threads = new Int32Array(size);
+  let nextThreads = new Int32Array(size);
+  const runes = new Int32Array(size);
+  return (prefix) => {
+    const codePoints = Array.from(prefix, (c) => c.codePointAt(0) as number);
+    let threadCount = 0;
+    for (let at = 0; at <= codePoints.length; at++) {
+      const before = at === 0 ? -1 : (codePoints[at - 1] as number);
+      const after = at === codePoints.length ? null : (codePoints[at] as number);
+      const flags = emptyFlags(before, after);
+      // Follow empty transitions from the threads that read up to here and a new one (unanchored).
+      generation++;
+      if (generation === 0xffffffff) {
+        seenAt.fill(0);
+        generation = 1;
+      }
+      let depth = 0;
+      for (let t = 0; t < threadCount; t++) stack[depth++] = threads[t] as number;
+      stack[depth++] = start;
+      let runeCount = 0;
+      while (depth > 0) {
+        const pc = stack[--depth] as number;
+        if (pc < 0 || pc >= size) return true;
+        if (seenAt[pc] === generation) continue;
+        seenAt[pc] = generation;
+        const instruction = inst[pc] as ProgInst;
+        switch (instruction.op) {
+          case MATCH:
+            return true;
+          case ALT:
+          case ALT_MATCH:
+            stack[depth++] = instruction.out;
+            stack[depth++] = instruction.arg;
+            break;
+          case CAPTURE:
+          case NOP:
+            stack[depth++] = instruction.out;
+            break;
+          case EMPTY_WIDTH:
+            if ((instruction.arg & ~flags) === 0) stack[depth++] = instruction.out;
+            break;
+          case RUNE:
+          case RUNE1:
+          case RUNE_ANY:
+          case RUNE_ANY_NOT_NL:
+            runes[runeCount++] = pc;
+            break;
+          default: // FAIL
+            break;
+        }
+      }
+      if (after === null) return runeCount > 0;
+      let nextCount = 0;
+      for (let r = 0; r < runeCount; r++) {
+        const instruction = inst[runes[r] as number] as ProgInst;
+        const fits =
+          instruction.op === RUNE_ANY ||
+          (instruction.op === RUNE_ANY_NOT_NL ? after !== NEWLINE : instruction.matchRune(after));
+        if (fits) nextThreads[nextCount++] = instruction.out;
+      }
+      [threads, nextThreads] = [nextThreads, threads];
+      threadCount = nextCount;
+    }
+    return false;
+  };
 }

@@ -7,9 +7,14 @@ import { rmSync } from "node:fs";
 import { ACCESS_TOKEN_AUTHENTICATOR, accessTokenAuthenticator } from "./access-tokens/authenticator.ts";
 import { ensureAccessTokenKey } from "./access-tokens/key.ts";
 import { databaseRegistrar } from "./accounts/registration.ts";
-import { aclAccountPatterns, reservedNamesForRegistration } from "./accounts/reserved-names.ts";
+import {
+  aclClaimingPatterns,
+  aclRefusesEveryName,
+  reservedNamesForRegistration,
+} from "./accounts/reserved-names.ts";
 import { randomBytes } from "node:crypto";
 import { ARGON2ID_OPTIONS, findUser } from "./accounts/users.ts";
+import type { Acl } from "./acl.ts";
 import type { Authenticator } from "./authn/authenticator.ts";
 import { type FailureCostPlan, FailureLatencyFloor } from "./authn/failure-latency.ts";
 import { InFlightLogins } from "./authn/in-flight-logins.ts";
@@ -34,7 +39,7 @@ import type { AccessTokenKeyRef } from "./management/context.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
-import { aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
+import { type AclXormAuthorizer, aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
@@ -93,10 +98,12 @@ export function buildIssuer(
   // The ACL table continues the config ACL, as in docker_auth (acl → acl_mongo → acl_xorm): both
   // decide when a rule matches, deny rules included, so both come before the database's grants,
   // which only ever add (README "Order of back-ends").
+  let aclTable: AclXormAuthorizer | undefined;
   if (config.acl_xorm) {
     const intervalMs = aclReloadIntervalMs(config.acl_xorm, "acl_xorm", []);
     if (intervalMs === null) throw new Error("acl_xorm.cache_ttl was validated at load; unreachable");
-    authorizers.push(aclXormAuthorizer(sqlSettings(config.acl_xorm, "acl_xorm"), intervalMs));
+    aclTable = aclXormAuthorizer(sqlSettings(config.acl_xorm, "acl_xorm"), intervalMs);
+    authorizers.push(aclTable);
   }
   if (database) {
     authorizers.push(
@@ -114,14 +121,8 @@ export function buildIssuer(
       fix: "registration.mode approval, or accounts.personal_namespaces false",
     });
   }
-  const claimingPatterns = database && registrationMode !== "off" ? aclAccountPatterns(loaded.acl) : [];
-  if (claimingPatterns.length > 0) {
-    // Issue 8 H1: say once which names registration now refuses, so "not available" is no riddle.
-    log.warn("registration refuses names the ACL's account patterns match", {
-      patterns: claimingPatterns.join(" "),
-      fix: "create those accounts with `regauth user add`",
-    });
-  }
+  const services = config.token.services ?? null;
+  if (database && registrationMode !== "off") warnAboutReservedPatterns(loaded.acl, services);
   const failureLatency = new FailureLatencyFloor();
   failureLatency.calibrate(failureCostPlan(config, verifier));
   return {
@@ -153,11 +154,44 @@ export function buildIssuer(
             database,
             verifier,
             registrationMode,
-            reservedNamesForRegistration(config.acl ?? [], loaded.acl),
+            reservedNamesForRegistration(config.acl ?? [], loaded.acl, {
+              services,
+              liveAcls: () => (aclTable ? [aclTable.currentAcl] : []),
+              knownAccounts: Object.keys(config.users ?? {}),
+            }),
           ),
         }
       : {}),
   };
+}
+
+/** Issue 8 H1, review finding 1: say once which names registration refuses, so "not available" is no riddle. */
+function warnAboutReservedPatterns(acl: Acl, services: readonly string[] | null): void {
+  const { accounts, namespaces } = aclClaimingPatterns(acl, services);
+  if (aclRefusesEveryName(acl, services)) {
+    log.warn(
+      "registration refuses every name: the ACL's patterns could give any new account's namespace or name to someone else",
+      {
+        patterns: [...new Set([...namespaces, ...accounts])].join(" "),
+        fix: "registration.mode off, or rules that name namespaces without label or capture placeholders",
+      },
+    );
+    return;
+  }
+  if (accounts.length > 0)
+    log.warn("registration refuses names the ACL's account patterns match", {
+      patterns: accounts.join(" "),
+      fix: "create those accounts with `regauth user add`",
+    });
+  // Literal first components (`prod/*`) were always reserved and need no riddle-solving.
+  const patterned = namespaces.filter(
+    (source) => source.startsWith("/") || /[*?[\\$]/.test(source.split("/")[0] ?? ""),
+  );
+  if (patterned.length > 0)
+    log.warn("registration refuses names the ACL's repository name patterns could match under", {
+      patterns: patterned.join(" "),
+      fix: "create those accounts with `regauth user add`",
+    });
 }
 
 /** A section load.ts has already checked; reaching here with problems is a programming error. */

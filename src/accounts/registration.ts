@@ -25,8 +25,8 @@ export type RegistrationOutcome =
   /** The name or password breaks the rules; `reason` is for the client. */
   | { kind: "refused"; reason: string };
 
-/** Why the transaction gave up: a name retired between the first check and the insert. */
-class NameRetired extends Error {}
+/** Why the transaction gave up: the name became unavailable between the first check and the insert. */
+class NameUnavailable extends Error {}
 
 /** The refusal for a name that is reserved or a namespace in use: it does not say which. */
 export const NAME_NOT_AVAILABLE = "this name is not available";
@@ -73,14 +73,12 @@ export async function register(
   // the config ACL or database grants hand team/* to others, and registering "deploy" would
   // take the rights an ACL rule wrote for that account (src/accounts/reserved-names.ts).
   // A retired name (a deleted user's, issue 8 M1) would hand over the images left in NAME/*.
-  if (
+  const unavailable = () =>
     BUILT_IN_RESERVED_NAMES.has(username) ||
     reservedNames.has(username) ||
     isNamespaceInUse(db, username) ||
-    retiredName(db, username) !== null
-  ) {
-    return notAvailable;
-  }
+    retiredName(db, username) !== null;
+  if (unavailable()) return notAvailable;
   // Hash outside the transaction (it is slow), under the verifier's concurrency limit.
   const passwordHash = await verifier.limited(() => hashNewPassword(password));
   const enabled = mode === "open";
@@ -88,15 +86,15 @@ export async function register(
     withoutBusyWait(db, () =>
       db
         .transaction(() => {
-          // Again under the write lock: the user may have been deleted (and the name retired) while
-          // the password was hashed.
-          if (retiredName(db, username) !== null) throw new NameRetired();
+          // Again under the write lock: while the password was hashed, the user may have been
+          // deleted (the name retired), a grant on NAME/* made, or an acl_xorm reload may have named it.
+          if (unavailable()) throw new NameUnavailable();
           createUser(db, { name: username, passwordHash, isPendingApproval: !enabled, nowUnix });
         })
         .immediate(),
     );
   } catch (error) {
-    if (error instanceof NameRetired) return notAvailable;
+    if (error instanceof NameUnavailable) return notAvailable;
     if (error instanceof Conflict) return { kind: "taken" };
     // Review finding 9: a lock held by another process (the CLI, a backup) is answered 503 at
     // once, and the attempt keeps its throttle charge: refunded, back-to-back registrations

@@ -3,13 +3,15 @@
  * personal namespace (`<name>/*`, docs/accounts.md) while someone else already holds, or is
  * expected to hold, that namespace:
  *
- * - the literal first path component of every config ACL `name` pattern: `prod/*` for user ci
- *   makes `prod` unavailable, or a stranger registering `prod` would own ci's repositories
- *   (database grants are asked after the ACL, but the ACL decides only for the rules it has: any
- *   account, action or repository those rules leave open under prod/ would be the stranger's);
+ * - every namespace a config ACL (or acl_xorm row) `name` pattern could match under: `prod/*`,
+ *   `/^prod\/.+$/` or `prod-*` + `/app` for user ci make `prod` unavailable, or a stranger
+ *   registering `prod` would own ci's repositories (database grants are asked after the ACL, but
+ *   the ACL decides only for the rules it has: any account, action or repository those rules
+ *   leave open under prod/ would be the stranger's); src/acl.ts aclNamespaceClaims says how
+ *   placeholders and catch-alls count (review finding 1);
  * - a few names clients, registries and administrators give a meaning (`library` is Docker
  *   Hub's official-images namespace, which `docker pull ubuntu` means);
- * - names a config ACL rule's `account` pattern matches (literal, glob or regex), other than a
+ * - names a config ACL rule's (or acl_xorm row's) `account` pattern matches (literal, glob or regex), other than a
  *   catch-all such as `/.+/` or `*`: a stranger registering `deploy` would receive the rights a
  *   rule wrote for the deploy account an administrator means to create (issue 8 H1; src/acl.ts
  *   aclAccountClaims says what a catch-all is, validAccountNameSample is the sample it uses);
@@ -18,7 +20,14 @@
  *
  * The refusal does not say which list a name is on.
  */
-import { type AccountClaims, type Acl, type AclRuleConfig, aclAccountClaims, compileAcl } from "../acl.ts";
+import {
+  type AccountClaims,
+  type Acl,
+  type AclRuleConfig,
+  aclAccountClaims,
+  aclNamespaceClaims,
+  compileAcl,
+} from "../acl.ts";
 import { MAX_USERNAME_LENGTH } from "./users.ts";
 
 export const BUILT_IN_RESERVED_NAMES: ReadonlySet<string> = new Set([
@@ -37,58 +46,94 @@ export const BUILT_IN_RESERVED_NAMES: ReadonlySet<string> = new Set([
   "api",
 ]);
 
-/**
- * A first path component with any of these is not a literal: docker_auth glob (`*`, `?`, `[`),
- * placeholder (`${account}`), or regex syntax. Such patterns are skipped, not guessed at.
- */
-const NOT_LITERAL = /[*?[\]{}$\\^|()+]/;
-
-/** The literal first path components of the config ACL's repository name patterns. */
-export function aclNamespaces(acl: readonly AclRuleConfig[]): Set<string> {
-  const names = new Set<string>();
-  for (const rule of acl) {
-    const { name, type } = rule.match;
-    if (name === undefined || name.startsWith("/")) continue; // absent, or a /regex/
-    // A rule for registry:catalog or another non-repository type names no namespace.
-    if (type !== undefined && type !== "repository" && !NOT_LITERAL.test(type)) continue;
-    const first = name.split("/")[0] ?? "";
-    if (first !== "" && !NOT_LITERAL.test(first)) names.add(first);
-  }
-  return names;
-}
-
 /** Names registration refuses; `has` is asked once per registration attempt. */
 export interface ReservedNames {
   has(name: string): boolean;
 }
 
+export interface ReservationSources {
+  /** token.services: what `${service}` in an account pattern can be (null: anything). */
+  services?: readonly string[] | null;
+  /**
+   * ACLs that change while the server runs (the acl_xorm table), asked at each attempt; null
+   * while one has not been read yet, which refuses every name until it has.
+   */
+  liveAcls?: () => readonly (Acl | null)[];
+  /**
+   * Account names other back-ends know (the config's `users`). One with a `/` (`team/ci`) owns
+   * repositories under its first component through `${account}/*`, which the namespace test
+   * takes for the registrant's own (database names hold no `/`), so that component is reserved.
+   */
+  knownAccounts?: readonly string[];
+}
+
 /**
- * The names registration refuses besides those database grants use: built-in, the ACL's
- * namespaces, and the names its account patterns single out. `acl` is the compiled form of
- * `rules` (compiled here when not given).
+ * The names registration refuses besides those database grants use: built-in, the namespaces
+ * the ACL's `name` patterns single out, and the names its account patterns single out. `acl` is
+ * the compiled form of `rules` (compiled here when not given).
  */
 export function reservedNamesForRegistration(
   rules: readonly AclRuleConfig[],
   acl: Acl = compileAcl(rules, "acl").acl,
+  { services = null, liveAcls = () => [], knownAccounts = [] }: ReservationSources = {},
 ): ReservedNames {
-  const names = new Set([...BUILT_IN_RESERVED_NAMES, ...aclNamespaces(rules)]);
-  const accounts = accountClaims(acl);
-  return { has: (name) => names.has(name) || accounts.claims(name) };
+  const ownersOfSlashNames = new Set(
+    knownAccounts.filter((name) => name.includes("/")).map((name) => name.split("/")[0] as string),
+  );
+  const claimed = (name: string, from: Acl) => {
+    const { namespaces, accounts } = aclClaims(from, services);
+    return namespaces.claims(name) || accounts.claims(name);
+  };
+  return {
+    has: (name) =>
+      BUILT_IN_RESERVED_NAMES.has(name) ||
+      ownersOfSlashNames.has(name) ||
+      claimed(name, acl) ||
+      liveAcls().some((live) => live === null || claimed(name, live)),
+  };
 }
 
-/** The ACL's account patterns (globs and regexes) registration refuses names for; see the warning in src/server.ts. */
-export function aclAccountPatterns(acl: Acl): string[] {
-  return accountClaims(acl).patterns;
+/** The ACL's patterns (globs and regexes) registration refuses names for; see the warning in src/server.ts. */
+export function aclClaimingPatterns(
+  acl: Acl,
+  services: readonly string[] | null = null,
+): { accounts: string[]; namespaces: string[] } {
+  const { namespaces, accounts } = aclClaims(acl, services);
+  return { accounts: accounts.patterns, namespaces: namespaces.patterns };
 }
 
-/** Computed once per ACL: the catch-all test tries every rule's account pattern on the whole sample. */
-const claimsByAcl = new WeakMap<Acl, AccountClaims>();
+/** Whether the ACL's patterns refuse every valid name (a label placeholder in a namespace, say). */
+export function aclRefusesEveryName(acl: Acl, services: readonly string[] | null = null): boolean {
+  const { namespaces, accounts } = aclClaims(acl, services);
+  return validAccountNameSample().every((name) => namespaces.claims(name) || accounts.claims(name));
+}
 
-function accountClaims(acl: Acl): AccountClaims {
-  let claims = claimsByAcl.get(acl);
+interface Claims {
+  namespaces: AccountClaims;
+  accounts: AccountClaims;
+}
+
+/**
+ * Computed once per ACL (an acl_xorm reload makes a new one): the catch-all test tries every
+ * rule's patterns on the whole sample, so an attempt then costs one test per remaining rule.
+ */
+const claimsByAcl = new WeakMap<Acl, Map<string, Claims>>();
+
+function aclClaims(acl: Acl, services: readonly string[] | null): Claims {
+  const key = services === null ? "" : JSON.stringify(services);
+  let byServices = claimsByAcl.get(acl);
+  if (!byServices) {
+    byServices = new Map();
+    claimsByAcl.set(acl, byServices);
+  }
+  let claims = byServices.get(key);
   if (!claims) {
-    claims = aclAccountClaims(acl, validAccountNameSample());
-    claimsByAcl.set(acl, claims);
+    const everyone = validAccountNameSample();
+    claims = {
+      namespaces: aclNamespaceClaims(acl, everyone),
+      accounts: aclAccountClaims(acl, everyone, services),
+    };
+    byServices.set(key, claims);
   }
   return claims;
 }

@@ -33,6 +33,8 @@ export interface AclXormAuthorizer extends Authorizer {
   reload(): Promise<void>;
   /** The entries currently serving; null before the first good read. */
   readonly entryCount: number | null;
+  /** The ACL currently serving; null before the first good read (registration asks it: reserved-names.ts). */
+  readonly currentAcl: Acl | null;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,10 @@ class AclTable implements AclXormAuthorizer {
     void this.reload();
     this.timer = setInterval(() => void this.reload(), reloadIntervalMs);
     this.timer.unref?.();
+  }
+
+  get currentAcl(): Acl | null {
+    return this.acl;
   }
 
   get entryCount(): number | null {
@@ -156,15 +162,22 @@ export function parseAclRows(rows: readonly AclRow[]): { rules: AclRuleConfig[];
     if (value instanceof Uint8Array) value = new TextDecoder().decode(value);
     if (typeof value === "string") {
       try {
-        value = JSON.parse(value);
+        const text = value;
+        value = JSON.parse(text);
+        const repeated = repeatedKey(text);
+        if (repeated !== null) {
+          problems.push({
+            path: `${at} acl_entry`,
+            message: `key ${JSON.stringify(repeated)} appears twice in one object (Go would merge the two, JSON.parse keeps the last; write it once)`,
+          });
+          continue;
+        }
       } catch (error) {
         problems.push({ path: `${at} acl_entry`, message: `not JSON (${(error as Error).message})` });
         continue;
       }
     }
-    const entry = foldKeys(value, ENTRY_KEYS);
-    if (entry && typeof entry.match === "object" && entry.match !== null && !Array.isArray(entry.match))
-      entry.match = foldKeys(entry.match, MATCH_KEYS);
+    const entry = foldEntry(value);
     const errors = [...Value.Errors(AclEntryConfig, entry)];
     if (errors.length > 0) {
       const seen = new Set<string>();
@@ -185,17 +198,71 @@ export function parseAclRows(rows: readonly AclRow[]): { rules: AclRuleConfig[];
 }
 
 /**
- * Go's encoding/json matches object keys to struct fields case-insensitively: `Match` and
- * `match` are the same field. Keys that fold to none of `known` are kept (and then rejected).
+ * The entry as docker_auth's json.Unmarshal into ACLEntry sees it. Go matches object keys to
+ * struct fields case-insensitively, so `Match` and `match` are the same field, and a second key
+ * for a field is decoded INTO what the first one set (review finding 4): `Match` is a non-nil
+ * *MatchConditions by then, so the second object sets only the fields it has and the first's
+ * others stay (`{Match: {account: alice, name: x/*}, match: {name: x/*}}` is alice's rule, not
+ * everyone's); a map (`labels`) keeps its entries and gains the second's; a string or an array
+ * (`actions`: Go resets the slice) is replaced. Keys that fold to no field are kept (and then
+ * rejected by the schema).
  */
-function foldKeys(value: unknown, known: readonly string[]): Record<string, unknown> | null {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
+function foldEntry(value: unknown): Record<string, unknown> | null {
+  if (!isObject(value)) return null;
   const folded: Record<string, unknown> = {};
   for (const [key, item] of Object.entries(value)) {
-    const name = known.find((k) => k === key.toLowerCase()) ?? key;
-    folded[name] = item;
+    const name = foldedName(key, ENTRY_KEYS);
+    if (name === "match" && isObject(item)) {
+      const previous = folded.match;
+      folded.match = foldMatch(isObject(previous) ? previous : {}, item);
+    } else folded[name] = item;
   }
   return folded;
+}
+
+function foldMatch(into: Record<string, unknown>, value: Record<string, unknown>): Record<string, unknown> {
+  for (const [key, item] of Object.entries(value)) {
+    const name = foldedName(key, MATCH_KEYS);
+    const previous = into[name];
+    into[name] = name === "labels" && isObject(item) && isObject(previous) ? { ...previous, ...item } : item;
+  }
+  return into;
+}
+
+function foldedName(key: string, known: readonly string[]): string {
+  return known.find((k) => k === key.toLowerCase()) ?? key;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+/**
+ * The first key that appears twice in one object of valid JSON `text`, or null. JSON.parse
+ * keeps the last of two equal keys, where Go merges them (foldEntry), so such a row is refused
+ * rather than read differently from docker_auth.
+ */
+function repeatedKey(text: string): string | null {
+  const objects: ({ keys: Set<string>; expectingKey: boolean } | null)[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const top = objects[objects.length - 1];
+    if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      if (top?.expectingKey) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (top.keys.has(key)) return key;
+        top.keys.add(key);
+        top.expectingKey = false;
+      }
+      i = end;
+    } else if (c === "{") objects.push({ keys: new Set(), expectingKey: true });
+    else if (c === "[") objects.push(null);
+    else if (c === "}" || c === "]") objects.pop();
+    else if (c === "," && top) top.expectingKey = true;
+  }
+  return null;
 }
 
 /** compileAcl's `acl_xorm.N.match.x` paths, with N (the rule's index) replaced by its row's seq. */

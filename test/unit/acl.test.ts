@@ -652,4 +652,36 @@ describe("aclAccountClaims: account names the ACL singles out", () => {
     const { acl } = compileAcl([{ match: { name: "*" }, actions: ["*"] }], "acl");
     expect(aclAccountClaims(acl, everyone).claims("anyone")).toBe(false);
   });
+  // Review finding 3: request placeholders were judged with empty values (`-deploy` only).
+  const placeholderCases: [string, string, string[] | null, string[], string[]][] = [
+    // [title, account pattern, token.services, claimed, unclaimed]
+    [
+      "${service} with known services",
+      "${service}-deploy",
+      ["registry", "mirror"],
+      ["registry-deploy", "mirror-deploy"],
+      ["x-deploy", "-deploy"],
+    ],
+    [
+      "${service} without token.services is any text",
+      "${service}-deploy",
+      null,
+      ["registry-deploy", "x-deploy"],
+      ["deploy"],
+    ],
+    ["a regex with ${service}", "/^${service}-bot$/", ["registry"], ["registry-bot"], ["x-bot"]],
+    ["${type} is any text", "${type}-ci", ["registry"], ["repository-ci", "x-ci"], ["ci"]],
+    ["${name} is any text", "/^${name}$/", ["registry"], [], ["deploy"]], // matches every name: a catch-all
+    ["a capture group is any text", "${name:1}-bot", ["registry"], ["x-bot"], ["bot"]],
+  ];
+  for (const [title, account, services, claimed, unclaimed] of placeholderCases) {
+    it(title, () => {
+      const { acl } = compileAcl([{ match: { account, name: "/^(\\w+)\\/.+$/" }, actions: ["push"] }], "acl");
+      const claims = aclAccountClaims(acl, everyone, services);
+      expect({
+        claimed: claimed.filter((n) => !claims.claims(n)),
+        unclaimed: unclaimed.filter((n) => claims.claims(n)),
+      }).toEqual({ claimed: [], unclaimed: [] });
+    });
+  }
 });

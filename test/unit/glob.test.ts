@@ -3,9 +3,19 @@
  * for `/regex/` patterns (re2js), and the quoting helper.
  */
 import { describe, expect, it } from "bun:test";
-import { globUnits, matchGlob, parseGlob, parseGlobUnits, quoteMeta } from "../../src/glob.ts";
+import {
+  ANY_SEGMENT,
+  globMayMatch,
+  globMayMatchPrefix,
+  globUnits,
+  matchGlob,
+  parseGlob,
+  parseGlobUnits,
+  quoteMeta,
+} from "../../src/glob.ts";
 import {
   compileGoRegexp,
+  goRegexpMayMatchPrefix,
   goRegexpSubmatches,
   regexLiteralPrefix,
   widenPlaceholders,
@@ -460,4 +470,91 @@ describe("regexLiteralPrefix (text every match starts with)", () => {
       for (const text of texts) if (regexp.test(text)) expect(text.startsWith(prefix)).toBe(true);
     }
   });
+});
+
+describe("globMayMatchPrefix and goRegexpMayMatchPrefix (registration's namespace test, review finding 1)", () => {
+  const globCases: [string, string, boolean][] = [
+    ["prod/*", "prod/", true],
+    ["prod/*", "prods/", false],
+    ["team-*/*", "team-a/", true],
+    ["team-*/*", "team/", false],
+    ["*/*", "anyone/", true],
+    ["*", "x/", false],
+    ["?/x", "a/", true],
+    ["[a-c]*/x", "d/", false],
+    ["[^a-c]*/x", "d/", true],
+    ["a\\*/x", "a*/", true],
+    ["a\\*/x", "ab/", false],
+    ["solo", "solo/", false],
+  ];
+  for (const [pattern, prefix, expected] of globCases)
+    it(`glob ${pattern} under ${prefix}: ${expected}`, () => {
+      expect(
+        globMayMatchPrefix(parseGlob(pattern) as NonNullable<ReturnType<typeof parseGlob>>, prefix, []),
+      ).toBe(expected);
+    });
+
+  it("slots: any text, any text without '/', or a literal", () => {
+    const { units } = globUnits("${x}-cache/*", (text, index) =>
+      text.startsWith("${x}", index) ? { slot: 0, length: 4 } : null,
+    );
+    const glob = parseGlobUnits(units) as NonNullable<ReturnType<typeof parseGlobUnits>>;
+    expect(globMayMatchPrefix(glob, "a/", [null])).toBe(true); // a/ + -cache/…
+    expect(globMayMatchPrefix(glob, "a/", [ANY_SEGMENT])).toBe(false);
+    expect(globMayMatchPrefix(glob, "ci-cache/", [ANY_SEGMENT])).toBe(true);
+    expect(globMayMatchPrefix(glob, "ci-cache/", ["ci"])).toBe(true);
+    expect(globMayMatchPrefix(glob, "cd-cache/", ["ci"])).toBe(false);
+    expect(globMayMatch(glob, "ci-cache/x", ["ci"])).toBe(true);
+    expect(globMayMatch(glob, "ci-cache", [ANY_SEGMENT])).toBe(false);
+  });
+
+  it("never says no when some completion matches (5,000 random globs, completions up to 3 characters)", () => {
+    let state = 777;
+    const random = (bound: number) => {
+      state = (state * 1103515245 + 12345) & 0x7fffffff;
+      return state % bound;
+    };
+    const pick = (alphabet: string, length: number) =>
+      Array.from({ length }, () => alphabet[random(alphabet.length)]).join("");
+    const completions = [""];
+    for (let length = 1; length <= 3; length++)
+      for (let n = 0; n < 4 ** length; n++)
+        completions.push(Array.from({ length }, (_, i) => "ab-/"[Math.floor(n / 4 ** i) % 4]).join(""));
+    for (let n = 0; n < 5000; n++) {
+      const pattern = pick("ab-/*?", 1 + random(7));
+      const prefix = pick("ab-/", random(5));
+      const glob = parseGlob(pattern) as NonNullable<ReturnType<typeof parseGlob>>;
+      const some = completions.some((rest) => matchGlob(glob, prefix + rest));
+      if (some)
+        expect([pattern, prefix, globMayMatchPrefix(glob, prefix, [])]).toEqual([pattern, prefix, true]);
+    }
+  });
+
+  const regexCases: [string, string, boolean][] = [
+    ["^prod\\/.+$", "prod/", true],
+    ["^prod\\/.+$", "pro/", false],
+    ["^prod\\/[0-9]+$", "prod/", true],
+    ["^prod\\/[0-9]+$", "prodx/", false],
+    ["prod", "x/", true], // unanchored: x/prod
+    ["^x$", "x/", false],
+    ["(?i)^PROD/", "prod/", true],
+    ["^a\\b", "a/", true],
+    ["^a\\B/", "a/", false],
+    ["^a$", "a/", false],
+    ["^team-[a-z]+/", "team-a/", true],
+    ["^team-[a-z]+/", "team-/", false],
+    ["^(?:a|b)c/", "bc/", true],
+    ["^(?:a|b)c/", "cc/", false],
+    ["\\Aq/", "q/", true],
+    ["^$", "q/", false],
+  ];
+  for (const [source, prefix, expected] of regexCases)
+    it(`regex /${source}/ under ${prefix}: ${expected}`, () => {
+      expect(
+        goRegexpMayMatchPrefix(
+          compileGoRegexp(source) as NonNullable<ReturnType<typeof compileGoRegexp>>,
+          prefix,
+        ),
+      ).toBe(expected);
+    });
 });

@@ -1,11 +1,8 @@
 import { describe, expect, it } from "bun:test";
 import { join } from "node:path";
+import { grant, parseGrantee } from "../../src/accounts/permissions.ts";
 import { register } from "../../src/accounts/registration.ts";
-import {
-  aclNamespaces,
-  reservedNamesForRegistration,
-  validAccountNameSample,
-} from "../../src/accounts/reserved-names.ts";
+import { reservedNamesForRegistration, validAccountNameSample } from "../../src/accounts/reserved-names.ts";
 import { findUser, listUsers, MAX_USERNAME_LENGTH, usernameProblem } from "../../src/accounts/users.ts";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import { tempDatabase } from "../accounts-helpers.ts";
@@ -263,28 +260,85 @@ describe("registration refuses names the ACL's account patterns single out", () 
   });
 });
 
-describe("aclNamespaces: literal first components of config ACL name patterns", () => {
-  const cases: [string, { name?: string; type?: string }, string[]][] = [
-    ["a namespace glob", { name: "prod/*" }, ["prod"]],
-    ["a repository", { name: "tools/cli" }, ["tools"]],
-    ["a bare name", { name: "solo" }, ["solo"]],
-    ["a nested path", { name: "org/team/*" }, ["org"]],
-    ["dots and dashes are literal", { name: "my.org-x/*" }, ["my.org-x"]],
-    ["no name", {}, []],
-    ["everything", { name: "*" }, []],
-    ["a glob in the first component", { name: "prod-*/app" }, []],
-    ["a ? glob", { name: "pro?/app" }, []],
-    ["a character class", { name: "[ab]x/*" }, []],
-    ["a placeholder", { name: "${account}/*" }, []],
-    ["a labels placeholder", { name: "${labels:team}/*" }, []],
-    ["a regex", { name: "/^prod/.*$/" }, []],
-    ["a registry rule", { type: "registry", name: "catalog" }, []],
-    ["an explicit repository rule", { type: "repository", name: "ops/*" }, ["ops"]],
-    ["a type glob", { type: "*", name: "ops/*" }, ["ops"]],
+describe("reserved namespaces: every namespace an ACL name pattern could match under (review finding 1)", () => {
+  // [title, match, names refused, names left free]
+  const cases: [string, { account?: string; name?: string; type?: string }, string[], string[]][] = [
+    ["a namespace glob", { name: "prod/*" }, ["prod"], ["prodx", "pro"]],
+    ["a repository", { name: "tools/cli" }, ["tools"], ["tool"]],
+    ["a bare name", { name: "solo" }, [], ["solo"]],
+    ["a nested path", { name: "org/team/*" }, ["org"], ["team"]],
+    ["dots and dashes are literal", { name: "my.org-x/*" }, ["my.org-x"], ["myxorg-x"]],
+    ["no name", {}, [], ["anyone"]],
+    ["a single star matches no namespace", { name: "*" }, [], ["anyone"]],
+    ["star-slash-star names none in particular", { name: "*/*" }, [], ["anyone"]],
+    ["a glob in the first component", { name: "prod-*/app" }, ["prod-a", "prod-"], ["prod", "pro-a"]],
+    ["a ? glob", { name: "pro?/app" }, ["prod", "prox"], ["pro", "produ"]],
+    ["a character class", { name: "[ab]x/*" }, ["ax", "bx"], ["cx", "x"]],
+    ["${account} as the first component is the registrant's own", { name: "${account}/*" }, [], ["anyone"]],
+    [
+      "${account} inside the first component",
+      { account: "ci", name: "${account}-cache/*" },
+      ["ci-cache", "x-cache"],
+      ["cache", "cix"],
+    ],
+    ["a labels placeholder can be any namespace", { name: "${labels:team}/*" }, ["blue", "anyone"], []],
+    ["an anchored regex", { name: "/^prod\\/.+$/" }, ["prod"], ["prodx", "xprod"]],
+    ["a regex with a class", { name: "/^team-[0-9]+\\//" }, ["team-1", "team-42"], ["team-a", "team-"]],
+    ["an unanchored regex names none in particular", { name: "/prod\\//" }, [], ["anyone"]],
+    [
+      "a regex starting with ${account}/ is the registrant's own",
+      { name: "/^${account}\\/.+$/" },
+      [],
+      ["anyone"],
+    ],
+    ["a regex with ${account} inside", { name: "/^${account}-ci\\/.+$/" }, ["x-ci"], ["x", "ci"]],
+    ["a registry rule", { type: "registry", name: "ops/*" }, [], ["ops"]],
+    ["an explicit repository rule", { type: "repository", name: "ops/*" }, ["ops"], []],
+    ["a type glob", { type: "*", name: "ops/*" }, ["ops"], []],
   ];
-  for (const [title, match, expected] of cases) {
+  for (const [title, match, refused, free] of cases) {
     it(title, () => {
-      expect([...aclNamespaces([{ match, actions: ["pull"] }])]).toEqual(expected);
+      const reserved = reservedNamesForRegistration([{ match, actions: ["pull"] }]);
+      expect({
+        refused: refused.filter((n) => !reserved.has(n)),
+        free: free.filter((n) => reserved.has(n)),
+      }).toEqual({
+        refused: [],
+        free: [],
+      });
     });
   }
+});
+
+describe("the availability check is repeated under the write lock (review: a grant made while the password hashes)", () => {
+  it("a grant on NAME/* made while the password hashes makes the name unavailable", async () => {
+    const { db } = tempDatabase();
+    const verifier = new PasswordVerifier();
+    const limited = verifier.limited.bind(verifier);
+    verifier.limited = <T>(work: () => Promise<T>) => {
+      // An admin grants the namespace while this registration hashes its password.
+      grant(db, parseGrantee("*"), "newbie/*", "read", NOW);
+      return limited(work);
+    };
+    const outcome = await register(
+      db,
+      verifier,
+      "open",
+      { username: "newbie", password: "long-enough" },
+      NOW,
+    );
+    expect(outcome).toEqual({
+      kind: "refused",
+      reason: "cannot register newbie: this name is not available",
+    });
+    expect(listUsers(db)).toEqual([]);
+  });
+});
+
+describe("config user names with a '/' reserve their first component", () => {
+  it("team/ci owns team/ci/* through ${account}/*, so `team` is not registrable", () => {
+    const rules = [{ match: { account: "/.+/", name: "${account}/*" }, actions: ["*"] }];
+    const reserved = reservedNamesForRegistration(rules, undefined, { knownAccounts: ["team/ci", "alice"] });
+    expect(["team", "alice", "newbie"].map((name) => reserved.has(name))).toEqual([true, false, false]);
+  });
 });

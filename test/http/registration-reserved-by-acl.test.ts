@@ -1,7 +1,7 @@
 /**
- * Review (after issue 8 H1/M1 fixes): registration still hands a stranger rights or a namespace
- * the ACL wrote for someone else. Each test FAILS on the current code: the stranger's
- * `docker login` creates the account and the token carries another user's rights.
+ * Registration must not hand a stranger rights or a namespace the ACL wrote for someone else
+ * (review findings 1, 2, 3 after issue 8 H1): before the fix each stranger's `docker login`
+ * created the account and the token carried another user's rights.
  */
 import { afterAll, describe, expect, it } from "bun:test";
 import { SQL } from "bun";
@@ -35,7 +35,7 @@ async function expectRefused(t: App, name: string, scope: string, service = "reg
   });
 }
 
-describe("review: registration takes namespaces the ACL names by pattern (H1 bypass)", () => {
+describe("registration takes namespaces the ACL names by pattern (H1 bypass)", () => {
   it("a /regex/ name rule: `prod` is registrable and owns ci's prod/*", async () => {
     const t = await testAccountsApp({
       registration: { mode: "open" },
@@ -78,7 +78,7 @@ describe("review: registration takes namespaces the ACL names by pattern (H1 byp
   });
 });
 
-describe("review: account patterns with request placeholders are judged with empty values (H1 bypass)", () => {
+describe("account patterns with request placeholders are judged with empty values (H1 bypass)", () => {
   it("account `${service}-deploy`: `registry-deploy` is registrable and gets push", async () => {
     const t = await testAccountsApp({
       registration: { mode: "open" },
@@ -89,17 +89,30 @@ describe("review: account patterns with request placeholders are judged with emp
   });
 });
 
-describe("review: acl_xorm rows that name accounts are not reserved (H1 bypass)", () => {
+describe("acl_xorm rows that name accounts are not reserved (H1 bypass)", () => {
   const dir = makeTempDir("review-aclxorm-");
   const file = join(dir, "acl.db");
   const admin = new SQL({ adapter: "sqlite", filename: file, create: true });
   afterAll(() => admin.close());
 
+  it("registration next to acl_xorm or ext_authz is a config error without allow_with_external_users", async () => {
+    for (const backEnd of [
+      { acl_xorm: { database_type: "sqlite3", conn_string: file, cache_ttl: "1s" } },
+      { ext_authz: { command: "/bin/false" } },
+    ]) {
+      const error = await testAccountsApp({ registration: { mode: "open" }, ...backEnd }).catch(
+        (e: unknown) => e,
+      );
+      expect(String(error)).toContain("allow_with_external_users");
+    }
+  });
+
   it("a row {account: deploy} → push: a stranger registers `deploy` and pushes", async () => {
     await admin.unsafe("CREATE TABLE xorm_acl_entry (acl_entry TEXT NULL, seq BIGINT NULL)");
     await admin`INSERT INTO xorm_acl_entry (seq, acl_entry) VALUES (${1}, ${JSON.stringify({ match: { account: "deploy", name: "prod/*" }, actions: ["push", "pull"] })})`;
+    // With the flag set, the rows loaded at that moment still reserve what they single out.
     const t = await testAccountsApp({
-      registration: { mode: "open" },
+      registration: { mode: "open", allow_with_external_users: true },
       accounts: { personal_namespaces: false },
       acl_xorm: { database_type: "sqlite3", conn_string: file, cache_ttl: "1s" },
     });
@@ -110,6 +123,11 @@ describe("review: acl_xorm rows that name accounts are not reserved (H1 bypass)"
     await authorizer.reload();
     try {
       await expectRefused(t, "deploy", "repository:prod/app:push,pull");
+      await expectRefused(t, "prod", "repository:prod/app:push,pull");
+      // A name no row singles out registers as usual.
+      expect((await token(t, ["repository:newbie/app:pull"], ["newbie", "newbie-password"])).status).toBe(
+        200,
+      );
     } finally {
       await authorizer.close();
     }
