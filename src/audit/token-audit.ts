@@ -87,30 +87,52 @@ export class TokenAudit {
     });
   }
 
-  /** One token request: who, for which service, what was asked and what was granted. */
+  /**
+   * One token request: who, for which service, what was asked and what was granted. Identical
+   * decisions within a second are one event with a count (AuditLog.recordCoalesced).
+   */
   decided(request: TokenRequestFacts, principal: Principal, grants: readonly Grant[]): void {
     if (this.tokenDecisions === "none") return;
     const denied = request.scopes.some((scope, i) => (grants[i]?.actions.length ?? 0) < scope.actions.length);
     if (!denied && this.tokenDecisions === "denied") return;
-    this.log.record({
+    const requested = request.scopes.map(formatScope);
+    const granted = grants.filter((g) => g.actions.length > 0).map(formatScope);
+    const ip = request.ip?.text ?? "";
+    const clientId = request.clientId?.slice(0, MAX_CLIENT_ID_LENGTH) ?? "";
+    const tokenId = principal.accessToken?.id;
+    const claimed =
+      principal.accessToken && request.claimedAccount !== principal.account
+        ? request.claimedAccount.slice(0, 100)
+        : undefined;
+    const key = [
+      principal.account,
+      principal.authenticator,
+      ip,
+      request.service,
+      request.grant,
+      clientId,
+      tokenId ?? "",
+      claimed ?? "",
+      requested.join(" "),
+      granted.join(" "),
+    ].join("\u0000");
+    this.log.recordCoalesced(`token\u0000${key}`, () => ({
       kind: "token",
       actor: principal.account,
-      ip: request.ip?.text ?? "",
+      ip,
       repository: firstRepository(request.scopes),
       outcome: denied ? "denied" : "ok",
       details: {
         service: request.service,
         authenticator: principal.authenticator,
         grant: request.grant,
-        requested: request.scopes.map(formatScope),
-        granted: grants.filter((g) => g.actions.length > 0).map(formatScope),
-        ...(principal.accessToken ? { token_id: principal.accessToken.id } : {}),
-        ...(principal.accessToken && request.claimedAccount !== principal.account
-          ? { claimed_account: request.claimedAccount.slice(0, 100) }
-          : {}),
-        ...(request.clientId ? { client_id: request.clientId.slice(0, MAX_CLIENT_ID_LENGTH) } : {}),
+        requested,
+        granted,
+        ...(tokenId !== undefined ? { token_id: tokenId } : {}),
+        ...(claimed !== undefined ? { claimed_account: claimed } : {}),
+        ...(clientId ? { client_id: clientId } : {}),
       },
-    });
+    }));
   }
 }
 

@@ -303,6 +303,21 @@ describe("the audit log of the token path", () => {
     expect(lines.join("\n")).not.toContain(secret);
   });
 
+  it("identical token decisions within a second are one audit event with a count", async () => {
+    const t = await testAccountsApp({});
+    createUser(t.db, { name: "alice", passwordHash: quickHash("alice-password"), nowUnix: NOW });
+    grant(t.db, { kind: "user", name: "alice" }, "team/*", "read", NOW);
+    for (let i = 0; i < 3; i++)
+      await token(t, ["repository:team/app:pull"], basic("alice", "alice-password"));
+    await token(t, ["repository:team/app:push"], basic("alice", "alice-password"));
+    await t.issuer.audit?.log.flush();
+    const events = t.issuer.audit?.log.query({ limit: 10, kind: "token" }) ?? [];
+    expect(events.map((e) => [e.outcome, e.details.count])).toEqual([
+      ["ok", 3],
+      ["denied", undefined],
+    ]);
+  });
+
   it("token_decisions: denied records only refusals; none records none", async () => {
     for (const [mode, expected] of [
       ["denied", ["denied"]],

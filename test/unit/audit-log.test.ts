@@ -16,6 +16,32 @@ const event = (over: Record<string, unknown> = {}) => ({
 });
 
 describe("AuditLog", () => {
+  it("coalesces identical events into one row with a count; different keys stay apart", async () => {
+    const { db, path } = tempDatabase();
+    const writer = new BackgroundWriter(path, { flushIntervalMs: 10 });
+    const audit = new AuditLog(db, writer, OPTIONS);
+    let built = 0;
+    const make = (actor: string) => () => {
+      built++;
+      return event({ kind: "token", actor, atUnixMs: 5000 });
+    };
+    for (let i = 0; i < 5; i++) audit.recordCoalesced("same", make("alice"));
+    audit.recordCoalesced("other", make("bob"));
+    await audit.flush();
+    const rows = audit.query({ limit: 10 });
+    expect(rows.map((e) => [e.actor, e.details.count])).toEqual([
+      ["alice", 5],
+      ["bob", undefined],
+    ]);
+    // The event is built once per key, not once per request.
+    expect(built).toBe(2);
+    // After the window, the same key starts a new row.
+    audit.recordCoalesced("same", make("alice"));
+    await audit.flush();
+    expect(audit.query({ limit: 10 })).toHaveLength(3);
+    await writer.close();
+  });
+
   it("records through the background writer and queries with filters and keyset pagination", async () => {
     const { db, path } = tempDatabase();
     const writer = new BackgroundWriter(path, { flushIntervalMs: 10 });
