@@ -146,8 +146,14 @@ end
 `;
 
 function luaScript(path: string, authorizations: string[], form?: string): string {
-  if (form !== undefined)
-    return `wrk.method = "POST"\nwrk.path = ${JSON.stringify(path)}\nwrk.body = ${JSON.stringify(form)}\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n${DONE_LUA}`;
+  if (form !== undefined) {
+    // A form case sends one fixed request; its credentials (if any) are the first authorization.
+    const authorization =
+      authorizations[0] === undefined
+        ? ""
+        : `wrk.headers["Authorization"] = ${JSON.stringify(authorizations[0])}\n`;
+    return `wrk.method = "POST"\nwrk.path = ${JSON.stringify(path)}\nwrk.body = ${JSON.stringify(form)}\nwrk.headers["Content-Type"] = "application/x-www-form-urlencoded"\n${authorization}${DONE_LUA}`;
+  }
   if (authorizations.length === 0) return `wrk.path = ${JSON.stringify(path)}\n${DONE_LUA}`;
   const list = authorizations.map((a) => `  ${JSON.stringify(a)},`).join("\n");
   // Each wrk thread has its own Lua state; start them at different users so threads do not collide.
