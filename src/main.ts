@@ -38,11 +38,15 @@ import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
+import { CurrentIssuer } from "./reload/current-issuer.ts";
+import { type Reloader, reloadConfig } from "./reload/reload-config.ts";
 import {
   buildApiApp,
   buildApp,
   buildIssuer,
   checkCanListen,
+  closeIssuer,
+  keptAcrossReload,
   ListenError,
   listen,
   managementServices,
@@ -244,13 +248,18 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
   }
 }
 
-async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = true): Promise<LoadedConfig> {
+async function loadForCommand(
+  args: ReturnType<typeof parseArgs>,
+  createFiles = true,
+  /** For a reload: the data directory serve runs with, whatever the file says now; nothing re-created. */
+  reloadInto?: string,
+): Promise<LoadedConfig> {
   const configPath = stringFlag(args, "config");
   const options = {
-    dataDir: stringFlag(args, "data-dir"),
+    dataDir: reloadInto ?? stringFlag(args, "data-dir"),
     createFiles,
     addr: listenAddressOverride(args),
-    reinitialize: args.flags.has("reinitialize"),
+    reinitialize: reloadInto === undefined && args.flags.has("reinitialize"),
   };
   return configPath === undefined
     ? prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
@@ -337,7 +346,9 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
   const services = managementServices(loaded, issuer, database);
-  const running = listen(loaded, buildApp(loaded, issuer, services), buildApiApp(loaded, issuer, services));
+  // Requests go through `current`, which SIGHUP swaps for the issuer of the re-read config.
+  const current = new CurrentIssuer(issuer);
+  const running = listen(loaded, buildApp(loaded, current, services), buildApiApp(loaded, current, services));
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
@@ -359,9 +370,29 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     kid: signingKey.kid,
   });
   log.info("to print the registry's auth block, run", { command: registryConfigCommand(args, loaded) });
+  const reloader: Reloader = {
+    load: () => loadForCommand(args, true, loaded.dataDir),
+    build: (next) => {
+      if (!next.signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
+      return buildIssuer(next, next.signingKey, verifier, database, keptAcrossReload(current.issuer));
+    },
+    close: closeIssuer,
+    current,
+  };
+  // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
+  let serving = loaded;
+  let reloads = Promise.resolve();
+  const onReloadSignal = () => {
+    log.info("reloading the config", { signal: "SIGHUP", config: serving.source });
+    reloads = reloads.then(async () => {
+      serving = await reloadConfig(serving, reloader);
+    });
+  };
+  process.on("SIGHUP", onReloadSignal);
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });
+      process.off("SIGHUP", onReloadSignal);
       void running
         .stop()
         .finally(() => backgroundWriterFor(database).close())
