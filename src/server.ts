@@ -43,6 +43,7 @@ import { type AclXormAuthorizer, aclXormAuthorizer } from "./sql-backends/acl-xo
 import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
+import { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
 
@@ -132,6 +133,14 @@ export function buildIssuer(
     authenticators,
     authorizers,
     signingKey,
+    ...(loaded.keySet
+      ? {
+          keySet: new LiveKeySet(loaded.keySet, loaded.keyPaths?.inDataDir ? loaded.dataDir : null, {
+            useThumbprintKid: config.token.disable_legacy_key_id,
+            maxTokenLifetimeSeconds: config.token.expiration,
+          }),
+        }
+      : {}),
     verifier,
     nowSeconds,
     throttle: new LoginThrottle(),
