@@ -8,6 +8,7 @@ import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
+import { KEY_USAGE, keyCommand } from "./cli/key.ts";
 import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
 import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
 import type { CommandIo } from "./cli/command-io.ts";
@@ -161,6 +162,19 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     booleanFlags: [],
     run: logoutCommand,
   },
+  key: {
+    summary: "rotate and list the token signing keys of the data directory",
+    usage: KEY_USAGE,
+    valueFlags: ["config", "data-dir"],
+    booleanFlags: [],
+    run: (args, io) =>
+      keyCommand(args, io, async (a) => {
+        const loaded = await loadForCommand(a);
+        // As registry-config: keys and database together, so a later start sees a whole data directory.
+        openDatabase(databasePath(loaded.dataDir)).close();
+        return loaded;
+      }),
+  },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
     usage: ADMIN_USAGE,
@@ -170,7 +184,7 @@ Give it the flags serve runs with (serve logs the exact command on every start).
   },
 };
 
-const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin"]);
+const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin", "key"]);
 
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);

@@ -23,6 +23,7 @@ export const JWKS_FILE = "jwks.json";
 /** The registry accepts a token up to 60 s after its exp (distribution token.go Leeway). */
 export const REGISTRY_LEEWAY_SECONDS = 60;
 const FIRST_KEY_ID = "token";
+const REFRESH_INTERVAL_MS = 10_000;
 /** Key ids name files: only ours, never a path (RFC 8725 §3.10 spirit; the file is ours, still checked). */
 const KEY_ID_PATTERN = /^token(-[1-9][0-9]{0,8})?$/;
 
@@ -301,6 +302,10 @@ export class LiveKeySet {
   ) {
     this.stateMtimeMs = dataDir ? stateMtimeMs(dataDir) : 0;
     this.publishedIds = idsOf(publishedAt(set, Math.floor(Date.now() / 1000)));
+    // Also without traffic: a retired key must leave the bundle on time, for the registry
+    // restart that stops trusting it (docs/deployment.md). unref: never keeps a process alive.
+    if (dataDir)
+      setInterval(() => this.signingKeyAt(Math.floor(Date.now() / 1000)), REFRESH_INTERVAL_MS).unref();
   }
 
   get current(): KeySet {

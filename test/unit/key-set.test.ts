@@ -9,9 +9,11 @@ import {
   KEY_SET_FILE,
   type KeyEntry,
   keyTimelines,
+  LiveKeySet,
   loadKeySet,
   parseKeySetFile,
   publishedAt,
+  publishedJwks,
   readKeyEntries,
   renderJwks,
   rotateKey,
@@ -146,5 +148,43 @@ describe("rotate, load, publish", () => {
     await expect(
       loadKeySet(dir, 10, { useThumbprintKid: true, maxTokenLifetimeSeconds: 60 }),
     ).rejects.toThrow("token-7.key");
+  });
+});
+
+describe("LiveKeySet: a running server picks up `key rotate`", () => {
+  test("notices the state file, reloads, republishes; the new key signs from its activation", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keyset-live-"));
+    ensureGeneratedKey(dir);
+    const options = { useThumbprintKid: false, maxTokenLifetimeSeconds: LIFETIME };
+    const start = Math.floor(Date.now() / 1000);
+    const initial = await loadKeySet(dir, start, options);
+    writePublishedFiles(dir, publishedAt(initial, start));
+    const live = new LiveKeySet(initial, dir, options);
+    const oldKid = live.signingKeyAt(start).kid;
+    const entry = rotateKey(dir, start, 5, LIFETIME);
+    await Bun.sleep(1100); // the mtime is looked at no more than once a second
+    live.signingKeyAt(start);
+    for (let i = 0; i < 100 && live.current.keys.length < 2; i++) await Bun.sleep(10);
+    expect(live.current.keys.map((k) => k.timeline.entry.id)).toEqual(["token", entry.id]);
+    expect(live.signingKeyAt(start).kid).toBe(oldKid);
+    expect(live.signingKeyAt(entry.activatesAtSeconds).kid).not.toBe(oldKid);
+    expect(readFileSync(join(dir, BUNDLE_FILE), "utf8").match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    // The JWKS endpoint's view.
+    const served = publishedJwks({ signingKey: live.signingKeyAt(start), keySet: live }, start);
+    expect(served.keys.map((k) => k.kid)).toEqual(live.current.keys.map((k) => k.key.kid));
+  });
+
+  test("a broken state file keeps the previous set signing", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "keyset-live-"));
+    ensureGeneratedKey(dir);
+    const options = { useThumbprintKid: false, maxTokenLifetimeSeconds: LIFETIME };
+    const now = Math.floor(Date.now() / 1000);
+    const live = new LiveKeySet(await loadKeySet(dir, now, options), dir, options);
+    const kid = live.signingKeyAt(now).kid;
+    writeFileSync(join(dir, KEY_SET_FILE), "{not json", { mode: 0o600 });
+    await Bun.sleep(1100);
+    live.signingKeyAt(now);
+    await Bun.sleep(100);
+    expect(live.signingKeyAt(now).kid).toBe(kid);
   });
 });
