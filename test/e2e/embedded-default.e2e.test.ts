@@ -160,7 +160,9 @@ describe("the data directory", () => {
     expect(parseRegistryBlock(fromState.stdout).rootcertbundle).toBe(join(first, "token-bundle.crt"));
     expect(existsSync(second)).toBe(false);
     const fromCwd = await runIn(cwd, ["registry-config"], {});
-    expect(parseRegistryBlock(fromCwd.stdout).rootcertbundle).toBe(join(cwd, "regauth-data", "token-bundle.crt"));
+    expect(parseRegistryBlock(fromCwd.stdout).rootcertbundle).toBe(
+      join(cwd, "regauth-data", "token-bundle.crt"),
+    );
   });
 
   it("must be writable: a clear error, not a stack trace", async () => {
