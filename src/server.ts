@@ -45,6 +45,7 @@ import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import { CurrentIssuer } from "./reload/current-issuer.ts";
 import type { AccessTokenKey } from "./access-tokens/key.ts";
+import { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
 
@@ -58,6 +59,8 @@ const IDLE_TIMEOUT_SECONDS = 30;
  */
 export interface KeptAcrossReload {
   throttle?: LoginThrottle;
+  /** The live key set, given the reloaded keys by the caller once the issuer is built (src/main.ts). */
+  keySet?: LiveKeySet;
   auditLog?: AuditLog;
   accessTokenKey?: AccessTokenKey;
 }
@@ -154,6 +157,16 @@ export function buildIssuer(
     authenticators,
     authorizers,
     signingKey,
+    ...(kept.keySet
+      ? { keySet: kept.keySet }
+      : loaded.keySet
+        ? {
+            keySet: new LiveKeySet(loaded.keySet, loaded.keyPaths?.inDataDir ? loaded.dataDir : null, {
+              useThumbprintKid: config.token.disable_legacy_key_id,
+              maxTokenLifetimeSeconds: config.token.expiration,
+            }),
+          }
+        : {}),
     verifier,
     nowSeconds,
     throttle: kept.throttle ?? new LoginThrottle(),

@@ -13,6 +13,7 @@ import { type ConfigProblem, ConfigError } from "../errors.ts";
 import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts";
+import { type KeySet, loadKeySet, publishedAt, singleKeySet, writePublishedFiles } from "../token/key-set.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { ensureRefreshSecret, REFRESH_KEY_FILE } from "../token/refresh-token.ts";
 import {
@@ -31,6 +32,8 @@ export interface LoadedConfig {
   acl: Acl;
   /** Null only when validating with createFiles false and no key is configured. */
   signingKey: SigningKey | null;
+  /** Every published key (issue 12 item 2); the generated set, or the one configured key. */
+  keySet: KeySet | null;
   dataDir: string;
   /** True when the signing key was generated in the data directory on this start. */
   generatedKey: boolean;
@@ -200,13 +203,28 @@ export async function prepareConfig(
     }
   }
   let signingKey: SigningKey | null = null;
-  if (keyPaths) {
+  let keySet: KeySet | null = null;
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  if (keyPaths?.inDataDir) {
+    try {
+      keySet = await loadKeySet(dataDir, nowSeconds, {
+        useThumbprintKid: config.token.disable_legacy_key_id,
+        maxTokenLifetimeSeconds: config.token.expiration,
+      });
+      signingKey = keySet.signingKeyAt(nowSeconds);
+      // The bundle and JWKS the registries read: always in step with the set (0644, public).
+      writePublishedFiles(dataDir, publishedAt(keySet, nowSeconds));
+    } catch (error) {
+      problems.push({ path: "data_dir", message: `signing keys: ${describeFileError(error)}` });
+    }
+  } else if (keyPaths) {
     const loaded = await loadSigningKey(
       { ...keyPaths, useThumbprintKid: config.token.disable_legacy_key_id },
       keyConfigPath,
     );
     problems.push(...loaded.problems);
     signingKey = loaded.key ?? null;
+    if (signingKey) keySet = singleKeySet(signingKey, nowSeconds);
   }
   let refreshSecret: Buffer | null = null;
   if (createFiles && config.token.refresh_expiration > 0 && !problems.some((p) => p.path === "data_dir")) {
@@ -222,6 +240,7 @@ export async function prepareConfig(
     source,
     acl,
     signingKey,
+    keySet,
     dataDir,
     generatedKey,
     keyPaths: keyPaths ?? null,

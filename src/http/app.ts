@@ -8,6 +8,7 @@ import { AppError, PayloadTooLarge, ServerBusy, TooManyRequests, Unauthorized } 
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
 import { CurrentIssuer } from "../reload/current-issuer.ts";
+import { publishedJwks } from "../token/key-set.ts";
 import { type ApiOptions, mountApi } from "./api/plugin.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
@@ -57,6 +58,14 @@ export function createApp(options: AppOptions) {
     .post(`${prefix}/auth`, tokenHandler, { parse: "none" })
     .get(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
     .post(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
+    // The published keys as an RFC 7517 JWK Set (issue 12 item 2); public, like the bundle.
+    .get(
+      `${prefix}/.well-known/jwks.json`,
+      () =>
+        new Response(JSON.stringify(publishedJwks(current.issuer)), {
+          headers: { "content-type": "application/json", "cache-control": "max-age=60", ...extraHeaders },
+        }),
+    )
     .get(
       `${prefix}/healthz`,
       () =>
