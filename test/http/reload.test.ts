@@ -11,8 +11,9 @@ import { databasePath, openDatabase } from "../../src/db/database.ts";
 import { log } from "../../src/log.ts";
 import { CurrentIssuer } from "../../src/reload/current-issuer.ts";
 import { changedKeyPaths, type Reloader, reloadConfig } from "../../src/reload/reload-config.ts";
-import { buildApp, buildIssuer, keptAcrossReload } from "../../src/server.ts";
+import { buildApp, buildIssuer, closeIssuer, keptAcrossReload } from "../../src/server.ts";
 import { basic, hashPassword, loadTestConfig, makeTempDir, req } from "../helpers.ts";
+import { writeHook } from "../hook-fixtures.ts";
 
 const ALICE = hashPassword("alice-pw");
 const BOB = hashPassword("bob-pw");
@@ -133,6 +134,23 @@ describe("live reload in process", () => {
     expect(closed).toEqual([issuer]);
   });
 
+  it("takes up an ext_auth hook and ext_authz added by a reload", async () => {
+    const { dataDir, loaded, app, reloaderFor } = await setUp();
+    const authHook = writeHook('read u p\n[ "$u" = carol ] && [ "$p" = carol-pw ] || exit 1');
+    const authzHook = writeHook("exec cat > /dev/null"); // exit 0: grants what was asked
+    expect((await app.handle(tokenRequest("carol", "carol-pw"))).status).toBe(401);
+    const withHooks = { ...BEFORE, ext_auth: { command: authHook }, ext_authz: { command: authzHook } };
+    const { restore } = captureLog();
+    await reloadConfig(
+      loaded,
+      reloaderFor(() => loadTestConfig(withHooks, dataDir)),
+    ).finally(restore);
+    expect(await grantedActions(await app.handle(tokenRequest("carol", "carol-pw")))).toEqual([
+      "pull",
+      "push",
+    ]);
+  });
+
   it("keeps the failed-login throttle across a reload", async () => {
     const { dataDir, loaded, issuer, current, reloaderFor } = await setUp();
     const { restore } = captureLog();
@@ -203,6 +221,32 @@ describe("live reload in process", () => {
       "server.path_prefix",
     ]);
     expect(lines.find((line) => line.includes('msg="config reloaded"'))).toContain("needs_restart=");
+  });
+});
+
+describe("closeIssuer", () => {
+  it("closes every part that holds connections, even when one fails to close", async () => {
+    const { issuer } = await setUp();
+    const closed: string[] = [];
+    const part = (name: string, close?: () => void | Promise<void>) => ({
+      name,
+      authenticate: () => ({ kind: "unknown" as const }),
+      authorize: () => null,
+      ...(close ? { close } : {}),
+    });
+    const withParts = {
+      ...issuer,
+      authenticators: [
+        part("ldap", () => void closed.push("ldap")),
+        part("ext_auth"),
+        part("xorm", async () => {
+          throw new Error("already closed");
+        }),
+      ],
+      authorizers: [part("acl_xorm", async () => void closed.push("acl_xorm"))],
+    } as unknown as TokenIssuer;
+    await closeIssuer(withParts);
+    expect(closed.sort()).toEqual(["acl_xorm", "ldap"]);
   });
 });
 
