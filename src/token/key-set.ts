@@ -301,7 +301,8 @@ export class LiveKeySet {
     private readonly options: KeySetOptions,
   ) {
     this.stateMtimeMs = dataDir ? stateMtimeMs(dataDir) : 0;
-    this.publishedIds = idsOf(publishedAt(set, Math.floor(Date.now() / 1000)));
+    // Empty: the first check publishes (a no-op when the start wrote the files; a retry when the disk was full).
+    this.publishedIds = "";
     // Also without traffic: a retired key must leave the bundle on time, for the registry
     // restart that stops trusting it (docs/deployment.md). unref: never keeps a process alive.
     if (dataDir)
