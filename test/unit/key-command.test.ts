@@ -43,6 +43,26 @@ describe("regauth key", () => {
     expect(lines[2]).toContain(`\t${activates}\t`);
   });
 
+  test("list after the switch and after the old key left the set: retired, then expired", async () => {
+    const loaded = await loadTestConfig({
+      token: { issuer: "i", expiration: 300, rotation_overlap_seconds: 600 },
+    });
+    const now = Date.now();
+    expect(await keyCommand(args("rotate"), fakeIo(now).io, async () => loaded)).toBe(0);
+    const listAt = async (ms: number) => {
+      const { io, out } = fakeIo(ms);
+      await keyCommand(args("list"), io, async () => loaded);
+      return out
+        .join("")
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((line) => line.split("\t")[1]);
+    };
+    expect(await listAt(now + 601_000)).toEqual(["retired", "current"]);
+    expect(await listAt(now + (600 + 300 + 60 + 1) * 1000)).toEqual(["expired", "current"]);
+  });
+
   test("a key named in the config is not rotated here; the message says what to do", async () => {
     const key = makeKey({ kind: "ec", curve: "P-256", encoding: "pkcs8" });
     const loaded: LoadedConfig = await loadTestConfig({
