@@ -8,10 +8,8 @@ import type { LoadedConfig } from "../config/load.ts";
 import {
   BUNDLE_FILE,
   JWKS_FILE,
-  keyTimelines,
   loadKeySet,
   publishedAt,
-  readKeyEntries,
   rotateKey,
   writePublishedFiles,
 } from "../token/key-set.ts";
@@ -76,15 +74,13 @@ export async function keyCommand(
     );
     return 0;
   }
-  const timelines = keyTimelines(readKeyEntries(dataDir), nowSeconds, token.expiration);
-  const set = await loadKeySet(dataDir, nowSeconds, options);
-  const kids = new Map(set.keys.map((k) => [k.timeline.entry.id, k.key.kid]));
-  const rows = timelines.map((t) => [
-    kids.get(t.entry.id) ?? "-",
+  const set = await loadKeySet(dataDir, nowSeconds, { ...options, includeExpired: true });
+  const rows = set.keys.map(({ timeline: t, key }) => [
+    key.kid,
     t.state,
     t.entry.id,
     iso(t.entry.createdAtSeconds),
-    t.state === "next" ? iso(t.entry.activatesAtSeconds) : "-",
+    t.entry.activatesAtSeconds === 0 ? "-" : iso(t.entry.activatesAtSeconds),
     t.retiresAtSeconds === null ? "-" : iso(t.retiresAtSeconds),
     t.leavesSetAtSeconds === null ? "-" : iso(t.leavesSetAtSeconds),
   ]);

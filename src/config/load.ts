@@ -3,6 +3,7 @@
  * checks (patterns, files, keys). Every problem is collected with its key path and reported in
  * one ConfigError, so a user fixes a file in one pass instead of one error per restart.
  */
+import { log } from "../log.ts";
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join as joinPath, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
@@ -13,7 +14,15 @@ import { type ConfigProblem, ConfigError } from "../errors.ts";
 import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts";
-import { type KeySet, loadKeySet, publishedAt, singleKeySet, writePublishedFiles } from "../token/key-set.ts";
+import {
+  BUNDLE_FILE,
+  JWKS_FILE,
+  type KeySet,
+  loadKeySet,
+  publishedAt,
+  singleKeySet,
+  writePublishedFiles,
+} from "../token/key-set.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { ensureRefreshSecret, REFRESH_KEY_FILE } from "../token/refresh-token.ts";
 import {
@@ -212,8 +221,6 @@ export async function prepareConfig(
         maxTokenLifetimeSeconds: config.token.expiration,
       });
       signingKey = keySet.signingKeyAt(nowSeconds);
-      // The bundle and JWKS the registries read: always in step with the set (0644, public).
-      writePublishedFiles(dataDir, publishedAt(keySet, nowSeconds));
     } catch (error) {
       problems.push({ path: "data_dir", message: `signing keys: ${describeFileError(error)}` });
     }
@@ -235,6 +242,19 @@ export async function prepareConfig(
     }
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
+  let publishedFiles: string[] = [];
+  if (keySet && keyPaths?.inDataDir) {
+    // The bundle and JWKS the registries read, in step with the set (0644, public). Not fatal: the
+    // server signs without them, and retries (LiveKeySet) while the disk is full.
+    try {
+      if (writePublishedFiles(dataDir, publishedAt(keySet, nowSeconds)))
+        publishedFiles = [joinPath(dataDir, BUNDLE_FILE), joinPath(dataDir, JWKS_FILE)];
+    } catch (error) {
+      log.warn("cannot write the published key files (token-bundle.crt, jwks.json)", {
+        error: describeFileError(error),
+      });
+    }
+  }
   return {
     config,
     source,
@@ -250,6 +270,7 @@ export async function prepareConfig(
       ? [
           ...(generatedKey && keyPaths ? [keyPaths.keyPath, keyPaths.certificatePath ?? ""] : []),
           ...(refreshSecret ? [joinPath(dataDir, REFRESH_KEY_FILE)] : []),
+          ...(generatedKey ? publishedFiles : []),
         ].filter((f) => f !== "")
       : [],
   };

@@ -146,6 +146,8 @@ export interface KeySetOptions {
   useThumbprintKid: boolean;
   /** token.expiration: the longest lifetime of a registry token. */
   maxTokenLifetimeSeconds: number;
+  /** `regauth key list` shows expired keys too; a server never loads them. */
+  includeExpired?: boolean;
 }
 
 /**
@@ -160,7 +162,7 @@ export async function loadKeySet(
   const timelines = keyTimelines(readKeyEntries(dataDir), nowSeconds, options.maxTokenLifetimeSeconds);
   const keys: PublishedKey[] = [];
   for (const timeline of timelines) {
-    if (timeline.state === "expired") continue;
+    if (timeline.state === "expired" && !options.includeExpired) continue;
     const { id } = timeline.entry;
     const loaded = await loadSigningKey(
       {
@@ -171,7 +173,10 @@ export async function loadKeySet(
       },
       { key: "data_dir", certificate: "data_dir" },
     );
-    if (!loaded.key) throw new Error(loaded.problems.map((p) => p.message).join("; "));
+    if (!loaded.key) {
+      if (timeline.state === "expired") continue; // an expired key's files may be deleted (docs/deployment.md)
+      throw new Error(loaded.problems.map((p) => p.message).join("; "));
+    }
     keys.push({ timeline, key: loaded.key });
   }
   return keySetOf(keys);
@@ -301,7 +306,8 @@ export class LiveKeySet {
     private readonly options: KeySetOptions,
   ) {
     this.stateMtimeMs = dataDir ? stateMtimeMs(dataDir) : 0;
-    this.publishedIds = idsOf(publishedAt(set, Math.floor(Date.now() / 1000)));
+    // Empty: the first check publishes (a no-op when the start wrote the files; a retry when the disk was full).
+    this.publishedIds = "";
     // Also without traffic: a retired key must leave the bundle on time, for the registry
     // restart that stops trusting it (docs/deployment.md). unref: never keeps a process alive.
     if (dataDir)
