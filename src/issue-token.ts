@@ -24,6 +24,7 @@ import { type Authorizer, authorize } from "./authz/authorizer.ts";
 import { BadRequest, keepsThrottleCharge, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
 import type { Scope } from "./scope.ts";
+import type { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { claimedSubject, type RefreshRefusal, type RefreshTokens } from "./token/refresh-token.ts";
 import { type Grant, signRegistryToken } from "./token/sign.ts";
@@ -35,7 +36,10 @@ export interface TokenIssuer {
   services: ReadonlySet<string> | null;
   authenticators: readonly Authenticator[];
   authorizers: readonly Authorizer[];
+  /** Signs when no key set is given (tests that build an issuer by hand). */
   signingKey: SigningKey;
+  /** The rotating set (src/token/key-set.ts): the key that signs is the one current at issue time. */
+  keySet?: LiveKeySet;
   verifier: PasswordVerifier;
   nowSeconds: () => number;
   /** Failed-login throttling for every authenticator; absent: none. */
@@ -272,7 +276,8 @@ function sign(
   grants: Grant[],
 ): IssuedToken {
   const issuedAtSeconds = issuer.nowSeconds();
-  const token = signRegistryToken(issuer.signingKey, {
+  const key = issuer.keySet ? issuer.keySet.signingKeyAt(issuedAtSeconds) : issuer.signingKey;
+  const token = signRegistryToken(key, {
     issuer: issuer.issuer,
     subject: principal.account,
     audience: request.service,

@@ -8,6 +8,7 @@ import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
+import { KEY_USAGE, keyCommand } from "./cli/key.ts";
 import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
 import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
 import type { CommandIo } from "./cli/command-io.ts";
@@ -38,11 +39,15 @@ import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
+import { CurrentIssuer } from "./reload/current-issuer.ts";
+import { type Reloader, reloadConfig } from "./reload/reload-config.ts";
 import {
   buildApiApp,
   buildApp,
   buildIssuer,
   checkCanListen,
+  closeIssuer,
+  keptAcrossReload,
   ListenError,
   listen,
   managementServices,
@@ -161,6 +166,19 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     booleanFlags: [],
     run: logoutCommand,
   },
+  key: {
+    summary: "rotate and list the token signing keys of the data directory",
+    usage: KEY_USAGE,
+    valueFlags: ["config", "data-dir"],
+    booleanFlags: [],
+    run: (args, io) =>
+      keyCommand(args, io, async (a) => {
+        const loaded = await loadForCommand(a);
+        // As registry-config: keys and database together, so a later start sees a whole data directory.
+        openDatabase(databasePath(loaded.dataDir)).close();
+        return loaded;
+      }),
+  },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
     usage: ADMIN_USAGE,
@@ -170,7 +188,7 @@ Give it the flags serve runs with (serve logs the exact command on every start).
   },
 };
 
-const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin"]);
+const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin", "key"]);
 
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
@@ -244,13 +262,18 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
   }
 }
 
-async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = true): Promise<LoadedConfig> {
+async function loadForCommand(
+  args: ReturnType<typeof parseArgs>,
+  createFiles = true,
+  /** For a reload: the data directory serve runs with, whatever the file says now; nothing re-created. */
+  reloadInto?: string,
+): Promise<LoadedConfig> {
   const configPath = stringFlag(args, "config");
   const options = {
-    dataDir: stringFlag(args, "data-dir"),
+    dataDir: reloadInto ?? stringFlag(args, "data-dir"),
     createFiles,
     addr: listenAddressOverride(args),
-    reinitialize: args.flags.has("reinitialize"),
+    reinitialize: reloadInto === undefined && args.flags.has("reinitialize"),
   };
   return configPath === undefined
     ? prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
@@ -337,7 +360,9 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
   const services = managementServices(loaded, issuer, database);
-  const running = listen(loaded, buildApp(loaded, issuer, services), buildApiApp(loaded, issuer, services));
+  // Requests go through `current`, which SIGHUP swaps for the issuer of the re-read config.
+  const current = new CurrentIssuer(issuer);
+  const running = listen(loaded, buildApp(loaded, current, services), buildApiApp(loaded, current, services));
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
@@ -359,9 +384,41 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     kid: signingKey.kid,
   });
   log.info("to print the registry's auth block, run", { command: registryConfigCommand(args, loaded) });
+  // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
+  let serving = loaded;
+  const reloader: Reloader = {
+    load: () => loadForCommand(args, true, loaded.dataDir),
+    build: (next) => {
+      if (!next.signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
+      // The data directory's live key set follows `regauth key rotate` on its own timer and writes
+      // the published bundle and JWKS: one of it, given the re-read keys once the rest is built.
+      const liveKeys = current.issuer.keySet;
+      const keepKeys =
+        liveKeys !== undefined &&
+        next.keySet !== null &&
+        Boolean(next.keyPaths?.inDataDir) === Boolean(serving.keyPaths?.inDataDir);
+      const issuer = buildIssuer(next, next.signingKey, verifier, database, {
+        ...keptAcrossReload(current.issuer),
+        ...(keepKeys ? { keySet: liveKeys } : {}),
+      });
+      if (keepKeys && next.keySet) liveKeys.replace(next.keySet);
+      return issuer;
+    },
+    close: closeIssuer,
+    current,
+  };
+  let reloads = Promise.resolve();
+  const onReloadSignal = () => {
+    log.info("reloading the config", { signal: "SIGHUP", config: serving.source });
+    reloads = reloads.then(async () => {
+      serving = await reloadConfig(serving, reloader);
+    });
+  };
+  process.on("SIGHUP", onReloadSignal);
   await new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });
+      process.off("SIGHUP", onReloadSignal);
       void running
         .stop()
         .finally(() => backgroundWriterFor(database).close())

@@ -43,11 +43,35 @@ import { type AclXormAuthorizer, aclXormAuthorizer } from "./sql-backends/acl-xo
 import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
+import { CurrentIssuer } from "./reload/current-issuer.ts";
+import type { AccessTokenKey } from "./access-tokens/key.ts";
+import { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
 
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
+
+/**
+ * What a reload carries over from the issuer it replaces (docs/deployment.md "Reloading the
+ * config"): the failed-login throttle, so a reload does not forgive guessing; the audit log and the
+ * access token key, which belong to the database and data directory, and those need a restart.
+ */
+export interface KeptAcrossReload {
+  throttle?: LoginThrottle;
+  /** The live key set, given the reloaded keys by the caller once the issuer is built (src/main.ts). */
+  keySet?: LiveKeySet;
+  auditLog?: AuditLog;
+  accessTokenKey?: AccessTokenKey;
+}
+
+export function keptAcrossReload(issuer: TokenIssuer): KeptAcrossReload {
+  return {
+    ...(issuer.throttle ? { throttle: issuer.throttle } : {}),
+    ...(issuer.audit ? { auditLog: issuer.audit.log } : {}),
+    ...(issuer.accessTokenKey ? { accessTokenKey: issuer.accessTokenKey } : {}),
+  };
+}
 
 export function buildIssuer(
   loaded: LoadedConfig,
@@ -55,14 +79,15 @@ export function buildIssuer(
   verifier: PasswordVerifier,
   /** The accounts database (src/db/database.ts); without it, config users and ACL only. */
   database?: Database,
+  kept: KeptAcrossReload = {},
 ): TokenIssuer {
   const { config } = loaded;
   const nowSeconds = () => Math.floor(Date.now() / 1000);
   const authenticators: Authenticator[] = [];
   // The audit log and the access token key live with the database (src/audit/, src/access-tokens/).
-  const accessTokenKey = database ? ensureAccessTokenKey(loaded.dataDir) : undefined;
+  const accessTokenKey = database ? (kept.accessTokenKey ?? ensureAccessTokenKey(loaded.dataDir)) : undefined;
   const auditLog = database
-    ? new AuditLog(database, backgroundWriterFor(database), auditOptions(config.audit))
+    ? (kept.auditLog ?? new AuditLog(database, backgroundWriterFor(database), auditOptions(config.audit)))
     : undefined;
   // First: a password that is an access token (prefix and checksum) is decided by one HMAC and one
   // indexed SELECT, and no other back-end ever sees it, nor spends argon2 or bcrypt on it.
@@ -132,9 +157,19 @@ export function buildIssuer(
     authenticators,
     authorizers,
     signingKey,
+    ...(kept.keySet
+      ? { keySet: kept.keySet }
+      : loaded.keySet
+        ? {
+            keySet: new LiveKeySet(loaded.keySet, loaded.keyPaths?.inDataDir ? loaded.dataDir : null, {
+              useThumbprintKid: config.token.disable_legacy_key_id,
+              maxTokenLifetimeSeconds: config.token.expiration,
+            }),
+          }
+        : {}),
     verifier,
     nowSeconds,
-    throttle: new LoginThrottle(),
+    throttle: kept.throttle ?? new LoginThrottle(),
     failureLatency,
     inFlightLogins: new InFlightLogins(),
     ...(auditLog ? { audit: new TokenAudit(auditLog, config.audit.token_decisions) } : {}),
@@ -163,6 +198,19 @@ export function buildIssuer(
         }
       : {}),
   };
+}
+
+/**
+ * Closes what an issuer holds open: LDAP connection pools, SQL pools and the acl_xorm refresh
+ * timer. Hooks run one process per request and hold nothing. For an issuer a reload replaced,
+ * once its requests have drained (src/reload/current-issuer.ts).
+ */
+export async function closeIssuer(issuer: TokenIssuer): Promise<void> {
+  const closable = [...issuer.authenticators, ...issuer.authorizers].filter(
+    (part): part is typeof part & { close(): void | Promise<void> } =>
+      typeof (part as { close?: unknown }).close === "function",
+  );
+  await Promise.allSettled(closable.map(async (part) => part.close()));
 }
 
 /** Issue 8 H1, review finding 1: say once which names registration refuses, so "not available" is no riddle. */
@@ -258,7 +306,14 @@ export function managementServices(
   };
 }
 
-function apiOptions(loaded: LoadedConfig, issuer: TokenIssuer, services: ManagementServices): ApiOptions {
+function apiOptions(
+  loaded: LoadedConfig,
+  issuerOrCurrent: TokenIssuer | CurrentIssuer,
+  services: ManagementServices,
+): ApiOptions {
+  // The verifier, throttle and access token authenticator are kept across reloads: the first
+  // issuer's serve for every later one.
+  const issuer = issuerOrCurrent instanceof CurrentIssuer ? issuerOrCurrent.issuer : issuerOrCurrent;
   const { server } = loaded.config;
   return {
     db: services.db,
@@ -277,7 +332,11 @@ function apiOptions(loaded: LoadedConfig, issuer: TokenIssuer, services: Managem
 }
 
 /** The token server's app; with the management API under /api/v1 unless `api.addr` gives it its own listener. */
-export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer, services?: ManagementServices) {
+export function buildApp(
+  loaded: LoadedConfig,
+  issuer: TokenIssuer | CurrentIssuer,
+  services?: ManagementServices,
+) {
   const { server, api } = loaded.config;
   const mountHere = services !== undefined && api.enabled && api.addr === undefined;
   return createApp({
@@ -285,14 +344,19 @@ export function buildApp(loaded: LoadedConfig, issuer: TokenIssuer, services?: M
     pathPrefix: server.path_prefix,
     realIp: { header: server.real_ip_header, position: server.real_ip_pos },
     hsts: server.hsts,
-    basicRealm: loaded.config.token.issuer,
+    // token.issuer, which a reload may change.
+    basicRealm: issuer instanceof CurrentIssuer ? () => issuer.issuer.issuer : loaded.config.token.issuer,
     databasePath: databasePath(loaded.dataDir),
     ...(mountHere ? { api: apiOptions(loaded, issuer, services) } : {}),
   });
 }
 
 /** The management API's own app when `api.addr` is set; else null (it is on the token listener). */
-export function buildApiApp(loaded: LoadedConfig, issuer: TokenIssuer, services: ManagementServices) {
+export function buildApiApp(
+  loaded: LoadedConfig,
+  issuer: TokenIssuer | CurrentIssuer,
+  services: ManagementServices,
+) {
   const { server, api } = loaded.config;
   if (!api.enabled || api.addr === undefined) return null;
   return createApiApp({

@@ -3,6 +3,7 @@
  * checks (patterns, files, keys). Every problem is collected with its key path and reported in
  * one ConfigError, so a user fixes a file in one pass instead of one error per restart.
  */
+import { log } from "../log.ts";
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join as joinPath, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
@@ -13,6 +14,15 @@ import { type ConfigProblem, ConfigError } from "../errors.ts";
 import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts";
+import {
+  BUNDLE_FILE,
+  JWKS_FILE,
+  type KeySet,
+  loadKeySet,
+  publishedAt,
+  singleKeySet,
+  writePublishedFiles,
+} from "../token/key-set.ts";
 import { ensureGeneratedKey, loadSigningKey, type SigningKey } from "../token/keys.ts";
 import { ensureRefreshSecret, REFRESH_KEY_FILE } from "../token/refresh-token.ts";
 import {
@@ -31,6 +41,8 @@ export interface LoadedConfig {
   acl: Acl;
   /** Null only when validating with createFiles false and no key is configured. */
   signingKey: SigningKey | null;
+  /** Every published key (issue 12 item 2); the generated set, or the one configured key. */
+  keySet: KeySet | null;
   dataDir: string;
   /** True when the signing key was generated in the data directory on this start. */
   generatedKey: boolean;
@@ -200,13 +212,26 @@ export async function prepareConfig(
     }
   }
   let signingKey: SigningKey | null = null;
-  if (keyPaths) {
+  let keySet: KeySet | null = null;
+  const nowSeconds = Math.floor(Date.now() / 1000);
+  if (keyPaths?.inDataDir) {
+    try {
+      keySet = await loadKeySet(dataDir, nowSeconds, {
+        useThumbprintKid: config.token.disable_legacy_key_id,
+        maxTokenLifetimeSeconds: config.token.expiration,
+      });
+      signingKey = keySet.signingKeyAt(nowSeconds);
+    } catch (error) {
+      problems.push({ path: "data_dir", message: `signing keys: ${describeFileError(error)}` });
+    }
+  } else if (keyPaths) {
     const loaded = await loadSigningKey(
       { ...keyPaths, useThumbprintKid: config.token.disable_legacy_key_id },
       keyConfigPath,
     );
     problems.push(...loaded.problems);
     signingKey = loaded.key ?? null;
+    if (signingKey) keySet = singleKeySet(signingKey, nowSeconds);
   }
   let refreshSecret: Buffer | null = null;
   if (createFiles && config.token.refresh_expiration > 0 && !problems.some((p) => p.path === "data_dir")) {
@@ -217,11 +242,25 @@ export async function prepareConfig(
     }
   }
   if (problems.length > 0) throw new ConfigError(source, problems);
+  let publishedFiles: string[] = [];
+  if (keySet && keyPaths?.inDataDir) {
+    // The bundle and JWKS the registries read, in step with the set (0644, public). Not fatal: the
+    // server signs without them, and retries (LiveKeySet) while the disk is full.
+    try {
+      if (writePublishedFiles(dataDir, publishedAt(keySet, nowSeconds)))
+        publishedFiles = [joinPath(dataDir, BUNDLE_FILE), joinPath(dataDir, JWKS_FILE)];
+    } catch (error) {
+      log.warn("cannot write the published key files (token-bundle.crt, jwks.json)", {
+        error: describeFileError(error),
+      });
+    }
+  }
   return {
     config,
     source,
     acl,
     signingKey,
+    keySet,
     dataDir,
     generatedKey,
     keyPaths: keyPaths ?? null,
@@ -231,6 +270,7 @@ export async function prepareConfig(
       ? [
           ...(generatedKey && keyPaths ? [keyPaths.keyPath, keyPaths.certificatePath ?? ""] : []),
           ...(refreshSecret ? [joinPath(dataDir, REFRESH_KEY_FILE)] : []),
+          ...(generatedKey ? publishedFiles : []),
         ].filter((f) => f !== "")
       : [],
   };

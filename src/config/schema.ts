@@ -87,6 +87,13 @@ export const TokenConfig = Type.Object(
     key: Type.Optional(
       Type.String({ description: "PEM signing key: RSA (RS256) or EC P-256/384/521 (ES256/384/512)." }),
     ),
+    rotation_overlap_seconds: Type.Integer({
+      minimum: 0,
+      maximum: 31_536_000,
+      default: 86_400,
+      description:
+        "regauth extension: seconds between `regauth key rotate` and the new key signing, so that registries restarted with the new bundle trust it first (docs/deployment.md).",
+    }),
     disable_legacy_key_id: Type.Boolean({
       default: false,
       description:

@@ -31,6 +31,8 @@ export interface PrivateFileOptions {
   exclusive: boolean;
   /** Give the file to this owner (root writing into the service user's 0700 data directory). */
   owner?: { uid: number; gid: number } | null;
+  /** 0600 unless given: the published bundle and JWKS are public (0644, issue 12 item 2). */
+  mode?: number;
 }
 
 export function writePrivateFile(path: string, data: string | Uint8Array, options: PrivateFileOptions): void {
@@ -43,9 +45,10 @@ export function writePrivateFile(path: string, data: string | Uint8Array, option
     constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     0o600,
   );
+  const mode = options.mode ?? 0o600;
   try {
     try {
-      fchmodSync(fd, 0o600); // whatever the umask
+      fchmodSync(fd, mode); // whatever the umask
       if (options.owner) fchownSync(fd, options.owner.uid, options.owner.gid);
       for (let written = 0; written < bytes.length; )
         written += writeSync(fd, bytes, written, bytes.length - written);

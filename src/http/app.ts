@@ -7,17 +7,20 @@ import { storeUnavailable } from "../db/store-errors.ts";
 import { AppError, PayloadTooLarge, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
+import { CurrentIssuer } from "../reload/current-issuer.ts";
+import { publishedJwks } from "../token/key-set.ts";
 import { type ApiOptions, mountApi } from "./api/plugin.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
 
 export interface AppOptions {
-  issuer: TokenIssuer;
+  /** A CurrentIssuer when the config can be reloaded while serving (src/reload/). */
+  issuer: TokenIssuer | CurrentIssuer;
   pathPrefix: string;
   realIp: RealIpConfig;
   hsts: boolean;
-  /** Realm for `WWW-Authenticate: Basic` on 401 (docker_auth uses token.issuer). */
-  basicRealm: string;
+  /** Realm for `WWW-Authenticate: Basic` on 401 (docker_auth uses token.issuer); a function follows reloads. */
+  basicRealm: string | (() => string);
   /** The accounts database, named in the log when it cannot answer (src/db/store-errors.ts). */
   databasePath?: string;
   /**
@@ -33,6 +36,8 @@ export function createApp(options: AppOptions) {
     ? { "strict-transport-security": "max-age=63072000; includeSubDomains" }
     : {};
 
+  const current =
+    options.issuer instanceof CurrentIssuer ? options.issuer : new CurrentIssuer(options.issuer);
   const tokenHandler = async ({
     request,
     server,
@@ -41,7 +46,8 @@ export function createApp(options: AppOptions) {
     server: { requestIP(r: Request): { address: string } | null } | null;
   }) => {
     const ip = resolveClientIp(request.headers, server?.requestIP(request)?.address, options.realIp);
-    const response = await handleTokenRequest(options.issuer, request, ip);
+    // The issuer current when the request arrived answers it to the end, even across a reload.
+    const response = await current.use((issuer) => handleTokenRequest(issuer, request, ip));
     for (const [name, value] of Object.entries(extraHeaders)) response.headers.set(name, value);
     return response;
   };
@@ -52,6 +58,14 @@ export function createApp(options: AppOptions) {
     .post(`${prefix}/auth`, tokenHandler, { parse: "none" })
     .get(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
     .post(`${prefix}/auth/token`, tokenHandler, { parse: "none" })
+    // The published keys as an RFC 7517 JWK Set (issue 12 item 2); public, like the bundle.
+    .get(
+      `${prefix}/.well-known/jwks.json`,
+      () =>
+        new Response(JSON.stringify(publishedJwks(current.issuer)), {
+          headers: { "content-type": "application/json", "cache-control": "max-age=60", ...extraHeaders },
+        }),
+    )
     .get(
       `${prefix}/healthz`,
       () =>
@@ -62,7 +76,7 @@ export function createApp(options: AppOptions) {
     .get(
       prefix === "" ? "/" : prefix,
       () =>
-        new Response(`regauth: Docker Registry token server for ${options.basicRealm}\n`, {
+        new Response(`regauth: Docker Registry token server for ${realmOf(options)}\n`, {
           headers: extraHeaders,
         }),
     );
@@ -102,10 +116,14 @@ function withErrorRendering<App extends Elysia>(
           : error),
       code,
       request,
-      options.basicRealm,
+      realmOf(options),
       extraHeaders,
     ),
   );
+}
+
+function realmOf(options: Pick<AppOptions, "basicRealm">): string {
+  return typeof options.basicRealm === "function" ? options.basicRealm() : options.basicRealm;
 }
 
 /** Elysia's ValidationError, as `body.field: problem` (the API validates itself; this is the net). */

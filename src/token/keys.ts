@@ -288,6 +288,23 @@ export function ensureGeneratedKey(dataDir: string): {
       `${present} exists but ${missing} is missing: restore it from a backup, or delete ${present} to generate a new pair (then give every registry the new certificate as rootcertbundle)`,
     );
   }
+  const pair = generateSigningKeyPair();
+  // Exclusive and atomic (src/fs/private-file.ts): a full disk leaves no 0-byte token.key, a
+  // second server starting at the same moment fails here instead of overwriting the first's
+  // key, and a planted token.key symlink is never followed (issue 8 L4).
+  const owner = dataDirOwnerToChownTo(dataDir);
+  writePrivateFile(keyPath, pair.keyPem, { exclusive: true, owner });
+  try {
+    writePrivateFile(certificatePath, pair.certificatePem, { exclusive: true, owner });
+  } catch (error) {
+    unlinkSync(keyPath); // ours, written just now and used by nothing: never leave half a pair
+    throw error;
+  }
+  return { keyPath, certificatePath, created: true };
+}
+
+/** An EC P-256 key (PKCS#8 PEM) and its self-signed certificate: the generated key and each rotation's. */
+export function generateSigningKeyPair(): { keyPem: string; certificatePem: string } {
   let pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
   // Regenerate until neither coordinate starts with a zero byte, so that every registry version
   // computes the same kid for this key (see hasLeadingZeroCoordinate).
@@ -295,21 +312,10 @@ export function ensureGeneratedKey(dataDir: string): {
     pair = generateKeyPairSync("ec", { namedCurve: "P-256" });
   }
   const certificateDer = selfSignedCertificate(pair.privateKey, pair.publicKey, "regauth token signer");
-  // Exclusive and atomic (src/fs/private-file.ts): a full disk leaves no 0-byte token.key, a
-  // second server starting at the same moment fails here instead of overwriting the first's
-  // key, and a planted token.key symlink is never followed (issue 8 L4).
-  const owner = dataDirOwnerToChownTo(dataDir);
-  writePrivateFile(keyPath, pair.privateKey.export({ type: "pkcs8", format: "pem" }), {
-    exclusive: true,
-    owner,
-  });
-  try {
-    writePrivateFile(certificatePath, toPem("CERTIFICATE", certificateDer), { exclusive: true, owner });
-  } catch (error) {
-    unlinkSync(keyPath); // ours, written just now and used by nothing: never leave half a pair
-    throw error;
-  }
-  return { keyPath, certificatePath, created: true };
+  return {
+    keyPem: pair.privateKey.export({ type: "pkcs8", format: "pem" }) as string,
+    certificatePem: toPem("CERTIFICATE", certificateDer),
+  };
 }
 
 function pathExists(path: string): boolean {

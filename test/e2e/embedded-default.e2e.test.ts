@@ -76,7 +76,7 @@ describe("regauth serve with no config file", () => {
         realm: `http://127.0.0.1:${EMBEDDED_PORT}/auth`,
         service: "registry",
         issuer: "regauth",
-        rootcertbundle: join(dataDir, "token.crt"),
+        rootcertbundle: join(dataDir, "token-bundle.crt"),
       });
       // Issue 3's first run: the printed admin password logs in and pushes through a registry
       // configured from the printed block, with nothing else set up.
@@ -129,7 +129,7 @@ describe("the data directory", () => {
     await regauth.stdout.waitFor(/rootcertbundle: .*\n/);
     const block = parseRegistryBlock(regauth.stdout.text);
     expect(block.realm).toBe(`${regauth.url}/auth`);
-    expect(block.rootcertbundle).toBe(join(stateDirectory, "token.crt"));
+    expect(block.rootcertbundle).toBe(join(stateDirectory, "token-bundle.crt"));
     const registry = await startRegistry({ ...block, certificatePath: block.rootcertbundle });
     const push = await skopeoPush(makeOciImage(), `${registry.host}/alice/app:v1`, "alice:alice-secret");
     expect(push.stderr).toBe("");
@@ -146,7 +146,7 @@ describe("the data directory", () => {
       STATE_DIRECTORY: stateDirectory,
     });
     expect(result.exitCode).toBe(0);
-    expect(parseRegistryBlock(result.stdout).rootcertbundle).toBe(join(chosen, "token.crt"));
+    expect(parseRegistryBlock(result.stdout).rootcertbundle).toBe(join(chosen, "token-bundle.crt"));
     expect(mode(join(chosen, "token.key"))).toBe("600");
     expect(existsSync(stateDirectory)).toBe(false);
     expect(existsSync(join(cwd, "regauth-data"))).toBe(false);
@@ -157,10 +157,12 @@ describe("the data directory", () => {
     const second = join(makeTempDir("state-"), "second");
     const cwd = makeTempDir("cwd-");
     const fromState = await runIn(cwd, ["registry-config"], { STATE_DIRECTORY: `${first}:${second}` });
-    expect(parseRegistryBlock(fromState.stdout).rootcertbundle).toBe(join(first, "token.crt"));
+    expect(parseRegistryBlock(fromState.stdout).rootcertbundle).toBe(join(first, "token-bundle.crt"));
     expect(existsSync(second)).toBe(false);
     const fromCwd = await runIn(cwd, ["registry-config"], {});
-    expect(parseRegistryBlock(fromCwd.stdout).rootcertbundle).toBe(join(cwd, "regauth-data", "token.crt"));
+    expect(parseRegistryBlock(fromCwd.stdout).rootcertbundle).toBe(
+      join(cwd, "regauth-data", "token-bundle.crt"),
+    );
   });
 
   it("must be writable: a clear error, not a stack trace", async () => {

@@ -40,7 +40,7 @@ describe("serve --addr and REGAUTH_ADDR", () => {
     const printed = await run([BINARY, ...args], { env: { REGAUTH_ADDR: "" } });
     expect(printed.exitCode, printed.stderr).toBe(0);
     expect(printed.stdout).toContain(`realm: http://127.0.0.1:${port}/auth`);
-    expect(printed.stdout).toContain(`rootcertbundle: ${join(regauth.dataDir, "token.crt")}`);
+    expect(printed.stdout).toContain(`rootcertbundle: ${join(regauth.dataDir, "token-bundle.crt")}`);
   });
 
   it("logs the line on every start, not only the first, with --config when a file is used", async () => {

@@ -21,6 +21,7 @@ describe("systemd/regauth.service", () => {
     ["StateDirectory", "regauth"],
     ["ConfigurationDirectory", "regauth"],
     ["ExecStart", "/usr/local/bin/regauth serve --config ${CONFIGURATION_DIRECTORY}/config.yml"],
+    ["ExecReload", "/bin/kill -HUP $MAINPID"],
     ["Restart", "on-failure"],
     ["NoNewPrivileges", "yes"],
     ["ProtectSystem", "strict"],

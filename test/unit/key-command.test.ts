@@ -1,0 +1,78 @@
+/** `regauth key rotate|list` (src/cli/key.ts) over a fake terminal: arguments, configured keys, output. */
+import { describe, expect, test } from "bun:test";
+import { keyCommand } from "../../src/cli/key.ts";
+import type { CommandIo } from "../../src/cli/command-io.ts";
+import type { LoadedConfig } from "../../src/config/load.ts";
+import { loadTestConfig } from "../helpers.ts";
+import { makeKey } from "../key-fixtures.ts";
+
+function fakeIo(nowMs = Date.now()) {
+  const out: string[] = [];
+  const io = {
+    out: (text: string) => out.push(text),
+    err: (text: string) => out.push(text),
+    nowMs: () => nowMs,
+  } as unknown as CommandIo;
+  return { io, out };
+}
+
+const args = (...positionals: string[]) => ({ positionals, flags: new Map() }) as never;
+
+describe("regauth key", () => {
+  test.each([[[]], [["spin"]], [["rotate", "extra"]]])("%j is a usage error", async (positionals) => {
+    const loaded = await loadTestConfig({});
+    await expect(keyCommand(args(...positionals), fakeIo().io, async () => loaded)).rejects.toThrow(
+      /expected rotate or list|unexpected argument/,
+    );
+  });
+
+  test("rotate, then list: next key with its activation; a second rotate is refused", async () => {
+    const loaded = await loadTestConfig({ token: { issuer: "i", rotation_overlap_seconds: 600 } });
+    const now = Date.now();
+    const { io, out } = fakeIo(now);
+    expect(await keyCommand(args("rotate"), io, async () => loaded)).toBe(0);
+    expect(out.join("")).toContain("Restart every registry");
+    await expect(keyCommand(args("rotate"), io, async () => loaded)).rejects.toThrow("already waiting");
+    out.length = 0;
+    expect(await keyCommand(args("list"), io, async () => loaded)).toBe(0);
+    const lines = out.join("").trim().split("\n");
+    expect(lines[0]).toBe("KID\tSTATE\tFILE\tCREATED\tACTIVATES\tRETIRES\tUNPUBLISHED");
+    expect(lines[1]).toMatch(/^[A-Z2-7:]+\tcurrent\ttoken\t/);
+    const activates = new Date(Math.floor(now / 1000) * 1000 + 600_000).toISOString().replace(".000Z", "Z");
+    expect(lines[2]).toContain(`\tnext\ttoken-1\t`);
+    expect(lines[2]).toContain(`\t${activates}\t`);
+  });
+
+  test("list after the switch and after the old key left the set: retired, then expired", async () => {
+    const loaded = await loadTestConfig({
+      token: { issuer: "i", expiration: 300, rotation_overlap_seconds: 600 },
+    });
+    const now = Date.now();
+    expect(await keyCommand(args("rotate"), fakeIo(now).io, async () => loaded)).toBe(0);
+    const listAt = async (ms: number) => {
+      const { io, out } = fakeIo(ms);
+      await keyCommand(args("list"), io, async () => loaded);
+      return out
+        .join("")
+        .trim()
+        .split("\n")
+        .slice(1)
+        .map((line) => line.split("\t")[1]);
+    };
+    expect(await listAt(now + 601_000)).toEqual(["retired", "current"]);
+    expect(await listAt(now + (600 + 300 + 60 + 1) * 1000)).toEqual(["expired", "current"]);
+  });
+
+  test("a key named in the config is not rotated here; the message says what to do", async () => {
+    const key = makeKey({ kind: "ec", curve: "P-256", encoding: "pkcs8" });
+    const loaded: LoadedConfig = await loadTestConfig({
+      token: { issuer: "i", key: key.keyPath, certificate: key.certificatePath },
+    });
+    await expect(keyCommand(args("rotate"), fakeIo().io, async () => loaded)).rejects.toThrow(
+      "Rotating the signing key",
+    );
+    const { io, out } = fakeIo();
+    expect(await keyCommand(args("list"), io, async () => loaded)).toBe(0);
+    expect(out.join("")).toContain("current");
+  });
+});
