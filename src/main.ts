@@ -9,6 +9,7 @@ import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
 import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
+import { BACKUP_USAGE, BACKUP_VALUE_FLAGS, backupCommand } from "./cli/backup.ts";
 import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
 import type { CommandIo } from "./cli/command-io.ts";
 import { CLIENT_BOOLEAN_FLAGS, CLIENT_VALUE_FLAGS, processIo } from "./cli/backend.ts";
@@ -160,6 +161,13 @@ Give it the flags serve runs with (serve logs the exact command on every start).
     valueFlags: [],
     booleanFlags: [],
     run: logoutCommand,
+  },
+  backup: {
+    summary: "copy the data directory (database and keys) into a new directory, while serving",
+    usage: BACKUP_USAGE,
+    valueFlags: BACKUP_VALUE_FLAGS,
+    booleanFlags: [],
+    run: (args) => backupCommand(args, (parsed) => loadForCommand(parsed, false)),
   },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
