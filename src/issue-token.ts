@@ -286,15 +286,18 @@ function sign(
     request.refreshToken === undefined && request.wantsRefreshToken && principal.accessToken === undefined
       ? issuer.refreshTokens?.issue(principal, request.service, issuedAtSeconds)
       : undefined;
-  log.debug("token issued", {
+  // One line per token decision at info (issue 12, item 5): who, for what, what was asked and granted.
+  log.info("token issued", {
     account: principal.account,
-    via:
+    authenticator:
       request.refreshToken === undefined
         ? principal.authenticator
         : `refresh_token(${principal.authenticator})`,
     ip: request.ip?.text,
+    client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
     service: request.service,
-    access: grants,
+    scopes_asked: request.scopes.map(scopeText).join(" "),
+    scopes_granted: grants.map(scopeText).join(" "),
     ...(principal.accessToken
       ? { token_id: principal.accessToken.id, claimed_account: request.account ?? "" }
       : {}),
@@ -368,4 +371,9 @@ async function registerByLogin(
     case "refused":
       return { kind: "deny", reason: outcome.reason };
   }
+}
+
+/** `type:name:actions`, as the client wrote it (scope.md); an empty grant has no actions. */
+function scopeText(scope: { type: string; name: string; actions: readonly string[] }): string {
+  return `${scope.type}:${scope.name}:${scope.actions.join(",")}`;
 }

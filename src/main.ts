@@ -260,9 +260,11 @@ async function loadForCommand(args: ReturnType<typeof parseArgs>, createFiles = 
     addr: listenAddressOverride(args),
     reinitialize: args.flags.has("reinitialize"),
   };
-  return configPath === undefined
+  const loaded = await (configPath === undefined
     ? prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
-    : loadConfigFile(configPath, options);
+    : loadConfigFile(configPath, options));
+  log.configure(loaded.config.log);
+  return loaded;
 }
 
 /**

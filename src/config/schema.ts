@@ -153,10 +153,30 @@ export const ApiConfig = Type.Object(
   { ...strict, default: {} },
 );
 
+/** Logs on stderr (src/log.ts, issue 12 item 5). */
+export const LogConfig = Type.Object(
+  {
+    format: Type.Union([Type.Literal("logfmt"), Type.Literal("json")], {
+      default: "logfmt",
+      description: "logfmt (key=value) or json (one object a line).",
+    }),
+    level: Type.Union(
+      [Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")],
+      {
+        default: "info",
+        description:
+          "Lowest level logged; docker_auth's -v=2 is debug. $REGAUTH_LOG_LEVEL, when set, wins over this.",
+      },
+    ),
+  },
+  { ...strict, default: {} },
+);
+
 export const Config = Type.Object(
   {
     server: Type.Object(ServerConfig.properties, { ...strict, default: {} }),
     api: ApiConfig,
+    log: LogConfig,
     token: TokenConfig,
     users: Type.Optional(Type.Record(Type.String(), UserConfig)),
     acl: Type.Optional(Type.Array(AclEntryConfig)),
