@@ -23,6 +23,7 @@ import type { LoginAttempt, LoginThrottle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
 import { BadRequest, keepsThrottleCharge, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
+import { metrics } from "./metrics/recorder.ts";
 import type { Scope } from "./scope.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { claimedSubject, type RefreshRefusal, type RefreshTokens } from "./token/refresh-token.ts";
@@ -192,6 +193,7 @@ function admitAttempt(
   const admission = throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
   if (admission?.kind !== "refused") return admission?.attempt;
   throttle?.reportRefusal(request.ip, account);
+  metrics.throttled();
   throw new TooManyRequests(
     `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,
     admission.retryAfterSeconds,
@@ -330,6 +332,7 @@ async function registerByLogin(
   // charged before the password is hashed, given back unless an account is created.
   const waitSeconds = issuer.throttle?.reserveRegistration(request.ip) ?? 0;
   if (waitSeconds > 0) {
+    metrics.throttled();
     throw new TooManyRequests(
       `too many accounts created from this network; try again in ${waitSeconds} seconds`,
       waitSeconds,

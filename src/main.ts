@@ -38,6 +38,7 @@ import { DatabaseError, databasePath, openDatabase, REQUEST_PATH_BUSY_TIMEOUT_MS
 import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
+import { startMetricsExporter } from "./metrics/exporter.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
 import {
   buildApiApp,
@@ -319,7 +320,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     throw new UsageError(`unexpected argument ${args.positionals[0]}; the config file goes after --config`);
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
-  checkCanListen((await validateQuietly(args)).config.server);
+  const validated = await validateQuietly(args);
+  checkCanListen(validated.config.server);
+  // Before anything is created too: an unreadable bearer_token_file is a config error (and the
+  // one import of prom-client, when metrics are on).
+  const metricsExporter = await startMetricsExporter(validated.config.metrics, validated.source);
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
@@ -347,7 +352,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
   const services = managementServices(loaded, issuer, database);
-  const running = listen(loaded, buildApp(loaded, issuer, services), buildApiApp(loaded, issuer, services));
+  const running = listen(
+    loaded,
+    buildApp(loaded, issuer, services, metricsExporter),
+    buildApiApp(loaded, issuer, services),
+  );
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,

@@ -153,6 +153,23 @@ export const ApiConfig = Type.Object(
   { ...strict, default: {} },
 );
 
+/** Prometheus metrics at `${path_prefix}/metrics` (issue 12, item 4); off by default. */
+export const MetricsConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: "Serve Prometheus metrics at /metrics." }),
+    bearer_token: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description: "Require `Authorization: Bearer <this>` on /metrics (at least 16 characters).",
+      }),
+    ),
+    bearer_token_file: Type.Optional(
+      Type.String({ minLength: 1, description: "Read the bearer token from this file (one line)." }),
+    ),
+  },
+  { ...strict, default: {} },
+);
+
 /** Logs on stderr (src/log.ts, issue 12 item 5). */
 export const LogConfig = Type.Object(
   {
@@ -177,6 +194,7 @@ export const Config = Type.Object(
     server: Type.Object(ServerConfig.properties, { ...strict, default: {} }),
     api: ApiConfig,
     log: LogConfig,
+    metrics: MetricsConfig,
     token: TokenConfig,
     users: Type.Optional(Type.Record(Type.String(), UserConfig)),
     acl: Type.Optional(Type.Array(AclEntryConfig)),
