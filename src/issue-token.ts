@@ -90,6 +90,8 @@ export interface IssuedToken {
 export const MAX_SERVICE_LENGTH = 255;
 /** `client_id` is free-form and only logged (token.md); longer values are cut in the log. */
 const MAX_LOGGED_CLIENT_ID_LENGTH = 100;
+/** A refused request's scopes in the log; an issued token's are logged whole (the client authenticated). */
+const MAX_LOGGED_SCOPES_LENGTH = 1000;
 /** The client is told only this; the log says why (expired, password changed, ...). */
 const REFRESH_REFUSED_MESSAGE = "the refresh token is invalid, expired or revoked; log in again";
 
@@ -261,6 +263,9 @@ async function refuse(
     ...(isForged ? { claimed_account: account } : { account }),
     ip: request.ip?.text,
     client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
+    service: request.service,
+    // Anyone can send a refused request: its scopes are cut, as client_id is.
+    scopes_asked: request.scopes.map(scopeText).join(" ").slice(0, MAX_LOGGED_SCOPES_LENGTH),
     ...(refusal ? { grant: "refresh_token", reason: refusal } : {}),
   });
   await issuer.failureLatency?.equalize(performance.now() - startedMs);
