@@ -3,6 +3,7 @@
  * serve runs. It reads the database through its own read-only connection, so it waits for no
  * writer and no writer waits for it (WAL).
  */
+import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { DatabaseError, databasePath, openDatabaseReadOnly } from "../db/database.ts";
 import { throwIfUntrusted } from "../db/data-dir.ts";
@@ -30,6 +31,7 @@ export async function backupCommand(
   if (target === undefined) throw new UsageError("where to? regauth backup DIR");
   if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
   const loaded = await load(args);
+  if (!existsSync(loaded.dataDir)) throw new CommandFailed(`no data directory at ${loaded.dataDir}`);
   throwIfUntrusted(loaded.dataDir);
   const { backupDataDir, BackupError } = await import("../ops/backup.ts");
   const database = openDatabaseReadOnly(databasePath(loaded.dataDir));

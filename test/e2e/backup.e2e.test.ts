@@ -96,6 +96,9 @@ describe("regauth backup", () => {
     const missing = await run([BINARY, "backup", join(dir, "copy"), "--data-dir", empty]);
     expect(missing.exitCode).toBe(1);
     expect(missing.stderr).toContain("no accounts database");
+    const nowhere = await run([BINARY, "backup", join(dir, "copy"), "--data-dir", join(dir, "nowhere")]);
+    expect(nowhere.exitCode).toBe(1);
+    expect(nowhere.stderr).toContain("no data directory");
     expect(readdirSync(dir)).toEqual(["data"]);
   });
 });
