@@ -23,6 +23,7 @@ import type { LoginAttempt, LoginThrottle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
 import { BadRequest, keepsThrottleCharge, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
+import { metrics } from "./metrics/recorder.ts";
 import type { Scope } from "./scope.ts";
 import type { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
@@ -93,6 +94,8 @@ export interface IssuedToken {
 export const MAX_SERVICE_LENGTH = 255;
 /** `client_id` is free-form and only logged (token.md); longer values are cut in the log. */
 const MAX_LOGGED_CLIENT_ID_LENGTH = 100;
+/** A refused request's scopes in the log; an issued token's are logged whole (the client authenticated). */
+const MAX_LOGGED_SCOPES_LENGTH = 1000;
 /** The client is told only this; the log says why (expired, password changed, ...). */
 const REFRESH_REFUSED_MESSAGE = "the refresh token is invalid, expired or revoked; log in again";
 
@@ -196,6 +199,7 @@ function admitAttempt(
   const admission = throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
   if (admission?.kind !== "refused") return admission?.attempt;
   throttle?.reportRefusal(request.ip, account);
+  metrics.throttled();
   throw new TooManyRequests(
     `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,
     admission.retryAfterSeconds,
@@ -263,6 +267,9 @@ async function refuse(
     ...(isForged ? { claimed_account: account } : { account }),
     ip: request.ip?.text,
     client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
+    service: request.service,
+    // Anyone can send a refused request: its scopes are cut, as client_id is.
+    scopes_asked: request.scopes.map(scopeText).join(" ").slice(0, MAX_LOGGED_SCOPES_LENGTH),
     ...(refusal ? { grant: "refresh_token", reason: refusal } : {}),
   });
   await issuer.failureLatency?.equalize(performance.now() - startedMs);
@@ -291,15 +298,18 @@ function sign(
     request.refreshToken === undefined && request.wantsRefreshToken && principal.accessToken === undefined
       ? issuer.refreshTokens?.issue(principal, request.service, issuedAtSeconds)
       : undefined;
-  log.debug("token issued", {
+  // One line per token decision at info (issue 12, item 5): who, for what, what was asked and granted.
+  log.info("token issued", {
     account: principal.account,
-    via:
+    authenticator:
       request.refreshToken === undefined
         ? principal.authenticator
         : `refresh_token(${principal.authenticator})`,
     ip: request.ip?.text,
+    client_id: request.clientId?.slice(0, MAX_LOGGED_CLIENT_ID_LENGTH),
     service: request.service,
-    access: grants,
+    scopes_asked: request.scopes.map(scopeText).join(" "),
+    scopes_granted: grants.map(scopeText).join(" "),
     ...(principal.accessToken
       ? { token_id: principal.accessToken.id, claimed_account: request.account ?? "" }
       : {}),
@@ -332,6 +342,7 @@ async function registerByLogin(
   // charged before the password is hashed, given back unless an account is created.
   const waitSeconds = issuer.throttle?.reserveRegistration(request.ip) ?? 0;
   if (waitSeconds > 0) {
+    metrics.throttled();
     throw new TooManyRequests(
       `too many accounts created from this network; try again in ${waitSeconds} seconds`,
       waitSeconds,
@@ -373,4 +384,9 @@ async function registerByLogin(
     case "refused":
       return { kind: "deny", reason: outcome.reason };
   }
+}
+
+/** `type:name:actions`, as the client wrote it (scope.md); an empty grant has no actions. */
+function scopeText(scope: { type: string; name: string; actions: readonly string[] }): string {
+  return `${scope.type}:${scope.name}:${scope.actions.join(",")}`;
 }

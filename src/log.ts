@@ -1,13 +1,24 @@
 /**
- * A small logfmt logger on stderr: `level=info msg="token issued" account=alice`. Values are quoted
- * and control characters escaped, so a client-chosen string can never forge a log line. Callers
- * pass only non-secret fields; nothing here knows how to print a password.
+ * A small logger on stderr, one line per event: logfmt (`level=info msg="token issued"
+ * account=alice`) or JSON (`log.format: json`, one object a line). Values are quoted and control
+ * characters escaped, so a client-chosen string can never forge a log line. Callers pass only
+ * non-secret fields; nothing here knows how to print a password.
+ *
+ * The level is $REGAUTH_LOG_LEVEL when set, else `log.level` from the config, else info: the
+ * variable wins so that `systemctl edit` (Environment=REGAUTH_LOG_LEVEL=debug) turns on debug for
+ * one run without touching the config (docs/deployment.md, Logs).
  */
 export type LogLevel = "debug" | "info" | "warn" | "error";
+export type LogFormat = "logfmt" | "json";
 type Fields = Record<string, unknown>;
 
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
-let threshold = ORDER[(process.env.REGAUTH_LOG_LEVEL as LogLevel) ?? "info"] ?? ORDER.info;
+function environmentLevel(): LogLevel | undefined {
+  const value = process.env.REGAUTH_LOG_LEVEL?.toLowerCase();
+  return value !== undefined && Object.hasOwn(ORDER, value) ? (value as LogLevel) : undefined;
+}
+let threshold = ORDER[environmentLevel() ?? "info"];
+let format: LogFormat = "logfmt";
 let sink: (line: string) => void = (line) => process.stderr.write(`${line}\n`);
 
 function formatValue(value: unknown): string {
@@ -23,8 +34,28 @@ function formatValue(value: unknown): string {
   );
 }
 
+function jsonValue(value: unknown): unknown {
+  return value instanceof Error ? value.message : value;
+}
+
+/** C1 controls and U+2028/2029 are valid in JSON strings but trouble terminals and readers: escaped, as in logfmt. */
+function jsonLine(level: LogLevel, message: string, fields?: Fields): string {
+  const record: Record<string, unknown> = { time: new Date().toISOString(), level, msg: message };
+  if (fields)
+    for (const [key, value] of Object.entries(fields))
+      if (value !== undefined && !Object.hasOwn(record, key)) record[key] = jsonValue(value);
+  return JSON.stringify(record).replace(
+    /[\u007f-\u009f\u2028\u2029]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 function write(level: LogLevel, message: string, fields?: Fields): void {
   if (ORDER[level] < threshold) return;
+  if (format === "json") {
+    sink(jsonLine(level, message, fields));
+    return;
+  }
   let line = `time=${new Date().toISOString()} level=${level} msg=${formatValue(message)}`;
   if (fields) for (const [key, value] of Object.entries(fields)) line += ` ${key}=${formatValue(value)}`;
   sink(line);
@@ -37,6 +68,11 @@ export const log = {
   error: (message: string, fields?: Fields) => write("error", message, fields),
   setLevel(level: LogLevel): void {
     threshold = ORDER[level];
+  },
+  /** The config's `log` section; $REGAUTH_LOG_LEVEL, when set, still decides the level. */
+  configure(settings: { level: LogLevel; format: LogFormat }): void {
+    threshold = ORDER[environmentLevel() ?? settings.level];
+    format = settings.format;
   },
   /** For tests: capture lines instead of writing them. Returns a function that restores stderr. */
   capture(lines: string[]): () => void {

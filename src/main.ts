@@ -10,6 +10,7 @@ import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
 import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
 import { KEY_USAGE, keyCommand } from "./cli/key.ts";
 import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
+import { BACKUP_USAGE, BACKUP_VALUE_FLAGS, backupCommand } from "./cli/backup.ts";
 import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
 import type { CommandIo } from "./cli/command-io.ts";
 import { CLIENT_BOOLEAN_FLAGS, CLIENT_VALUE_FLAGS, processIo } from "./cli/backend.ts";
@@ -38,6 +39,7 @@ import { DatabaseError, databasePath, openDatabase, REQUEST_PATH_BUSY_TIMEOUT_MS
 import { describeStoreError } from "./db/store-errors.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
+import { startMetricsExporter } from "./metrics/exporter.ts";
 import { renderRegistryConfig } from "./registry-config.ts";
 import { CurrentIssuer } from "./reload/current-issuer.ts";
 import { type Reloader, reloadConfig } from "./reload/reload-config.ts";
@@ -179,6 +181,13 @@ Give it the flags serve runs with (serve logs the exact command on every start).
         return loaded;
       }),
   },
+  backup: {
+    summary: "copy the data directory (database and keys) into a new directory, while serving",
+    usage: BACKUP_USAGE,
+    valueFlags: BACKUP_VALUE_FLAGS,
+    booleanFlags: [],
+    run: (args) => backupCommand(args, (parsed) => loadForCommand(parsed, false)),
+  },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
     usage: ADMIN_USAGE,
@@ -275,9 +284,11 @@ async function loadForCommand(
     addr: listenAddressOverride(args),
     reinitialize: reloadInto === undefined && args.flags.has("reinitialize"),
   };
-  return configPath === undefined
+  const loaded = await (configPath === undefined
     ? prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options)
-    : loadConfigFile(configPath, options);
+    : loadConfigFile(configPath, options));
+  log.configure(loaded.config.log);
+  return loaded;
 }
 
 /**
@@ -332,7 +343,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     throw new UsageError(`unexpected argument ${args.positionals[0]}; the config file goes after --config`);
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
-  checkCanListen((await validateQuietly(args)).config.server);
+  const validated = await validateQuietly(args);
+  checkCanListen(validated.config.server);
+  // Before anything is created too: an unreadable bearer_token_file is a config error (and the
+  // one import of prom-client, when metrics are on).
+  const metricsExporter = await startMetricsExporter(validated.config.metrics, validated.source);
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
@@ -362,7 +377,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const services = managementServices(loaded, issuer, database);
   // Requests go through `current`, which SIGHUP swaps for the issuer of the re-read config.
   const current = new CurrentIssuer(issuer);
-  const running = listen(loaded, buildApp(loaded, current, services), buildApiApp(loaded, current, services));
+  const running = listen(
+    loaded,
+    buildApp(loaded, current, services, metricsExporter),
+    buildApiApp(loaded, current, services),
+  );
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,

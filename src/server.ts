@@ -39,6 +39,8 @@ import type { AccessTokenKeyRef } from "./management/context.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
+import type { MetricsExporter } from "./metrics/exporter.ts";
+import { instrumentAuthenticator, instrumentAuthorizer } from "./metrics/instrument.ts";
 import { type AclXormAuthorizer, aclXormAuthorizer } from "./sql-backends/acl-xorm-authorizer.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
@@ -150,12 +152,14 @@ export function buildIssuer(
   if (database && registrationMode !== "off") warnAboutReservedPatterns(loaded.acl, services);
   const failureLatency = new FailureLatencyFloor();
   failureLatency.calibrate(failureCostPlan(config, verifier));
+  // Latency and errors per back-end (LDAP, hooks, SQL), only when metrics are exported.
+  const measured = config.metrics.enabled;
   return {
     issuer: config.token.issuer,
     ttlSeconds: config.token.expiration,
     services: config.token.services ? new Set(config.token.services) : null,
-    authenticators,
-    authorizers,
+    authenticators: measured ? authenticators.map(instrumentAuthenticator) : authenticators,
+    authorizers: measured ? authorizers.map(instrumentAuthorizer) : authorizers,
     signingKey,
     ...(kept.keySet
       ? { keySet: kept.keySet }
@@ -336,10 +340,13 @@ export function buildApp(
   loaded: LoadedConfig,
   issuer: TokenIssuer | CurrentIssuer,
   services?: ManagementServices,
+  metricsExporter?: MetricsExporter,
 ) {
   const { server, api } = loaded.config;
   const mountHere = services !== undefined && api.enabled && api.addr === undefined;
   return createApp({
+    ...(metricsExporter ? { metrics: metricsExporter } : {}),
+    readinessProblem: readinessProblem(issuer, services?.db),
     issuer,
     pathPrefix: server.path_prefix,
     realIp: { header: server.real_ip_header, position: server.real_ip_pos },
@@ -349,6 +356,28 @@ export function buildApp(
     databasePath: databasePath(loaded.dataDir),
     ...(mountHere ? { api: apiOptions(loaded, issuer, services) } : {}),
   });
+}
+
+/**
+ * /readyz: the signing key is loaded and the database answers a read. bun:sqlite is synchronous,
+ * so the bound is the connection's busy_timeout (REQUEST_PATH_BUSY_TIMEOUT_MS), and a read in WAL
+ * mode waits for no writer anyway; a locked, damaged or vanished file is an error here.
+ */
+function readinessProblem(
+  issuer: TokenIssuer | CurrentIssuer,
+  db: Database | undefined,
+): () => string | null {
+  return () => {
+    const serving = issuer instanceof CurrentIssuer ? issuer.issuer : issuer;
+    if (!serving.signingKey && !serving.keySet) return "no signing key loaded";
+    if (!db) return null;
+    try {
+      db.query("SELECT count(*) FROM users WHERE rowid = 1").get();
+      return null;
+    } catch (error) {
+      return `the accounts database cannot be read: ${(error as Error).message}`;
+    }
+  };
 }
 
 /** The management API's own app when `api.addr` is set; else null (it is on the token listener). */

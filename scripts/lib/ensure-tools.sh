@@ -16,9 +16,10 @@ ensure_bun() {
 # Debian packages for the end-to-end tests and the benchmark: the real registry, skopeo, slapd,
 # the docker CLI (client only; it logs in without a daemon), wrk, the PostgreSQL and MariaDB
 # servers for the SQL back-ends (test/sql/servers.ts runs its own instances), and qemu-user with
-# the arm64 C library to run the linux-arm64 binary (test/e2e/arm64.e2e.test.ts, the image test).
+# the arm64 C library to run the linux-arm64 binary (test/e2e/arm64.e2e.test.ts, the image test),
+# and prometheus for promtool (test/e2e/metrics.e2e.test.ts checks a real scrape).
 TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl postgresql mariadb-server qemu-user-static
-  libc6-arm64-cross)
+  libc6-arm64-cross prometheus)
 
 ensure_test_peers() {
   local missing=()
@@ -33,6 +34,7 @@ ensure_test_peers() {
   [ -x /usr/sbin/mariadbd ] && [ -x /usr/bin/mariadb-install-db ] || missing+=(mariadb-server)
   command -v qemu-aarch64-static >/dev/null 2>&1 || missing+=(qemu-user-static)
   [ -e /usr/aarch64-linux-gnu/lib/ld-linux-aarch64.so.1 ] || missing+=(libc6-arm64-cross)
+  command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
   # Fault tests (test/e2e/full-disk, frozen-disk): mount, fsfreeze and mkfs.ext4; they skip
   # themselves where mounting is not permitted.
   command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
@@ -49,10 +51,12 @@ ensure_test_peers() {
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts slapd on install; our tests run their own instances on loopback ports.
   # The same for PostgreSQL and MariaDB: the SQL tests start theirs on private ports and data dirs.
+  # prometheus is installed for promtool only; its server must not run (nor hold port 9090).
   if command -v service >/dev/null 2>&1; then
-    for unit in slapd postgresql mariadb; do service "$unit" stop >/dev/null 2>&1 || true; done
+    for unit in slapd postgresql mariadb prometheus; do service "$unit" stop >/dev/null 2>&1 || true; done
   fi
   pkill -x slapd 2>/dev/null || true
   pkill -x mariadbd 2>/dev/null || true
+  pkill -x prometheus 2>/dev/null || true
   pkill -u postgres -x postgres 2>/dev/null || true
 }

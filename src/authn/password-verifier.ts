@@ -32,6 +32,7 @@ import type { ClientIp } from "../acl.ts";
 import { clientSource } from "./throttle.ts";
 import { ServerBusy } from "../errors.ts";
 import { log } from "../log.ts";
+import { metrics } from "../metrics/recorder.ts";
 
 export interface PasswordVerifierOptions {
   cacheTtlSeconds: number;
@@ -145,9 +146,13 @@ export class PasswordVerifier {
       .toString("base64", 0, 12);
     const expiry = this.verified.get(key);
     if (expiry !== undefined) {
-      if (expiry > this.now()) return true;
+      if (expiry > this.now()) {
+        metrics.credentialCache(true);
+        return true;
+      }
       this.verified.delete(key);
     }
+    metrics.credentialCache(false);
     // Identical concurrent requests (a client retrying, a CI fan-out) share one hash computation.
     let pending = this.inFlight.get(key);
     if (!pending) {

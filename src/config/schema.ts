@@ -160,10 +160,48 @@ export const ApiConfig = Type.Object(
   { ...strict, default: {} },
 );
 
+/** Prometheus metrics at `${path_prefix}/metrics` (issue 12, item 4); off by default. */
+export const MetricsConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: false, description: "Serve Prometheus metrics at /metrics." }),
+    bearer_token: Type.Optional(
+      Type.String({
+        minLength: 16,
+        description: "Require `Authorization: Bearer <this>` on /metrics (at least 16 characters).",
+      }),
+    ),
+    bearer_token_file: Type.Optional(
+      Type.String({ minLength: 1, description: "Read the bearer token from this file (one line)." }),
+    ),
+  },
+  { ...strict, default: {} },
+);
+
+/** Logs on stderr (src/log.ts, issue 12 item 5). */
+export const LogConfig = Type.Object(
+  {
+    format: Type.Union([Type.Literal("logfmt"), Type.Literal("json")], {
+      default: "logfmt",
+      description: "logfmt (key=value) or json (one object a line).",
+    }),
+    level: Type.Union(
+      [Type.Literal("debug"), Type.Literal("info"), Type.Literal("warn"), Type.Literal("error")],
+      {
+        default: "info",
+        description:
+          "Lowest level logged; docker_auth's -v=2 is debug. $REGAUTH_LOG_LEVEL, when set, wins over this.",
+      },
+    ),
+  },
+  { ...strict, default: {} },
+);
+
 export const Config = Type.Object(
   {
     server: Type.Object(ServerConfig.properties, { ...strict, default: {} }),
     api: ApiConfig,
+    log: LogConfig,
+    metrics: MetricsConfig,
     token: TokenConfig,
     users: Type.Optional(Type.Record(Type.String(), UserConfig)),
     acl: Type.Optional(Type.Array(AclEntryConfig)),

@@ -12,6 +12,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { log } from "../log.ts";
+import { metrics } from "../metrics/recorder.ts";
 
 export interface BackgroundWrite {
   key: string;
@@ -118,6 +119,7 @@ export class BackgroundWriter {
     if (this.#closed) return false;
     if (!this.#pending.has(write.key) && this.#pending.size >= this.#maxPending) {
       this.stats.dropped++;
+      metrics.backgroundWritesDropped(1);
       this.#reportDrops();
       return false;
     }

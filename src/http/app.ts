@@ -2,13 +2,23 @@
  * The HTTP application: routes, and the one place where errors become HTTP responses.
  * createApp builds it without listening, so tests drive it with `app.handle(request)`.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { Elysia } from "elysia";
-import { storeUnavailable } from "../db/store-errors.ts";
-import { AppError, PayloadTooLarge, ServerBusy, TooManyRequests, Unauthorized } from "../errors.ts";
+import { storeFault, storeUnavailable } from "../db/store-errors.ts";
+import {
+  AppError,
+  PayloadTooLarge,
+  ServerBusy,
+  StoreUnavailable,
+  TooManyRequests,
+  Unauthorized,
+} from "../errors.ts";
 import type { TokenIssuer } from "../issue-token.ts";
 import { log } from "../log.ts";
 import { CurrentIssuer } from "../reload/current-issuer.ts";
 import { publishedJwks } from "../token/key-set.ts";
+import type { MetricsExporter } from "../metrics/exporter.ts";
+import { metrics, type TokenRefusalReason } from "../metrics/recorder.ts";
 import { type ApiOptions, mountApi } from "./api/plugin.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
@@ -28,6 +38,10 @@ export interface AppOptions {
    * or served on its own listener (createApiApp).
    */
   api?: ApiOptions;
+  /** `${pathPrefix}/metrics`, when metrics.enabled (src/metrics/exporter.ts); absent: 404. */
+  metrics?: MetricsExporter;
+  /** Why the server cannot answer token requests now (database, keys), or null: /readyz. */
+  readinessProblem?: () => string | null;
 }
 
 export function createApp(options: AppOptions) {
@@ -45,12 +59,28 @@ export function createApp(options: AppOptions) {
     request: Request;
     server: { requestIP(r: Request): { address: string } | null } | null;
   }) => {
+    const startedMs = performance.now();
     const ip = resolveClientIp(request.headers, server?.requestIP(request)?.address, options.realIp);
-    // The issuer current when the request arrived answers it to the end, even across a reload.
-    const response = await current.use((issuer) => handleTokenRequest(issuer, request, ip));
+    let response: Response;
+    try {
+      // The issuer current when the request arrived answers it to the end, even across a reload.
+      response = await current.use((issuer) => handleTokenRequest(issuer, request, ip));
+    } catch (error) {
+      const refusal = refusalOf(error);
+      metrics.tokenRefused(refusal.reason);
+      metrics.requestFinished("token", refusal.status, (performance.now() - startedMs) / 1000);
+      throw error;
+    }
+    metrics.tokenIssued();
+    metrics.requestFinished("token", response.status, (performance.now() - startedMs) / 1000);
     for (const [name, value] of Object.entries(extraHeaders)) response.headers.set(name, value);
     return response;
   };
+  const json = (status: number, body: unknown) =>
+    new Response(JSON.stringify(body), {
+      status,
+      headers: { "content-type": "application/json", "cache-control": "no-store", ...extraHeaders },
+    });
 
   const app = withErrorRendering(new Elysia(), options, extraHeaders)
     // Both paths, as docker_auth serves them (/auth/token since its PR #397).
@@ -66,13 +96,14 @@ export function createApp(options: AppOptions) {
           headers: { "content-type": "application/json", "cache-control": "max-age=60", ...extraHeaders },
         }),
     )
-    .get(
-      `${prefix}/healthz`,
-      () =>
-        new Response('{"status":"ok"}', {
-          headers: { "content-type": "application/json", ...extraHeaders },
-        }),
-    )
+    // Alive: the process answers HTTP. Ready: it can also issue tokens (database and keys).
+    .get(`${prefix}/healthz`, () => json(200, { status: "ok" }))
+    .get(`${prefix}/readyz`, () => {
+      const problem = options.readinessProblem?.() ?? null;
+      return problem === null
+        ? json(200, { status: "ready" })
+        : json(503, { status: "unavailable", reason: problem });
+    })
     .get(
       prefix === "" ? "/" : prefix,
       () =>
@@ -80,8 +111,50 @@ export function createApp(options: AppOptions) {
           headers: extraHeaders,
         }),
     );
+  const exporter = options.metrics;
+  if (exporter)
+    app.get(`${prefix}/metrics`, async ({ request }) => {
+      if (
+        exporter.bearerToken !== null &&
+        !bearerMatches(request.headers.get("authorization"), exporter.bearerToken)
+      )
+        return new Response(
+          '{"error":"unauthorized","error_description":"metrics need Authorization: Bearer"}',
+          {
+            status: 401,
+            headers: {
+              "content-type": "application/json",
+              "www-authenticate": 'Bearer realm="metrics"',
+              ...extraHeaders,
+            },
+          },
+        );
+      const { body, contentType } = await exporter.scrape();
+      return new Response(body, {
+        headers: { "content-type": contentType, "cache-control": "no-store", ...extraHeaders },
+      });
+    });
   if (options.api) mountApi(app, `${prefix}/api/v1`, options.api, extraHeaders);
   return app;
+}
+
+/** Constant time whatever the lengths: both sides are hashed to 32 bytes first (security.md). */
+function bearerMatches(header: string | null, expected: string): boolean {
+  const presented = /^Bearer ([^\s]+)$/i.exec(header ?? "")?.[1] ?? "";
+  const digest = (text: string) => createHash("sha256").update(text).digest();
+  return timingSafeEqual(digest(presented), digest(expected)) && presented.length > 0;
+}
+
+/** A token request that ended in an error: why, for regauth_token_requests_refused_total, and its status. */
+function refusalOf(error: unknown): { reason: TokenRefusalReason; status: number } {
+  if (error instanceof StoreUnavailable || storeFault(error) !== null)
+    return { reason: "unavailable", status: 503 };
+  if (error instanceof TooManyRequests) return { reason: "throttled", status: 429 };
+  if (error instanceof Unauthorized) return { reason: "unauthorized", status: 401 };
+  if (error instanceof ServerBusy) return { reason: "busy", status: error.status };
+  if (error instanceof PayloadTooLarge || isBodyTooLarge(error)) return { reason: "too_large", status: 413 };
+  if (error instanceof AppError && error.status < 500) return { reason: "bad_request", status: error.status };
+  return { reason: "error", status: error instanceof AppError ? error.status : 500 };
 }
 
 export type App = ReturnType<typeof createApp>;

@@ -22,6 +22,7 @@ import { log } from "../log.ts";
 import type { SqlBackendSettings } from "./config.ts";
 import { describeFailure, SqlDatabase } from "./sql-database.ts";
 import { ACL_TABLE, asTableProblem, checkTable } from "./tables.ts";
+import { metrics } from "../metrics/recorder.ts";
 
 export const ACL_XORM_AUTHORIZER_NAME = "acl_xorm";
 
@@ -126,6 +127,7 @@ class AclTable implements AclXormAuthorizer {
   }
 
   private reportFailure(message: string): void {
+    metrics.backendError(this.name); // every failed reload, though only a new message is logged
     if (message === this.lastFailure) return;
     this.lastFailure = message;
     log.error(

@@ -146,12 +146,13 @@ export async function startRegauth(options: StartRegauthOptions = {}): Promise<R
   const stderr = new Output(proc.stderr);
   // The embedded default listens on 127.0.0.1:5001; configs name their own port via {{PORT}}.
   const listening = await Promise.race([
-    stderr.waitFor(/msg="regauth listening".* url=(\S+)/, 15_000),
+    // logfmt, or JSON lines (log.format: json).
+    stderr.waitFor(/msg="regauth listening".* url=(\S+)|"msg":"regauth listening".*"url":"([^"]+)"/, 15_000),
     proc.exited.then((code) => {
       throw new Error(`regauth exited with ${code}\nstdout:\n${stdout.text}\nstderr:\n${stderr.text}`);
     }),
   ]);
-  const url = listening[1] as string;
+  const url = (listening[1] ?? listening[2]) as string;
   await waitForHttp(`${url}/healthz`, 10_000, options.caFile);
   const dataDirInUse = (stderr.text.match(/ data_dir=(\S+)/)?.[1] ?? join(dir, "data")).replace(/^"|"$/g, "");
   return {

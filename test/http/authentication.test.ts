@@ -183,6 +183,39 @@ describe("logs", () => {
     expect(lines[0]?.length).toBeLessThan(1000);
   });
 
+  it("logs one line per issued token at info: account, service, scopes asked and granted, client (issue 12)", async () => {
+    const { app } = await testApp({
+      users: config.users,
+      acl: [{ match: { account: "alice", name: "alice/*" }, actions: ["pull"] }],
+    });
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    try {
+      const response = await app.handle(
+        req(
+          "/auth?service=registry&client_id=ci-runner&scope=repository:alice/app:pull,push&scope=repository:bob/x:pull",
+          {
+            headers: { authorization: basic("alice", PASSWORD) },
+          },
+        ),
+      );
+      expect(response.status).toBe(200);
+    } finally {
+      restore();
+    }
+    const issued = lines.filter((line) => line.includes('msg="token issued"'));
+    expect(issued).toHaveLength(1);
+    const line = issued[0] ?? "";
+    expect(line).toContain("level=info");
+    expect(line).toContain("account=alice");
+    expect(line).toContain("authenticator=users");
+    expect(line).toContain("client_id=ci-runner");
+    expect(line).toContain("service=registry");
+    expect(line).toContain('scopes_asked="repository:alice/app:pull,push repository:bob/x:pull"');
+    expect(line).toContain('scopes_granted="repository:alice/app:pull repository:bob/x:"');
+    expect(line).toContain(" ip="); // app.handle has no socket: the address is empty here, set in e2e
+  });
+
   it("tokens never appear in the log", async () => {
     const { app } = await testApp(config);
     const lines: string[] = [];

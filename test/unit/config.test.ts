@@ -221,6 +221,24 @@ describe("schema: unknown keys and wrong types", () => {
       message: /required/,
     },
     {
+      name: "log.format not logfmt or json",
+      yaml: `${MINIMAL}log:\n  format: text\n`,
+      path: "log.format",
+      message: /./,
+    },
+    {
+      name: "log.level not a level (docker_auth's -v numbers are not levels)",
+      yaml: `${MINIMAL}log:\n  level: 2\n`,
+      path: "log.level",
+      message: /./,
+    },
+    {
+      name: "unknown key in log",
+      yaml: `${MINIMAL}log:\n  verbosity: 2\n`,
+      path: "log.verbosity",
+      message: /unknown key/,
+    },
+    {
       name: "unknown key in audit",
       yaml: `${MINIMAL}audit:\n  retention: 30\n`,
       path: "audit.retention",

@@ -6,8 +6,11 @@ let restore: (() => void) | null = null;
 afterEach(() => {
   restore?.();
   restore = null;
-  log.setLevel("info");
+  log.configure({ level: "info", format: "logfmt" });
+  if (savedLevel === undefined) delete process.env.REGAUTH_LOG_LEVEL;
+  else process.env.REGAUTH_LOG_LEVEL = savedLevel;
 });
+const savedLevel = process.env.REGAUTH_LOG_LEVEL;
 
 function capture(): string[] {
   const lines: string[] = [];
@@ -77,4 +80,60 @@ describe("log", () => {
     log.error("e");
     expect(lines.map((line) => /level=(\w+)/.exec(line)?.[1])).toEqual(["warn", "error"]);
   });
+
+  it("writes JSON, one object a line, with log.format json", () => {
+    const lines = capture();
+    log.configure({ level: "info", format: "json" });
+    log.info("token issued", {
+      account: "alice",
+      count: 3,
+      access: [{ name: "a", actions: ["pull"] }],
+      error: new Error("boom"),
+      skipped: undefined,
+      level: "error", // a field cannot replace time, level or msg
+    });
+    expect(lines).toHaveLength(1);
+    const record = JSON.parse(lines[0] ?? "");
+    expect(record).toEqual({
+      time: expect.stringMatching(/^\d{4}-\d\d-\d\dT\S+Z$/),
+      level: "info",
+      msg: "token issued",
+      account: "alice",
+      count: 3,
+      access: [{ name: "a", actions: ["pull"] }],
+      error: "boom",
+    });
+  });
+
+  for (const [name, value] of hostile) {
+    it(`keeps ${name} on one JSON line`, () => {
+      const lines = capture();
+      log.configure({ level: "info", format: "json" });
+      log.warn("authentication failed", { account: value });
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).not.toMatch(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+      expect(JSON.parse(lines[0] ?? "").account).toBe(value);
+    });
+  }
+
+  const levels: [string | undefined, "debug" | "info" | "warn" | "error", string[]][] = [
+    [undefined, "debug", ["debug", "info", "warn", "error"]],
+    [undefined, "error", ["error"]],
+    ["debug", "error", ["debug", "info", "warn", "error"]], // REGAUTH_LOG_LEVEL wins over log.level
+    ["WARN", "debug", ["warn", "error"]],
+    ["verbose", "warn", ["warn", "error"]], // not a level: the config decides
+  ];
+  for (const [environment, configured, expected] of levels) {
+    it(`REGAUTH_LOG_LEVEL=${environment} with log.level ${configured} logs ${expected.join(",")}`, () => {
+      if (environment === undefined) delete process.env.REGAUTH_LOG_LEVEL;
+      else process.env.REGAUTH_LOG_LEVEL = environment;
+      const lines = capture();
+      log.configure({ level: configured, format: "logfmt" });
+      log.debug("d");
+      log.info("i");
+      log.warn("w");
+      log.error("e");
+      expect(lines.map((line) => /level=(\w+)/.exec(line)?.[1])).toEqual(expected);
+    });
+  }
 });
