@@ -2,6 +2,7 @@
  * `bun run bench`: the compiled binary under wrk on loopback (issue 2, item 9). Three cases:
  * anonymous pull tokens; one user repeating (bcrypt cost 10, so the verified-credential cache is
  * what is measured); 1,000 distinct users rotating (cost 10 each, so mostly bcrypt at first).
+ * First the start-up budget (scripts/bench-startup.ts, issue 12 item 6), then the load cases.
  * Reports tokens/s, p99 latency and the server's peak RSS per case, writes docs/benchmarks.md,
  * and exits 1 when a target is missed.
  *
@@ -919,7 +920,7 @@ Server RSS idle after start: ${idleRssMiB.toFixed(1)} MiB; high-water mark (VmHW
 "Peak RSS" per case is the highest VmRSS sampled every 50 ms from /proc while wrk ran.
 ${selfContained.flatMap((c) => c.notes).join("\n")}
 
-## Targets (issue 2, on a 2-core machine, load generator included)
+## Targets (issues 2 and 12, on a 2-core machine, load generator included)
 
 ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.got})`).join("\n")}
 
