@@ -2,6 +2,7 @@
  * `bun run bench`: the compiled binary under wrk on loopback (issue 2, item 9). Three cases:
  * anonymous pull tokens; one user repeating (bcrypt cost 10, so the verified-credential cache is
  * what is measured); 1,000 distinct users rotating (cost 10 each, so mostly bcrypt at first).
+ * First the start-up budget (scripts/bench-startup.ts, issue 12 item 6), then the load cases.
  * Reports tokens/s, p99 latency and the server's peak RSS per case, writes docs/benchmarks.md,
  * and exits 1 when a target is missed.
  *
@@ -17,6 +18,7 @@ import { dirname, join, resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { removeTempDirs } from "../test/helpers.ts";
 import { startPostgres, stopAllDatabaseServers } from "../test/sql/servers.ts";
+import { measureStartup } from "./bench-startup.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
 const BINARY = join(REPO_ROOT, "dist/regauth");
@@ -27,6 +29,8 @@ const TARGETS = {
   anonymousTokensPerSecond: 10_000,
   repeatingUserTokensPerSecond: 3_000,
   peakRssMiB: 100,
+  /** Issue 12 item 6 tightened issue 2's 100 MiB. */
+  peakRssUnderBenchMiB: 80,
 };
 
 interface Options {
@@ -744,6 +748,8 @@ async function main(): Promise<number> {
       throw new Error(`${tool} not found; apt-get install wrk (scripts/lib/ensure-tools.sh)`);
   mkdirSync(WORK_DIR, { recursive: true });
   ensureBuilt();
+  // First, on a quiet machine: the start-up and footprint budget (issue 12 item 6).
+  const startup = await measureStartup(BINARY, WORK_DIR);
 
   const rotating = await benchUsers(options.users);
   const repeating: BenchUser = {
@@ -888,6 +894,12 @@ async function main(): Promise<number> {
         ok: peakRssMiB <= TARGETS.peakRssMiB,
         got: `${peakRssMiB.toFixed(1)} MiB, the higher of VmHWM and the sampled VmRSS`,
       },
+      {
+        what: `peak RSS under the benchmark ≤ ${TARGETS.peakRssUnderBenchMiB} MiB (issue 12 item 6)`,
+        ok: peakRssMiB <= TARGETS.peakRssUnderBenchMiB,
+        got: `${peakRssMiB.toFixed(1)} MiB`,
+      },
+      ...startup.checks,
       ...selfContainedChecks,
     ];
 
@@ -914,7 +926,7 @@ Server RSS idle after start: ${idleRssMiB.toFixed(1)} MiB; high-water mark (VmHW
 "Peak RSS" per case is the highest VmRSS sampled every 50 ms from /proc while wrk ran.
 ${selfContained.flatMap((c) => c.notes).join("\n")}
 
-## Targets (issue 2, on a 2-core machine, load generator included)
+## Targets (issues 2 and 12, on a 2-core machine, load generator included)
 
 ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.got})`).join("\n")}
 
@@ -922,6 +934,11 @@ ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.g
 
 - **anonymous pull**: \`GET /auth?service=registry&scope=repository:library/alpine:pull\` with no
   credentials; ACL evaluation and an ES256 signature per token.
+- **start-up** (issue 12 item 6): \`regauth --version\` and \`regauth user list --data-dir D\`
+  (median of 20 runs each), \`serve\` on the embedded default and an existing data directory until
+  \`/healthz\` answers (median of 10), and its VmRSS 2 s later; measured first, before any load.
+  A bare \`bun build --compile --bytecode\` of \`console.log(1)\` takes ${startup.bareBunMs.toFixed(0)} ms and
+  ${startup.bareBunRssMiB.toFixed(1)} MiB here: Bun's own floor.
 - **one user repeating**: the same Basic credentials on every request, a bcrypt cost ${BCRYPT_COST}
   hash in the config. After the first request, the verified-credential cache (HMAC of user,
   password and stored hash under a per-process key) answers, so this measures the cache, not bcrypt.

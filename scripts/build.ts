@@ -25,6 +25,9 @@ function compile(outfile: string, target: string | undefined): void {
     "build",
     "src/main.ts",
     "--compile",
+    // Precompiled bytecode: JavaScriptCore skips parsing the bundle at every start, which cut
+    // `regauth --version` from ~125 ms to ~40 ms here (issue 12 item 6; scripts/bench.ts reports it).
+    "--bytecode",
     "--minify-syntax",
     "--minify-whitespace",
     "--sourcemap=none",

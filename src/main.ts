@@ -4,62 +4,27 @@
  */
 import { resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
-import { adminPasswordBanner, ensureAdmin } from "./accounts/bootstrap.ts";
-import { PasswordVerifier } from "./authn/password-verifier.ts";
-import { DATABASE_FLAGS, openedDatabasePath } from "./cli/accounts-database.ts";
-import { ADMIN_USAGE, adminCommand } from "./cli/admin.ts";
-import { KEY_USAGE, keyCommand } from "./cli/key.ts";
+// Only light modules load statically: `--version` and `--help` load no command, and each command
+// loads what it uses when it runs (COMMANDS' load, and `await import` in the commands below), so
+// a CLI command never loads Elysia, LDAP or the token server (issue 12 item 6; `bun run bench`).
 import { CommandFailed, parseArgs, stringFlag, UsageError } from "./cli/args.ts";
-import { BACKUP_USAGE, BACKUP_VALUE_FLAGS, backupCommand } from "./cli/backup.ts";
-import { AUDIT_BOOLEAN_FLAGS, AUDIT_USAGE, AUDIT_VALUE_FLAGS, auditCommand } from "./cli/audit.ts";
 import type { CommandIo } from "./cli/command-io.ts";
-import { CLIENT_BOOLEAN_FLAGS, CLIENT_VALUE_FLAGS, processIo } from "./cli/backend.ts";
-import {
-  LOGIN_BOOLEAN_FLAGS,
-  LOGIN_USAGE,
-  LOGIN_VALUE_FLAGS,
-  LOGOUT_USAGE,
-  loginCommand,
-  logoutCommand,
-} from "./cli/login.ts";
-import { GROUP_USAGE, groupCommand, PERM_USAGE, PERM_VALUE_FLAGS, permCommand } from "./cli/perm.ts";
-import { ROBOT_USAGE, robotCommand, TOKEN_USAGE, TOKEN_VALUE_FLAGS, tokenCommand } from "./cli/token.ts";
-import { USER_BOOLEAN_FLAGS, USER_USAGE, USER_VALUE_FLAGS, userCommand } from "./cli/user.ts";
-import {
-  EMBEDDED_DEFAULT_SOURCE,
-  embeddedDefaultConfig,
-  type LoadedConfig,
-  loadConfigFile,
-  parseListenAddress,
-  prepareConfig,
-} from "./config/load.ts";
-import { rmSync } from "node:fs";
-import { backgroundWriterFor } from "./db/background-writer.ts";
-import { DatabaseError, databasePath, openDatabase, REQUEST_PATH_BUSY_TIMEOUT_MS } from "./db/database.ts";
-import { describeStoreError } from "./db/store-errors.ts";
+import type { LoadedConfig } from "./config/load.ts";
+import type { Reloader } from "./reload/reload-config.ts";
+import { DatabaseError } from "./db/database-error.ts";
 import { AppError, ConfigError } from "./errors.ts";
 import { log } from "./log.ts";
-import { startMetricsExporter } from "./metrics/exporter.ts";
-import { renderRegistryConfig } from "./registry-config.ts";
-import { CurrentIssuer } from "./reload/current-issuer.ts";
-import { type Reloader, reloadConfig } from "./reload/reload-config.ts";
-import {
-  buildApiApp,
-  buildApp,
-  buildIssuer,
-  checkCanListen,
-  closeIssuer,
-  keptAcrossReload,
-  ListenError,
-  listen,
-  managementServices,
-} from "./server.ts";
 
 declare const REGAUTH_VERSION: string | undefined;
 export const VERSION = typeof REGAUTH_VERSION === "string" ? REGAUTH_VERSION : `${pkg.version}-dev`;
 
 interface Command {
   summary: string;
+  /** What the command needs to parse and run, loaded only when it is used. */
+  load(): Promise<CommandSpec>;
+}
+
+interface CommandSpec {
   usage: string;
   valueFlags: string[];
   booleanFlags: string[];
@@ -69,7 +34,8 @@ interface Command {
 const COMMANDS: Record<string, Command> = {
   serve: {
     summary: "run the token server",
-    usage: `regauth serve [--config FILE] [--data-dir DIR] [--addr HOST:PORT] [--reinitialize]
+    load: async () => ({
+      usage: `regauth serve [--config FILE] [--data-dir DIR] [--addr HOST:PORT] [--reinitialize]
 
 Without --config, runs on the embedded default: 127.0.0.1:5001, issuer "regauth", service
 "registry", a signing key generated in the data directory on first run.
@@ -84,116 +50,176 @@ A data directory that holds a previous run but lost its database (missing or 0 b
 signing key pair is refused with what is missing; restore it from the backup, or pass
 --reinitialize to start over with what is missing created anew (a new empty database and
 admin, or a new key pair that every registry must then be given).`,
-    valueFlags: ["config", "data-dir", "addr"],
-    booleanFlags: ["reinitialize"],
-    run: serve,
+      valueFlags: ["config", "data-dir", "addr"],
+      booleanFlags: ["reinitialize"],
+      run: serve,
+    }),
   },
   "check-config": {
     summary: "validate a config file; print every problem with its key path",
-    usage: "regauth check-config FILE\n\nExits 0 when the file is valid, 1 when it is not.",
-    valueFlags: [],
-    booleanFlags: [],
-    run: checkConfig,
+    load: async () => ({
+      usage: "regauth check-config FILE\n\nExits 0 when the file is valid, 1 when it is not.",
+      valueFlags: [],
+      booleanFlags: [],
+      run: checkConfig,
+    }),
   },
   "hash-password": {
     summary: "read a password on stdin, print its bcrypt hash for the users section",
-    usage:
-      "regauth hash-password [--cost N] < password.txt\n\nOne trailing newline is removed. Default cost 10.",
-    valueFlags: ["cost"],
-    booleanFlags: [],
-    run: hashPassword,
+    load: async () => ({
+      usage:
+        "regauth hash-password [--cost N] < password.txt\n\nOne trailing newline is removed. Default cost 10.",
+      valueFlags: ["cost"],
+      booleanFlags: [],
+      run: hashPassword,
+    }),
   },
   "registry-config": {
     summary: "print the auth block for the registry's config.yml",
-    usage: `regauth registry-config [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
+    load: async () => ({
+      usage: `regauth registry-config [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
 
 Give it the flags serve runs with (serve logs the exact command on every start).`,
-    valueFlags: ["config", "data-dir", "addr"],
-    booleanFlags: [],
-    run: registryConfig,
+      valueFlags: ["config", "data-dir", "addr"],
+      booleanFlags: [],
+      run: registryConfig,
+    }),
   },
   user: {
     summary: "manage users (add, list, show, passwd, disable, enable, promote, demote, rm, release)",
-    usage: USER_USAGE,
-    valueFlags: [...CLIENT_VALUE_FLAGS, ...USER_VALUE_FLAGS],
-    booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...USER_BOOLEAN_FLAGS],
-    run: userCommand,
+    load: async () => {
+      const m = await import("./cli/user.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.USER_USAGE,
+        valueFlags: [...backend.CLIENT_VALUE_FLAGS, ...m.USER_VALUE_FLAGS],
+        booleanFlags: [...backend.CLIENT_BOOLEAN_FLAGS, ...m.USER_BOOLEAN_FLAGS],
+        run: m.userCommand,
+      };
+    },
   },
   perm: {
     summary: "grant, revoke and list read/write/admin permissions",
-    usage: PERM_USAGE,
-    valueFlags: [...CLIENT_VALUE_FLAGS, ...PERM_VALUE_FLAGS],
-    booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: permCommand,
+    load: async () => {
+      const m = await import("./cli/perm.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.PERM_USAGE,
+        valueFlags: [...backend.CLIENT_VALUE_FLAGS, ...m.PERM_VALUE_FLAGS],
+        booleanFlags: backend.CLIENT_BOOLEAN_FLAGS,
+        run: m.permCommand,
+      };
+    },
   },
   group: {
     summary: "manage groups of users (create, delete, add-member, remove-member, list, show)",
-    usage: GROUP_USAGE,
-    valueFlags: CLIENT_VALUE_FLAGS,
-    booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: groupCommand,
+    load: async () => {
+      const m = await import("./cli/perm.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.GROUP_USAGE,
+        valueFlags: backend.CLIENT_VALUE_FLAGS,
+        booleanFlags: backend.CLIENT_BOOLEAN_FLAGS,
+        run: m.groupCommand,
+      };
+    },
   },
   token: {
     summary: "access tokens for docker login and CI (create, list, revoke)",
-    usage: TOKEN_USAGE,
-    valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
-    booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: tokenCommand,
+    load: async () => {
+      const m = await import("./cli/token.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.TOKEN_USAGE,
+        valueFlags: [...backend.CLIENT_VALUE_FLAGS, ...m.TOKEN_VALUE_FLAGS],
+        booleanFlags: backend.CLIENT_BOOLEAN_FLAGS,
+        run: m.tokenCommand,
+      };
+    },
   },
   robot: {
     summary: "robot accounts for CI, with tokens as their only credentials (create, list, rm, token)",
-    usage: ROBOT_USAGE,
-    valueFlags: [...CLIENT_VALUE_FLAGS, ...TOKEN_VALUE_FLAGS],
-    booleanFlags: CLIENT_BOOLEAN_FLAGS,
-    run: robotCommand,
+    load: async () => {
+      const m = await import("./cli/token.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.ROBOT_USAGE,
+        valueFlags: [...backend.CLIENT_VALUE_FLAGS, ...m.TOKEN_VALUE_FLAGS],
+        booleanFlags: backend.CLIENT_BOOLEAN_FLAGS,
+        run: m.robotCommand,
+      };
+    },
   },
   audit: {
     summary: "query the audit log (--since, --actor, --repository, --kind, --follow)",
-    usage: AUDIT_USAGE,
-    valueFlags: [...CLIENT_VALUE_FLAGS, ...AUDIT_VALUE_FLAGS],
-    booleanFlags: [...CLIENT_BOOLEAN_FLAGS, ...AUDIT_BOOLEAN_FLAGS],
-    run: auditCommand,
+    load: async () => {
+      const m = await import("./cli/audit.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.AUDIT_USAGE,
+        valueFlags: [...backend.CLIENT_VALUE_FLAGS, ...m.AUDIT_VALUE_FLAGS],
+        booleanFlags: [...backend.CLIENT_BOOLEAN_FLAGS, ...m.AUDIT_BOOLEAN_FLAGS],
+        run: m.auditCommand,
+      };
+    },
   },
   login: {
     summary: "log in to a regauth server; the management commands then act there",
-    usage: LOGIN_USAGE,
-    valueFlags: LOGIN_VALUE_FLAGS,
-    booleanFlags: LOGIN_BOOLEAN_FLAGS,
-    run: loginCommand,
+    load: async () => {
+      const m = await import("./cli/login.ts");
+      return {
+        usage: m.LOGIN_USAGE,
+        valueFlags: m.LOGIN_VALUE_FLAGS,
+        booleanFlags: m.LOGIN_BOOLEAN_FLAGS,
+        run: m.loginCommand,
+      };
+    },
   },
   logout: {
     summary: "revoke the token of regauth login and forget it",
-    usage: LOGOUT_USAGE,
-    valueFlags: [],
-    booleanFlags: [],
-    run: logoutCommand,
+    load: async () => {
+      const m = await import("./cli/login.ts");
+      return { usage: m.LOGOUT_USAGE, valueFlags: [], booleanFlags: [], run: m.logoutCommand };
+    },
   },
   key: {
     summary: "rotate and list the token signing keys of the data directory",
-    usage: KEY_USAGE,
-    valueFlags: ["config", "data-dir"],
-    booleanFlags: [],
-    run: (args, io) =>
-      keyCommand(args, io, async (a) => {
-        const loaded = await loadForCommand(a);
-        // As registry-config: keys and database together, so a later start sees a whole data directory.
-        openDatabase(databasePath(loaded.dataDir)).close();
-        return loaded;
-      }),
+    load: async () => {
+      const { KEY_USAGE, keyCommand } = await import("./cli/key.ts");
+      return {
+        usage: KEY_USAGE,
+        valueFlags: ["config", "data-dir"],
+        booleanFlags: [],
+        run: (args, io) =>
+          keyCommand(args, io, async (a) => {
+            const loaded = await loadForCommand(a);
+            // As registry-config: keys and database together, so a later start sees a whole data directory.
+            const { databasePath, openDatabase } = await import("./db/database.ts");
+            openDatabase(databasePath(loaded.dataDir)).close();
+            return loaded;
+          }),
+      };
+    },
   },
   backup: {
     summary: "copy the data directory (database and keys) into a new directory, while serving",
-    usage: BACKUP_USAGE,
-    valueFlags: BACKUP_VALUE_FLAGS,
-    booleanFlags: [],
-    run: (args) => backupCommand(args, (parsed) => loadForCommand(parsed, false)),
+    load: async () => {
+      const { BACKUP_USAGE, BACKUP_VALUE_FLAGS, backupCommand } = await import("./cli/backup.ts");
+      return {
+        usage: BACKUP_USAGE,
+        valueFlags: BACKUP_VALUE_FLAGS,
+        booleanFlags: [],
+        run: (args) => backupCommand(args, (parsed) => loadForCommand(parsed, false)),
+      };
+    },
   },
   admin: {
     summary: "reset-password: a new password for the admin user, offline",
-    usage: ADMIN_USAGE,
-    valueFlags: DATABASE_FLAGS,
-    booleanFlags: [],
-    run: adminCommand,
+    load: async () => {
+      const m = await import("./cli/admin.ts");
+      const { DATABASE_FLAGS } = await import("./cli/accounts-database.ts");
+      return { usage: m.ADMIN_USAGE, valueFlags: DATABASE_FLAGS, booleanFlags: [], run: m.adminCommand };
+    },
   },
 };
 
@@ -214,6 +240,22 @@ Options:
 `;
 }
 
+/**
+ * The real terminal (src/cli/backend.ts processIo). The back-ends and the password prompt load when
+ * a command first asks for them: serve and check-config never do (8 MiB and ~10 ms here).
+ */
+function processIo(): CommandIo {
+  const terminal = () => import("./cli/backend.ts").then((backend) => backend.processIo());
+  return {
+    client: async (args) => (await terminal()).client(args),
+    out: (text) => process.stdout.write(text),
+    err: (text) => process.stderr.write(text),
+    readSecrets: async (args, requests) => (await terminal()).readSecrets(args, requests),
+    nowMs: () => Date.now(),
+    sleep: (ms) => Bun.sleep(ms),
+  };
+}
+
 /** Runs one command line; `io` is the terminal, or a fake in the CLI's unit tests. */
 export async function main(argv: readonly string[], io: CommandIo = processIo()): Promise<number> {
   const [name, ...rest] = argv;
@@ -225,11 +267,12 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
     io.out(`regauth ${VERSION}\n`);
     return 0;
   }
-  const command = COMMANDS[name];
-  if (!command) {
+  const entry = COMMANDS[name];
+  if (!entry) {
     io.err(`regauth: unknown command ${JSON.stringify(name)}\n\n${mainUsage()}`);
     return 2;
   }
+  const command = await entry.load();
   try {
     const args = parseArgs(rest, command.valueFlags, command.booleanFlags);
     if (args.flags.has("help")) {
@@ -254,12 +297,15 @@ export async function main(argv: readonly string[], io: CommandIo = processIo())
     if (
       error instanceof CommandFailed ||
       error instanceof DatabaseError ||
-      error instanceof ListenError ||
+      // Only serve listens; it has loaded the server module by the time it throws.
+      (name === "serve" && error instanceof (await import("./server.ts")).ListenError) ||
       (error instanceof AppError && error.status < 500)
     ) {
       io.err(`regauth ${name}${sub}: ${error.message}\n`);
       return 1;
     }
+    const { openedDatabasePath } = await import("./cli/accounts-database.ts");
+    const { describeStoreError } = await import("./db/store-errors.ts");
     const path = openedDatabasePath();
     const described = path === null ? error : describeStoreError(error, path, "cannot write");
     if (described instanceof DatabaseError) {
@@ -277,11 +323,14 @@ async function loadForCommand(
   /** For a reload: the data directory serve runs with, whatever the file says now; nothing re-created. */
   reloadInto?: string,
 ): Promise<LoadedConfig> {
+  const { EMBEDDED_DEFAULT_SOURCE, embeddedDefaultConfig, loadConfigFile, prepareConfig } = await import(
+    "./config/load.ts"
+  );
   const configPath = stringFlag(args, "config");
   const options = {
     dataDir: reloadInto ?? stringFlag(args, "data-dir"),
     createFiles,
-    addr: listenAddressOverride(args),
+    addr: await listenAddressOverride(args),
     reinitialize: reloadInto === undefined && args.flags.has("reinitialize"),
   };
   const loaded = await (configPath === undefined
@@ -295,7 +344,8 @@ async function loadForCommand(
  * `--addr`, else $REGAUTH_ADDR (empty = unset), else undefined: the config's server.addr, else the
  * default. So a taken port 5001 needs no config file (issue 12; README "Listen address").
  */
-function listenAddressOverride(args: ReturnType<typeof parseArgs>): string | undefined {
+async function listenAddressOverride(args: ReturnType<typeof parseArgs>): Promise<string | undefined> {
+  const { parseListenAddress } = await import("./config/load.ts");
   const flag = stringFlag(args, "addr");
   const [addr, origin] =
     flag !== undefined ? [flag, "--addr"] : [process.env.REGAUTH_ADDR || undefined, "REGAUTH_ADDR"];
@@ -326,12 +376,16 @@ async function validateQuietly(args: ReturnType<typeof parseArgs>): Promise<Load
 }
 
 /** The `regauth registry-config` command that prints the block for this server, from any directory. */
-function registryConfigCommand(args: ReturnType<typeof parseArgs>, loaded: LoadedConfig): string {
+async function registryConfigCommand(
+  args: ReturnType<typeof parseArgs>,
+  loaded: LoadedConfig,
+): Promise<string> {
+  const { EMBEDDED_DEFAULT_SOURCE } = await import("./config/load.ts");
   const words = ["regauth", "registry-config"];
   if (loaded.source !== EMBEDDED_DEFAULT_SOURCE) words.push("--config", resolve(loaded.source));
   // Always the data directory: outside the service $STATE_DIRECTORY is unset (docs/deployment.md).
   words.push("--data-dir", loaded.dataDir);
-  const addr = listenAddressOverride(args);
+  const addr = await listenAddressOverride(args);
   if (addr !== undefined) words.push("--addr", addr);
   return words
     .map((word) => (/^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`))
@@ -341,6 +395,23 @@ function registryConfigCommand(args: ReturnType<typeof parseArgs>, loaded: Loade
 async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (args.positionals.length > 0)
     throw new UsageError(`unexpected argument ${args.positionals[0]}; the config file goes after --config`);
+  const {
+    buildApiApp,
+    buildApp,
+    buildIssuer,
+    checkCanListen,
+    closeIssuer,
+    keptAcrossReload,
+    listen,
+    managementServices,
+  } = await import("./server.ts");
+  const { CurrentIssuer } = await import("./reload/current-issuer.ts");
+  const { reloadConfig } = await import("./reload/reload-config.ts");
+  const { startMetricsExporter } = await import("./metrics/exporter.ts");
+  const { adminPasswordBanner } = await import("./accounts/bootstrap.ts");
+  const { PasswordVerifier } = await import("./authn/password-verifier.ts");
+  const { backgroundWriterFor } = await import("./db/background-writer.ts");
+  const { renderRegistryConfig } = await import("./registry-config.ts");
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
   const validated = await validateQuietly(args);
@@ -402,7 +473,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     alg: signingKey.alg,
     kid: signingKey.kid,
   });
-  log.info("to print the registry's auth block, run", { command: registryConfigCommand(args, loaded) });
+  log.info("to print the registry's auth block, run", { command: await registryConfigCommand(args, loaded) });
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;
   const reloader: Reloader = {
@@ -456,6 +527,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
  * first run too instead of "the database is missing next to token.key" (issue 9, item 3).
  */
 async function openAndBootstrap(loaded: LoadedConfig) {
+  const { rmSync } = await import("node:fs");
+  const { ensureAdmin } = await import("./accounts/bootstrap.ts");
+  const { databasePath, openDatabase, REQUEST_PATH_BUSY_TIMEOUT_MS } = await import("./db/database.ts");
+  const { describeStoreError } = await import("./db/store-errors.ts");
   const path = databasePath(loaded.dataDir);
   try {
     const database = openDatabase(path, { quickCheck: true });
@@ -476,6 +551,7 @@ async function checkConfig(args: ReturnType<typeof parseArgs>): Promise<number> 
   const [file, ...extra] = args.positionals;
   if (file === undefined) throw new UsageError("which file? regauth check-config FILE");
   if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
+  const { loadConfigFile } = await import("./config/load.ts");
   try {
     const loaded = await loadConfigFile(file, { createFiles: false });
     process.stdout.write(
@@ -506,6 +582,8 @@ async function hashPassword(args: ReturnType<typeof parseArgs>): Promise<number>
 
 async function registryConfig(args: ReturnType<typeof parseArgs>): Promise<number> {
   const loaded = await loadForCommand(args);
+  const { databasePath, openDatabase } = await import("./db/database.ts");
+  const { renderRegistryConfig } = await import("./registry-config.ts");
   // The data directory is whole from its first command on: keys and database together, so that
   // a later start can tell a lost database from a first run (src/db/data-dir.ts).
   openDatabase(databasePath(loaded.dataDir)).close();
