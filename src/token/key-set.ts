@@ -398,6 +398,7 @@ export function publishedJwks(
   issuer: { signingKey: SigningKey; keySet?: LiveKeySet },
   nowSeconds = Math.floor(Date.now() / 1000),
 ): { keys: JWK[] } {
+  issuer.keySet?.signingKeyAt(nowSeconds); // notices a rotation, as a token request does
   const set = issuer.keySet?.current ?? singleKeySet(issuer.signingKey, 0);
   return renderJwks(publishedAt(set, nowSeconds));
 }
