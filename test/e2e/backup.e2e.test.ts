@@ -50,7 +50,16 @@ describe("regauth backup", () => {
     const copy = join(backups, "two");
     expect(statSync(copy).mode & 0o777).toBe(0o700);
     const files = readdirSync(copy).sort();
-    expect(files).toEqual(["access-token.key", "refresh.key", "regauth.db", "token.crt", "token.key"]);
+    // The key set's published bundle and JWKS (src/token/key-set.ts) are copied too.
+    expect(files).toEqual([
+      "access-token.key",
+      "jwks.json",
+      "refresh.key",
+      "regauth.db",
+      "token-bundle.crt",
+      "token.crt",
+      "token.key",
+    ]);
     for (const file of files) expect(statSync(join(copy, file)).mode & 0o777).toBe(0o600);
     const db = new Database(join(copy, "regauth.db"), { readonly: true });
     expect(db.query("PRAGMA integrity_check").values()).toEqual([["ok"]]);

@@ -181,9 +181,17 @@ describe("regauth login, then the management commands through the API", async ()
   });
 
   it("shows the changes and the refused push in the audit log, offline and remote", async () => {
-    const remote = await cli(["audit", "--output", "json"]);
-    expect(remote.exitCode).toBe(0);
-    const events = JSON.parse(remote.stdout) as { kind: string; outcome: string; actor: string }[];
+    // The audit log is written in the background (token decisions are coalesced for a second,
+    // then batched): poll until the refused pushes have landed, for up to 10 s.
+    type Event = { kind: string; outcome: string; actor: string };
+    let remote = await cli(["audit", "--output", "json"]);
+    let events: Event[] = [];
+    for (const deadline = Date.now() + 10_000; ; await Bun.sleep(250)) {
+      remote = await cli(["audit", "--output", "json"]);
+      expect(remote.exitCode).toBe(0);
+      events = JSON.parse(remote.stdout) as Event[];
+      if (events.filter((e) => e.outcome === "denied").length >= 2 || Date.now() > deadline) break;
+    }
     const kinds = events.map((e) => e.kind);
     for (const kind of ["user.created", "permission.granted", "access-token.created", "access-token.revoked"])
       expect(kinds).toContain(kind);
