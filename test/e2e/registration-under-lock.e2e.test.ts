@@ -7,36 +7,13 @@
  * Now the write does not wait (busy_timeout 0) and the 503 keeps its throttle charge.
  */
 import { describe, expect, it } from "bun:test";
-import { join } from "node:path";
-import { ensureBinary, run, startRegauth } from "./harness.ts";
+import { holdWriteLock, startRegauthWithPublicGrant } from "./lock-holder.ts";
 
 describe("registration attempts under a held lock (review finding 9)", () => {
   it("one client's registration attempts do not stall other token requests (p99 < 100 ms)", async () => {
-    const regauth = await startRegauth({
-      configYaml: `server: {addr: "127.0.0.1:{{PORT}}"}\ntoken: {issuer: lock-test}\nregistration: {mode: approval}\n`,
-    });
-    const cli = await run([
-      ensureBinary(),
-      "perm",
-      "grant",
-      "*",
-      "public/*",
-      "read",
-      "--data-dir",
-      regauth.dataDir,
-    ]);
-    expect(cli.exitCode).toBe(0);
+    const regauth = await startRegauthWithPublicGrant();
     const url = `${regauth.url}/auth?service=registry&scope=repository:public/app:pull`;
-    const holder = Bun.spawn(
-      [
-        "bun",
-        "-e",
-        `const { Database } = require("bun:sqlite"); const db = new Database(${JSON.stringify(join(regauth.dataDir, "regauth.db"))}); db.run("BEGIN IMMEDIATE"); console.log("locked"); Bun.sleepSync(6000); db.run("ROLLBACK");`,
-      ],
-      { stdout: "pipe", stderr: "inherit" },
-    );
-    const reader = holder.stdout.getReader();
-    expect(new TextDecoder().decode((await reader.read()).value)).toContain("locked");
+    const holder = await holdWriteLock(regauth.dataDir, 6000);
     const deadline = Date.now() + 3000;
     const registrationStatuses = new Map<number, number>();
     let n = 0;

@@ -6,6 +6,7 @@
  */
 import { Database } from "bun:sqlite";
 import { describe, expect, it } from "bun:test";
+import { holdWriteLock, startRegauthWithPublicGrant } from "./lock-holder.ts";
 import {
   chmodSync,
   chownSync,
@@ -133,33 +134,11 @@ describe("an untrusted data directory (issue 8, L4)", () => {
 
 describe("a lock held by another process (issue 9, item 2)", () => {
   it("token requests that write nothing keep p99 under 50 ms; a registration gets 503 + Retry-After quickly", async () => {
-    const regauth = await startRegauth({
-      configYaml: `server: {addr: "127.0.0.1:{{PORT}}"}\ntoken: {issuer: lock-test}\nregistration: {mode: approval}\n`,
-    });
-    const cli = await run([
-      ensureBinary(),
-      "perm",
-      "grant",
-      "*",
-      "public/*",
-      "read",
-      "--data-dir",
-      regauth.dataDir,
-    ]);
-    expect(cli.exitCode).toBe(0);
+    const regauth = await startRegauthWithPublicGrant();
     const url = `${regauth.url}/auth?service=registry&scope=repository:public/app:pull`;
     expect((await fetch(url)).status).toBe(200);
     // The holder: BEGIN IMMEDIATE for 10 s in another process, as the CLI or a backup would.
-    const holder = Bun.spawn(
-      [
-        "bun",
-        "-e",
-        `const { Database } = require("bun:sqlite"); const db = new Database(${JSON.stringify(join(regauth.dataDir, "regauth.db"))}); db.run("BEGIN IMMEDIATE"); console.log("locked"); Bun.sleepSync(10000); db.run("ROLLBACK");`,
-      ],
-      { stdout: "pipe", stderr: "inherit" },
-    );
-    const reader = holder.stdout.getReader();
-    expect(new TextDecoder().decode((await reader.read()).value)).toContain("locked");
+    const holder = await holdWriteLock(regauth.dataDir, 10000);
     const started = performance.now();
     const registration = fetch(`${regauth.url}/auth?service=registry`, {
       headers: { authorization: `Basic ${btoa("newcomer:newcomer-password")}` },
