@@ -453,6 +453,23 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     buildApp(loaded, current, services, metricsExporter),
     buildApiApp(loaded, current, services),
   );
+  // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
+  // rest of start-up still runs must close the database cleanly too (its -wal and -shm go away),
+  // not kill the process with them left behind.
+  let stopReloading = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    const shutdown = (signal: string) => {
+      log.info("shutting down", { signal });
+      stopReloading();
+      void running
+        .stop()
+        .finally(() => backgroundWriterFor(database).close())
+        .finally(() => database.close())
+        .finally(resolve);
+    };
+    process.once("SIGTERM", () => shutdown("SIGTERM"));
+    process.once("SIGINT", () => shutdown("SIGINT"));
+  });
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
@@ -505,19 +522,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     });
   };
   process.on("SIGHUP", onReloadSignal);
-  await new Promise<void>((resolve) => {
-    const shutdown = (signal: string) => {
-      log.info("shutting down", { signal });
-      process.off("SIGHUP", onReloadSignal);
-      void running
-        .stop()
-        .finally(() => backgroundWriterFor(database).close())
-        .finally(() => database.close())
-        .finally(resolve);
-    };
-    process.once("SIGTERM", () => shutdown("SIGTERM"));
-    process.once("SIGINT", () => shutdown("SIGINT"));
-  });
+  stopReloading = () => process.off("SIGHUP", onReloadSignal);
+  await stopped;
   return 0;
 }
 

@@ -36,7 +36,15 @@ export type AuditKind =
   | "access-token.revoked"
   | "robot.created"
   | "robot.deleted"
-  | "name.released";
+  | "name.released"
+  // From the registry's notifications (issue 11 item 5): who pushed, pulled or deleted what.
+  | "image.pushed"
+  | "image.pulled"
+  | "image.deleted"
+  | "repository.synced"
+  | "webhook.created"
+  | "webhook.updated"
+  | "webhook.deleted";
 
 export const AUDIT_KINDS: readonly AuditKind[] = [
   "login",
@@ -57,6 +65,13 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "robot.created",
   "robot.deleted",
   "name.released",
+  "image.pushed",
+  "image.pulled",
+  "image.deleted",
+  "repository.synced",
+  "webhook.created",
+  "webhook.updated",
+  "webhook.deleted",
 ];
 
 export type AuditOutcome = "ok" | "denied" | "failed";

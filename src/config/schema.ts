@@ -10,6 +10,8 @@ import { AccountsConfig, RegistrationConfig } from "../accounts/config-schema.ts
 import { AuditConfig } from "../audit/config-schema.ts";
 import { LdapAuthConfig } from "../ldap/config.ts";
 import { AclXormConfig, XormAuthConfig } from "../sql-backends/config.ts";
+import { NotificationsConfig } from "../registry-index/config-schema.ts";
+import { WebhooksConfig } from "../webhooks/config-schema.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -211,6 +213,8 @@ export const Config = Type.Object(
     accounts: AccountsConfig,
     access_tokens: AccessTokensConfig,
     audit: AuditConfig,
+    notifications: NotificationsConfig,
+    webhooks: WebhooksConfig,
     ldap_auth: Type.Optional(LdapAuthConfig),
     xorm_auth: Type.Optional(XormAuthConfig),
     acl_xorm: Type.Optional(AclXormConfig),

@@ -72,7 +72,10 @@ describe("migrations", () => {
       "audit_events",
       "group_members",
       "groups",
+      "image_tags",
       "permissions",
+      "registry_events_seen",
+      "repositories",
       "retired_names",
       "users",
     ]);

@@ -1,0 +1,49 @@
+/**
+ * Config section `notifications` (issue 11; docs/registry-index.md): the registry's notifications
+ * in, the image index, and the crawl that heals it. Switches: `enabled: false` turns the whole
+ * feature off (receiver, index, catalog, webhooks).
+ */
+import { type Static, Type } from "@sinclair/typebox";
+
+export const NotificationsConfig = Type.Object(
+  {
+    enabled: Type.Boolean({
+      default: true,
+      description:
+        "Receive the registry's notifications at /registry/events, keep the image index and send webhooks. false: all of it off.",
+    }),
+    secret_file: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "File holding the secret the registry sends as `Authorization: Bearer <secret>`. Default: notifications.secret in the data directory, generated 0600 on first start.",
+      }),
+    ),
+    registry_url: Type.Optional(
+      Type.String({
+        minLength: 1,
+        description:
+          "The registry's base URL as regauth reaches it (e.g. http://127.0.0.1:5000), for `regauth repo sync` and the periodic crawl.",
+      }),
+    ),
+    registry_ca_file: Type.Optional(
+      Type.String({ minLength: 1, description: "PEM CA bundle to verify an https registry_url." }),
+    ),
+    sync_interval_seconds: Type.Integer({
+      minimum: 0,
+      maximum: 604_800,
+      default: 3600,
+      description:
+        "Crawl the registry and reconcile the index this often (needs registry_url); 0: only `regauth repo sync`.",
+    }),
+    max_body_bytes: Type.Integer({
+      minimum: 1024,
+      maximum: 16_777_216,
+      default: 1_048_576,
+      description: "Largest notification body accepted; larger ones are refused with 413.",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export type NotificationsConfig = Static<typeof NotificationsConfig>;

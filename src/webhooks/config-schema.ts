@@ -1,0 +1,72 @@
+/**
+ * Config section `webhooks` (issue 11 item 4; docs/webhooks.md): outgoing webhooks, their
+ * delivery queue and history. Switches: `enabled: false` sends nothing (and queues nothing);
+ * `history: false` keeps no delivery history beyond what the queue needs.
+ */
+import { type Static, Type } from "@sinclair/typebox";
+
+export const DeclaredWebhookConfig = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 64, description: "Unique name." }),
+    url: Type.String({ minLength: 1, description: "http(s) URL that receives the POSTs." }),
+    repositories: Type.Array(Type.String({ minLength: 1 }), {
+      minItems: 1,
+      default: ["*"],
+      description: "Repository patterns (docker_auth globs: team/*, *) this webhook is for.",
+    }),
+    events: Type.Array(
+      Type.Union([
+        Type.Literal("repository.created"),
+        Type.Literal("tag.pushed"),
+        Type.Literal("tag.deleted"),
+      ]),
+      { minItems: 1, default: ["repository.created", "tag.pushed", "tag.deleted"] },
+    ),
+    secret_file: Type.String({
+      minLength: 1,
+      description: "File holding the HMAC-SHA256 signing secret (at least 16 bytes).",
+    }),
+  },
+  { additionalProperties: false },
+);
+
+export const WebhooksConfig = Type.Object(
+  {
+    enabled: Type.Boolean({ default: true, description: "Send webhooks. false: none is queued or sent." }),
+    history: Type.Boolean({
+      default: true,
+      description: "Keep a delivery history per webhook. false: a delivery is forgotten once done.",
+    }),
+    history_limit: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 100,
+      description: "Finished deliveries kept per webhook (the newest).",
+    }),
+    allow_private_networks: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        "CIDRs (e.g. 127.0.0.0/8, 10.0.0.0/8) webhook URLs may reach although loopback, link-local or private. Default: none.",
+    }),
+    timeout_seconds: Type.Integer({
+      minimum: 1,
+      maximum: 60,
+      default: 10,
+      description: "Time for one delivery attempt: connect, send and read the answer.",
+    }),
+    max_attempts: Type.Integer({
+      minimum: 1,
+      maximum: 100,
+      default: 12,
+      description: "Attempts per delivery before it is marked failed (exponential backoff with jitter).",
+    }),
+    declared: Type.Array(DeclaredWebhookConfig, {
+      default: [],
+      description: "Webhooks declared in the config (managed here, read-only in the API and CLI).",
+    }),
+  },
+  { additionalProperties: false, default: {} },
+);
+
+export type WebhooksConfig = Static<typeof WebhooksConfig>;
+export type DeclaredWebhookConfig = Static<typeof DeclaredWebhookConfig>;
