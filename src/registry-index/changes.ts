@@ -33,3 +33,10 @@ export interface IndexChange {
  * only write to `db` (same transaction) and must not throw for anything but a store fault.
  */
 export type IndexChangeSink = (db: Database, changes: readonly IndexChange[]) => void;
+
+/**
+ * The `sub` of the tokens regauth signs for itself to crawl the registry (`regauth repo sync`). No
+ * database account can have this name (src/accounts/users.ts allows no colon); the receiver
+ * ignores the pull events the crawl itself causes, so they count as nobody's pulls.
+ */
+export const INDEX_CRAWLER_SUBJECT = "regauth:index-crawler";
