@@ -237,16 +237,8 @@ Give it the flags serve runs with (serve logs the exact command on every start).
   },
 };
 
-const COMMANDS_WITH_SUBCOMMANDS = new Set([
-  "user",
-  "perm",
-  "group",
-  "token",
-  "robot",
-  "admin",
-  "key",
-  "webhook",
-]);
+const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin", "key"]);
+COMMANDS_WITH_SUBCOMMANDS.add("webhook");
 
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
