@@ -386,3 +386,41 @@ describe("delivery to a real receiver", () => {
     expect(r.received[1]?.body).toBe(r.received[0]?.body);
   });
 });
+
+describe("faults", () => {
+  it("a delivery in flight at a crash is retried by the next dispatcher (the attempt was counted first)", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db } = await setup();
+    webhooks.createWebhook(ctx, { name: "ci", url: r.url, repository_patterns: ["*"] });
+    const queued = webhooks.testWebhook(ctx, "ci");
+    // As the dispatcher does before sending; then the process "dies" before recording an outcome.
+    db.run(
+      "UPDATE webhook_deliveries SET attempts = 1, last_attempt_at_ms = ?, next_attempt_at_ms = ? WHERE id = ?",
+      [Date.now(), Date.now() + 300, queued.id],
+    );
+    wh.dispatcher.start();
+    await Bun.sleep(100);
+    expect(r.received.length).toBe(0); // not before the crashed attempt's deadline
+    const done = await waitFor("retried after the crash", () => {
+      const head = deliveries(ctx, "ci")[0];
+      return head?.status === "delivered" ? head : undefined;
+    });
+    expect(done.attempts).toBe(2);
+    expect(r.received.length).toBe(1);
+  });
+
+  it("a store fault does not crash: the dispatcher logs, backs off and goes on", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db } = await setup();
+    webhooks.createWebhook(ctx, { name: "ci", url: r.url, repository_patterns: ["*"] });
+    // The queue's table cannot be read for a while (a damaged or foreign schema, a locked file).
+    db.run("ALTER TABLE webhook_deliveries RENAME TO webhook_deliveries_away");
+    wh.dispatcher.start();
+    await Bun.sleep(200);
+    db.run("ALTER TABLE webhook_deliveries_away RENAME TO webhook_deliveries");
+    webhooks.testWebhook(ctx, "ci");
+    await waitFor("delivered after the fault", () => r.received.length === 1, 15_000);
+  });
+});

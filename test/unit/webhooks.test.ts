@@ -19,7 +19,10 @@ import {
   redactUrl,
   refusalOf,
 } from "../../src/webhooks/url-policy.ts";
-import { makeTempDir } from "../helpers.ts";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { ConfigError } from "../../src/errors.ts";
+import { loadTestConfig, makeTempDir } from "../helpers.ts";
 
 describe("signing", () => {
   // Vector computed independently: printf '1700000000.{"a":1}' | openssl dgst -sha256 -hmac whsec_test
@@ -272,5 +275,77 @@ describe("history retention", () => {
       });
     pruneHistory(db, w.id, 3);
     expect(listDeliveries(db, w.id, null, 100).map((d) => d.eventId)).toEqual(["e9", "e8", "e7", "e6", "e5"]);
+  });
+});
+
+describe("the webhooks config section", () => {
+  const problemsOf = async (webhooks: Record<string, unknown>): Promise<string> => {
+    try {
+      await loadTestConfig({ webhooks });
+      return "";
+    } catch (error) {
+      if (!(error instanceof ConfigError)) throw error;
+      return error.message;
+    }
+  };
+  const secretFile = join(makeTempDir(), "secret");
+  writeFileSync(secretFile, "sixteen-bytes-or-more\n");
+
+  it("has defaults: on, history of 100, nothing private allowed", async () => {
+    const loaded = await loadTestConfig({});
+    expect(loaded.config.webhooks).toMatchObject({
+      enabled: true,
+      history: true,
+      history_limit: 100,
+      allow_private_networks: [],
+      timeout_seconds: 10,
+      max_attempts: 12,
+      retry_base_seconds: 5,
+      retry_max_seconds: 3600,
+      declared: [],
+    });
+  });
+
+  it.each([
+    [{ allow_private_networks: ["10.0.0.0/33"] }, "webhooks.allow_private_networks.0"],
+    [{ unknown: true }, "webhooks"],
+    [{ timeout_seconds: 0 }, "webhooks.timeout_seconds"],
+    [{ retry_base_seconds: 10, retry_max_seconds: 5 }, "webhooks.retry_base_seconds"],
+    [
+      { declared: [{ name: "a", url: "http://127.0.0.1/", secret_file: secretFile }] },
+      "webhooks.declared.0.url",
+    ],
+    [
+      { declared: [{ name: "a", url: "https://e.com/", secret_file: "/nonexistent" }] },
+      "webhooks.declared.0.secret_file",
+    ],
+    [
+      { declared: [{ name: "a", url: "https://e.com/", secret_file: secretFile, repositories: ["../x"] }] },
+      "webhooks.declared.0.repositories.0",
+    ],
+    [
+      {
+        declared: [
+          { name: "a", url: "https://e.com/", secret_file: secretFile },
+          { name: "a", url: "https://f.com/", secret_file: secretFile },
+        ],
+      },
+      "webhooks.declared.1.name",
+    ],
+    [
+      { declared: [{ name: "Bad Name", url: "https://e.com/", secret_file: secretFile }] },
+      "webhooks.declared.0.name",
+    ],
+  ])("refuses %j at %s", async (webhooks, path) => {
+    expect(await problemsOf(webhooks)).toContain(path);
+  });
+
+  it("accepts a declared webhook to an allowed private address", async () => {
+    expect(
+      await problemsOf({
+        allow_private_networks: ["127.0.0.0/8"],
+        declared: [{ name: "local", url: "http://127.0.0.1:9000/", secret_file: secretFile }],
+      }),
+    ).toBe("");
   });
 });
