@@ -19,7 +19,7 @@ import {
   redactUrl,
   refusalOf,
 } from "../../src/webhooks/url-policy.ts";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { ConfigError } from "../../src/errors.ts";
 import { loadTestConfig, makeTempDir } from "../helpers.ts";
@@ -347,5 +347,43 @@ describe("the webhooks config section", () => {
         declared: [{ name: "local", url: "http://127.0.0.1:9000/", secret_file: secretFile }],
       }),
     ).toBe("");
+  });
+});
+
+describe("docs/webhooks.md", () => {
+  const doc = readFileSync(join(import.meta.dir, "../../docs/webhooks.md"), "utf8");
+  const secret = "whsec_docs-example-secret";
+  const body = '{"id":"e1","type":"tag.pushed"}';
+  const now = Math.floor(Date.now() / 1000);
+
+  it("its JavaScript verification snippet accepts a real signature and refuses forgeries and replays", async () => {
+    const snippet = doc.match(/```js\n([\s\S]*?)```/)?.[1] ?? "";
+    const file = join(makeTempDir(), "verify.mjs");
+    writeFileSync(file, snippet);
+    const { verifyRegauthSignature } = (await import(file)) as {
+      verifyRegauthSignature: (s: string, h: string, b: string) => boolean;
+    };
+    expect(verifyRegauthSignature(secret, signatureHeader(secret, now, body), body)).toBe(true);
+    expect(verifyRegauthSignature(secret, signatureHeader("whsec_other", now, body), body)).toBe(false);
+    expect(verifyRegauthSignature(secret, signatureHeader(secret, now, body), `${body} `)).toBe(false);
+    expect(verifyRegauthSignature(secret, signatureHeader(secret, now - 3600, body), body)).toBe(false);
+  });
+
+  it("its Python verification snippet does too", () => {
+    const snippet = doc.match(/```python\n([\s\S]*?)```/)?.[1] ?? "";
+    const check = (header: string, given: string) =>
+      Bun.spawnSync([
+        "python3",
+        "-c",
+        `${snippet}\nimport sys\nprint(verify_regauth_signature(sys.argv[1], sys.argv[2], sys.argv[3].encode()))`,
+        secret,
+        header,
+        given,
+      ])
+        .stdout.toString()
+        .trim();
+    expect(check(signatureHeader(secret, now, body), body)).toBe("True");
+    expect(check(signatureHeader("whsec_other", now, body), body)).toBe("False");
+    expect(check(signatureHeader(secret, now - 3600, body), body)).toBe("False");
   });
 });
