@@ -56,20 +56,34 @@ export function excerptOf(bytes: Uint8Array): string {
   return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "?").slice(0, RESPONSE_EXCERPT_CHARS);
 }
 
-/** Reads at most `limit` bytes of the body, then cancels the rest (a huge answer costs nothing). */
-async function readCapped(response: Response, limit: number): Promise<Uint8Array> {
+/**
+ * Reads at most `limit` bytes of the body, then cancels the rest (a huge answer costs nothing).
+ * Bounded by `signal` too: fetch's signal does not stop a body that trickles or never ends.
+ */
+async function readCapped(response: Response, limit: number, signal: AbortSignal): Promise<Uint8Array> {
   const reader = response.body?.getReader();
   if (!reader) return new Uint8Array();
   const chunks: Uint8Array[] = [];
   let total = 0;
+  let onAbort = () => {};
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () => reject(signal.reason ?? new DOMException("timed out", "TimeoutError"));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  aborted.catch(() => {});
   try {
     while (total < limit) {
-      const { done, value } = await reader.read();
+      const { done, value } = await Promise.race([reader.read(), aborted]);
       if (done) break;
       chunks.push(value);
       total += value.byteLength;
     }
+  } catch (error) {
+    // Out of time: the status has come, and what was read is the excerpt.
+    if (!signal.aborted) throw error;
   } finally {
+    signal.removeEventListener("abort", onAbort);
     void reader.cancel().catch(() => {});
   }
   return Buffer.concat(chunks).subarray(0, limit);
@@ -158,7 +172,7 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
   }
   let excerpt = "";
   try {
-    excerpt = excerptOf(await readCapped(response, MAX_RESPONSE_READ_BYTES));
+    excerpt = excerptOf(await readCapped(response, MAX_RESPONSE_READ_BYTES, signal));
   } catch (error) {
     // The status came; a body cut off by the timeout is no reason to call a 2xx failed.
     if (!(response.status >= 200 && response.status < 300))

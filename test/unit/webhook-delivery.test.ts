@@ -424,3 +424,53 @@ describe("faults", () => {
     await waitFor("delivered after the fault", () => r.received.length === 1, 15_000);
   });
 });
+
+describe("load", () => {
+  it("a burst of 1,000 changes is delivered completely, in order, none twice", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db } = await setup();
+    webhooks.createWebhook(ctx, { name: "burst", url: r.url, repository_patterns: ["team/*"] });
+    const changes = Array.from({ length: 1000 }, (_, i) => change(i));
+    const queuedAt = performance.now();
+    db.transaction(() => wh.sink(db, changes))();
+    const sinkMs = performance.now() - queuedAt;
+    wh.dispatcher.start();
+    await waitFor("1,000 deliveries", () => r.received.length >= 1000, 60_000);
+    const deliveredMs = performance.now() - queuedAt;
+    await Bun.sleep(200);
+    const ids = r.received.map((x) => JSON.parse(x.body).id as string);
+    expect(ids).toEqual(changes.map((c) => c.eventId));
+    console.log(
+      `sink: 1,000 changes queued in ${sinkMs.toFixed(1)} ms; delivered in ${deliveredMs.toFixed(0)} ms`,
+    );
+  }, 90_000);
+
+  it("a 2xx whose body never ends is delivered once the timeout cuts the read", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx } = await setup({ timeout_seconds: 1 });
+    webhooks.createWebhook(ctx, { name: "trickle", url: r.url, repository_patterns: ["*"] });
+    r.respond(() => {
+      let sent = false;
+      return new Response(
+        new ReadableStream({
+          async pull(controller) {
+            if (sent) return Bun.sleep(10_000);
+            sent = true;
+            controller.enqueue(new TextEncoder().encode("accepted, and then nothing"));
+          },
+        }),
+      );
+    });
+    webhooks.testWebhook(ctx, "trickle");
+    wh.dispatcher.start();
+    const done = await waitFor("delivered", () => {
+      const head = deliveries(ctx, "trickle")[0];
+      return head && head.status !== "pending" ? head : undefined;
+    });
+    expect(done.status).toBe("delivered");
+    expect(done.attempts).toBe(1);
+    expect(done.response_excerpt).toBe("accepted, and then nothing");
+  });
+});
