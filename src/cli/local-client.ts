@@ -200,6 +200,9 @@ export class LocalClient implements ManagementClient {
   async deleteWebhook(input: { webhook: string }) {
     return webhooks.deleteWebhook(await this.context("write"), input.webhook);
   }
+  async rotateWebhookSecret(input: { webhook: string }) {
+    return webhooks.rotateSecret(await this.context("write"), input.webhook);
+  }
   async testWebhook(input: { webhook: string }) {
     return webhooks.testWebhook(await this.context("write"), input.webhook);
   }

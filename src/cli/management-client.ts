@@ -115,6 +115,7 @@ export interface ManagementClient {
   createWebhook(input: NewWebhookInput): Promise<CreatedWebhookView>;
   updateWebhook(input: WebhookChanges & { webhook: string }): Promise<WebhookView>;
   deleteWebhook(input: { webhook: string }): Promise<WebhookView>;
+  rotateWebhookSecret(input: { webhook: string }): Promise<CreatedWebhookView>;
   testWebhook(input: { webhook: string }): Promise<DeliveryView>;
   listDeliveries(input: { webhook: string }, page: PageRequest): Promise<Page<DeliveryView>>;
   redeliver(input: { id: number }): Promise<DeliveryView>;

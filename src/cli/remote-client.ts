@@ -269,6 +269,9 @@ export class RemoteClient implements ManagementClient {
   deleteWebhook(input: { webhook: string }) {
     return this.request<WebhookView>("DELETE", `/webhooks/${enc(input.webhook)}`);
   }
+  rotateWebhookSecret(input: { webhook: string }) {
+    return this.request<CreatedWebhookView>("POST", `/webhooks/${enc(input.webhook)}/secret`, {});
+  }
   testWebhook(input: { webhook: string }) {
     return this.request<DeliveryView>("POST", `/webhooks/${enc(input.webhook)}/test`, {});
   }

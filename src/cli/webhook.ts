@@ -24,6 +24,7 @@ export const WEBHOOK_USAGE = `regauth webhook SUBCOMMAND [--remote URL | --data-
   show WEBHOOK            one webhook (WEBHOOK: its name or id)
   rm WEBHOOK              delete it with its queue and history
   enable WEBHOOK | disable WEBHOOK
+  rotate-secret WEBHOOK   a new signing secret, printed once; the old one stops at once
   test WEBHOOK            queue a test event (type webhook.test); see deliveries for the outcome
   deliveries WEBHOOK [--limit N]
                           its deliveries, newest first: status, attempts, response, error
@@ -123,7 +124,7 @@ export async function webhookCommand(args: ParsedArgs, io: CommandIo): Promise<n
   const sub = args.positionals[0];
   if (sub === undefined)
     throw new UsageError(
-      "which subcommand? add, list, show, rm, enable, disable, test, deliveries or redeliver",
+      "which subcommand? add, list, show, rm, enable, disable, rotate-secret, test, deliveries or redeliver",
     );
   const format = outputFormat(args);
   const print = (value: unknown, text: string) => io.out(format === "json" ? json(value) : text);
@@ -164,6 +165,15 @@ export async function webhookCommand(args: ParsedArgs, io: CommandIo): Promise<n
       const [webhook] = expectArgs(args, ["WEBHOOK"]) as [string];
       const updated = await (await io.client(args)).updateWebhook({ webhook, enabled: sub === "enable" });
       print(updated, `${updated.name} is ${updated.state}\n`);
+      return 0;
+    }
+    case "rotate-secret": {
+      const [webhook] = expectArgs(args, ["WEBHOOK"]) as [string];
+      const rotated = await (await io.client(args)).rotateWebhookSecret({ webhook });
+      print(
+        rotated,
+        `new signing secret of ${rotated.name} (shown only now; the old one no longer verifies):\n\n  ${rotated.secret}\n`,
+      );
       return 0;
     }
     case "test": {

@@ -25,6 +25,7 @@ import {
   insertWebhook,
   listDeliveries as readDeliveries,
   listWebhooks as readWebhooks,
+  setSecretNonce,
   updateWebhook as writeWebhook,
   type Webhook,
 } from "../webhooks/store.ts";
@@ -210,6 +211,29 @@ export function updateWebhook(
   record(ctx, "webhook.updated", { before, after });
   services.changed();
   return after;
+}
+
+/**
+ * A new signing secret, shown in this answer only; the old one stops at once (deliveries still
+ * queued are signed with the new one when they are sent).
+ */
+export function rotateSecret(ctx: ManagementContext, idOrName: string): CreatedWebhookView {
+  const services = servicesOf(ctx);
+  const found = findWebhook(ctx.db, /^\d{1,15}$/.test(idOrName) ? Number(idOrName) : idOrName);
+  const missing = `no webhook ${JSON.stringify(idOrName)}`;
+  const patterns = found?.repositoryPatterns ?? ["*"];
+  authorizeOrThrow(callerOf(ctx), { op: "changeWebhook", patterns, newPatterns: patterns }, missing);
+  if (!found) throw new NotFound(missing);
+  refuseDeclared(found);
+  if (!services.key) throw new Unavailable("the webhook key cannot be read here");
+  const nonce = newNonce();
+  setSecretNonce(ctx.db, found.id, nonce, ctx.nowUnix);
+  const updated = findWebhook(ctx.db, found.id);
+  if (!updated) throw new NotFound(missing);
+  const view = webhookView(updated, services);
+  record(ctx, "webhook.updated", { before: webhookView(found, services), after: view, secret: "rotated" });
+  services.changed();
+  return { ...view, secret: services.key().secretFor(nonce) };
 }
 
 export function deleteWebhook(ctx: ManagementContext, idOrName: string): WebhookView {

@@ -189,6 +189,10 @@ export function updateWebhook(db: Database, id: number, changes: WebhookChanges,
   return updated;
 }
 
+export function setSecretNonce(db: Database, id: number, nonce: Uint8Array, nowUnix: number): void {
+  db.query("UPDATE webhooks SET secret_nonce = ?, updated_at_unix = ? WHERE id = ?").run(nonce, nowUnix, id);
+}
+
 export function deleteWebhook(db: Database, id: number): void {
   db.query("DELETE FROM webhooks WHERE id = ?").run(id);
 }

@@ -116,6 +116,7 @@ describe("webhook routes: who may do what", async () => {
       ["PATCH", "/webhooks/everything"],
       ["DELETE", "/webhooks/everything"],
       ["POST", "/webhooks/everything/test"],
+      ["POST", "/webhooks/everything/secret"],
       ["GET", "/webhooks/everything/deliveries"],
       ["GET", `/webhooks/${rootHook.body.id}`],
       ["GET", "/webhooks/missing"],
@@ -183,6 +184,16 @@ describe("webhook routes: who may do what", async () => {
       "webhook.deleted",
     ]);
     expect(JSON.stringify(events)).not.toContain("whsec_");
+  });
+
+  it("rotating the secret answers a new one, once; the listing still shows none", async () => {
+    const rotated = await call(t, "POST", "/webhooks/everything/secret", { auth: ROOT, body: {} });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.secret).toMatch(/^whsec_/);
+    expect(rotated.body.secret).not.toBe(rootHook.body.secret);
+    expect(JSON.stringify((await call(t, "GET", "/webhooks/everything", { auth: ROOT })).body)).not.toContain(
+      "whsec_",
+    );
   });
 
   it("redeliver: a pending delivery is 409; another's is 404", async () => {
@@ -336,11 +347,12 @@ describe("webhooks declared in the config", async () => {
         repository_patterns: ["team/*"],
       }),
     ]);
-    for (const [method, body] of [
-      ["PATCH", { enabled: false }],
-      ["DELETE", undefined],
+    for (const [method, path, body] of [
+      ["PATCH", "/webhooks/ops", { enabled: false }],
+      ["DELETE", "/webhooks/ops", undefined],
+      ["POST", "/webhooks/ops/secret", {}],
     ] as const) {
-      const r = await call(t, method, "/webhooks/ops", { auth: ROOT, ...(body ? { body } : {}) });
+      const r = await call(t, method, path, { auth: ROOT, ...(body ? { body } : {}) });
       expect(r.status).toBe(409);
       expect(r.body.errors?.[0]?.message).toContain("declared in the config");
     }

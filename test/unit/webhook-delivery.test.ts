@@ -474,3 +474,21 @@ describe("load", () => {
     expect(done.response_excerpt).toBe("accepted, and then nothing");
   });
 });
+
+describe("rotating the secret", () => {
+  it("the new secret signs the next delivery; the old one no longer verifies", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx } = await setup();
+    const created = webhooks.createWebhook(ctx, { name: "ci", url: r.url, repository_patterns: ["*"] });
+    const rotated = webhooks.rotateSecret(ctx, "ci");
+    expect(rotated.secret).not.toBe(created.secret);
+    webhooks.testWebhook(ctx, "ci");
+    wh.dispatcher.start();
+    const got = await waitFor("the delivery", () => r.received[0]);
+    const signature = got.headers.get("x-regauth-signature") ?? "";
+    const now = Math.floor(Date.now() / 1000);
+    expect(verifySignature(rotated.secret, signature, got.body, now)).toBe(true);
+    expect(verifySignature(created.secret, signature, got.body, now)).toBe(false);
+  });
+});

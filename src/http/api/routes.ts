@@ -372,6 +372,17 @@ export const API_ROUTES: readonly ApiRoute[] = [
   },
   {
     method: "POST",
+    path: "/webhooks/:name/secret",
+    summary: "Rotate the signing secret (the new one is in this answer only; the old one stops at once)",
+    tag: "webhooks",
+    params: S.WebhookParam,
+    body: S.EmptyBody,
+    status: 200,
+    response: S.CreatedWebhookView,
+    run: (ctx, { params }) => webhooks.rotateSecret(ctx, params.name),
+  },
+  {
+    method: "POST",
     path: "/webhooks/:name/test",
     summary: "Send a test event (type webhook.test); answers the queued delivery",
     tag: "webhooks",
