@@ -15,7 +15,7 @@ import { isIP } from "node:net";
 import { parseIp } from "../ip.ts";
 import type { IpRange } from "../ip.ts";
 import { signatureHeader, SIGNATURE_HEADER } from "./signing.ts";
-import { hostOf, refusalOf, refusedReason } from "./url-policy.ts";
+import { hostOf, redactUrl, refusalOf, refusedReason } from "./url-policy.ts";
 
 export const MAX_RESPONSE_READ_BYTES = 4096;
 export const RESPONSE_EXCERPT_CHARS = 256;
@@ -189,9 +189,19 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
     return { kind: "delivered", status: response.status, latencyMs, excerpt };
   const error =
     response.status >= 300 && response.status < 400
-      ? `redirect ${response.status} to ${JSON.stringify(response.headers.get("location") ?? "")} not followed`
+      ? `redirect ${response.status} to ${JSON.stringify(locationOf(response, url))} not followed`
       : `HTTP ${response.status}`;
   return { kind: "failed", error, status: response.status, latencyMs, excerpt };
+}
+
+/** Where a redirect pointed, for the history: credentials redacted, at most 200 characters. */
+function locationOf(response: Response, base: URL): string {
+  const location = response.headers.get("location") ?? "";
+  try {
+    return redactUrl(new URL(location, base).href).slice(0, 200);
+  } catch {
+    return "(not a URL)";
+  }
 }
 
 function describeFetchError(error: unknown, timeoutMs: number): string {
