@@ -31,6 +31,7 @@ import {
 } from "../webhooks/store.ts";
 import { checkWebhookUrl, redactUrl } from "../webhooks/url-policy.ts";
 import type { WebhookServices } from "../webhooks/webhooks.ts";
+import { decide } from "./authorization.ts";
 import { authorizeOrThrow, callerOf } from "./caller.ts";
 import { actorName, type ManagementContext } from "./context.ts";
 import { decodeCursor, encodeCursor, paginate, pageLimit } from "./paging.ts";
@@ -129,22 +130,15 @@ function checkedPatterns(patterns: readonly string[]): string[] {
 export function listWebhooks(ctx: ManagementContext, page: PageRequest = {}): Page<WebhookView> {
   const caller = callerOf(ctx);
   authorizeOrThrow(caller, { op: "listWebhooks" });
-  const visible = readWebhooks(ctx.db).filter((w) => authorizeVisible(ctx, w));
+  const visible = readWebhooks(ctx.db).filter(
+    (w) => decide(caller, { op: "readWebhook", patterns: w.repositoryPatterns }).allowed,
+  );
   return paginate(
     visible,
     (w) => w.id,
     page,
     (w) => webhookView(w, ctx.webhooks),
   );
-}
-
-function authorizeVisible(ctx: ManagementContext, webhook: Webhook): boolean {
-  try {
-    authorizeOrThrow(callerOf(ctx), { op: "readWebhook", patterns: webhook.repositoryPatterns });
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 export function getWebhook(ctx: ManagementContext, idOrName: string): WebhookView {
