@@ -163,6 +163,20 @@ Give it the flags serve runs with (serve logs the exact command on every start).
       };
     },
   },
+  webhook: {
+    summary:
+      "outgoing webhooks for pushes (add, list, show, rm, enable, disable, test, deliveries, redeliver)",
+    load: async () => {
+      const m = await import("./cli/webhook.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.WEBHOOK_USAGE,
+        valueFlags: [...backend.CLIENT_VALUE_FLAGS, ...m.WEBHOOK_VALUE_FLAGS],
+        booleanFlags: [...backend.CLIENT_BOOLEAN_FLAGS, ...m.WEBHOOK_BOOLEAN_FLAGS],
+        run: m.webhookCommand,
+      };
+    },
+  },
   login: {
     summary: "log in to a regauth server; the management commands then act there",
     load: async () => {
@@ -224,6 +238,7 @@ Give it the flags serve runs with (serve logs the exact command on every start).
 };
 
 const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin", "key"]);
+COMMANDS_WITH_SUBCOMMANDS.add("webhook");
 
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
@@ -446,6 +461,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
   const services = managementServices(loaded, issuer, database);
+  // Outgoing webhooks (issue 11): the dispatcher delivers what the index's sink queued.
+  if (loaded.config.webhooks.enabled) services.webhooks.dispatcher.start();
   // Requests go through `current`, which SIGHUP swaps for the issuer of the re-read config.
   const current = new CurrentIssuer(issuer);
   const running = listen(
@@ -463,6 +480,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       stopReloading();
       void running
         .stop()
+        .finally(() => services.webhooks.dispatcher.stop())
         .finally(() => backgroundWriterFor(database).close())
         .finally(() => database.close())
         .finally(resolve);

@@ -50,6 +50,7 @@ import type { AccessTokenKey } from "./access-tokens/key.ts";
 import { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
+import { createWebhooks, lazyWebhookKey, type Webhooks } from "./webhooks/webhooks.ts";
 
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
@@ -289,6 +290,11 @@ export interface ManagementServices {
   audit: AuditLog;
   accessTokenKey: AccessTokenKeyRef;
   maxTokenLifetimeDays: number | null;
+  /**
+   * Outgoing webhooks (src/webhooks/, issue 11): `webhooks.sink` is the IndexChangeSink the
+   * image index calls; serve starts `webhooks.dispatcher` (src/main.ts).
+   */
+  webhooks: Webhooks;
 }
 
 function tokenAuthenticatorOf(issuer: TokenIssuer): { tokenAuthenticator?: Authenticator } {
@@ -307,7 +313,17 @@ export function managementServices(
     audit: issuer.audit?.log ?? new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit)),
     accessTokenKey: issuer.accessTokenKey ?? ensureAccessTokenKey(loaded.dataDir),
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
+    webhooks: createWebhooks(
+      db,
+      { config: loaded.config.webhooks, ...optionalRegistryUrl(loaded) },
+      lazyWebhookKey(loaded.dataDir),
+    ),
   };
+}
+
+function optionalRegistryUrl(loaded: LoadedConfig): { registryUrl?: string } {
+  const url = loaded.config.notifications.registry_url;
+  return url === undefined ? {} : { registryUrl: url };
 }
 
 function apiOptions(
@@ -332,6 +348,7 @@ function apiOptions(
     },
     maxBodyBytes: loaded.config.api.max_body_bytes,
     realIp: { header: server.real_ip_header, position: server.real_ip_pos },
+    webhooks: services.webhooks.services,
   };
 }
 

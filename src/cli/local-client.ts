@@ -18,11 +18,15 @@ import * as robots from "../management/robots.ts";
 import * as tokens from "../management/tokens.ts";
 import * as users from "../management/users.ts";
 import { retiredNameView } from "../management/views.ts";
+import * as webhooks from "../management/webhooks.ts";
+import { lazyWebhookKey, webhookServices } from "../webhooks/webhooks.ts";
 import {
   type AuditFilter,
   allPages,
   type ManagementClient,
   type NewTokenInput,
+  type NewWebhookInput,
+  type WebhookChanges,
   type PageRequest,
   type PermissionFilter,
   type UserFilter,
@@ -86,6 +90,16 @@ export class LocalClient implements ManagementClient {
         maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
       },
       nowUnix: Math.floor(Date.now() / 1000),
+      // A running serve sees offline changes within its cache's lifetime (src/webhooks/sink.ts).
+      webhooks: webhookServices(
+        {
+          config: loaded.config.webhooks,
+          ...(loaded.config.notifications.registry_url === undefined
+            ? {}
+            : { registryUrl: loaded.config.notifications.registry_url }),
+        },
+        access === "write" ? lazyWebhookKey(loaded.dataDir) : null,
+      ),
     };
   }
 
@@ -168,6 +182,35 @@ export class LocalClient implements ManagementClient {
   }
   async queryAudit(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEventView>> {
     return audit.queryAudit(await this.context("read"), { ...filter, ...page });
+  }
+  async listWebhooks() {
+    const ctx = await this.context("read");
+    return allPages(async (page) => webhooks.listWebhooks(ctx, page));
+  }
+  async getWebhook(input: { webhook: string }) {
+    return webhooks.getWebhook(await this.context("read"), input.webhook);
+  }
+  async createWebhook(input: NewWebhookInput) {
+    return webhooks.createWebhook(await this.context("write"), input);
+  }
+  async updateWebhook(input: WebhookChanges & { webhook: string }) {
+    const { webhook, ...changes } = input;
+    return webhooks.updateWebhook(await this.context("write"), webhook, changes);
+  }
+  async deleteWebhook(input: { webhook: string }) {
+    return webhooks.deleteWebhook(await this.context("write"), input.webhook);
+  }
+  async rotateWebhookSecret(input: { webhook: string }) {
+    return webhooks.rotateSecret(await this.context("write"), input.webhook);
+  }
+  async testWebhook(input: { webhook: string }) {
+    return webhooks.testWebhook(await this.context("write"), input.webhook);
+  }
+  async listDeliveries(input: { webhook: string }, page: PageRequest) {
+    return webhooks.listDeliveries(await this.context("read"), input.webhook, page);
+  }
+  async redeliver(input: { id: number }) {
+    return webhooks.redeliver(await this.context("write"), input.id);
   }
   close(): void {
     this.opened?.db.close();

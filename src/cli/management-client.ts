@@ -17,6 +17,9 @@ import type {
   RobotView,
   TokenScope,
   UserView,
+  CreatedWebhookView,
+  DeliveryView,
+  WebhookView,
 } from "./views.ts";
 
 export interface PageRequest {
@@ -54,6 +57,23 @@ export interface NewTokenInput {
   expires_at?: string;
 }
 
+export type WebhookEvent = "repository.created" | "tag.pushed" | "tag.deleted";
+
+export interface NewWebhookInput {
+  name: string;
+  url: string;
+  repository_patterns: string[];
+  events?: WebhookEvent[];
+  enabled?: boolean;
+}
+
+export interface WebhookChanges {
+  url?: string;
+  repository_patterns?: string[];
+  events?: WebhookEvent[];
+  enabled?: boolean;
+}
+
 export interface ManagementClient {
   /** Where the commands act, for messages: "the data directory /var/lib/regauth" or a URL. */
   readonly description: string;
@@ -89,6 +109,16 @@ export interface ManagementClient {
   deleteRobot(input: { name: string }): Promise<RobotView>;
   createRobotToken(input: NewTokenInput & { robot: string }): Promise<CreatedAccessTokenView>;
   queryAudit(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEventView>>;
+  /** Webhooks (issue 11); `webhook` is a name or an id. */
+  listWebhooks(): Promise<WebhookView[]>;
+  getWebhook(input: { webhook: string }): Promise<WebhookView>;
+  createWebhook(input: NewWebhookInput): Promise<CreatedWebhookView>;
+  updateWebhook(input: WebhookChanges & { webhook: string }): Promise<WebhookView>;
+  deleteWebhook(input: { webhook: string }): Promise<WebhookView>;
+  rotateWebhookSecret(input: { webhook: string }): Promise<CreatedWebhookView>;
+  testWebhook(input: { webhook: string }): Promise<DeliveryView>;
+  listDeliveries(input: { webhook: string }, page: PageRequest): Promise<Page<DeliveryView>>;
+  redeliver(input: { id: number }): Promise<DeliveryView>;
   close(): void;
 }
 

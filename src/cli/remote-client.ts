@@ -11,6 +11,8 @@ import type {
   AuditFilter,
   ManagementClient,
   NewTokenInput,
+  NewWebhookInput,
+  WebhookChanges,
   PageRequest,
   PermissionFilter,
   UserFilter,
@@ -27,6 +29,9 @@ import type {
   RetiredNameView,
   RobotView,
   UserView,
+  CreatedWebhookView,
+  DeliveryView,
+  WebhookView,
 } from "./views.ts";
 
 export const REQUEST_TIMEOUT_MS = 15_000;
@@ -247,6 +252,36 @@ export class RemoteClient implements ManagementClient {
   }
   async queryAudit(filter: AuditFilter, page: PageRequest) {
     return asPage<AuditEventView>(await this.request("GET", `/audit${query({ ...filter, ...page })}`));
+  }
+  async listWebhooks() {
+    return (await allOf<WebhookView>(this, "/webhooks", {})).items;
+  }
+  getWebhook(input: { webhook: string }) {
+    return this.request<WebhookView>("GET", `/webhooks/${enc(input.webhook)}`);
+  }
+  createWebhook(input: NewWebhookInput) {
+    return this.request<CreatedWebhookView>("POST", "/webhooks", input);
+  }
+  updateWebhook(input: WebhookChanges & { webhook: string }) {
+    const { webhook, ...body } = input;
+    return this.request<WebhookView>("PATCH", `/webhooks/${enc(webhook)}`, body);
+  }
+  deleteWebhook(input: { webhook: string }) {
+    return this.request<WebhookView>("DELETE", `/webhooks/${enc(input.webhook)}`);
+  }
+  rotateWebhookSecret(input: { webhook: string }) {
+    return this.request<CreatedWebhookView>("POST", `/webhooks/${enc(input.webhook)}/secret`, {});
+  }
+  testWebhook(input: { webhook: string }) {
+    return this.request<DeliveryView>("POST", `/webhooks/${enc(input.webhook)}/test`, {});
+  }
+  async listDeliveries(input: { webhook: string }, page: PageRequest) {
+    return asPage<DeliveryView>(
+      await this.request("GET", `/webhooks/${enc(input.webhook)}/deliveries${query({ ...page })}`),
+    );
+  }
+  redeliver(input: { id: number }) {
+    return this.request<DeliveryView>("POST", `/deliveries/${input.id}/redeliver`, {});
   }
   close(): void {}
 }

@@ -14,5 +14,8 @@ export type {
   RobotView,
   TokenScope,
   UserView,
+  CreatedWebhookView,
+  DeliveryView,
+  WebhookView,
 } from "../management/schemas.ts";
 export type Level = "read" | "write" | "admin";

@@ -14,6 +14,7 @@ import { type ConfigProblem, ConfigError } from "../errors.ts";
 import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts";
+import { webhookConfigProblems } from "../webhooks/config-check.ts";
 import {
   BUNDLE_FILE,
   JWKS_FILE,
@@ -164,6 +165,7 @@ export async function prepareConfig(
   if (config.ldap_auth) checkLdapConfig(config.ldap_auth, "ldap_auth", problems);
   checkSqlBackends(config, problems);
   problems.push(...registrationProblems(config));
+  problems.push(...webhookConfigProblems(config.webhooks));
 
   const dataDir = resolve(
     options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",

@@ -55,7 +55,13 @@ export type Action =
   | { op: "createRobot"; namespace: string | null }
   | { op: "readRobot"; namespace: string | null }
   | { op: "deleteRobot"; namespace: string | null }
-  | { op: "queryAudit" };
+  | { op: "queryAudit" }
+  // Webhooks (issue 11 item 4): like grants, a namespace administrator manages those whose every
+  // repository pattern lies inside a namespace they administer.
+  | { op: "listWebhooks" }
+  | { op: "createWebhook"; patterns: readonly string[] }
+  | { op: "readWebhook"; patterns: readonly string[] }
+  | { op: "changeWebhook"; patterns: readonly string[]; newPatterns: readonly string[] };
 
 export type Verdict = { allowed: true } | { allowed: false; status: 403 | 404; reason: string };
 
@@ -79,6 +85,17 @@ function administers(caller: Caller, namespace: string | null): boolean {
 
 function isPrivileged(caller: Caller): boolean {
   return caller.kind === "local-admin" || caller.isAdmin;
+}
+
+/** Every pattern names only repositories inside a namespace the caller administers. */
+function allInsideAdministered(caller: Caller, patterns: readonly string[]): boolean {
+  return patterns.length > 0 && patterns.every((p) => administeredNamespaceOf(caller, p) !== null);
+}
+
+function webhookScopeReason(caller: Caller): string {
+  return caller.adminNamespaces.length === 0
+    ? "only an administrator or a namespace administrator can manage webhooks"
+    : `a webhook's repository patterns must all lie inside ${caller.adminNamespaces.map((ns) => `${ns}/`).join(", ")}`;
 }
 
 export function decide(caller: Caller, action: Action): Verdict {
@@ -194,5 +211,18 @@ export function decide(caller: Caller, action: Action): Verdict {
     case "readRobot":
     case "deleteRobot":
       return administers(caller, action.namespace) ? ALLOW : hidden("no such robot");
+    case "listWebhooks":
+      return caller.adminNamespaces.length > 0
+        ? ALLOW
+        : forbidden("only an administrator or a namespace administrator can manage webhooks");
+    case "createWebhook":
+      return allInsideAdministered(caller, action.patterns) ? ALLOW : forbidden(webhookScopeReason(caller));
+    case "readWebhook":
+      return allInsideAdministered(caller, action.patterns) ? ALLOW : hidden("no such webhook");
+    case "changeWebhook":
+      if (!allInsideAdministered(caller, action.patterns)) return hidden("no such webhook");
+      return allInsideAdministered(caller, action.newPatterns)
+        ? ALLOW
+        : forbidden(webhookScopeReason(caller));
   }
 }

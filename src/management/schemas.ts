@@ -7,6 +7,7 @@
  * are RFC 3339 strings, null for never.
  */
 import { type Static, type TSchema, Type } from "@sinclair/typebox";
+import { WebhookPayload as WebhookPayloadSchema } from "../webhooks/payload.ts";
 
 const closed = { additionalProperties: false } as const;
 
@@ -267,3 +268,109 @@ export const RobotParam = Type.Object({ name: Name }, closed);
 export const ErrorEnvelope = Type.Object({
   errors: Type.Array(Type.Object({ code: Type.String(), message: Type.String() })),
 });
+
+// ---- Webhooks (issue 11 item 4; docs/webhooks.md) ----
+
+export { WebhookPayload } from "../webhooks/payload.ts";
+
+const WebhookEvent = Type.Union([
+  Type.Literal("repository.created"),
+  Type.Literal("tag.pushed"),
+  Type.Literal("tag.deleted"),
+]);
+const WebhookName = Type.String({
+  minLength: 1,
+  maxLength: 64,
+  pattern: "^[a-z][a-z0-9._-]*$",
+  description: "a lowercase letter, then letters, digits, . _ or -",
+});
+const WebhookUrl = Type.String({
+  minLength: 1,
+  maxLength: 2048,
+  description: "http(s) URL that receives the POSTs; loopback, link-local and private addresses are refused",
+});
+
+export const WebhookView = Type.Object(
+  {
+    id: Type.Integer(),
+    name: Type.String(),
+    url: Type.String({ description: "user name and password, if any, shown as ***" }),
+    repository_patterns: Type.Array(Type.String()),
+    events: Type.Array(WebhookEvent),
+    enabled: Type.Boolean(),
+    state: Type.Union([Type.Literal("active"), Type.Literal("disabled"), Type.Literal("switched-off")], {
+      description: "switched-off: webhooks.enabled is false in the config, nothing is queued or sent",
+    }),
+    declared: Type.Boolean({ description: "declared in the config: read-only here" }),
+    created_by: Type.String(),
+    created_at: Time,
+    updated_at: Time,
+  },
+  closed,
+);
+export type WebhookView = Static<typeof WebhookView>;
+
+export const CreatedWebhookView = Type.Object(
+  {
+    ...WebhookView.properties,
+    secret: Type.String({ description: "whsec_...; the HMAC-SHA256 signing secret, shown once" }),
+  },
+  closed,
+);
+export type CreatedWebhookView = Static<typeof CreatedWebhookView>;
+
+export const CreateWebhookRequest = Type.Object(
+  {
+    name: WebhookName,
+    url: WebhookUrl,
+    repository_patterns: Type.Array(Pattern, { minItems: 1, maxItems: 32 }),
+    events: Type.Optional(Type.Array(WebhookEvent, { minItems: 1, maxItems: 3, uniqueItems: true })),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  closed,
+);
+export type CreateWebhookRequest = Static<typeof CreateWebhookRequest>;
+
+export const UpdateWebhookBody = Type.Object(
+  {
+    url: Type.Optional(WebhookUrl),
+    repository_patterns: Type.Optional(Type.Array(Pattern, { minItems: 1, maxItems: 32 })),
+    events: Type.Optional(Type.Array(WebhookEvent, { minItems: 1, maxItems: 3, uniqueItems: true })),
+    enabled: Type.Optional(Type.Boolean()),
+  },
+  closed,
+);
+export type UpdateWebhookBody = Static<typeof UpdateWebhookBody>;
+
+export const DeliveryView = Type.Object(
+  {
+    id: Type.Integer(),
+    webhook: Type.String(),
+    event_id: Type.String(),
+    type: Type.String(),
+    test: Type.Boolean(),
+    status: Type.Union([Type.Literal("pending"), Type.Literal("delivered"), Type.Literal("failed")]),
+    attempts: Type.Integer(),
+    created_at: Time,
+    next_attempt_at: Type.Union([Time, Type.Null()], { description: "when pending: the next attempt" }),
+    last_attempt_at: NullableTime,
+    response_status: Type.Union([Type.Integer(), Type.Null()]),
+    latency_ms: Type.Union([Type.Integer(), Type.Null()]),
+    last_error: Type.Union([Type.String(), Type.Null()]),
+    response_excerpt: Type.Union([Type.String(), Type.Null()], {
+      description: "the first characters of the receiver's answer",
+    }),
+    redelivery_of: Type.Union([Type.Integer(), Type.Null()]),
+    payload: WebhookPayloadSchema,
+  },
+  closed,
+);
+export type DeliveryView = Static<typeof DeliveryView>;
+
+export const WebhookParam = Type.Object(
+  { name: Type.String({ minLength: 1, maxLength: 64, description: "the webhook's name or id" }) },
+  closed,
+);
+
+/** The body of POST /webhooks/:name/test and /deliveries/:id/redeliver: `{}` (nothing to say yet). */
+export const EmptyBody = Type.Object({}, closed);

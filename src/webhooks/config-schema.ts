@@ -7,7 +7,12 @@ import { type Static, Type } from "@sinclair/typebox";
 
 export const DeclaredWebhookConfig = Type.Object(
   {
-    name: Type.String({ minLength: 1, maxLength: 64, description: "Unique name." }),
+    name: Type.String({
+      minLength: 1,
+      maxLength: 64,
+      pattern: "^[a-z][a-z0-9._-]*$",
+      description: "Unique name: a lowercase letter, then letters, digits, . _ or -.",
+    }),
     url: Type.String({ minLength: 1, description: "http(s) URL that receives the POSTs." }),
     repositories: Type.Array(Type.String({ minLength: 1 }), {
       minItems: 1,
@@ -60,6 +65,28 @@ export const WebhooksConfig = Type.Object(
       default: 12,
       description: "Attempts per delivery before it is marked failed (exponential backoff with jitter).",
     }),
+    retry_base_seconds: Type.Integer({
+      minimum: 1,
+      maximum: 3600,
+      default: 5,
+      description:
+        "Backoff before the first retry; doubled for each further one (full jitter: a random wait up to it).",
+    }),
+    retry_max_seconds: Type.Integer({
+      minimum: 1,
+      maximum: 86_400,
+      default: 3600,
+      description: "Longest backoff between two attempts.",
+    }),
+    registry_host: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 255,
+        pattern: "^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description:
+          "The registry's host[:port] as users pull from it, for the payload's pull_command (docker pull HOST/REPO:TAG). Default: the host of notifications.registry_url; neither: pull_command is null.",
+      }),
+    ),
     declared: Type.Array(DeclaredWebhookConfig, {
       default: [],
       description: "Webhooks declared in the config (managed here, read-only in the API and CLI).",

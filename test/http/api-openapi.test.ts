@@ -30,7 +30,8 @@ describe("OpenAPI document", async () => {
     .map((route) => ({ method: route.method.toLowerCase(), path: route.path.replace(/:(\w+)/g, "{$1}") }));
 
   it("the app serves the routes the design lists", () => {
-    expect(served.length).toBe(26);
+    // 26 of issue 10, 9 for webhooks (issue 11).
+    expect(served.length).toBe(35);
   });
 
   for (const { method, path } of served) {
@@ -54,6 +55,14 @@ describe("OpenAPI document", async () => {
       Object.keys(operations).map((method) => `${method} ${path}`),
     );
     expect(documented.sort()).toEqual(served.map((s) => `${s.method} ${s.path}`).sort());
+  });
+
+  it("documents the webhook payload (issue 11) in the deliveries' answer", () => {
+    const text =
+      JSON.stringify(doc.paths["/api/v1/webhooks/{name}/deliveries"]?.get?.responses ?? {}) +
+      JSON.stringify((doc as unknown as { components?: unknown }).components ?? {});
+    for (const field of ["pull_command", "occurred_at", "media_type", "size_bytes", "pusher", "digest"])
+      expect(text).toContain(field);
   });
 
   it("request schemas are closed (mass assignment) in the document too", () => {

@@ -143,6 +143,39 @@ const cases: [string, Caller, Action, 200 | 403 | 404][] = [
   ["ns admin reads other ns robot", nsAdmin, { op: "readRobot", namespace: "other" }, 404],
   ["ns admin creates registry robot", nsAdmin, { op: "createRobot", namespace: null }, 403],
   ["person queries audit", person(), { op: "queryAudit" }, 403],
+  // Webhooks (issue 11): as grants, inside an administered namespace only.
+  ["admin lists webhooks", admin, { op: "listWebhooks" }, 200],
+  ["ns admin lists webhooks", nsAdmin, { op: "listWebhooks" }, 200],
+  ["person lists webhooks", person(), { op: "listWebhooks" }, 403],
+  ["robot lists webhooks", robot, { op: "listWebhooks" }, 403],
+  ["admin creates a webhook for *", admin, { op: "createWebhook", patterns: ["*"] }, 200],
+  ["ns admin creates inside", nsAdmin, { op: "createWebhook", patterns: ["team/*", "team/app"] }, 200],
+  ["ns admin creates for *", nsAdmin, { op: "createWebhook", patterns: ["*"] }, 403],
+  ["ns admin creates half outside", nsAdmin, { op: "createWebhook", patterns: ["team/*", "teams/x"] }, 403],
+  [
+    "ns admin creates for the namespace name alone",
+    nsAdmin,
+    { op: "createWebhook", patterns: ["team"] },
+    403,
+  ],
+  ["person creates a webhook", person(), { op: "createWebhook", patterns: ["alice/*"] }, 403],
+  ["robot creates a webhook", robot, { op: "createWebhook", patterns: ["team/*"] }, 403],
+  ["ns admin reads inside", nsAdmin, { op: "readWebhook", patterns: ["team/app"] }, 200],
+  ["ns admin reads outside", nsAdmin, { op: "readWebhook", patterns: ["other/*"] }, 404],
+  ["person reads a webhook", person(), { op: "readWebhook", patterns: ["alice/*"] }, 404],
+  [
+    "ns admin widens their webhook",
+    nsAdmin,
+    { op: "changeWebhook", patterns: ["team/*"], newPatterns: ["*"] },
+    403,
+  ],
+  [
+    "ns admin changes another's webhook",
+    nsAdmin,
+    { op: "changeWebhook", patterns: ["*"], newPatterns: ["team/*"] },
+    404,
+  ],
+  ["local-admin changes any", local, { op: "changeWebhook", patterns: ["*"], newPatterns: ["*"] }, 200],
 ];
 
 describe("decide", () => {

@@ -78,6 +78,8 @@ describe("migrations", () => {
       "repositories",
       "retired_names",
       "users",
+      "webhook_deliveries",
+      "webhooks",
     ]);
     for (const table of tables(db)) {
       const sql = db

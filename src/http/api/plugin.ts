@@ -15,6 +15,7 @@ import {
 } from "../../errors.ts";
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { AccessTokenKeyRef, ManagementConfig, ManagementContext } from "../../management/context.ts";
+import type { WebhookServices } from "../../webhooks/webhooks.ts";
 import { type RealIpConfig, resolveClientIp } from "../request-parts.ts";
 import { type ApiAuthentication, authenticateApiCaller } from "./authenticate.ts";
 import { readJsonBody } from "./json-body.ts";
@@ -29,6 +30,8 @@ export interface ApiOptions extends ApiAuthentication {
   config: ManagementConfig;
   maxBodyBytes: number;
   realIp: RealIpConfig;
+  /** Outgoing webhooks' settings (src/webhooks/); absent: the webhook routes answer 503. */
+  webhooks?: WebhookServices;
 }
 
 const API_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
@@ -99,6 +102,7 @@ function handlerFor(route: ApiRoute, options: ApiOptions, headers: Record<string
           throttledVerify(options, ip, username, password, storedHash),
         limited: (work) => options.verifier.limited(work),
       },
+      ...(options.webhooks ? { webhooks: options.webhooks } : {}),
     };
     const result = await route.run(ctx, input);
     return new Response(JSON.stringify(result), { status: route.status, headers });
