@@ -75,7 +75,7 @@ admin, or a new key pair that every registry must then be given).`,
     }),
   },
   "registry-config": {
-    summary: "print the auth block for the registry's config.yml",
+    summary: "print the auth and notifications blocks for the registry's config.yml",
     load: async () => ({
       usage: `regauth registry-config [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
 
@@ -404,6 +404,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     keptAcrossReload,
     listen,
     managementServices,
+    registryEventsOptions,
   } = await import("./server.ts");
   const { CurrentIssuer } = await import("./reload/current-issuer.ts");
   const { reloadConfig } = await import("./reload/reload-config.ts");
@@ -446,11 +447,14 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
   const services = managementServices(loaded, issuer, database);
+  // The registry's notifications (issue 11), null when off; forgotten event ids pruned hourly.
+  const registryEvents = registryEventsOptions(loaded, database, services.audit);
+  registryEvents?.receiver.startPruning();
   // Requests go through `current`, which SIGHUP swaps for the issuer of the re-read config.
   const current = new CurrentIssuer(issuer);
   const running = listen(
     loaded,
-    buildApp(loaded, current, services, metricsExporter),
+    buildApp(loaded, current, services, metricsExporter, registryEvents),
     buildApiApp(loaded, current, services),
   );
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
@@ -461,6 +465,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });
       stopReloading();
+      registryEvents?.receiver.stopPruning();
       void running
         .stop()
         .finally(() => backgroundWriterFor(database).close())
@@ -593,7 +598,18 @@ async function registryConfig(args: ReturnType<typeof parseArgs>): Promise<numbe
   // The data directory is whole from its first command on: keys and database together, so that
   // a later start can tell a lost database from a first run (src/db/data-dir.ts).
   openDatabase(databasePath(loaded.dataDir)).close();
-  process.stdout.write(renderRegistryConfig(loaded));
+  // The notifications block carries the secret (created here on first use, as the keys are).
+  const { notifications } = loaded.config;
+  let notificationSecret: string | null = null;
+  if (notifications.enabled) {
+    const { loadNotificationSecret } = await import("./registry-index/secret.ts");
+    notificationSecret = loadNotificationSecret({
+      dataDir: loaded.dataDir,
+      source: loaded.source,
+      secretFile: notifications.secret_file,
+    });
+  }
+  process.stdout.write(renderRegistryConfig(loaded, { notificationSecret }));
   return 0;
 }
 
