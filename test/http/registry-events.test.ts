@@ -311,3 +311,31 @@ describe("a burst of 1,000 pushes' events", () => {
     );
   });
 });
+
+describe("POST /registry/events with hostile JSON", () => {
+  it.each([
+    [
+      "deeply nested arrays in an unknown field",
+      (() => {
+        const event = pushEvent("deep") as Record<string, unknown>;
+        return JSON.stringify({ events: [event] }).replace(
+          '"source":',
+          `"future":${"[".repeat(50_000)}${"]".repeat(50_000)},"source":`,
+        );
+      })(),
+    ],
+    ["deeply nested JSON as the whole body", "[".repeat(200_000)],
+    [
+      "__proto__ keys",
+      envelope({ ...pushEvent("proto"), ["__proto__" as string]: { admin: true } }).replace(
+        '"id":',
+        '"__proto__":{"polluted":1},"id":',
+      ),
+    ],
+  ])("%s: a 2xx or a 4xx, never a 500", async (_name, body) => {
+    const t = await setUp();
+    const r = await t.post(body);
+    expect(r.status).toBeLessThan(500);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
