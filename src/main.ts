@@ -496,6 +496,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     kid: signingKey.kid,
   });
   log.info("to print the registry's auth block, run", { command: await registryConfigCommand(args, loaded) });
+  if (registryEvents)
+    log.info("receiving the registry's notifications", {
+      url: `${running.url}${loaded.config.server.path_prefix}/registry/events`,
+    });
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;
   const reloader: Reloader = {

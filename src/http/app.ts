@@ -142,7 +142,13 @@ export function createApp(options: AppOptions) {
   if (registryEvents)
     app.post(
       `${prefix}/registry/events`,
-      ({ request }) => handleRegistryEvents(registryEvents, request, extraHeaders),
+      ({ request, server }) =>
+        handleRegistryEvents(
+          registryEvents,
+          request,
+          extraHeaders,
+          server?.requestIP(request)?.address ?? null,
+        ),
       { parse: "none" },
     );
   return app;

@@ -9,7 +9,8 @@
  * synchronous SQLite statements per event.
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import { BadRequest, PayloadTooLarge } from "../errors.ts";
+import { AppError, BadRequest, PayloadTooLarge } from "../errors.ts";
+import { log } from "../log.ts";
 import { isEventsMediaType, parseEnvelope } from "../registry-index/envelope.ts";
 import type { NotificationReceiver } from "../registry-index/receiver.ts";
 import { isBodyTooLarge } from "./token-route.ts";
@@ -23,13 +24,65 @@ export interface RegistryEventsOptions {
   now?: () => number;
 }
 
+/** A refusal is logged at most this often per route (with the count in between). */
+const REFUSAL_LOG_INTERVAL_MS = 60_000;
+const refusalLogs = new WeakMap<RegistryEventsOptions, { lastMs: number; suppressed: number }>();
+
+/**
+ * Says why a notification was refused, at most once a minute: a registry with a wrong secret or
+ * a block pasted with the placeholder retries for ever, and without this nothing would tell.
+ * Never the secret, nor what was presented.
+ */
+function logRefusal(options: RegistryEventsOptions, status: number, reason: string, from: string | null) {
+  const state = refusalLogs.get(options) ?? { lastMs: Number.NEGATIVE_INFINITY, suppressed: 0 };
+  refusalLogs.set(options, state);
+  const now = Date.now();
+  if (now - state.lastMs < REFUSAL_LOG_INTERVAL_MS) {
+    state.suppressed++;
+    return;
+  }
+  log.warn("a registry notification was refused; the registry retries it", {
+    status,
+    reason,
+    ...(from ? { from } : {}),
+    ...(state.suppressed > 0 ? { suppressed: state.suppressed } : {}),
+  });
+  state.lastMs = now;
+  state.suppressed = 0;
+}
+
 /** Handles one notification; throws AppErrors (400, 413) and store faults (503), which the app renders. */
 export async function handleRegistryEvents(
   options: RegistryEventsOptions,
   request: Request,
   extraHeaders: Record<string, string>,
+  /** The peer's address, for the refusal log. */
+  from: string | null = null,
 ): Promise<Response> {
-  if (!bearerMatches(request.headers.get("authorization"), options.secret))
+  try {
+    return await answer(options, request, extraHeaders, from);
+  } catch (error) {
+    if (error instanceof AppError && error.status < 500)
+      logRefusal(options, error.status, error.message, from);
+    throw error;
+  }
+}
+
+async function answer(
+  options: RegistryEventsOptions,
+  request: Request,
+  extraHeaders: Record<string, string>,
+  from: string | null,
+): Promise<Response> {
+  if (!bearerMatches(request.headers.get("authorization"), options.secret)) {
+    logRefusal(
+      options,
+      401,
+      request.headers.has("authorization")
+        ? "wrong secret in Authorization (paste the block regauth registry-config prints)"
+        : "no Authorization header (the registry's endpoint needs the headers regauth registry-config prints)",
+      from,
+    );
     // Nothing is read or indexed. Not Unauthorized: that answers with a Basic challenge.
     return new Response(
       JSON.stringify({
@@ -46,6 +99,7 @@ export async function handleRegistryEvents(
         },
       },
     );
+  }
   if (!isEventsMediaType(request.headers.get("content-type")))
     throw new BadRequest(
       "a notification is Content-Type application/vnd.docker.distribution.events.v1+json (or v2+json, or application/json)",

@@ -142,7 +142,7 @@ export function parseEnvelope(value: unknown, nowUnixMs: number): ParsedEnvelope
       : 0;
     if (count > MAX_EVENTS_PER_ENVELOPE)
       return { ok: false, problem: `events: at most ${MAX_EVENTS_PER_ENVELOPE} events per request` };
-    return { ok: false, problem: `envelope: ${firstError(EnvelopeShape, value, "")}` };
+    return { ok: false, problem: `envelope${firstError(EnvelopeShape, value, "")}` };
   }
   const events: RegistryEvent[] = [];
   for (const [index, raw] of value.events.entries()) {

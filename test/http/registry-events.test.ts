@@ -267,6 +267,32 @@ describe("POST /registry/events refuses, and indexes nothing", () => {
   });
 });
 
+describe("refusals in the log", () => {
+  it("say why, at most once a minute, and never show a secret", async () => {
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    try {
+      const t = await setUp();
+      for (let i = 0; i < 3; i++)
+        await t.post(envelope(pushEvent("e1")), { authorization: "Bearer presented-wrong-secret-123456" });
+      await t.post("{", {});
+      const refusals = lines.filter((line) => line.includes("registry notification was refused"));
+      expect(refusals).toHaveLength(1);
+      expect(refusals[0]).toContain("status=401");
+      expect(refusals[0]).toContain("wrong secret");
+      expect(lines.join("\n")).not.toContain("presented-wrong-secret");
+      expect(lines.join("\n")).not.toContain(t.secret);
+      // Another route (another server) has its own budget: a 400 there is logged with its reason.
+      const other = await setUp();
+      await other.post("{", {});
+      expect(lines.at(-1)).toContain("status=400");
+      expect(lines.at(-1)).toContain("not valid UTF-8 JSON");
+    } finally {
+      restore();
+    }
+  });
+});
+
 describe("notifications.enabled: false", () => {
   it("has no route, no secret file, no receiver", async () => {
     const t = await setUp({ notifications: { enabled: false } });
