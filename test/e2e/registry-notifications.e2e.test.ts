@@ -166,6 +166,38 @@ describe("a skopeo push and pull through the real registry", () => {
     expect(JSON.parse(audited[0]?.details ?? "{}")).toMatchObject({ tag: "v1", digest: manifest.digest });
     expect(JSON.parse(audited[0]?.details ?? "{}").user_agent).toStartWith("skopeo/");
   });
+
+  it("mark the tag deleted when its manifest is deleted (2.8 deletes by digest), and audit it", async () => {
+    const image = makeOciImage("to be deleted\n");
+    const pushed = await skopeoPush(image, `${registry.host}/alice/gone:v1`, "alice:alice-secret");
+    expect(pushed.exitCode, pushed.stderr).toBe(0);
+    await until("the pushed tag", () => tagRow("alice/gone", "v1"));
+    const deleted = await run([
+      "skopeo",
+      "delete",
+      "--tls-verify=false",
+      "--creds",
+      "alice:alice-secret",
+      `docker://${registry.host}/alice/gone:v1`,
+    ]);
+    expect(deleted.exitCode, deleted.stderr).toBe(0);
+    await until(
+      "the tag marked deleted",
+      () =>
+        db
+          .query(
+            "SELECT t.deleted_at FROM image_tags t JOIN repositories r ON r.id = t.repository_id WHERE r.name = 'alice/gone' AND t.tag = 'v1' AND t.deleted_at IS NOT NULL",
+          )
+          .get() !== null,
+    );
+    await until(
+      "the audit row",
+      () =>
+        count(
+          "SELECT count(*) AS n FROM audit_events WHERE kind = 'image.deleted' AND repository = 'alice/gone' AND actor = 'alice'",
+        ) >= 1,
+    );
+  });
 });
 
 describe("forged notifications", () => {
