@@ -103,6 +103,20 @@ describe("POST /registry/events", () => {
     expect((await t.post(envelope(pushEvent("e1")), { "content-type": contentType })).status).toBe(200);
   });
 
+  it("lives under server.path_prefix", async () => {
+    const t = await setUp({ server: { path_prefix: "/registry-auth" } });
+    const post = (path: string) =>
+      t.app.handle(
+        req(path, {
+          method: "POST",
+          headers: { authorization: `Bearer ${t.secret}`, "content-type": V1 },
+          body: envelope(pushEvent("e1")),
+        }),
+      );
+    expect((await post("/registry/events")).status).toBe(404);
+    expect((await post("/registry-auth/registry/events")).status).toBe(200);
+  });
+
   it("accepts the scheme in any case (RFC 9110 §11.1)", async () => {
     const t = await setUp();
     expect((await t.post(envelope(pushEvent("e1")), { authorization: `bearer ${t.secret}` })).status).toBe(
