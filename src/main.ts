@@ -75,7 +75,7 @@ admin, or a new key pair that every registry must then be given).`,
     }),
   },
   "registry-config": {
-    summary: "print the auth block for the registry's config.yml",
+    summary: "print the auth and notifications blocks for the registry's config.yml",
     load: async () => ({
       usage: `regauth registry-config [--config FILE] [--data-dir DIR] [--addr HOST:PORT]
 
@@ -419,6 +419,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     keptAcrossReload,
     listen,
     managementServices,
+    registryEventsOptions,
   } = await import("./server.ts");
   const { CurrentIssuer } = await import("./reload/current-issuer.ts");
   const { reloadConfig } = await import("./reload/reload-config.ts");
@@ -462,12 +463,17 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   issuer.audit?.log.startPruning();
   const services = managementServices(loaded, issuer, database);
   // Outgoing webhooks (issue 11): the dispatcher delivers what the index's sink queued.
-  if (loaded.config.webhooks.enabled) services.webhooks.dispatcher.start();
+  if (loaded.config.webhooks.enabled && loaded.config.notifications.enabled)
+    services.webhooks.dispatcher.start();
+  // The registry's notifications (issue 11), null when off; forgotten event ids pruned hourly.
+  // Each applied event's changes are queued for the webhooks in the same transaction.
+  const registryEvents = registryEventsOptions(loaded, database, services.audit, services.webhooks.sink);
+  registryEvents?.receiver.startPruning();
   // Requests go through `current`, which SIGHUP swaps for the issuer of the re-read config.
   const current = new CurrentIssuer(issuer);
   const running = listen(
     loaded,
-    buildApp(loaded, current, services, metricsExporter),
+    buildApp(loaded, current, services, metricsExporter, registryEvents),
     buildApiApp(loaded, current, services),
   );
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
@@ -478,6 +484,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });
       stopReloading();
+      registryEvents?.receiver.stopPruning();
       void running
         .stop()
         .finally(() => services.webhooks.dispatcher.stop())
@@ -509,6 +516,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     kid: signingKey.kid,
   });
   log.info("to print the registry's auth block, run", { command: await registryConfigCommand(args, loaded) });
+  if (registryEvents)
+    log.info("receiving the registry's notifications", {
+      url: `${running.url}${loaded.config.server.path_prefix}/registry/events`,
+    });
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;
   const reloader: Reloader = {
@@ -611,7 +622,18 @@ async function registryConfig(args: ReturnType<typeof parseArgs>): Promise<numbe
   // The data directory is whole from its first command on: keys and database together, so that
   // a later start can tell a lost database from a first run (src/db/data-dir.ts).
   openDatabase(databasePath(loaded.dataDir)).close();
-  process.stdout.write(renderRegistryConfig(loaded));
+  // The notifications block carries the secret (created here on first use, as the keys are).
+  const { notifications } = loaded.config;
+  let notificationSecret: string | null = null;
+  if (notifications.enabled) {
+    const { loadNotificationSecret } = await import("./registry-index/secret.ts");
+    notificationSecret = loadNotificationSecret({
+      dataDir: loaded.dataDir,
+      source: loaded.source,
+      secretFile: notifications.secret_file,
+    });
+  }
+  process.stdout.write(renderRegistryConfig(loaded, { notificationSecret }));
   return 0;
 }
 

@@ -15,7 +15,27 @@ export function realmUrl(loaded: LoadedConfig): string {
   return `${scheme}://${host}:${address?.port ?? 5001}${server.path_prefix}/auth`;
 }
 
-export function renderRegistryConfig(loaded: LoadedConfig): string {
+/** Where the registry posts its notifications: the realm's base + /registry/events. */
+export function eventsUrl(loaded: LoadedConfig): string {
+  return `${realmUrl(loaded).replace(/\/auth$/, "")}/registry/events`;
+}
+
+/**
+ * How the registry should deliver (§C.1): a timeout above regauth's worst answer under load
+ * (one SQLite transaction per event, but two shared cores and a busy disk), and a short breaker,
+ * since its queue for the endpoint waits meanwhile.
+ */
+const NOTIFICATION_DELIVERY = { timeout: "5s", threshold: 5, backoff: "2s" };
+
+export interface RenderOptions {
+  /**
+   * The notifications secret to print (`regauth registry-config`); null or absent prints a
+   * placeholder instead (serve's first-run output, which may end up in a journal).
+   */
+  notificationSecret?: string | null;
+}
+
+export function renderRegistryConfig(loaded: LoadedConfig, options: RenderOptions = {}): string {
   const { token } = loaded.config;
   // The generated key set publishes every trusted certificate in one bundle (issue 12 item 2);
   // a configured key's certificate is named as it is (its rotation is the operator's).
@@ -41,6 +61,33 @@ export function renderRegistryConfig(loaded: LoadedConfig): string {
       : []),
     `    # registry 3.x only, recommended: accept nothing but our algorithm`,
     `    # signingalgorithms: [${loaded.signingKey?.alg ?? "ES256"}]`,
+    ...(loaded.config.notifications.enabled ? notificationsBlock(loaded, options) : []),
     "",
   ].join("\n");
+}
+
+/** The `notifications` block (issue 11 item 1): pushes, pulls and deletes to regauth's index. */
+function notificationsBlock(loaded: LoadedConfig, options: RenderOptions): string[] {
+  const secret = options.notificationSecret ?? null;
+  return [
+    "",
+    "# The registry tells regauth about pushes, pulls and deletes (image index, audit log, webhooks).",
+    "notifications:",
+    "  endpoints:",
+    "    - name: regauth",
+    `      url: ${eventsUrl(loaded)}`,
+    "      headers:",
+    secret === null
+      ? "        # the secret is left out of this output (a journal keeps it): `regauth registry-config` prints it"
+      : "        # the secret regauth checks; keep this file private",
+    // A JSON string is a YAML double-quoted scalar, whatever characters the secret holds.
+    `        Authorization: [${JSON.stringify(`Bearer ${secret ?? "<secret>"}`)}]`,
+    `      timeout: ${NOTIFICATION_DELIVERY.timeout}`,
+    `      threshold: ${NOTIFICATION_DELIVERY.threshold}`,
+    `      backoff: ${NOTIFICATION_DELIVERY.backoff}`,
+    "      # blob events are not indexed: the registry need not send them (both keys: 2.8 and 3.x)",
+    "      ignoredmediatypes: [application/octet-stream]",
+    "      ignore:",
+    "        mediatypes: [application/octet-stream]",
+  ];
 }

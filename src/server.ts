@@ -51,6 +51,10 @@ import { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
 import { createWebhooks, lazyWebhookKey, type Webhooks } from "./webhooks/webhooks.ts";
+import type { RegistryEventsOptions } from "./http/registry-events-route.ts";
+import type { IndexChangeSink } from "./registry-index/changes.ts";
+import { NotificationReceiver } from "./registry-index/receiver.ts";
+import { loadNotificationSecret } from "./registry-index/secret.ts";
 
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
@@ -315,10 +319,16 @@ export function managementServices(
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
     webhooks: createWebhooks(
       db,
-      { config: loaded.config.webhooks, ...optionalRegistryUrl(loaded) },
+      // notifications.enabled false turns the whole feature off, webhooks included (issue 11 item 6).
+      { config: effectiveWebhooksConfig(loaded), ...optionalRegistryUrl(loaded) },
       lazyWebhookKey(loaded.dataDir),
     ),
   };
+}
+
+function effectiveWebhooksConfig(loaded: LoadedConfig): LoadedConfig["config"]["webhooks"] {
+  const { notifications, webhooks } = loaded.config;
+  return { ...webhooks, enabled: webhooks.enabled && notifications.enabled };
 }
 
 function optionalRegistryUrl(loaded: LoadedConfig): { registryUrl?: string } {
@@ -358,11 +368,14 @@ export function buildApp(
   issuer: TokenIssuer | CurrentIssuer,
   services?: ManagementServices,
   metricsExporter?: MetricsExporter,
+  /** The registry's notifications (registryEventsOptions); absent: the route is not there. */
+  registryEvents?: RegistryEventsOptions | null,
 ) {
   const { server, api } = loaded.config;
   const mountHere = services !== undefined && api.enabled && api.addr === undefined;
   return createApp({
     ...(metricsExporter ? { metrics: metricsExporter } : {}),
+    ...(registryEvents ? { registryEvents } : {}),
     readinessProblem: readinessProblem(issuer, services?.db),
     issuer,
     pathPrefix: server.path_prefix,
@@ -512,7 +525,12 @@ function listenTokenServer(loaded: LoadedConfig, app: ReturnType<typeof buildApp
       ? { cert: Bun.file(server.certificate), key: Bun.file(server.key), ...bunTlsOptions(server) }
       : undefined;
   const common = {
-    maxRequestBodySize: Math.max(MAX_REQUEST_BODY_BYTES, loaded.config.api.max_body_bytes),
+    maxRequestBodySize: Math.max(
+      MAX_REQUEST_BODY_BYTES,
+      loaded.config.api.max_body_bytes,
+      // The notification route checks its own limit (413); Bun's must not be lower.
+      loaded.config.notifications.enabled ? loaded.config.notifications.max_body_bytes : 0,
+    ),
     idleTimeout: IDLE_TIMEOUT_SECONDS,
     // Elysia defaults to SO_REUSEPORT, which lets a second regauth (a stale one, or one with
     // another key) bind the same port and get half the traffic. A taken port must be an error.
@@ -539,4 +557,31 @@ function listenTokenServer(loaded: LoadedConfig, app: ReturnType<typeof buildApp
   const port = app.server?.port ?? address.port;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   return { url: `${tls ? "https" : "http"}://${host}:${port}`, stop: async () => void (await app.stop()) };
+}
+
+/**
+ * The registry's notifications in (issue 11; docs/registry-index.md): the receiver and what its
+ * route needs, or null when `notifications.enabled` is false (then no route, no secret file, no
+ * pruning). Reads, or on first use creates, the secret. `sink` is the webhooks' (src/webhooks/).
+ */
+export function registryEventsOptions(
+  loaded: LoadedConfig,
+  db: Database,
+  audit: AuditLog | undefined,
+  sink?: IndexChangeSink,
+): RegistryEventsOptions | null {
+  const { notifications } = loaded.config;
+  if (!notifications.enabled) return null;
+  const secret = loadNotificationSecret({
+    dataDir: loaded.dataDir,
+    source: loaded.source,
+    secretFile: notifications.secret_file,
+  });
+  const receiver = new NotificationReceiver({
+    db,
+    writer: backgroundWriterFor(db),
+    ...(audit ? { audit } : {}),
+    ...(sink ? { sink } : {}),
+  });
+  return { receiver, secret, maxBodyBytes: notifications.max_body_bytes };
 }

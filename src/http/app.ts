@@ -20,6 +20,7 @@ import { publishedJwks } from "../token/key-set.ts";
 import type { MetricsExporter } from "../metrics/exporter.ts";
 import { metrics, type TokenRefusalReason } from "../metrics/recorder.ts";
 import { type ApiOptions, mountApi } from "./api/plugin.ts";
+import { handleRegistryEvents, type RegistryEventsOptions } from "./registry-events-route.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
 
@@ -42,6 +43,8 @@ export interface AppOptions {
   metrics?: MetricsExporter;
   /** Why the server cannot answer token requests now (database, keys), or null: /readyz. */
   readinessProblem?: () => string | null;
+  /** `${pathPrefix}/registry/events`, the registry's notifications (issue 11); absent: 404. */
+  registryEvents?: RegistryEventsOptions;
 }
 
 export function createApp(options: AppOptions) {
@@ -135,6 +138,19 @@ export function createApp(options: AppOptions) {
       });
     });
   if (options.api) mountApi(app, `${prefix}/api/v1`, options.api, extraHeaders);
+  const registryEvents = options.registryEvents;
+  if (registryEvents)
+    app.post(
+      `${prefix}/registry/events`,
+      ({ request, server }) =>
+        handleRegistryEvents(
+          registryEvents,
+          request,
+          extraHeaders,
+          server?.requestIP(request)?.address ?? null,
+        ),
+      { parse: "none" },
+    );
   return app;
 }
 

@@ -6,8 +6,8 @@
  * The database is copied with `VACUUM INTO`, one read transaction: a snapshot that a running
  * server's writes cannot tear (a file copy can catch a WAL checkpoint half-way). The copy is in
  * rollback-journal mode; regauth switches it to WAL on its first start. Every other regular file
- * of the data directory (token.key/crt, refresh.key, access-token.key, and whatever later versions
- * keep there, such as a key set) is copied as it is: regauth writes those atomically (rename), so
+ * of the data directory (token.key/crt, refresh.key, access-token.key, notifications.secret, and
+ * whatever later versions keep there, such as a key set) is copied as it is: regauth writes those atomically (rename), so
  * a reader sees the old file or the new one, never half of one. Everything is 0600 in a 0700
  * directory: the copy holds the private signing key and the password hashes.
  */

@@ -176,10 +176,12 @@ export function markEventSeen(db: Database, eventId: string, nowUnixMs: number):
   return result.changes === 1;
 }
 
+/** The prune as one statement with a named parameter (`$cutoff`, unix seconds), for the background writer. */
+export const PRUNE_SEEN_EVENTS_SQL = "DELETE FROM registry_events_seen WHERE received_at < $cutoff";
+
 /** Forgets event ids older than `cutoffUnixMs`; the registry does not retry for that long. */
 export function pruneSeenEvents(db: Database, cutoffUnixMs: number): number {
-  return db.query("DELETE FROM registry_events_seen WHERE received_at < ?").run(toSeconds(cutoffUnixMs))
-    .changes;
+  return db.query(PRUNE_SEEN_EVENTS_SQL).run({ cutoff: toSeconds(cutoffUnixMs) }).changes;
 }
 
 /** Creates or revives the repository; the change list gets repository.created when it did. */

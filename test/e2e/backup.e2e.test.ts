@@ -50,10 +50,12 @@ describe("regauth backup", () => {
     const copy = join(backups, "two");
     expect(statSync(copy).mode & 0o777).toBe(0o700);
     const files = readdirSync(copy).sort();
-    // The key set's published bundle and JWKS (src/token/key-set.ts) are copied too.
+    // The key set's published bundle and JWKS (src/token/key-set.ts) are copied too, and the
+    // secret the registry's notifications carry (src/registry-index/secret.ts).
     expect(files).toEqual([
       "access-token.key",
       "jwks.json",
+      "notifications.secret",
       "refresh.key",
       "regauth.db",
       "token-bundle.crt",

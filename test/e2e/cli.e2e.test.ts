@@ -1,6 +1,6 @@
 /** The compiled binary's command line: exit codes, help, config errors, signals. */
 import { describe, expect, it } from "bun:test";
-import { chmodSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { connect } from "node:net";
 import { join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
@@ -342,5 +342,60 @@ token: {issuer: "Acme auth", key: ${pair.key}, certificate: ${pair.certificate},
       issuer: "Acme auth",
       rootcertbundle: pair.certificate,
     });
+  });
+
+  it("prints the notifications endpoint with the data directory's secret, created 0600 on first use", async () => {
+    const dir = makeTempDir("registry-config-");
+    const path = writeConfig(
+      `server: {addr: "127.0.0.1:5999", path_prefix: /registry-auth}\ntoken: {issuer: regauth}\n`,
+    );
+    const result = await regauth(["registry-config", "--config", path, "--data-dir", join(dir, "data")]);
+    expect(result.exitCode).toBe(0);
+    const secretFile = join(dir, "data", "notifications.secret");
+    expect(statSync(secretFile).mode & 0o777).toBe(0o600);
+    const secret = readFileSync(secretFile, "utf8").trim();
+    const printed = Bun.YAML.parse(result.stdout) as {
+      notifications: { endpoints: { url: string; headers: { Authorization: string[] } }[] };
+    };
+    expect(printed.notifications.endpoints[0]?.url).toBe(
+      "http://127.0.0.1:5999/registry-auth/registry/events",
+    );
+    expect(printed.notifications.endpoints[0]?.headers.Authorization).toEqual([`Bearer ${secret}`]);
+    // The same secret on every run.
+    const again = await regauth(["registry-config", "--config", path, "--data-dir", join(dir, "data")]);
+    expect(again.stdout).toBe(result.stdout);
+  });
+
+  it("with notifications.enabled false, says nothing about notifications and creates no secret", async () => {
+    const dir = makeTempDir("registry-config-");
+    const path = writeConfig(
+      `server: {addr: "127.0.0.1:5999"}\ntoken: {issuer: regauth}\nnotifications: {enabled: false}\n`,
+    );
+    const result = await regauth(["registry-config", "--config", path, "--data-dir", join(dir, "data")]);
+    expect(result.exitCode).toBe(0);
+    expect(result.stdout).not.toContain("notifications");
+    expect(result.stdout).not.toContain("Bearer");
+    expect(existsSync(join(dir, "data", "notifications.secret"))).toBe(false);
+  });
+
+  it("reads notifications.secret_file, and refuses one that is too short", async () => {
+    const dir = makeTempDir("registry-config-");
+    writeFileSync(join(dir, "secret"), "my-own-notification-secret-1234\n");
+    writeFileSync(join(dir, "short"), "short\n");
+    for (const [file, exitCode] of [
+      ["secret", 0],
+      ["short", 1],
+    ] as const) {
+      const path = writeConfig(
+        `token: {issuer: regauth}\nnotifications: {secret_file: ${join(dir, file)}}\n`,
+      );
+      const result = await regauth(["registry-config", "--config", path, "--data-dir", join(dir, "data")]);
+      expect(result.exitCode).toBe(exitCode);
+      if (exitCode === 0)
+        expect(result.stdout).toContain('Authorization: ["Bearer my-own-notification-secret-1234"]');
+      else expect(result.stderr).toContain("16 to 1024 printable ASCII characters");
+      expect(result.stderr).not.toMatch(STACK_TRACE);
+    }
+    expect(existsSync(join(dir, "data", "notifications.secret"))).toBe(false);
   });
 });

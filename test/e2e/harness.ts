@@ -189,6 +189,11 @@ export async function startRegistry(options: {
   service: string;
   certificatePath: string;
   tls?: { certificate: string; key: string; caFile: string };
+  /**
+   * A notifications endpoint (issue 11), or `{yaml}`: a whole top-level `notifications:` block
+   * as text, such as the one `regauth registry-config` prints, written as it is.
+   */
+  notifications?: RegistryNotificationEndpoint | { yaml: string };
 }): Promise<Registry> {
   const dir = makeTempDir("registry-e2e-");
   const port = await freePort();
@@ -208,6 +213,14 @@ export async function startRegistry(options: {
       `    service: ${JSON.stringify(options.service)}`,
       `    issuer: ${JSON.stringify(options.issuer)}`,
       `    rootcertbundle: ${options.certificatePath}`,
+      // JSON is YAML: the endpoint as given, with the secret as its Authorization header.
+      ...(options.notifications
+        ? [
+            "yaml" in options.notifications
+              ? options.notifications.yaml
+              : `notifications: ${JSON.stringify({ endpoints: [notificationEndpoint(options.notifications)] })}`,
+          ]
+        : []),
       "",
     ].join("\n"),
   );
@@ -221,6 +234,32 @@ export async function startRegistry(options: {
   const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
   await waitForHttp(`${url}/v2/`, 10_000, options.tls?.caFile);
   return { host: `127.0.0.1:${port}`, url, proc, log };
+}
+
+/** distribution's `notifications.endpoints[]` entry (protocol_and_peers.md §C.1). */
+export interface RegistryNotificationEndpoint {
+  url: string;
+  /** Sent as `Authorization: Bearer <secret>`, unless headers has its own Authorization. */
+  secret?: string;
+  name?: string;
+  headers?: Record<string, string[]>;
+  timeout?: string;
+  threshold?: number;
+  backoff?: string;
+  ignoredmediatypes?: string[];
+  ignore?: { mediatypes?: string[]; actions?: string[] };
+}
+
+function notificationEndpoint(endpoint: RegistryNotificationEndpoint): Record<string, unknown> {
+  const { secret, ...rest } = endpoint;
+  return {
+    name: "regauth",
+    ...rest,
+    headers: {
+      ...(secret !== undefined ? { Authorization: [`Bearer ${secret}`] } : {}),
+      ...endpoint.headers,
+    },
+  };
 }
 
 /** A minimal one-layer OCI image layout on disk, for `skopeo copy oci:DIR:latest ...`. */

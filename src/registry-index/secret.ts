@@ -1,0 +1,74 @@
+/**
+ * The secret the registry sends with every notification, as `Authorization: Bearer <secret>`
+ * (`notifications.endpoints[].headers`, protocol_and_peers.md §C.1). By default 32 random bytes,
+ * base64url, in `<data_dir>/notifications.secret` (0600, written atomically and exclusively like
+ * access-token.key, src/fs/private-file.ts; `regauth backup` copies it with the other files);
+ * or the operator's own file, `notifications.secret_file`. Never logged: `regauth
+ * registry-config` prints it in the block to paste.
+ */
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { dataDirFileProblem, dataDirOwnerToChownTo } from "../db/data-dir.ts";
+import { readPrivateFile, writePrivateFile } from "../fs/private-file.ts";
+import { ConfigError } from "../errors.ts";
+import { log } from "../log.ts";
+
+export const NOTIFICATIONS_SECRET_FILE = "notifications.secret";
+const SECRET_BYTES = 32;
+/** What a secret of the operator's must look like: it goes into an HTTP header and a YAML string. */
+const SECRET_TEXT = /^[\x21-\x7e]{16,1024}$/;
+
+/**
+ * The secret: read from `secretFile` when given, else from the data directory, created there on
+ * first use. Throws with the file and the problem when it is unreadable, a link, or too short.
+ */
+export function ensureNotificationSecret(dataDir: string, secretFile?: string): string {
+  if (secretFile !== undefined) return checkedSecret(readFileSync(secretFile, "utf8"), secretFile);
+  const path = join(dataDir, NOTIFICATIONS_SECRET_FILE);
+  // Never through a planted symlink, nor another user's file (as refresh.key, review finding 10).
+  const problem = dataDirFileProblem(path);
+  if (problem) throw new Error(problem);
+  if (!existsSync(path)) {
+    try {
+      // Exclusive: of two processes creating it at once, the second reads the first's secret.
+      writePrivateFile(path, `${randomBytes(SECRET_BYTES).toString("base64url")}\n`, {
+        exclusive: true,
+        owner: dataDirOwnerToChownTo(dataDir),
+      });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
+  if (statSync(path).mode & 0o077)
+    log.warn("notifications secret file is readable by group or others; chmod 600 it", { path });
+  return checkedSecret(readPrivateFile(path).toString("utf8"), path);
+}
+
+function checkedSecret(contents: string, path: string): string {
+  // One trailing newline (echo, an editor) is not part of the secret; nothing else is trimmed.
+  const secret = contents.replace(/\r?\n$/, "");
+  if (!SECRET_TEXT.test(secret))
+    throw new Error(
+      `${path}: the notifications secret must be 16 to 1024 printable ASCII characters without spaces (e.g. openssl rand -base64 32)`,
+    );
+  return secret;
+}
+
+/** ensureNotificationSecret for serve and registry-config: a problem is a ConfigError naming the key. */
+export function loadNotificationSecret(config: {
+  dataDir: string;
+  source: string;
+  secretFile: string | undefined;
+}): string {
+  try {
+    return ensureNotificationSecret(config.dataDir, config.secretFile);
+  } catch (error) {
+    throw new ConfigError(config.source, [
+      {
+        path: config.secretFile === undefined ? "data_dir" : "notifications.secret_file",
+        message: `notifications secret: ${(error as Error).message}`,
+      },
+    ]);
+  }
+}
