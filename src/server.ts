@@ -46,6 +46,9 @@ import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import { CurrentIssuer } from "./reload/current-issuer.ts";
+import { type RegistryIndexAccess, viewerPullCheck } from "./registry-index/catalog.ts";
+import type { IndexChangeSink } from "./registry-index/changes.ts";
+import { IndexSync, syncSettingsFrom } from "./registry-index/sync.ts";
 import type { AccessTokenKey } from "./access-tokens/key.ts";
 import { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
@@ -289,6 +292,52 @@ export interface ManagementServices {
   audit: AuditLog;
   accessTokenKey: AccessTokenKeyRef;
   maxTokenLifetimeDays: number | null;
+  /** The crawl that heals the image index (issue 11), when notifications.registry_url is set. */
+  indexSync?: IndexSync;
+}
+
+/**
+ * The index sync of a config (null without notifications.registry_url), signing with the key
+ * current at each request; `sink`: the webhooks (src/webhooks/), called in each reconcile transaction.
+ */
+export function buildIndexSync(
+  loaded: LoadedConfig,
+  issuer: TokenIssuer,
+  db: Database,
+  audit: AuditLog,
+  sink?: IndexChangeSink,
+): IndexSync | null {
+  const settings = syncSettingsFrom(
+    loaded,
+    () => issuer.keySet?.signingKeyAt(Math.floor(Date.now() / 1000)) ?? issuer.signingKey,
+    { audit, ...(sink ? { sink } : {}) },
+  );
+  return settings ? new IndexSync(db, settings) : null;
+}
+
+/** The catalog's pull checks, by the current issuer's chain (a reload's new rules apply at once). */
+function registryIndexAccess(
+  loaded: LoadedConfig,
+  issuerOrCurrent: TokenIssuer | CurrentIssuer,
+  services: ManagementServices,
+): RegistryIndexAccess | undefined {
+  if (!loaded.config.notifications.enabled) return undefined;
+  const registryUrl = loaded.config.notifications.registry_url;
+  let registryHost: string | null = null;
+  try {
+    registryHost = registryUrl === undefined ? null : new URL(registryUrl).host;
+  } catch {}
+  const sync = services.indexSync;
+  return {
+    pullCheck: (viewer, ip) => {
+      const issuer = issuerOrCurrent instanceof CurrentIssuer ? issuerOrCurrent.issuer : issuerOrCurrent;
+      // The registry's service, as registry-config prints it (token.services[0] ?? "registry").
+      const service = issuer.services ? ([...issuer.services][0] ?? "registry") : "registry";
+      return viewerPullCheck(issuer, viewer, service, ip);
+    },
+    registryHost,
+    sync: sync ? (trigger) => sync.run(trigger) : null,
+  };
 }
 
 function tokenAuthenticatorOf(issuer: TokenIssuer): { tokenAuthenticator?: Authenticator } {
@@ -302,11 +351,15 @@ export function managementServices(
   issuer: TokenIssuer,
   db: Database,
 ): ManagementServices {
+  const audit =
+    issuer.audit?.log ?? new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit));
+  const indexSync = buildIndexSync(loaded, issuer, db, audit);
   return {
     db,
-    audit: issuer.audit?.log ?? new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit)),
+    audit,
     accessTokenKey: issuer.accessTokenKey ?? ensureAccessTokenKey(loaded.dataDir),
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
+    ...(indexSync ? { indexSync } : {}),
   };
 }
 
@@ -332,7 +385,12 @@ function apiOptions(
     },
     maxBodyBytes: loaded.config.api.max_body_bytes,
     realIp: { header: server.real_ip_header, position: server.real_ip_pos },
+    ...withRegistryIndex(registryIndexAccess(loaded, issuerOrCurrent, services)),
   };
+}
+
+function withRegistryIndex(access: RegistryIndexAccess | undefined): { registryIndex?: RegistryIndexAccess } {
+  return access ? { registryIndex: access } : {};
 }
 
 /** The token server's app; with the management API under /api/v1 unless `api.addr` gives it its own listener. */

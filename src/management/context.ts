@@ -6,6 +6,7 @@
 import type { Database } from "bun:sqlite";
 import type { AccessTokenKey } from "../access-tokens/key.ts";
 import type { AuditLog, NewAuditEvent } from "../audit/audit-log.ts";
+import type { RegistryIndexAccess } from "../registry-index/catalog.ts";
 import type { TokenScope } from "./schemas.ts";
 
 export type Actor =
@@ -48,6 +49,8 @@ export interface ManagementContext {
   nowUnix: number;
   /** Absent: Bun.password.verify directly (the offline CLI). */
   passwords?: PasswordCheck;
+  /** The image index's pull checks and sync (issue 11); absent: the catalog shows nothing but to administrators. */
+  registryIndex?: RegistryIndexAccess;
 }
 
 /** src/access-tokens AccessTokenKey (the HMAC key under the data directory). */
