@@ -46,7 +46,7 @@ import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import { CurrentIssuer } from "./reload/current-issuer.ts";
-import { type RegistryIndexAccess, viewerPullCheck } from "./registry-index/catalog.ts";
+import { type RegistryIndexAccess, registryHostOf, viewerPullCheck } from "./registry-index/catalog.ts";
 import type { IndexChangeSink } from "./registry-index/changes.ts";
 import { IndexSync, syncSettingsFrom } from "./registry-index/sync.ts";
 import type { AccessTokenKey } from "./access-tokens/key.ts";
@@ -322,11 +322,7 @@ function registryIndexAccess(
   services: ManagementServices,
 ): RegistryIndexAccess | undefined {
   if (!loaded.config.notifications.enabled) return undefined;
-  const registryUrl = loaded.config.notifications.registry_url;
-  let registryHost: string | null = null;
-  try {
-    registryHost = registryUrl === undefined ? null : new URL(registryUrl).host;
-  } catch {}
+  const registryHost = registryHostOf(loaded.config.notifications.registry_url);
   const sync = services.indexSync;
   return {
     pullCheck: (viewer, ip) => {

@@ -13,8 +13,12 @@ import type {
   MeView,
   Page,
   PermissionView,
+  RepositoryDetailView,
+  RepositoryView,
   RetiredNameView,
   RobotView,
+  SyncReportView,
+  TagView,
   TokenScope,
   UserView,
 } from "./views.ts";
@@ -89,6 +93,13 @@ export interface ManagementClient {
   deleteRobot(input: { name: string }): Promise<RobotView>;
   createRobotToken(input: NewTokenInput & { robot: string }): Promise<CreatedAccessTokenView>;
   queryAudit(filter: AuditFilter, page: PageRequest): Promise<Page<AuditEventView>>;
+  /** The image index (issue 11): what the caller may pull (offline: everything). */
+  listRepositories(filter: { pattern?: string }, page: PageRequest): Promise<Page<RepositoryView>>;
+  getRepository(input: { name: string }): Promise<RepositoryDetailView>;
+  listTags(input: { name: string }, page: PageRequest): Promise<Page<TagView>>;
+  getTag(input: { name: string; tag: string }): Promise<TagView>;
+  /** Crawl the registry and reconcile the index now. */
+  syncRepositories(): Promise<SyncReportView>;
   close(): void;
 }
 

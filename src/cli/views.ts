@@ -11,7 +11,11 @@ export type {
   Page,
   PermissionView,
   RetiredNameView,
+  RepositoryDetailView,
+  RepositoryView,
   RobotView,
+  SyncReportView,
+  TagView,
   TokenScope,
   UserView,
 } from "../management/schemas.ts";

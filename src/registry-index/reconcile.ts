@@ -5,8 +5,9 @@
  * of bounded size (`applyOperations`), each handing its changes to the webhooks' sink.
  *
  * Notifications keep arriving while a crawl runs. Whatever the index changed since the crawl
- * began is newer than what the crawl saw, so the diff leaves it alone: a tag pushed or deleted
- * after the crawl started is neither deleted nor revived by it (the next crawl settles it).
+ * began (the index at its start, compared with the index now) is newer than what the crawl saw,
+ * so the diff leaves it alone: a tag pushed or deleted while the crawl ran is neither deleted
+ * nor revived by it (the next crawl settles it).
  */
 import type { Database } from "bun:sqlite";
 import type { IndexChange, IndexChangeSink } from "./changes.ts";
@@ -37,7 +38,7 @@ export interface CrawledRepository {
 }
 
 export interface CrawlResult {
-  /** When the crawl began: index rows changed since then are newer than the crawl. */
+  /** When the crawl began. */
   startedAtUnixMs: number;
   /** Every repository of the registry's catalog (the catalog itself was read whole). */
   repositories: CrawledRepository[];
@@ -48,28 +49,34 @@ export type SyncOperation =
   | { kind: "delete-tag"; repository: string; tag: string }
   | { kind: "delete-repository"; repository: string };
 
-/** Index times are whole seconds: a row stamped in the crawl's first second counts as newer. */
-function isNewerThanCrawl(unixSeconds: number | null, startedAtUnixMs: number): boolean {
-  return unixSeconds !== null && unixSeconds >= Math.floor(startedAtUnixMs / 1000) - 1;
-}
+type Snapshot = ReadonlyMap<string, IndexedRepository>;
 
-function touchedSinceCrawl(tag: TagRow, startedAtUnixMs: number): boolean {
-  return (
-    isNewerThanCrawl(tag.lastPushAt, startedAtUnixMs) || isNewerThanCrawl(tag.deletedAt, startedAtUnixMs)
-  );
+/** A tag's state as far as the reconcile cares. */
+function tagState(tag: TagRow | undefined): string {
+  return tag === undefined ? "" : `${tag.digest} ${tag.lastPushAt} ${tag.deletedAt}`;
 }
 
 /**
  * The operations that make the index say what the crawl saw: tags new to the index (or deleted
  * in it) and moved tags are pushes, live tags the registry no longer has are tag deletions, live
  * repositories missing from the catalog are repository deletions. Nothing changed: no operations.
+ *
+ * `atStart` is the index as it was when the crawl began: what differs from it in `index` was
+ * changed while the crawl ran (a notification), is newer than the crawl, and is left alone.
  */
-export function diffIndex(
-  index: ReadonlyMap<string, IndexedRepository>,
-  crawl: CrawlResult,
-): SyncOperation[] {
+export function diffIndex(index: Snapshot, crawl: CrawlResult, atStart: Snapshot): SyncOperation[] {
   const operations: SyncOperation[] = [];
-  const start = crawl.startedAtUnixMs;
+  const startTags = new Map<string, Map<string, TagRow>>();
+  const tagsAtStart = (repository: string) => {
+    let tags = startTags.get(repository);
+    if (!tags) {
+      tags = new Map((atStart.get(repository)?.tags ?? []).map((tag) => [tag.tag, tag]));
+      startTags.set(repository, tags);
+    }
+    return tags;
+  };
+  const isTouched = (repository: string, tag: TagRow) =>
+    tagState(tag) !== tagState(tagsAtStart(repository).get(tag.tag));
   const crawled = new Set<string>();
   for (const repository of [...crawl.repositories].sort((a, b) => compare(a.name, b.name))) {
     crawled.add(repository.name);
@@ -82,19 +89,21 @@ export function diffIndex(
       const before = known.get(tag.tag);
       const isLive = before !== undefined && before.deletedAt === null;
       if (isLive && before.digest === tag.digest) continue;
-      if (before !== undefined && touchedSinceCrawl(before, start)) continue;
+      if (before !== undefined && isTouched(repository.name, before)) continue;
       operations.push({ kind: "push", repository: repository.name, isMove: isLive, ...tag });
     }
     if (repository.isIncomplete) continue;
     for (const tag of indexed?.tags ?? []) {
-      if (tag.deletedAt !== null || seen.has(tag.tag) || touchedSinceCrawl(tag, start)) continue;
+      if (tag.deletedAt !== null || seen.has(tag.tag) || isTouched(repository.name, tag)) continue;
       operations.push({ kind: "delete-tag", repository: repository.name, tag: tag.tag });
     }
   }
   for (const [name, indexed] of index) {
     if (crawled.has(name) || indexed.repository.deletedAt !== null) continue;
-    if (isNewerThanCrawl(indexed.repository.lastPushAt, start)) continue;
-    if (indexed.tags.some((tag) => touchedSinceCrawl(tag, start))) continue;
+    const start = atStart.get(name)?.repository;
+    if (start === undefined || start.deletedAt !== null || start.lastPushAt !== indexed.repository.lastPushAt)
+      continue;
+    if (indexed.tags.some((tag) => isTouched(name, tag))) continue;
     operations.push({ kind: "delete-repository", repository: name });
   }
   return operations;

@@ -76,6 +76,8 @@ export async function syncIndex(
 ): Promise<SyncReport> {
   const startedMs = performance.now();
   try {
+    // The index as the crawl begins: what changes in it meanwhile is newer than the crawl.
+    const atStart = indexSnapshot(db);
     const crawl = await crawlRegistry({
       registryUrl: settings.registryUrl,
       ...(settings.caFile !== undefined ? { caFile: settings.caFile } : {}),
@@ -96,7 +98,7 @@ export async function syncIndex(
     if (signal?.aborted) throw new CrawlFailed("the crawl was stopped");
     // Read after the crawl, in the same synchronous stretch as the writes: nothing of this
     // process changes the index in between (bun:sqlite is synchronous).
-    const operations = diffIndex(indexSnapshot(db), crawl);
+    const operations = diffIndex(indexSnapshot(db), crawl, atStart);
     const counts = applyOperations(db, operations, {
       runId: randomUUID().slice(0, 8),
       nowUnixMs: Date.now(),
@@ -109,7 +111,7 @@ export async function syncIndex(
       incompleteRepositories: crawl.repositories.filter((r) => r.isIncomplete).map((r) => r.name),
       durationMs: Math.round(performance.now() - startedMs),
     };
-    settings.audit?.record({
+    settings.audit?.recordNow({
       kind: "repository.synced",
       actor: trigger.actor,
       ip: trigger.ip,
@@ -130,7 +132,7 @@ export async function syncIndex(
     return report;
   } catch (error) {
     if (error instanceof CrawlFailed)
-      settings.audit?.record({
+      settings.audit?.recordNow({
         kind: "repository.synced",
         actor: trigger.actor,
         ip: trigger.ip,

@@ -53,6 +53,8 @@ const repo = (name: string, tags: [string, string][], isIncomplete = false): Cra
 interface Case {
   name: string;
   index: (db: Database) => void;
+  /** Index changes while the crawl runs (notifications): after the crawl's start snapshot. */
+  during?: (db: Database) => void;
   crawl: CrawledRepository[];
   operations: string[];
 }
@@ -138,8 +140,8 @@ const cases: Case[] = [
   },
   {
     name: "a tag pushed while the crawl ran is neither deleted nor moved back",
-    index: (db) => {
-      pushed(db, "team/app", "v1", A);
+    index: (db) => pushed(db, "team/app", "v1", A),
+    during: (db) => {
       pushed(db, "team/app", "v2", B, CRAWL_MS + 500);
       pushed(db, "team/app", "v1", B, CRAWL_MS + 500);
     },
@@ -147,10 +149,36 @@ const cases: Case[] = [
     operations: [],
   },
   {
+    name: "a tag deleted while the crawl ran is not revived",
+    index: (db) => pushed(db, "team/app", "v1", A),
+    during: (db) =>
+      void recordTagDelete(db, {
+        repository: "team/app",
+        tag: "v1",
+        atUnixMs: CRAWL_MS + 500,
+        eventId: "d",
+        source: "notification",
+        actor: null,
+        actorAddress: null,
+      }),
+    crawl: [repo("team/app", [["v1", A]])],
+    operations: [],
+  },
+  {
     name: "a repository pushed while the crawl ran is not deleted",
-    index: (db) => pushed(db, "new/one", "v1", A, CRAWL_MS + 500),
+    index: () => {},
+    during: (db) => pushed(db, "new/one", "v1", A, CRAWL_MS + 500),
     crawl: [],
     operations: [],
+  },
+  {
+    name: "a tag indexed a moment before the crawl (the last sync) and gone from the registry is deleted",
+    index: (db) => {
+      pushed(db, "team/app", "v1", A, CRAWL_MS - 200);
+      pushed(db, "team/app", "v2", B, CRAWL_MS - 200);
+    },
+    crawl: [repo("team/app", [["v1", A]])],
+    operations: ["delete team/app:v2"],
   },
 ];
 
@@ -158,10 +186,20 @@ describe("diffIndex", () => {
   it.each(cases.map((c) => [c.name, c] as const))("%s", (_name, c) => {
     const { db } = tempDatabase();
     c.index(db);
-    const operations = diffIndex(indexSnapshot(db), { startedAtUnixMs: CRAWL_MS, repositories: c.crawl });
+    const atStart = indexSnapshot(db);
+    c.during?.(db);
+    const operations = diffIndex(
+      indexSnapshot(db),
+      { startedAtUnixMs: CRAWL_MS, repositories: c.crawl },
+      atStart,
+    );
     expect(operations.map(op)).toEqual(c.operations);
   });
 });
+
+/** The diff of a crawl that ran while nothing else changed the index. */
+const diffNow = (db: Database, repositories: CrawledRepository[], startedAtUnixMs = CRAWL_MS) =>
+  diffIndex(indexSnapshot(db), { startedAtUnixMs, repositories }, indexSnapshot(db));
 
 describe("applyOperations", () => {
   function sinkInto(calls: IndexChange[][]) {
@@ -173,10 +211,11 @@ describe("applyOperations", () => {
     pushed(db, "team/app", "v1");
     const before = db.query("SELECT total_changes() AS n").get();
     const calls: IndexChange[][] = [];
-    const operations = diffIndex(indexSnapshot(db), {
-      startedAtUnixMs: CRAWL_MS,
-      repositories: [repo("team/app", [["v1", A]])],
-    });
+    const operations = diffIndex(
+      indexSnapshot(db),
+      { startedAtUnixMs: CRAWL_MS, repositories: [repo("team/app", [["v1", A]])] },
+      indexSnapshot(db),
+    );
     const counts = applyOperations(db, operations, {
       runId: "r",
       nowUnixMs: CRAWL_MS,
@@ -194,16 +233,17 @@ describe("applyOperations", () => {
     pushed(db, "team/app", "old");
     pushed(db, "gone/repo", "v1");
     const calls: IndexChange[][] = [];
-    const operations = diffIndex(indexSnapshot(db), {
-      startedAtUnixMs: CRAWL_MS,
-      repositories: [
+    const operations = diffNow(
+      db,
+      [
         repo("team/app", [
           ["v1", B],
           ["v2", A],
         ]),
         repo("team/db", [["latest", A]]),
       ],
-    });
+      CRAWL_MS,
+    );
     const counts = applyOperations(db, operations, {
       runId: "r1",
       nowUnixMs: CRAWL_MS,
@@ -228,16 +268,17 @@ describe("applyOperations", () => {
       ["v2", A, null],
     ]);
     // A second run over the same registry finds nothing to do.
-    const again = diffIndex(indexSnapshot(db), {
-      startedAtUnixMs: CRAWL_MS + 10_000,
-      repositories: [
+    const again = diffNow(
+      db,
+      [
         repo("team/app", [
           ["v1", B],
           ["v2", A],
         ]),
         repo("team/db", [["latest", A]]),
       ],
-    });
+      CRAWL_MS + 10_000,
+    );
     expect(again).toEqual([]);
   });
 });
