@@ -170,7 +170,8 @@ class Crawler {
 
   /** One request, with our token, a timeout and no redirects (they would carry the token). */
   async request(method: "GET" | "HEAD", path: string, access: Grant[], accept?: string) {
-    const url = new URL(path, `${this.base.href}/`);
+    // Relative to the base path ("/" or "/registry"), with exactly one slash before `v2/`.
+    const url = new URL(path, `${this.base.origin}${this.base.pathname.replace(/\/+$/, "")}/`);
     // Link targets are server-given: never send the token to another origin.
     if (url.origin !== this.base.origin)
       throw new CrawlFailed(`the registry pointed to another host (${url.origin})`);

@@ -155,6 +155,8 @@ export function applyOperations(
   });
   for (let start = 0; start < operations.length; start += batchSize) {
     const batch = operations.slice(start, start + batchSize);
+    // IMMEDIATE: the write lock is taken (and waited for) up front. A deferred transaction that
+    // reads first cannot wait to upgrade when another process (serve's writer) committed since.
     db.transaction(() => {
       const changes: IndexChange[] = [];
       for (const op of batch) {
@@ -202,7 +204,7 @@ export function applyOperations(
       }
       counts.changes += changes.length;
       options.sink?.(db, changes);
-    })();
+    }).immediate();
   }
   return counts;
 }

@@ -210,6 +210,52 @@ describe("regauth repo sync and repo list against the real registry", async () =
     expect(refused.stderr).toBe("regauth repo sync: only an administrator can sync the image index\n");
   });
 
+  it("follows the registry's Link pagination of the catalog and of tags/list (pages of one)", async () => {
+    const { loadKeySet } = await import("../../src/token/key-set.ts");
+    const { crawlRegistry } = await import("../../src/registry-index/crawler.ts");
+    const { signRegistryToken } = await import("../../src/token/sign.ts");
+    const { INDEX_CRAWLER_SUBJECT } = await import("../../src/registry-index/changes.ts");
+    const now = Math.floor(Date.now() / 1000);
+    const keys = await loadKeySet(regauth.dataDir, now, {
+      useThumbprintKid: false,
+      maxTokenLifetimeSeconds: 300,
+    });
+    const requests: string[] = [];
+    const crawl = (pageSize: number) =>
+      crawlRegistry({
+        registryUrl: registry.url,
+        pageSize,
+        concurrency: 1,
+        fetch: ((url: URL, init: RequestInit) => {
+          requests.push(`${init.method} ${url.pathname}${url.search}`);
+          return fetch(url, init);
+        }) as typeof fetch,
+        signToken: (access) =>
+          signRegistryToken(keys.signingKeyAt(now), {
+            issuer: "regauth",
+            subject: INDEX_CRAWLER_SUBJECT,
+            audience: "registry",
+            access,
+            issuedAtSeconds: now,
+            ttlSeconds: 60,
+          }),
+      });
+    const whole = await crawl(100);
+    requests.length = 0;
+    const paged = await crawl(1);
+    const summary = (result: typeof whole) =>
+      result.repositories.map((r) => [
+        r.name,
+        r.isIncomplete,
+        r.tags.map((t) => `${t.tag}@${t.digest}`).sort(),
+      ]);
+    expect(summary(paged)).toEqual(summary(whole));
+    expect(summary(whole).map(([name]) => name)).toEqual(["other/x", "team/app", "team/db"]);
+    // One catalog page per repository (and a last, empty or short, one).
+    expect(requests.filter((r) => r.startsWith("GET /v2/_catalog")).length).toBeGreaterThanOrEqual(3);
+    expect(requests.filter((r) => r.startsWith("HEAD /v2/")).length).toBe(3);
+  });
+
   it("says in one line why a sync failed: a registry that does not trust our key, or none at all", async () => {
     const other = await makeSelfSignedKeyPair(makeTempDir("other-key-"), "other", "ec-p256-sec1");
     const distrustful = await startRegistry({
