@@ -14,6 +14,8 @@ import { makeTempDir } from "../helpers.ts";
 import {
   BINARY,
   freePort,
+  issueServerCertificate,
+  makeTestCa,
   makeOciImage,
   makeSelfSignedKeyPair,
   run,
@@ -254,6 +256,67 @@ describe("regauth repo sync and repo list against the real registry", async () =
     // One catalog page per repository (and a last, empty or short, one).
     expect(requests.filter((r) => r.startsWith("GET /v2/_catalog")).length).toBeGreaterThanOrEqual(3);
     expect(requests.filter((r) => r.startsWith("HEAD /v2/")).length).toBe(3);
+  });
+
+  it("crawls an https registry verified with registry_ca_file, and refuses one it cannot verify", async () => {
+    const ca = await makeTestCa();
+    const serverCert = await issueServerCertificate(ca, "registry");
+    const tlsRegistry = await startRegistry({
+      realm: `${regauth.url}/auth`,
+      issuer: "regauth",
+      service: "registry",
+      certificatePath: regauth.certificatePath,
+      tls: { certificate: serverCert.certificate, key: serverCert.key, caFile: ca.certificate },
+    });
+    const pushed = await skopeoPush(images["team/db:latest"], `${tlsRegistry.host}/tls/only:v1`, admin, {
+      certDir: ca.certDir,
+    });
+    expect(pushed.exitCode).toBe(0);
+    const configWith = (extra: string) => {
+      const path = join(makeTempDir("tls-config-"), "config.yml");
+      writeFileSync(
+        path,
+        `token: {issuer: regauth, expiration: 300, services: [registry]}
+notifications: {registry_url: "${tlsRegistry.url}"${extra}}
+`,
+      );
+      return path;
+    };
+    const unverified = await cli("root", [
+      "repo",
+      "sync",
+      "--config",
+      configWith(""),
+      "--data-dir",
+      makeTempDir("tls-data-"),
+    ]);
+    expect(unverified.exitCode).toBe(1);
+    expect(unverified.stderr).toStartWith(
+      `regauth repo sync: cannot reach the registry at ${tlsRegistry.url}/: `,
+    );
+    // The same data directory's key: the registry trusts regauth's certificate.
+    const verified = await cli("root", [
+      "repo",
+      "sync",
+      "--config",
+      configWith(`, registry_ca_file: "${ca.certificate}"`),
+      "--data-dir",
+      regauth.dataDir,
+      "--output",
+      "json",
+    ]);
+    expect(verified.stderr).toBe("");
+    // Pointed at another registry, the index follows it: the first registry's three repositories
+    // are gone from this one's catalog, so they are deleted (repository deletion, end to end).
+    expect(JSON.parse(verified.stdout)).toMatchObject({
+      repositories: 1,
+      tags: 1,
+      added: 1,
+      deleted_tags: 3,
+      deleted_repositories: 3,
+    });
+    const list = await offline(["repo", "list", "--output", "json"]);
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((r) => r.name)).toEqual(["tls/only"]);
   });
 
   it("says in one line why a sync failed: a registry that does not trust our key, or none at all", async () => {
