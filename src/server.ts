@@ -346,10 +346,12 @@ export function managementServices(
   loaded: LoadedConfig,
   issuer: TokenIssuer,
   db: Database,
+  /** What the index sync's changes go to (the webhooks' sink, src/webhooks/); absent: nothing. */
+  indexChangeSink?: IndexChangeSink,
 ): ManagementServices {
   const audit =
     issuer.audit?.log ?? new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit));
-  const indexSync = buildIndexSync(loaded, issuer, db, audit);
+  const indexSync = buildIndexSync(loaded, issuer, db, audit, indexChangeSink);
   return {
     db,
     audit,

@@ -351,4 +351,29 @@ notifications: {registry_url: "${tlsRegistry.url}"${extra}}
     );
     for (const result of [untrusted, nobody, bad]) expect(result.stderr).not.toMatch(/\n\s+at /);
   });
+
+  it("serve syncs on its own shortly after start (the interval itself: test/unit/periodic-sync.test.ts)", async () => {
+    await regauth.stop();
+    // The same data directory, now with the periodic crawl on: its first run comes ~5 s after start.
+    const restarted = await startRegauth({
+      dir: regauth.dir,
+      configYaml: [
+        'server: {addr: "127.0.0.1:{{PORT}}"}',
+        "token: {issuer: regauth, expiration: 300, services: [registry]}",
+        `notifications: {registry_url: "${registryUrl}", sync_interval_seconds: 3600}`,
+        "",
+      ].join("\n"),
+    });
+    const line = await restarted.stderr.waitFor(/msg="registry sync" .*\n/, 20_000);
+    expect(line[0]).toContain("repositories=3");
+    // The index follows the first registry again: its repositories back, tls/only gone.
+    const list = await offline(["repo", "list", "--output", "json"]);
+    expect((JSON.parse(list.stdout) as { name: string }[]).map((r) => r.name)).toEqual([
+      "other/x",
+      "team/app",
+      "team/db",
+    ]);
+    await restarted.stop();
+    expect(restarted.stderr.text).not.toContain("registry sync failed");
+  });
 });
