@@ -14,11 +14,7 @@ import * as audit from "../management/audit.ts";
 import type { ManagementContext } from "../management/context.ts";
 import * as groups from "../management/groups.ts";
 import * as permissions from "../management/permissions.ts";
-import * as repositories from "../management/repositories.ts";
-import { registryHostOf } from "../registry-index/catalog.ts";
-import { CrawlFailed } from "../registry-index/crawler.ts";
-import { IndexSync, syncSettingsFrom } from "../registry-index/sync.ts";
-import { type KeySet, loadKeySet } from "../token/key-set.ts";
+import type { KeySet } from "../token/key-set.ts";
 import { CommandFailed } from "./args.ts";
 import * as robots from "../management/robots.ts";
 import * as tokens from "../management/tokens.ts";
@@ -64,12 +60,16 @@ export type OpenDataDir = (access: DatabaseAccess) => Promise<OpenedDataDir>;
  */
 const UNUSED_KEY = AccessTokenKey.random();
 
+/** The catalog's operations load with the authorizer chain's modules: only for `regauth repo`. */
+const catalogOperations = () => import("../management/repositories.ts");
+
 /**
  * The data directory's generated key set: a command loads the configuration without creating
  * files, which leaves the generated keys unread (src/config/load.ts); the sync signs with them.
  */
 async function generatedKeySet(loaded: LoadedConfig): Promise<KeySet> {
   const { token } = loaded.config;
+  const { loadKeySet } = await import("../token/key-set.ts");
   try {
     return await loadKeySet(loaded.dataDir, Math.floor(Date.now() / 1000), {
       useThumbprintKid: token.disable_legacy_key_id,
@@ -200,6 +200,7 @@ export class LocalClient implements ManagementClient {
   /** A read context with the registry's host, for the `docker pull` lines. */
   private async catalogContext(): Promise<ManagementContext> {
     const ctx = await this.context("read");
+    const { registryHostOf } = await import("../registry-index/catalog.ts");
     const registryHost = registryHostOf(this.opened?.loaded.config.notifications.registry_url);
     return {
       ...ctx,
@@ -209,23 +210,30 @@ export class LocalClient implements ManagementClient {
   // The image index: the local administrator sees every repository.
   async listRepositories(filter: { pattern?: string }, page: PageRequest): Promise<Page<RepositoryView>> {
     const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
     return repositories.listRepositories(ctx, repositories.viewerOf(ctx), { ...filter, ...page });
   }
   async getRepository(input: { name: string }): Promise<RepositoryDetailView> {
     const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
     return repositories.getRepository(ctx, repositories.viewerOf(ctx), input.name);
   }
   async listTags(input: { name: string }, page: PageRequest): Promise<Page<TagView>> {
     const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
     return repositories.listTags(ctx, repositories.viewerOf(ctx), input.name, page);
   }
   async getTag(input: { name: string; tag: string }): Promise<TagView> {
     const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
     return repositories.getTag(ctx, repositories.viewerOf(ctx), input.name, input.tag);
   }
   /** Crawls with the data directory's signing key (the one `regauth serve` signs with now). */
   async syncRepositories(): Promise<SyncReportView> {
     const ctx = await this.context("write");
+    const repositories = await catalogOperations();
+    const { IndexSync, syncSettingsFrom } = await import("../registry-index/sync.ts");
+    const { CrawlFailed } = await import("../registry-index/crawler.ts");
     const loaded = this.opened?.loaded;
     if (!loaded) throw new Error("unreachable: the context opened the data directory");
     const keySet = loaded.keySet ?? (await generatedKeySet(loaded));
