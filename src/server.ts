@@ -325,11 +325,16 @@ function registryIndexAccess(
   const registryHost = registryHostOf(loaded.config.notifications.registry_url);
   const sync = services.indexSync;
   return {
-    pullCheck: (viewer, ip) => {
-      const issuer = issuerOrCurrent instanceof CurrentIssuer ? issuerOrCurrent.issuer : issuerOrCurrent;
-      // The registry's service, as registry-config prints it (token.services[0] ?? "registry").
-      const service = issuer.services ? ([...issuer.services][0] ?? "registry") : "registry";
-      return viewerPullCheck(issuer, viewer, service, ip);
+    // Each check runs on the issuer current when it starts and holds it to its end, as a token
+    // request does: a reload meanwhile does not close the LDAP or SQL pools under it.
+    pullCheck: async (viewer, ip) => async (names) => {
+      const current =
+        issuerOrCurrent instanceof CurrentIssuer ? issuerOrCurrent : new CurrentIssuer(issuerOrCurrent);
+      return current.use(async (issuer) => {
+        // The registry's service, as registry-config prints it (token.services[0] ?? "registry").
+        const service = issuer.services ? ([...issuer.services][0] ?? "registry") : "registry";
+        return (await viewerPullCheck(issuer, viewer, service, ip))(names);
+      });
     },
     registryHost,
     sync: sync ? (trigger) => sync.run(trigger) : null,

@@ -5,6 +5,7 @@
  * a 404 like one that does not exist, and hostile input is a 400.
  */
 import { beforeAll, describe, expect, it } from "bun:test";
+import { addMember, createGroup } from "../../src/accounts/groups.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser } from "../../src/accounts/users.ts";
 import { recordManifestPush } from "../../src/registry-index/index-store.ts";
@@ -43,10 +44,14 @@ beforeAll(async () => {
     ["alice", false],
     ["bob", false],
     ["dave", false],
+    ["erin", false],
   ] as const)
     createUser(t.db, { name, passwordHash: quickHash(`${name}-password`), isAdmin, nowUnix: NOW });
   grant(t.db, { kind: "user", name: "alice" }, "team/*", "read", NOW);
   grant(t.db, { kind: "public" }, "public/y", "read", NOW);
+  createGroup(t.db, "ops", NOW);
+  addMember(t.db, "ops", "erin");
+  grant(t.db, { kind: "group", name: "ops" }, "other/*", "read", NOW);
   for (const repository of REPOSITORIES) push(t, repository, "v1");
   push(t, "team/app", "v2", `sha256:${"b".repeat(64)}`);
 });
@@ -63,6 +68,7 @@ describe("GET /api/v1/repositories: what the caller may pull", () => {
     ],
     ["a user with nothing sees only the public one", who("bob"), ["public/y"]],
     ["a config-ACL-only grant is honoured", who("dave"), ["other/x", "public/y"]],
+    ["a group's grant is honoured", who("erin"), ["other/x", "public/y"]],
     ["an anonymous caller sees only the public one", null, ["public/y"]],
   ])("%s", async (_name, auth, expected) => {
     const { status, body } = await call(t, "GET", "/repositories", { auth });
@@ -155,6 +161,8 @@ describe("hostile input is a 400, never a 500", () => {
     ["an overlong pattern", `/repositories?pattern=${"a".repeat(300)}`],
     ["an unknown query field", "/repositories?admin=true"],
     ["%00 in a name", "/repositories/team%00app"],
+    ["a malformed percent escape", "/repositories/team%ZZapp"],
+    ["a name with a NUL in a pattern", "/repositories?pattern=team%00"],
     ["dot segments in a name", "/repositories/..%2F..%2Fetc"],
     ["an upper-case name", "/repositories/Team%2FApp"],
     ["an overlong name", `/repositories/${"a".repeat(300)}`],
@@ -177,5 +185,32 @@ describe("POST /api/v1/repositories/sync", () => {
     const { status, body } = await call(t, "POST", "/repositories/sync", { auth: who("root"), body: {} });
     expect(status).toBe(502);
     expect(body.errors?.[0]?.message).toMatch(/cannot reach the registry at http:\/\/registry\.example:5000/);
+  });
+});
+
+describe("the catalog follows a reload", () => {
+  it("asks the issuer current at the request: a new config ACL shows at once", async () => {
+    const { CurrentIssuer } = await import("../../src/reload/current-issuer.ts");
+    const { buildApp, buildIssuer, managementServices } = await import("../../src/server.ts");
+    const { loadTestConfig } = await import("../helpers.ts");
+    const current = new CurrentIssuer(t.issuer);
+    const app = buildApp(t.loaded, current, managementServices(t.loaded, t.issuer, t.db));
+    const served = { ...t, app };
+    expect(names((await call(served, "GET", "/repositories", { auth: who("bob") })).body)).toEqual([
+      "public/y",
+    ]);
+    const reloaded = await loadTestConfig(
+      {
+        acl: [{ match: { account: "bob", name: "team/db" }, actions: ["pull"] }],
+        notifications: { registry_url: "http://registry.example:5000" },
+      },
+      t.dataDir,
+    );
+    if (!reloaded.signingKey) throw new Error("no signing key");
+    await current.swap(buildIssuer(reloaded, reloaded.signingKey, t.verifier, t.db));
+    expect(names((await call(served, "GET", "/repositories", { auth: who("bob") })).body)).toEqual([
+      "public/y",
+      "team/db",
+    ]);
   });
 });
