@@ -7,7 +7,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { randomUUID } from "node:crypto";
-import type { AuditLog } from "../audit/audit-log.ts";
+import type { AuditLog, NewAuditEvent } from "../audit/audit-log.ts";
 import type { LoadedConfig } from "../config/load.ts";
 import { log } from "../log.ts";
 import type { SigningKey } from "../token/keys.ts";
@@ -111,7 +111,7 @@ export async function syncIndex(
       incompleteRepositories: crawl.repositories.filter((r) => r.isIncomplete).map((r) => r.name),
       durationMs: Math.round(performance.now() - startedMs),
     };
-    settings.audit?.recordNow({
+    recordSyncEvent(settings.audit, {
       kind: "repository.synced",
       actor: trigger.actor,
       ip: trigger.ip,
@@ -132,7 +132,7 @@ export async function syncIndex(
     return report;
   } catch (error) {
     if (error instanceof CrawlFailed)
-      settings.audit?.recordNow({
+      recordSyncEvent(settings.audit, {
         kind: "repository.synced",
         actor: trigger.actor,
         ip: trigger.ip,
@@ -141,6 +141,20 @@ export async function syncIndex(
         details: { registry_url: settings.registryUrl, error: error.message },
       });
     throw error;
+  }
+}
+
+/**
+ * Written at once, like a management change (it is one row per run); when the database is busy
+ * past serve's short lock wait, queued instead: the index is already reconciled, and a busy
+ * audit table must not turn a finished sync into a failure.
+ */
+function recordSyncEvent(audit: AuditLog | undefined, event: NewAuditEvent): void {
+  if (!audit) return;
+  try {
+    audit.recordNow(event);
+  } catch {
+    audit.record(event);
   }
 }
 
