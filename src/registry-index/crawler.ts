@@ -10,6 +10,7 @@
  * repository that cannot be read makes its repository incomplete (nothing of it is deleted)
  * instead of failing the whole crawl.
  */
+import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { AppError } from "../errors.ts";
 import type { Grant } from "../token/sign.ts";
@@ -91,6 +92,27 @@ export function parseRegistryUrl(text: string): URL {
   return url;
 }
 
+/** distribution refuses manifests over 4 MiB (registry/handlers/manifests.go maxManifestBodySize). */
+const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+
+/** Digest, media type and size from a manifest answer's headers, or from its bytes when given. */
+function manifestFacts(tag: string, headers: Headers, bytes: Buffer | null): CrawledTag | null {
+  const digest =
+    headers.get("docker-content-digest") ??
+    (bytes === null ? "" : `sha256:${createHash("sha256").update(bytes).digest("hex")}`);
+  const mediaType = (headers.get("content-type") ?? "").split(";")[0]?.trim() ?? "";
+  const sizeBytes = bytes === null ? Number(headers.get("content-length") ?? "") : bytes.length;
+  if (
+    !DIGEST.test(digest) ||
+    !MEDIA_TYPE.test(mediaType) ||
+    !Number.isSafeInteger(sizeBytes) ||
+    sizeBytes < 0
+  )
+    return null;
+  if (headers.get("content-length") === null && bytes === null) return null;
+  return { tag, digest, mediaType, sizeBytes };
+}
+
 /** Runs at most `n` tasks at once. */
 function limiter(n: number) {
   let active = 0;
@@ -118,12 +140,15 @@ export function nextLink(header: string | null): string | null {
 }
 
 /** Reads a body up to `maxBytes`; a longer one is an error, not a truncation. */
-async function readCapped(response: Response, maxBytes: number, what: string): Promise<string> {
+async function readCappedBytes(response: Response, maxBytes: number, what: string): Promise<Buffer> {
+  const tooLarge = () => new CrawlFailed(`the registry's answer to ${what} is larger than ${maxBytes} bytes`);
   const declared = Number(response.headers.get("content-length") ?? "0");
-  if (declared > maxBytes)
-    throw new CrawlFailed(`the registry's answer to ${what} is larger than ${maxBytes} bytes`);
+  if (declared > maxBytes) {
+    await response.body?.cancel();
+    throw tooLarge();
+  }
   const reader = response.body?.getReader();
-  if (!reader) return "";
+  if (!reader) return Buffer.alloc(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
   for (;;) {
@@ -132,11 +157,15 @@ async function readCapped(response: Response, maxBytes: number, what: string): P
     size += value.length;
     if (size > maxBytes) {
       await reader.cancel();
-      throw new CrawlFailed(`the registry's answer to ${what} is larger than ${maxBytes} bytes`);
+      throw tooLarge();
     }
     chunks.push(value);
   }
-  return Buffer.concat(chunks).toString("utf8");
+  return Buffer.concat(chunks);
+}
+
+async function readCapped(response: Response, maxBytes: number, what: string): Promise<string> {
+  return (await readCappedBytes(response, maxBytes, what)).toString("utf8");
 }
 
 class Crawler {
@@ -293,21 +322,26 @@ class Crawler {
 
   /** The tag's manifest: digest, media type, size; "gone" on 404; null when it could not be read. */
   async manifest(name: string, tag: string, access: Grant[]): Promise<CrawledTag | "gone" | null> {
-    const { response } = await this.request("HEAD", `v2/${name}/manifests/${tag}`, access, MANIFEST_ACCEPT);
-    await response.body?.cancel();
-    if (response.status === 404) return "gone";
-    if (!response.ok) return null;
-    const digest = response.headers.get("docker-content-digest") ?? "";
-    const mediaType = (response.headers.get("content-type") ?? "").split(";")[0]?.trim() ?? "";
-    const sizeBytes = Number(response.headers.get("content-length") ?? "");
-    if (
-      !DIGEST.test(digest) ||
-      !MEDIA_TYPE.test(mediaType) ||
-      !Number.isSafeInteger(sizeBytes) ||
-      sizeBytes < 0
-    )
+    const path = `v2/${name}/manifests/${tag}`;
+    const head = await this.request("HEAD", path, access, MANIFEST_ACCEPT);
+    await head.response.body?.cancel();
+    if (head.response.status === 404) return "gone";
+    if (!head.response.ok) return null;
+    const found = manifestFacts(tag, head.response.headers, null);
+    if (found) return found;
+    // A HEAD without the digest or the length (a proxy that strips them): the manifest itself,
+    // whose bytes give both (distribution: the digest is the SHA-256 of the manifest's bytes).
+    const get = await this.request("GET", path, access, MANIFEST_ACCEPT);
+    if (get.response.status === 404) {
+      await get.response.body?.cancel();
+      return "gone";
+    }
+    if (!get.response.ok) {
+      await get.response.body?.cancel();
       return null;
-    return { tag, digest, mediaType, sizeBytes };
+    }
+    const bytes = await readCappedBytes(get.response, MAX_MANIFEST_BYTES, `/${path}`).catch(() => null);
+    return bytes === null || bytes.length === 0 ? null : manifestFacts(tag, get.response.headers, bytes);
   }
 }
 

@@ -132,6 +132,28 @@ describe("crawlRegistry against a misbehaving registry", () => {
     });
   });
 
+  it("falls back to GET when a HEAD lacks the digest or length, and hashes the manifest's bytes", async () => {
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: "application/vnd.oci.image.manifest.v1+json",
+    });
+    handler = (request, url) => {
+      if (url.pathname === "/v2/_catalog") return Response.json({ repositories: ["a/b"] });
+      if (url.pathname.endsWith("/tags/list")) return Response.json({ name: "a/b", tags: ["v1"] });
+      const headers = { "content-type": "application/vnd.oci.image.manifest.v1+json" };
+      return request.method === "HEAD" ? new Response(null, { headers }) : new Response(body, { headers });
+    };
+    const { createHash } = await import("node:crypto");
+    expect((await crawl()).repositories[0]?.tags).toEqual([
+      {
+        tag: "v1",
+        digest: `sha256:${createHash("sha256").update(body).digest("hex")}`,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        sizeBytes: Buffer.byteLength(body),
+      },
+    ]);
+  });
+
   it("reads a repository whose tags were all deleted (tags: null) as one with no tags", async () => {
     handler = (_r, url) =>
       url.pathname === "/v2/_catalog"
