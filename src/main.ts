@@ -177,6 +177,19 @@ Give it the flags serve runs with (serve logs the exact command on every start).
       };
     },
   },
+  repo: {
+    summary: "the image index: repositories you may pull (list, tags, show) and sync with the registry",
+    load: async () => {
+      const m = await import("./cli/repo.ts");
+      const backend = await import("./cli/backend.ts");
+      return {
+        usage: m.REPO_USAGE,
+        valueFlags: [...backend.CLIENT_VALUE_FLAGS, ...m.REPO_VALUE_FLAGS],
+        booleanFlags: backend.CLIENT_BOOLEAN_FLAGS,
+        run: m.repoCommand,
+      };
+    },
+  },
   login: {
     summary: "log in to a regauth server; the management commands then act there",
     load: async () => {
@@ -239,6 +252,7 @@ Give it the flags serve runs with (serve logs the exact command on every start).
 
 const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin", "key"]);
 COMMANDS_WITH_SUBCOMMANDS.add("webhook");
+COMMANDS_WITH_SUBCOMMANDS.add("repo");
 
 function mainUsage(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(16)} ${c.summary}`);
@@ -480,13 +494,15 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // rest of start-up still runs must close the database cleanly too (its -wal and -shm go away),
   // not kill the process with them left behind.
   let stopReloading = () => {};
+  // The crawl that heals the image index (issue 11), every notifications.sync_interval_seconds.
+  let stopSyncing = async () => services.indexSync?.stop();
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });
       stopReloading();
       registryEvents?.receiver.stopPruning();
-      void running
-        .stop()
+      void stopSyncing()
+        .then(() => running.stop())
         .finally(() => services.webhooks.dispatcher.stop())
         .finally(() => backgroundWriterFor(database).close())
         .finally(() => database.close())
@@ -552,6 +568,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   };
   process.on("SIGHUP", onReloadSignal);
   stopReloading = () => process.off("SIGHUP", onReloadSignal);
+  const syncIntervalSeconds = loaded.config.notifications.sync_interval_seconds;
+  if (services.indexSync && syncIntervalSeconds > 0) {
+    const { startPeriodicSync } = await import("./registry-index/sync.ts");
+    stopSyncing = startPeriodicSync(services.indexSync, syncIntervalSeconds);
+  }
   await stopped;
   return 0;
 }

@@ -46,13 +46,20 @@ import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import { CurrentIssuer } from "./reload/current-issuer.ts";
+import { type RegistryIndexAccess, registryHostOf, viewerPullCheck } from "./registry-index/catalog.ts";
+import type { IndexChangeSink } from "./registry-index/changes.ts";
+import { IndexSync, syncSettingsFrom } from "./registry-index/sync.ts";
 import type { AccessTokenKey } from "./access-tokens/key.ts";
 import { LiveKeySet } from "./token/key-set.ts";
 import type { SigningKey } from "./token/keys.ts";
 import { credentialLookup, RefreshTokens } from "./token/refresh-token.ts";
-import { createWebhooks, lazyWebhookKey, type Webhooks } from "./webhooks/webhooks.ts";
+import {
+  createWebhooks,
+  effectiveWebhooksConfig,
+  lazyWebhookKey,
+  type Webhooks,
+} from "./webhooks/webhooks.ts";
 import type { RegistryEventsOptions } from "./http/registry-events-route.ts";
-import type { IndexChangeSink } from "./registry-index/changes.ts";
 import { NotificationReceiver } from "./registry-index/receiver.ts";
 import { loadNotificationSecret } from "./registry-index/secret.ts";
 
@@ -299,6 +306,53 @@ export interface ManagementServices {
    * image index calls; serve starts `webhooks.dispatcher` (src/main.ts).
    */
   webhooks: Webhooks;
+  /** The crawl that heals the image index (issue 11), when notifications.registry_url is set. */
+  indexSync?: IndexSync;
+}
+
+/**
+ * The index sync of a config (null without notifications.registry_url), signing with the key
+ * current at each request; `sink`: the webhooks (src/webhooks/), called in each reconcile transaction.
+ */
+export function buildIndexSync(
+  loaded: LoadedConfig,
+  issuer: TokenIssuer,
+  db: Database,
+  audit: AuditLog,
+  sink?: IndexChangeSink,
+): IndexSync | null {
+  const settings = syncSettingsFrom(
+    loaded,
+    () => issuer.keySet?.signingKeyAt(Math.floor(Date.now() / 1000)) ?? issuer.signingKey,
+    { audit, ...(sink ? { sink } : {}) },
+  );
+  return settings ? new IndexSync(db, settings) : null;
+}
+
+/** The catalog's pull checks, by the current issuer's chain (a reload's new rules apply at once). */
+function registryIndexAccess(
+  loaded: LoadedConfig,
+  issuerOrCurrent: TokenIssuer | CurrentIssuer,
+  services: ManagementServices,
+): RegistryIndexAccess | undefined {
+  if (!loaded.config.notifications.enabled) return undefined;
+  const registryHost = registryHostOf(loaded.config.notifications.registry_url);
+  const sync = services.indexSync;
+  return {
+    // Each check runs on the issuer current when it starts and holds it to its end, as a token
+    // request does: a reload meanwhile does not close the LDAP or SQL pools under it.
+    pullCheck: async (viewer, ip) => async (names) => {
+      const current =
+        issuerOrCurrent instanceof CurrentIssuer ? issuerOrCurrent : new CurrentIssuer(issuerOrCurrent);
+      return current.use(async (issuer) => {
+        // The registry's service, as registry-config prints it (token.services[0] ?? "registry").
+        const service = issuer.services ? ([...issuer.services][0] ?? "registry") : "registry";
+        return (await viewerPullCheck(issuer, viewer, service, ip))(names);
+      });
+    },
+    registryHost,
+    sync: sync ? (trigger) => sync.run(trigger) : null,
+  };
 }
 
 function tokenAuthenticatorOf(issuer: TokenIssuer): { tokenAuthenticator?: Authenticator } {
@@ -312,23 +366,24 @@ export function managementServices(
   issuer: TokenIssuer,
   db: Database,
 ): ManagementServices {
+  const audit =
+    issuer.audit?.log ?? new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit));
+  const webhooks = createWebhooks(
+    db,
+    // notifications.enabled false turns the whole feature off, webhooks included (issue 11 item 6).
+    { config: effectiveWebhooksConfig(loaded.config), ...optionalRegistryUrl(loaded) },
+    lazyWebhookKey(loaded.dataDir),
+  );
+  // What a crawl finds new goes to the webhooks too, as a notification's changes do.
+  const indexSync = buildIndexSync(loaded, issuer, db, audit, webhooks.sink);
   return {
     db,
-    audit: issuer.audit?.log ?? new AuditLog(db, backgroundWriterFor(db), auditOptions(loaded.config.audit)),
+    audit,
     accessTokenKey: issuer.accessTokenKey ?? ensureAccessTokenKey(loaded.dataDir),
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
-    webhooks: createWebhooks(
-      db,
-      // notifications.enabled false turns the whole feature off, webhooks included (issue 11 item 6).
-      { config: effectiveWebhooksConfig(loaded), ...optionalRegistryUrl(loaded) },
-      lazyWebhookKey(loaded.dataDir),
-    ),
+    webhooks,
+    ...(indexSync ? { indexSync } : {}),
   };
-}
-
-function effectiveWebhooksConfig(loaded: LoadedConfig): LoadedConfig["config"]["webhooks"] {
-  const { notifications, webhooks } = loaded.config;
-  return { ...webhooks, enabled: webhooks.enabled && notifications.enabled };
 }
 
 function optionalRegistryUrl(loaded: LoadedConfig): { registryUrl?: string } {
@@ -359,7 +414,12 @@ function apiOptions(
     maxBodyBytes: loaded.config.api.max_body_bytes,
     realIp: { header: server.real_ip_header, position: server.real_ip_pos },
     webhooks: services.webhooks.services,
+    ...withRegistryIndex(registryIndexAccess(loaded, issuerOrCurrent, services)),
   };
+}
+
+function withRegistryIndex(access: RegistryIndexAccess | undefined): { registryIndex?: RegistryIndexAccess } {
+  return access ? { registryIndex: access } : {};
 }
 
 /** The token server's app; with the management API under /api/v1 unless `api.addr` gives it its own listener. */

@@ -14,12 +14,14 @@ import * as audit from "../management/audit.ts";
 import type { ManagementContext } from "../management/context.ts";
 import * as groups from "../management/groups.ts";
 import * as permissions from "../management/permissions.ts";
+import type { KeySet } from "../token/key-set.ts";
+import { CommandFailed } from "./args.ts";
 import * as robots from "../management/robots.ts";
 import * as tokens from "../management/tokens.ts";
 import * as users from "../management/users.ts";
 import { retiredNameView } from "../management/views.ts";
 import * as webhooks from "../management/webhooks.ts";
-import { lazyWebhookKey, webhookServices } from "../webhooks/webhooks.ts";
+import { effectiveWebhooksConfig, lazyWebhookKey, webhookServices } from "../webhooks/webhooks.ts";
 import {
   type AuditFilter,
   allPages,
@@ -40,8 +42,12 @@ import type {
   MeView,
   Page,
   PermissionView,
+  RepositoryDetailView,
+  RepositoryView,
   RetiredNameView,
   RobotView,
+  SyncReportView,
+  TagView,
   UserView,
 } from "./views.ts";
 
@@ -57,6 +63,28 @@ export type OpenDataDir = (access: DatabaseAccess) => Promise<OpenedDataDir>;
  * read-only data directory: they get a key of their own that is never used.
  */
 const UNUSED_KEY = AccessTokenKey.random();
+
+/** The catalog's operations load with the authorizer chain's modules: only for `regauth repo`. */
+const catalogOperations = () => import("../management/repositories.ts");
+
+/**
+ * The data directory's generated key set: a command loads the configuration without creating
+ * files, which leaves the generated keys unread (src/config/load.ts); the sync signs with them.
+ */
+async function generatedKeySet(loaded: LoadedConfig): Promise<KeySet> {
+  const { token } = loaded.config;
+  const { loadKeySet } = await import("../token/key-set.ts");
+  try {
+    return await loadKeySet(loaded.dataDir, Math.floor(Date.now() / 1000), {
+      useThumbprintKid: token.disable_legacy_key_id,
+      maxTokenLifetimeSeconds: token.expiration,
+    });
+  } catch (error) {
+    throw new CommandFailed(
+      `cannot load the signing key of ${loaded.dataDir} to sign the crawl's token with: ${(error as Error).message} (regauth serve creates it)`,
+    );
+  }
+}
 
 export class LocalClient implements ManagementClient {
   private opened: (OpenedDataDir & { audit: AuditLog; key: AccessTokenKey }) | null = null;
@@ -93,7 +121,7 @@ export class LocalClient implements ManagementClient {
       // A running serve sees offline changes within its cache's lifetime (src/webhooks/sink.ts).
       webhooks: webhookServices(
         {
-          config: loaded.config.webhooks,
+          config: effectiveWebhooksConfig(loaded.config),
           ...(loaded.config.notifications.registry_url === undefined
             ? {}
             : { registryUrl: loaded.config.notifications.registry_url }),
@@ -211,6 +239,73 @@ export class LocalClient implements ManagementClient {
   }
   async redeliver(input: { id: number }) {
     return webhooks.redeliver(await this.context("write"), input.id);
+  }
+  /** A read context with the registry's host, for the `docker pull` lines. */
+  private async catalogContext(): Promise<ManagementContext> {
+    const ctx = await this.context("read");
+    const { registryHostOf } = await import("../registry-index/catalog.ts");
+    const registryHost = registryHostOf(this.opened?.loaded.config.notifications.registry_url);
+    return {
+      ...ctx,
+      registryIndex: { pullCheck: async () => async () => new Set(), registryHost, sync: null },
+    };
+  }
+  // The image index: the local administrator sees every repository.
+  async listRepositories(filter: { pattern?: string }, page: PageRequest): Promise<Page<RepositoryView>> {
+    const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
+    return repositories.listRepositories(ctx, repositories.viewerOf(ctx), { ...filter, ...page });
+  }
+  async getRepository(input: { name: string }): Promise<RepositoryDetailView> {
+    const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
+    return repositories.getRepository(ctx, repositories.viewerOf(ctx), input.name);
+  }
+  async listTags(input: { name: string }, page: PageRequest): Promise<Page<TagView>> {
+    const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
+    return repositories.listTags(ctx, repositories.viewerOf(ctx), input.name, page);
+  }
+  async getTag(input: { name: string; tag: string }): Promise<TagView> {
+    const ctx = await this.catalogContext();
+    const repositories = await catalogOperations();
+    return repositories.getTag(ctx, repositories.viewerOf(ctx), input.name, input.tag);
+  }
+  /** Crawls with the data directory's signing key (the one `regauth serve` signs with now). */
+  async syncRepositories(): Promise<SyncReportView> {
+    const ctx = await this.context("write");
+    const repositories = await catalogOperations();
+    const { IndexSync, syncSettingsFrom } = await import("../registry-index/sync.ts");
+    const { CrawlFailed } = await import("../registry-index/crawler.ts");
+    const loaded = this.opened?.loaded;
+    if (!loaded) throw new Error("unreachable: the context opened the data directory");
+    const keySet = loaded.keySet ?? (await generatedKeySet(loaded));
+    // What the crawl finds new is queued for the webhooks, as under serve; serve's dispatcher sends it.
+    const { WebhookCache, webhookSink } = await import("../webhooks/sink.ts");
+    const sink = webhookSink({
+      enabled: ctx.webhooks?.enabled ?? false,
+      registryHost: ctx.webhooks?.registryHost ?? null,
+      cache: new WebhookCache(),
+    });
+    const settings = syncSettingsFrom(loaded, () => keySet.signingKeyAt(Math.floor(Date.now() / 1000)), {
+      audit: ctx.audit,
+      sink,
+    });
+    const sync = settings ? new IndexSync(ctx.db, settings) : null;
+    try {
+      return await repositories.syncRepositories({
+        ...ctx,
+        registryIndex: {
+          pullCheck: async () => async () => new Set(),
+          registryHost: null,
+          sync: sync ? (trigger) => sync.run(trigger) : null,
+        },
+      });
+    } catch (error) {
+      // The CLI's one line: what could not be reached and what to check.
+      if (error instanceof CrawlFailed) throw new CommandFailed(error.message);
+      throw error;
+    }
   }
   close(): void {
     this.opened?.db.close();

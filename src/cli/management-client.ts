@@ -13,8 +13,12 @@ import type {
   MeView,
   Page,
   PermissionView,
+  RepositoryDetailView,
+  RepositoryView,
   RetiredNameView,
   RobotView,
+  SyncReportView,
+  TagView,
   TokenScope,
   UserView,
   CreatedWebhookView,
@@ -119,6 +123,13 @@ export interface ManagementClient {
   testWebhook(input: { webhook: string }): Promise<DeliveryView>;
   listDeliveries(input: { webhook: string }, page: PageRequest): Promise<Page<DeliveryView>>;
   redeliver(input: { id: number }): Promise<DeliveryView>;
+  /** The image index (issue 11): what the caller may pull (offline: everything). */
+  listRepositories(filter: { pattern?: string }, page: PageRequest): Promise<Page<RepositoryView>>;
+  getRepository(input: { name: string }): Promise<RepositoryDetailView>;
+  listTags(input: { name: string }, page: PageRequest): Promise<Page<TagView>>;
+  getTag(input: { name: string; tag: string }): Promise<TagView>;
+  /** Crawl the registry and reconcile the index now. */
+  syncRepositories(): Promise<SyncReportView>;
   close(): void;
 }
 

@@ -26,8 +26,12 @@ import type {
   MeView,
   Page,
   PermissionView,
+  RepositoryDetailView,
+  RepositoryView,
   RetiredNameView,
   RobotView,
+  SyncReportView,
+  TagView,
   UserView,
   CreatedWebhookView,
   DeliveryView,
@@ -282,6 +286,24 @@ export class RemoteClient implements ManagementClient {
   }
   redeliver(input: { id: number }) {
     return this.request<DeliveryView>("POST", `/deliveries/${input.id}/redeliver`, {});
+  }
+  // A repository name is one path segment: its slashes go as %2F (encodeURIComponent).
+  async listRepositories(filter: { pattern?: string }, page: PageRequest) {
+    return asPage<RepositoryView>(await this.request("GET", `/repositories${query({ ...filter, ...page })}`));
+  }
+  getRepository(input: { name: string }) {
+    return this.request<RepositoryDetailView>("GET", `/repositories/${enc(input.name)}`);
+  }
+  async listTags(input: { name: string }, page: PageRequest) {
+    return asPage<TagView>(
+      await this.request("GET", `/repositories/${enc(input.name)}/tags${query({ ...page })}`),
+    );
+  }
+  getTag(input: { name: string; tag: string }) {
+    return this.request<TagView>("GET", `/repositories/${enc(input.name)}/tags/${enc(input.tag)}`);
+  }
+  syncRepositories() {
+    return this.request<SyncReportView>("POST", "/repositories/sync", {});
   }
   close(): void {}
 }

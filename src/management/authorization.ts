@@ -61,7 +61,11 @@ export type Action =
   | { op: "listWebhooks" }
   | { op: "createWebhook"; patterns: readonly string[] }
   | { op: "readWebhook"; patterns: readonly string[] }
-  | { op: "changeWebhook"; patterns: readonly string[]; newPatterns: readonly string[] };
+  | { op: "changeWebhook"; patterns: readonly string[]; newPatterns: readonly string[] }
+  // The image index (issue 11): browsing shows what the caller may pull (src/management/repositories.ts).
+  | { op: "readCatalog" }
+  | { op: "readAllRepositories" }
+  | { op: "syncRepositories" };
 
 export type Verdict = { allowed: true } | { allowed: false; status: 403 | 404; reason: string };
 
@@ -151,6 +155,13 @@ export function decide(caller: Caller, action: Action): Verdict {
       return forbidden("only an administrator can manage groups");
     case "queryAudit":
       return forbidden("only an administrator can read the audit log");
+    case "readCatalog":
+      // What is shown is then cut down to what the caller may pull, by the token path's authorizers.
+      return ALLOW;
+    case "readAllRepositories":
+      return forbidden("only an administrator sees every repository");
+    case "syncRepositories":
+      return forbidden("only an administrator can sync the image index");
     case "grant": {
       const namespace = administeredNamespaceOf(caller, action.pattern);
       if (namespace === null)

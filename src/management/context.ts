@@ -7,6 +7,7 @@ import type { Database } from "bun:sqlite";
 import type { AccessTokenKey } from "../access-tokens/key.ts";
 import type { AuditLog, NewAuditEvent } from "../audit/audit-log.ts";
 import type { WebhookServices } from "../webhooks/webhooks.ts";
+import type { RegistryIndexAccess } from "../registry-index/catalog.ts";
 import type { TokenScope } from "./schemas.ts";
 
 export type Actor =
@@ -51,6 +52,8 @@ export interface ManagementContext {
   passwords?: PasswordCheck;
   /** The webhooks' settings and secrets key (src/webhooks/); absent: webhook operations answer 503. */
   webhooks?: WebhookServices;
+  /** The image index's pull checks and sync (issue 11); absent: the catalog shows nothing but to administrators. */
+  registryIndex?: RegistryIndexAccess;
 }
 
 /** src/access-tokens AccessTokenKey (the HMAC key under the data directory). */

@@ -374,3 +374,79 @@ export const WebhookParam = Type.Object(
 
 /** The body of POST /webhooks/:name/test and /deliveries/:id/redeliver: `{}` (nothing to say yet). */
 export const EmptyBody = Type.Object({}, closed);
+// ---- The image index's catalog and sync (issue 11 items 2 and 3; src/management/repositories.ts) ----
+
+/** A repository name as the registry spells it; its grammar is checked by the operation (400). */
+const RepositoryName = Type.String({
+  minLength: 1,
+  maxLength: 255,
+  description: "team/app; in a path: team%2Fapp",
+});
+
+export const RepositoryView = Type.Object(
+  { name: Type.String(), first_push_at: Time, last_push_at: Time },
+  closed,
+);
+export type RepositoryView = Static<typeof RepositoryView>;
+
+export const RepositoryDetailView = Type.Object(
+  { ...RepositoryView.properties, tag_count: Type.Integer({ minimum: 0 }) },
+  closed,
+);
+export type RepositoryDetailView = Static<typeof RepositoryDetailView>;
+
+export const TagView = Type.Object(
+  {
+    repository: Type.String(),
+    tag: Type.String(),
+    digest: Type.String(),
+    media_type: Type.String(),
+    size_bytes: Type.Integer({ minimum: 0, description: "the manifest's size" }),
+    pushed_by: Type.Union([Type.String(), Type.Null()], { description: "null: unknown (found by a sync)" }),
+    pushed_from: Type.Union([Type.String(), Type.Null()]),
+    first_push_at: Time,
+    last_push_at: Time,
+    pull_count: Type.Integer({ minimum: 0 }),
+    last_pull_at: NullableTime,
+    pull_command: Type.String({ description: "docker pull HOST/NAME:TAG, to copy" }),
+  },
+  closed,
+);
+export type TagView = Static<typeof TagView>;
+
+export const SyncReportView = Type.Object(
+  {
+    repositories: Type.Integer({ minimum: 0, description: "repositories in the registry's catalog" }),
+    tags: Type.Integer({ minimum: 0 }),
+    added: Type.Integer({ minimum: 0, description: "tags new to the index" }),
+    moved: Type.Integer({ minimum: 0, description: "tags that point at another digest now" }),
+    deleted_tags: Type.Integer({ minimum: 0 }),
+    deleted_repositories: Type.Integer({ minimum: 0 }),
+    incomplete_repositories: Type.Array(Type.String(), {
+      description: "could not be read whole; nothing of them was deleted",
+    }),
+    duration_ms: Type.Integer({ minimum: 0 }),
+  },
+  closed,
+);
+export type SyncReportView = Static<typeof SyncReportView>;
+
+export const ListRepositoriesQuery = Type.Object(
+  {
+    pattern: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: "docker_auth glob: team/*, *-app" }),
+    ),
+    ...PageQuery,
+  },
+  closed,
+);
+export type ListRepositoriesQuery = Static<typeof ListRepositoriesQuery>;
+
+/** POST /repositories/sync takes an empty object today (room for options later, e.g. one namespace). */
+export const SyncRequest = Type.Object({}, closed);
+
+export const RepositoryParam = Type.Object({ name: RepositoryName }, closed);
+export const TagParams = Type.Object(
+  { name: RepositoryName, tag: Type.String({ minLength: 1, maxLength: 128 }) },
+  closed,
+);

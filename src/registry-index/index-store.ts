@@ -354,3 +354,31 @@ export function recordPull(
     )
     .run(at, pull.digest, pull.repository).changes;
 }
+
+/** One repository of indexSnapshot: its row and every tag it ever had, deleted ones included. */
+export interface IndexedRepository {
+  repository: RepositoryRow;
+  tags: TagRow[];
+}
+
+/**
+ * The whole index, live and deleted, for the crawl's reconcile (src/registry-index/reconcile.ts):
+ * deleted rows tell it what a notification removed while the crawl was running. Two queries, in
+ * name order; a homelab registry's index fits in memory many times over.
+ */
+export function indexSnapshot(db: Database): Map<string, IndexedRepository> {
+  const snapshot = new Map<string, IndexedRepository>();
+  const repositories = db
+    .query<RawRepository, []>(
+      "SELECT id, name, first_push_at, last_push_at, deleted_at FROM repositories ORDER BY name",
+    )
+    .all();
+  for (const row of repositories) snapshot.set(row.name, { repository: toRepository(row), tags: [] });
+  const tags = db
+    .query<RawTag, []>(
+      `SELECT ${TAG_COLUMNS} FROM image_tags t JOIN repositories r ON r.id = t.repository_id ORDER BY r.name, t.tag`,
+    )
+    .all();
+  for (const row of tags) snapshot.get(row.repository)?.tags.push(toTag(row));
+  return snapshot;
+}

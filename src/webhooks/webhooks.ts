@@ -4,6 +4,7 @@
  * dispatcher serve starts, and the sync of the config's declared webhooks.
  */
 import type { Database } from "bun:sqlite";
+import type { Config } from "../config/schema.ts";
 import type { IpRange } from "../ip.ts";
 import type { IndexChangeSink } from "../registry-index/changes.ts";
 import type { WebhooksConfig } from "./config-schema.ts";
@@ -45,6 +46,11 @@ export interface WebhookSettings {
   config: WebhooksConfig;
   /** notifications.registry_url, the pull command's host when webhooks.registry_host is unset. */
   registryUrl?: string;
+}
+
+/** The webhooks section as it applies: notifications.enabled false turns webhooks off too (issue 11 item 6). */
+export function effectiveWebhooksConfig(config: Config): WebhooksConfig {
+  return { ...config.webhooks, enabled: config.webhooks.enabled && config.notifications.enabled };
 }
 
 export function webhookServices(

@@ -194,9 +194,11 @@ export async function startRegistry(options: {
    * as text, such as the one `regauth registry-config` prints, written as it is.
    */
   notifications?: RegistryNotificationEndpoint | { yaml: string };
+  /** A port chosen beforehand (when regauth's config must name the registry's URL); default: a free one. */
+  port?: number;
 }): Promise<Registry> {
   const dir = makeTempDir("registry-e2e-");
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const configPath = join(dir, "config.yml");
   writeFileSync(
     configPath,

@@ -10,6 +10,7 @@ import { startMetricsExporter } from "../../src/metrics/exporter.ts";
 import { NO_METRICS, useMetrics } from "../../src/metrics/recorder.ts";
 import { buildApp, buildIssuer } from "../../src/server.ts";
 import { basic, hashPassword, loadTestConfig, makeTempDir, req, testApp } from "../helpers.ts";
+import { webhookServices } from "../../src/webhooks/webhooks.ts";
 
 const PASSWORD = "correct horse";
 const BEARER = "scrape-token-0123456789abcdef";
@@ -161,7 +162,8 @@ describe("/healthz and /readyz", () => {
     if (!loaded.signingKey) throw new Error("no signing key");
     const db = new Database(":memory:");
     const issuer = buildIssuer(loaded, loaded.signingKey, new PasswordVerifier());
-    const app = buildApp(loaded, issuer, { db } as Parameters<typeof buildApp>[2]);
+    const webhooks = { services: webhookServices({ config: loaded.config.webhooks }, null) };
+    const app = buildApp(loaded, issuer, { db, webhooks } as Parameters<typeof buildApp>[2]);
     const response = await app.handle(req("/readyz"));
     expect(response.status).toBe(503);
     const body = (await response.json()) as { status: string; reason: string };

@@ -16,6 +16,7 @@ import {
 import type { AuditLog } from "../../audit/audit-log.ts";
 import type { AccessTokenKeyRef, ManagementConfig, ManagementContext } from "../../management/context.ts";
 import type { WebhookServices } from "../../webhooks/webhooks.ts";
+import type { RegistryIndexAccess } from "../../registry-index/catalog.ts";
 import { type RealIpConfig, resolveClientIp } from "../request-parts.ts";
 import { type ApiAuthentication, authenticateApiCaller } from "./authenticate.ts";
 import { readJsonBody } from "./json-body.ts";
@@ -32,6 +33,8 @@ export interface ApiOptions extends ApiAuthentication {
   realIp: RealIpConfig;
   /** Outgoing webhooks' settings (src/webhooks/); absent: the webhook routes answer 503. */
   webhooks?: WebhookServices;
+  /** The image index's pull checks and sync (issue 11; src/server.ts registryIndexAccess). */
+  registryIndex?: RegistryIndexAccess;
 }
 
 const API_HEADERS = { "content-type": "application/json", "cache-control": "no-store" };
@@ -78,7 +81,9 @@ function handlerFor(route: ApiRoute, options: ApiOptions, headers: Record<string
   }): Promise<Response> => {
     precheckBody(route, request, options.maxBodyBytes);
     const ip = resolveClientIp(request.headers, server?.requestIP(request)?.address, options.realIp);
-    const actor = await authenticateApiCaller(options, request, ip);
+    // No credentials at all (not wrong ones): the routes that answer anonymous callers do.
+    const isAnonymous = route.runAnonymous !== undefined && request.headers.get("authorization") === null;
+    const actor = isAnonymous ? null : await authenticateApiCaller(options, request, ip);
     const url = new URL(request.url);
     const input = {
       params: route.params ? validated(route.params, paramsObject(params), "params") : {},
@@ -87,7 +92,22 @@ function handlerFor(route: ApiRoute, options: ApiOptions, headers: Record<string
         ? validated(route.body, await readJsonBody(request, options.maxBodyBytes), "body")
         : undefined,
     };
+    if (actor === null && route.runAnonymous) {
+      const anonymous = {
+        db: options.db,
+        ip: ip?.text ?? "",
+        audit: options.audit,
+        accessTokenKey: options.accessTokenKey,
+        config: options.config,
+        nowUnix: Math.floor(Date.now() / 1000),
+        ...(options.registryIndex ? { registryIndex: options.registryIndex } : {}),
+      };
+      const result = await route.runAnonymous(anonymous, input);
+      return new Response(JSON.stringify(result), { status: route.status, headers });
+    }
+    if (actor === null) throw new Error("unreachable: a route without runAnonymous authenticates");
     const ctx: ManagementContext = {
+      ...(options.registryIndex ? { registryIndex: options.registryIndex } : {}),
       db: options.db,
       actor,
       ip: ip?.text ?? "",
@@ -186,7 +206,12 @@ export async function openApiDocument(base: string): Promise<Record<string, unkn
         ...(route.query ? { query: route.query } : {}),
         ...(route.body ? { body: route.body } : {}),
         response: { [route.status]: route.response },
-        detail: { summary: route.summary, tags: [route.tag], security: [{ basic: [] }, { bearer: [] }] },
+        detail: {
+          summary: route.summary,
+          tags: [route.tag],
+          // {}: the route also answers callers without credentials (the public repositories).
+          security: [...(route.runAnonymous ? [{}] : []), { basic: [] }, { bearer: [] }],
+        },
       } as never,
     );
   }

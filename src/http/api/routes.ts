@@ -9,6 +9,7 @@ import type { ManagementContext } from "../../management/context.ts";
 import * as audit from "../../management/audit.ts";
 import * as groups from "../../management/groups.ts";
 import * as permissions from "../../management/permissions.ts";
+import * as repositories from "../../management/repositories.ts";
 import * as robots from "../../management/robots.ts";
 import * as S from "../../management/schemas.ts";
 import * as tokens from "../../management/tokens.ts";
@@ -38,7 +39,15 @@ export interface ApiRoute {
   status: 200 | 201;
   response: TSchema;
   run(ctx: ManagementContext, input: ApiInput): unknown;
+  /**
+   * How the route answers a call with no Authorization header at all (issue 11: anonymous callers
+   * see the public repositories); absent: such a call is a 401 like any other.
+   */
+  runAnonymous?(ctx: AnonymousContext, input: ApiInput): unknown;
 }
+
+/** A ManagementContext without an actor: what an anonymous call's operation gets. */
+export type AnonymousContext = Omit<ManagementContext, "actor" | "passwords">;
 
 const NoQuery = Type.Object({}, { additionalProperties: false });
 const PageOnly = Type.Object(S.PageQuery, { additionalProperties: false });
@@ -413,5 +422,70 @@ export const API_ROUTES: readonly ApiRoute[] = [
     status: 201,
     response: S.DeliveryView,
     run: (ctx, { params }) => webhooks.redeliver(ctx, params.id),
+  },
+  // The image index (issue 11 items 2 and 3). A repository name in a path is one segment: its
+  // slashes are written %2F (/repositories/team%2Fapp), as GitLab's API does.
+  {
+    method: "GET",
+    path: "/repositories",
+    summary: "Repositories you may pull (anonymous: the public ones), optionally matching a glob",
+    tag: "repositories",
+    query: S.ListRepositoriesQuery,
+    status: 200,
+    response: S.Page(S.RepositoryView),
+    run: (ctx, { query }) => repositories.listRepositories(ctx, repositories.viewerOf(ctx), query),
+    runAnonymous: (ctx, { query }) =>
+      repositories.listRepositories(ctx, repositories.ANONYMOUS_VIEWER, query),
+  },
+  {
+    method: "POST",
+    path: "/repositories/sync",
+    summary: "Crawl the registry and reconcile the index now (administrators)",
+    tag: "repositories",
+    query: NoQuery,
+    body: S.SyncRequest,
+    status: 200,
+    response: S.SyncReportView,
+    run: (ctx) => repositories.syncRepositories(ctx),
+  },
+  {
+    method: "GET",
+    path: "/repositories/:name",
+    summary: "A repository you may pull (name URL-encoded: team%2Fapp)",
+    tag: "repositories",
+    params: S.RepositoryParam,
+    query: NoQuery,
+    status: 200,
+    response: S.RepositoryDetailView,
+    run: (ctx, { params }) => repositories.getRepository(ctx, repositories.viewerOf(ctx), params.name),
+    runAnonymous: (ctx, { params }) =>
+      repositories.getRepository(ctx, repositories.ANONYMOUS_VIEWER, params.name),
+  },
+  {
+    method: "GET",
+    path: "/repositories/:name/tags",
+    summary: "The tags of a repository you may pull",
+    tag: "repositories",
+    params: S.RepositoryParam,
+    query: PageOnly,
+    status: 200,
+    response: S.Page(S.TagView),
+    run: (ctx, { params, query }) =>
+      repositories.listTags(ctx, repositories.viewerOf(ctx), params.name, query),
+    runAnonymous: (ctx, { params, query }) =>
+      repositories.listTags(ctx, repositories.ANONYMOUS_VIEWER, params.name, query),
+  },
+  {
+    method: "GET",
+    path: "/repositories/:name/tags/:tag",
+    summary: "One tag: digest, media type, size, who pushed it from where, pulls, a docker pull line",
+    tag: "repositories",
+    params: S.TagParams,
+    query: NoQuery,
+    status: 200,
+    response: S.TagView,
+    run: (ctx, { params }) => repositories.getTag(ctx, repositories.viewerOf(ctx), params.name, params.tag),
+    runAnonymous: (ctx, { params }) =>
+      repositories.getTag(ctx, repositories.ANONYMOUS_VIEWER, params.name, params.tag),
   },
 ];
