@@ -9,7 +9,10 @@
  * Options (flags or environment): --duration SECONDS (BENCH_DURATION, 10), --threads N
  * (BENCH_THREADS, 2), --connections N (BENCH_CONNECTIONS, 64), --users N (BENCH_USERS, 1000),
  * --note TEXT (BENCH_NOTE: a sentence for the doc, e.g. about the machine's load),
- * --out FILE (BENCH_OUT, docs/benchmarks.md; "-" writes nothing).
+ * --out FILE (BENCH_OUT, docs/benchmarks.md; "-" writes nothing),
+ * --footprint (only the memory cases of issue 12 item 6 and issue 9 item 6: the start-up budget,
+ * the three shared-server cases and the flood of distinct failing pairs; writes nothing).
+ * BENCH_BINARY=FILE measures that binary instead of dist/regauth.
  */
 import { cpus, totalmem } from "node:os";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -21,7 +24,8 @@ import { startPostgres, stopAllDatabaseServers } from "../test/sql/servers.ts";
 import { measureStartup } from "./bench-startup.ts";
 
 const REPO_ROOT = resolve(import.meta.dir, "..");
-const BINARY = join(REPO_ROOT, "dist/regauth");
+/** BENCH_BINARY: another build to measure (e.g. the main branch's, to compare); never rebuilt. */
+const BINARY = process.env.BENCH_BINARY ? resolve(process.env.BENCH_BINARY) : join(REPO_ROOT, "dist/regauth");
 const WORK_DIR = join(REPO_ROOT, ".tmp/bench");
 const BCRYPT_COST = 10;
 
@@ -40,12 +44,18 @@ interface Options {
   users: number;
   note: string;
   out: string;
+  footprint: boolean;
 }
 
 function parseOptions(argv: string[]): Options {
   const flags = new Map<string, string>();
+  let footprint = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i] as string;
+    if (arg === "--footprint") {
+      footprint = true;
+      continue;
+    }
     const match = /^--([a-z-]+)(?:=(.*))?$/.exec(arg);
     if (!match) throw new Error(`unexpected argument ${arg}`);
     const value = match[2] ?? argv[++i];
@@ -66,7 +76,9 @@ function parseOptions(argv: string[]): Options {
     connections: integer("connections", "BENCH_CONNECTIONS", 64),
     users: integer("users", "BENCH_USERS", 1000),
     note: flags.get("note") ?? process.env.BENCH_NOTE ?? "",
-    out: flags.get("out") ?? process.env.BENCH_OUT ?? "docs/benchmarks.md",
+    // A footprint run measures a subset: it must not replace the full report.
+    out: footprint ? "-" : (flags.get("out") ?? process.env.BENCH_OUT ?? "docs/benchmarks.md"),
+    footprint,
   };
 }
 
@@ -74,6 +86,7 @@ function ensureBuilt(): void {
   const newestSource = Math.max(
     ...[...new Bun.Glob("src/**/*.ts").scanSync(REPO_ROOT)].map((f) => statSync(join(REPO_ROOT, f)).mtimeMs),
   );
+  if (process.env.BENCH_BINARY) return;
   if (existsSync(BINARY) && statSync(BINARY).mtimeMs >= newestSource) return;
   console.log("==> bun run build");
   const build = Bun.spawnSync(["bun", "run", "build"], {
@@ -802,9 +815,7 @@ async function main(): Promise<number> {
         authorizations: rotating.map((u) => basic(u.name, u.password)),
         actions: ["pull"],
       },
-      ...hostileAclCases(),
-      ...placeholderRuleCases(),
-      ...labelRuleCases(),
+      ...(options.footprint ? [] : [...hostileAclCases(), ...placeholderRuleCases(), ...labelRuleCases()]),
     ];
 
     const results: CaseResult[] = [];
@@ -852,14 +863,15 @@ async function main(): Promise<number> {
       }
     }
     const highWaterMiB = readStatusKiB(server.pid, "VmHWM") / 1024;
-    results.push(await postgresRepeatingCase(options, repeating, results[1] as CaseResult));
+    if (!options.footprint)
+      results.push(await postgresRepeatingCase(options, repeating, results[1] as CaseResult));
     // Cases that need their own server (another database, another config) run after the shared ones,
     // with the shared server stopped: its queue of bcrypt checks from the rotating case would
     // otherwise load the machine during the first of them.
     server.kill("SIGTERM");
     await server.exited;
     const selfContainedChecks: Check[] = [];
-    for (const selfContained of SELF_CONTAINED_CASES) {
+    for (const selfContained of options.footprint ? [] : SELF_CONTAINED_CASES) {
       const outcome = await selfContained(options, { repeating: results[1] as CaseResult });
       results.push(...outcome.results);
       selfContainedChecks.push(...outcome.checks);
@@ -867,7 +879,8 @@ async function main(): Promise<number> {
 
     // Self-contained cases: each runs its own server and wrk, and reports rows, checks and notes.
     const selfContained: SelfContainedCaseResult[] = [];
-    for (const run of [() => floodOfDistinctPairsCase(options, repeating), throttleMapsCase])
+    const selfContainedRuns = [() => floodOfDistinctPairsCase(options, repeating), throttleMapsCase];
+    for (const run of options.footprint ? selfContainedRuns.slice(0, 1) : selfContainedRuns)
       selfContained.push(await run());
 
     const [anonymous, repeatingCase] = results as [CaseResult, CaseResult, CaseResult];

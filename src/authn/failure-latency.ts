@@ -11,8 +11,11 @@
  * - hash checks: server.ts hands `calibrate` one check per kind of hash a failure can run (the
  *   dummy hash, one config hash per bcrypt cost or argon2 parameter set). They are timed once,
  *   in the background, right after start: nothing is hashed at module load and start-up does not
- *   wait (issue 9 item 8; Bun.password runs them off the main thread). A failure answered before
- *   calibration has finished waits for it; that is at most the slowest hash check, once.
+ *   wait (issue 9 item 8; Bun.password runs them off the main thread). The dummy's check is its
+ *   making (PasswordVerifier.dummyCheck): hashing costs what verifying does, and one argon2id
+ *   computation at start instead of two keeps 12 MiB off the start-up peak (issue 12 item 6).
+ *   A failure answered before calibration has finished waits for it; that is at most the
+ *   slowest hash check, once.
  *   The floor is the slowest check × SAFETY_FACTOR + SAFETY_MARGIN_MS, so load that slows every
  *   hash a little does not reopen the gap.
  * - LDAP: a bind's cost is not known at start, so its timeout is the floor (capped, below).

@@ -186,6 +186,21 @@ export class PasswordVerifier {
   }
 
   /**
+   * One hash computation at the dummy's cost, for the failure-latency calibration: the first call
+   * makes the dummy and that is what is timed, since bcrypt and argon2 do the same work to hash as
+   * to verify; later calls (a reload's calibration) verify `probe` against it. Start-up so runs one
+   * argon2id computation, not two: each holds memoryCost KiB (12 MiB) while it runs, and two in a
+   * row on Bun's hashing threads raised the start-up peak RSS by 12 MiB (issue 12 item 6).
+   */
+  async dummyCheck(probe: string): Promise<void> {
+    if (typeof this.dummyHash === "function") {
+      await this.dummy();
+      return;
+    }
+    await Bun.password.verify(probe, await this.dummyHash);
+  }
+
+  /**
    * Runs `work` (e.g. hashing a new password) under the same concurrency limit and wait queue as
    * verifications, so a burst of registrations cannot run more argon2 hashes at once than logins can.
    */

@@ -9,6 +9,10 @@
  * Writes with the same key coalesce (the last one wins: a user's latest login); give every write
  * its own key (e.g. an audit record's sequence number) to keep them all. A write is one SQL
  * statement with named parameters, so that it can cross to the worker.
+ *
+ * The worker starts with the first batch, not with the writer: it is a JavaScript VM of its own
+ * (~5 MiB resident, issue 12 item 6), which a CLI command that never writes in the background
+ * need not pay for.
  */
 import type { Database } from "bun:sqlite";
 import { log } from "../log.ts";
@@ -85,7 +89,9 @@ function writerThread(): void {
 const WORKER_BUSY_TIMEOUT_MS = 5000;
 
 export class BackgroundWriter {
-  readonly #worker: Worker;
+  readonly #databasePath: string;
+  /** Started by the first batch: a worker is a JavaScript VM of its own, ~5 MiB resident (issue 12 item 6). */
+  #worker: Worker | null = null;
   readonly #pending = new Map<string, BackgroundWrite>();
   readonly #maxPending: number;
   readonly #flushIntervalMs: number;
@@ -100,13 +106,25 @@ export class BackgroundWriter {
   constructor(databasePath: string, options: BackgroundWriterOptions = {}) {
     this.#maxPending = options.maxPending ?? 10_000;
     this.#flushIntervalMs = options.flushIntervalMs ?? 1000;
+    this.#databasePath = databasePath;
+  }
+
+  /** Whether the worker thread runs (it starts with the first batch). */
+  get threadStarted(): boolean {
+    return this.#worker !== null;
+  }
+
+  #thread(): Worker {
+    if (this.#worker) return this.#worker;
     // `bun build` rewrites require() in writerThread to its bundle helper __require, which the
     // worker's scope lacks: without this alias the compiled binary's worker threw at start and
     // wrote nothing (found by test/e2e/access-tokens.e2e.test.ts: last use never recorded).
     const source = `var __require = typeof require === "function" ? require : undefined;\n(${writerThread.toString()})();`;
-    this.#worker = new Worker(URL.createObjectURL(new Blob([source], { type: "application/javascript" })));
-    this.#worker.unref(); // never keeps a CLI or a test process alive
-    this.#worker.postMessage({ kind: "open", path: databasePath, busyTimeoutMs: WORKER_BUSY_TIMEOUT_MS });
+    const worker = new Worker(URL.createObjectURL(new Blob([source], { type: "application/javascript" })));
+    worker.unref(); // never keeps a CLI or a test process alive
+    worker.postMessage({ kind: "open", path: this.#databasePath, busyTimeoutMs: WORKER_BUSY_TIMEOUT_MS });
+    this.#worker = worker;
+    return worker;
   }
 
   /** Queued writes, the batch in flight included. */
@@ -138,13 +156,14 @@ export class BackgroundWriter {
     this.#timer = null;
     if (this.#inFlight) return this.#inFlight.done;
     if (this.#pending.size === 0) return Promise.resolve(true);
+    const worker = this.#thread();
     const id = this.#nextId++;
     const writes = [...this.#pending.values()];
     const done = new Promise<boolean>((resolve) => {
       const onMessage = (event: MessageEvent) => {
         const result = event.data as BatchResult;
         if (result.id !== id) return;
-        this.#worker.removeEventListener("message", onMessage);
+        worker.removeEventListener("message", onMessage);
         this.#inFlight = null;
         if (result.ok) {
           for (const write of writes)
@@ -166,10 +185,10 @@ export class BackgroundWriter {
         this.#schedule();
         resolve(result.ok);
       };
-      this.#worker.addEventListener("message", onMessage);
+      worker.addEventListener("message", onMessage);
     });
     this.#inFlight = { id, writes, done };
-    this.#worker.postMessage({ kind: "batch", id, writes });
+    worker.postMessage({ kind: "batch", id, writes });
     return done;
   }
 
@@ -180,7 +199,7 @@ export class BackgroundWriter {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#worker.terminate();
+    this.#worker?.terminate();
   }
 
   #schedule(): void {

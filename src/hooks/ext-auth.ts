@@ -61,6 +61,24 @@ export function hookRunner(
   );
 }
 
+/**
+ * What the remembered ext_auth answers may hold in all (issue 12 item 6): the program may print
+ * 64 KiB of labels per user, so 10,000 of them would otherwise be hundreds of MiB.
+ */
+export const EXT_AUTH_CACHE_MAX_BYTES = 16 * 2 ** 20;
+
+/** About what an answer holds: two bytes a character and a string's header for each label string. */
+export function authnOutcomeBytes(outcome: AuthnOutcome): number {
+  const STRING_BYTES = 32;
+  let bytes = 64;
+  if (outcome.kind !== "allow") return bytes;
+  for (const [name, values] of Object.entries(outcome.labels)) {
+    bytes += STRING_BYTES + 2 * name.length + 16;
+    for (const value of values) bytes += STRING_BYTES + 2 * value.length;
+  }
+  return bytes;
+}
+
 export class ExtAuthAuthenticator implements Authenticator {
   readonly name = "ext_auth";
   readonly runner: ProgramRunner;
@@ -70,7 +88,10 @@ export class ExtAuthAuthenticator implements Authenticator {
 
   constructor(config: ExtAuthConfig, options: HookOptions = {}) {
     this.runner = hookRunner(config, options);
-    this.cache = new AnswerCache(config.cache_ttl_seconds, 10_000, options.now);
+    this.cache = new AnswerCache(config.cache_ttl_seconds, 10_000, options.now, {
+      maxBytes: EXT_AUTH_CACHE_MAX_BYTES,
+      sizeOf: authnOutcomeBytes,
+    });
   }
 
   async authenticate({ username, password }: Credentials, _context?: AuthnContext): Promise<AuthnOutcome> {

@@ -30,6 +30,33 @@ describe("BackgroundWriter", () => {
     await writer.close();
   });
 
+  // Issue 12 item 6: the worker is a JavaScript VM of its own (~5 MiB resident); a process that
+  // never writes in the background (most CLI commands, a server before its first write) runs none.
+  it("starts its thread on the first batch, not when made", async () => {
+    const { db, path } = tempDatabase();
+    db.run("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER) STRICT");
+    const writer = new BackgroundWriter(path, { flushIntervalMs: 60_000 });
+    expect(writer.threadStarted).toBe(false);
+    expect(await writer.flush()).toBe(true); // nothing queued: nothing to start
+    writer.enqueue(insert("a", 1));
+    expect(writer.threadStarted).toBe(false); // queued, not yet handed over
+    expect(await writer.flush()).toBe(true);
+    expect(writer.threadStarted).toBe(true);
+    expect(db.query("SELECT * FROM t").all()).toEqual([{ k: "a", v: 1 }]);
+    writer.enqueue(insert("b", 2));
+    expect(await writer.flush()).toBe(true); // the same thread again
+    expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2 });
+    await writer.close();
+  });
+
+  it("closing a writer that never wrote starts no thread", async () => {
+    const { path } = tempDatabase();
+    const writer = new BackgroundWriter(path);
+    await writer.close();
+    expect(writer.threadStarted).toBe(false);
+    expect(writer.enqueue(insert("a", 1))).toBe(false); // closed
+  });
+
   it("writes on its own after the flush interval", async () => {
     const { db, path } = tempDatabase();
     db.run("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER) STRICT");

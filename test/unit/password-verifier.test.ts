@@ -501,6 +501,40 @@ describe("PasswordVerifier", () => {
   });
 });
 
+// Issue 12 item 6: the start-up calibration times one hash computation at the dummy's cost, not
+// two. Making the dummy (a hash) costs what checking against it (a verify) costs, so the first
+// check times the making; each argon2id computation holds memoryCost KiB while it runs.
+describe("dummyCheck: the failure-latency calibration's check at the dummy's cost", () => {
+  it("the first call makes the dummy and times that: one hash, no verify", async () => {
+    const verifier = new PasswordVerifier();
+    const hashes: string[] = [];
+    verifier.useDummyHash(async () => {
+      hashes.push("made");
+      return DUMMY_HASH;
+    });
+    const verify = countHashChecks();
+    await verifier.dummyCheck("probe");
+    expect(hashes).toEqual(["made"]);
+    expect(verify).toHaveBeenCalledTimes(0);
+    expect(await verifier.dummy()).toBe(DUMMY_HASH);
+  });
+
+  it("once the dummy exists (a reload's calibration), it verifies against it: one verify, no new dummy", async () => {
+    const verifier = new PasswordVerifier();
+    verifier.useDummyHash(DUMMY_HASH);
+    const verify = countHashChecks();
+    await verifier.dummyCheck("probe");
+    expect(verify).toHaveBeenCalledTimes(1);
+    expect(verify.mock.calls[0]?.[1]).toBe(DUMMY_HASH);
+  });
+
+  it("a failed dummy check still settles (calibration must not hang)", async () => {
+    const verifier = new PasswordVerifier();
+    verifier.useDummyHash(() => Promise.reject(new Error("no entropy")));
+    await expect(verifier.dummyCheck("probe")).rejects.toThrow("no entropy");
+  });
+});
+
 describe("passwords longer than bcrypt's 72 bytes", () => {
   const long = `${"x".repeat(72)}-and-more-than-bcrypt-reads`;
   // What htpasswd -B and Go's bcrypt (docker_auth) store: bcrypt over the first 72 bytes.
