@@ -46,7 +46,8 @@ import { aclReloadIntervalMs, checkSqlSection } from "./sql-backends/config.ts";
 import { xormAuthenticator } from "./sql-backends/xorm-authenticator.ts";
 import type { TokenIssuer } from "./issue-token.ts";
 import { CurrentIssuer } from "./reload/current-issuer.ts";
-import { type RegistryIndexAccess, registryHostOf, viewerPullCheck } from "./registry-index/catalog.ts";
+import { type RegistryIndexAccess, viewerPullCheck } from "./registry-index/catalog.ts";
+import { registryHostOf } from "./registry-index/config-schema.ts";
 import type { IndexChangeSink } from "./registry-index/changes.ts";
 import { IndexSync, syncSettingsFrom } from "./registry-index/sync.ts";
 import type { AccessTokenKey } from "./access-tokens/key.ts";
@@ -336,7 +337,7 @@ function registryIndexAccess(
   services: ManagementServices,
 ): RegistryIndexAccess | undefined {
   if (!loaded.config.notifications.enabled) return undefined;
-  const registryHost = registryHostOf(loaded.config.notifications.registry_url);
+  const registryHost = registryHostOf(loaded.config.notifications);
   const sync = services.indexSync;
   return {
     // Each check runs on the issuer current when it starts and holds it to its end, as a token
@@ -371,7 +372,10 @@ export function managementServices(
   const webhooks = createWebhooks(
     db,
     // notifications.enabled false turns the whole feature off, webhooks included (issue 11 item 6).
-    { config: effectiveWebhooksConfig(loaded.config), ...optionalRegistryUrl(loaded) },
+    {
+      config: effectiveWebhooksConfig(loaded.config),
+      registryHost: registryHostOf(loaded.config.notifications),
+    },
     lazyWebhookKey(loaded.dataDir),
   );
   // What a crawl finds new goes to the webhooks too, as a notification's changes do.
@@ -384,11 +388,6 @@ export function managementServices(
     webhooks,
     ...(indexSync ? { indexSync } : {}),
   };
-}
-
-function optionalRegistryUrl(loaded: LoadedConfig): { registryUrl?: string } {
-  const url = loaded.config.notifications.registry_url;
-  return url === undefined ? {} : { registryUrl: url };
 }
 
 function apiOptions(

@@ -21,6 +21,7 @@ import * as tokens from "../management/tokens.ts";
 import * as users from "../management/users.ts";
 import { retiredNameView } from "../management/views.ts";
 import * as webhooks from "../management/webhooks.ts";
+import { registryHostOf } from "../registry-index/config-schema.ts";
 import { effectiveWebhooksConfig, lazyWebhookKey, webhookServices } from "../webhooks/webhooks.ts";
 import {
   type AuditFilter,
@@ -122,9 +123,7 @@ export class LocalClient implements ManagementClient {
       webhooks: webhookServices(
         {
           config: effectiveWebhooksConfig(loaded.config),
-          ...(loaded.config.notifications.registry_url === undefined
-            ? {}
-            : { registryUrl: loaded.config.notifications.registry_url }),
+          registryHost: registryHostOf(loaded.config.notifications),
         },
         access === "write" ? lazyWebhookKey(loaded.dataDir) : null,
       ),
@@ -243,8 +242,8 @@ export class LocalClient implements ManagementClient {
   /** A read context with the registry's host, for the `docker pull` lines. */
   private async catalogContext(): Promise<ManagementContext> {
     const ctx = await this.context("read");
-    const { registryHostOf } = await import("../registry-index/catalog.ts");
-    const registryHost = registryHostOf(this.opened?.loaded.config.notifications.registry_url);
+    const notifications = this.opened?.loaded.config.notifications;
+    const registryHost = notifications ? registryHostOf(notifications) : null;
     return {
       ...ctx,
       registryIndex: { pullCheck: async () => async () => new Set(), registryHost, sync: null },

@@ -97,16 +97,6 @@ export interface RegistryIndexAccess {
   sync: ((trigger: SyncTrigger) => Promise<SyncReport>) | null;
 }
 
-/** host[:port] of notifications.registry_url, for `docker pull` lines; null without a usable URL. */
-export function registryHostOf(registryUrl: string | undefined): string | null {
-  if (registryUrl === undefined) return null;
-  try {
-    return new URL(registryUrl).host || null;
-  } catch {
-    return null;
-  }
-}
-
 /** A PATTERN is a docker_auth glob over repository names: these characters and no others. */
 const PATTERN_CHARACTERS = /^[a-z0-9._\-/*?[\]^\\]+$/;
 export const MAX_CATALOG_PATTERN_LENGTH = 255;

@@ -26,6 +26,15 @@ export const NotificationsConfig = Type.Object(
           "The registry's base URL as regauth reaches it (e.g. http://127.0.0.1:5000), for `regauth repo sync` and the periodic crawl.",
       }),
     ),
+    registry_host: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 255,
+        pattern: "^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
+        description:
+          "The registry's host[:port] as users pull from it, for the `docker pull HOST/REPO:TAG` lines of `regauth repo show` and webhook payloads. Default: the host of registry_url; neither: no pull command.",
+      }),
+    ),
     registry_ca_file: Type.Optional(
       Type.String({ minLength: 1, description: "PEM CA bundle to verify an https registry_url." }),
     ),
@@ -47,3 +56,22 @@ export const NotificationsConfig = Type.Object(
 );
 
 export type NotificationsConfig = Static<typeof NotificationsConfig>;
+
+/**
+ * The registry's host[:port] as users pull from it, for `docker pull` lines (the catalog and the
+ * webhooks' payloads): notifications.registry_host, else the host of notifications.registry_url;
+ * null without either.
+ */
+export function registryHostOf(notifications: {
+  registry_host?: string | undefined;
+  registry_url?: string | undefined;
+}): string | null {
+  if (notifications.registry_host !== undefined) return notifications.registry_host;
+  const registryUrl = notifications.registry_url;
+  if (registryUrl === undefined) return null;
+  try {
+    return new URL(registryUrl).host || null;
+  } catch {
+    return null;
+  }
+}

@@ -78,15 +78,6 @@ export const WebhooksConfig = Type.Object(
       default: 3600,
       description: "Longest backoff between two attempts.",
     }),
-    registry_host: Type.Optional(
-      Type.String({
-        minLength: 1,
-        maxLength: 255,
-        pattern: "^[A-Za-z0-9.-]+(:[0-9]{1,5})?$",
-        description:
-          "The registry's host[:port] as users pull from it, for the payload's pull_command (docker pull HOST/REPO:TAG). Default: the host of notifications.registry_url; neither: pull_command is null.",
-      }),
-    ),
     declared: Type.Array(DeclaredWebhookConfig, {
       default: [],
       description: "Webhooks declared in the config (managed here, read-only in the API and CLI).",

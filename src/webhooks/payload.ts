@@ -32,7 +32,7 @@ export const WebhookPayload = Type.Object(
     pull_command: Nullable(
       Type.String({
         description:
-          "docker pull HOST/REPO:TAG (or @DIGEST), HOST from webhooks.registry_host; null without a host or tag",
+          "docker pull HOST/REPO:TAG (or @DIGEST), HOST from notifications.registry_host (else registry_url's host); null without a host or tag",
       }),
     ),
   },
@@ -89,18 +89,4 @@ export function testPayload(eventId: string, nowMs: number, actor: string, regis
     source: "test",
     pull_command: pullCommand(registryHost, repository, "test"),
   } satisfies WebhookPayload;
-}
-
-/** The payload's registry host: webhooks.registry_host, else the host of notifications.registry_url. */
-export function registryHostOf(
-  registryHost: string | undefined,
-  registryUrl: string | undefined,
-): string | null {
-  if (registryHost !== undefined) return registryHost;
-  if (registryUrl === undefined) return null;
-  try {
-    return new URL(registryUrl).host || null;
-  } catch {
-    return null;
-  }
 }

@@ -9,7 +9,6 @@ import type { IpRange } from "../ip.ts";
 import type { IndexChangeSink } from "../registry-index/changes.ts";
 import type { WebhooksConfig } from "./config-schema.ts";
 import { WebhookDispatcher } from "./dispatcher.ts";
-import { registryHostOf } from "./payload.ts";
 import { ensureWebhookKey, readDeclaredSecret, type WebhookKey } from "./secrets.ts";
 import { WebhookCache, webhookSink } from "./sink.ts";
 import {
@@ -44,8 +43,8 @@ export interface WebhookServices {
 
 export interface WebhookSettings {
   config: WebhooksConfig;
-  /** notifications.registry_url, the pull command's host when webhooks.registry_host is unset. */
-  registryUrl?: string;
+  /** The pull command's host (src/registry-index/config-schema.ts registryHostOf); null: no pull command. */
+  registryHost: string | null;
 }
 
 /** The webhooks section as it applies: notifications.enabled false turns webhooks off too (issue 11 item 6). */
@@ -64,7 +63,7 @@ export function webhookServices(
     keepHistory: config.history,
     historyLimit: config.history_limit,
     allowed: parseAllowedNetworks(config.allow_private_networks),
-    registryHost: registryHostOf(config.registry_host, settings.registryUrl),
+    registryHost: settings.registryHost,
     key,
     changed,
   };

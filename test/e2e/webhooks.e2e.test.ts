@@ -23,6 +23,7 @@ webhooks:
   timeout_seconds: 2
   retry_base_seconds: 1
   retry_max_seconds: 2
+notifications:
   registry_host: registry.example.com
 `;
 

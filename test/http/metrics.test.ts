@@ -162,7 +162,9 @@ describe("/healthz and /readyz", () => {
     if (!loaded.signingKey) throw new Error("no signing key");
     const db = new Database(":memory:");
     const issuer = buildIssuer(loaded, loaded.signingKey, new PasswordVerifier());
-    const webhooks = { services: webhookServices({ config: loaded.config.webhooks }, null) };
+    const webhooks = {
+      services: webhookServices({ config: loaded.config.webhooks, registryHost: null }, null),
+    };
     const app = buildApp(loaded, issuer, { db, webhooks } as Parameters<typeof buildApp>[2]);
     const response = await app.handle(req("/readyz"));
     expect(response.status).toBe(503);

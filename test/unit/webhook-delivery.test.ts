@@ -56,9 +56,14 @@ async function setup(webhookConfig: Record<string, unknown> = {}, dispatcher: Re
     dataDir,
   );
   const db = openDatabase(databasePath(dataDir));
-  const wh = createWebhooks(db, { config: loaded.config.webhooks }, lazyWebhookKey(dataDir), {
-    dispatcher: { backoff: { baseMs: 20, maxMs: 100 }, pollMs: 10, ...dispatcher },
-  });
+  const wh = createWebhooks(
+    db,
+    { config: loaded.config.webhooks, registryHost: null },
+    lazyWebhookKey(dataDir),
+    {
+      dispatcher: { backoff: { baseMs: 20, maxMs: 100 }, pollMs: 10, ...dispatcher },
+    },
+  );
   const ctx: ManagementContext = {
     db,
     actor: { kind: "local-admin" },
