@@ -20,6 +20,8 @@ import { publishedJwks } from "../token/key-set.ts";
 import type { MetricsExporter } from "../metrics/exporter.ts";
 import { metrics, type TokenRefusalReason } from "../metrics/recorder.ts";
 import { type ApiOptions, mountApi } from "./api/plugin.ts";
+import { mountPages, type PagesOptions } from "./pages/plugin.ts";
+import { PAGE_ROUTES } from "./pages/routes.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
 
@@ -42,6 +44,8 @@ export interface AppOptions {
   metrics?: MetricsExporter;
   /** Why the server cannot answer token requests now (database, keys), or null: /readyz. */
   readinessProblem?: () => string | null;
+  /** The web interface at `${pathPrefix}/` (docs/web.md); absent when web.enabled is false. */
+  pages?: PagesOptions;
 }
 
 export function createApp(options: AppOptions) {
@@ -103,8 +107,10 @@ export function createApp(options: AppOptions) {
       return problem === null
         ? json(200, { status: "ready" })
         : json(503, { status: "unavailable", reason: problem });
-    })
-    .get(
+    });
+  // With the web interface, `/` is its start page (src/http/pages/); without, this one line.
+  if (!options.pages)
+    app.get(
       prefix === "" ? "/" : prefix,
       () =>
         new Response(`regauth: Docker Registry token server for ${realmOf(options)}\n`, {
@@ -135,6 +141,10 @@ export function createApp(options: AppOptions) {
       });
     });
   if (options.api) mountApi(app, `${prefix}/api/v1`, options.api, extraHeaders);
+  if (options.pages) {
+    mountPages(app, prefix, options.pages, PAGE_ROUTES, extraHeaders);
+    if (prefix !== "") app.get(prefix, () => Response.redirect(`${prefix}/`, 303));
+  }
   return app;
 }
 

@@ -78,6 +78,7 @@ describe("migrations", () => {
       "repositories",
       "retired_names",
       "users",
+      "web_sessions",
     ]);
     for (const table of tables(db)) {
       const sql = db

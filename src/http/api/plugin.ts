@@ -105,7 +105,7 @@ function handlerFor(route: ApiRoute, options: ApiOptions, headers: Record<string
   };
 }
 
-async function throttledVerify(
+export async function throttledVerify(
   options: ApiOptions,
   ip: ClientIp | null,
   username: string,
