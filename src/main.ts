@@ -491,6 +491,15 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     kid: signingKey.kid,
   });
   log.info("to print the registry's auth block, run", { command: await registryConfigCommand(args, loaded) });
+  // The web interface (docs/web.md): where to open it, and on first run, how to sign in.
+  if (loaded.config.web.enabled && !running.url.startsWith("unix:")) {
+    const webUrl = `${running.url}${loaded.config.server.path_prefix}/`;
+    log.info("web interface", { url: webUrl });
+    if (bootstrap.kind === "created")
+      process.stdout.write(
+        `\nOpen ${webUrl} and sign in as ${bootstrap.credentials.name} with the password above.\n`,
+      );
+  }
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;
   const reloader: Reloader = {

@@ -141,10 +141,8 @@ export function createApp(options: AppOptions) {
       });
     });
   if (options.api) mountApi(app, `${prefix}/api/v1`, options.api, extraHeaders);
-  if (options.pages) {
-    mountPages(app, prefix, options.pages, PAGE_ROUTES, extraHeaders);
-    if (prefix !== "") app.get(prefix, () => Response.redirect(`${prefix}/`, 303));
-  }
+  // `${prefix}` and `${prefix}/` are one route to Elysia (strictPath off): both open the interface.
+  if (options.pages) mountPages(app, prefix, options.pages, PAGE_ROUTES, extraHeaders);
   return app;
 }
 

@@ -304,6 +304,8 @@ function auditPage(r: PageRequest, kit: PageKit): Response {
     );
     page = queryAudit(ctx, query);
   } catch (error) {
+    // A bad filter is shown next to it; a refusal (403) is the page's answer.
+    if (!(error instanceof FieldError || error instanceof BadRequest)) throw error;
     errors = formErrorsOf(
       error,
       {

@@ -8,7 +8,7 @@ import { looksLikeAccessToken } from "../../access-tokens/index.ts";
 import { findUser } from "../../accounts/users.ts";
 import { authenticate } from "../../authn/authenticator.ts";
 import { html } from "../../web/html.ts";
-import { createSession, deleteSession } from "../../web/sessions.ts";
+import { createSession, deleteSession, pruneSessions } from "../../web/sessions.ts";
 import { type FormErrors, formFields } from "./forms.ts";
 import { field } from "./layout.ts";
 import { newSignInNonce, type PageKit, type PageRequest, type PageRoute } from "./plugin.ts";
@@ -175,6 +175,8 @@ export const SIGN_IN_ROUTES: readonly PageRoute[] = [
         nowUnix: r.nowUnix,
         ip: r.ip?.text ?? "",
       });
+      // Expired rows go at each sign-in: no timer, and the table stays as small as its live sessions.
+      pruneSessions(db, r.nowUnix, kit.options.sessions);
       const response = kit.redirect(next);
       response.headers.append("set-cookie", kit.sessionCookie(id));
       response.headers.append("set-cookie", kit.clearCookie(kit.cookies.signIn));
