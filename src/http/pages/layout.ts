@@ -55,7 +55,7 @@ export function renderPage(page: PageShell): string {
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="referrer" content="no-referrer">
+<meta name="referrer" content="same-origin">
 <title>${page.title} · regauth</title>
 <link rel="stylesheet" href="${p}/assets/app.css?v=${page.assetVersion}">
 <script src="${p}/assets/app.js?v=${page.assetVersion}" defer></script>
@@ -159,7 +159,7 @@ export function actionButton(options: {
 }
 
 export function table(headers: readonly string[], rows: readonly HtmlValue[][], caption: string): Html {
-  return html`<div class="table-wrap"><table><caption class="muted">${caption}</caption><thead><tr>${headers.map(
+  return html`<div class="table-wrap" role="region" aria-label="${caption}" tabindex="0"><table><caption class="muted">${caption}</caption><thead><tr>${headers.map(
     (h) => html`<th scope="col">${h}</th>`,
   )}</tr></thead><tbody>${rows.map((row) => html`<tr>${row.map((cell) => html`<td>${cell}</td>`)}</tr>`)}</tbody></table></div>`;
 }

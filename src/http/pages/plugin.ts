@@ -47,7 +47,8 @@ const PAGE_HEADERS: Record<string, string> = {
   "content-security-policy": CONTENT_SECURITY_POLICY,
   "x-content-type-options": "nosniff",
   "x-frame-options": "DENY",
-  "referrer-policy": "no-referrer",
+  // same-origin, not no-referrer: with no-referrer Chrome sends `Origin: null` on our own forms.
+  "referrer-policy": "same-origin",
   "cross-origin-opener-policy": "same-origin",
   "cross-origin-resource-policy": "same-origin",
   // Pages show secrets (a new token) and account data: never cached, never stored.
@@ -135,9 +136,11 @@ export function parseCookies(header: string | null): Map<string, string> {
  * (curl) still need the synchronizer token, which only our pages carry.
  */
 export function crossOriginProblem(request: Request): string | null {
+  // Browsers that send Sec-Fetch-Site say exactly where a form came from; it is the stronger
+  // signal (Origin can be "null" for a same-origin form under some referrer policies).
   const site = request.headers.get("sec-fetch-site");
-  if (site !== null && site !== "same-origin" && site !== "none")
-    return "this form was sent from another site";
+  if (site !== null)
+    return site === "same-origin" || site === "none" ? null : "this form was sent from another site";
   const origin = request.headers.get("origin");
   if (origin === null) return null;
   try {
