@@ -143,6 +143,19 @@ describe.skipIf(!existsSync(CHROMIUM))("the web interface in chromium", async ()
       await page.goto(`${regauth.url}${path}`);
       await review(name);
     }
+    // A form with errors next to its fields, and a robot account with its own page.
+    await page.goto(`${regauth.url}/admin/users`);
+    await page.getByLabel("Name", { exact: true }).fill("<b>Not A Name</b>");
+    await page.getByLabel("Password").fill("short");
+    await page.getByRole("button", { name: "Add user" }).click();
+    await page.locator("p.error").first().waitFor();
+    expect(await page.locator('input[name="name"]').getAttribute("aria-invalid")).toBe("true");
+    await review("users-error");
+    await page.goto(`${regauth.url}/robots`);
+    await page.getByLabel("Name", { exact: true }).fill("deploy");
+    await page.getByRole("button", { name: "Create robot" }).click();
+    await page.waitForURL(/\/robots\/regauth%2Bdeploy/);
+    await review("robot");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.waitForURL(/\/sign-in/);
     await page.getByText("You are signed out").waitFor();
@@ -188,6 +201,6 @@ describe.skipIf(!existsSync(CHROMIUM))("the web interface in chromium", async ()
 
   it("no page broke its Content-Security-Policy", () => {
     expect(cspViolations).toEqual([]);
-    expect(audited.length).toBeGreaterThanOrEqual(10);
+    expect(audited.length).toBeGreaterThanOrEqual(12);
   });
 });

@@ -426,6 +426,27 @@ describe("hostile input", () => {
       await root.get(`/admin/users?q=${encodeURIComponent(SCRIPT)}`),
       await root.get(`/sign-in?next=${encodeURIComponent(SCRIPT)}`),
     ];
+    expect((await root.post("/admin/groups", { name: "devs" })).status).toBe(303);
+    pages.push(await root.post("/admin/groups/devs/members", { user: SCRIPT }));
+    pages.push(await root.post("/admin/groups/devs/members/remove", { user: SCRIPT }));
+    pages.push(
+      await root.post("/robots/team+ci/tokens", {
+        name: SCRIPT,
+        scopes: "push",
+        repository_patterns: SCRIPT,
+        expires: "7",
+      }),
+    );
+    pages.push(
+      await root.post("/account/password", {
+        current_password: SCRIPT,
+        password: SCRIPT,
+        password_again: SCRIPT,
+      }),
+    );
+    const signIn = new WebClient(t);
+    await signIn.get("/sign-in");
+    pages.push(await signIn.post("/sign-in", { username: SCRIPT, password: SCRIPT, next: SCRIPT }));
     const robot = await root.post("/robots", { name: "deploy", namespace: "team", description: SCRIPT });
     expect(robot.status).toBe(303);
     pages.push(await root.get("/robots"));
@@ -511,6 +532,29 @@ describe("hostile input", () => {
     const badCookie = new WebClient(t);
     badCookie.cookies.set("regauth_session", "%%%<script>");
     expect((await badCookie.get("/account")).status).toBe(303);
+  });
+});
+
+describe("registrations awaiting approval", () => {
+  it("an administrator approves one on the users page; until then it cannot sign in", async () => {
+    const t = await testWebApp();
+    const root = await clientFor(t, "root");
+    const { createUser } = await import("../../src/accounts/users.ts");
+    const { quickHash } = await import("../accounts-helpers.ts");
+    createUser(t.db, {
+      name: "newbie",
+      passwordHash: quickHash(PASSWORD),
+      isEnabled: false,
+      isPendingApproval: true,
+      nowUnix: 1,
+    });
+    const refused = await new WebClient(t).signIn("newbie");
+    expect(refused.status).toBe(401);
+    expect(refused.text).toContain("approval");
+    const users = await root.get("/admin/users?state=pending");
+    expect(users.text).toContain('aria-label="Approve newbie"');
+    expect((await root.post("/admin/users/newbie/enable", {})).status).toBe(303);
+    expect((await new WebClient(t).signIn("newbie")).status).toBe(303);
   });
 });
 

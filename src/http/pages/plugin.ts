@@ -189,30 +189,24 @@ export function mountPages<App>(
     clearCookie: (name) => `${name}=; Path=${cookiePath}; Max-Age=0; HttpOnly; SameSite=Strict${secure}`,
   };
 
-  const viewerOf = (session: Session): { viewer: Viewer; ctx: ManagementContext | null } | null => {
+  const viewerOf = (session: Session): Viewer | null => {
     if (session.userId === null)
       return {
-        viewer: {
-          account: session.account,
-          isAdmin: false,
-          adminNamespaces: [],
-          externalBackend: session.authenticator,
-          csrfToken: session.csrfToken,
-        },
-        ctx: null,
+        account: session.account,
+        isAdmin: false,
+        adminNamespaces: [],
+        externalBackend: session.authenticator,
+        csrfToken: session.csrfToken,
       };
     const user = findUser(db, session.account);
     if (!user || user.id !== session.userId || !user.isEnabled || user.kind !== "person") return null;
     const adminNamespaces = adminNamespacesOf(db, user.id);
     return {
-      viewer: {
-        account: user.name,
-        isAdmin: user.isAdmin,
-        adminNamespaces,
-        externalBackend: null,
-        csrfToken: session.csrfToken,
-      },
-      ctx: null,
+      account: user.name,
+      isAdmin: user.isAdmin,
+      adminNamespaces,
+      externalBackend: null,
+      csrfToken: session.csrfToken,
     };
   };
 
@@ -291,8 +285,8 @@ export function mountPages<App>(
         if (session && signedIn) {
           r.session = session;
           r.sessionId = id;
-          r.viewer = signedIn.viewer;
-          if (session.userId !== null) r.ctx = contextFor(r, session.userId, signedIn.viewer.isAdmin);
+          r.viewer = signedIn;
+          if (session.userId !== null) r.ctx = contextFor(r, session.userId, signedIn.isAdmin);
         }
         if (route.method === "POST") {
           const problem = crossOriginProblem(request);

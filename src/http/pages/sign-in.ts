@@ -11,7 +11,7 @@ import { html } from "../../web/html.ts";
 import { createSession, deleteSession, pruneSessions } from "../../web/sessions.ts";
 import { type FormErrors, formFields } from "./forms.ts";
 import { field } from "./layout.ts";
-import { newSignInNonce, type PageKit, type PageRequest, type PageRoute } from "./plugin.ts";
+import { newSignInNonce, parseCookies, type PageKit, type PageRequest, type PageRoute } from "./plugin.ts";
 
 const MAX_USERNAME_FIELD = 256;
 const MAX_PASSWORD_FIELD = 1024;
@@ -38,7 +38,9 @@ function signInPage(
   },
   headers: Record<string, string> = {},
 ): Response {
-  const nonce = newSignInNonce();
+  // One nonce per browser, not per render: a second tab must not break the first one's form.
+  const existing = parseCookies(r.request.headers.get("cookie")).get(kit.cookies.signIn);
+  const nonce = existing !== undefined && /^[A-Za-z0-9_-]{32}$/.test(existing) ? existing : newSignInNonce();
   return kit.page(
     r,
     status,
