@@ -535,6 +535,35 @@ describe("hostile input", () => {
   });
 });
 
+describe("the audit log page", () => {
+  it("filters by kind and actor, and pages through with the API's cursor", async () => {
+    const t = await testWebApp();
+    for (let i = 0; i < 130; i++)
+      t.audit.log.recordNow({
+        kind: "token",
+        actor: i % 2 ? "alice" : "bob",
+        ip: "10.0.0.1",
+        repository: `team/app${i}`,
+        outcome: "ok",
+        details: {},
+      });
+    const root = await clientFor(t, "root");
+    const first = await root.get("/admin/audit?kind=token");
+    expect(first.status).toBe(200);
+    const next = /href="(\/admin\/audit\?[^"]*cursor=[^"]+)"/.exec(first.text)?.[1]?.replaceAll("&amp;", "&");
+    expect(next).toBeDefined();
+    const second = await root.get(next ?? "");
+    expect(second.status).toBe(200);
+    expect(second.text).toContain("team/app129");
+    expect(second.text).not.toContain("cursor=");
+    const alice = await root.get("/admin/audit?kind=token&actor=alice");
+    expect(alice.text).not.toMatch(/<td>bob<\/td>/);
+    expect(alice.text).toMatch(/<td>alice<\/td>/);
+    const window = await root.get("/admin/audit?since=2000-01-01T00%3A00&until=2001-01-01T00%3A00");
+    expect(window.text).toContain("No event matches these filters.");
+  });
+});
+
 describe("registrations awaiting approval", () => {
   it("an administrator approves one on the users page; until then it cannot sign in", async () => {
     const t = await testWebApp();
