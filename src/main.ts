@@ -470,6 +470,15 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   });
+  const webUrl =
+    loaded.config.web.enabled && !running.url.startsWith("unix:")
+      ? `${running.url}${loaded.config.server.path_prefix}/`
+      : null;
+  // Right under the first-run banner: before the registry block, which scripts parse to the end.
+  if (bootstrap.kind === "created" && webUrl !== null)
+    process.stdout.write(
+      `\nOpen ${webUrl} and sign in as ${bootstrap.credentials.name} with the password above.\n`,
+    );
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
@@ -491,15 +500,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     kid: signingKey.kid,
   });
   log.info("to print the registry's auth block, run", { command: await registryConfigCommand(args, loaded) });
-  // The web interface (docs/web.md): where to open it, and on first run, how to sign in.
-  if (loaded.config.web.enabled && !running.url.startsWith("unix:")) {
-    const webUrl = `${running.url}${loaded.config.server.path_prefix}/`;
-    log.info("web interface", { url: webUrl });
-    if (bootstrap.kind === "created")
-      process.stdout.write(
-        `\nOpen ${webUrl} and sign in as ${bootstrap.credentials.name} with the password above.\n`,
-      );
-  }
+  // The web interface (docs/web.md): where to open it.
+  if (webUrl !== null) log.info("web interface", { url: webUrl });
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;
   const reloader: Reloader = {
