@@ -395,7 +395,16 @@ describe("sessions", () => {
 
   it("next= never leaves this interface", async () => {
     const t = await testWebApp();
-    for (const next of ["//evil.example/", "https://evil.example/", "/\\evil.example", "/sign-out", ""]) {
+    for (const next of [
+      "//evil.example/",
+      "https://evil.example/",
+      "/\\evil.example",
+      "/sign-out",
+      "",
+      "/日本",
+      "/a b",
+      "/x\r\nSet-Cookie: a=b",
+    ]) {
       const client = new WebClient(t);
       await client.get(`/sign-in?next=${encodeURIComponent(next)}`);
       const res = await client.post("/sign-in", { username: "alice", password: PASSWORD, next });
@@ -529,6 +538,9 @@ describe("hostile input", () => {
     expect(badAudit.status).toBe(400);
     const unknownFilter = await root.get("/admin/audit?drop=1");
     expect(unknownFilter.status).toBe(400);
+    expect((await root.get("/admin/users?state=bogus")).status).toBe(400);
+    expect((await root.get(`/robots/${"x".repeat(10_000)}`)).status).toBe(404);
+    expect((await root.get(`/permissions?pattern=${"x".repeat(10_000)}`)).status).toBe(200);
     const badCookie = new WebClient(t);
     badCookie.cookies.set("regauth_session", "%%%<script>");
     expect((await badCookie.get("/account")).status).toBe(303);

@@ -20,7 +20,8 @@ const MAX_PASSWORD_FIELD = 1024;
 export function safeNext(prefix: string, next: string | null | undefined): string {
   const home = `${prefix}/`;
   if (!next || next.length > 512) return home;
-  if (!next.startsWith(home) || next.startsWith("//") || /[\\\s]/.test(next)) return home;
+  // Printable ASCII only: a Location header holds nothing else, and no backslash (`/\\evil`).
+  if (!next.startsWith(home) || next.startsWith("//") || !/^[\x21-\x5b\x5d-\x7e]+$/.test(next)) return home;
   if (next.startsWith(`${prefix}/sign-`)) return home;
   return next;
 }
