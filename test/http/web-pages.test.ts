@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "bun:test";
 import { findUser } from "../../src/accounts/users.ts";
+import { log } from "../../src/log.ts";
 import { CONTENT_SECURITY_POLICY } from "../../src/http/pages/plugin.ts";
 import { PAGE_ROUTES } from "../../src/http/pages/routes.ts";
 import { call } from "../api-helpers.ts";
@@ -391,6 +392,26 @@ describe("sessions", () => {
       ["alice", "denied"],
       ["nobody", "denied"],
     ]);
+  });
+
+  it("sign-ins are logged, one line each, never with the password", async () => {
+    const t = await testWebApp();
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    try {
+      await new WebClient(t).signIn("alice", "a wrong secret password");
+      await new WebClient(t).signIn("alice");
+    } finally {
+      restore();
+    }
+    const signIns = lines.filter((line) => line.includes("web sign-in"));
+    expect(signIns).toHaveLength(2);
+    expect(signIns[0]).toContain('msg="web sign-in refused" account=alice');
+    expect(signIns[1]).toContain('msg="web sign-in" account=alice');
+    for (const line of lines) {
+      expect(line).not.toContain("a wrong secret password");
+      expect(line).not.toContain(PASSWORD);
+    }
   });
 
   it("next= never leaves this interface", async () => {

@@ -7,6 +7,7 @@
 import { looksLikeAccessToken } from "../../access-tokens/index.ts";
 import { findUser } from "../../accounts/users.ts";
 import { authenticate } from "../../authn/authenticator.ts";
+import { log } from "../../log.ts";
 import { html } from "../../web/html.ts";
 import { createSession, deleteSession, pruneSessions } from "../../web/sessions.ts";
 import { type FormErrors, formFields } from "./forms.ts";
@@ -157,6 +158,12 @@ export const SIGN_IN_ROUTES: readonly PageRoute[] = [
         });
       if (refused || !principal) {
         attempt?.failed();
+        // One line per refused sign-in, as for token requests; never the password.
+        log.info("web sign-in refused", {
+          account: username.slice(0, 160),
+          ip: r.ip?.text,
+          authenticator: decision.kind === "deny" ? (decision.authenticator ?? "none") : "none",
+        });
         record("denied", decision.kind === "deny" ? (decision.authenticator ?? "none") : "none");
         await issuer.failureLatency?.equalize(performance.now() - startedMs);
         const reason = decision.kind === "deny" && decision.reason ? decision.reason : null;
@@ -167,6 +174,11 @@ export const SIGN_IN_ROUTES: readonly PageRoute[] = [
         });
       }
       attempt?.succeeded();
+      log.info("web sign-in", {
+        account: principal.account,
+        ip: r.ip?.text,
+        authenticator: principal.authenticator,
+      });
       record("ok", principal.authenticator);
       // A new id at every sign-in (no session fixation); the one the browser had ends.
       if (r.sessionId) deleteSession(db, r.sessionId);
