@@ -470,9 +470,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   });
+  // The web interface is where the API is: on its own listener with api.addr, off without the API.
+  const webBase = running.apiUrl ?? running.url;
   const webUrl =
-    loaded.config.web.enabled && !running.url.startsWith("unix:")
-      ? `${running.url}${loaded.config.server.path_prefix}/`
+    loaded.config.web.enabled && loaded.config.api.enabled && !webBase.startsWith("unix:")
+      ? `${webBase}${loaded.config.server.path_prefix}/`
       : null;
   // Right under the first-run banner: before the registry block, which scripts parse to the end.
   if (bootstrap.kind === "created" && webUrl !== null)
@@ -502,6 +504,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   log.info("to print the registry's auth block, run", { command: await registryConfigCommand(args, loaded) });
   // The web interface (docs/web.md): where to open it.
   if (webUrl !== null) log.info("web interface", { url: webUrl });
+  else if (loaded.config.web.enabled && !loaded.config.api.enabled)
+    log.info("web interface off", {
+      reason: "api.enabled is false; the web interface manages what the API does",
+    });
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;
   const reloader: Reloader = {

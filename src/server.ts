@@ -356,9 +356,9 @@ export function buildApp(
     basicRealm: issuer instanceof CurrentIssuer ? () => issuer.issuer.issuer : loaded.config.token.issuer,
     databasePath: databasePath(loaded.dataDir),
     ...(mountHere ? { api: apiOptions(loaded, issuer, services) } : {}),
-    ...(services !== undefined && loaded.config.web.enabled
-      ? { pages: pagesOptions(loaded, issuer, services) }
-      : {}),
+    // The web interface goes where the API goes: an operator who put the API on a loopback
+    // listener (api.addr) or turned it off did not mean management to stay open here.
+    ...(mountHere && loaded.config.web.enabled ? { pages: pagesOptions(loaded, issuer, services) } : {}),
   });
 }
 
@@ -415,6 +415,7 @@ export function buildApiApp(
     basicRealm: loaded.config.token.issuer,
     databasePath: databasePath(loaded.dataDir),
     api: apiOptions(loaded, issuer, services),
+    ...(loaded.config.web.enabled ? { pages: pagesOptions(loaded, issuer, services) } : {}),
   });
 }
 

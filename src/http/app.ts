@@ -172,12 +172,15 @@ export function createApiApp(options: Omit<AppOptions, "issuer" | "api"> & { api
   const extraHeaders: Record<string, string> = options.hsts
     ? { "strict-transport-security": "max-age=63072000; includeSubDomains" }
     : {};
-  return mountApi(
+  const app = mountApi(
     withErrorRendering(new Elysia(), options, extraHeaders),
     `${options.pathPrefix}/api/v1`,
     options.api,
     extraHeaders,
   );
+  // The web interface follows the API to its own listener (docs/web.md).
+  if (options.pages) mountPages(app, options.pathPrefix, options.pages, PAGE_ROUTES, extraHeaders);
+  return app;
 }
 
 function withErrorRendering<App extends Elysia>(

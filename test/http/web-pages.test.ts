@@ -8,6 +8,7 @@ import { findUser } from "../../src/accounts/users.ts";
 import { log } from "../../src/log.ts";
 import { CONTENT_SECURITY_POLICY } from "../../src/http/pages/plugin.ts";
 import { PAGE_ROUTES } from "../../src/http/pages/routes.ts";
+import { buildApiApp, managementServices } from "../../src/server.ts";
 import { call } from "../api-helpers.ts";
 import { basic, req } from "../helpers.ts";
 import { PASSWORD, testWebApp, WebClient } from "../web-helpers.ts";
@@ -653,6 +654,16 @@ describe("the rest of the server", () => {
     expect(await (await t.app.handle(req("/"))).text()).toContain("token server");
     expect((await t.app.handle(req("/sign-in"))).status).toBe(404);
     expect((await t.app.handle(req("/assets/app.js"))).status).toBe(404);
+  });
+
+  it("follows the API: on its own listener with api.addr, off with api.enabled false", async () => {
+    const own = await testWebApp({ api: { addr: "127.0.0.1:0" } });
+    expect((await own.app.handle(req("/sign-in"))).status).toBe(404);
+    const services = managementServices(own.loaded, own.issuer, own.db);
+    const apiApp = buildApiApp(own.loaded, own.issuer, services);
+    expect((await apiApp?.handle(req("/sign-in")))?.status).toBe(200);
+    const off = await testWebApp({ api: { enabled: false } });
+    expect((await off.app.handle(req("/sign-in"))).status).toBe(404);
   });
 
   it("under a path prefix, the prefix itself leads to the interface", async () => {
