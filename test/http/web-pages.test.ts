@@ -623,7 +623,17 @@ describe("registrations awaiting approval", () => {
 
 describe("the rest of the server", () => {
   it("pages collide with no route of the token server, the API, health or metrics", () => {
-    const reserved = ["/auth", "/api/", "/healthz", "/readyz", "/metrics", "/.well-known", "/v2", "/assets/"];
+    const reserved = [
+      "/auth",
+      "/api/",
+      "/healthz",
+      "/readyz",
+      "/metrics",
+      "/.well-known",
+      "/v2",
+      "/assets/",
+      "/registry/",
+    ];
     for (const route of PAGE_ROUTES)
       for (const path of reserved)
         expect({ route: route.path, reserved: route.path.startsWith(path) }).toEqual({
