@@ -212,6 +212,7 @@ export function tokenTable(
       }),
     ]),
     caption,
+    { wide: true },
   );
 }
 

@@ -353,6 +353,7 @@ ${
           html`<code>${JSON.stringify(e.details).slice(0, 300)}</code>`,
         ]),
         "Audit events",
+        { wide: true },
       )
 }
 <nav class="pager" aria-label="Pages">${page.next_cursor ? html`<a href="${r.prefix}/admin/audit?${next.toString()}">Next page</a>` : ""}${v.cursor ? html`<a href="${r.prefix}/admin/audit">First page</a>` : ""}</nav>`;

@@ -158,8 +158,14 @@ export function actionButton(options: {
   }>${options.label}</button></form>`;
 }
 
-export function table(headers: readonly string[], rows: readonly HtmlValue[][], caption: string): Html {
-  return html`<div class="table-wrap" role="region" aria-label="${caption}" tabindex="0"><table><caption class="muted">${caption}</caption><thead><tr>${headers.map(
+/** `wide`: keeps a readable width and scrolls sideways on a phone rather than squeezing. */
+export function table(
+  headers: readonly string[],
+  rows: readonly HtmlValue[][],
+  caption: string,
+  options: { wide?: boolean } = {},
+): Html {
+  return html`<div class="table-wrap" role="region" aria-label="${caption}" tabindex="0"><table${options.wide ? html` class="wide"` : ""}><caption class="muted">${caption}</caption><thead><tr>${headers.map(
     (h) => html`<th scope="col">${h}</th>`,
   )}</tr></thead><tbody>${rows.map((row) => html`<tr>${row.map((cell) => html`<td>${cell}</td>`)}</tr>`)}</tbody></table></div>`;
 }
