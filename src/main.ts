@@ -511,6 +511,17 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     process.once("SIGTERM", () => shutdown("SIGTERM"));
     process.once("SIGINT", () => shutdown("SIGINT"));
   });
+  // The web interface is where the API is: on its own listener with api.addr, off without the API.
+  const webBase = running.apiUrl ?? running.url;
+  const webUrl =
+    loaded.config.web.enabled && loaded.config.api.enabled && !webBase.startsWith("unix:")
+      ? `${webBase}${loaded.config.server.path_prefix}/`
+      : null;
+  // Right under the first-run banner: before the registry block, which scripts parse to the end.
+  if (bootstrap.kind === "created" && webUrl !== null)
+    process.stdout.write(
+      `\nOpen ${webUrl} and sign in as ${bootstrap.credentials.name} with the password above.\n`,
+    );
   if (loaded.generatedKey) {
     process.stdout.write(
       `\nGenerated a signing key and certificate in ${loaded.dataDir}.\n\n${renderRegistryConfig(loaded)}\n`,
@@ -535,6 +546,12 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   if (registryEvents)
     log.info("receiving the registry's notifications", {
       url: `${running.url}${loaded.config.server.path_prefix}/registry/events`,
+    });
+  // The web interface (docs/web.md): where to open it.
+  if (webUrl !== null) log.info("web interface", { url: webUrl });
+  else if (loaded.config.web.enabled && !loaded.config.api.enabled)
+    log.info("web interface off", {
+      reason: "api.enabled is false; the web interface manages what the API does",
     });
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;

@@ -35,6 +35,7 @@ import { ExtAuthAuthenticator } from "./hooks/ext-auth.ts";
 import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
+import type { PagesOptions } from "./http/pages/plugin.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
@@ -444,7 +445,26 @@ export function buildApp(
     basicRealm: issuer instanceof CurrentIssuer ? () => issuer.issuer.issuer : loaded.config.token.issuer,
     databasePath: databasePath(loaded.dataDir),
     ...(mountHere ? { api: apiOptions(loaded, issuer, services) } : {}),
+    // The web interface goes where the API goes: an operator who put the API on a loopback
+    // listener (api.addr) or turned it off did not mean management to stay open here.
+    ...(mountHere && loaded.config.web.enabled ? { pages: pagesOptions(loaded, issuer, services) } : {}),
   });
+}
+
+/** The web interface's services (docs/web.md): the API's, plus the sign-in chain of the issuer serving now. */
+export function pagesOptions(
+  loaded: LoadedConfig,
+  issuer: TokenIssuer | CurrentIssuer,
+  services: ManagementServices,
+): PagesOptions {
+  const { web, server } = loaded.config;
+  return {
+    api: apiOptions(loaded, issuer, services),
+    issuer: () => (issuer instanceof CurrentIssuer ? issuer.issuer : issuer),
+    sessions: { idleSeconds: web.session_idle_minutes * 60, maxSeconds: web.session_max_hours * 3600 },
+    secureCookie: web.secure_cookie ?? server.certificate !== undefined,
+    registryHost: registryHostOf(loaded.config.notifications),
+  };
 }
 
 /**
@@ -484,6 +504,7 @@ export function buildApiApp(
     basicRealm: loaded.config.token.issuer,
     databasePath: databasePath(loaded.dataDir),
     api: apiOptions(loaded, issuer, services),
+    ...(loaded.config.web.enabled ? { pages: pagesOptions(loaded, issuer, services) } : {}),
   });
 }
 

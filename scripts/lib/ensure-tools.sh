@@ -20,6 +20,9 @@ ensure_bun() {
 # and prometheus for promtool (test/e2e/metrics.e2e.test.ts checks a real scrape).
 TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl postgresql mariadb-server qemu-user-static
   libc6-arm64-cross prometheus)
+# chromium: the web interface's browser tests (test/e2e/web-ui.e2e.test.ts) drive Debian's
+# chromium with playwright-core; no browser is ever downloaded.
+TEST_PACKAGES+=(chromium)
 
 ensure_test_peers() {
   local missing=()
@@ -39,6 +42,7 @@ ensure_test_peers() {
   # themselves where mounting is not permitted.
   command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
   command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing test peers: ${missing[*]}; run as root (or apt-get install them) for the end-to-end tests" >&2

@@ -12,6 +12,7 @@ import { LdapAuthConfig } from "../ldap/config.ts";
 import { AclXormConfig, XormAuthConfig } from "../sql-backends/config.ts";
 import { NotificationsConfig } from "../registry-index/config-schema.ts";
 import { WebhooksConfig } from "../webhooks/config-schema.ts";
+import { WebConfig } from "../web/config-schema.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -215,6 +216,7 @@ export const Config = Type.Object(
     audit: AuditConfig,
     notifications: NotificationsConfig,
     webhooks: WebhooksConfig,
+    web: WebConfig,
     ldap_auth: Type.Optional(LdapAuthConfig),
     xorm_auth: Type.Optional(XormAuthConfig),
     acl_xorm: Type.Optional(AclXormConfig),

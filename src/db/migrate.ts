@@ -12,6 +12,7 @@ import m0004 from "../../migrations/0004_create_access_tokens.sql" with { type: 
 import m0005 from "../../migrations/0005_create_audit_events.sql" with { type: "text" };
 import m0006 from "../../migrations/0006_create_image_index.sql" with { type: "text" };
 import m0007 from "../../migrations/0007_create_webhooks.sql" with { type: "text" };
+import m0008 from "../../migrations/0008_create_web_sessions.sql" with { type: "text" };
 import { DatabaseError } from "./database-error.ts";
 
 export interface Migration {
@@ -29,6 +30,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 5, file: "0005_create_audit_events.sql", sql: m0005 },
   { version: 6, file: "0006_create_image_index.sql", sql: m0006 },
   { version: 7, file: "0007_create_webhooks.sql", sql: m0007 },
+  { version: 8, file: "0008_create_web_sessions.sql", sql: m0008 },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

@@ -21,6 +21,8 @@ import type { MetricsExporter } from "../metrics/exporter.ts";
 import { metrics, type TokenRefusalReason } from "../metrics/recorder.ts";
 import { type ApiOptions, mountApi } from "./api/plugin.ts";
 import { handleRegistryEvents, type RegistryEventsOptions } from "./registry-events-route.ts";
+import { mountPages, type PagesOptions } from "./pages/plugin.ts";
+import { PAGE_ROUTES } from "./pages/routes.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
 
@@ -45,6 +47,8 @@ export interface AppOptions {
   readinessProblem?: () => string | null;
   /** `${pathPrefix}/registry/events`, the registry's notifications (issue 11); absent: 404. */
   registryEvents?: RegistryEventsOptions;
+  /** The web interface at `${pathPrefix}/` (docs/web.md); absent when web.enabled is false. */
+  pages?: PagesOptions;
 }
 
 export function createApp(options: AppOptions) {
@@ -106,8 +110,10 @@ export function createApp(options: AppOptions) {
       return problem === null
         ? json(200, { status: "ready" })
         : json(503, { status: "unavailable", reason: problem });
-    })
-    .get(
+    });
+  // With the web interface, `/` is its start page (src/http/pages/); without, this one line.
+  if (!options.pages)
+    app.get(
       prefix === "" ? "/" : prefix,
       () =>
         new Response(`regauth: Docker Registry token server for ${realmOf(options)}\n`, {
@@ -151,6 +157,8 @@ export function createApp(options: AppOptions) {
         ),
       { parse: "none" },
     );
+  // `${prefix}` and `${prefix}/` are one route to Elysia (strictPath off): both open the interface.
+  if (options.pages) mountPages(app, prefix, options.pages, PAGE_ROUTES, extraHeaders);
   return app;
 }
 
@@ -180,12 +188,15 @@ export function createApiApp(options: Omit<AppOptions, "issuer" | "api"> & { api
   const extraHeaders: Record<string, string> = options.hsts
     ? { "strict-transport-security": "max-age=63072000; includeSubDomains" }
     : {};
-  return mountApi(
+  const app = mountApi(
     withErrorRendering(new Elysia(), options, extraHeaders),
     `${options.pathPrefix}/api/v1`,
     options.api,
     extraHeaders,
   );
+  // The web interface follows the API to its own listener (docs/web.md).
+  if (options.pages) mountPages(app, options.pathPrefix, options.pages, PAGE_ROUTES, extraHeaders);
+  return app;
 }
 
 function withErrorRendering<App extends Elysia>(

@@ -78,6 +78,7 @@ describe("migrations", () => {
       "repositories",
       "retired_names",
       "users",
+      "web_sessions",
       "webhook_deliveries",
       "webhooks",
     ]);

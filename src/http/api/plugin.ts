@@ -129,7 +129,7 @@ function handlerFor(route: ApiRoute, options: ApiOptions, headers: Record<string
   };
 }
 
-async function throttledVerify(
+export async function throttledVerify(
   options: ApiOptions,
   ip: ClientIp | null,
   username: string,
