@@ -7,11 +7,8 @@
  * then deleted and created again); it never lets anyone in.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
-import { writePrivateFile } from "../fs/private-file.ts";
-import { log } from "../log.ts";
+import { ensureDataDirSecret } from "../db/data-dir.ts";
 
 export const ACCESS_TOKEN_KEY_FILE = "access-token.key";
 const KEY_BYTES = 32;
@@ -37,20 +34,9 @@ export class AccessTokenKey {
 /** Reads the key from the data directory, creating it on first use. */
 export function ensureAccessTokenKey(dataDir: string): AccessTokenKey {
   const path = join(dataDir, ACCESS_TOKEN_KEY_FILE);
-  if (!existsSync(path)) {
-    try {
-      // Exclusive: of two processes creating it at once, the second reads the first's key.
-      writePrivateFile(path, randomBytes(KEY_BYTES), {
-        exclusive: true,
-        owner: dataDirOwnerToChownTo(dataDir),
-      });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-  }
-  if (statSync(path).mode & 0o077)
-    log.warn("access token key file is readable by group or others; chmod 600 it", { path });
-  const key = readFileSync(path);
+  const key = ensureDataDirSecret(dataDir, ACCESS_TOKEN_KEY_FILE, "access token key file", () =>
+    randomBytes(KEY_BYTES),
+  );
   if (key.length < KEY_BYTES)
     throw new Error(
       `${path} holds ${key.length} bytes, fewer than ${KEY_BYTES}; delete it to generate a new one (every access token then stops working)`,

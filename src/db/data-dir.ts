@@ -12,8 +12,10 @@
  * or empty next to keys, or keys missing next to a database, means something was lost; starting
  * over silently would drop every account or rotate the key every registry trusts.
  */
-import { lstatSync, readlinkSync, renameSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readlinkSync, renameSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
+import { readPrivateFile, writePrivateFile } from "../fs/private-file.ts";
+import { log } from "../log.ts";
 import { DatabaseError } from "./database-error.ts";
 
 export const DATABASE_FILE_NAME = "regauth.db";
@@ -153,4 +155,30 @@ export function throwIfUntrustedFile(path: string): void {
 export function throwIfUntrusted(dataDir: string): void {
   const problem = dataDirTrustProblem(dataDir);
   if (problem) throw new DatabaseError(problem);
+}
+
+/**
+ * A secret of the data directory (access-token.key, webhook-secret.key, notifications.secret):
+ * read, or created on first use with `create()`'s bytes (0600, atomically, exclusively: of two
+ * processes creating it at once, the second reads the first's). Never through a planted link nor
+ * another user's file (review finding 10); a file others may read is used, with a warning.
+ */
+export function ensureDataDirSecret(
+  dataDir: string,
+  fileName: string,
+  what: string,
+  create: () => string | Uint8Array,
+): Buffer {
+  const path = join(dataDir, fileName);
+  const problem = dataDirFileProblem(path);
+  if (problem) throw new Error(problem);
+  if (!existsSync(path)) {
+    try {
+      writePrivateFile(path, create(), { exclusive: true, owner: dataDirOwnerToChownTo(dataDir) });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+    }
+  }
+  if (statSync(path).mode & 0o077) log.warn(`${what} is readable by group or others; chmod 600 it`, { path });
+  return readPrivateFile(path);
 }

@@ -7,12 +7,10 @@
  * registry-config` prints it in the block to paste.
  */
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { dataDirFileProblem, dataDirOwnerToChownTo } from "../db/data-dir.ts";
-import { readPrivateFile, writePrivateFile } from "../fs/private-file.ts";
+import { ensureDataDirSecret } from "../db/data-dir.ts";
 import { ConfigError } from "../errors.ts";
-import { log } from "../log.ts";
 
 export const NOTIFICATIONS_SECRET_FILE = "notifications.secret";
 const SECRET_BYTES = 32;
@@ -26,23 +24,13 @@ const SECRET_TEXT = /^[\x21-\x7e]{16,1024}$/;
 export function ensureNotificationSecret(dataDir: string, secretFile?: string): string {
   if (secretFile !== undefined) return checkedSecret(readFileSync(secretFile, "utf8"), secretFile);
   const path = join(dataDir, NOTIFICATIONS_SECRET_FILE);
-  // Never through a planted symlink, nor another user's file (as refresh.key, review finding 10).
-  const problem = dataDirFileProblem(path);
-  if (problem) throw new Error(problem);
-  if (!existsSync(path)) {
-    try {
-      // Exclusive: of two processes creating it at once, the second reads the first's secret.
-      writePrivateFile(path, `${randomBytes(SECRET_BYTES).toString("base64url")}\n`, {
-        exclusive: true,
-        owner: dataDirOwnerToChownTo(dataDir),
-      });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-  }
-  if (statSync(path).mode & 0o077)
-    log.warn("notifications secret file is readable by group or others; chmod 600 it", { path });
-  return checkedSecret(readPrivateFile(path).toString("utf8"), path);
+  const contents = ensureDataDirSecret(
+    dataDir,
+    NOTIFICATIONS_SECRET_FILE,
+    "notifications secret file",
+    () => `${randomBytes(SECRET_BYTES).toString("base64url")}\n`,
+  );
+  return checkedSecret(contents.toString("utf8"), path);
 }
 
 function checkedSecret(contents: string, path: string): string {

@@ -7,11 +7,9 @@
  * takes the key file too. A webhook declared in the config takes its secret from `secret_file`.
  */
 import { createHmac, randomBytes } from "node:crypto";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
-import { writePrivateFile } from "../fs/private-file.ts";
-import { log } from "../log.ts";
+import { ensureDataDirSecret } from "../db/data-dir.ts";
 
 export const WEBHOOK_KEY_FILE = "webhook-secret.key";
 const KEY_BYTES = 32;
@@ -44,19 +42,9 @@ export function newNonce(): Buffer {
 /** Reads the key from the data directory, creating it on first use (as ensureAccessTokenKey). */
 export function ensureWebhookKey(dataDir: string): WebhookKey {
   const path = join(dataDir, WEBHOOK_KEY_FILE);
-  if (!existsSync(path)) {
-    try {
-      writePrivateFile(path, randomBytes(KEY_BYTES), {
-        exclusive: true,
-        owner: dataDirOwnerToChownTo(dataDir),
-      });
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-  }
-  if (statSync(path).mode & 0o077)
-    log.warn("webhook key file is readable by group or others; chmod 600 it", { path });
-  const key = readFileSync(path);
+  const key = ensureDataDirSecret(dataDir, WEBHOOK_KEY_FILE, "webhook key file", () =>
+    randomBytes(KEY_BYTES),
+  );
   if (key.length < KEY_BYTES)
     throw new Error(
       `${path} holds ${key.length} bytes, fewer than ${KEY_BYTES}; delete it to generate a new one (every webhook's secret then changes)`,
