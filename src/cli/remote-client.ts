@@ -5,6 +5,7 @@
  * be reached. Plain http is refused except to loopback (the token would cross the network in
  * the clear) unless the user says --insecure.
  */
+import { declaredLengthExceeds, readAtMost } from "../streams/read-at-most.ts";
 import { isIP } from "node:net";
 import { CommandFailed } from "./args.ts";
 import type {
@@ -325,22 +326,8 @@ async function allOf<T>(
 }
 
 async function readLimited(response: Response): Promise<string> {
-  const declared = Number(response.headers.get("content-length") ?? "0");
-  if (declared > MAX_RESPONSE_BYTES)
-    throw new CommandFailed(`the server's answer is too large (${declared} bytes)`);
-  const reader = response.body?.getReader();
-  if (!reader) return "";
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > MAX_RESPONSE_BYTES) {
-      await reader.cancel();
-      throw new CommandFailed(`the server's answer is too large (over ${MAX_RESPONSE_BYTES} bytes)`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
+  const tooLarge = () =>
+    new CommandFailed(`the server's answer is too large (over ${MAX_RESPONSE_BYTES} bytes)`);
+  if (declaredLengthExceeds(response.headers, MAX_RESPONSE_BYTES)) throw tooLarge();
+  return (await readAtMost(response.body, MAX_RESPONSE_BYTES, tooLarge)).toString("utf8");
 }

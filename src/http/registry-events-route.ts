@@ -8,6 +8,7 @@
  * for a busy or failing store, which a retry can. Each answer is immediate: the work is a few
  * synchronous SQLite statements per event.
  */
+import { declaredLengthExceeds, readAtMost } from "../streams/read-at-most.ts";
 import { createHash, timingSafeEqual } from "node:crypto";
 import { AppError, BadRequest, PayloadTooLarge } from "../errors.ts";
 import { log } from "../log.ts";
@@ -104,7 +105,7 @@ async function answer(
     throw new BadRequest(
       "a notification is Content-Type application/vnd.docker.distribution.events.v1+json (or v2+json, or application/json)",
     );
-  const bytes = await readAtMost(request, options.maxBodyBytes);
+  const bytes = await readNotification(request, options.maxBodyBytes);
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes));
@@ -124,31 +125,16 @@ async function answer(
  * The body, refused with 413 beyond `maxBytes`: by Content-Length before reading, and while
  * reading, so that a chunked body (no length) or a lying one is never held past the limit.
  */
-async function readAtMost(request: Request, maxBytes: number): Promise<Uint8Array> {
+async function readNotification(request: Request, maxBytes: number): Promise<Uint8Array> {
   const tooLarge = () => new PayloadTooLarge(`a notification is at most ${maxBytes} bytes`);
-  const declared = request.headers.get("content-length");
-  if (declared !== null && (!/^\d{1,15}$/.test(declared) || Number(declared) > maxBytes)) throw tooLarge();
-  if (!request.body) return new Uint8Array();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
+  if (declaredLengthExceeds(request.headers, maxBytes)) throw tooLarge();
   try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      total += value.byteLength;
-      if (total > maxBytes) {
-        void reader.cancel().catch(() => {});
-        throw tooLarge();
-      }
-      chunks.push(value);
-    }
+    return await readAtMost(request.body, maxBytes, tooLarge);
   } catch (error) {
     // Bun's own limit (maxRequestBodySize) refused it first: the same answer.
     if (isBodyTooLarge(error)) throw tooLarge();
     throw error;
   }
-  return Buffer.concat(chunks);
 }
 
 /**

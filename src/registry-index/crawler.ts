@@ -10,6 +10,7 @@
  * repository that cannot be read makes its repository incomplete (nothing of it is deleted)
  * instead of failing the whole crawl.
  */
+import { declaredLengthExceeds, readAtMost } from "../streams/read-at-most.ts";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { AppError } from "../errors.ts";
@@ -142,26 +143,11 @@ export function nextLink(header: string | null): string | null {
 /** Reads a body up to `maxBytes`; a longer one is an error, not a truncation. */
 async function readCappedBytes(response: Response, maxBytes: number, what: string): Promise<Buffer> {
   const tooLarge = () => new CrawlFailed(`the registry's answer to ${what} is larger than ${maxBytes} bytes`);
-  const declared = Number(response.headers.get("content-length") ?? "0");
-  if (declared > maxBytes) {
+  if (declaredLengthExceeds(response.headers, maxBytes)) {
     await response.body?.cancel();
     throw tooLarge();
   }
-  const reader = response.body?.getReader();
-  if (!reader) return Buffer.alloc(0);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.length;
-    if (size > maxBytes) {
-      await reader.cancel();
-      throw tooLarge();
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
+  return readAtMost(response.body, maxBytes, tooLarge);
 }
 
 async function readCapped(response: Response, maxBytes: number, what: string): Promise<string> {

@@ -5,6 +5,7 @@
  * and without duplicate keys (`{"admin":false,"admin":true}` would mean one thing to a proxy
  * that checks the first and another to JSON.parse, which keeps the last).
  */
+import { declaredLengthExceeds, readAtMost } from "../../streams/read-at-most.ts";
 import { BadRequest, PayloadTooLarge, UnsupportedMediaType } from "../../errors.ts";
 
 export const MAX_JSON_DEPTH = 16;
@@ -13,10 +14,9 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   const type = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   if (type !== "application/json")
     throw new UnsupportedMediaType("the body must be JSON: send Content-Type: application/json");
-  const declared = request.headers.get("content-length");
-  if (declared !== null && (!/^\d{1,15}$/.test(declared) || Number(declared) > maxBytes))
-    throw new PayloadTooLarge(`the body is larger than ${maxBytes} bytes`);
-  const bytes = await readAtMost(request, maxBytes);
+  const tooLarge = () => new PayloadTooLarge(`the body is larger than ${maxBytes} bytes`);
+  if (declaredLengthExceeds(request.headers, maxBytes)) throw tooLarge();
+  const bytes = await readAtMost(request.body, maxBytes, tooLarge);
   let text: string;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
@@ -31,24 +31,6 @@ export async function readJsonBody(request: Request, maxBytes: number): Promise<
   }
   checkStructure(text);
   return value;
-}
-
-async function readAtMost(request: Request, maxBytes: number): Promise<Uint8Array> {
-  if (!request.body) return new Uint8Array();
-  const reader = request.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    total += value.byteLength;
-    if (total > maxBytes) {
-      void reader.cancel().catch(() => {});
-      throw new PayloadTooLarge(`the body is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks);
 }
 
 /** Duplicate keys and depth, on text JSON.parse already accepted (so it is well formed). */

@@ -3,6 +3,7 @@
  * closed field sets (an unknown or repeated field is refused, as the API refuses unknown JSON
  * keys), and the mapping of a domain error to the field that caused it.
  */
+import { declaredLengthExceeds, readAtMost } from "../../streams/read-at-most.ts";
 import { AppError, BadRequest, PayloadTooLarge, UnsupportedMediaType } from "../../errors.ts";
 
 /** Every form of the interface fits in far less; a bigger body is refused unread. */
@@ -12,26 +13,13 @@ export type FormErrors = Record<string, string>;
 
 /** Reads and parses a form body, or throws 413/415/400. */
 export async function readForm(request: Request): Promise<URLSearchParams> {
-  const declared = request.headers.get("content-length");
-  if (declared !== null && (!/^\d{1,15}$/.test(declared) || Number(declared) > MAX_FORM_BYTES))
-    throw new PayloadTooLarge(`the form is larger than ${MAX_FORM_BYTES} bytes`);
+  const tooLarge = () => new PayloadTooLarge(`the form is larger than ${MAX_FORM_BYTES} bytes`);
+  if (declaredLengthExceeds(request.headers, MAX_FORM_BYTES)) throw tooLarge();
   const type = (request.headers.get("content-type") ?? "").split(";")[0]?.trim().toLowerCase();
   if (type !== "application/x-www-form-urlencoded")
     throw new UnsupportedMediaType("send the form as application/x-www-form-urlencoded");
-  const reader = request.body?.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  while (reader) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > MAX_FORM_BYTES) {
-      await reader.cancel();
-      throw new PayloadTooLarge(`the form is larger than ${MAX_FORM_BYTES} bytes`);
-    }
-    chunks.push(value);
-  }
-  const text = new TextDecoder("utf-8", { fatal: false }).decode(Buffer.concat(chunks));
+  const bytes = await readAtMost(request.body, MAX_FORM_BYTES, tooLarge);
+  const text = new TextDecoder("utf-8", { fatal: false }).decode(bytes);
   return new URLSearchParams(text);
 }
 
