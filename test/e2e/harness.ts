@@ -196,6 +196,8 @@ export async function startRegistry(options: {
   notifications?: RegistryNotificationEndpoint | { yaml: string };
   /** A port chosen beforehand (when regauth's config must name the registry's URL); default: a free one. */
   port?: number;
+  /** The storage of an earlier registry, to restart it on the same images; default: a new one. */
+  storageDir?: string;
 }): Promise<Registry> {
   const dir = makeTempDir("registry-e2e-");
   const port = options.port ?? (await freePort());
@@ -205,7 +207,7 @@ export async function startRegistry(options: {
     [
       "version: 0.1",
       "log: {level: info}",
-      `storage: {filesystem: {rootdirectory: ${join(dir, "storage")}}, delete: {enabled: true}}`,
+      `storage: {filesystem: {rootdirectory: ${options.storageDir ?? join(dir, "storage")}}, delete: {enabled: true}}`,
       options.tls
         ? `http: {addr: "127.0.0.1:${port}", tls: {certificate: ${options.tls.certificate}, key: ${options.tls.key}}}`
         : `http: {addr: "127.0.0.1:${port}"}`,
