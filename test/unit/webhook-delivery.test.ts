@@ -340,6 +340,33 @@ describe("delivery to a real receiver", () => {
     expect(r.received[0]?.headers.get("host")).toBe(`hooks.example.com:${r.server.port}`);
   });
 
+  it.each([
+    ["2002:7f00:1::", "6to4"],
+    ["64:ff9b:1::a9fe:a9fe", "local-use NAT64"],
+    ["2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo"],
+  ])(
+    "a name whose AAAA answer is %s (%s, IPv4 inside IPv6) is refused, never connected to",
+    async (address, rule) => {
+      const r = receiver();
+      stops.push(() => r.server.stop(true));
+      const { ctx, wh } = await setup({ allow_private_networks: [] }, { resolve: async () => [address] });
+      webhooks.createWebhook(ctx, {
+        name: "tunnel",
+        url: "http://hooks.example.com/hook",
+        repository_patterns: ["*"],
+      });
+      webhooks.testWebhook(ctx, "tunnel");
+      wh.dispatcher.start();
+      const head = await waitFor("refused", () => {
+        const d = deliveries(ctx, "tunnel")[0];
+        return d?.status === "failed" ? d : undefined;
+      });
+      expect(head.attempts).toBe(1);
+      expect(head.last_error).toContain(`resolves to ${address}`);
+      expect(head.last_error).toContain(rule);
+    },
+  );
+
   it("history: false forgets a delivery once done; history_limit keeps the newest", async () => {
     const r = receiver();
     stops.push(() => r.server.stop(true));

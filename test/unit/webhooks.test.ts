@@ -90,6 +90,22 @@ describe("URL policy", () => {
     "http://[ff02::1]/",
     "http://[64:ff9b::7f00:1]/",
     "http://[::127.0.0.1]/",
+    // IPv4 carried inside IPv6 by a translation or tunnel prefix (review of issue 11 item 4):
+    // local-use NAT64 (RFC 8215), 6to4 (RFC 3056) around loopback, metadata and the LAN, Teredo
+    // (RFC 4380), SIIT IPv4-translated (RFC 2765).
+    "http://[64:ff9b:1::7f00:1]/",
+    "http://[2002:7f00:1::]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://[2002:c0a8:101::1]/",
+    "http://[2002:a00:1::]/",
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+    "http://[::ffff:0:7f00:1]/",
+    "http://[::ffff:0:169.254.169.254]/",
+    // Documentation ranges (RFC 5737, RFC 9637), as 2001:db8::/32 already is.
+    "http://192.0.2.1/",
+    "http://198.51.100.1/",
+    "http://203.0.113.1/",
+    "http://[3fff::1]/",
     "ftp://example.com/",
     "file:///etc/passwd",
     "gopher://example.com/",
@@ -107,6 +123,8 @@ describe("URL policy", () => {
     "http://93.184.216.34:8080/x?y=1",
     "https://[2606:4700::1]/",
     "http://172.32.0.1/",
+    // 6to4 around a public address is that public address.
+    "http://[2002:5db8:d822::1]/",
   ])("accepts %s", (url) => {
     expect(checkWebhookUrl(url, none).ok).toBe(true);
   });
