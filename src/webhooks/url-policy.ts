@@ -127,6 +127,14 @@ export function checkWebhookUrl(text: string, allowed: readonly IpRange[]): UrlC
   if (url.protocol !== "http:" && url.protocol !== "https:")
     return { ok: false, reason: `only http and https URLs, not ${url.protocol}` };
   if (url.hash !== "") return { ok: false, reason: "no #fragment" };
+  if (url.port === "0") return { ok: false, reason: "port 0 cannot be connected to" };
+  try {
+    // Sent as Authorization: Basic (src/webhooks/deliver.ts), so they must decode.
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+  } catch {
+    return { ok: false, reason: "the user name or password in the URL is not valid percent-encoding" };
+  }
   const host = hostOf(url);
   if (host === "") return { ok: false, reason: "no host" };
   const ip = parseIp(host);

@@ -106,6 +106,11 @@ describe("URL policy", () => {
     "http://198.51.100.1/",
     "http://203.0.113.1/",
     "http://[3fff::1]/",
+    // Never deliverable: credentials that are not percent-encoding (every attempt threw a
+    // URIError while building the Authorization header), and port 0.
+    "https://%zz:%zz@hooks.example.com/",
+    "https://user:%E0%A4%A@hooks.example.com/",
+    "https://hooks.example.com:0/",
     "ftp://example.com/",
     "file:///etc/passwd",
     "gopher://example.com/",
