@@ -25,6 +25,7 @@ import {
   insertWebhook,
   listDeliveries as readDeliveries,
   listWebhooks as readWebhooks,
+  pendingCount,
   setSecretNonce,
   updateWebhook as writeWebhook,
   type Webhook,
@@ -246,11 +247,20 @@ function refuseWhenOff(services: WebhookServices, webhook: Webhook): void {
   if (!webhook.isEnabled) throw new Conflict(`the webhook ${webhook.name} is disabled; enable it first`);
 }
 
+/** Test and redeliver add to the queue only below webhooks.max_pending (no spamming it full). */
+function refuseWhenFull(ctx: ManagementContext, services: WebhookServices, webhook: Webhook): void {
+  if (pendingCount(ctx.db, webhook.id, services.maxPending) >= services.maxPending)
+    throw new Conflict(
+      `the webhook ${webhook.name} already has ${services.maxPending} deliveries queued (webhooks.max_pending); wait for them or fix the receiver`,
+    );
+}
+
 /** Queues a webhook.test event; the answer is the pending delivery (its history shows the outcome). */
 export function testWebhook(ctx: ManagementContext, idOrName: string): DeliveryView {
   const services = servicesOf(ctx);
   const webhook = visibleWebhook(ctx, idOrName);
   refuseWhenOff(services, webhook);
+  refuseWhenFull(ctx, services, webhook);
   const eventId = `test-${randomUUID()}`;
   const nowMs = Date.now();
   const payload = testPayload(eventId, Date.now(), actorName(ctx.actor), services.registryHost);
@@ -304,6 +314,7 @@ export function redeliver(ctx: ManagementContext, deliveryId: number): DeliveryV
   if (!past || !webhook) throw new NotFound(missing);
   refuseWhenOff(services, webhook);
   if (past.status === "pending") throw new Conflict(`delivery ${deliveryId} is still pending`);
+  refuseWhenFull(ctx, services, webhook);
   const original = past.redeliveryOf ?? past.id;
   // A new queue key per redelivery; the payload (and its event id) stays the original's.
   const eventId = `${JSON.parse(past.payload).id as string}#${randomUUID()}`;

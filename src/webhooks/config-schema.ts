@@ -78,6 +78,13 @@ export const WebhooksConfig = Type.Object(
       default: 3600,
       description: "Longest backoff between two attempts.",
     }),
+    max_pending: Type.Integer({
+      minimum: 1,
+      maximum: 10_000_000,
+      default: 10_000,
+      description:
+        "Deliveries queued per webhook at most (a receiver down for days must not grow the database without bound): beyond it the oldest after the one being tried are marked failed, and test or redeliver answer 409.",
+    }),
     registry_host: Type.Optional(
       Type.String({
         minLength: 1,

@@ -326,7 +326,51 @@ export function pruneHistory(db: Database, webhookId: number, keep: number): voi
   ).run({ webhook: webhookId, offset: keep - 1 });
 }
 
-/** Deletes every finished delivery (history: false turned on while some were kept). */
-export function deleteFinished(db: Database): void {
-  db.run("DELETE FROM webhook_deliveries WHERE status <> 'pending'");
+/** How many deliveries of a webhook are pending, counting no further than `atMost`. */
+export function pendingCount(db: Database, webhookId: number, atMost: number): number {
+  const row = db
+    .query<{ n: number }, [number, number]>(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM webhook_deliveries
+         WHERE status = 'pending' AND webhook_id = ? LIMIT ?)`,
+    )
+    .get(webhookId, atMost);
+  return row?.n ?? 0;
+}
+
+/**
+ * Bounds every webhook's queue to `maxPending` (webhooks.max_pending): the oldest pending
+ * deliveries after the head (which may be in flight) are marked failed with `error`, so the
+ * newest stay queued and the dropped ones show in the history and can be redelivered. Returns
+ * how many were dropped per webhook.
+ */
+export function dropExcessPending(
+  db: Database,
+  maxPending: number,
+  nowMs: number,
+  error: string,
+): { webhookId: number; dropped: number }[] {
+  return db.transaction(() => {
+    const over = db
+      .query<{ webhook_id: number; n: number }, [number]>(
+        `SELECT webhook_id, count(*) AS n FROM webhook_deliveries WHERE status = 'pending'
+         GROUP BY webhook_id HAVING count(*) > ?`,
+      )
+      .all(maxPending);
+    return over.map(({ webhook_id: webhookId, n }) => {
+      const result = db
+        .query(
+          `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at_ms = ?, last_error = ?
+           WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND webhook_id = ?
+                        ORDER BY id LIMIT ? OFFSET 1)`,
+        )
+        .run(nowMs, error, webhookId, n - maxPending);
+      return { webhookId, dropped: result.changes };
+    });
+  })();
+}
+
+/** Deletes every finished delivery, or a webhook's (history: false turned on while some were kept). */
+export function deleteFinished(db: Database, webhookId?: number): void {
+  if (webhookId === undefined) db.run("DELETE FROM webhook_deliveries WHERE status <> 'pending'");
+  else db.run("DELETE FROM webhook_deliveries WHERE webhook_id = ? AND status <> 'pending'", [webhookId]);
 }

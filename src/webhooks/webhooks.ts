@@ -29,6 +29,8 @@ export interface WebhookServices {
   enabled: boolean;
   keepHistory: boolean;
   historyLimit: number;
+  /** webhooks.max_pending */
+  maxPending: number;
   allowed: readonly IpRange[];
   registryHost: string | null;
   /**
@@ -57,6 +59,7 @@ export function webhookServices(
     enabled: config.enabled,
     keepHistory: config.history,
     historyLimit: config.history_limit,
+    maxPending: config.max_pending,
     allowed: parseAllowedNetworks(config.allow_private_networks),
     registryHost: registryHostOf(config.registry_host, settings.registryUrl),
     key,
@@ -103,6 +106,7 @@ export function createWebhooks(
     backoff: { baseMs: config.retry_base_seconds * 1000, maxMs: config.retry_max_seconds * 1000 },
     keepHistory: config.history,
     historyLimit: config.history_limit,
+    maxPending: config.max_pending,
     allowed: services.allowed,
     userAgent: WEBHOOK_USER_AGENT,
     secretOf: (webhook: Webhook) =>

@@ -414,6 +414,59 @@ describe("delivery to a real receiver", () => {
   });
 });
 
+describe("a bounded queue (webhooks.max_pending)", () => {
+  function pending(ctx: ManagementContext, name: string) {
+    return deliveries(ctx, name)
+      .filter((d) => d.status === "pending")
+      .map((d) => d.event_id)
+      .reverse();
+  }
+
+  it("a receiver down for days keeps at most max_pending queued per webhook: the head stays, the oldest after it are failed with the reason", async () => {
+    const r = receiver();
+    const deadUrl = r.url;
+    r.server.stop(true);
+    const { wh, ctx, db } = await setup(
+      { max_pending: 5, retry_base_seconds: 3600, retry_max_seconds: 3600 },
+      { capCheckMs: 10 },
+    );
+    webhooks.createWebhook(ctx, { name: "down", url: deadUrl, repository_patterns: ["*"] });
+    webhooks.createWebhook(ctx, { name: "other", url: deadUrl, repository_patterns: ["other/*"] });
+    db.transaction(() =>
+      wh.sink(
+        db,
+        Array.from({ length: 20 }, (_, i) => change(i)),
+      ),
+    )();
+    wh.dispatcher.start();
+    await waitFor("capped", () => pending(ctx, "down").length === 5);
+    expect(pending(ctx, "down")).toEqual(["evt-0", "evt-16", "evt-17", "evt-18", "evt-19"]);
+    const dropped = deliveries(ctx, "down").filter((d) => d.status === "failed");
+    expect(dropped.length).toBeGreaterThan(0);
+    for (const d of dropped) expect(d.last_error).toContain("webhooks.max_pending");
+    // Another webhook's queue is its own.
+    db.transaction(() => wh.sink(db, [change(100, "other/app")]))();
+    await Bun.sleep(50);
+    expect(pending(ctx, "other")).toEqual(["evt-100"]);
+  });
+
+  it("test and redeliver answer 409 once the webhook's queue is full, not one row more", async () => {
+    const { ctx, db } = await setup({ max_pending: 2 });
+    webhooks.createWebhook(ctx, {
+      name: "ci",
+      url: "https://hooks.example.com/",
+      repository_patterns: ["*"],
+    });
+    const first = webhooks.testWebhook(ctx, "ci");
+    webhooks.testWebhook(ctx, "ci");
+    expect(() => webhooks.testWebhook(ctx, "ci")).toThrow("webhooks.max_pending");
+    db.run("UPDATE webhook_deliveries SET status = 'failed' WHERE id = ?", [first.id]);
+    webhooks.redeliver(ctx, first.id);
+    expect(() => webhooks.redeliver(ctx, first.id)).toThrow("webhooks.max_pending");
+    expect(pending(ctx, "ci").length).toBe(2);
+  });
+});
+
 describe("faults", () => {
   it("a delivery in flight at a crash is retried by the next dispatcher (the attempt was counted first)", async () => {
     const r = receiver();

@@ -325,6 +325,7 @@ describe("the webhooks config section", () => {
       max_attempts: 12,
       retry_base_seconds: 5,
       retry_max_seconds: 3600,
+      max_pending: 10_000,
       declared: [],
     });
   });
@@ -333,6 +334,7 @@ describe("the webhooks config section", () => {
     [{ allow_private_networks: ["10.0.0.0/33"] }, "webhooks.allow_private_networks.0"],
     [{ unknown: true }, "webhooks"],
     [{ timeout_seconds: 0 }, "webhooks.timeout_seconds"],
+    [{ max_pending: 0 }, "webhooks.max_pending"],
     [{ retry_base_seconds: 10, retry_max_seconds: 5 }, "webhooks.retry_base_seconds"],
     [
       { declared: [{ name: "a", url: "http://127.0.0.1/", secret_file: secretFile }] },
