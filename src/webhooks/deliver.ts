@@ -44,6 +44,21 @@ export type AttemptOutcome =
   /** Never retried: the URL's addresses are refused by the policy. */
   | { kind: "refused"; error: string };
 
+/**
+ * A value fit for a header: the event id comes from the registry's notification (any string up
+ * to 256 characters), and fetch throws on CR, LF or non-Latin-1, which would fail the delivery
+ * on every attempt. Anything outside printable ASCII is percent-encoded (`%` itself too, so the
+ * encoding can be undone); the payload's `id` carries it unchanged.
+ */
+export function headerSafe(value: string): string {
+  // A lone surrogate would make encodeURIComponent throw: U+FFFD instead (String#toWellFormed).
+  const wellFormed = value.replace(
+    /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    "\ufffd",
+  );
+  return wellFormed.replace(/[^\x20-\x24\x26-\x7e]+/g, (run) => encodeURIComponent(run));
+}
+
 async function resolveHost(host: string): Promise<string[]> {
   const answers = await Bun.dns.lookup(host, {});
   return answers.map((answer) => answer.address);
@@ -129,8 +144,8 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
   const headers: Record<string, string> = {
     "content-type": "application/json",
     "user-agent": input.userAgent,
-    "x-regauth-event": input.eventType,
-    "x-regauth-event-id": input.eventId,
+    "x-regauth-event": headerSafe(input.eventType),
+    "x-regauth-event-id": headerSafe(input.eventId),
     "x-regauth-delivery": String(input.deliveryId),
     "x-regauth-attempt": String(input.attempt),
   };

@@ -367,6 +367,24 @@ describe("delivery to a real receiver", () => {
     },
   );
 
+  it("an event id with control or non-ASCII characters is delivered, percent-encoded in X-Regauth-Event-Id (no header injection, no failing for ever)", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db } = await setup();
+    webhooks.createWebhook(ctx, { name: "ci", url: r.url, repository_patterns: ["*"] });
+    const hostile = { ...change(1), eventId: "evt\r\nX-Injected: 1\u00e9\u2603" };
+    const loneSurrogate = { ...change(2), eventId: "evt-\ud800-100%" };
+    db.transaction(() => wh.sink(db, [hostile, loneSurrogate]))();
+    wh.dispatcher.start();
+    await waitFor("delivered", () => r.received.length === 2);
+    expect(r.received[1]?.headers.get("x-regauth-event-id")).toBe("evt-%EF%BF%BD-100%25");
+    const headers = r.received[0]?.headers as Headers;
+    expect(headers.get("x-injected")).toBeNull();
+    expect(headers.get("x-regauth-event-id")).toBe("evt%0D%0AX-Injected: 1%C3%A9%E2%98%83");
+    expect(JSON.parse(r.received[0]?.body ?? "{}").id).toBe(hostile.eventId);
+    expect(deliveries(ctx, "ci").map((d) => d.status)).toEqual(["delivered", "delivered"]);
+  });
+
   it("history: false forgets a delivery once done; history_limit keeps the newest", async () => {
     const r = receiver();
     stops.push(() => r.server.stop(true));
