@@ -4,12 +4,12 @@
  * never followed (`redirect: "manual"`): a 3xx is a failed attempt, or a webhook to an allowed
  * host could bounce regauth to a refused one.
  *
- * Pinning (DNS rebinding): for http the request goes to the very address that was checked, with
- * the URL's host in the Host header, so a name cannot resolve to a public address for the check
- * and to 127.0.0.1 for the connection. For https the connection is made by name (TLS needs the
- * name for SNI and the certificate check, and Bun's fetch takes no pinned address): the name is
- * resolved again by fetch; a rebound answer would have to present a valid certificate for that
- * name, which a service on the private network does not have.
+ * Pinning (DNS rebinding): the request goes to the very address that was checked, with the URL's
+ * host in the Host header, so a name cannot resolve to a public address for the check and to
+ * 127.0.0.1 for the connection. For https the name goes to TLS as `tls.serverName` (SNI and the
+ * certificate check, Bun's fetch honours it): a second lookup by fetch would otherwise let a
+ * rebound name reach a private address, and its errors (refused, bad certificate, timeout)
+ * would tell which private ports are open, even though the certificate check stops the request.
  */
 import { isIP } from "node:net";
 import { parseIp } from "../ip.ts";
@@ -154,15 +154,13 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
     url.username = "";
     url.password = "";
   }
-  let target = url.href;
-  if (url.protocol === "http:") {
-    // Connect to the checked address; the receiver still sees its own name in Host.
-    const address = addresses[0] as string;
-    headers.host = url.host;
-    const pinned = new URL(url.href);
-    pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
-    target = pinned.href;
-  }
+  // Connect to the checked address; the receiver still sees its own name in Host (and SNI).
+  const address = addresses[0] as string;
+  headers.host = url.host;
+  const pinned = new URL(url.href);
+  pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
+  const target = pinned.href;
+  const tls = url.protocol === "https:" && !parseIp(host) ? { tls: { serverName: host } } : {};
   const timestampSeconds = Math.floor(input.nowMs() / 1000);
   headers[SIGNATURE_HEADER.toLowerCase()] = signatureHeader(input.secret, timestampSeconds, input.body);
   const started = performance.now();
@@ -175,6 +173,7 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
       body: input.body,
       redirect: "manual",
       signal,
+      ...tls,
     });
   } catch (error) {
     return {

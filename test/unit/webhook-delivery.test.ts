@@ -13,6 +13,9 @@ import type { IndexChange } from "../../src/registry-index/changes.ts";
 import { verifySignature } from "../../src/webhooks/signing.ts";
 import { createWebhooks, lazyWebhookKey } from "../../src/webhooks/webhooks.ts";
 import { loadTestConfig, makeTempDir } from "../helpers.ts";
+import { runChecked } from "../key-fixtures.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 interface Received {
   headers: Headers;
@@ -383,6 +386,66 @@ describe("delivery to a real receiver", () => {
     expect(headers.get("x-regauth-event-id")).toBe("evt%0D%0AX-Injected: 1%C3%A9%E2%98%83");
     expect(JSON.parse(r.received[0]?.body ?? "{}").id).toBe(hostile.eventId);
     expect(deliveries(ctx, "ci").map((d) => d.status)).toEqual(["delivered", "delivered"]);
+  });
+
+  it("https too connects to the checked address (DNS rebinding), with the name for SNI, the certificate check and Host", async () => {
+    const dir = makeTempDir("regauth-webhook-tls-");
+    const [key, cert] = [join(dir, "hooks.key"), join(dir, "hooks.crt")];
+    runChecked([
+      "openssl",
+      "req",
+      "-x509",
+      "-newkey",
+      "ec",
+      "-pkeyopt",
+      "ec_paramgen_curve:P-256",
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-days",
+      "2",
+      "-subj",
+      "/CN=hooks.test",
+      "-addext",
+      "subjectAltName=DNS:hooks.test",
+    ]);
+    const received: Headers[] = [];
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { serverName: "hooks.test", cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") },
+      fetch(request) {
+        received.push(request.headers);
+        return new Response("ok");
+      },
+    });
+    stops.push(() => server.stop(true));
+    const targets: string[] = [];
+    const ca = readFileSync(cert, "utf8");
+    // The test's CA, as the system's would be; the name resolves to loopback (allowed here)
+    // only when the dispatcher asks: a second lookup by fetch would not find hooks.test at all.
+    const trustingFetch = ((input: string, init: RequestInit & { tls?: Record<string, unknown> }) => {
+      targets.push(String(input));
+      return fetch(input, { ...init, tls: { ...init.tls, ca } } as RequestInit);
+    }) as typeof fetch;
+    const { wh, ctx } = await setup({}, { resolve: async () => ["127.0.0.1"], fetch: trustingFetch });
+    webhooks.createWebhook(ctx, {
+      name: "tls",
+      url: `https://hooks.test:${server.port}/hook`,
+      repository_patterns: ["*"],
+    });
+    webhooks.testWebhook(ctx, "tls");
+    wh.dispatcher.start();
+    const head = await waitFor("finished", () => {
+      const d = deliveries(ctx, "tls")[0];
+      return d && d.attempts > 0 && d.status !== "pending" ? d : d?.last_error ? d : undefined;
+    });
+    expect(head.last_error).toBeNull();
+    expect(head.status).toBe("delivered");
+    expect(targets[0]).toBe(`https://127.0.0.1:${server.port}/hook`);
+    expect(received[0]?.get("host")).toBe(`hooks.test:${server.port}`);
   });
 
   it("history: false forgets a delivery once done; history_limit keeps the newest", async () => {
