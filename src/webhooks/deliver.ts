@@ -222,6 +222,12 @@ function describeFetchError(error: unknown, timeoutMs: number): string {
   const name = (error as Error | undefined)?.name;
   if (name === "TimeoutError" || name === "AbortError") return `no answer within ${timeoutMs / 1000} s`;
   const code = (error as { code?: unknown } | undefined)?.code;
-  const message = (error as Error | undefined)?.message ?? String(error);
+  // Bun names the URL in some errors (`ERR_TLS_CERT_ALTNAME_INVALID fetching "https://..."`): its
+  // path or query may be the receiver's token (chat webhooks), and this goes to the history and
+  // the log. The hint about `verbose: true` means nothing to whoever reads them.
+  const message = ((error as Error | undefined)?.message ?? String(error))
+    .replace(/ fetching "[^"]*"\.?/g, "")
+    .replace(/\s*For more information, pass `verbose: true`.*$/s, "")
+    .trim();
   return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
 }

@@ -10,6 +10,7 @@ import { databasePath, openDatabase } from "../../src/db/database.ts";
 import type { ManagementContext } from "../../src/management/context.ts";
 import * as webhooks from "../../src/management/webhooks.ts";
 import type { IndexChange } from "../../src/registry-index/changes.ts";
+import { log } from "../../src/log.ts";
 import { verifySignature } from "../../src/webhooks/signing.ts";
 import { createWebhooks, lazyWebhookKey } from "../../src/webhooks/webhooks.ts";
 import { loadTestConfig, makeTempDir } from "../helpers.ts";
@@ -87,6 +88,33 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(10);
   }
+}
+
+/** A self-signed certificate for hooks.test, made by openssl. */
+function hooksCertificate(): { cert: string; key: string } {
+  const dir = makeTempDir("regauth-webhook-tls-");
+  const [key, cert] = [join(dir, "hooks.key"), join(dir, "hooks.crt")];
+  runChecked([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=hooks.test",
+    "-addext",
+    "subjectAltName=DNS:hooks.test",
+  ]);
+  return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") };
 }
 
 function change(i: number, repository = "team/app"): IndexChange {
@@ -389,33 +417,12 @@ describe("delivery to a real receiver", () => {
   });
 
   it("https too connects to the checked address (DNS rebinding), with the name for SNI, the certificate check and Host", async () => {
-    const dir = makeTempDir("regauth-webhook-tls-");
-    const [key, cert] = [join(dir, "hooks.key"), join(dir, "hooks.crt")];
-    runChecked([
-      "openssl",
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:P-256",
-      "-nodes",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-      "-days",
-      "2",
-      "-subj",
-      "/CN=hooks.test",
-      "-addext",
-      "subjectAltName=DNS:hooks.test",
-    ]);
+    const { cert, key } = hooksCertificate();
     const received: Headers[] = [];
     const server = Bun.serve({
       hostname: "127.0.0.1",
       port: 0,
-      tls: { serverName: "hooks.test", cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") },
+      tls: { serverName: "hooks.test", cert, key },
       fetch(request) {
         received.push(request.headers);
         return new Response("ok");
@@ -423,7 +430,7 @@ describe("delivery to a real receiver", () => {
     });
     stops.push(() => server.stop(true));
     const targets: string[] = [];
-    const ca = readFileSync(cert, "utf8");
+    const ca = cert;
     // The test's CA, as the system's would be; the name resolves to loopback (allowed here)
     // only when the dispatcher asks: a second lookup by fetch would not find hooks.test at all.
     const trustingFetch = ((input: string, init: RequestInit & { tls?: Record<string, unknown> }) => {
@@ -446,6 +453,35 @@ describe("delivery to a real receiver", () => {
     expect(head.status).toBe("delivered");
     expect(targets[0]).toBe(`https://127.0.0.1:${server.port}/hook`);
     expect(received[0]?.get("host")).toBe(`hooks.test:${server.port}`);
+  });
+
+  it("a failed attempt's error, in the history and the log, does not repeat the URL (its path or query may be the receiver's token)", async () => {
+    // A trusted certificate for another name: Bun's TLS error names the URL it fetched.
+    const tls = hooksCertificate();
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, tls, fetch: () => new Response("ok") });
+    const trustingFetch = ((input: string, init: RequestInit) =>
+      fetch(input, { ...init, tls: { ca: tls.cert } } as RequestInit)) as typeof fetch;
+    stops.push(() => server.stop(true));
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    stops.push(restore);
+    const { wh, ctx } = await setup({ max_attempts: 1 }, { fetch: trustingFetch });
+    webhooks.createWebhook(ctx, {
+      name: "chat",
+      url: `https://127.0.0.1:${server.port}/api/webhooks/123/TOKEN-IN-PATH?key=TOKEN-IN-QUERY`,
+      repository_patterns: ["*"],
+    });
+    webhooks.testWebhook(ctx, "chat");
+    wh.dispatcher.start();
+    const head = await waitFor("failed", () => {
+      const d = deliveries(ctx, "chat")[0];
+      return d?.status === "failed" ? d : undefined;
+    });
+    expect(head.last_error ?? "").not.toBe("");
+    expect(head.last_error).not.toContain("TOKEN-IN");
+    expect(head.last_error).not.toContain("verbose");
+    await waitFor("logged", () => lines.some((line) => line.includes("webhook delivery failed")));
+    expect(lines.join("\n")).not.toContain("TOKEN-IN");
   });
 
   it("history: false forgets a delivery once done; history_limit keeps the newest", async () => {
