@@ -18,6 +18,7 @@ import { newNonce } from "../webhooks/secrets.ts";
 import {
   type Delivery,
   deleteWebhook as removeWebhook,
+  countWebhooks,
   enqueueDelivery,
   findDelivery,
   findDeliveryByEvent,
@@ -152,6 +153,10 @@ export function createWebhook(ctx: ManagementContext, input: CreateWebhookReques
   authorizeOrThrow(callerOf(ctx), { op: "createWebhook", patterns });
   const url = checkedUrl(services, input.url);
   if (!services.key) throw new Unavailable("the webhook key cannot be read here");
+  if (countWebhooks(ctx.db) >= services.maxWebhooks)
+    throw new Conflict(
+      `there are ${services.maxWebhooks} webhooks already (webhooks.max_webhooks); delete one or raise the limit`,
+    );
   const nonce = newNonce();
   const webhook = insertWebhook(ctx.db, {
     name: input.name,

@@ -85,6 +85,13 @@ export const WebhooksConfig = Type.Object(
       description:
         "Deliveries queued per webhook at most (a receiver down for days must not grow the database without bound): beyond it the oldest after the one being tried are marked failed, and test or redeliver answer 409.",
     }),
+    max_webhooks: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 1_000,
+      description:
+        "Webhooks at most, declared ones included: every push fans out to each matching one, and each may hold max_pending queued deliveries. Beyond it creating one answers 409.",
+    }),
     registry_host: Type.Optional(
       Type.String({
         minLength: 1,

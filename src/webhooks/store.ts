@@ -113,6 +113,10 @@ export function listWebhooks(db: Database, filter: { enabledOnly?: boolean } = {
   return db.query<WebhookRow, []>(`SELECT * FROM webhooks ${where} ORDER BY id`).all().map(webhookOf);
 }
 
+export function countWebhooks(db: Database): number {
+  return db.query<{ n: number }, []>("SELECT count(*) AS n FROM webhooks").get()?.n ?? 0;
+}
+
 export function findWebhook(db: Database, idOrName: number | string): Webhook | null {
   const row =
     typeof idOrName === "number"

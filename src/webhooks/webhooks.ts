@@ -31,6 +31,8 @@ export interface WebhookServices {
   historyLimit: number;
   /** webhooks.max_pending */
   maxPending: number;
+  /** webhooks.max_webhooks */
+  maxWebhooks: number;
   allowed: readonly IpRange[];
   registryHost: string | null;
   /**
@@ -60,6 +62,7 @@ export function webhookServices(
     keepHistory: config.history,
     historyLimit: config.history_limit,
     maxPending: config.max_pending,
+    maxWebhooks: config.max_webhooks,
     allowed: parseAllowedNetworks(config.allow_private_networks),
     registryHost: registryHostOf(config.registry_host, settings.registryUrl),
     key,

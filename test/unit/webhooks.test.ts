@@ -326,6 +326,7 @@ describe("the webhooks config section", () => {
       retry_base_seconds: 5,
       retry_max_seconds: 3600,
       max_pending: 10_000,
+      max_webhooks: 1_000,
       declared: [],
     });
   });
