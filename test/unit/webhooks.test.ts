@@ -411,5 +411,8 @@ describe("docs/webhooks.md", () => {
     expect(check(signatureHeader(secret, now, body), body)).toBe("True");
     expect(check(signatureHeader("whsec_other", now, body), body)).toBe("False");
     expect(check(signatureHeader(secret, now - 3600, body), body)).toBe("False");
+    // A forger's non-ASCII v1 is a refusal, not a TypeError (a 500 in the receiver).
+    expect(check(`t=${now},v1=\u00e9`, body)).toBe("False");
+    expect(check("garbage", body)).toBe("False");
   });
 });
