@@ -387,8 +387,11 @@ describe("docs/webhooks.md", () => {
     const file = join(makeTempDir(), "verify.mjs");
     writeFileSync(file, snippet);
     const { verifyRegauthSignature } = (await import(file)) as {
-      verifyRegauthSignature: (s: string, h: string, b: string) => boolean;
+      verifyRegauthSignature: (s: string, h: string | null, b: string) => boolean;
     };
+    // An unsigned request: request.headers.get() is null, a refusal rather than a TypeError.
+    expect(verifyRegauthSignature(secret, null, body)).toBe(false);
+    expect(verifyRegauthSignature(secret, "t=,v1=", body)).toBe(false);
     expect(verifyRegauthSignature(secret, signatureHeader(secret, now, body), body)).toBe(true);
     expect(verifyRegauthSignature(secret, signatureHeader("whsec_other", now, body), body)).toBe(false);
     expect(verifyRegauthSignature(secret, signatureHeader(secret, now, body), `${body} `)).toBe(false);
