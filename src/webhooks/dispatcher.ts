@@ -165,7 +165,8 @@ export class WebhookDispatcher {
       if (!webhook) continue;
       // Counted before it is sent: a crash during the attempt leaves it due again after this.
       const attempt = head.attempts + 1;
-      beginAttempt(this.#db, head.id, now, now + this.#options.timeoutMs + this.#backoff(attempt));
+      if (!beginAttempt(this.#db, head.id, now, now + this.#options.timeoutMs + this.#backoff(attempt)))
+        continue;
       const running = this.#attempt(webhook, head, attempt).finally(() => {
         this.#inFlight.delete(head.webhookId);
         // Its next delivery may be due at once.

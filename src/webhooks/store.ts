@@ -283,12 +283,18 @@ export function dueHeads(db: Database, nowMs: number, limit: number): Delivery[]
 /**
  * Counts an attempt before it is made, and sets when the delivery is due again if this attempt
  * never reports (a crash, a stop): at-least-once, and no delivery retried for ever by crashes.
+ * It is also the claim: false when the delivery is no longer due, because another dispatcher
+ * (a second serve on the same data directory) read the same head and claimed it first; only
+ * the claimant sends it, so it is not sent twice at once nor out of order.
  */
-export function beginAttempt(db: Database, id: number, nowMs: number, retryAtMs: number): void {
-  db.query(
-    `UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at_ms = ?, next_attempt_at_ms = ?
-     WHERE id = ? AND status = 'pending'`,
-  ).run(nowMs, retryAtMs, id);
+export function beginAttempt(db: Database, id: number, nowMs: number, retryAtMs: number): boolean {
+  const result = db
+    .query(
+      `UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at_ms = ?, next_attempt_at_ms = ?
+       WHERE id = ? AND status = 'pending' AND next_attempt_at_ms <= ?`,
+    )
+    .run(nowMs, retryAtMs, id, nowMs);
+  return result.changes === 1;
 }
 
 export interface AttemptResult {

@@ -11,6 +11,8 @@ import type { ManagementContext } from "../../src/management/context.ts";
 import * as webhooks from "../../src/management/webhooks.ts";
 import type { IndexChange } from "../../src/registry-index/changes.ts";
 import { log } from "../../src/log.ts";
+import { beginAttempt } from "../../src/webhooks/store.ts";
+import { WebhookDispatcher } from "../../src/webhooks/dispatcher.ts";
 import { verifySignature } from "../../src/webhooks/signing.ts";
 import { createWebhooks, lazyWebhookKey } from "../../src/webhooks/webhooks.ts";
 import { loadTestConfig, makeTempDir } from "../helpers.ts";
@@ -77,7 +79,7 @@ async function setup(webhookConfig: Record<string, unknown> = {}, dispatcher: Re
     await wh.dispatcher.stop();
     db.close();
   });
-  return { db, wh, ctx };
+  return { db, wh, ctx, dataDir };
 }
 
 async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
@@ -528,6 +530,57 @@ describe("delivery to a real receiver", () => {
     expect(again.event_id).toBe(first.event_id);
     await waitFor("redelivered", () => r.received.length === 2);
     expect(r.received[1]?.body).toBe(r.received[0]?.body);
+  });
+});
+
+describe("two dispatchers on one database (two serve on one data directory)", () => {
+  it("an attempt is claimed: a second dispatcher that read the same head does not send it too", async () => {
+    const { ctx, db } = await setup();
+    webhooks.createWebhook(ctx, {
+      name: "ci",
+      url: "https://hooks.example.com/",
+      repository_patterns: ["*"],
+    });
+    const queued = webhooks.testWebhook(ctx, "ci");
+    const now = Date.now();
+    expect(beginAttempt(db, queued.id, now, now + 60_000)).toBe(true);
+    // The other process read the head before this claim; its claim must fail.
+    expect(beginAttempt(db, queued.id, now, now + 60_000)).toBe(false);
+    expect(deliveries(ctx, "ci")[0]?.attempts).toBe(1);
+  });
+
+  it("both running: every delivery arrives once, in order", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db, dataDir } = await setup();
+    webhooks.createWebhook(ctx, { name: "ci", url: r.url, repository_patterns: ["*"] });
+    db.transaction(() =>
+      wh.sink(
+        db,
+        Array.from({ length: 30 }, (_, i) => change(i)),
+      ),
+    )();
+    const otherDb = openDatabase(databasePath(dataDir));
+    const other = new WebhookDispatcher(otherDb, {
+      timeoutMs: 1000,
+      maxAttempts: 3,
+      backoff: { baseMs: 20, maxMs: 100 },
+      keepHistory: true,
+      historyLimit: 100,
+      allowed: wh.services.allowed,
+      userAgent: "other",
+      secretOf: () => "whsec_other-process",
+      pollMs: 1,
+    });
+    stops.push(async () => {
+      await other.stop();
+      otherDb.close();
+    });
+    other.start();
+    wh.dispatcher.start();
+    await waitFor("all delivered", () => deliveries(ctx, "ci").every((d) => d.status === "delivered"));
+    const ids = r.received.map((x) => JSON.parse(x.body).id);
+    expect(ids).toEqual(Array.from({ length: 30 }, (_, i) => `evt-${i}`));
   });
 });
 
