@@ -57,7 +57,7 @@ export const WebhooksConfig = Type.Object(
       minimum: 1,
       maximum: 60,
       default: 10,
-      description: "Time for one delivery attempt: connect, send and read the answer.",
+      description: "Time for one delivery attempt: look up the name, connect, send and read the answer.",
     }),
     max_attempts: Type.Integer({
       minimum: 1,

@@ -104,7 +104,20 @@ async function readCapped(response: Response, limit: number, signal: AbortSignal
   return Buffer.concat(chunks).subarray(0, limit);
 }
 
+/** `promise`, or a rejection with the signal's reason once it aborts (a lookup has no signal). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? new DOMException("timed out", "TimeoutError"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutcome> {
+  // One deadline for the whole attempt, DNS included: a name server that never answers must not
+  // hold a dispatcher slot (and serve's stop) past timeout_seconds.
+  const signal = AbortSignal.timeout(input.timeoutMs);
   const url = new URL(input.url);
   const host = hostOf(url);
   let addresses: string[];
@@ -112,11 +125,11 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
     addresses = [host];
   } else {
     try {
-      addresses = await (input.resolve ?? resolveHost)(host);
+      addresses = await untilAborted((input.resolve ?? resolveHost)(host), signal);
     } catch (error) {
       return {
         kind: "failed",
-        error: `cannot resolve ${host}: ${(error as Error).message}`,
+        error: `cannot resolve ${host}: ${signal.aborted ? `no answer within ${input.timeoutMs / 1000} s` : (error as Error).message}`,
         status: null,
         latencyMs: null,
         excerpt: null,
@@ -164,7 +177,6 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
   const timestampSeconds = Math.floor(input.nowMs() / 1000);
   headers[SIGNATURE_HEADER.toLowerCase()] = signatureHeader(input.secret, timestampSeconds, input.body);
   const started = performance.now();
-  const signal = AbortSignal.timeout(input.timeoutMs);
   let response: Response;
   try {
     response = await (input.fetch ?? fetch)(target, {

@@ -486,6 +486,28 @@ describe("delivery to a real receiver", () => {
     expect(lines.join("\n")).not.toContain("TOKEN-IN");
   });
 
+  it("a DNS lookup that never answers is bounded by timeout_seconds too (the slot is freed, stop() returns)", async () => {
+    const { wh, ctx } = await setup({ max_attempts: 1 }, { resolve: () => new Promise<string[]>(() => {}) });
+    webhooks.createWebhook(ctx, {
+      name: "slowdns",
+      url: "https://hooks.example.com/",
+      repository_patterns: ["*"],
+    });
+    webhooks.testWebhook(ctx, "slowdns");
+    const started = Date.now();
+    wh.dispatcher.start();
+    const head = await waitFor(
+      "failed",
+      () => {
+        const d = deliveries(ctx, "slowdns")[0];
+        return d?.status === "failed" ? d : undefined;
+      },
+      4_000,
+    );
+    expect(head.last_error).toContain("hooks.example.com");
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it("history: false forgets a delivery once done; history_limit keeps the newest", async () => {
     const r = receiver();
     stops.push(() => r.server.stop(true));
