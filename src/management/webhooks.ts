@@ -6,6 +6,8 @@
  * secret is in the answer to create only; never in listings, the audit log or the log.
  */
 import { randomUUID } from "node:crypto";
+import type { TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import { checkPattern } from "../accounts/permissions.ts";
 import { BadRequest, Conflict, NotFound, Unavailable } from "../errors.ts";
 import {
@@ -37,14 +39,14 @@ import { decide } from "./authorization.ts";
 import { authorizeOrThrow, callerOf } from "./caller.ts";
 import { actorName, type ManagementContext } from "./context.ts";
 import { decodeCursor, encodeCursor, paginate, pageLimit } from "./paging.ts";
-import type {
-  CreatedWebhookView,
+import {
+  type CreatedWebhookView,
   CreateWebhookRequest,
-  DeliveryView,
-  Page,
-  PageRequest,
+  type DeliveryView,
+  type Page,
+  type PageRequest,
   UpdateWebhookBody,
-  WebhookView,
+  type WebhookView,
 } from "./schemas.ts";
 import { record } from "./users.ts";
 import { rfc3339 } from "./views.ts";
@@ -124,6 +126,20 @@ function checkedUrl(services: WebhookServices, url: string): string {
   return check.url.href;
 }
 
+/**
+ * The request schema again, for callers that do not come through the API's validation: the
+ * offline CLI (src/cli/local-client.ts) took a name like `Upper` or `../x` and a 100 KB URL
+ * that the API refuses.
+ */
+function checkedRequest<T>(schema: TSchema, input: T): T {
+  if (Value.Check(schema, input)) return input;
+  const first = Value.Errors(schema, input).First();
+  const path = first ? `body${first.path.replaceAll("/", ".")}` : "body";
+  throw new BadRequest(
+    `${path}: ${first ? first.message.charAt(0).toLowerCase() + first.message.slice(1) : "invalid"}`,
+  );
+}
+
 function checkedPatterns(patterns: readonly string[]): string[] {
   for (const pattern of patterns) checkPattern(pattern);
   return [...new Set(patterns)];
@@ -147,7 +163,8 @@ export function getWebhook(ctx: ManagementContext, idOrName: string): WebhookVie
   return webhookView(visibleWebhook(ctx, idOrName), ctx.webhooks);
 }
 
-export function createWebhook(ctx: ManagementContext, input: CreateWebhookRequest): CreatedWebhookView {
+export function createWebhook(ctx: ManagementContext, request: CreateWebhookRequest): CreatedWebhookView {
+  const input = checkedRequest(CreateWebhookRequest, request);
   const services = servicesOf(ctx);
   const patterns = checkedPatterns(input.repository_patterns);
   authorizeOrThrow(callerOf(ctx), { op: "createWebhook", patterns });
@@ -178,8 +195,9 @@ export function createWebhook(ctx: ManagementContext, input: CreateWebhookReques
 export function updateWebhook(
   ctx: ManagementContext,
   idOrName: string,
-  input: UpdateWebhookBody,
+  request: UpdateWebhookBody,
 ): WebhookView {
+  const input = checkedRequest(UpdateWebhookBody, request);
   const services = servicesOf(ctx);
   const webhook = findWebhook(ctx.db, /^\d{1,15}$/.test(idOrName) ? Number(idOrName) : idOrName);
   const missing = `no webhook ${JSON.stringify(idOrName)}`;

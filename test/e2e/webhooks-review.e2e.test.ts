@@ -119,6 +119,25 @@ describe("webhooks under attack, with the compiled binary", async () => {
     expect(added.stdout).not.toContain("whsec_");
   });
 
+  it("offline, the CLI refuses what the API refuses: a name against the pattern, a URL over 2,048 characters", async () => {
+    for (const [args, message] of [
+      [["Upper", "https://hooks.example.com/"], "name"],
+      [["../x", "https://hooks.example.com/"], "name"],
+      [[`a${"b".repeat(64)}`, "https://hooks.example.com/"], "name"],
+      [["long", `https://hooks.example.com/${"a".repeat(100_000)}`], "url"],
+    ] as const) {
+      const added = await run([BINARY, "webhook", "add", ...args, ...offline]);
+      expect({ args: args[0].slice(0, 10), exit: added.exitCode }).toEqual({
+        args: args[0].slice(0, 10),
+        exit: 1,
+      });
+      expect(added.stderr).toContain(message);
+      expect(added.stdout).not.toContain("whsec_");
+    }
+    const listed = await run([BINARY, "webhook", "list", "--output", "json", ...offline]);
+    expect(JSON.parse(listed.stdout)).toEqual([]);
+  });
+
   it("a name that resolves to loopback (this machine's own) is refused at delivery, at once, never connected to", async () => {
     const name = hostname().toLowerCase();
     const answers = await Bun.dns.lookup(name, {}).catch(() => []);
