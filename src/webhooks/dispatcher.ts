@@ -59,6 +59,8 @@ export class WebhookDispatcher {
   readonly #nowMs: () => number;
   /** Webhooks with an attempt in flight (one per webhook: that is the order). */
   readonly #inFlight = new Map<number, Promise<void>>();
+  /** Of those, the webhooks whose attempt in flight is a retry. */
+  readonly #retriesInFlight = new Set<number>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running = false;
   #storeFaultMs = 0;
@@ -157,18 +159,27 @@ export class WebhookDispatcher {
     const now = this.#nowMs();
     // Fetch a few more than free slots: heads of webhooks already in flight are skipped.
     const heads = dueHeads(this.#db, now, free + this.#inFlight.size);
+    // Retries may take all slots but a quarter: receivers that accept a connection and never
+    // answer (a tarpit; any namespace administrator can point webhooks at one) would otherwise
+    // hold every slot for timeout_seconds, round after round, and starve everyone's first
+    // attempts. First attempts are taken first (dueHeads) and may use every slot.
+    const retrySlots = Math.max(1, limit - Math.floor(limit / 4));
     const started: Promise<void>[] = [];
     for (const head of heads) {
       if (started.length >= free) break;
       if (this.#inFlight.has(head.webhookId)) continue;
+      const isRetry = head.attempts > 0;
+      if (isRetry && this.#retriesInFlight.size >= retrySlots) continue;
       const webhook = findWebhook(this.#db, head.webhookId);
       if (!webhook) continue;
       // Counted before it is sent: a crash during the attempt leaves it due again after this.
       const attempt = head.attempts + 1;
       if (!beginAttempt(this.#db, head.id, now, now + this.#options.timeoutMs + this.#backoff(attempt)))
         continue;
+      if (isRetry) this.#retriesInFlight.add(head.webhookId);
       const running = this.#attempt(webhook, head, attempt).finally(() => {
         this.#inFlight.delete(head.webhookId);
+        this.#retriesInFlight.delete(head.webhookId);
         // Its next delivery may be due at once.
         this.wake();
       });

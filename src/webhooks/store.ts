@@ -264,6 +264,8 @@ export function listDeliveries(
 /**
  * The head of each enabled webhook's queue (its oldest pending delivery) when it is due: a
  * webhook's later deliveries wait behind a head that waits for its retry (delivery in order).
+ * First attempts come before retries, so receivers that keep failing do not get ahead of
+ * healthy ones.
  */
 export function dueHeads(db: Database, nowMs: number, limit: number): Delivery[] {
   return db
@@ -273,7 +275,7 @@ export function dueHeads(db: Database, nowMs: number, limit: number): Delivery[]
                GROUP BY webhook_id) h ON d.id = h.head
          JOIN webhooks w ON w.id = d.webhook_id AND w.is_enabled = 1
        WHERE d.next_attempt_at_ms <= ?
-       ORDER BY d.next_attempt_at_ms, d.id
+       ORDER BY CASE WHEN d.attempts > 0 THEN 1 ELSE 0 END, d.next_attempt_at_ms, d.id
        LIMIT ?`,
     )
     .all(nowMs, limit)

@@ -606,6 +606,34 @@ describe("two dispatchers on one database (two serve on one data directory)", ()
   });
 });
 
+describe("a tarpit does not starve the others", () => {
+  it("retries to receivers that never answer leave room for first attempts: a healthy webhook is served at once", async () => {
+    // 16 webhooks (a namespace administrator may make them) to a receiver that accepts the
+    // connection and never answers; each already failed once and is due for a retry.
+    const tarpit = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    stops.push(() => tarpit.stop(true));
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db } = await setup({ timeout_seconds: 3 });
+    for (let i = 0; i < 16; i++) {
+      webhooks.createWebhook(ctx, {
+        name: `tarpit-${i}`,
+        url: `http://127.0.0.1:${tarpit.port}/`,
+        repository_patterns: ["evil/*"],
+      });
+      webhooks.testWebhook(ctx, `tarpit-${i}`);
+    }
+    db.run("UPDATE webhook_deliveries SET attempts = 1");
+    webhooks.createWebhook(ctx, { name: "healthy", url: r.url, repository_patterns: ["*"] });
+    wh.dispatcher.start();
+    await Bun.sleep(100); // every slot it may give to retries is taken by now
+    const queuedAt = Date.now();
+    webhooks.testWebhook(ctx, "healthy");
+    await waitFor("the healthy delivery", () => r.received.length === 1, 10_000);
+    expect(Date.now() - queuedAt).toBeLessThan(1_500);
+  });
+});
+
 describe("a bounded queue (webhooks.max_pending)", () => {
   function pending(ctx: ManagementContext, name: string) {
     return deliveries(ctx, name)
