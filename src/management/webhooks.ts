@@ -6,6 +6,8 @@
  * secret is in the answer to create only; never in listings, the audit log or the log.
  */
 import { randomUUID } from "node:crypto";
+import type { TSchema } from "@sinclair/typebox";
+import { Value } from "@sinclair/typebox/value";
 import { checkPattern } from "../accounts/permissions.ts";
 import { BadRequest, Conflict, NotFound, Unavailable } from "../errors.ts";
 import {
@@ -18,6 +20,7 @@ import { newNonce } from "../webhooks/secrets.ts";
 import {
   type Delivery,
   deleteWebhook as removeWebhook,
+  countWebhooks,
   enqueueDelivery,
   findDelivery,
   findDeliveryByEvent,
@@ -25,6 +28,7 @@ import {
   insertWebhook,
   listDeliveries as readDeliveries,
   listWebhooks as readWebhooks,
+  pendingCount,
   setSecretNonce,
   updateWebhook as writeWebhook,
   type Webhook,
@@ -35,14 +39,14 @@ import { decide } from "./authorization.ts";
 import { authorizeOrThrow, callerOf } from "./caller.ts";
 import { actorName, type ManagementContext } from "./context.ts";
 import { decodeCursor, encodeCursor, paginate, pageLimit } from "./paging.ts";
-import type {
-  CreatedWebhookView,
+import {
+  type CreatedWebhookView,
   CreateWebhookRequest,
-  DeliveryView,
-  Page,
-  PageRequest,
+  type DeliveryView,
+  type Page,
+  type PageRequest,
   UpdateWebhookBody,
-  WebhookView,
+  type WebhookView,
 } from "./schemas.ts";
 import { record } from "./users.ts";
 import { rfc3339 } from "./views.ts";
@@ -122,6 +126,20 @@ function checkedUrl(services: WebhookServices, url: string): string {
   return check.url.href;
 }
 
+/**
+ * The request schema again, for callers that do not come through the API's validation: the
+ * offline CLI (src/cli/local-client.ts) took a name like `Upper` or `../x` and a 100 KB URL
+ * that the API refuses.
+ */
+function checkedRequest<T>(schema: TSchema, input: T): T {
+  if (Value.Check(schema, input)) return input;
+  const first = Value.Errors(schema, input).First();
+  const path = first ? `body${first.path.replaceAll("/", ".")}` : "body";
+  throw new BadRequest(
+    `${path}: ${first ? first.message.charAt(0).toLowerCase() + first.message.slice(1) : "invalid"}`,
+  );
+}
+
 function checkedPatterns(patterns: readonly string[]): string[] {
   for (const pattern of patterns) checkPattern(pattern);
   return [...new Set(patterns)];
@@ -145,12 +163,17 @@ export function getWebhook(ctx: ManagementContext, idOrName: string): WebhookVie
   return webhookView(visibleWebhook(ctx, idOrName), ctx.webhooks);
 }
 
-export function createWebhook(ctx: ManagementContext, input: CreateWebhookRequest): CreatedWebhookView {
+export function createWebhook(ctx: ManagementContext, request: CreateWebhookRequest): CreatedWebhookView {
+  const input = checkedRequest(CreateWebhookRequest, request);
   const services = servicesOf(ctx);
   const patterns = checkedPatterns(input.repository_patterns);
   authorizeOrThrow(callerOf(ctx), { op: "createWebhook", patterns });
   const url = checkedUrl(services, input.url);
   if (!services.key) throw new Unavailable("the webhook key cannot be read here");
+  if (countWebhooks(ctx.db) >= services.maxWebhooks)
+    throw new Conflict(
+      `there are ${services.maxWebhooks} webhooks already (webhooks.max_webhooks); delete one or raise the limit`,
+    );
   const nonce = newNonce();
   const webhook = insertWebhook(ctx.db, {
     name: input.name,
@@ -172,8 +195,9 @@ export function createWebhook(ctx: ManagementContext, input: CreateWebhookReques
 export function updateWebhook(
   ctx: ManagementContext,
   idOrName: string,
-  input: UpdateWebhookBody,
+  request: UpdateWebhookBody,
 ): WebhookView {
+  const input = checkedRequest(UpdateWebhookBody, request);
   const services = servicesOf(ctx);
   const webhook = findWebhook(ctx.db, /^\d{1,15}$/.test(idOrName) ? Number(idOrName) : idOrName);
   const missing = `no webhook ${JSON.stringify(idOrName)}`;
@@ -246,11 +270,20 @@ function refuseWhenOff(services: WebhookServices, webhook: Webhook): void {
   if (!webhook.isEnabled) throw new Conflict(`the webhook ${webhook.name} is disabled; enable it first`);
 }
 
+/** Test and redeliver add to the queue only below webhooks.max_pending (no spamming it full). */
+function refuseWhenFull(ctx: ManagementContext, services: WebhookServices, webhook: Webhook): void {
+  if (pendingCount(ctx.db, webhook.id, services.maxPending) >= services.maxPending)
+    throw new Conflict(
+      `the webhook ${webhook.name} already has ${services.maxPending} deliveries queued (webhooks.max_pending); wait for them or fix the receiver`,
+    );
+}
+
 /** Queues a webhook.test event; the answer is the pending delivery (its history shows the outcome). */
 export function testWebhook(ctx: ManagementContext, idOrName: string): DeliveryView {
   const services = servicesOf(ctx);
   const webhook = visibleWebhook(ctx, idOrName);
   refuseWhenOff(services, webhook);
+  refuseWhenFull(ctx, services, webhook);
   const eventId = `test-${randomUUID()}`;
   const nowMs = Date.now();
   const payload = testPayload(eventId, Date.now(), actorName(ctx.actor), services.registryHost);
@@ -304,6 +337,7 @@ export function redeliver(ctx: ManagementContext, deliveryId: number): DeliveryV
   if (!past || !webhook) throw new NotFound(missing);
   refuseWhenOff(services, webhook);
   if (past.status === "pending") throw new Conflict(`delivery ${deliveryId} is still pending`);
+  refuseWhenFull(ctx, services, webhook);
   const original = past.redeliveryOf ?? past.id;
   // A new queue key per redelivery; the payload (and its event id) stays the original's.
   const eventId = `${JSON.parse(past.payload).id as string}#${randomUUID()}`;

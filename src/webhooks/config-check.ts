@@ -25,6 +25,11 @@ export function webhookConfigProblems(config: WebhooksConfig): ConfigProblem[] {
   });
   if (config.retry_base_seconds > config.retry_max_seconds)
     problems.push({ path: "webhooks.retry_base_seconds", message: "must not exceed retry_max_seconds" });
+  if (config.declared.length > config.max_webhooks)
+    problems.push({
+      path: "webhooks.declared",
+      message: `${config.declared.length} webhooks declared, more than webhooks.max_webhooks (${config.max_webhooks})`,
+    });
   const names = new Set<string>();
   config.declared.forEach((declared, i) => {
     const path = `webhooks.declared.${i}`;

@@ -48,6 +48,20 @@ export const WebhooksConfig = Type.Object(
       default: 100,
       description: "Finished deliveries kept per webhook (the newest).",
     }),
+    max_pending: Type.Integer({
+      minimum: 1,
+      maximum: 10_000_000,
+      default: 10_000,
+      description:
+        "Deliveries queued per webhook at most (a receiver down for days must not grow the database without bound): beyond it the oldest after the one being tried are marked failed, and test or redeliver answer 409.",
+    }),
+    max_webhooks: Type.Integer({
+      minimum: 1,
+      maximum: 100_000,
+      default: 1_000,
+      description:
+        "Webhooks at most, declared ones included: every push fans out to each matching one, and each may hold max_pending queued deliveries. Beyond it creating one answers 409.",
+    }),
     allow_private_networks: Type.Array(Type.String({ minLength: 1 }), {
       default: [],
       description:
@@ -57,7 +71,7 @@ export const WebhooksConfig = Type.Object(
       minimum: 1,
       maximum: 60,
       default: 10,
-      description: "Time for one delivery attempt: connect, send and read the answer.",
+      description: "Time for one delivery attempt: look up the name, connect, send and read the answer.",
     }),
     max_attempts: Type.Integer({
       minimum: 1,

@@ -4,12 +4,12 @@
  * never followed (`redirect: "manual"`): a 3xx is a failed attempt, or a webhook to an allowed
  * host could bounce regauth to a refused one.
  *
- * Pinning (DNS rebinding): for http the request goes to the very address that was checked, with
- * the URL's host in the Host header, so a name cannot resolve to a public address for the check
- * and to 127.0.0.1 for the connection. For https the connection is made by name (TLS needs the
- * name for SNI and the certificate check, and Bun's fetch takes no pinned address): the name is
- * resolved again by fetch; a rebound answer would have to present a valid certificate for that
- * name, which a service on the private network does not have.
+ * Pinning (DNS rebinding): the request goes to the very address that was checked, with the URL's
+ * host in the Host header, so a name cannot resolve to a public address for the check and to
+ * 127.0.0.1 for the connection. For https the name goes to TLS as `tls.serverName` (SNI and the
+ * certificate check, Bun's fetch honours it): a second lookup by fetch would otherwise let a
+ * rebound name reach a private address, and its errors (refused, bad certificate, timeout)
+ * would tell which private ports are open, even though the certificate check stops the request.
  */
 import { isIP } from "node:net";
 import { parseIp } from "../ip.ts";
@@ -43,6 +43,21 @@ export type AttemptOutcome =
   | { kind: "failed"; error: string; status: number | null; latencyMs: number | null; excerpt: string | null }
   /** Never retried: the URL's addresses are refused by the policy. */
   | { kind: "refused"; error: string };
+
+/**
+ * A value fit for a header: the event id comes from the registry's notification (any string up
+ * to 256 characters), and fetch throws on CR, LF or non-Latin-1, which would fail the delivery
+ * on every attempt. Anything outside printable ASCII is percent-encoded (`%` itself too, so the
+ * encoding can be undone); the payload's `id` carries it unchanged.
+ */
+export function headerSafe(value: string): string {
+  // A lone surrogate would make encodeURIComponent throw: U+FFFD instead (String#toWellFormed).
+  const wellFormed = value.replace(
+    /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g,
+    "\ufffd",
+  );
+  return wellFormed.replace(/[^\x20-\x24\x26-\x7e]+/g, (run) => encodeURIComponent(run));
+}
 
 async function resolveHost(host: string): Promise<string[]> {
   const answers = await Bun.dns.lookup(host, {});
@@ -89,7 +104,20 @@ async function readCapped(response: Response, limit: number, signal: AbortSignal
   return Buffer.concat(chunks).subarray(0, limit);
 }
 
+/** `promise`, or a rejection with the signal's reason once it aborts (a lookup has no signal). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason ?? new DOMException("timed out", "TimeoutError"));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(resolve, reject).finally(() => signal.removeEventListener("abort", onAbort));
+  });
+}
+
 export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutcome> {
+  // One deadline for the whole attempt, DNS included: a name server that never answers must not
+  // hold a dispatcher slot (and serve's stop) past timeout_seconds.
+  const signal = AbortSignal.timeout(input.timeoutMs);
   const url = new URL(input.url);
   const host = hostOf(url);
   let addresses: string[];
@@ -97,11 +125,11 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
     addresses = [host];
   } else {
     try {
-      addresses = await (input.resolve ?? resolveHost)(host);
+      addresses = await untilAborted((input.resolve ?? resolveHost)(host), signal);
     } catch (error) {
       return {
         kind: "failed",
-        error: `cannot resolve ${host}: ${(error as Error).message}`,
+        error: `cannot resolve ${host}: ${signal.aborted ? `no answer within ${input.timeoutMs / 1000} s` : (error as Error).message}`,
         status: null,
         latencyMs: null,
         excerpt: null,
@@ -129,8 +157,8 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
   const headers: Record<string, string> = {
     "content-type": "application/json",
     "user-agent": input.userAgent,
-    "x-regauth-event": input.eventType,
-    "x-regauth-event-id": input.eventId,
+    "x-regauth-event": headerSafe(input.eventType),
+    "x-regauth-event-id": headerSafe(input.eventId),
     "x-regauth-delivery": String(input.deliveryId),
     "x-regauth-attempt": String(input.attempt),
   };
@@ -139,19 +167,16 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
     url.username = "";
     url.password = "";
   }
-  let target = url.href;
-  if (url.protocol === "http:") {
-    // Connect to the checked address; the receiver still sees its own name in Host.
-    const address = addresses[0] as string;
-    headers.host = url.host;
-    const pinned = new URL(url.href);
-    pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
-    target = pinned.href;
-  }
+  // Connect to the checked address; the receiver still sees its own name in Host (and SNI).
+  const address = addresses[0] as string;
+  headers.host = url.host;
+  const pinned = new URL(url.href);
+  pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
+  const target = pinned.href;
+  const tls = url.protocol === "https:" && !parseIp(host) ? { tls: { serverName: host } } : {};
   const timestampSeconds = Math.floor(input.nowMs() / 1000);
   headers[SIGNATURE_HEADER.toLowerCase()] = signatureHeader(input.secret, timestampSeconds, input.body);
   const started = performance.now();
-  const signal = AbortSignal.timeout(input.timeoutMs);
   let response: Response;
   try {
     response = await (input.fetch ?? fetch)(target, {
@@ -160,6 +185,7 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
       body: input.body,
       redirect: "manual",
       signal,
+      ...tls,
     });
   } catch (error) {
     return {
@@ -208,6 +234,12 @@ function describeFetchError(error: unknown, timeoutMs: number): string {
   const name = (error as Error | undefined)?.name;
   if (name === "TimeoutError" || name === "AbortError") return `no answer within ${timeoutMs / 1000} s`;
   const code = (error as { code?: unknown } | undefined)?.code;
-  const message = (error as Error | undefined)?.message ?? String(error);
+  // Bun names the URL in some errors (`ERR_TLS_CERT_ALTNAME_INVALID fetching "https://..."`): its
+  // path or query may be the receiver's token (chat webhooks), and this goes to the history and
+  // the log. The hint about `verbose: true` means nothing to whoever reads them.
+  const message = ((error as Error | undefined)?.message ?? String(error))
+    .replace(/ fetching "[^"]*"\.?/g, "")
+    .replace(/\s*For more information, pass `verbose: true`.*$/s, "")
+    .trim();
   return typeof code === "string" && !message.includes(code) ? `${code}: ${message}` : message;
 }

@@ -16,6 +16,8 @@ import {
   beginAttempt,
   type Delivery,
   deleteDelivery,
+  deleteFinished,
+  dropExcessPending,
   dueHeads,
   findWebhook,
   finishAttempt,
@@ -26,6 +28,8 @@ import {
 export const POLL_MS = 1_000;
 export const MAX_CONCURRENT = 8;
 const STORE_FAULT_BACKOFF_MS = { first: 1_000, max: 60_000 };
+/** How often the queue's bound (webhooks.max_pending) is enforced: off the receiver's fast path. */
+export const CAP_CHECK_MS = 10_000;
 
 export interface DispatcherOptions {
   timeoutMs: number;
@@ -34,6 +38,8 @@ export interface DispatcherOptions {
   /** webhooks.history: false deletes a delivery once it is finished. */
   keepHistory: boolean;
   historyLimit: number;
+  /** webhooks.max_pending: deliveries queued per webhook at most. */
+  maxPending?: number;
   allowed: readonly IpRange[];
   userAgent: string;
   /** The signing secret of a webhook; null when it has none here (a declared one without its file). */
@@ -42,6 +48,7 @@ export interface DispatcherOptions {
   random?: () => number;
   pollMs?: number;
   maxConcurrent?: number;
+  capCheckMs?: number;
   resolve?: (host: string) => Promise<string[]>;
   fetch?: typeof fetch;
 }
@@ -52,10 +59,13 @@ export class WebhookDispatcher {
   readonly #nowMs: () => number;
   /** Webhooks with an attempt in flight (one per webhook: that is the order). */
   readonly #inFlight = new Map<number, Promise<void>>();
+  /** Of those, the webhooks whose attempt in flight is a retry. */
+  readonly #retriesInFlight = new Set<number>();
   #timer: ReturnType<typeof setTimeout> | null = null;
   #running = false;
   #storeFaultMs = 0;
   #ticking = false;
+  #capCheckedAtMs = Number.NEGATIVE_INFINITY;
 
   constructor(db: Database, options: DispatcherOptions) {
     this.#db = db;
@@ -99,6 +109,7 @@ export class WebhookDispatcher {
     if (!this.#running || this.#ticking) return;
     this.#ticking = true;
     try {
+      this.#boundQueues();
       this.#startDue();
       this.#storeFaultMs = 0;
       this.#schedule(this.#options.pollMs ?? POLL_MS);
@@ -121,6 +132,25 @@ export class WebhookDispatcher {
     if (this.#running) this.#schedule(this.#storeFaultMs);
   }
 
+  /** Enforces webhooks.max_pending every CAP_CHECK_MS; throws a store fault. */
+  #boundQueues(): void {
+    const maxPending = this.#options.maxPending;
+    const now = this.#nowMs();
+    if (maxPending === undefined || now - this.#capCheckedAtMs < (this.#options.capCheckMs ?? CAP_CHECK_MS))
+      return;
+    this.#capCheckedAtMs = now;
+    const error = `not sent: more than ${maxPending} deliveries were queued for this webhook (webhooks.max_pending); dropped, oldest first`;
+    for (const { webhookId, dropped } of dropExcessPending(this.#db, maxPending, now, error)) {
+      log.warn("webhook queue full; dropped the oldest pending deliveries", {
+        webhook: findWebhook(this.#db, webhookId)?.name ?? webhookId,
+        dropped,
+        max_pending: maxPending,
+      });
+      if (!this.#options.keepHistory) deleteFinished(this.#db, webhookId);
+      else pruneHistory(this.#db, webhookId, this.#options.historyLimit);
+    }
+  }
+
   /** Throws a store fault (from reading the queue); the attempts it starts never throw. */
   #startDue(): Promise<void>[] {
     const limit = this.#options.maxConcurrent ?? MAX_CONCURRENT;
@@ -129,17 +159,27 @@ export class WebhookDispatcher {
     const now = this.#nowMs();
     // Fetch a few more than free slots: heads of webhooks already in flight are skipped.
     const heads = dueHeads(this.#db, now, free + this.#inFlight.size);
+    // Retries may take all slots but a quarter: receivers that accept a connection and never
+    // answer (a tarpit; any namespace administrator can point webhooks at one) would otherwise
+    // hold every slot for timeout_seconds, round after round, and starve everyone's first
+    // attempts. First attempts are taken first (dueHeads) and may use every slot.
+    const retrySlots = Math.max(1, limit - Math.floor(limit / 4));
     const started: Promise<void>[] = [];
     for (const head of heads) {
       if (started.length >= free) break;
       if (this.#inFlight.has(head.webhookId)) continue;
+      const isRetry = head.attempts > 0;
+      if (isRetry && this.#retriesInFlight.size >= retrySlots) continue;
       const webhook = findWebhook(this.#db, head.webhookId);
       if (!webhook) continue;
       // Counted before it is sent: a crash during the attempt leaves it due again after this.
       const attempt = head.attempts + 1;
-      beginAttempt(this.#db, head.id, now, now + this.#options.timeoutMs + this.#backoff(attempt));
+      if (!beginAttempt(this.#db, head.id, now, now + this.#options.timeoutMs + this.#backoff(attempt)))
+        continue;
+      if (isRetry) this.#retriesInFlight.add(head.webhookId);
       const running = this.#attempt(webhook, head, attempt).finally(() => {
         this.#inFlight.delete(head.webhookId);
+        this.#retriesInFlight.delete(head.webhookId);
         // Its next delivery may be due at once.
         this.wake();
       });

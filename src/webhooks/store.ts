@@ -113,6 +113,10 @@ export function listWebhooks(db: Database, filter: { enabledOnly?: boolean } = {
   return db.query<WebhookRow, []>(`SELECT * FROM webhooks ${where} ORDER BY id`).all().map(webhookOf);
 }
 
+export function countWebhooks(db: Database): number {
+  return db.query<{ n: number }, []>("SELECT count(*) AS n FROM webhooks").get()?.n ?? 0;
+}
+
 export function findWebhook(db: Database, idOrName: number | string): Webhook | null {
   const row =
     typeof idOrName === "number"
@@ -260,6 +264,8 @@ export function listDeliveries(
 /**
  * The head of each enabled webhook's queue (its oldest pending delivery) when it is due: a
  * webhook's later deliveries wait behind a head that waits for its retry (delivery in order).
+ * First attempts come before retries, so receivers that keep failing do not get ahead of
+ * healthy ones.
  */
 export function dueHeads(db: Database, nowMs: number, limit: number): Delivery[] {
   return db
@@ -269,7 +275,7 @@ export function dueHeads(db: Database, nowMs: number, limit: number): Delivery[]
                GROUP BY webhook_id) h ON d.id = h.head
          JOIN webhooks w ON w.id = d.webhook_id AND w.is_enabled = 1
        WHERE d.next_attempt_at_ms <= ?
-       ORDER BY d.next_attempt_at_ms, d.id
+       ORDER BY CASE WHEN d.attempts > 0 THEN 1 ELSE 0 END, d.next_attempt_at_ms, d.id
        LIMIT ?`,
     )
     .all(nowMs, limit)
@@ -279,12 +285,18 @@ export function dueHeads(db: Database, nowMs: number, limit: number): Delivery[]
 /**
  * Counts an attempt before it is made, and sets when the delivery is due again if this attempt
  * never reports (a crash, a stop): at-least-once, and no delivery retried for ever by crashes.
+ * It is also the claim: false when the delivery is no longer due, because another dispatcher
+ * (a second serve on the same data directory) read the same head and claimed it first; only
+ * the claimant sends it, so it is not sent twice at once nor out of order.
  */
-export function beginAttempt(db: Database, id: number, nowMs: number, retryAtMs: number): void {
-  db.query(
-    `UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at_ms = ?, next_attempt_at_ms = ?
-     WHERE id = ? AND status = 'pending'`,
-  ).run(nowMs, retryAtMs, id);
+export function beginAttempt(db: Database, id: number, nowMs: number, retryAtMs: number): boolean {
+  const result = db
+    .query(
+      `UPDATE webhook_deliveries SET attempts = attempts + 1, last_attempt_at_ms = ?, next_attempt_at_ms = ?
+       WHERE id = ? AND status = 'pending' AND next_attempt_at_ms <= ?`,
+    )
+    .run(nowMs, retryAtMs, id, nowMs);
+  return result.changes === 1;
 }
 
 export interface AttemptResult {
@@ -326,7 +338,51 @@ export function pruneHistory(db: Database, webhookId: number, keep: number): voi
   ).run({ webhook: webhookId, offset: keep - 1 });
 }
 
-/** Deletes every finished delivery (history: false turned on while some were kept). */
-export function deleteFinished(db: Database): void {
-  db.run("DELETE FROM webhook_deliveries WHERE status <> 'pending'");
+/** How many deliveries of a webhook are pending, counting no further than `atMost`. */
+export function pendingCount(db: Database, webhookId: number, atMost: number): number {
+  const row = db
+    .query<{ n: number }, [number, number]>(
+      `SELECT count(*) AS n FROM (SELECT 1 FROM webhook_deliveries
+         WHERE status = 'pending' AND webhook_id = ? LIMIT ?)`,
+    )
+    .get(webhookId, atMost);
+  return row?.n ?? 0;
+}
+
+/**
+ * Bounds every webhook's queue to `maxPending` (webhooks.max_pending): the oldest pending
+ * deliveries after the head (which may be in flight) are marked failed with `error`, so the
+ * newest stay queued and the dropped ones show in the history and can be redelivered. Returns
+ * how many were dropped per webhook.
+ */
+export function dropExcessPending(
+  db: Database,
+  maxPending: number,
+  nowMs: number,
+  error: string,
+): { webhookId: number; dropped: number }[] {
+  return db.transaction(() => {
+    const over = db
+      .query<{ webhook_id: number; n: number }, [number]>(
+        `SELECT webhook_id, count(*) AS n FROM webhook_deliveries WHERE status = 'pending'
+         GROUP BY webhook_id HAVING count(*) > ?`,
+      )
+      .all(maxPending);
+    return over.map(({ webhook_id: webhookId, n }) => {
+      const result = db
+        .query(
+          `UPDATE webhook_deliveries SET status = 'failed', next_attempt_at_ms = ?, last_error = ?
+           WHERE id IN (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND webhook_id = ?
+                        ORDER BY id LIMIT ? OFFSET 1)`,
+        )
+        .run(nowMs, error, webhookId, n - maxPending);
+      return { webhookId, dropped: result.changes };
+    });
+  })();
+}
+
+/** Deletes every finished delivery, or a webhook's (history: false turned on while some were kept). */
+export function deleteFinished(db: Database, webhookId?: number): void {
+  if (webhookId === undefined) db.run("DELETE FROM webhook_deliveries WHERE status <> 'pending'");
+  else db.run("DELETE FROM webhook_deliveries WHERE webhook_id = ? AND status <> 'pending'", [webhookId]);
 }

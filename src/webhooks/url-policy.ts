@@ -39,6 +39,15 @@ const REFUSED_RANGES: readonly [cidr: string, rule: string][] = [
   ["::/96", "IPv4-compatible IPv6 address (::/96)"],
   ["100::/64", "discard prefix (100::/64)"],
   ["2001:db8::/32", "documentation prefix (2001:db8::/32)"],
+  ["3fff::/20", "documentation prefix (3fff::/20)"],
+  ["192.0.2.0/24", "documentation network (192.0.2.0/24)"],
+  ["198.51.100.0/24", "documentation network (198.51.100.0/24)"],
+  ["203.0.113.0/24", "documentation network (203.0.113.0/24)"],
+  // Prefixes that carry IPv4 to a translator or tunnel on the way (review of issue 11 item 4):
+  // where that lands is the local network's business, not the public address the URL shows.
+  ["64:ff9b:1::/48", "local-use NAT64 prefix (64:ff9b:1::/48, RFC 8215)"],
+  ["2001::/32", "Teredo tunnel (2001::/32, RFC 4380)"],
+  ["::ffff:0:0:0/96", "IPv4-translated address (::ffff:0:0:0/96, RFC 2765)"],
 ];
 
 const REFUSED: readonly { range: IpRange; rule: string }[] = REFUSED_RANGES.map(([cidr, rule]) => {
@@ -57,16 +66,22 @@ export function parseAllowedNetworks(cidrs: readonly string[]): IpRange[] {
   });
 }
 
-/** The IPv4 address inside an IPv6 one that carries it (NAT64 64:ff9b::/96), as 16 mapped bytes. */
-function embeddedV4(ip: Uint8Array): Uint8Array | null {
+/**
+ * The IPv4 address inside an IPv6 one that carries it to IPv4, as 16 mapped bytes, with the
+ * prefix's name: NAT64 64:ff9b::/96 (RFC 6052, the last 32 bits) and 6to4 2002::/16 (RFC 3056,
+ * bits 16-47: 2002:7f00:1:: is relayed to 127.0.0.1).
+ */
+function embeddedV4(ip: Uint8Array): { v4: Uint8Array; carrier: string } | null {
+  const mapped = (from: number) => {
+    const v4 = new Uint8Array(16);
+    v4[10] = 0xff;
+    v4[11] = 0xff;
+    v4.set(ip.subarray(from, from + 4), 12);
+    return v4;
+  };
   const nat64 = [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
-  if (nat64.every((b, i) => ip[i] === b)) {
-    const mapped = new Uint8Array(16);
-    mapped[10] = 0xff;
-    mapped[11] = 0xff;
-    mapped.set(ip.subarray(12), 12);
-    return mapped;
-  }
+  if (nat64.every((b, i) => ip[i] === b)) return { v4: mapped(12), carrier: "a NAT64 address" };
+  if (ip[0] === 0x20 && ip[1] === 0x02) return { v4: mapped(2), carrier: "a 6to4 address" };
   return null;
 }
 
@@ -79,8 +94,8 @@ export function refusalOf(ip: Uint8Array, allowed: readonly IpRange[]): Refusal 
   if (allowed.some((range) => ipInRange(ip, range))) return null;
   const inner = embeddedV4(ip);
   if (inner) {
-    const innerRefusal = refusalOf(inner, allowed);
-    if (innerRefusal) return { rule: `${innerRefusal.rule} inside a NAT64 address` };
+    const innerRefusal = refusalOf(inner.v4, allowed);
+    if (innerRefusal) return { rule: `${innerRefusal.rule} inside ${inner.carrier}` };
   }
   const found = REFUSED.find(({ range }) => ipInRange(ip, range));
   return found ? { rule: found.rule } : null;
@@ -112,6 +127,14 @@ export function checkWebhookUrl(text: string, allowed: readonly IpRange[]): UrlC
   if (url.protocol !== "http:" && url.protocol !== "https:")
     return { ok: false, reason: `only http and https URLs, not ${url.protocol}` };
   if (url.hash !== "") return { ok: false, reason: "no #fragment" };
+  if (url.port === "0") return { ok: false, reason: "port 0 cannot be connected to" };
+  try {
+    // Sent as Authorization: Basic (src/webhooks/deliver.ts), so they must decode.
+    decodeURIComponent(url.username);
+    decodeURIComponent(url.password);
+  } catch {
+    return { ok: false, reason: "the user name or password in the URL is not valid percent-encoding" };
+  }
   const host = hostOf(url);
   if (host === "") return { ok: false, reason: "no host" };
   const ip = parseIp(host);

@@ -29,6 +29,10 @@ export interface WebhookServices {
   enabled: boolean;
   keepHistory: boolean;
   historyLimit: number;
+  /** webhooks.max_pending */
+  maxPending: number;
+  /** webhooks.max_webhooks */
+  maxWebhooks: number;
   allowed: readonly IpRange[];
   registryHost: string | null;
   /**
@@ -62,6 +66,8 @@ export function webhookServices(
     enabled: config.enabled,
     keepHistory: config.history,
     historyLimit: config.history_limit,
+    maxPending: config.max_pending,
+    maxWebhooks: config.max_webhooks,
     allowed: parseAllowedNetworks(config.allow_private_networks),
     registryHost: settings.registryHost,
     key,
@@ -108,6 +114,7 @@ export function createWebhooks(
     backoff: { baseMs: config.retry_base_seconds * 1000, maxMs: config.retry_max_seconds * 1000 },
     keepHistory: config.history,
     historyLimit: config.history_limit,
+    maxPending: config.max_pending,
     allowed: services.allowed,
     userAgent: WEBHOOK_USER_AGENT,
     secretOf: (webhook: Webhook) =>

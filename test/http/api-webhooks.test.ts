@@ -372,3 +372,24 @@ describe("webhooks.enabled: false", async () => {
     expect(test.body.errors?.[0]?.message).toContain("webhooks.enabled: false");
   });
 });
+
+describe("webhooks.max_webhooks (review of issue 11 item 4)", async () => {
+  // Unbounded, a namespace administrator could make thousands (each push then fans out to every
+  // one, and each holds up to max_pending queued deliveries).
+  const { t } = await setUp({ webhooks: { max_webhooks: 2 } });
+
+  it("creating beyond the cap is a 409 naming the key; deleting one makes room", async () => {
+    expect((await call(t, "POST", "/webhooks", { auth: TESSA, body: hook("one", ["team/*"]) })).status).toBe(
+      201,
+    );
+    expect((await call(t, "POST", "/webhooks", { auth: ROOT, body: hook("two", ["*"]) })).status).toBe(201);
+    const third = await call(t, "POST", "/webhooks", { auth: TESSA, body: hook("three", ["team/*"]) });
+    expect(third.status).toBe(409);
+    expect(third.body.errors?.[0]?.message).toContain("webhooks.max_webhooks");
+    expect(count(t)).toBe(2);
+    expect((await call(t, "DELETE", "/webhooks/one", { auth: TESSA })).status).toBe(200);
+    expect(
+      (await call(t, "POST", "/webhooks", { auth: TESSA, body: hook("three", ["team/*"]) })).status,
+    ).toBe(201);
+  });
+});

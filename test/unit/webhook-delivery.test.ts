@@ -10,9 +10,15 @@ import { databasePath, openDatabase } from "../../src/db/database.ts";
 import type { ManagementContext } from "../../src/management/context.ts";
 import * as webhooks from "../../src/management/webhooks.ts";
 import type { IndexChange } from "../../src/registry-index/changes.ts";
+import { log } from "../../src/log.ts";
+import { beginAttempt } from "../../src/webhooks/store.ts";
+import { WebhookDispatcher } from "../../src/webhooks/dispatcher.ts";
 import { verifySignature } from "../../src/webhooks/signing.ts";
 import { createWebhooks, lazyWebhookKey } from "../../src/webhooks/webhooks.ts";
 import { loadTestConfig, makeTempDir } from "../helpers.ts";
+import { runChecked } from "../key-fixtures.ts";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 
 interface Received {
   headers: Headers;
@@ -78,7 +84,7 @@ async function setup(webhookConfig: Record<string, unknown> = {}, dispatcher: Re
     await wh.dispatcher.stop();
     db.close();
   });
-  return { db, wh, ctx };
+  return { db, wh, ctx, dataDir };
 }
 
 async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 10_000): Promise<T> {
@@ -89,6 +95,33 @@ async function waitFor<T>(what: string, probe: () => T | undefined | false, time
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await Bun.sleep(10);
   }
+}
+
+/** A self-signed certificate for hooks.test, made by openssl. */
+function hooksCertificate(): { cert: string; key: string } {
+  const dir = makeTempDir("regauth-webhook-tls-");
+  const [key, cert] = [join(dir, "hooks.key"), join(dir, "hooks.crt")];
+  runChecked([
+    "openssl",
+    "req",
+    "-x509",
+    "-newkey",
+    "ec",
+    "-pkeyopt",
+    "ec_paramgen_curve:P-256",
+    "-nodes",
+    "-keyout",
+    key,
+    "-out",
+    cert,
+    "-days",
+    "2",
+    "-subj",
+    "/CN=hooks.test",
+    "-addext",
+    "subjectAltName=DNS:hooks.test",
+  ]);
+  return { cert: readFileSync(cert, "utf8"), key: readFileSync(key, "utf8") };
 }
 
 function change(i: number, repository = "team/app"): IndexChange {
@@ -345,6 +378,141 @@ describe("delivery to a real receiver", () => {
     expect(r.received[0]?.headers.get("host")).toBe(`hooks.example.com:${r.server.port}`);
   });
 
+  it.each([
+    ["2002:7f00:1::", "6to4"],
+    ["64:ff9b:1::a9fe:a9fe", "local-use NAT64"],
+    ["2001:0:4136:e378:8000:63bf:80ff:fffe", "Teredo"],
+  ])(
+    "a name whose AAAA answer is %s (%s, IPv4 inside IPv6) is refused, never connected to",
+    async (address, rule) => {
+      const r = receiver();
+      stops.push(() => r.server.stop(true));
+      const { ctx, wh } = await setup({ allow_private_networks: [] }, { resolve: async () => [address] });
+      webhooks.createWebhook(ctx, {
+        name: "tunnel",
+        url: "http://hooks.example.com/hook",
+        repository_patterns: ["*"],
+      });
+      webhooks.testWebhook(ctx, "tunnel");
+      wh.dispatcher.start();
+      const head = await waitFor("refused", () => {
+        const d = deliveries(ctx, "tunnel")[0];
+        return d?.status === "failed" ? d : undefined;
+      });
+      expect(head.attempts).toBe(1);
+      expect(head.last_error).toContain(`resolves to ${address}`);
+      expect(head.last_error).toContain(rule);
+    },
+  );
+
+  it("an event id with control or non-ASCII characters is delivered, percent-encoded in X-Regauth-Event-Id (no header injection, no failing for ever)", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db } = await setup();
+    webhooks.createWebhook(ctx, { name: "ci", url: r.url, repository_patterns: ["*"] });
+    const hostile = { ...change(1), eventId: "evt\r\nX-Injected: 1\u00e9\u2603" };
+    const loneSurrogate = { ...change(2), eventId: "evt-\ud800-100%" };
+    db.transaction(() => wh.sink(db, [hostile, loneSurrogate]))();
+    wh.dispatcher.start();
+    await waitFor("delivered", () => r.received.length === 2);
+    expect(r.received[1]?.headers.get("x-regauth-event-id")).toBe("evt-%EF%BF%BD-100%25");
+    const headers = r.received[0]?.headers as Headers;
+    expect(headers.get("x-injected")).toBeNull();
+    expect(headers.get("x-regauth-event-id")).toBe("evt%0D%0AX-Injected: 1%C3%A9%E2%98%83");
+    expect(JSON.parse(r.received[0]?.body ?? "{}").id).toBe(hostile.eventId);
+    expect(deliveries(ctx, "ci").map((d) => d.status)).toEqual(["delivered", "delivered"]);
+  });
+
+  it("https too connects to the checked address (DNS rebinding), with the name for SNI, the certificate check and Host", async () => {
+    const { cert, key } = hooksCertificate();
+    const received: Headers[] = [];
+    const server = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      tls: { serverName: "hooks.test", cert, key },
+      fetch(request) {
+        received.push(request.headers);
+        return new Response("ok");
+      },
+    });
+    stops.push(() => server.stop(true));
+    const targets: string[] = [];
+    const ca = cert;
+    // The test's CA, as the system's would be; the name resolves to loopback (allowed here)
+    // only when the dispatcher asks: a second lookup by fetch would not find hooks.test at all.
+    const trustingFetch = ((input: string, init: RequestInit & { tls?: Record<string, unknown> }) => {
+      targets.push(String(input));
+      return fetch(input, { ...init, tls: { ...init.tls, ca } } as RequestInit);
+    }) as typeof fetch;
+    const { wh, ctx } = await setup({}, { resolve: async () => ["127.0.0.1"], fetch: trustingFetch });
+    webhooks.createWebhook(ctx, {
+      name: "tls",
+      url: `https://hooks.test:${server.port}/hook`,
+      repository_patterns: ["*"],
+    });
+    webhooks.testWebhook(ctx, "tls");
+    wh.dispatcher.start();
+    const head = await waitFor("finished", () => {
+      const d = deliveries(ctx, "tls")[0];
+      return d && d.attempts > 0 && d.status !== "pending" ? d : d?.last_error ? d : undefined;
+    });
+    expect(head.last_error).toBeNull();
+    expect(head.status).toBe("delivered");
+    expect(targets[0]).toBe(`https://127.0.0.1:${server.port}/hook`);
+    expect(received[0]?.get("host")).toBe(`hooks.test:${server.port}`);
+  });
+
+  it("a failed attempt's error, in the history and the log, does not repeat the URL (its path or query may be the receiver's token)", async () => {
+    // A trusted certificate for another name: Bun's TLS error names the URL it fetched.
+    const tls = hooksCertificate();
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, tls, fetch: () => new Response("ok") });
+    const trustingFetch = ((input: string, init: RequestInit) =>
+      fetch(input, { ...init, tls: { ca: tls.cert } } as RequestInit)) as typeof fetch;
+    stops.push(() => server.stop(true));
+    const lines: string[] = [];
+    const restore = log.capture(lines);
+    stops.push(restore);
+    const { wh, ctx } = await setup({ max_attempts: 1 }, { fetch: trustingFetch });
+    webhooks.createWebhook(ctx, {
+      name: "chat",
+      url: `https://127.0.0.1:${server.port}/api/webhooks/123/TOKEN-IN-PATH?key=TOKEN-IN-QUERY`,
+      repository_patterns: ["*"],
+    });
+    webhooks.testWebhook(ctx, "chat");
+    wh.dispatcher.start();
+    const head = await waitFor("failed", () => {
+      const d = deliveries(ctx, "chat")[0];
+      return d?.status === "failed" ? d : undefined;
+    });
+    expect(head.last_error ?? "").not.toBe("");
+    expect(head.last_error).not.toContain("TOKEN-IN");
+    expect(head.last_error).not.toContain("verbose");
+    await waitFor("logged", () => lines.some((line) => line.includes("webhook delivery failed")));
+    expect(lines.join("\n")).not.toContain("TOKEN-IN");
+  });
+
+  it("a DNS lookup that never answers is bounded by timeout_seconds too (the slot is freed, stop() returns)", async () => {
+    const { wh, ctx } = await setup({ max_attempts: 1 }, { resolve: () => new Promise<string[]>(() => {}) });
+    webhooks.createWebhook(ctx, {
+      name: "slowdns",
+      url: "https://hooks.example.com/",
+      repository_patterns: ["*"],
+    });
+    webhooks.testWebhook(ctx, "slowdns");
+    const started = Date.now();
+    wh.dispatcher.start();
+    const head = await waitFor(
+      "failed",
+      () => {
+        const d = deliveries(ctx, "slowdns")[0];
+        return d?.status === "failed" ? d : undefined;
+      },
+      4_000,
+    );
+    expect(head.last_error).toContain("hooks.example.com");
+    expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
   it("history: false forgets a delivery once done; history_limit keeps the newest", async () => {
     const r = receiver();
     stops.push(() => r.server.stop(true));
@@ -389,6 +557,138 @@ describe("delivery to a real receiver", () => {
     expect(again.event_id).toBe(first.event_id);
     await waitFor("redelivered", () => r.received.length === 2);
     expect(r.received[1]?.body).toBe(r.received[0]?.body);
+  });
+});
+
+describe("two dispatchers on one database (two serve on one data directory)", () => {
+  it("an attempt is claimed: a second dispatcher that read the same head does not send it too", async () => {
+    const { ctx, db } = await setup();
+    webhooks.createWebhook(ctx, {
+      name: "ci",
+      url: "https://hooks.example.com/",
+      repository_patterns: ["*"],
+    });
+    const queued = webhooks.testWebhook(ctx, "ci");
+    const now = Date.now();
+    expect(beginAttempt(db, queued.id, now, now + 60_000)).toBe(true);
+    // The other process read the head before this claim; its claim must fail.
+    expect(beginAttempt(db, queued.id, now, now + 60_000)).toBe(false);
+    expect(deliveries(ctx, "ci")[0]?.attempts).toBe(1);
+  });
+
+  it("both running: every delivery arrives once, in order", async () => {
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db, dataDir } = await setup();
+    webhooks.createWebhook(ctx, { name: "ci", url: r.url, repository_patterns: ["*"] });
+    db.transaction(() =>
+      wh.sink(
+        db,
+        Array.from({ length: 30 }, (_, i) => change(i)),
+      ),
+    )();
+    const otherDb = openDatabase(databasePath(dataDir));
+    const other = new WebhookDispatcher(otherDb, {
+      timeoutMs: 1000,
+      maxAttempts: 3,
+      backoff: { baseMs: 20, maxMs: 100 },
+      keepHistory: true,
+      historyLimit: 100,
+      allowed: wh.services.allowed,
+      userAgent: "other",
+      secretOf: () => "whsec_other-process",
+      pollMs: 1,
+    });
+    stops.push(async () => {
+      await other.stop();
+      otherDb.close();
+    });
+    other.start();
+    wh.dispatcher.start();
+    await waitFor("all delivered", () => deliveries(ctx, "ci").every((d) => d.status === "delivered"));
+    const ids = r.received.map((x) => JSON.parse(x.body).id);
+    expect(ids).toEqual(Array.from({ length: 30 }, (_, i) => `evt-${i}`));
+  });
+});
+
+describe("a tarpit does not starve the others", () => {
+  it("retries to receivers that never answer leave room for first attempts: a healthy webhook is served at once", async () => {
+    // 16 webhooks (a namespace administrator may make them) to a receiver that accepts the
+    // connection and never answers; each already failed once and is due for a retry.
+    const tarpit = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+    stops.push(() => tarpit.stop(true));
+    const r = receiver();
+    stops.push(() => r.server.stop(true));
+    const { wh, ctx, db } = await setup({ timeout_seconds: 3 });
+    for (let i = 0; i < 16; i++) {
+      webhooks.createWebhook(ctx, {
+        name: `tarpit-${i}`,
+        url: `http://127.0.0.1:${tarpit.port}/`,
+        repository_patterns: ["evil/*"],
+      });
+      webhooks.testWebhook(ctx, `tarpit-${i}`);
+    }
+    db.run("UPDATE webhook_deliveries SET attempts = 1");
+    webhooks.createWebhook(ctx, { name: "healthy", url: r.url, repository_patterns: ["*"] });
+    wh.dispatcher.start();
+    await Bun.sleep(100); // every slot it may give to retries is taken by now
+    const queuedAt = Date.now();
+    webhooks.testWebhook(ctx, "healthy");
+    await waitFor("the healthy delivery", () => r.received.length === 1, 10_000);
+    expect(Date.now() - queuedAt).toBeLessThan(1_500);
+  });
+});
+
+describe("a bounded queue (webhooks.max_pending)", () => {
+  function pending(ctx: ManagementContext, name: string) {
+    return deliveries(ctx, name)
+      .filter((d) => d.status === "pending")
+      .map((d) => d.event_id)
+      .reverse();
+  }
+
+  it("a receiver down for days keeps at most max_pending queued per webhook: the head stays, the oldest after it are failed with the reason", async () => {
+    const r = receiver();
+    const deadUrl = r.url;
+    r.server.stop(true);
+    const { wh, ctx, db } = await setup(
+      { max_pending: 5, retry_base_seconds: 3600, retry_max_seconds: 3600 },
+      { capCheckMs: 10 },
+    );
+    webhooks.createWebhook(ctx, { name: "down", url: deadUrl, repository_patterns: ["*"] });
+    webhooks.createWebhook(ctx, { name: "other", url: deadUrl, repository_patterns: ["other/*"] });
+    db.transaction(() =>
+      wh.sink(
+        db,
+        Array.from({ length: 20 }, (_, i) => change(i)),
+      ),
+    )();
+    wh.dispatcher.start();
+    await waitFor("capped", () => pending(ctx, "down").length === 5);
+    expect(pending(ctx, "down")).toEqual(["evt-0", "evt-16", "evt-17", "evt-18", "evt-19"]);
+    const dropped = deliveries(ctx, "down").filter((d) => d.status === "failed");
+    expect(dropped.length).toBeGreaterThan(0);
+    for (const d of dropped) expect(d.last_error).toContain("webhooks.max_pending");
+    // Another webhook's queue is its own.
+    db.transaction(() => wh.sink(db, [change(100, "other/app")]))();
+    await Bun.sleep(50);
+    expect(pending(ctx, "other")).toEqual(["evt-100"]);
+  });
+
+  it("test and redeliver answer 409 once the webhook's queue is full, not one row more", async () => {
+    const { ctx, db } = await setup({ max_pending: 2 });
+    webhooks.createWebhook(ctx, {
+      name: "ci",
+      url: "https://hooks.example.com/",
+      repository_patterns: ["*"],
+    });
+    const first = webhooks.testWebhook(ctx, "ci");
+    webhooks.testWebhook(ctx, "ci");
+    expect(() => webhooks.testWebhook(ctx, "ci")).toThrow("webhooks.max_pending");
+    db.run("UPDATE webhook_deliveries SET status = 'failed' WHERE id = ?", [first.id]);
+    webhooks.redeliver(ctx, first.id);
+    expect(() => webhooks.redeliver(ctx, first.id)).toThrow("webhooks.max_pending");
+    expect(pending(ctx, "ci").length).toBe(2);
   });
 });
 

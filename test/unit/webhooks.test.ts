@@ -90,6 +90,27 @@ describe("URL policy", () => {
     "http://[ff02::1]/",
     "http://[64:ff9b::7f00:1]/",
     "http://[::127.0.0.1]/",
+    // IPv4 carried inside IPv6 by a translation or tunnel prefix (review of issue 11 item 4):
+    // local-use NAT64 (RFC 8215), 6to4 (RFC 3056) around loopback, metadata and the LAN, Teredo
+    // (RFC 4380), SIIT IPv4-translated (RFC 2765).
+    "http://[64:ff9b:1::7f00:1]/",
+    "http://[2002:7f00:1::]/",
+    "http://[2002:a9fe:a9fe::1]/",
+    "http://[2002:c0a8:101::1]/",
+    "http://[2002:a00:1::]/",
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",
+    "http://[::ffff:0:7f00:1]/",
+    "http://[::ffff:0:169.254.169.254]/",
+    // Documentation ranges (RFC 5737, RFC 9637), as 2001:db8::/32 already is.
+    "http://192.0.2.1/",
+    "http://198.51.100.1/",
+    "http://203.0.113.1/",
+    "http://[3fff::1]/",
+    // Never deliverable: credentials that are not percent-encoding (every attempt threw a
+    // URIError while building the Authorization header), and port 0.
+    "https://%zz:%zz@hooks.example.com/",
+    "https://user:%E0%A4%A@hooks.example.com/",
+    "https://hooks.example.com:0/",
     "ftp://example.com/",
     "file:///etc/passwd",
     "gopher://example.com/",
@@ -107,6 +128,8 @@ describe("URL policy", () => {
     "http://93.184.216.34:8080/x?y=1",
     "https://[2606:4700::1]/",
     "http://172.32.0.1/",
+    // 6to4 around a public address is that public address.
+    "http://[2002:5db8:d822::1]/",
   ])("accepts %s", (url) => {
     expect(checkWebhookUrl(url, none).ok).toBe(true);
   });
@@ -302,6 +325,8 @@ describe("the webhooks config section", () => {
       max_attempts: 12,
       retry_base_seconds: 5,
       retry_max_seconds: 3600,
+      max_pending: 10_000,
+      max_webhooks: 1_000,
       declared: [],
     });
   });
@@ -310,6 +335,7 @@ describe("the webhooks config section", () => {
     [{ allow_private_networks: ["10.0.0.0/33"] }, "webhooks.allow_private_networks.0"],
     [{ unknown: true }, "webhooks"],
     [{ timeout_seconds: 0 }, "webhooks.timeout_seconds"],
+    [{ max_pending: 0 }, "webhooks.max_pending"],
     [{ retry_base_seconds: 10, retry_max_seconds: 5 }, "webhooks.retry_base_seconds"],
     [
       { declared: [{ name: "a", url: "http://127.0.0.1/", secret_file: secretFile }] },
@@ -361,8 +387,11 @@ describe("docs/webhooks.md", () => {
     const file = join(makeTempDir(), "verify.mjs");
     writeFileSync(file, snippet);
     const { verifyRegauthSignature } = (await import(file)) as {
-      verifyRegauthSignature: (s: string, h: string, b: string) => boolean;
+      verifyRegauthSignature: (s: string, h: string | null, b: string) => boolean;
     };
+    // An unsigned request: request.headers.get() is null, a refusal rather than a TypeError.
+    expect(verifyRegauthSignature(secret, null, body)).toBe(false);
+    expect(verifyRegauthSignature(secret, "t=,v1=", body)).toBe(false);
     expect(verifyRegauthSignature(secret, signatureHeader(secret, now, body), body)).toBe(true);
     expect(verifyRegauthSignature(secret, signatureHeader("whsec_other", now, body), body)).toBe(false);
     expect(verifyRegauthSignature(secret, signatureHeader(secret, now, body), `${body} `)).toBe(false);
@@ -385,5 +414,8 @@ describe("docs/webhooks.md", () => {
     expect(check(signatureHeader(secret, now, body), body)).toBe("True");
     expect(check(signatureHeader("whsec_other", now, body), body)).toBe("False");
     expect(check(signatureHeader(secret, now - 3600, body), body)).toBe("False");
+    // A forger's non-ASCII v1 is a refusal, not a TypeError (a 500 in the receiver).
+    expect(check(`t=${now},v1=\u00e9`, body)).toBe("False");
+    expect(check("garbage", body)).toBe("False");
   });
 });
