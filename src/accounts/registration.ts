@@ -10,7 +10,7 @@
 import type { Database } from "bun:sqlite";
 import type { Credentials } from "../authn/authenticator.ts";
 import type { PasswordVerifier } from "../authn/password-verifier.ts";
-import { storeUnavailable } from "../db/store-errors.ts";
+import { storeFault, storeUnavailable } from "../db/store-errors.ts";
 import { Conflict } from "../errors.ts";
 import { isNamespaceInUse } from "./permissions.ts";
 import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "./reserved-names.ts";
@@ -83,15 +83,17 @@ export async function register(
   const passwordHash = await verifier.limited(() => hashNewPassword(password));
   const enabled = mode === "open";
   try {
-    withoutBusyWait(db, () =>
-      db
-        .transaction(() => {
-          // Again under the write lock: while the password was hashed, the user may have been
-          // deleted (the name retired), a grant on NAME/* made, or an acl_xorm reload may have named it.
-          if (unavailable()) throw new NameUnavailable();
-          createUser(db, { name: username, passwordHash, isPendingApproval: !enabled, nowUnix });
-        })
-        .immediate(),
+    await withLockRetries(() =>
+      withoutBusyWait(db, () =>
+        db
+          .transaction(() => {
+            // Again under the write lock: while the password was hashed, the user may have been
+            // deleted (the name retired), a grant on NAME/* made, or an acl_xorm reload may have named it.
+            if (unavailable()) throw new NameUnavailable();
+            createUser(db, { name: username, passwordHash, isPendingApproval: !enabled, nowUnix });
+          })
+          .immediate(),
+      ),
     );
   } catch (error) {
     if (error instanceof NameUnavailable) return notAvailable;
@@ -102,6 +104,28 @@ export async function register(
     throw storeUnavailable(error, db.filename, { keepsThrottleCharge: true }) ?? error;
   }
   return { kind: "created", enabled };
+}
+
+/** Attempts at a registration's write while the lock is taken, and the pause between two. */
+const LOCK_ATTEMPTS = 12;
+const LOCK_RETRY_PAUSE_MS = 20;
+
+/**
+ * Retries a write that found the lock taken, pausing without blocking the event loop. The lock
+ * is taken for a few milliseconds at a time by this server's own background writer (audit and
+ * last-login batches, src/db/background-writer.ts) and the webhooks' queue: a registration must
+ * wait those out, not answer 503. Only a lock held for longer (another process: the CLI, a
+ * backup, review finding 9) gets the 503, after about a quarter of a second.
+ */
+async function withLockRetries<T>(write: () => T): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return write();
+    } catch (error) {
+      if (attempt >= LOCK_ATTEMPTS || storeFault(error) !== "locked") throw error;
+      await Bun.sleep(LOCK_RETRY_PAUSE_MS * (0.5 + Math.random()));
+    }
+  }
 }
 
 /**

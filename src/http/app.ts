@@ -260,6 +260,9 @@ function renderError(
     if (error instanceof Unauthorized) headers["www-authenticate"] = `Basic realm=${JSON.stringify(realm)}`;
     if (error instanceof TooManyRequests || error instanceof ServerBusy)
       headers["retry-after"] = String(error.retryAfterSeconds);
+    // The rest of the body is not read: the connection ends with this answer (RFC 9112 §9.6),
+    // or a client still writing would wait on it.
+    if (error instanceof PayloadTooLarge) headers.connection = "close";
   } else if (code === "NOT_FOUND") {
     status = 404;
     errorCode = "NOT_FOUND";

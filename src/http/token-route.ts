@@ -3,6 +3,7 @@
  * module turns an HTTP request into a TokenRequest and an IssuedToken into JSON; the decisions
  * are in src/issue-token.ts.
  */
+import { declaredLengthExceeds, readAtMost } from "../streams/read-at-most.ts";
 import type { ClientIp } from "../acl.ts";
 import type { Credentials } from "../authn/authenticator.ts";
 import { BadRequest, PayloadTooLarge } from "../errors.ts";
@@ -135,11 +136,14 @@ function tokenResponse(issued: IssuedToken, isOAuth: boolean): Response {
  * mistake, a 413, not a failure to log with a stack (review finding 11).
  */
 async function readBody(request: Request): Promise<string> {
+  // Our own bound too: Bun's is the largest of every route's (the registry's notifications may
+  // be larger than a token request ever is).
+  const tooLarge = () => new PayloadTooLarge(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+  if (declaredLengthExceeds(request.headers, MAX_REQUEST_BODY_BYTES)) throw tooLarge();
   try {
-    return await request.text();
+    return (await readAtMost(request.body, MAX_REQUEST_BODY_BYTES, tooLarge)).toString("utf8");
   } catch (error) {
-    if (isBodyTooLarge(error))
-      throw new PayloadTooLarge(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+    if (isBodyTooLarge(error)) throw tooLarge();
     throw error;
   }
 }

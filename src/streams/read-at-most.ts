@@ -11,7 +11,11 @@ export function declaredLengthExceeds(headers: Headers, maxBytes: number): boole
   return declared !== null && (!/^\d{1,15}$/.test(declared) || Number(declared) > maxBytes);
 }
 
-/** The whole body, or `tooLarge()` thrown once more than `maxBytes` have come. */
+/**
+ * The whole body, or `tooLarge()` thrown once more than `maxBytes` have come; the stream is then
+ * cancelled. A request's answer to that must end its connection (`Connection: close`, src/http/app.ts
+ * renderError): a client still writing the rest would otherwise wait on it.
+ */
 export async function readAtMost(
   body: ReadableStream<Uint8Array> | null,
   maxBytes: number,

@@ -9,7 +9,7 @@ import { createHash, randomBytes } from "node:crypto";
 import type { ClientIp } from "../../acl.ts";
 import { findUser } from "../../accounts/users.ts";
 import { storeUnavailable } from "../../db/store-errors.ts";
-import { AppError, Forbidden, TooManyRequests } from "../../errors.ts";
+import { AppError, Forbidden, PayloadTooLarge, TooManyRequests } from "../../errors.ts";
 import type { TokenIssuer } from "../../issue-token.ts";
 import { log } from "../../log.ts";
 import { adminNamespacesOf } from "../../management/caller.ts";
@@ -232,6 +232,8 @@ export function mountPages<App>(
     if (known instanceof AppError) {
       const headers: Record<string, string> =
         known instanceof TooManyRequests ? { "retry-after": String(known.retryAfterSeconds) } : {};
+      // The rest of an oversized form is not read: end the connection with the answer (src/http/app.ts).
+      if (known instanceof PayloadTooLarge) headers.connection = "close";
       if (known.status >= 500) log.error(known.message, { cause: known.cause, path: r.url.pathname });
       return kit.page(
         r,
