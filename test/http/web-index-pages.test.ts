@@ -128,6 +128,19 @@ describe("who may open which page (the API's matrix)", async () => {
       expect(await nav(role)).toContain('href="/repositories"');
   });
 
+  it("accounts of other back-ends get neither page (the API has no viewer for them either)", async () => {
+    const other = await setUp({
+      users: { carol: { password: Bun.password.hashSync(PASSWORD, { algorithm: "bcrypt", cost: 4 }) } },
+    });
+    const carol = new WebClient(other);
+    expect((await carol.signIn("carol")).status).toBe(303);
+    const account = await carol.get("/account");
+    expect(account.text).not.toContain('href="/repositories"');
+    expect(account.text).not.toContain('href="/webhooks"');
+    expect((await carol.get("/repositories")).status).toBe(403);
+    expect((await carol.get("/webhooks")).status).toBe(403);
+  });
+
   it("a repository's page: tags, short and full digest, size, pusher, pulls, the pull command to copy", async () => {
     const alice = await clientFor(t, "alice");
     const page = await alice.get("/repositories/team/app");
@@ -412,6 +425,34 @@ describe("the pages' own behaviour", () => {
     expect(second.text).not.toContain("Older deliveries");
   });
 
+  it("saving a webhook whose URL holds credentials (shown as ***) keeps them", async () => {
+    const t = await setUp();
+    const root = await clientFor(t, "root");
+    const created = await root.post("/webhooks", [
+      ["name", "basic"],
+      ["url", "https://user:pass@hooks.example.com/x"],
+      ["repository_patterns", "team/*"],
+      ["events", "tag.pushed"],
+    ]);
+    expect(created.status).toBe(201);
+    const page = await root.get("/webhooks/basic");
+    expect(page.text).not.toContain("pass@");
+    const shown = /name="url" type="text" value="([^"]+)"/.exec(page.text)?.[1] ?? "";
+    expect(shown).toBe("https://***@hooks.example.com/x");
+    const saved = await root.post("/webhooks/basic", [
+      ["url", shown],
+      ["repository_patterns", "team/app"],
+      ["events", "tag.pushed"],
+    ]);
+    expect(saved.status).toBe(303);
+    const row = t.db.query("SELECT url, repository_patterns FROM webhooks WHERE name = 'basic'").get() as {
+      url: string;
+      repository_patterns: string;
+    };
+    expect(row.url).toBe("https://user:pass@hooks.example.com/x");
+    expect(row.repository_patterns).toContain("team/app");
+  });
+
   it("declared webhooks are read-only, with a note", async () => {
     const { mkdtempSync, writeFileSync } = await import("node:fs");
     const { join } = await import("node:path");
@@ -532,6 +573,12 @@ describe("the pages' own behaviour", () => {
     } finally {
       registry.stop(true);
     }
+    // A registry that does not answer: a failed sync shown on the page, not an error page.
+    const gone = await setUp({ notifications: { registry_url: `http://127.0.0.1:${registry.port}` } });
+    const failed = await (await clientFor(gone, "root")).post("/repositories/sync", {});
+    expect(failed.status).toBe(502);
+    expect(failed.text).toContain("The sync failed:");
+    expect(failed.text).toContain("<h1>Repositories</h1>");
   });
 });
 

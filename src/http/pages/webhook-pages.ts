@@ -108,7 +108,7 @@ function webhookForm(options: {
 <h2>${options.title}</h2>
 ${csrfField(options.viewer)}
 ${options.withName ? field({ label: "Name", name: "name", value: v.name ?? "", errors, required: true, maxlength: 64, hint: "A lowercase letter, then letters, digits, '.', '_' or '-'." }) : ""}
-${field({ label: "URL", name: "url", value: v.url ?? "", errors, required: true, maxlength: 2048, hint: "http(s) URL that receives a signed POST per event. Loopback and private addresses are refused unless webhooks.allow_private_networks allows them." })}
+${field({ label: "URL", name: "url", value: v.url ?? "", errors, required: true, maxlength: 2048, hint: `http(s) URL that receives a signed POST per event. Loopback and private addresses are refused unless webhooks.allow_private_networks allows them.${options.withName ? "" : " A user name and password in it are shown as ***; leave it as it is to keep them."}` })}
 <div class="field"><label for="webhook-patterns">Repository patterns</label>
 <textarea id="webhook-patterns" name="repository_patterns" aria-describedby="webhook-patterns-hint${errors.repository_patterns ? " webhook-patterns-error" : ""}"${errors.repository_patterns ? html` aria-invalid="true"` : ""}>${v.repository_patterns ?? ""}</textarea>
 <p class="hint" id="webhook-patterns-hint">${options.patternsHint}</p>
@@ -406,7 +406,16 @@ export const WEBHOOK_ROUTES: readonly PageRoute[] = [
       const input = webhookInputFrom(r.form ?? new URLSearchParams(), false);
       try {
         checkEvents(input);
-        updateWebhook(ctx, name, validated<S.UpdateWebhookBody>(S.UpdateWebhookBody, input.raw, "body"));
+        // The form shows the URL as the API does, a user name and password as ***: the URL as
+        // shown is "unchanged", so saving other settings keeps the credentials.
+        const { url, ...rest } = input.raw;
+        const unchanged = url === getWebhook(ctx, name).url;
+        const body = validated<S.UpdateWebhookBody>(
+          S.UpdateWebhookBody,
+          unchanged ? rest : input.raw,
+          "body",
+        );
+        updateWebhook(ctx, name, body);
       } catch (error) {
         // Not found (404) and declared (409) are the page's answer; a field's mistake (400) and
         // new patterns outside the caller's namespaces (403) are shown next to the field.
