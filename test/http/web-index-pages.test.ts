@@ -497,6 +497,23 @@ describe("the pages' own behaviour", () => {
     expect(page.text).toContain(Bun.escapeHTML(reason));
   });
 
+  it("a namespace administrator's pattern outside their namespace is refused next to the patterns field", async () => {
+    const t = await setUp();
+    const nsadmin = await clientFor(t, "nsadmin");
+    const form = await nsadmin.get("/webhooks");
+    expect(form.text).toContain(">team/*</textarea>");
+    const res = await nsadmin.post("/webhooks", [
+      ["name", "wide"],
+      ["url", "https://hooks.example.com/x"],
+      ["repository_patterns", "team/*\nother/*"],
+      ["events", "tag.pushed"],
+    ]);
+    expect(res.status).toBe(403);
+    expect(res.text).toContain('id="webhook-patterns-error"');
+    expect(res.text).toContain("must all lie inside team/");
+    expect(res.text).toContain("team/*\nother/*</textarea>");
+  });
+
   it("a webhook to a private address is allowed through webhooks.allow_private_networks", async () => {
     const t = await setUp({ webhooks: { allow_private_networks: ["127.0.0.0/8"] } });
     const root = await clientFor(t, "root");

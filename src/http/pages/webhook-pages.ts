@@ -221,6 +221,11 @@ ${webhookForm({
   return kit.page(r, code, { title: "Webhooks", current: "/webhooks", body, notice: notice(r) });
 }
 
+/** An RFC 3339 time to the second, UTC: deliveries follow each other within a minute. */
+function seconds(time: string): string {
+  return `${time.slice(11, 19)} UTC`;
+}
+
 function deliveryStatus(d: S.DeliveryView): Html {
   if (d.status === "pending")
     return html`<span class="badge">pending</span>${d.next_attempt_at ? html`<br><span class="muted">next try ${when(d.next_attempt_at)}</span>` : ""}`;
@@ -303,7 +308,7 @@ ${
           "",
         ],
         deliveries.items.map((d) => [
-          html`${when(d.created_at)}<br><span class="muted">#${d.id}${d.redelivery_of !== null ? ` (again of #${d.redelivery_of})` : ""}</span>`,
+          html`${when(d.created_at)}<br><span class="muted">#${d.id}${d.redelivery_of !== null ? ` (again of #${d.redelivery_of})` : ""}${d.last_attempt_at !== null ? html`<br>last attempt ${seconds(d.last_attempt_at)}` : ""}</span>`,
           html`${d.type}${d.test ? html` <span class="badge">test</span>` : ""}`,
           deliveryStatus(d),
           d.response_status === null ? html`<span class="muted">none</span>` : d.response_status,
