@@ -23,16 +23,19 @@ interface NavEntry {
 }
 
 /**
- * The navigation, in order. Later pages slot in here: "Repositories" (everyone, after Access
- * tokens) and "Webhooks" (administrators, before Audit log) come with the image index (issue 11).
+ * The navigation, in order. "Repositories" for database accounts (the catalog's viewer is one,
+ * as in the API); "Webhooks" for whom `decide` lets list them: administrators and namespace
+ * administrators (src/management/authorization.ts, listWebhooks).
  */
 export const NAVIGATION: readonly NavEntry[] = [
   { path: "/account", label: "Account", visible: () => true },
   { path: "/tokens", label: "Access tokens", visible: (v) => v.externalBackend === null },
+  { path: "/repositories", label: "Repositories", visible: (v) => v.externalBackend === null },
   { path: "/permissions", label: "Permissions", visible: (v) => v.externalBackend === null },
   { path: "/robots", label: "Robot accounts", visible: (v) => v.isAdmin || v.adminNamespaces.length > 0 },
   { path: "/admin/users", label: "Users", visible: (v) => v.isAdmin },
   { path: "/admin/groups", label: "Groups", visible: (v) => v.isAdmin },
+  { path: "/webhooks", label: "Webhooks", visible: (v) => v.isAdmin || v.adminNamespaces.length > 0 },
   { path: "/admin/audit", label: "Audit log", visible: (v) => v.isAdmin },
 ];
 

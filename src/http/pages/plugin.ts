@@ -224,6 +224,10 @@ export function mountPages<App>(
         throttledVerify(options.api, r.ip, username, password, storedHash),
       limited: (work) => options.api.verifier.limited(work),
     },
+    // The same services the API's context carries (src/http/api/plugin.ts), for the
+    // Repositories and Webhooks pages.
+    ...(options.api.webhooks ? { webhooks: options.api.webhooks } : {}),
+    ...(options.api.registryIndex ? { registryIndex: options.api.registryIndex } : {}),
   });
 
   const errorPage = (r: PageRequest, error: unknown): Response => {
