@@ -4,6 +4,7 @@
  * sees everything. `sync` crawls the registry and reconciles the index (offline: with the data
  * directory's signing key; remote: administrators, POST /api/v1/repositories/sync).
  */
+import { humanSize, shortDigest } from "../management/views.ts";
 import { type ParsedArgs, stringFlag, UsageError } from "./args.ts";
 import { expectArgs } from "./accounts-database.ts";
 import { BACKEND_HELP } from "./backend.ts";
@@ -34,24 +35,6 @@ export function repositoryTable(repositories: RepositoryView[]): string {
     ["NAME", "LAST PUSH", "FIRST PUSH"],
     repositories.map((r) => [cell(r.name), shortTime(r.last_push_at), shortTime(r.first_push_at)]),
   );
-}
-
-/** 1234567 → "1.2 MB" (decimal, as docker prints sizes). */
-export function humanSize(bytes: number): string {
-  const units = ["B", "kB", "MB", "GB", "TB"];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
-
-/** The digest as `docker images --digests` shortens it: algorithm and the first 12 hex digits. */
-function shortDigest(digest: string): string {
-  const [algorithm, hex] = digest.split(":");
-  return hex === undefined ? digest : `${algorithm}:${hex.slice(0, 12)}`;
 }
 
 export function tagTable(tags: TagView[]): string {

@@ -44,3 +44,23 @@ export function permissionView(permission: Permission): PermissionView {
 export function retiredNameView(retired: RetiredName): RetiredNameView {
   return { name: retired.name, retired_at: rfc3339(retired.retiredAtUnix) };
 }
+
+// Display forms the CLI's tables and the pages share.
+
+/** A size in SI units, as docker prints image sizes: 1.2 MB. */
+export function humanSize(bytes: number): string {
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return unit === 0 ? `${bytes} B` : `${value.toFixed(1)} ${units[unit]}`;
+}
+
+/** The digest as `docker images --digests` shortens it: algorithm and the first 12 hex digits. */
+export function shortDigest(digest: string): string {
+  const colon = digest.indexOf(":");
+  return colon < 0 ? digest.slice(0, 19) : `${digest.slice(0, colon)}:${digest.slice(colon + 1, colon + 13)}`;
+}

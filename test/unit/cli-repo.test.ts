@@ -3,7 +3,8 @@
  * what it prints (tables, the tag's details with its docker pull line, --output json).
  */
 import { describe, expect, it } from "bun:test";
-import { humanSize, parseReference } from "../../src/cli/repo.ts";
+import { parseReference } from "../../src/cli/repo.ts";
+import { humanSize } from "../../src/management/views.ts";
 import type { SyncReportView, TagView } from "../../src/cli/views.ts";
 import { NotFound } from "../../src/errors.ts";
 import { main } from "../../src/main.ts";

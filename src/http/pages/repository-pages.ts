@@ -8,7 +8,7 @@
  * Signed-in accounts only, although the API answers anonymous callers with the public
  * repositories: docs/web.md "Repositories" says why.
  */
-import { humanSize } from "../../cli/repo.ts";
+import { humanSize, shortDigest } from "../../management/views.ts";
 import { BadRequest } from "../../errors.ts";
 import {
   getRepository,
@@ -29,12 +29,6 @@ import type { PageKit, PageRequest, PageRoute } from "./plugin.ts";
 
 /** Repositories (and tags) a page shows: the API's default page size. */
 const PAGE_SIZE = 100;
-
-/** The digest as `docker images --digests` shortens it: algorithm and the first 12 hex digits. */
-export function shortDigest(digest: string): string {
-  const colon = digest.indexOf(":");
-  return colon < 0 ? digest.slice(0, 19) : `${digest.slice(0, colon)}:${digest.slice(colon + 1, colon + 13)}`;
-}
 
 /** A command in a <pre> with its copy button (app.js shows the button when the clipboard works). */
 export function copyableCommand(id: string, command: string, label: string): Html {
