@@ -135,13 +135,26 @@ function tokenResponse(issued: IssuedToken, isOAuth: boolean): Response {
  * mistake, a 413, not a failure to log with a stack (review finding 11).
  */
 async function readBody(request: Request): Promise<string> {
+  // Bun's limit is the largest of every route's (notifications.max_body_bytes, 8 MiB by default),
+  // so the token route, which anyone may call, holds to its own while it reads.
+  const tooLarge = () => new PayloadTooLarge(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+  const declared = request.headers.get("content-length");
+  if (declared !== null && /^\d+$/.test(declared) && Number(declared) > MAX_REQUEST_BODY_BYTES)
+    throw tooLarge();
+  if (!request.body) return "";
+  const chunks: Uint8Array[] = [];
+  let total = 0;
   try {
-    return await request.text();
+    for await (const chunk of request.body) {
+      total += chunk.byteLength;
+      if (total > MAX_REQUEST_BODY_BYTES) throw tooLarge();
+      chunks.push(chunk);
+    }
   } catch (error) {
-    if (isBodyTooLarge(error))
-      throw new PayloadTooLarge(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
+    if (isBodyTooLarge(error)) throw tooLarge();
     throw error;
   }
+  return Buffer.concat(chunks).toString("utf8");
 }
 
 /** Bun's refusal of an oversized body (src/js/.../maxRequestBodySize: no error code, only this text). */
