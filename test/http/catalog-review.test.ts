@@ -1,0 +1,134 @@
+/**
+ * Review of the permission-filtered catalog (issue 11 item 3), in-process through the API: what a
+ * caller learns must be what they may pull, and nothing else, through the cursor too; an access
+ * token shows what it could pull, not all its owner may.
+ */
+import { beforeAll, describe, expect, it } from "bun:test";
+import { createAccessToken, type TokenScope } from "../../src/access-tokens/index.ts";
+import { grant } from "../../src/accounts/permissions.ts";
+import { createUser } from "../../src/accounts/users.ts";
+import { recordManifestPush } from "../../src/registry-index/index-store.ts";
+import { quickHash } from "../accounts-helpers.ts";
+import { type ApiApp, call, testApiApp } from "../api-helpers.ts";
+
+const NOW = 1_700_000_000;
+/** More than a page's budget of candidates (MAX_CHECKS_PER_PAGE, 1000) that nobody but root may pull. */
+const HIDDEN = Array.from({ length: 1100 }, (_, i) => `hidden/r${String(i).padStart(4, "0")}`);
+
+function push(t: ApiApp, repository: string) {
+  recordManifestPush(t.db, {
+    repository,
+    tag: "v1",
+    digest: `sha256:${"a".repeat(64)}`,
+    mediaType: "application/vnd.oci.image.manifest.v1+json",
+    sizeBytes: 1,
+    pusher: "root",
+    pusherAddress: null,
+    atUnixMs: NOW * 1000,
+    eventId: repository,
+    source: "notification",
+  });
+}
+
+const names = (body: Record<string, unknown>) => (body.items as { name: string }[]).map((r) => r.name);
+
+let t: ApiApp;
+beforeAll(async () => {
+  t = await testApiApp({});
+  createUser(t.db, { name: "root", passwordHash: quickHash("root-password"), isAdmin: true, nowUnix: NOW });
+  createUser(t.db, { name: "bob", passwordHash: quickHash("bob-password"), isAdmin: false, nowUnix: NOW });
+  createUser(t.db, {
+    name: "carol",
+    passwordHash: quickHash("carol-password"),
+    isAdmin: false,
+    nowUnix: NOW,
+  });
+  grant(t.db, { kind: "public" }, "public/y", "read", NOW);
+  grant(t.db, { kind: "user", name: "carol" }, "team/*", "read", NOW);
+  grant(t.db, { kind: "user", name: "carol" }, "other/*", "read", NOW);
+  t.db.transaction(() => {
+    for (const name of [...HIDDEN, "other/x", "public/y", "team/app"]) push(t, name);
+  })();
+});
+
+/** Follows next_cursor to the end; every cursor is returned too. */
+async function walk(auth: [string, string] | string | null) {
+  const seen: string[] = [];
+  const cursors: string[] = [];
+  let cursor: string | null = null;
+  for (let i = 0; i < 20; i++) {
+    const query: string = cursor ? `?cursor=${encodeURIComponent(cursor)}` : "";
+    const { status, body } = await call(t, "GET", `/repositories${query}`, { auth });
+    expect(status).toBe(200);
+    seen.push(...names(body));
+    cursor = body.next_cursor as string | null;
+    if (cursor === null) break;
+    cursors.push(cursor);
+  }
+  return { seen, cursors };
+}
+
+describe("the catalog's cursor", () => {
+  it.each([
+    ["an anonymous caller", null],
+    ["a user with nothing", ["bob", "bob-password"] as [string, string]],
+  ])("tells %s no name they may not pull", async (_name, auth) => {
+    const { seen, cursors } = await walk(auth);
+    expect(seen).toEqual(["public/y"]);
+    // Over 1000 hidden candidates: at least one page stopped on its budget, with a cursor.
+    expect(cursors.length).toBeGreaterThan(0);
+    for (const cursor of cursors) {
+      const decoded = Buffer.from(cursor, "base64url").toString("latin1");
+      expect(decoded).not.toContain("hidden");
+      expect(cursor).not.toContain("hidden");
+    }
+  });
+
+  it("still pages an administrator through everything", async () => {
+    const { seen } = await walk(["root", "root-password"]);
+    expect(seen).toEqual([...HIDDEN, "other/x", "public/y", "team/app"]);
+  });
+
+  it("is refused (400) when forged or tampered with", async () => {
+    const { cursors } = await walk(null);
+    const first = cursors[0] as string;
+    const tampered = `${first.slice(0, -2)}${first.endsWith("A") ? "B" : "A"}A`;
+    for (const cursor of [Buffer.from(JSON.stringify("hidden/r0999")).toString("base64url"), tampered, "x"]) {
+      const { status } = await call(t, "GET", `/repositories?cursor=${encodeURIComponent(cursor)}`);
+      expect(status).toBe(400);
+    }
+  });
+});
+
+describe("an access token with the api scope", () => {
+  const make = (scopes: TokenScope[], patterns: string[], owner = "carol") => {
+    const key = t.issuer.accessTokenKey;
+    if (!key) throw new Error("no access token key");
+    return createAccessToken(t.db, key, {
+      owner,
+      name: `t${Math.random()}`,
+      scopes,
+      repositoryPatterns: patterns,
+      expiresAtUnix: null,
+      nowUnix: NOW,
+    }).secret;
+  };
+
+  it("limited to team/* lists only what it could pull there (the public one is outside it too)", async () => {
+    const { seen } = await walk(make(["api", "pull"], ["team/*"]));
+    expect(seen).toEqual(["team/app"]);
+    expect(
+      (await call(t, "GET", "/repositories/other%2Fx", { auth: make(["api", "pull"], ["team/*"]) })).status,
+    ).toBe(404);
+  });
+
+  it("for every repository shows what its owner may pull", async () => {
+    const { seen } = await walk(make(["api"], ["*"]));
+    expect(seen).toEqual(["other/x", "public/y", "team/app"]);
+  });
+
+  it("of an administrator limited to team/* lists team/ only", async () => {
+    const { seen } = await walk(make(["api"], ["team/*"], "root"));
+    expect(seen).toEqual(["team/app"]);
+  });
+});
