@@ -52,9 +52,11 @@ const text = (maxLength: number) => Type.String({ maxLength });
 const Target = Type.Object({
   mediaType: Type.Optional(text(256)),
   digest: Type.Optional(text(MAX_DIGEST_LENGTH)),
-  size: Type.Optional(Type.Integer({ minimum: 0 })),
+  // Go's int64 fits; beyond 2^53 a number is no longer an integer SQLite's INTEGER column takes
+  // from JavaScript (1e308 was a 500).
+  size: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   /** 2.8's deprecated copy of size. */
-  length: Type.Optional(Type.Integer({ minimum: 0 })),
+  length: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   repository: Type.Optional(text(1024)),
   tag: Type.Optional(text(1024)),
 });

@@ -343,6 +343,11 @@ describe("parseEnvelope: hostile and malformed shapes are refused, naming the fi
       { events: [{ ...push28, target: { ...push28.target, digest: "" } }] },
       "target.digest: missing",
     ],
+    [
+      "a size past 2^53 (1e308 was a 500 from SQLite)",
+      { events: [{ ...push28, target: { ...push28.target, size: 1e308 } }] },
+      "events[0].target.size",
+    ],
     ["one bad event among good ones", { events: [push28, { ...push28, id: 1 }] }, "events[1].id"],
   ])("%s", (_name, envelope, expected) => {
     expect(problem(envelope)).toContain(expected);
