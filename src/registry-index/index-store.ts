@@ -154,6 +154,17 @@ export function listTags(db: Database, repository: string): TagRow[] {
     .map(toTag);
 }
 
+/** Every tag of a repository, deleted ones included, in tag order (as indexSnapshot has them). */
+export function listAllTags(db: Database, repository: string): TagRow[] {
+  return db
+    .query<RawTag, [string]>(
+      `SELECT ${TAG_COLUMNS} FROM image_tags t JOIN repositories r ON r.id = t.repository_id
+       WHERE r.name = ? ORDER BY t.tag`,
+    )
+    .all(repository)
+    .map(toTag);
+}
+
 /** One tag, live or deleted (deletedAt tells). */
 export function findTag(db: Database, repository: string, tag: string): TagRow | null {
   const row = db
