@@ -132,3 +132,44 @@ describe("an access token with the api scope", () => {
     expect(seen).toEqual(["team/app"]);
   });
 });
+
+describe("names with a host component (the registry's grammar; notifications index them)", () => {
+  it("are shown, listed by tag and 404 alike when not pullable", async () => {
+    push(t, "Team.example/app");
+    const root = ["root", "root-password"] as [string, string];
+    const repo = await call(t, "GET", "/repositories/Team.example%2Fapp", { auth: root });
+    expect(repo.status).toBe(200);
+    expect(repo.body).toMatchObject({ name: "Team.example/app", tag_count: 1 });
+    const tag = await call(t, "GET", "/repositories/Team.example%2Fapp/tags/v1", { auth: root });
+    expect(tag.status).toBe(200);
+    const hidden = await call(t, "GET", "/repositories/Team.example%2Fapp", {
+      auth: ["bob", "bob-password"],
+    });
+    const none = await call(t, "GET", "/repositories/Nobody.example%2Fapp", {
+      auth: ["bob", "bob-password"],
+    });
+    expect([hidden.status, none.status]).toEqual([404, 404]);
+    expect(hidden.body.errors?.[0]?.message.replace("Team", "Nobody")).toBe(none.body.errors?.[0]?.message);
+  });
+});
+
+describe("config ACL rules as the token path applies them", () => {
+  it("first match wins (a deny before an allow), and ${account} expands", async () => {
+    const app = await testApiApp({
+      acl: [
+        { match: { account: "dave", name: "dave/secret" }, actions: [] },
+        { match: { account: "/.+/", name: "${account}/*" }, actions: ["pull"] },
+      ],
+    });
+    createUser(app.db, {
+      name: "dave",
+      passwordHash: quickHash("dave-password"),
+      isAdmin: false,
+      nowUnix: NOW,
+    });
+    for (const name of ["dave/app", "dave/secret", "erin/app"]) push(app, name);
+    const { status, body } = await call(app, "GET", "/repositories", { auth: ["dave", "dave-password"] });
+    expect(status).toBe(200);
+    expect(names(body)).toEqual(["dave/app"]);
+  });
+});
