@@ -102,15 +102,26 @@ export function repositoryView(row: RepositoryRow): RepositoryView {
   return { name: row.name, first_push_at: rfc3339(row.firstPushAt), last_push_at: rfc3339(row.lastPushAt) };
 }
 
-export function tagView(row: TagRow, registryHost: string | null): TagView {
+/**
+ * Who pushed and from where, as far as `viewer` may know it: the audit log, which records the
+ * same, is for administrators only, so the catalog is not a side door to it. Administrators see
+ * both; a user sees the pusher's name, and the address only of their own pushes; an anonymous
+ * caller neither (a public repository must not publish its maintainers' names and addresses).
+ */
+function originFor(row: TagRow, viewer: Viewer): { pushed_by: string | null; pushed_from: string | null } {
+  if (viewer.kind === "all") return { pushed_by: row.pushedBy, pushed_from: row.pushedFrom };
+  if (viewer.kind === "anonymous") return { pushed_by: null, pushed_from: null };
+  return { pushed_by: row.pushedBy, pushed_from: row.pushedBy === viewer.name ? row.pushedFrom : null };
+}
+
+export function tagView(row: TagRow, registryHost: string | null, viewer: Viewer = { kind: "all" }): TagView {
   return {
     repository: row.repository,
     tag: row.tag,
     digest: row.digest,
     media_type: row.mediaType,
     size_bytes: row.sizeBytes,
-    pushed_by: row.pushedBy,
-    pushed_from: row.pushedFrom,
+    ...originFor(row, viewer),
     first_push_at: rfc3339(row.firstPushAt),
     last_push_at: rfc3339(row.lastPushAt),
     pull_count: row.pullCount,
@@ -213,7 +224,7 @@ export async function listTags(
     readTags(ctx.db, row.name),
     (tag) => tag.tag,
     page,
-    (tag) => tagView(tag, host),
+    (tag) => tagView(tag, host, viewer),
   );
 }
 
@@ -229,7 +240,7 @@ export async function getTag(
   const found = findTag(ctx.db, row.name, tag);
   if (found === null || found.deletedAt !== null)
     throw new NotFound(`no tag ${JSON.stringify(tag)} in ${JSON.stringify(name)}`);
-  return tagView(found, ctx.registryIndex?.registryHost ?? null);
+  return tagView(found, ctx.registryIndex?.registryHost ?? null, viewer);
 }
 
 /** Crawls the registry and reconciles the index now (administrators; the offline CLI). */

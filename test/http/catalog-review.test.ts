@@ -173,3 +173,58 @@ describe("config ACL rules as the token path applies them", () => {
     expect(names(body)).toEqual(["dave/app"]);
   });
 });
+
+describe("who pushed and from where (the audit log's facts are for administrators)", () => {
+  it("an administrator sees both, a user the name and only their own address, anonymous neither", async () => {
+    const app = await testApiApp({});
+    for (const [name, isAdmin] of [
+      ["root", true],
+      ["alice", false],
+      ["bob", false],
+    ] as const)
+      createUser(app.db, { name, passwordHash: quickHash(`${name}-pw`), isAdmin, nowUnix: NOW });
+    grant(app.db, { kind: "public" }, "public/*", "read", NOW);
+    for (const [tag, pusher] of [
+      ["by-alice", "alice"],
+      ["by-bob", "bob"],
+    ] as const)
+      recordManifestPush(app.db, {
+        repository: "public/app",
+        tag,
+        digest: `sha256:${"a".repeat(64)}`,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        sizeBytes: 1,
+        pusher,
+        pusherAddress: `10.0.0.${pusher === "alice" ? 1 : 2}`,
+        atUnixMs: NOW * 1000,
+        eventId: tag,
+        source: "notification",
+      });
+    const seen = async (auth: [string, string] | null) => {
+      const list = await call(app, "GET", "/repositories/public%2Fapp/tags", { auth });
+      const one = await call(app, "GET", "/repositories/public%2Fapp/tags/by-bob", { auth });
+      expect(list.status).toBe(200);
+      expect(one.status).toBe(200);
+      const items = list.body.items as {
+        tag: string;
+        pushed_by: string | null;
+        pushed_from: string | null;
+      }[];
+      return [
+        ...items.map((i) => `${i.tag} ${i.pushed_by} ${i.pushed_from}`),
+        `one ${one.body.pushed_by} ${one.body.pushed_from}`,
+      ];
+    };
+    expect(await seen(["root", "root-pw"])).toEqual([
+      "by-alice alice 10.0.0.1",
+      "by-bob bob 10.0.0.2",
+      "one bob 10.0.0.2",
+    ]);
+    expect(await seen(["alice", "alice-pw"])).toEqual([
+      "by-alice alice 10.0.0.1",
+      "by-bob bob null",
+      "one bob null",
+    ]);
+    expect(await seen(null)).toEqual(["by-alice null null", "by-bob null null", "one null null"]);
+  });
+});
