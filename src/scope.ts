@@ -66,6 +66,16 @@ export function parseScopes(values: readonly string[]): Scope[] {
   return [...byResource.values()];
 }
 
+/**
+ * Whether `name` is a repository name in the registry's own grammar (distribution
+ * reference.NameRegexp, which its routes match): path components, optionally after a host
+ * component such as `localhost:5000/` or `Team.example/`, at most 255 characters. Whatever this
+ * accepts, a token may grant and the registry may then notify and list.
+ */
+export function isResourceName(name: string): boolean {
+  return name.length > 0 && name.length <= MAX_NAME_LENGTH && RESOURCE_NAME.test(name);
+}
+
 function parseOneScope(text: string): Scope {
   const parts = text.split(":");
   let typePart: string;
@@ -82,7 +92,7 @@ function parseOneScope(text: string): Scope {
   }
   const type = RESOURCE_TYPE.exec(typePart);
   if (!type) throw new BadRequest(`invalid scope ${quoted(text)}: bad resource type`);
-  if (name.length === 0 || name.length > MAX_NAME_LENGTH || !RESOURCE_NAME.test(name)) {
+  if (!isResourceName(name)) {
     throw new BadRequest(`invalid scope ${quoted(text)}: bad resource name`);
   }
   const actions: string[] = [];

@@ -136,8 +136,8 @@ function tokenResponse(issued: IssuedToken, isOAuth: boolean): Response {
  * mistake, a 413, not a failure to log with a stack (review finding 11).
  */
 async function readBody(request: Request): Promise<string> {
-  // Our own bound too: Bun's is the largest of every route's (the registry's notifications may
-  // be larger than a token request ever is).
+  // Our own bound too: Bun's is the largest of every route's (notifications.max_body_bytes, 8 MiB
+  // by default), so the token route, which anyone may call, holds to its own while it reads.
   const tooLarge = () => new PayloadTooLarge(`request body larger than ${MAX_REQUEST_BODY_BYTES} bytes`);
   if (declaredLengthExceeds(request.headers, MAX_REQUEST_BODY_BYTES)) throw tooLarge();
   try {

@@ -21,6 +21,8 @@ export type Actor =
       via: "password" | "access-token";
       /** The scopes of the access token the caller used (via "access-token" only). */
       tokenScopes?: readonly TokenScope[];
+      /** The repository patterns of that access token: the catalog shows only what they cover. */
+      tokenRepositoryPatterns?: readonly string[];
     };
 
 /** One audit record as the management layer writes it (src/audit AuditLog's input). */

@@ -6,7 +6,9 @@
  * callers what anonymous token requests could pull. A repository the caller may not pull is a
  * 404 with the same words as one that does not exist: the answer never reveals its existence.
  */
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { ClientIp } from "../acl.ts";
+import { patternMatches } from "../accounts/permissions.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import { parseIp } from "../ip.ts";
 import {
@@ -26,7 +28,7 @@ import {
 import { authorizeOrThrow, callerOf } from "./caller.ts";
 import { decide } from "./authorization.ts";
 import type { ManagementContext } from "./context.ts";
-import { decodeCursor, encodeCursor, paginate, pageLimit } from "./paging.ts";
+import { paginate, pageLimit } from "./paging.ts";
 import type {
   ListRepositoriesQuery,
   Page,
@@ -38,8 +40,48 @@ import type {
 } from "./schemas.ts";
 import { rfc3339, rfc3339OrNull } from "./views.ts";
 
-/** Whose view: everything (administrators, the offline CLI), or what one caller may pull. */
-export type Viewer = { kind: "all" } | PullViewer;
+/**
+ * The catalog's cursors are sealed (AES-256-GCM under a key of this process): a page that ran out
+ * of budget ends on the last repository it *asked about*, which the caller may not pull, and a
+ * readable cursor (base64 JSON, as elsewhere) handed that name to them, one hidden name per page
+ * of 1000 candidates, to anonymous callers too. A restart makes older cursors a 400; a client
+ * starts again from the first page.
+ */
+const CATALOG_CURSOR_KEY = randomBytes(32);
+const CURSOR_IV_BYTES = 12;
+const CURSOR_TAG_BYTES = 16;
+
+export function sealCatalogCursor(afterName: string): string {
+  const iv = randomBytes(CURSOR_IV_BYTES);
+  const cipher = createCipheriv("aes-256-gcm", CATALOG_CURSOR_KEY, iv);
+  const sealed = Buffer.concat([cipher.update(afterName, "utf8"), cipher.final()]);
+  return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString("base64url");
+}
+
+/** The name a cursor of sealCatalogCursor holds, or null for anything else. */
+export function openCatalogCursor(cursor: string): string | null {
+  if (!/^[A-Za-z0-9_-]{1,1024}$/.test(cursor)) return null;
+  const bytes = Buffer.from(cursor, "base64url");
+  if (bytes.length < CURSOR_IV_BYTES + CURSOR_TAG_BYTES) return null;
+  try {
+    const decipher = createDecipheriv("aes-256-gcm", CATALOG_CURSOR_KEY, bytes.subarray(0, CURSOR_IV_BYTES));
+    decipher.setAuthTag(bytes.subarray(CURSOR_IV_BYTES, CURSOR_IV_BYTES + CURSOR_TAG_BYTES));
+    const name = Buffer.concat([
+      decipher.update(bytes.subarray(CURSOR_IV_BYTES + CURSOR_TAG_BYTES)),
+      decipher.final(),
+    ]).toString("utf8");
+    return name;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Whose view: everything (administrators, the offline CLI), or what one caller may pull; in both
+ * cases cut down to `repositoryPatterns` when the caller came with an access token that has them
+ * (what the token itself could pull: src/access-tokens/scopes.ts limitToToken).
+ */
+export type Viewer = ({ kind: "all" } | PullViewer) & { repositoryPatterns?: readonly string[] };
 
 export const ANONYMOUS_VIEWER: Viewer = { kind: "anonymous" };
 
@@ -50,23 +92,36 @@ export type CatalogContext = Pick<ManagementContext, "db" | "ip" | "registryInde
 export function viewerOf(ctx: ManagementContext): Viewer {
   const caller = callerOf(ctx);
   authorizeOrThrow(caller, { op: "readCatalog" });
-  if (decide(caller, { op: "readAllRepositories" }).allowed) return { kind: "all" };
-  return { kind: "account", name: caller.name };
+  const patterns = ctx.actor.kind === "account" ? ctx.actor.tokenRepositoryPatterns : undefined;
+  const limited = patterns && !patterns.includes("*") ? { repositoryPatterns: patterns } : {};
+  if (decide(caller, { op: "readAllRepositories" }).allowed) return { kind: "all", ...limited };
+  return { kind: "account", name: caller.name, ...limited };
 }
 
 export function repositoryView(row: RepositoryRow): RepositoryView {
   return { name: row.name, first_push_at: rfc3339(row.firstPushAt), last_push_at: rfc3339(row.lastPushAt) };
 }
 
-export function tagView(row: TagRow, registryHost: string | null): TagView {
+/**
+ * Who pushed and from where, as far as `viewer` may know it: the audit log, which records the
+ * same, is for administrators only, so the catalog is not a side door to it. Administrators see
+ * both; a user sees the pusher's name, and the address only of their own pushes; an anonymous
+ * caller neither (a public repository must not publish its maintainers' names and addresses).
+ */
+function originFor(row: TagRow, viewer: Viewer): { pushed_by: string | null; pushed_from: string | null } {
+  if (viewer.kind === "all") return { pushed_by: row.pushedBy, pushed_from: row.pushedFrom };
+  if (viewer.kind === "anonymous") return { pushed_by: null, pushed_from: null };
+  return { pushed_by: row.pushedBy, pushed_from: row.pushedBy === viewer.name ? row.pushedFrom : null };
+}
+
+export function tagView(row: TagRow, registryHost: string | null, viewer: Viewer = { kind: "all" }): TagView {
   return {
     repository: row.repository,
     tag: row.tag,
     digest: row.digest,
     media_type: row.mediaType,
     size_bytes: row.sizeBytes,
-    pushed_by: row.pushedBy,
-    pushed_from: row.pushedFrom,
+    ...originFor(row, viewer),
     first_push_at: rfc3339(row.firstPushAt),
     last_push_at: rfc3339(row.lastPushAt),
     pull_count: row.pullCount,
@@ -82,9 +137,19 @@ function clientIpOf(ctx: CatalogContext): ClientIp | null {
 
 /** Nobody but "all" sees anything without the server's pull checks (an in-process test without them). */
 async function pullCheckOf(ctx: CatalogContext, viewer: Viewer): Promise<PullCheck | "all"> {
-  if (viewer.kind === "all") return "all";
-  if (!ctx.registryIndex) return async () => new Set();
-  return ctx.registryIndex.pullCheck(viewer, clientIpOf(ctx));
+  const patterns = viewer.repositoryPatterns;
+  const covered = (name: string) => !patterns || patterns.some((p) => patternMatches(p, name));
+  let check: PullCheck | "all";
+  if (viewer.kind === "all") check = "all";
+  else if (!ctx.registryIndex) check = async () => new Set();
+  else check = await ctx.registryIndex.pullCheck(viewer, clientIpOf(ctx));
+  if (!patterns) return check;
+  const base = check;
+  return async (names) => {
+    const inPatterns = names.filter(covered);
+    if (base === "all") return new Set(inPatterns);
+    return base(inPatterns);
+  };
 }
 
 function checkedName(name: string): string {
@@ -122,8 +187,8 @@ export async function listRepositories(
   }
   let afterName: string | undefined;
   if (query.cursor !== undefined) {
-    const key = decodeCursor(query.cursor);
-    if (typeof key !== "string") throw new BadRequest("query.cursor: not a cursor this server returned");
+    const key = openCatalogCursor(query.cursor);
+    if (key === null) throw new BadRequest("query.cursor: not a cursor this server returned");
     afterName = key;
   }
   const page = await visibleRepositories(
@@ -133,7 +198,7 @@ export async function listRepositories(
   );
   return {
     items: page.repositories.map(repositoryView),
-    next_cursor: page.nextAfterName === null ? null : encodeCursor(page.nextAfterName),
+    next_cursor: page.nextAfterName === null ? null : sealCatalogCursor(page.nextAfterName),
   };
 }
 
@@ -159,7 +224,7 @@ export async function listTags(
     readTags(ctx.db, row.name),
     (tag) => tag.tag,
     page,
-    (tag) => tagView(tag, host),
+    (tag) => tagView(tag, host, viewer),
   );
 }
 
@@ -175,7 +240,7 @@ export async function getTag(
   const found = findTag(ctx.db, row.name, tag);
   if (found === null || found.deletedAt !== null)
     throw new NotFound(`no tag ${JSON.stringify(tag)} in ${JSON.stringify(name)}`);
-  return tagView(found, ctx.registryIndex?.registryHost ?? null);
+  return tagView(found, ctx.registryIndex?.registryHost ?? null, viewer);
 }
 
 /** Crawls the registry and reconciles the index now (administrators; the offline CLI). */

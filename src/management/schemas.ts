@@ -402,8 +402,12 @@ export const TagView = Type.Object(
     digest: Type.String(),
     media_type: Type.String(),
     size_bytes: Type.Integer({ minimum: 0, description: "the manifest's size" }),
-    pushed_by: Type.Union([Type.String(), Type.Null()], { description: "null: unknown (found by a sync)" }),
-    pushed_from: Type.Union([Type.String(), Type.Null()]),
+    pushed_by: Type.Union([Type.String(), Type.Null()], {
+      description: "null: unknown (found by a sync), or the caller is anonymous",
+    }),
+    pushed_from: Type.Union([Type.String(), Type.Null()], {
+      description: "the pusher's address: for administrators and for the pusher; null otherwise",
+    }),
     first_push_at: Time,
     last_push_at: Time,
     pull_count: Type.Integer({ minimum: 0 }),

@@ -48,8 +48,12 @@ export const NotificationsConfig = Type.Object(
     max_body_bytes: Type.Integer({
       minimum: 1024,
       maximum: 16_777_216,
-      default: 1_048_576,
-      description: "Largest notification body accepted; larger ones are refused with 413.",
+      // 8 MiB: one event can carry a User-Agent of up to Go's 1 MiB of headers, which the
+      // registry's JSON writes up to 6 times longer (< as \u003c); refusing it (413) would stall
+      // the registry's queue for ever. Only the registry, with the secret, gets this far.
+      default: 8_388_608,
+      description:
+        "Largest notification body accepted; larger ones are refused with 413 (and the registry retries them for ever, holding back every later event).",
     }),
   },
   { additionalProperties: false, default: {} },

@@ -14,6 +14,7 @@ import { declaredLengthExceeds, readAtMost } from "../streams/read-at-most.ts";
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { AppError } from "../errors.ts";
+import { isResourceName } from "../scope.ts";
 import type { Grant } from "../token/sign.ts";
 import type { CrawledRepository, CrawledTag, CrawlResult } from "./reconcile.ts";
 
@@ -62,13 +63,17 @@ const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGES = 10_000;
 
 // distribution's reference grammar (reference/regexp.go): the names and tags a registry can hold.
-const REPOSITORY_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
 const TAG = /^[\w][\w.-]{0,127}$/;
 const DIGEST = /^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}$/;
 const MEDIA_TYPE = /^[\w.+-]+\/[\w.+-]+$/;
 
+/**
+ * The registry's grammar, host component included (src/scope.ts isResourceName): the registry
+ * accepts `localhost:5000/app` and regauth grants it, so the crawl must not skip it (and then
+ * reconcile away what a notification indexed).
+ */
 export function isRepositoryName(name: string): boolean {
-  return name.length <= 255 && REPOSITORY_NAME.test(name);
+  return isResourceName(name);
 }
 
 export function isTagName(tag: string): boolean {

@@ -11,6 +11,7 @@
  */
 import { type Static, Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
+import { isResourceName } from "../scope.ts";
 
 /** 2.8's envelope media type; 3.x sends `...events.v2+json` (distribution 0742b56); some proxies send plain JSON. */
 export const EVENTS_MEDIA_TYPES = [
@@ -39,9 +40,6 @@ export const MANIFEST_MEDIA_TYPES: ReadonlySet<string> = new Set([
   "application/vnd.docker.distribution.manifest.v1+prettyjws",
 ]);
 
-/** distribution reference/regexp.go: path components joined by "/", at most 255 characters. */
-const REPOSITORY_NAME = /^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/;
-const MAX_REPOSITORY_NAME_LENGTH = 255;
 /** OCI distribution spec: a tag is at most 128 characters of this grammar. */
 const TAG = /^[\w][\w.-]{0,127}$/;
 /** OCI image spec descriptor digest grammar (algorithm:encoded), bounded. */
@@ -54,9 +52,11 @@ const text = (maxLength: number) => Type.String({ maxLength });
 const Target = Type.Object({
   mediaType: Type.Optional(text(256)),
   digest: Type.Optional(text(MAX_DIGEST_LENGTH)),
-  size: Type.Optional(Type.Integer({ minimum: 0 })),
+  // Go's int64 fits; beyond 2^53 a number is no longer an integer SQLite's INTEGER column takes
+  // from JavaScript (1e308 was a 500).
+  size: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   /** 2.8's deprecated copy of size. */
-  length: Type.Optional(Type.Integer({ minimum: 0 })),
+  length: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })),
   repository: Type.Optional(text(1024)),
   tag: Type.Optional(text(1024)),
 });
@@ -66,14 +66,17 @@ const RegistryEventShape = Type.Object({
   timestamp: Type.Optional(text(64)),
   action: text(64),
   target: Target,
+  // What the request and the actor say is only recorded (shortened), never acted on, and the
+  // registry's client chose some of it (a User-Agent of any length Go accepts, 1 MiB): no bound
+  // here, or one long User-Agent is a 400 the registry retries for ever while its queue waits.
   request: Type.Optional(
     Type.Object({
-      addr: Type.Optional(text(512)),
-      method: Type.Optional(text(16)),
-      useragent: Type.Optional(text(4096)),
+      addr: Type.Optional(Type.String()),
+      method: Type.Optional(Type.String()),
+      useragent: Type.Optional(Type.String()),
     }),
   ),
-  actor: Type.Optional(Type.Object({ name: Type.Optional(text(1024)) })),
+  actor: Type.Optional(Type.Object({ name: Type.Optional(Type.String()) })),
 });
 
 const EnvelopeShape = Type.Object({
@@ -184,7 +187,9 @@ function classify(raw: RawEvent, nowUnixMs: number): RegistryEvent | string {
   if (raw.action === "mount") return ignored("blob mount");
   const repository = present(target.repository);
   if (repository === undefined) return "target.repository: missing";
-  if (repository.length > MAX_REPOSITORY_NAME_LENGTH || !REPOSITORY_NAME.test(repository))
+  // The registry's grammar, host component included (`localhost:5000/app`): it accepts such a
+  // name and regauth's scopes grant it, so refusing its events would stall the registry's queue.
+  if (!isResourceName(repository))
     return "target.repository: not a repository name (distribution's reference grammar)";
   const tag = present(target.tag);
   if (tag !== undefined && !TAG.test(tag)) return "target.tag: not a tag (at most 128 of [A-Za-z0-9_.-])";
@@ -218,7 +223,7 @@ function classify(raw: RawEvent, nowUnixMs: number): RegistryEvent | string {
     ...(tag !== undefined ? { tag } : {}),
     digest,
     mediaType,
-    method: present(raw.request?.method)?.toUpperCase() ?? null,
+    method: present(raw.request?.method)?.slice(0, 16).toUpperCase() ?? null,
   };
 }
 

@@ -154,6 +154,17 @@ export function listTags(db: Database, repository: string): TagRow[] {
     .map(toTag);
 }
 
+/** Every tag of a repository, deleted ones included, in tag order (as indexSnapshot has them). */
+export function listAllTags(db: Database, repository: string): TagRow[] {
+  return db
+    .query<RawTag, [string]>(
+      `SELECT ${TAG_COLUMNS} FROM image_tags t JOIN repositories r ON r.id = t.repository_id
+       WHERE r.name = ? ORDER BY t.tag`,
+    )
+    .all(repository)
+    .map(toTag);
+}
+
 /** One tag, live or deleted (deletedAt tells). */
 export function findTag(db: Database, repository: string, tag: string): TagRow | null {
   const row = db
@@ -177,11 +188,22 @@ export function markEventSeen(db: Database, eventId: string, nowUnixMs: number):
 }
 
 /** The prune as one statement with a named parameter (`$cutoff`, unix seconds), for the background writer. */
-export const PRUNE_SEEN_EVENTS_SQL = "DELETE FROM registry_events_seen WHERE received_at < $cutoff";
+export const PRUNE_SEEN_EVENTS_SQL = `DELETE FROM registry_events_seen WHERE received_at < $cutoff
+  OR rowid <= (SELECT MAX(rowid) FROM registry_events_seen) - $maxRows`;
 
-/** Forgets event ids older than `cutoffUnixMs`; the registry does not retry for that long. */
-export function pruneSeenEvents(db: Database, cutoffUnixMs: number): number {
-  return db.query(PRUNE_SEEN_EVENTS_SQL).run({ cutoff: toSeconds(cutoffUnixMs) }).changes;
+/**
+ * Event ids kept at most, whatever their age: every pull is an event, and anyone who may pull (a
+ * public repository: anyone) decides how many; a week of a flood of them must not fill the disk.
+ * A million ids is about 100 MB; the registry's retries are of its last few events.
+ */
+export const MAX_SEEN_EVENTS = 1_000_000;
+
+/**
+ * Forgets event ids older than `cutoffUnixMs` (the registry does not retry for that long) and
+ * all but the newest `maxRows`.
+ */
+export function pruneSeenEvents(db: Database, cutoffUnixMs: number, maxRows = MAX_SEEN_EVENTS): number {
+  return db.query(PRUNE_SEEN_EVENTS_SQL).run({ cutoff: toSeconds(cutoffUnixMs), maxRows }).changes;
 }
 
 /** Creates or revives the repository; the change list gets repository.created when it did. */

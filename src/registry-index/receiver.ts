@@ -14,6 +14,7 @@ import type { BackgroundWriter } from "../db/background-writer.ts";
 import { INDEX_CRAWLER_SUBJECT, type IndexChange, type IndexChangeSink } from "./changes.ts";
 import type { RegistryEvent } from "./envelope.ts";
 import {
+  MAX_SEEN_EVENTS,
   markEventSeen,
   PRUNE_SEEN_EVENTS_SQL,
   recordManifestDelete,
@@ -39,6 +40,8 @@ export interface ReceiverOptions {
   /** Where the periodic prune runs; without it, prune() on this thread only. */
   writer?: BackgroundWriter;
   now?: () => number;
+  /** Event ids remembered at most (index-store MAX_SEEN_EVENTS). */
+  maxSeenEvents?: number;
 }
 
 export interface ReceiveResult {
@@ -56,6 +59,7 @@ export class NotificationReceiver {
   readonly #sink: IndexChangeSink | undefined;
   readonly #writer: BackgroundWriter | undefined;
   readonly #now: () => number;
+  readonly #maxSeenEvents: number;
   #pruneTimer: ReturnType<typeof setInterval> | null = null;
 
   constructor(options: ReceiverOptions) {
@@ -64,6 +68,7 @@ export class NotificationReceiver {
     this.#sink = options.sink;
     this.#writer = options.writer;
     this.#now = options.now ?? Date.now;
+    this.#maxSeenEvents = options.maxSeenEvents ?? MAX_SEEN_EVENTS;
   }
 
   /**
@@ -96,9 +101,9 @@ export class NotificationReceiver {
     return result;
   }
 
-  /** Forgets event ids older than SEEN_EVENT_RETENTION_MS, on this thread; returns how many. */
+  /** Forgets event ids older than SEEN_EVENT_RETENTION_MS or beyond maxSeenEvents, on this thread; returns how many. */
   prune(): number {
-    return this.#db.query(PRUNE_SEEN_EVENTS_SQL).run({ cutoff: this.#cutoffSeconds() }).changes;
+    return this.#db.query(PRUNE_SEEN_EVENTS_SQL).run(this.#pruneParams()).changes;
   }
 
   /** Prunes now and every SEEN_EVENT_PRUNE_INTERVAL_MS on the writer's thread (no request waits). */
@@ -109,7 +114,7 @@ export class NotificationReceiver {
         this.#writer.enqueue({
           key: "registry-events-seen:prune",
           sql: PRUNE_SEEN_EVENTS_SQL,
-          params: { cutoff: this.#cutoffSeconds() },
+          params: this.#pruneParams(),
         });
       else this.prune();
     };
@@ -127,8 +132,11 @@ export class NotificationReceiver {
     return this.#pruneTimer !== null;
   }
 
-  #cutoffSeconds(): number {
-    return Math.floor((this.#now() - SEEN_EVENT_RETENTION_MS) / 1000);
+  #pruneParams(): { cutoff: number; maxRows: number } {
+    return {
+      cutoff: Math.floor((this.#now() - SEEN_EVENT_RETENTION_MS) / 1000),
+      maxRows: this.#maxSeenEvents,
+    };
   }
 
   #recordAudit(event: IndexedEvent): void {

@@ -12,7 +12,10 @@
 import type { Database } from "bun:sqlite";
 import type { IndexChange, IndexChangeSink } from "./changes.ts";
 import {
+  findRepository,
+  findTag,
   type IndexedRepository,
+  listAllTags,
   recordManifestPush,
   recordRepositoryDelete,
   recordTagDelete,
@@ -44,16 +47,33 @@ export interface CrawlResult {
   repositories: CrawledRepository[];
 }
 
-export type SyncOperation =
+/**
+ * `expected`: the state the diff saw (tagState, or repositoryState) of what the operation
+ * changes. It is applied only if that is still the state inside its transaction: `regauth repo
+ * sync` offline runs in another process than serve, whose notifications may commit between the
+ * diff and any batch, and a tag pushed then must not be deleted on the crawl's older word.
+ */
+export type SyncOperation = { expected: string } & (
   | ({ kind: "push"; repository: string; isMove: boolean } & CrawledTag)
   | { kind: "delete-tag"; repository: string; tag: string }
-  | { kind: "delete-repository"; repository: string };
+  | { kind: "delete-repository"; repository: string }
+);
 
 type Snapshot = ReadonlyMap<string, IndexedRepository>;
 
 /** A tag's state as far as the reconcile cares. */
 function tagState(tag: TagRow | undefined): string {
   return tag === undefined ? "" : `${tag.digest} ${tag.lastPushAt} ${tag.deletedAt}`;
+}
+
+/** A repository's state and its tags', for a delete-repository's `expected`. */
+function repositoryState(indexed: IndexedRepository | undefined): string {
+  if (indexed === undefined) return "";
+  const { repository, tags } = indexed;
+  return [
+    `${repository.lastPushAt} ${repository.deletedAt}`,
+    ...tags.map((t) => `${t.tag} ${tagState(t)}`),
+  ].join("\n");
 }
 
 /**
@@ -90,12 +110,23 @@ export function diffIndex(index: Snapshot, crawl: CrawlResult, atStart: Snapshot
       const isLive = before !== undefined && before.deletedAt === null;
       if (isLive && before.digest === tag.digest) continue;
       if (before !== undefined && isTouched(repository.name, before)) continue;
-      operations.push({ kind: "push", repository: repository.name, isMove: isLive, ...tag });
+      operations.push({
+        kind: "push",
+        repository: repository.name,
+        isMove: isLive,
+        ...tag,
+        expected: tagState(before),
+      });
     }
     if (repository.isIncomplete) continue;
     for (const tag of indexed?.tags ?? []) {
       if (tag.deletedAt !== null || seen.has(tag.tag) || isTouched(repository.name, tag)) continue;
-      operations.push({ kind: "delete-tag", repository: repository.name, tag: tag.tag });
+      operations.push({
+        kind: "delete-tag",
+        repository: repository.name,
+        tag: tag.tag,
+        expected: tagState(tag),
+      });
     }
   }
   for (const [name, indexed] of index) {
@@ -104,7 +135,7 @@ export function diffIndex(index: Snapshot, crawl: CrawlResult, atStart: Snapshot
     if (start === undefined || start.deletedAt !== null || start.lastPushAt !== indexed.repository.lastPushAt)
       continue;
     if (indexed.tags.some((tag) => isTouched(name, tag))) continue;
-    operations.push({ kind: "delete-repository", repository: name });
+    operations.push({ kind: "delete-repository", repository: name, expected: repositoryState(indexed) });
   }
   return operations;
 }
@@ -137,6 +168,15 @@ export interface ApplyOptions {
 
 export const DEFAULT_APPLY_BATCH_SIZE = 200;
 
+/** What `op` changes, as the index holds it now (inside the operation's transaction). */
+function currentState(db: Database, op: SyncOperation): string {
+  if (op.kind === "delete-repository") {
+    const repository = findRepository(db, op.repository);
+    return repository === null ? "" : repositoryState({ repository, tags: listAllTags(db, op.repository) });
+  }
+  return tagState(findTag(db, op.repository, op.tag) ?? undefined);
+}
+
 /** Applies `operations` through the index's writes, `batchSize` per transaction. No operations: no writes. */
 export function applyOperations(
   db: Database,
@@ -160,6 +200,7 @@ export function applyOperations(
     db.transaction(() => {
       const changes: IndexChange[] = [];
       for (const op of batch) {
+        if (currentState(db, op) !== op.expected) continue; // changed since the diff: newer than the crawl
         const eventId =
           op.kind === "delete-repository"
             ? `sync-${options.runId}:${op.repository}`

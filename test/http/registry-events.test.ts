@@ -379,3 +379,55 @@ describe("POST /registry/events with hostile JSON", () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });
+
+// Review (issue 11): the registry retries anything but 2xx/3xx for ever and holds every later
+// event back meanwhile, so what a real registry sends must not be refused.
+describe("POST /registry/events takes what a real registry sends", () => {
+  it("a pull whose User-Agent the registry's JSON made 2 MiB long (default limit: 8 MiB)", async () => {
+    const t = await setUp();
+    expect(t.loaded.config.notifications.max_body_bytes).toBe(8 * 1024 * 1024);
+    const pull = {
+      ...pushEvent("long-ua"),
+      action: "pull",
+      request: { ...pushEvent("x").request, method: "GET", useragent: "\\u003c".repeat(350_000) },
+    };
+    const body = envelope(pull);
+    expect(body.length).toBeGreaterThan(2 * 1024 * 1024);
+    const r = await t.post(body);
+    expect(r.status, r.text).toBe(200);
+  });
+
+  it("a push to a name with a host component", async () => {
+    const t = await setUp();
+    const r = await t.post(envelope(pushEvent("host", "v1", "localhost:5000/app")));
+    expect(r.status, r.text).toBe(200);
+    expect(findTag(t.db, "localhost:5000/app", "v1")).toMatchObject({ digest: DIGEST });
+  });
+});
+
+describe("the token route keeps its own 64 KiB limit under the notifications' larger one", () => {
+  const form = "grant_type=password&service=registry&username=a&password=b&x=".padEnd(100 * 1024, "y");
+  it.each([
+    ["with a Content-Length", () => form],
+    [
+      "chunked",
+      () =>
+        new ReadableStream<Uint8Array>({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(form));
+            controller.close();
+          },
+        }),
+    ],
+  ])("413 for a 100 KiB POST %s", async (_name, body) => {
+    const t = await setUp();
+    const res = await t.app.handle(
+      req("/auth", {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded" },
+        body: body(),
+      }),
+    );
+    expect(res.status).toBe(413);
+  });
+});

@@ -149,7 +149,12 @@ describe("who may open which page (the API's matrix)", async () => {
     expect(page.text).toContain(`<code>sha256:${"a".repeat(12)}</code>`);
     expect(page.text).toContain(`sha256:${"a".repeat(64)}`);
     expect(page.text).toContain("1.2 kB");
-    expect(page.text).toContain("nsadmin from 192.0.2.7");
+    // Who pushed; the address only to administrators and for one's own pushes (review of issue 11).
+    expect(page.text).toContain("<td>nsadmin</td>");
+    expect(page.text).toContain("alice from 192.0.2.7");
+    expect(page.text).not.toContain("nsadmin from");
+    const root = await clientFor(t, "root");
+    expect((await root.get("/repositories/team/app")).text).toContain("nsadmin from 192.0.2.7");
     expect(page.text).toContain('data-copy="pull-0"');
     expect((await alice.get("/repositories/team%2Fapp")).status).toBe(200);
   });

@@ -200,6 +200,21 @@ describe("NotificationReceiver", () => {
     expect(db.query("SELECT event_id FROM registry_events_seen").all()).toEqual([{ event_id: "recent" }]);
   });
 
+  // Review: every pull is an event and whoever may pull decides how many; age alone let a week
+  // of a pull flood grow the table without bound.
+  it("keeps only the newest maxSeenEvents ids, whatever their age", () => {
+    const { db } = tempDatabase();
+    const receiver = new NotificationReceiver({ db, now: () => NOW, maxSeenEvents: 3 });
+    receiver.receive(Array.from({ length: 10 }, (_, i) => pull(`p${i}`)));
+    expect(receiver.prune()).toBe(7);
+    expect(db.query("SELECT event_id FROM registry_events_seen ORDER BY rowid").all()).toEqual([
+      { event_id: "p7" },
+      { event_id: "p8" },
+      { event_id: "p9" },
+    ]);
+    expect(receiver.receive([pull("p9")]).duplicates).toBe(1);
+  });
+
   it("prunes at start and stops its timer", () => {
     const { db } = tempDatabase();
     const receiver = new NotificationReceiver({ db, now: () => NOW });

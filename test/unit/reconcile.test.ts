@@ -306,3 +306,37 @@ describe("indexSnapshot", () => {
     ]);
   });
 });
+
+// Review: `regauth repo sync` offline is another process than serve, whose notifications may
+// commit between the diff and a batch's transaction; what changed then is newer than the crawl.
+describe("applyOperations after a notification committed since the diff", () => {
+  it.each([
+    [
+      "a tag re-pushed is not deleted",
+      (db: Database) => pushed(db, "team/app", "v1", B, CRAWL_MS + 1000),
+      [repo("team/app", [])],
+      (db: Database) => expect(findTag(db, "team/app", "v1")).toMatchObject({ digest: B, deletedAt: null }),
+    ],
+    [
+      "a tag moved is not moved back",
+      (db: Database) => pushed(db, "team/app", "v1", B, CRAWL_MS + 1000),
+      [repo("team/app", [["v1", `sha256:${"c".repeat(64)}`]])],
+      (db: Database) => expect(findTag(db, "team/app", "v1")).toMatchObject({ digest: B, pushedBy: "alice" }),
+    ],
+    [
+      "a repository pushed to is not deleted",
+      (db: Database) => pushed(db, "gone/repo", "v2", B, CRAWL_MS + 1000),
+      [],
+      (db: Database) => expect(findTag(db, "gone/repo", "v2")).toMatchObject({ digest: B, deletedAt: null }),
+    ],
+  ] as const)("%s", (_name, meanwhile, crawl, check) => {
+    const { db } = tempDatabase();
+    pushed(db, "team/app", "v1");
+    pushed(db, "gone/repo", "v1");
+    const operations = diffNow(db, [...crawl]);
+    expect(operations.length).toBeGreaterThan(0);
+    meanwhile(db);
+    applyOperations(db, operations, { runId: "r", nowUnixMs: CRAWL_MS });
+    check(db);
+  });
+});

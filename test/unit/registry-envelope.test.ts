@@ -308,8 +308,9 @@ describe("parseEnvelope: hostile and malformed shapes are refused, naming the fi
       "target.repository",
     ],
     [
-      "a repository with a host and port",
-      { events: [{ ...push28, target: { ...push28.target, repository: "registry:5000/app" } }] },
+      // A host component is the registry's grammar (see below); upper case after it is not.
+      "a repository with a host and an upper-case path",
+      { events: [{ ...push28, target: { ...push28.target, repository: "registry:5000/App" } }] },
       "target.repository",
     ],
     [
@@ -342,6 +343,11 @@ describe("parseEnvelope: hostile and malformed shapes are refused, naming the fi
       { events: [{ ...push28, target: { ...push28.target, digest: "" } }] },
       "target.digest: missing",
     ],
+    [
+      "a size past 2^53 (1e308 was a 500 from SQLite)",
+      { events: [{ ...push28, target: { ...push28.target, size: 1e308 } }] },
+      "events[0].target.size",
+    ],
     ["one bad event among good ones", { events: [push28, { ...push28, id: 1 }] }, "events[1].id"],
   ])("%s", (_name, envelope, expected) => {
     expect(problem(envelope)).toContain(expected);
@@ -353,6 +359,32 @@ describe("parseEnvelope: hostile and malformed shapes are refused, naming the fi
     expect(one({ ...push28, target: { ...push28.target, tag: "T".repeat(128) } })).toMatchObject({
       tag: "T".repeat(128),
     });
+  });
+
+  // The registry retries a refused notification for ever and holds every later one back
+  // (go-events RetryingSink): what a real registry sends must never be a 400.
+  it("accepts names with a host component, which distribution's routes and regauth's scopes accept", () => {
+    for (const repository of ["registry:5000/app", "Team.example/app", "localhost/a/b", "my-host:1/x"])
+      expect(one({ ...push28, target: { ...push28.target, repository } })).toMatchObject({ repository });
+  });
+
+  it("accepts a User-Agent, address, method and actor of any length, and records them shortened", () => {
+    const long = {
+      ...push28,
+      request: {
+        ...push28.request,
+        addr: `${"9".repeat(600)}:1`,
+        method: "X".repeat(40),
+        useragent: `curl ${"x".repeat(100_000)}`,
+      },
+      actor: { name: "a".repeat(2000) },
+    };
+    const event = one(long) as { userAgent: string; address: string; actor: string };
+    expect(event.userAgent.length).toBe(256);
+    expect(event.address.length).toBe(64);
+    expect(event.actor).toBe("a".repeat(2000));
+    const pull = one({ ...long, action: "pull" }) as { method: string };
+    expect(pull.method).toBe("X".repeat(16));
   });
 });
 

@@ -124,5 +124,6 @@ async function byToken(
     isAdmin: owner.isAdmin,
     via: "access-token",
     tokenScopes: token.scopes,
+    tokenRepositoryPatterns: token.repositoryPatterns,
   };
 }
