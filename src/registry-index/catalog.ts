@@ -23,10 +23,20 @@ import { listRepositories, type RepositoryRow } from "./index-store.ts";
 import type { SyncReport, SyncTrigger } from "./sync.ts";
 
 /** The names among `names` that the caller may pull. */
-export type PullCheck = (names: readonly string[]) => Promise<ReadonlySet<string>>;
+export type PullCheck = ((names: readonly string[]) => Promise<ReadonlySet<string>>) & {
+  /** Candidates a page may ask about with this check; default MAX_CHECKS_PER_PAGE. */
+  maxChecksPerPage?: number;
+};
 
 /** Candidates asked about per page at most (see the header). */
 export const MAX_CHECKS_PER_PAGE = 1000;
+/**
+ * The budget when an ext_authz program takes part: it runs once per name asked about, and a
+ * token request may make it run at most MAX_EXT_AUTHZ_RUNS_PER_REQUEST times. One catalog page
+ * (anonymous ones too) costs no more than one token request may, not 1000 program runs: a page
+ * must not be a way to make the server spawn programs by the hundred (review of issue 11).
+ */
+export const MAX_CHECKS_PER_PAGE_WITH_PROGRAM = MAX_EXT_AUTHZ_RUNS_PER_REQUEST;
 /** Index rows a page reads at most (a PATTERN with no literal prefix filters them in memory). */
 export const MAX_SCANNED_PER_PAGE = 20_000;
 /** Rows read from the index per step of a page. */
@@ -42,7 +52,7 @@ export function pullCheckFor(
   service: string,
   ip: ClientIp | null,
 ): PullCheck {
-  return async (names) => {
+  const check: PullCheck = async (names) => {
     const allowed = new Set<string>();
     for (let i = 0; i < names.length; i += MAX_EXT_AUTHZ_RUNS_PER_REQUEST) {
       const scopes = names
@@ -53,6 +63,9 @@ export function pullCheckFor(
     }
     return allowed;
   };
+  if (authorizers.some((authorizer) => authorizer.name === "ext_authz"))
+    check.maxChecksPerPage = MAX_CHECKS_PER_PAGE_WITH_PROGRAM;
+  return check;
 }
 
 /** Whose pull rights a catalog shows: a database account (the API authenticated it), or nobody. */
@@ -133,6 +146,8 @@ export async function visibleRepositories(
   const glob = request.glob;
   const visible: RepositoryRow[] = [];
   let after = request.afterName;
+  const maxChecks =
+    mayPull === "all" ? MAX_CHECKS_PER_PAGE : (mayPull.maxChecksPerPage ?? MAX_CHECKS_PER_PAGE);
   let checked = 0;
   let scanned = 0;
   for (;;) {
@@ -143,7 +158,7 @@ export async function visibleRepositories(
     });
     scanned += batch.length;
     const candidates = glob ? batch.filter((row) => matchGlob(glob, row.name)) : batch;
-    const asked = candidates.slice(0, MAX_CHECKS_PER_PAGE - checked);
+    const asked = candidates.slice(0, maxChecks - checked);
     checked += asked.length;
     const allowed = mayPull === "all" ? null : await mayPull(asked.map((row) => row.name));
     const isIndexEnd = asked.length === candidates.length && batch.length < SCAN_BATCH;
@@ -160,7 +175,7 @@ export async function visibleRepositories(
       return { repositories: visible, nextAfterName: asked.at(-1)?.name ?? after ?? null };
     if (batch.length < SCAN_BATCH) return { repositories: visible, nextAfterName: null };
     after = batch.at(-1)?.name;
-    if (checked >= MAX_CHECKS_PER_PAGE || scanned >= MAX_SCANNED_PER_PAGE)
+    if (checked >= maxChecks || scanned >= MAX_SCANNED_PER_PAGE)
       return { repositories: visible, nextAfterName: after ?? null };
   }
 }

@@ -3,9 +3,12 @@
  * and the bound on the work one page costs when the caller may pull little of a large index.
  */
 import { describe, expect, it } from "bun:test";
+import type { Authorizer } from "../../src/authz/authorizer.ts";
 import {
   MAX_CHECKS_PER_PAGE,
+  MAX_CHECKS_PER_PAGE_WITH_PROGRAM,
   parseCatalogPattern,
+  pullCheckFor,
   visibleRepositories,
 } from "../../src/registry-index/catalog.ts";
 import { recordManifestPush } from "../../src/registry-index/index-store.ts";
@@ -76,6 +79,29 @@ describe("visibleRepositories", () => {
     console.log(
       `5000 repositories, 7 visible: ${askedPerPage.length} pages, ${elapsedMs.toFixed(0)} ms in all`,
     );
+  });
+
+  it("asks an ext_authz program about at most 16 names a page (what one token request may cost), not 1000", async () => {
+    let runs = 0;
+    const program = {
+      name: "ext_authz",
+      authorize: async () => {
+        runs++;
+        return [];
+      },
+    } as unknown as Authorizer;
+    const check = pullCheckFor(
+      [program],
+      { account: "anyone", labels: {}, isAnonymous: false, authenticator: "database" },
+      "registry",
+      null,
+    );
+    expect(check.maxChecksPerPage).toBe(MAX_CHECKS_PER_PAGE_WITH_PROGRAM);
+    const page = await visibleRepositories(db, { glob: null, limit: 100 }, check);
+    expect(page.repositories).toEqual([]);
+    expect(page.nextAfterName).not.toBeNull();
+    expect(runs).toBe(MAX_CHECKS_PER_PAGE_WITH_PROGRAM);
+    expect(runs).toBeLessThanOrEqual(16);
   });
 
   it("scans only the pattern's literal prefix and matches the glob", async () => {
