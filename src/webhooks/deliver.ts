@@ -167,35 +167,42 @@ export async function attemptDelivery(input: AttemptInput): Promise<AttemptOutco
     url.username = "";
     url.password = "";
   }
-  // Connect to the checked address; the receiver still sees its own name in Host (and SNI).
-  const address = addresses[0] as string;
+  // Connect to a checked address; the receiver still sees its own name in Host (and SNI). When
+  // one cannot be reached (a dual-stack name whose IPv6 answer has no route here), the next one
+  // is tried, within the same attempt's time.
   headers.host = url.host;
-  const pinned = new URL(url.href);
-  pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
-  const target = pinned.href;
   const tls = url.protocol === "https:" && !parseIp(host) ? { tls: { serverName: host } } : {};
   const timestampSeconds = Math.floor(input.nowMs() / 1000);
   headers[SIGNATURE_HEADER.toLowerCase()] = signatureHeader(input.secret, timestampSeconds, input.body);
   const started = performance.now();
-  let response: Response;
-  try {
-    response = await (input.fetch ?? fetch)(target, {
-      method: "POST",
-      headers,
-      body: input.body,
-      redirect: "manual",
-      signal,
-      ...tls,
-    });
-  } catch (error) {
+  let response: Response | undefined;
+  let connectError: unknown;
+  for (const address of addresses) {
+    const pinned = new URL(url.href);
+    pinned.hostname = isIP(address) === 6 ? `[${address}]` : address;
+    try {
+      response = await (input.fetch ?? fetch)(pinned.href, {
+        method: "POST",
+        headers,
+        body: input.body,
+        redirect: "manual",
+        signal,
+        ...tls,
+      });
+      break;
+    } catch (error) {
+      connectError = error;
+      if (signal.aborted) break;
+    }
+  }
+  if (response === undefined)
     return {
       kind: "failed",
-      error: describeFetchError(error, input.timeoutMs),
+      error: describeFetchError(connectError, input.timeoutMs),
       status: null,
       latencyMs: Math.round(performance.now() - started),
       excerpt: null,
     };
-  }
   let excerpt = "";
   try {
     excerpt = excerptOf(await readCapped(response, MAX_RESPONSE_READ_BYTES, signal));

@@ -378,6 +378,28 @@ describe("delivery to a real receiver", () => {
     expect(r.received[0]?.headers.get("host")).toBe(`hooks.example.com:${r.server.port}`);
   });
 
+  it("a name with two answers: when the first cannot be reached, the next one is tried in the same attempt", async () => {
+    const r = receiver();
+    // The receiver listens on 127.0.0.1 only: ::1 is refused (or has no route), 127.0.0.1 answers.
+    const { ctx, wh } = await setup(
+      { allow_private_networks: ["127.0.0.0/8", "::1/128"] },
+      { resolve: async () => ["::1", "127.0.0.1"] },
+    );
+    webhooks.createWebhook(ctx, {
+      name: "dual",
+      url: `http://dual.example.com:${r.server.port}/hook`,
+      repository_patterns: ["*"],
+    });
+    webhooks.testWebhook(ctx, "dual");
+    wh.dispatcher.start();
+    const delivered = await waitFor("delivered", () => {
+      const d = deliveries(ctx, "dual")[0];
+      return d?.status === "delivered" ? d : undefined;
+    });
+    expect(delivered.attempts).toBe(1);
+    expect(r.received.length).toBe(1);
+  });
+
   it.each([
     ["2002:7f00:1::", "6to4"],
     ["64:ff9b:1::a9fe:a9fe", "local-use NAT64"],
