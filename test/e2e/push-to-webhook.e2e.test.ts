@@ -21,6 +21,7 @@ import {
   startRegauth,
   startRegistry,
 } from "./harness.ts";
+import { manifestPushEnvelope } from "./notification-fixtures.ts";
 
 // A fixed port, so that the registry's notification endpoint still points at regauth after the restart.
 const regauthPort = await freePort();
@@ -184,32 +185,12 @@ describe("a burst of 1,000 pushes' events", () => {
     received.length = 0;
     const digest = `sha256:${"cd".repeat(32)}`;
     const event = (i: number) =>
-      JSON.stringify({
-        events: [
-          {
-            id: `burst-${i}`,
-            timestamp: new Date().toISOString(),
-            action: "push",
-            target: {
-              mediaType: "application/vnd.oci.image.manifest.v1+json",
-              size: 400,
-              digest,
-              length: 400,
-              repository: "team/burst",
-              url: `http://${registry.host}/v2/team/burst/manifests/${digest}`,
-              tag: `t${i}`,
-            },
-            request: {
-              id: `r${i}`,
-              addr: "192.0.2.9:40000",
-              host: registry.host,
-              method: "PUT",
-              useragent: "burst",
-            },
-            actor: { name: "alice" },
-            source: { addr: registry.host, instanceID: "burst" },
-          },
-        ],
+      manifestPushEnvelope({
+        id: `burst-${i}`,
+        repository: "team/burst",
+        tag: `t${i}`,
+        digest,
+        registryHost: registry.host,
       });
     // Every tenth twice, as the registry retrying a delivery it thought had failed.
     const posts = Array.from({ length: 1000 }, (_, i) => i).flatMap((i) => (i % 10 === 0 ? [i, i] : [i]));

@@ -23,6 +23,7 @@ import {
   startRegauth,
   startRegistry,
 } from "./harness.ts";
+import { manifestPushEnvelope } from "./notification-fixtures.ts";
 
 const regauth = await startRegauth({
   configYaml: `
@@ -236,32 +237,12 @@ describe("a burst of 1,000 push events", () => {
   it("indexes every one once, with retries mixed in and real pushes alongside", async () => {
     const digest = `sha256:${"ab".repeat(32)}`;
     const event = (i: number) =>
-      JSON.stringify({
-        events: [
-          {
-            id: `burst-${i}`,
-            timestamp: new Date().toISOString(),
-            action: "push",
-            target: {
-              mediaType: "application/vnd.oci.image.manifest.v1+json",
-              size: 400,
-              digest,
-              length: 400,
-              repository: "burst/app",
-              url: `http://${registry.host}/v2/burst/app/manifests/${digest}`,
-              tag: `t${i}`,
-            },
-            request: {
-              id: `r${i}`,
-              addr: "192.0.2.9:40000",
-              host: registry.host,
-              method: "PUT",
-              useragent: "burst",
-            },
-            actor: { name: "alice" },
-            source: { addr: registry.host, instanceID: "burst" },
-          },
-        ],
+      manifestPushEnvelope({
+        id: `burst-${i}`,
+        repository: "burst/app",
+        tag: `t${i}`,
+        digest,
+        registryHost: registry.host,
       });
     // Every tenth is delivered twice, as a registry retrying a delivery it thought failed.
     const deliveries = Array.from({ length: 1000 }, (_, i) => i).flatMap((i) =>
