@@ -590,6 +590,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     const { startPeriodicSync } = await import("./registry-index/sync.ts");
     stopSyncing = startPeriodicSync(services.indexSync, syncIntervalSeconds);
   }
+  // Identity re-checks (issue 15): at each provider's revalidate_after_seconds.
+  services.identity?.startRevalidating(database, services.audit);
   await stopped;
   return 0;
 }

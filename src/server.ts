@@ -36,6 +36,7 @@ import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
 import type { PagesOptions } from "./http/pages/plugin.ts";
+import { IdentityService } from "./identity/service.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
@@ -310,6 +311,8 @@ export interface ManagementServices {
   webhooks: Webhooks;
   /** The crawl that heals the image index (issue 11), when notifications.registry_url is set. */
   indexSync?: IndexSync;
+  /** Sign-in with identity providers (issue 15), when identity_providers.oidc lists any. */
+  identity?: IdentityService;
 }
 
 /**
@@ -388,6 +391,9 @@ export function managementServices(
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
     webhooks,
     ...(indexSync ? { indexSync } : {}),
+    ...(loaded.config.identity_providers.oidc.length > 0
+      ? { identity: new IdentityService(loaded.config.identity_providers, loaded.config.server.path_prefix) }
+      : {}),
   };
 }
 
@@ -464,6 +470,7 @@ export function pagesOptions(
     sessions: { idleSeconds: web.session_idle_minutes * 60, maxSeconds: web.session_max_hours * 3600 },
     secureCookie: web.secure_cookie ?? server.certificate !== undefined,
     registryHost: registryHostOf(loaded.config.notifications),
+    ...(services.identity ? { identity: services.identity } : {}),
   };
 }
 

@@ -5,7 +5,13 @@
  */
 import { ACCOUNT_ROUTES } from "./account-pages.ts";
 import { ADMIN_ROUTES } from "./admin-pages.ts";
+import { IDENTITY_ROUTES } from "./identity-pages.ts";
 import type { PageRoute } from "./plugin.ts";
 import { SIGN_IN_ROUTES } from "./sign-in.ts";
 
-export const PAGE_ROUTES: readonly PageRoute[] = [...SIGN_IN_ROUTES, ...ACCOUNT_ROUTES, ...ADMIN_ROUTES];
+export const PAGE_ROUTES: readonly PageRoute[] = [
+  ...SIGN_IN_ROUTES,
+  ...ACCOUNT_ROUTES,
+  ...ADMIN_ROUTES,
+  ...IDENTITY_ROUTES,
+];

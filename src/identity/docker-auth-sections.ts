@@ -1,0 +1,65 @@
+/**
+ * docker_auth's OAuth sections (issue 15 item 4): `google_auth`, `gitlab_auth` and `oidc_auth`
+ * are refused with the identity_providers section to write instead, filled in from the values
+ * given; `github_auth` has no equivalent yet. Refused rather than mapped silently: docker_auth's
+ * pages (/google_auth, /oidc_auth) and token DBs do not exist here, the redirect URL to register
+ * at the provider changes, and a silent mapping would hide both.
+ */
+
+function text(section: unknown, key: string): string | null {
+  if (typeof section !== "object" || section === null) return null;
+  const value = (section as Record<string, unknown>)[key];
+  return typeof value === "string" && value !== "" ? value : null;
+}
+
+function secretLine(section: unknown): string {
+  const file = text(section, "client_secret_file");
+  return file ? `client_secret_file: ${file}` : "client_secret_file: /path/to/secret";
+}
+
+const COMMON =
+  "register https://YOUR-HOST/sign-in/oidc/NAME/callback at the provider (not /oidc_auth); no token DB is needed: " +
+  "people sign in to the web interface and make access tokens for docker login there (docs/identity-providers.md)";
+
+/** What to write instead of docker_auth's section at `path`, or null when it is not one of them. */
+export function dockerAuthIdentityAdvice(path: string, value: unknown): string | null {
+  switch (path) {
+    case "oidc_auth": {
+      const claims =
+        typeof value === "object" && value !== null
+          ? ((value as Record<string, unknown>).labels_claims ??
+            (value as Record<string, unknown>).label_claims)
+          : undefined;
+      const firstClaim = Array.isArray(claims) && typeof claims[0] === "string" ? claims[0] : "groups";
+      return (
+        "docker_auth's oidc_auth is not read; write instead: identity_providers: {public_url: https://YOUR-HOST, oidc: [{name: oidc, " +
+        `issuer: ${text(value, "issuer") ?? "https://YOUR-ISSUER"}, client_id: ${text(value, "client_id") ?? "CLIENT_ID"}, ${secretLine(value)}, ` +
+        `user_claim: ${text(value, "user_claim") ?? "email"}, groups_claim: ${firstClaim}}]}. ` +
+        "Its label claims (docker_auth reads labels_claims; its reference.yml spells it label_claims, which docker_auth silently ignores) " +
+        "become groups_claim, with database_groups mapping them to groups for grants. " +
+        COMMON
+      );
+    }
+    case "google_auth":
+      return (
+        "docker_auth's google_auth is not read (its page uses Google's retired platform.js); write instead: identity_providers: " +
+        `{public_url: https://YOUR-HOST, oidc: [{name: google, display_name: Google, issuer: https://accounts.google.com, client_id: ${text(value, "client_id") ?? "CLIENT_ID"}, ` +
+        `${secretLine(value)}, user_claim: email, first_sign_in: create${text(value, "domain") ? `, allowed_email_domains: [${text(value, "domain")}]` : ""}}]}; ` +
+        COMMON
+      );
+    case "gitlab_auth":
+      return (
+        "docker_auth's gitlab_auth is not read; write instead: identity_providers: {public_url: https://YOUR-HOST, oidc: [{name: gitlab, display_name: GitLab, " +
+        `issuer: ${text(value, "gitlab_web_uri") ?? "https://gitlab.com"}, client_id: ${text(value, "client_id") ?? "APPLICATION_ID"}, ${secretLine(value)}, ` +
+        "user_claim: nickname, groups_claim: groups_direct, first_sign_in: create}]} (allowed_groups restricts to a group: checked, unlike docker_auth's organization); " +
+        COMMON
+      );
+    case "github_auth":
+      return (
+        "a docker_auth option regauth does not support yet (GitHub is not OpenID Connect); sign in through an OIDC broker with a GitHub connector " +
+        "(Dex: identity_providers.oidc with Dex's issuer and groups_claim: groups, allowed_groups: [ORG:TEAM]), or use an ext_auth program"
+      );
+    default:
+      return null;
+  }
+}

@@ -1,0 +1,158 @@
+/**
+ * The identity providers of a running server (issue 15): the configured OIDC providers, the
+ * pending sign-ins (the flow cookie's server side: single use, ten minutes, bounded), and the
+ * re-check sweep (revalidate_after_seconds).
+ */
+import type { Database } from "bun:sqlite";
+import { randomBytes } from "node:crypto";
+import type { AuditLog } from "../audit/audit-log.ts";
+import { log } from "../log.ts";
+import type { IdentityProvidersConfig } from "./config-schema.ts";
+import {
+  admissionProblem,
+  claimFacts,
+  endAccessThroughLink,
+  linksDue,
+  markChecked,
+  syncDatabaseGroups,
+} from "./links.ts";
+import { makeProvider, type OidcProvider, type PendingSignIn, recheck } from "./oidc.ts";
+
+/** A sign-in not finished in ten minutes is forgotten (the person starts again). */
+export const PENDING_SIGN_IN_SECONDS = 600;
+/** At most this many sign-ins wait at once: a flood of /sign-in/oidc/NAME costs bounded memory. */
+export const MAX_PENDING_SIGN_INS = 10_000;
+const FLOW_ID = /^[A-Za-z0-9_-]{43}$/;
+
+export class IdentityService {
+  readonly providers: ReadonlyMap<string, OidcProvider>;
+  readonly #pending = new Map<string, PendingSignIn>();
+
+  constructor(config: IdentityProvidersConfig, pathPrefix: string) {
+    this.providers = new Map(
+      config.oidc.map((p) => [p.name, makeProvider(p, config.public_url, pathPrefix)]),
+    );
+  }
+
+  /** Keeps the pending sign-in; returns the id for the browser's flow cookie. */
+  remember(pending: PendingSignIn, nowUnix: number): string {
+    this.#prune(nowUnix);
+    if (this.#pending.size >= MAX_PENDING_SIGN_INS) {
+      // The oldest goes (Map keeps insertion order): a flood delays others, never grows memory.
+      const oldest = this.#pending.keys().next().value;
+      if (oldest !== undefined) this.#pending.delete(oldest);
+    }
+    const id = randomBytes(32).toString("base64url");
+    this.#pending.set(id, pending);
+    return id;
+  }
+
+  /** The pending sign-in of this flow cookie, removed: a second callback with it finds nothing. */
+  take(id: string | undefined, nowUnix: number): PendingSignIn | null {
+    if (id === undefined || !FLOW_ID.test(id)) return null;
+    const pending = this.#pending.get(id) ?? null;
+    this.#pending.delete(id);
+    if (!pending || nowUnix - pending.createdAtUnix > PENDING_SIGN_IN_SECONDS) return null;
+    return pending;
+  }
+
+  /**
+   * Sweeps every half of the shortest revalidate_after_seconds (5 s to 5 min), one sweep at a
+   * time; the timer does not hold the process open. Returns the stop function.
+   */
+  startRevalidating(db: Database, audit: AuditLog | null): () => void {
+    const shortest = Math.min(...[...this.providers.values()].map((p) => p.config.revalidate_after_seconds));
+    if (!Number.isFinite(shortest)) return () => {};
+    const everyMs = Math.min(300, Math.max(5, Math.floor(shortest / 2))) * 1000;
+    let running = false;
+    const timer = setInterval(() => {
+      if (running) return;
+      running = true;
+      this.revalidate(db, audit, Math.floor(Date.now() / 1000))
+        .catch((error) =>
+          log.warn("identity re-check sweep failed", {
+            error: error instanceof Error ? error.message : String(error),
+          }),
+        )
+        .finally(() => {
+          running = false;
+        });
+    }, everyMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+
+  #prune(nowUnix: number): void {
+    for (const [id, pending] of this.#pending) {
+      if (nowUnix - pending.createdAtUnix <= PENDING_SIGN_IN_SECONDS) break;
+      this.#pending.delete(id);
+    }
+  }
+
+  /**
+   * Re-checks every identity whose last check is older than its provider's
+   * revalidate_after_seconds. A refusal ends the account's access through it; a provider that
+   * cannot be reached is logged and tried at the next sweep (an outage there is not a removal).
+   */
+  async revalidate(
+    db: Database,
+    audit: AuditLog | null,
+    nowUnix: number,
+  ): Promise<{ checked: number; ended: number }> {
+    let checked = 0;
+    let ended = 0;
+    for (const provider of this.providers.values()) {
+      const config = provider.config;
+      for (const link of linksDue(db, config.name, nowUnix - config.revalidate_after_seconds)) {
+        checked++;
+        const account =
+          db.query<{ name: string }, [number]>("SELECT name FROM users WHERE id = ?").get(link.userId)
+            ?.name ?? "";
+        let reason: string | null;
+        if (link.refreshToken === null) reason = "no refresh token to re-check with (sign in again)";
+        else {
+          const result = await recheck(provider, link.refreshToken, link.subject);
+          if (result.kind === "unreachable") {
+            log.warn("identity re-check postponed: provider unreachable", {
+              provider: config.name,
+              account,
+              reason: result.reason,
+            });
+            continue;
+          }
+          if (result.kind === "refused") reason = result.reason;
+          else {
+            const claims = result.identity.claims;
+            // A refresh without a new ID token proves the grant lives; the groups stay as they were.
+            const problem =
+              Object.keys(claims).length === 0 ? null : admissionProblem(config, claimFacts(config, claims));
+            reason = problem;
+            if (problem === null) {
+              markChecked(db, link.id, result.identity.refreshToken, nowUnix);
+              if (Object.keys(claims).length > 0)
+                syncDatabaseGroups(db, config, link.userId, claimFacts(config, claims).groups, nowUnix);
+            }
+          }
+        }
+        if (reason === null) continue;
+        ended++;
+        const tokens = endAccessThroughLink(db, config, link, nowUnix);
+        log.info("identity re-check failed: access ended", {
+          provider: config.name,
+          account,
+          reason,
+          access_tokens_deleted: tokens,
+        });
+        audit?.record({
+          kind: "identity.revoked",
+          actor: account,
+          ip: "",
+          repository: null,
+          outcome: "denied",
+          details: { provider: config.name, reason: reason.slice(0, 200), access_tokens_deleted: tokens },
+        });
+      }
+    }
+    return { checked, ended };
+  }
+}
