@@ -24,7 +24,7 @@ export const OidcProviderConfig = Type.Object(
   {
     name: Type.String({
       pattern: "^[a-z0-9][a-z0-9-]{0,31}$",
-      description: "Short name, in URLs (/sign-in/oidc/NAME) and in `regauth user link --provider NAME`.",
+      description: "Short name, in URLs (/sign-in/oidc/NAME) and in `regauth identity link --provider NAME`.",
     }),
     display_name: Type.Optional(
       Type.String({

@@ -6,7 +6,7 @@
  */
 import type { Database } from "bun:sqlite";
 import { createUser, findUser, type User, usernameProblem } from "../accounts/users.ts";
-import { Conflict } from "../errors.ts";
+import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { OidcProviderConfig } from "./config-schema.ts";
 
 export interface IdentityLink {
@@ -176,7 +176,7 @@ export type AccountResolution =
  * The account this identity signs in as. A linked identity gets its account; an unlinked one gets
  * a new account only under first_sign_in: create, and never one whose name is taken: an IdP
  * account never takes over a local account of the same name (issue 15 item 3); an administrator
- * links them (`regauth user link`).
+ * links them (`regauth identity link`).
  */
 export function resolveAccount(
   db: Database,
@@ -204,7 +204,7 @@ export function resolveAccount(
       };
     return { kind: "ok", user: found, link, created: false };
   }
-  const linkCommand = `regauth user link NAME --provider ${config.name} --subject ${identity.subject}`;
+  const linkCommand = `regauth identity link NAME --provider ${config.name} --subject ${identity.subject}`;
   if (config.first_sign_in === "link_only")
     return {
       kind: "refused",
@@ -232,7 +232,7 @@ export function resolveAccount(
     return {
       kind: "refused",
       status: 409,
-      message: `An account named ${name} exists already and is not linked to this identity, so signing in cannot take it over. If it is yours, ask an administrator to run: regauth user link ${name} --provider ${config.name} --subject ${identity.subject}`,
+      message: `An account named ${name} exists already and is not linked to this identity, so signing in cannot take it over. If it is yours, ask an administrator to run: regauth identity link ${name} --provider ${config.name} --subject ${identity.subject}`,
       log: "name taken by an unlinked account",
     };
   try {
@@ -319,4 +319,29 @@ export function endAccessThroughLink(
     syncDatabaseGroups(db, config, link.userId, [], nowUnix);
     return tokens;
   })();
+}
+
+/**
+ * An administrator's link (`regauth identity link`; issue 15 item 3): the only way an identity at
+ * a provider signs in as an account that exists already. Person accounts only (robots sign in
+ * with tokens alone).
+ */
+export function linkIdentity(
+  db: Database,
+  input: { account: string; provider: string; issuer: string; subject: string; nowUnix: number },
+): IdentityLink {
+  const user = findUser(db, input.account);
+  if (!user) throw new NotFound(`no user ${JSON.stringify(input.account)}`);
+  if (user.kind !== "person")
+    throw new BadRequest(`${input.account} is a robot account; robots sign in with access tokens only`);
+  if (input.subject === "" || input.subject.length > 255 || /\p{Cc}/u.test(input.subject))
+    throw new BadRequest("the subject must be 1 to 255 characters without control characters");
+  return insertLink(db, {
+    userId: user.id,
+    provider: input.provider,
+    issuer: input.issuer,
+    subject: input.subject,
+    linkedBy: "admin",
+    nowUnix: input.nowUnix,
+  });
 }
