@@ -58,6 +58,12 @@ export const OidcProviderConfig = Type.Object(
       description:
         "Requested scopes; openid is added when missing. Add offline_access where the provider needs it for refresh tokens.",
     }),
+    authorization_params: Type.Optional(
+      Type.Record(Type.String({ pattern: "^[a-z_]{1,32}$" }), Type.String({ maxLength: 200 }), {
+        description:
+          "Extra parameters of the authorization URL, e.g. Google's {access_type: offline, prompt: consent} for a refresh token. The flow's own (state, nonce, PKCE, scope, ...) cannot be set.",
+      }),
+    ),
     user_claim: Type.String({
       minLength: 1,
       default: "preferred_username",

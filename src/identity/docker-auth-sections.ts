@@ -44,7 +44,7 @@ export function dockerAuthIdentityAdvice(path: string, value: unknown): string |
       return (
         "docker_auth's google_auth is not read (its page uses Google's retired platform.js); write instead: identity_providers: " +
         `{public_url: https://YOUR-HOST, oidc: [{name: google, display_name: Google, issuer: https://accounts.google.com, client_id: ${text(value, "client_id") ?? "CLIENT_ID"}, ` +
-        `${secretLine(value)}, user_claim: email, first_sign_in: create${text(value, "domain") ? `, allowed_email_domains: [${text(value, "domain")}]` : ""}}]}; ` +
+        `${secretLine(value)}, user_claim: email, first_sign_in: create, authorization_params: {access_type: offline, prompt: consent}${text(value, "domain") ? `, allowed_email_domains: [${text(value, "domain")}]` : ""}}]}; ` +
         COMMON
       );
     case "gitlab_auth":

@@ -49,6 +49,8 @@ export function providerConfigProblem(
     return "issuer must be an https URL (http only on loopback)";
   if (config.redirect_url === undefined && publicUrl === undefined)
     return "give redirect_url, or identity_providers.public_url to derive it";
+  const reserved = Object.keys(config.authorization_params ?? {}).filter((k) => FLOW_PARAMETERS.has(k));
+  if (reserved.length > 0) return `authorization_params cannot set ${reserved.join(", ")} (the flow's own)`;
   return null;
 }
 
@@ -99,6 +101,21 @@ function requestOptions(insecure: boolean) {
   return { [oauth.allowInsecureRequests]: insecure, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) };
 }
 
+/** The authorization URL's parameters authorization_params cannot override. */
+export const FLOW_PARAMETERS: ReadonlySet<string> = new Set([
+  "client_id",
+  "redirect_uri",
+  "response_type",
+  "response_mode",
+  "scope",
+  "state",
+  "nonce",
+  "code_challenge",
+  "code_challenge_method",
+  "request",
+  "request_uri",
+]);
+
 /** What the browser's short-lived flow cookie stands for: kept server-side, used once. */
 export interface PendingSignIn {
   provider: string;
@@ -132,6 +149,9 @@ export async function startSignIn(
   url.searchParams.set("nonce", nonce);
   // offline_access needs the consent prompt at most providers (OIDC Core §11).
   if (scopes.has("offline_access")) url.searchParams.set("prompt", "consent");
+  // The operator's extras (Google's access_type=offline), never over the flow's own parameters.
+  for (const [key, value] of Object.entries(provider.config.authorization_params ?? {}))
+    if (!FLOW_PARAMETERS.has(key)) url.searchParams.set(key, value);
   return {
     url,
     pending: { provider: provider.config.name, state, nonce, codeVerifier, next, createdAtUnix: nowUnix },

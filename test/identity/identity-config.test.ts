@@ -79,6 +79,12 @@ describe("identity_providers", () => {
       "identity_providers.oidc.0.id_token_algorithms.0",
       /./,
     ],
+    [
+      "authorization_params setting the state",
+      { ...GOOD, authorization_params: { state: "fixed" } },
+      "identity_providers.oidc.0",
+      /cannot set state/,
+    ],
     ["a name with a slash", { ...GOOD, name: "a/b" }, "identity_providers.oidc.0.name", /./],
     [
       "an unknown first_sign_in",

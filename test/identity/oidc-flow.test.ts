@@ -65,6 +65,17 @@ describe("the relying party against a real OpenID provider", async () => {
     expect(url.searchParams.get("code_challenge")).not.toBe(pending.codeVerifier);
   });
 
+  it("authorization_params add to the URL, never over the flow's own", async () => {
+    const extra = makeProvider(
+      providerConfig({ ...config, authorization_params: { access_type: "offline", prompt: "consent" } }),
+      undefined,
+      "",
+    );
+    const { url } = await startSignIn(extra, "/", 0);
+    expect(url.searchParams.get("access_type")).toBe("offline");
+    expect(url.searchParams.get("prompt")).toBe("consent");
+  });
+
   it("a sign-in gives the identity, its groups and a refresh token", async () => {
     const { pending, callback } = await signInAtRealProvider(rp, "alice");
     const result = await finishSignIn(rp, pending, callback);
