@@ -14,6 +14,9 @@ CREATE TABLE identity_links (
   -- The provider's refresh token for the re-checks (revalidate_after_seconds); NULL: none held.
   refresh_token TEXT,
   created_at_unix INTEGER NOT NULL,
+  -- JSON object, label -> [values], from the claims named in labels_from_claims at the last
+  -- sign-in or re-check: the ACL's labels for the account's access tokens.
+  labels TEXT NOT NULL DEFAULT '{}',
   -- The last sign-in or successful re-check; 0: never signed in through the provider yet.
   checked_at_unix INTEGER NOT NULL DEFAULT 0,
   UNIQUE (issuer, subject),

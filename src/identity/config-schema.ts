@@ -87,6 +87,11 @@ export const OidcProviderConfig = Type.Object(
         description: "Only members of at least one of these groups.",
       }),
     ),
+    labels_from_claims: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), {
+      default: [],
+      description:
+        "Claims (strings or lists of strings) that become ACL labels of the same name for the account's access tokens, e.g. [groups] for `match: {labels: {groups: dev}}`. Refreshed at each sign-in and re-check.",
+    }),
     database_groups: Type.Optional(
       Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
         description:

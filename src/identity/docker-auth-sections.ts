@@ -21,22 +21,33 @@ const COMMON =
   "register https://YOUR-HOST/sign-in/oidc/NAME/callback at the provider (not /oidc_auth); no token DB is needed: " +
   "people sign in to the web interface and make access tokens for docker login there (docs/identity-providers.md)";
 
+function stringList(value: unknown): string[] {
+  return Array.isArray(value) ? value.filter((v): v is string => typeof v === "string" && v !== "") : [];
+}
+
 /** What to write instead of docker_auth's section at `path`, or null when it is not one of them. */
 export function dockerAuthIdentityAdvice(path: string, value: unknown): string | null {
+  // docker_auth's two spellings inside our own section: say which key it is here.
+  if (/^identity_providers\.oidc\.\d+\.labels?_claims$/.test(path))
+    return "unknown key: regauth's name for docker_auth's labels_claims (and its reference.yml's label_claims) is labels_from_claims";
   switch (path) {
     case "oidc_auth": {
-      const claims =
-        typeof value === "object" && value !== null
-          ? ((value as Record<string, unknown>).labels_claims ??
-            (value as Record<string, unknown>).label_claims)
-          : undefined;
-      const firstClaim = Array.isArray(claims) && typeof claims[0] === "string" ? claims[0] : "groups";
+      const section = typeof value === "object" && value !== null ? (value as Record<string, unknown>) : {};
+      const read = stringList(section.labels_claims);
+      const ignored = stringList(section.label_claims);
+      const claims = [...new Set([...read, ...ignored])];
+      const labels = claims.length > 0 ? `, labels_from_claims: [${claims.join(", ")}]` : "";
+      const trap =
+        ignored.length > 0
+          ? " Careful: you wrote label_claims, the spelling of docker_auth's reference.yml, which docker_auth silently ignores (it reads labels_claims): " +
+            "your ACL's label rules never matched under docker_auth, and with labels_from_claims they will; review them first."
+          : " docker_auth's labels_claims (its reference.yml spells it label_claims, which docker_auth silently ignores) is labels_from_claims here.";
       return (
         "docker_auth's oidc_auth is not read; write instead: identity_providers: {public_url: https://YOUR-HOST, oidc: [{name: oidc, " +
         `issuer: ${text(value, "issuer") ?? "https://YOUR-ISSUER"}, client_id: ${text(value, "client_id") ?? "CLIENT_ID"}, ${secretLine(value)}, ` +
-        `user_claim: ${text(value, "user_claim") ?? "email"}, groups_claim: ${firstClaim}}]}. ` +
-        "Its label claims (docker_auth reads labels_claims; its reference.yml spells it label_claims, which docker_auth silently ignores) " +
-        "become groups_claim, with database_groups mapping them to groups for grants. " +
+        `user_claim: ${text(value, "user_claim") ?? "email"}${claims[0] ? `, groups_claim: ${claims[0]}` : ""}${labels}}]}.` +
+        trap +
+        " database_groups can also map a claim's groups to regauth groups for grants; " +
         COMMON
       );
     }

@@ -29,6 +29,7 @@ interface LinkRow {
   subject: string;
   linked_by: "first_sign_in" | "admin";
   refresh_token: string | null;
+  labels: string;
   created_at_unix: number;
   checked_at_unix: number;
 }
@@ -108,17 +109,64 @@ export function deleteLink(db: Database, userId: number, provider: string): bool
   );
 }
 
+/** A sign-in or passed re-check: the refresh token to use next, and the labels of `labels` (null: keep). */
 export function markChecked(
   db: Database,
   linkId: number,
   refreshToken: string | null,
   nowUnix: number,
+  labels: Record<string, string[]> | null,
 ): void {
-  db.query("UPDATE identity_links SET refresh_token = ?, checked_at_unix = ? WHERE id = ?").run(
-    refreshToken,
-    nowUnix,
-    linkId,
-  );
+  db.query(
+    "UPDATE identity_links SET refresh_token = ?, checked_at_unix = ?, labels = coalesce(?, labels) WHERE id = ?",
+  ).run(refreshToken, nowUnix, labels === null ? null : JSON.stringify(labels), linkId);
+}
+
+/** At most this many values per label: a claim listing thousands of groups does not bloat every token request. */
+export const MAX_LABEL_VALUES = 256;
+
+/** The labels the claims named in labels_from_claims give (strings, or lists of strings). */
+export function labelsFromClaims(
+  config: OidcProviderConfig,
+  claims: Record<string, unknown>,
+): Record<string, string[]> {
+  const labels: Record<string, string[]> = {};
+  for (const name of config.labels_from_claims) {
+    const raw = claims[name];
+    const values = (Array.isArray(raw) ? raw : [raw]).filter(
+      (v): v is string => typeof v === "string" && v.length > 0 && v.length <= 256,
+    );
+    if (values.length > 0) labels[name] = [...new Set(values)].slice(0, MAX_LABEL_VALUES);
+  }
+  return labels;
+}
+
+/**
+ * The ACL labels of an account's linked identities, merged (src/access-tokens/authenticator.ts
+ * gives them to the account's access tokens). One indexed read; a broken row gives none.
+ */
+export function identityLabelsOf(db: Database, userId: number): Record<string, string[]> {
+  const merged: Record<string, string[]> = {};
+  const rows = db
+    .query<{ labels: string }, [number]>(
+      "SELECT labels FROM identity_links WHERE user_id = ? AND labels != '{}'",
+    )
+    .all(userId);
+  for (const row of rows) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(row.labels);
+    } catch {
+      continue;
+    }
+    if (typeof parsed !== "object" || parsed === null) continue;
+    for (const [label, values] of Object.entries(parsed)) {
+      if (!Array.isArray(values)) continue;
+      const strings = values.filter((v): v is string => typeof v === "string");
+      merged[label] = [...new Set([...(merged[label] ?? []), ...strings])];
+    }
+  }
+  return merged;
 }
 
 /** Claims as the rules see them. */
@@ -315,7 +363,9 @@ export function endAccessThroughLink(
     const tokens = db
       .query("DELETE FROM access_tokens WHERE user_id = ? AND created_at_unix >= ?")
       .run(link.userId, link.createdAtUnix).changes;
-    db.query("UPDATE identity_links SET refresh_token = NULL, checked_at_unix = 0 WHERE id = ?").run(link.id);
+    db.query(
+      "UPDATE identity_links SET refresh_token = NULL, checked_at_unix = 0, labels = '{}' WHERE id = ?",
+    ).run(link.id);
     syncDatabaseGroups(db, config, link.userId, [], nowUnix);
     return tokens;
   })();

@@ -12,6 +12,7 @@ import {
   admissionProblem,
   claimFacts,
   endAccessThroughLink,
+  labelsFromClaims,
   linksDue,
   markChecked,
   syncDatabaseGroups,
@@ -128,8 +129,15 @@ export class IdentityService {
               Object.keys(claims).length === 0 ? null : admissionProblem(config, claimFacts(config, claims));
             reason = problem;
             if (problem === null) {
-              markChecked(db, link.id, result.identity.refreshToken, nowUnix);
-              if (Object.keys(claims).length > 0)
+              const fresh = Object.keys(claims).length > 0;
+              markChecked(
+                db,
+                link.id,
+                result.identity.refreshToken,
+                nowUnix,
+                fresh ? labelsFromClaims(config, claims) : null,
+              );
+              if (fresh)
                 syncDatabaseGroups(db, config, link.userId, claimFacts(config, claims).groups, nowUnix);
             }
           }

@@ -62,10 +62,16 @@ describe("identity_providers", () => {
       /https/,
     ],
     [
-      "an unknown key (label_claims)",
+      "docker_auth's label_claims",
       { ...GOOD, label_claims: ["groups"] },
       "identity_providers.oidc.0.label_claims",
-      /unknown key/,
+      /unknown key.*labels_from_claims/,
+    ],
+    [
+      "docker_auth's labels_claims",
+      { ...GOOD, labels_claims: ["groups"] },
+      "identity_providers.oidc.0.labels_claims",
+      /unknown key.*labels_from_claims/,
     ],
     [
       "alg none",
@@ -130,6 +136,7 @@ describe("docker_auth's OAuth sections", () => {
         /client_id: dockerauth/,
         /client_secret_file: \/etc\/s/,
         /groups_claim: groups/,
+        /labels_from_claims: \[groups\]/,
         /label_claims/,
         /labels_claims/,
       ],
@@ -137,7 +144,7 @@ describe("docker_auth's OAuth sections", () => {
     [
       "oidc_auth with the reference's label_claims spelling",
       { oidc_auth: { issuer: "https://dex.example.com", client_id: "c", label_claims: ["roles"] } },
-      [/groups_claim: roles/, /silently ignores/],
+      [/groups_claim: roles/, /labels_from_claims: \[roles\]/, /silently ignores/, /never matched/],
     ],
     [
       "google_auth with a domain",

@@ -25,6 +25,8 @@ const CALLBACK = "http://localhost/sign-in/oidc/test/callback";
 const STRICT_CALLBACK = "http://localhost/sign-in/oidc/strict/callback";
 
 async function identityApp(op: { issuer: string; clientId: string; clientSecret: string }) {
+  // The ACL sees the provider's groups as the label `groups` (labels_from_claims).
+  const acl = [{ match: { name: "shared/*", labels: { groups: "dev" } }, actions: ["pull"] }];
   const dataDir = makeTempDir("regauth-oidc-");
   const common = {
     issuer: op.issuer,
@@ -35,6 +37,7 @@ async function identityApp(op: { issuer: string; clientId: string; clientSecret:
   };
   const loaded = await loadTestConfig(
     {
+      acl,
       identity_providers: {
         public_url: "http://localhost",
         oidc: [
@@ -44,6 +47,7 @@ async function identityApp(op: { issuer: string; clientId: string; clientSecret:
             display_name: "Test IdP",
             first_sign_in: "create",
             allowed_groups: ["registry-users"],
+            labels_from_claims: ["groups"],
             database_groups: { dev: "developers", ops: "operators" },
           },
           { ...common, name: "strict", first_sign_in: "link_only" },
@@ -203,6 +207,54 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
     expect(findUser(db, "bob")).toBeNull();
   });
 
+  it("the provider's groups are ACL labels of the account's access tokens", async () => {
+    const alice = findUser(db, "alice");
+    if (!alice) throw new Error("alice signs in first");
+    const { secret } = createAccessToken(db, key, {
+      owner: "alice",
+      name: "ci",
+      scopes: ["pull"],
+      repositoryPatterns: ["*"],
+      expiresAtUnix: null,
+      nowUnix: now,
+    });
+    const ask = async (scope: string) => {
+      const res = await t.app.handle(
+        new Request(`http://localhost/auth?service=registry&scope=${encodeURIComponent(scope)}`, {
+          headers: { authorization: `Basic ${Buffer.from(`alice:${secret}`).toString("base64")}` },
+        }),
+      );
+      const body = (await res.json()) as { token?: string };
+      const payload = JSON.parse(
+        Buffer.from((body.token ?? "..").split(".")[1] ?? "", "base64url").toString() || "{}",
+      );
+      return (payload.access ?? []) as { name: string; actions: string[] }[];
+    };
+    expect(await ask("repository:shared/tools:pull")).toEqual([
+      { type: "repository", name: "shared/tools", actions: ["pull"] } as never,
+    ]);
+    // A label the claims did not give matches nothing: carol (no dev group) is not let in.
+    const { secret: carols } = createAccessToken(db, key, {
+      owner: "carol",
+      name: "ci",
+      scopes: ["pull"],
+      repositoryPatterns: ["*"],
+      expiresAtUnix: null,
+      nowUnix: now,
+    });
+    const res = await t.app.handle(
+      new Request("http://localhost/auth?service=registry&scope=repository:shared/tools:pull", {
+        headers: { authorization: `Basic ${Buffer.from(`carol:${carols}`).toString("base64")}` },
+      }),
+    );
+    const body = (await res.json()) as { token?: string };
+    const payload = JSON.parse(
+      Buffer.from((body.token ?? "..").split(".")[1] ?? "", "base64url").toString() || "{}",
+    );
+    const granted = (payload.access ?? []) as { actions: string[] }[];
+    expect(granted.flatMap((a) => a.actions)).toEqual([]);
+  });
+
   it("the re-check after the user is removed at the provider ends the session and deletes the tokens", async () => {
     const browser = new WebClient(t);
     const { answer } = await signInThroughProvider(browser, "test", "bob", CALLBACK);
@@ -215,7 +267,8 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
       scopes: ["push"],
       repositoryPatterns: ["bob/*"],
       expiresAtUnix: null,
-      nowUnix: now,
+      // Made after the sign-in, as on the tokens page (the link's creation bounds what a failed re-check deletes).
+      nowUnix: Math.floor(Date.now() / 1000),
     });
     expect(findTokenBySecret(db, key, secret)).not.toBeNull();
     // Still there at the provider: the re-check passes, nothing ends.

@@ -9,6 +9,7 @@ import { findUser } from "../../accounts/users.ts";
 import {
   admissionProblem,
   claimFacts,
+  labelsFromClaims,
   markChecked,
   resolveAccount,
   syncDatabaseGroups,
@@ -159,7 +160,13 @@ export const IDENTITY_ROUTES: readonly PageRoute[] = [
         );
       const { user, link } = resolved;
       syncDatabaseGroups(db, config, user.id, facts.groups, r.nowUnix);
-      markChecked(db, link.id, identity.refreshToken ?? link.refreshToken, r.nowUnix);
+      markChecked(
+        db,
+        link.id,
+        identity.refreshToken ?? link.refreshToken,
+        r.nowUnix,
+        labelsFromClaims(config, identity.claims),
+      );
       const current = findUser(db, user.name) ?? user;
       log.info("web sign-in", {
         account: user.name,
