@@ -391,7 +391,7 @@ export function managementServices(
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
     webhooks,
     ...(indexSync ? { indexSync } : {}),
-    ...(loaded.config.identity_providers.oidc.length > 0
+    ...(loaded.config.identity_providers.oidc.length + loaded.config.identity_providers.github.length > 0
       ? { identity: new IdentityService(loaded.config.identity_providers, loaded.config.server.path_prefix) }
       : {}),
   };

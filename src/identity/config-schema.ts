@@ -118,6 +118,55 @@ export const OidcProviderConfig = Type.Object(
   { additionalProperties: false },
 );
 
+/** GitHub OAuth app sign-in (GitHub is not OpenID Connect; src/identity/github.ts). */
+export const GithubProviderConfig = Type.Object(
+  {
+    name: Type.String({ pattern: "^[a-z0-9][a-z0-9-]{0,31}$", default: "github" }),
+    display_name: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
+    client_id: Type.String({ minLength: 1 }),
+    client_secret: Type.Optional(Type.String({ minLength: 1 })),
+    client_secret_file: Type.Optional(Type.String({ minLength: 1 })),
+    redirect_url: Type.Optional(Type.String({ pattern: "^https?://" })),
+    web_url: Type.String({
+      pattern: "^https?://[^/]+(/[^?#]*)?$",
+      default: "https://github.com",
+      description: "GitHub's web URL; for GitHub Enterprise Server https://HOST.",
+    }),
+    api_url: Type.String({
+      pattern: "^https?://[^/]+(/[^?#]*)?$",
+      default: "https://api.github.com",
+      description: "GitHub's API URL; for GitHub Enterprise Server https://HOST/api/v3.",
+    }),
+    organization: Type.Optional(
+      Type.String({
+        pattern: "^[A-Za-z0-9][A-Za-z0-9-]{0,38}$",
+        description: "Only members of this organization (checked with the API at each sign-in and re-check).",
+      }),
+    ),
+    allowed_teams: Type.Optional(
+      Type.Array(Type.String({ pattern: "^[a-z0-9][a-z0-9_-]*$" }), {
+        minItems: 1,
+        description: "Only members of one of these teams (slugs) of the organization.",
+      }),
+    ),
+    teams_as_labels: Type.Boolean({
+      default: true,
+      description:
+        "The organization's teams of the user (and their parents) become the ACL label `teams` of the account's access tokens.",
+    }),
+    database_groups: Type.Optional(
+      Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
+        description: "Team slug → regauth database group.",
+      }),
+    ),
+    first_sign_in: Type.Union([Type.Literal("create"), Type.Literal("link_only")], { default: "link_only" }),
+    revalidate_after_seconds: Type.Integer({ minimum: 10, maximum: 7 * 86_400, default: 3600 }),
+  },
+  { additionalProperties: false },
+);
+
+export type GithubProviderConfig = Static<typeof GithubProviderConfig>;
+
 export const IdentityProvidersConfig = Type.Object(
   {
     public_url: Type.Optional(
@@ -128,6 +177,7 @@ export const IdentityProvidersConfig = Type.Object(
       }),
     ),
     oidc: Type.Array(OidcProviderConfig, { default: [] }),
+    github: Type.Array(GithubProviderConfig, { default: [] }),
   },
   { additionalProperties: false, default: {} },
 );

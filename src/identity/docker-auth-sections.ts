@@ -67,8 +67,13 @@ export function dockerAuthIdentityAdvice(path: string, value: unknown): string |
       );
     case "github_auth":
       return (
-        "a docker_auth option regauth does not support yet (GitHub is not OpenID Connect); sign in through an OIDC broker with a GitHub connector " +
-        "(Dex: identity_providers.oidc with Dex's issuer and groups_claim: groups, allowed_groups: [ORG:TEAM]), or use an ext_auth program"
+        "a docker_auth option regauth does not support as such (its /github_auth page and token DB do not exist here); write instead: identity_providers: " +
+        `{public_url: https://YOUR-HOST, github: [{name: github, client_id: ${text(value, "client_id") ?? "CLIENT_ID"}, ${secretLine(value)}` +
+        `${text(value, "organization") ? `, organization: ${text(value, "organization")}` : ""}` +
+        `${text(value, "github_web_uri") ? `, web_url: ${text(value, "github_web_uri")}` : ""}` +
+        `${text(value, "github_api_uri") ? `, api_url: ${text(value, "github_api_uri")}` : ""}, first_sign_in: create}]} ` +
+        "(teams become the ACL label `teams` as with docker_auth; allowed_teams restricts to teams); " +
+        "register https://YOUR-HOST/sign-in/github/github/callback as the OAuth app's callback URL (docs/identity-providers.md)"
       );
     default:
       return null;

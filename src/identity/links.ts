@@ -9,6 +9,12 @@ import { createUser, findUser, type User, usernameProblem } from "../accounts/us
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { OidcProviderConfig } from "./config-schema.ts";
 
+/** What the account rules need of a provider's section (an OIDC provider's, or GitHub's). */
+export type AccountRules = Pick<
+  OidcProviderConfig,
+  "name" | "display_name" | "first_sign_in" | "user_claim" | "database_groups"
+>;
+
 export interface IdentityLink {
   id: number;
   userId: number;
@@ -205,7 +211,7 @@ export function admissionProblem(config: OidcProviderConfig, facts: ClaimFacts):
 }
 
 /** The account name the claims propose (user_claim; for `email`, the local part, lower-cased). */
-export function proposedName(config: OidcProviderConfig, claims: Record<string, unknown>): string | null {
+export function proposedName(config: AccountRules, claims: Record<string, unknown>): string | null {
   const value = claims[config.user_claim];
   if (typeof value !== "string") return null;
   if (config.user_claim === "email") {
@@ -228,7 +234,7 @@ export type AccountResolution =
  */
 export function resolveAccount(
   db: Database,
-  config: OidcProviderConfig,
+  config: AccountRules,
   identity: { issuer: string; subject: string; claims: Record<string, unknown> },
   nowUnix: number,
 ): AccountResolution {
@@ -317,7 +323,7 @@ export function resolveAccount(
  */
 export function syncDatabaseGroups(
   db: Database,
-  config: OidcProviderConfig,
+  config: AccountRules,
   userId: number,
   groups: readonly string[],
   nowUnix: number,
@@ -354,7 +360,7 @@ export function syncDatabaseGroups(
  */
 export function endAccessThroughLink(
   db: Database,
-  config: OidcProviderConfig,
+  config: AccountRules,
   link: IdentityLink,
   nowUnix: number,
 ): number {

@@ -8,16 +8,9 @@ import { randomBytes } from "node:crypto";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { log } from "../log.ts";
 import type { IdentityProvidersConfig } from "./config-schema.ts";
-import {
-  admissionProblem,
-  claimFacts,
-  endAccessThroughLink,
-  labelsFromClaims,
-  linksDue,
-  markChecked,
-  syncDatabaseGroups,
-} from "./links.ts";
-import { makeProvider, type OidcProvider, type PendingSignIn, recheck } from "./oidc.ts";
+import { githubDriver, oidcDriver, type SignInDriver } from "./drivers.ts";
+import { endAccessThroughLink, linksDue, markChecked, syncDatabaseGroups } from "./links.ts";
+import type { PendingSignIn } from "./oidc.ts";
 
 /** A sign-in not finished in ten minutes is forgotten (the person starts again). */
 export const PENDING_SIGN_IN_SECONDS = 600;
@@ -26,13 +19,21 @@ export const MAX_PENDING_SIGN_INS = 10_000;
 const FLOW_ID = /^[A-Za-z0-9_-]{43}$/;
 
 export class IdentityService {
-  readonly providers: ReadonlyMap<string, OidcProvider>;
+  /** Every provider by name (names are unique across kinds: config-check.ts). */
+  readonly providers: ReadonlyMap<string, SignInDriver>;
   readonly #pending = new Map<string, PendingSignIn>();
 
   constructor(config: IdentityProvidersConfig, pathPrefix: string) {
-    this.providers = new Map(
-      config.oidc.map((p) => [p.name, makeProvider(p, config.public_url, pathPrefix)]),
-    );
+    this.providers = new Map([
+      ...config.oidc.map((p): [string, SignInDriver] => [
+        p.name,
+        oidcDriver(p, config.public_url, pathPrefix),
+      ]),
+      ...config.github.map((p): [string, SignInDriver] => [
+        p.name,
+        githubDriver(p, config.public_url, pathPrefix),
+      ]),
+    ]);
   }
 
   /** Keeps the pending sign-in; returns the id for the browser's flow cookie. */
@@ -62,7 +63,7 @@ export class IdentityService {
    * time; the timer does not hold the process open. Returns the stop function.
    */
   startRevalidating(db: Database, audit: AuditLog | null): () => void {
-    const shortest = Math.min(...[...this.providers.values()].map((p) => p.config.revalidate_after_seconds));
+    const shortest = Math.min(...[...this.providers.values()].map((p) => p.revalidateAfterSeconds));
     if (!Number.isFinite(shortest)) return () => {};
     const everyMs = Math.min(300, Math.max(5, Math.floor(shortest / 2))) * 1000;
     let running = false;
@@ -103,8 +104,8 @@ export class IdentityService {
     let checked = 0;
     let ended = 0;
     for (const provider of this.providers.values()) {
-      const config = provider.config;
-      for (const link of linksDue(db, config.name, nowUnix - config.revalidate_after_seconds)) {
+      const rules = provider.rules;
+      for (const link of linksDue(db, provider.name, nowUnix - provider.revalidateAfterSeconds)) {
         checked++;
         const account =
           db.query<{ name: string }, [number]>("SELECT name FROM users WHERE id = ?").get(link.userId)
@@ -112,10 +113,10 @@ export class IdentityService {
         let reason: string | null;
         if (link.refreshToken === null) reason = "no refresh token to re-check with (sign in again)";
         else {
-          const result = await recheck(provider, link.refreshToken, link.subject);
+          const result = await provider.recheck(link.refreshToken, link.subject);
           if (result.kind === "unreachable") {
             log.warn("identity re-check postponed: provider unreachable", {
-              provider: config.name,
+              provider: provider.name,
               account,
               reason: result.reason,
             });
@@ -125,28 +126,25 @@ export class IdentityService {
           else {
             const claims = result.identity.claims;
             // A refresh without a new ID token proves the grant lives; the groups stay as they were.
-            const problem =
-              Object.keys(claims).length === 0 ? null : admissionProblem(config, claimFacts(config, claims));
-            reason = problem;
-            if (problem === null) {
-              const fresh = Object.keys(claims).length > 0;
+            const fresh = Object.keys(claims).length > 0;
+            reason = fresh ? provider.admission(claims) : null;
+            if (reason === null) {
               markChecked(
                 db,
                 link.id,
                 result.identity.refreshToken,
                 nowUnix,
-                fresh ? labelsFromClaims(config, claims) : null,
+                fresh ? provider.labels(claims) : null,
               );
-              if (fresh)
-                syncDatabaseGroups(db, config, link.userId, claimFacts(config, claims).groups, nowUnix);
+              if (fresh) syncDatabaseGroups(db, rules, link.userId, provider.groups(claims), nowUnix);
             }
           }
         }
         if (reason === null) continue;
         ended++;
-        const tokens = endAccessThroughLink(db, config, link, nowUnix);
+        const tokens = endAccessThroughLink(db, rules, link, nowUnix);
         log.info("identity re-check failed: access ended", {
-          provider: config.name,
+          provider: provider.name,
           account,
           reason,
           access_tokens_deleted: tokens,
@@ -157,7 +155,7 @@ export class IdentityService {
           ip: "",
           repository: null,
           outcome: "denied",
-          details: { provider: config.name, reason: reason.slice(0, 200), access_tokens_deleted: tokens },
+          details: { provider: provider.name, reason: reason.slice(0, 200), access_tokens_deleted: tokens },
         });
       }
     }

@@ -167,7 +167,24 @@ describe("docker_auth's OAuth sections", () => {
       { gitlab_auth: { gitlab_web_uri: "https://git.example.com", client_id: "app", client_secret: "x" } },
       [/issuer: https:\/\/git\.example\.com/, /groups_claim: groups_direct/],
     ],
-    ["github_auth", { github_auth: { organization: "acme" } }, [/does not support yet/, /Dex/]],
+    [
+      "github_auth on GitHub Enterprise",
+      {
+        github_auth: {
+          organization: "acme",
+          client_id: "gh",
+          github_web_uri: "https://ghe.example.com",
+          github_api_uri: "https://ghe.example.com/api/v3",
+        },
+      },
+      [
+        /github: \[\{name: github/,
+        /organization: acme/,
+        /web_url: https:\/\/ghe\.example\.com/,
+        /api_url: https:\/\/ghe\.example\.com\/api\/v3/,
+        /sign-in\/github\/github\/callback/,
+      ],
+    ],
   ])("%s is refused with what to write instead", async (_name, config, messages) => {
     const problems = await problemsOf(config);
     const key = Object.keys(config)[0] ?? "";

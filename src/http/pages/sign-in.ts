@@ -72,7 +72,7 @@ function providerButtons(prefix: string, next: string, kit: PageKit) {
   if (providers.length === 0) return "";
   const query = next === `${prefix}/` ? "" : `?next=${encodeURIComponent(next)}`;
   return html`<ul class="identity-providers">
-${providers.map((p) => html`<li><a class="button" href="${prefix}/sign-in/oidc/${p.config.name}${query}">Sign in with ${p.displayName}</a></li>`)}
+${providers.map((p) => html`<li><a class="button" href="${prefix}/sign-in/${p.kind}/${p.name}${query}">Sign in with ${p.displayName}</a></li>`)}
 </ul>`;
 }
 
