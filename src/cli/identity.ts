@@ -18,8 +18,8 @@ export const IDENTITY_USAGE = `regauth identity SUBCOMMAND [--data-dir DIR | --c
   unlink NAME --provider P             remove that link (the account's sessions end too)
   list NAME                            the account's linked identities
 
-P is a name from identity_providers.oidc in the config; S is the provider's "sub" for the person
-(the refusal page of their first sign-in shows it). Without a link, an identity at a provider
+P is a name from identity_providers (oidc or github) in the config; S is the provider's "sub" for
+the person, for GitHub their numeric user id (the refusal page of their first sign-in shows it). Without a link, an identity at a provider
 never signs in as an account that exists already, whatever its name. Works offline on the
 database, also while regauth serve runs. Exit codes: 0 ok, 1 failed, 2 usage.`;
 
@@ -48,10 +48,16 @@ export async function identityCommand(args: ParsedArgs): Promise<number> {
     }
     const providerName = stringFlag(args, "provider");
     if (providerName === undefined) throw new UsageError("--provider is required");
-    const provider = loaded.config.identity_providers.oidc.find((p) => p.name === providerName);
+    const { oidc, github } = loaded.config.identity_providers;
+    // GitHub's identities are issued by its web URL (src/identity/github.ts), the subject its numeric user id.
+    const provider =
+      oidc.find((p) => p.name === providerName) ??
+      github
+        .filter((p) => p.name === providerName)
+        .map((p) => ({ name: p.name, issuer: p.web_url.replace(/\/+$/, "") }))[0];
     if (!provider)
       throw new BadRequest(
-        `no provider ${JSON.stringify(providerName)} in identity_providers.oidc of ${loaded.source} (give --config FILE, the file serve runs with)`,
+        `no provider ${JSON.stringify(providerName)} in identity_providers of ${loaded.source} (give --config FILE, the file serve runs with)`,
       );
     if (sub === "link") {
       const subject = stringFlag(args, "subject");

@@ -20,6 +20,8 @@ identity_providers:
   public_url: "https://registry.example.com"
   oidc:
     - {name: kc, issuer: "https://sso.example.com/realms/main", client_id: regauth, client_secret: s}
+  github:
+    - {name: gh, client_id: x, client_secret: y, web_url: "https://ghe.example.com/", api_url: "https://ghe.example.com/api/v3"}
 `,
   );
   const regauth = (...argv: string[]) =>
@@ -52,6 +54,12 @@ identity_providers:
       expect({ argv, exitCode: result.exitCode === 0 }).toEqual({ argv, exitCode: false });
       expect(result.stderr).toMatch(message);
     }
+    const github = await regauth("identity", "link", "carol", "--provider", "gh", "--subject", "583231");
+    expect(github.stdout).toBe("linked carol to the gh identity 583231\n");
+    expect((await regauth("identity", "list", "carol")).stdout).toContain(
+      "gh\t583231\thttps://ghe.example.com\t",
+    );
+    expect((await regauth("identity", "unlink", "carol", "--provider", "gh")).exitCode).toBe(0);
     const audit = await regauth("audit", "--kind", "identity.linked");
     expect(audit.stdout).toContain("identity.linked");
     expect((await regauth("identity", "unlink", "carol", "--provider", "kc")).stdout).toBe(
