@@ -36,6 +36,7 @@ import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
 import type { PagesOptions } from "./http/pages/plugin.ts";
+import { ensureCredentialKey } from "./identity/credential-key.ts";
 import { IdentityService } from "./identity/service.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
@@ -392,7 +393,13 @@ export function managementServices(
     webhooks,
     ...(indexSync ? { indexSync } : {}),
     ...(loaded.config.identity_providers.oidc.length + loaded.config.identity_providers.github.length > 0
-      ? { identity: new IdentityService(loaded.config.identity_providers, loaded.config.server.path_prefix) }
+      ? {
+          identity: new IdentityService(
+            loaded.config.identity_providers,
+            loaded.config.server.path_prefix,
+            ensureCredentialKey(loaded.dataDir),
+          ),
+        }
       : {}),
   };
 }

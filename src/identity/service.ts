@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { log } from "../log.ts";
 import type { IdentityProvidersConfig } from "./config-schema.ts";
+import type { CredentialKey } from "./credential-key.ts";
 import { githubDriver, oidcDriver, type SignInDriver } from "./drivers.ts";
 import { endAccessThroughLink, linksDue, markChecked, syncDatabaseGroups } from "./links.ts";
 import type { PendingSignIn } from "./oidc.ts";
@@ -23,7 +24,10 @@ export class IdentityService {
   readonly providers: ReadonlyMap<string, SignInDriver>;
   readonly #pending = new Map<string, PendingSignIn>();
 
-  constructor(config: IdentityProvidersConfig, pathPrefix: string) {
+  readonly #key: CredentialKey;
+
+  constructor(config: IdentityProvidersConfig, pathPrefix: string, key: CredentialKey) {
+    this.#key = key;
     this.providers = new Map([
       ...config.oidc.map((p): [string, SignInDriver] => [
         p.name,
@@ -34,6 +38,11 @@ export class IdentityService {
         githubDriver(p, config.public_url, pathPrefix),
       ]),
     ]);
+  }
+
+  /** A provider credential as the database keeps it (sealed), or null. */
+  seal(linkId: number, credential: string | null): string | null {
+    return credential === null ? null : this.#key.seal(linkId, credential);
   }
 
   /** Keeps the pending sign-in; returns the id for the browser's flow cookie. */
@@ -111,9 +120,10 @@ export class IdentityService {
           db.query<{ name: string }, [number]>("SELECT name FROM users WHERE id = ?").get(link.userId)
             ?.name ?? "";
         let reason: string | null;
-        if (link.refreshToken === null) reason = "no refresh token to re-check with (sign in again)";
+        const credential = link.refreshToken === null ? null : this.#key.open(link.id, link.refreshToken);
+        if (credential === null) reason = "no refresh token to re-check with (sign in again)";
         else {
-          const result = await provider.recheck(link.refreshToken, link.subject);
+          const result = await provider.recheck(credential, link.subject);
           if (result.kind === "unreachable") {
             log.warn("identity re-check postponed: provider unreachable", {
               provider: provider.name,
@@ -132,7 +142,7 @@ export class IdentityService {
               markChecked(
                 db,
                 link.id,
-                result.identity.refreshToken,
+                this.seal(link.id, result.identity.refreshToken),
                 nowUnix,
                 fresh ? provider.labels(claims) : null,
               );

@@ -123,6 +123,11 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
     const user = findUser(db, "alice");
     expect(user?.passwordHash).toBe("!");
     expect(findLink(db, op.issuer, "alice")?.userId).toBe(user?.id ?? -1);
+    // The provider's refresh token is in the database only sealed (identity-credentials.key).
+    const stored = db
+      .query<{ refresh_token: string | null }, []>("SELECT refresh_token FROM identity_links")
+      .get();
+    expect(stored?.refresh_token).toMatch(/^v1\./);
     const groups = db
       .query<{ name: string }, [number]>(
         "SELECT g.name FROM groups g JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name",

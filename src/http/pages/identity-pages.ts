@@ -170,7 +170,8 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
         markChecked(
           db,
           link.id,
-          identity.refreshToken ?? link.refreshToken,
+          // Sealed for the database (src/identity/credential-key.ts); a sign-in without one keeps the old.
+          service.seal(link.id, identity.refreshToken) ?? link.refreshToken,
           r.nowUnix,
           provider.labels(identity.claims),
         );
