@@ -398,6 +398,11 @@ export function managementServices(
             loaded.config.identity_providers,
             loaded.config.server.path_prefix,
             ensureCredentialKey(loaded.dataDir),
+            // The names registration refuses, for the same reason (the account owns NAME/*).
+            reservedNamesForRegistration(loaded.config.acl ?? [], loaded.acl, {
+              services: loaded.config.token.services ?? null,
+              knownAccounts: Object.keys(loaded.config.users ?? {}),
+            }),
           ),
         }
       : {}),

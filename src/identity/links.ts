@@ -5,7 +5,9 @@
  * Plain functions over the database; "refused" is a value with a message for the person.
  */
 import type { Database } from "bun:sqlite";
-import { createUser, findUser, type User, usernameProblem } from "../accounts/users.ts";
+import { isNamespaceInUse } from "../accounts/permissions.ts";
+import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "../accounts/reserved-names.ts";
+import { createUser, findUser, retiredName, type User, usernameProblem } from "../accounts/users.ts";
 import { BadRequest, Conflict, NotFound } from "../errors.ts";
 import type { OidcProviderConfig } from "./config-schema.ts";
 
@@ -237,6 +239,8 @@ export function resolveAccount(
   config: AccountRules,
   identity: { issuer: string; subject: string; claims: Record<string, unknown> },
   nowUnix: number,
+  /** Names a first sign-in may not take, as registration may not (src/accounts/reserved-names.ts). */
+  reservedNames: ReservedNames = BUILT_IN_RESERVED_NAMES,
 ): AccountResolution {
   const link = findLink(db, identity.issuer, identity.subject);
   if (link) {
@@ -281,6 +285,22 @@ export function resolveAccount(
       status: 403,
       message: `Your ${config.user_claim} ${JSON.stringify(name.slice(0, 80))} cannot be a regauth account name: ${problem}. Ask an administrator to create an account and link it: ${linkCommand}`,
       log: "claim is not a valid account name",
+    };
+  // As for registration: the account owns NAME/* (its personal namespace), so a name the ACL or
+  // database grants hand to others, a built-in one (library, admin, ...) or a deleted user's is
+  // not for a first sign-in to take; the refusal does not say which list it is on.
+  if (
+    !findUser(db, name) &&
+    (BUILT_IN_RESERVED_NAMES.has(name) ||
+      reservedNames.has(name) ||
+      isNamespaceInUse(db, name) ||
+      retiredName(db, name))
+  )
+    return {
+      kind: "refused",
+      status: 403,
+      message: `The account name ${name} is not available. Ask an administrator to create an account and link it: ${linkCommand}`,
+      log: "name reserved or in use",
     };
   if (findUser(db, name))
     return {

@@ -8,6 +8,7 @@ import { randomBytes } from "node:crypto";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { log } from "../log.ts";
 import type { IdentityProvidersConfig } from "./config-schema.ts";
+import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "../accounts/reserved-names.ts";
 import type { CredentialKey } from "./credential-key.ts";
 import { githubDriver, oidcDriver, type SignInDriver } from "./drivers.ts";
 import { endAccessThroughLink, linksDue, markChecked, syncDatabaseGroups } from "./links.ts";
@@ -26,8 +27,17 @@ export class IdentityService {
 
   readonly #key: CredentialKey;
 
-  constructor(config: IdentityProvidersConfig, pathPrefix: string, key: CredentialKey) {
+  /** Names a first sign-in may not create (as registration; src/accounts/reserved-names.ts). */
+  readonly reservedNames: ReservedNames;
+
+  constructor(
+    config: IdentityProvidersConfig,
+    pathPrefix: string,
+    key: CredentialKey,
+    reservedNames: ReservedNames = BUILT_IN_RESERVED_NAMES,
+  ) {
     this.#key = key;
+    this.reservedNames = reservedNames;
     this.providers = new Map([
       ...config.oidc.map((p): [string, SignInDriver] => [
         p.name,

@@ -94,6 +94,8 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
       bob: { email: "bob@example.com", groups: ["registry-users", "ops"] },
       carol: { email: "carol@example.com", groups: ["registry-users"] },
       mallory: { email: "mallory@example.com", groups: ["contractors"] },
+      library: { email: "lib@example.com", groups: ["registry-users"] },
+      shared: { email: "shared@example.com", groups: ["registry-users"] },
       "Not A Name": { email: "x@example.com", groups: ["registry-users"] },
     },
   });
@@ -206,6 +208,13 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
     const badName = await signInThroughProvider(new WebClient(t), "test", "Not A Name", CALLBACK);
     expect(badName.answer.status).toBe(403);
     expect(badName.answer.text).toContain("cannot be a regauth account name");
+    // Names registration refuses (the account would own NAME/*): built-in, and claimed by the ACL (shared/*).
+    for (const login of ["library", "shared"]) {
+      const reserved = await signInThroughProvider(new WebClient(t), "test", login, CALLBACK);
+      expect({ login, status: reserved.answer.status }).toEqual({ login, status: 403 });
+      expect(reserved.answer.text).toContain(`The account name ${login} is not available`);
+      expect(findUser(db, login)).toBeNull();
+    }
     const strict = await signInThroughProvider(new WebClient(t), "strict", "bob", STRICT_CALLBACK);
     expect(strict.answer.status).toBe(403);
     expect(strict.answer.text).toContain("No regauth account is linked");

@@ -157,7 +157,7 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
             "not in the allowed domains or groups",
             String(identity.claims[config.user_claim] ?? ""),
           );
-        const resolved = resolveAccount(db, config, identity, r.nowUnix);
+        const resolved = resolveAccount(db, config, identity, r.nowUnix, service.reservedNames);
         if (resolved.kind === "refused")
           return refuse(
             resolved.status,
