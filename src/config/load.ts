@@ -169,6 +169,12 @@ export async function prepareConfig(
   problems.push(...registrationProblems(config));
   problems.push(...webhookConfigProblems(config.webhooks));
   problems.push(...identityProviderProblems(config.identity_providers));
+  const providerCount = config.identity_providers.oidc.length + config.identity_providers.github.length;
+  if (providerCount > 0 && (!config.web.enabled || !config.api.enabled))
+    problems.push({
+      path: "identity_providers",
+      message: "sign-in with a provider happens in the web interface: it needs web.enabled and api.enabled",
+    });
 
   const dataDir = resolve(
     options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",

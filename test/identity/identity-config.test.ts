@@ -107,6 +107,14 @@ describe("identity_providers", () => {
     expect(found?.message).toMatch(message);
   });
 
+  it("refuses providers when the web interface is off (nowhere to sign in)", async () => {
+    const problems = await problemsOf({
+      web: { enabled: false },
+      identity_providers: { public_url: "https://r.example.com", oidc: [GOOD] },
+    });
+    expect(problems.map((p) => p.path)).toContain("identity_providers");
+  });
+
   it("refuses a provider without redirect_url when public_url is not set, and two of one name", async () => {
     expect((await problemsOf({ identity_providers: { oidc: [GOOD] } }))[0]?.message).toMatch(
       /redirect_url.*public_url/,
