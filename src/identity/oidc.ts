@@ -220,15 +220,56 @@ async function identityFrom(
   // (OIDC Core §3.1.3.7 item 10 lets the client reject it).
   if (claims.iat > Math.floor(Date.now() / 1000) + CLOCK_TOLERANCE_SECONDS)
     return { kind: "refused", reason: "the ID token's iat is in the future" };
+  const merged: Record<string, unknown> = {
+    ...(await userinfoClaims(provider, as, tokens, claims)),
+    ...claims,
+  };
   return {
     kind: "ok",
     identity: {
       issuer: claims.iss,
       subject: claims.sub,
-      claims: { ...claims },
+      claims: merged,
       refreshToken: tokens.refresh_token ?? null,
     },
   };
+}
+
+/** The claims the rules read: the account's name, the address, the groups, the labels. */
+function neededClaims(config: OidcProviderConfig): string[] {
+  const needed = [config.user_claim, config.groups_claim, ...config.labels_from_claims];
+  if (config.allowed_email_domains || config.user_claim === "email") needed.push("email", "email_verified");
+  return needed;
+}
+
+/**
+ * Some providers keep claims out of the ID token when an access token is issued too (OIDC Core
+ * §5.4; oidc-provider's default, recent Authelia): when one the rules read is missing, the
+ * userinfo endpoint is asked with the access token, and its `sub` must be the ID token's
+ * (§5.3.2). The ID token's own claims win over userinfo's. A failed userinfo call adds nothing.
+ */
+async function userinfoClaims(
+  provider: OidcProvider,
+  as: oauth.AuthorizationServer,
+  tokens: oauth.TokenEndpointResponse,
+  idClaims: oauth.IDToken,
+): Promise<Record<string, unknown>> {
+  if (as.userinfo_endpoint === undefined || !tokens.access_token) return {};
+  if (neededClaims(provider.config).every((claim) => idClaims[claim] !== undefined)) return {};
+  try {
+    const response = await oauth.userInfoRequest(
+      as,
+      provider.client,
+      tokens.access_token,
+      requestOptions(provider.insecure),
+    );
+    const info = await oauth.processUserInfoResponse(as, provider.client, idClaims.sub, response);
+    // Never the identity's own claims from there.
+    const { iss: _iss, sub: _sub, aud: _aud, ...rest } = info as Record<string, unknown>;
+    return rest;
+  } catch {
+    return {};
+  }
 }
 
 /**

@@ -181,6 +181,35 @@ describe("the relying party against a real OpenID provider", async () => {
   });
 });
 
+describe("claims only in userinfo (oidc-provider's default, recent Authelia)", async () => {
+  const port = await freePort();
+  const op = await startTestProvider({
+    port,
+    redirectUris: [REDIRECT],
+    accounts: { dana: { email: "dana@example.com", groups: ["registry-users"] } },
+    claimsInUserinfoOnly: true,
+  });
+  afterAll(() => op.stop());
+  const config = providerConfig({
+    issuer: op.issuer,
+    client_id: op.clientId,
+    client_secret: op.clientSecret,
+    redirect_url: REDIRECT,
+    scopes: ["openid", "profile", "email", "groups"],
+  });
+  const rp = makeProvider(config, undefined, "");
+
+  it("the missing claims come from userinfo, for the same subject", async () => {
+    const { pending, callback } = await signInAtRealProvider(rp, "dana");
+    const result = await finishSignIn(rp, pending, callback);
+    if (result.kind !== "ok") throw new Error(result.reason);
+    expect(result.identity.subject).toBe("dana");
+    expect(result.identity.claims.preferred_username).toBe("dana");
+    expect(result.identity.claims.groups).toEqual(["registry-users"]);
+    expect(result.identity.claims.iss).toBe(op.issuer);
+  });
+});
+
 describe("the relying party against forged ID tokens", async () => {
   const { publicKey, privateKey } = await generateKeyPair("RS256");
   const stranger = await generateKeyPair("RS256");

@@ -30,6 +30,8 @@ export async function startTestProvider(options: {
   accounts: Record<string, TestAccount>;
   clientId?: string;
   clientSecret?: string;
+  /** oidc-provider's default: scope claims only from userinfo when an access token is issued too. */
+  claimsInUserinfoOnly?: boolean;
 }): Promise<TestProvider> {
   const issuer = `http://127.0.0.1:${options.port}`;
   const accounts = new Map(Object.entries(options.accounts));
@@ -49,7 +51,7 @@ export async function startTestProvider(options: {
     pkce: { required: () => true },
     // The claims in the ID token itself, as Keycloak and Dex send them (the default keeps
     // scope-requested claims for userinfo only when an access token is issued too).
-    conformIdTokenClaims: false,
+    conformIdTokenClaims: options.claimsInUserinfoOnly === true,
     claims: {
       openid: ["sub"],
       profile: ["preferred_username"],
