@@ -8,7 +8,7 @@
  * GitHub sign-in is not built yet; GitHub itself could not be reached from here anyway.
  */
 import { afterAll, describe, expect, it } from "bun:test";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { loginAtProvider, startTestProvider } from "../identity/oidc-provider.ts";
@@ -23,6 +23,7 @@ import {
   startRegistry,
 } from "./harness.ts";
 
+const SCREENSHOTS = join(REPO_ROOT, ".tmp/screenshots");
 const AXE_SOURCE = readFileSync(join(REPO_ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
 
 /** axe-core's serious and critical findings on the page as it is (as in web-ui.e2e.test.ts). */
@@ -98,6 +99,9 @@ identity_providers:
     it("alice signs in through the provider's own forms and lands signed in", async () => {
       await page.goto(`${regauth.url}/sign-in`);
       expect(await accessibilityProblems(page)).toEqual([]);
+      // For a look (not committed), as web-ui.e2e.test.ts does.
+      mkdirSync(SCREENSHOTS, { recursive: true });
+      await page.screenshot({ path: join(SCREENSHOTS, "sign-in-providers-1280.png"), fullPage: true });
       await page.getByRole("link", { name: "Sign in with Test IdP" }).click();
       await page.waitForURL(new RegExp(`^http://127\\.0\\.0\\.1:${opPort}/interaction/`));
       await page.locator('input[name="login"]').fill("alice");
@@ -132,6 +136,7 @@ identity_providers:
       await other.getByRole("button", { name: "Sign-in" }).click();
       await other.getByRole("button", { name: "Continue" }).click();
       await other.getByText("Only members of registry-users may sign in here.").waitFor();
+      await other.screenshot({ path: join(SCREENSHOTS, "sign-in-refused-1280.png"), fullPage: true });
       expect(await accessibilityProblems(other)).toEqual([]);
       await other.close();
     });

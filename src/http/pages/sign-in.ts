@@ -58,8 +58,8 @@ ${field({ label: "User name", name: "username", value: values.username, errors: 
 ${field({ label: "Password", name: "password", type: "password", errors: values.errors, required: true, autocomplete: "current-password", maxlength: MAX_PASSWORD_FIELD })}
 <button type="submit">Sign in</button>
 </form>
-<p class="muted">Use the account you use for <code>docker login</code>. Access tokens are for the registry and the API, not for this page.</p>
-${providerButtons(r.prefix, values.next, kit)}`,
+${providerButtons(r.prefix, values.next, kit)}
+<p class="muted">Use the account you use for <code>docker login</code>. Access tokens are for the registry and the API, not for this page.</p>`,
     },
     // The double-submit value for this form (login CSRF): a cookie another site cannot set or read.
     { "set-cookie": kit.signInCookie(nonce), ...headers },
@@ -71,9 +71,11 @@ function providerButtons(prefix: string, next: string, kit: PageKit) {
   const providers = [...(kit.options.identity?.providers.values() ?? [])];
   if (providers.length === 0) return "";
   const query = next === `${prefix}/` ? "" : `?next=${encodeURIComponent(next)}`;
-  return html`<ul class="identity-providers">
-${providers.map((p) => html`<li><a class="button" href="${prefix}/sign-in/${p.kind}/${p.name}${query}">Sign in with ${p.displayName}</a></li>`)}
-</ul>`;
+  // A panel of its own under the password form, styled by the stylesheet's .panel and .button.
+  return html`<section class="panel" aria-labelledby="providers-heading">
+<h2 id="providers-heading">Single sign-on</h2>
+<p>${providers.map((p) => html`<a class="button" href="${prefix}/sign-in/${p.kind}/${p.name}${query}">Sign in with ${p.displayName}</a> `)}</p>
+</section>`;
 }
 
 const NOTICES: Record<string, string> = {
