@@ -398,11 +398,7 @@ export function managementServices(
             loaded.config.identity_providers,
             loaded.config.server.path_prefix,
             ensureCredentialKey(loaded.dataDir),
-            // The names registration refuses, for the same reason (the account owns NAME/*).
-            reservedNamesForRegistration(loaded.config.acl ?? [], loaded.acl, {
-              services: loaded.config.token.services ?? null,
-              knownAccounts: Object.keys(loaded.config.users ?? {}),
-            }),
+            identityReservedNames(loaded),
           ),
         }
       : {}),
@@ -438,6 +434,20 @@ function apiOptions(
 
 function withRegistryIndex(access: RegistryIndexAccess | undefined): { registryIndex?: RegistryIndexAccess } {
   return access ? { registryIndex: access } : {};
+}
+
+/**
+ * The names a first sign-in through a provider may not create: those registration refuses (the
+ * account owns NAME/*), and the config's own users, whose name a database account would shadow.
+ */
+function identityReservedNames(loaded: LoadedConfig): { has(name: string): boolean } {
+  const { config } = loaded;
+  const registration = reservedNamesForRegistration(config.acl ?? [], loaded.acl, {
+    services: config.token.services ?? null,
+    knownAccounts: Object.keys(config.users ?? {}),
+  });
+  const configUsers = new Set(Object.keys(config.users ?? {}));
+  return { has: (name) => configUsers.has(name) || registration.has(name) };
 }
 
 /** The token server's app; with the management API under /api/v1 unless `api.addr` gives it its own listener. */

@@ -29,6 +29,18 @@ export function identityProviderProblems(section: IdentityProvidersConfig): Conf
       }
     }
   });
+  // One issuer, one provider: an identity is issuer + subject, and its link names one provider
+  // whose rules re-check it.
+  const issuers = new Map<string, string>();
+  section.oidc.forEach((provider, i) => {
+    const other = issuers.get(provider.issuer);
+    if (other !== undefined)
+      problems.push({
+        path: `identity_providers.oidc.${i}.issuer`,
+        message: `${other} has this issuer already`,
+      });
+    issuers.set(provider.issuer, provider.name);
+  });
   section.github.forEach((provider, i) => {
     const path = `identity_providers.github.${i}`;
     if (seen.has(provider.name))

@@ -123,6 +123,10 @@ describe("identity_providers", () => {
       identity_providers: { public_url: "https://r.example.com", oidc: [GOOD, GOOD] },
     });
     expect(twice.map((p) => p.path)).toContain("identity_providers.oidc.1.name");
+    const sameIssuer = await problemsOf({
+      identity_providers: { public_url: "https://r.example.com", oidc: [GOOD, { ...GOOD, name: "other" }] },
+    });
+    expect(sameIssuer.map((p) => p.path)).toContain("identity_providers.oidc.1.issuer");
   });
 });
 

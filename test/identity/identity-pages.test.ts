@@ -24,7 +24,9 @@ import { loginAtProvider, startTestProvider } from "./oidc-provider.ts";
 const CALLBACK = "http://localhost/sign-in/oidc/test/callback";
 const STRICT_CALLBACK = "http://localhost/sign-in/oidc/strict/callback";
 
-async function identityApp(op: { issuer: string; clientId: string; clientSecret: string }) {
+type TestOp = { issuer: string; clientId: string; clientSecret: string };
+
+async function identityApp(op: TestOp, strictOp: TestOp) {
   // The ACL sees the provider's groups as the label `groups` (labels_from_claims).
   const acl = [{ match: { name: "shared/*", labels: { groups: "dev" } }, actions: ["pull"] }];
   const dataDir = makeTempDir("regauth-oidc-");
@@ -38,6 +40,8 @@ async function identityApp(op: { issuer: string; clientId: string; clientSecret:
   const loaded = await loadTestConfig(
     {
       acl,
+      // A config user: a first sign-in may not create a database account of its name.
+      users: { erin: { password: "$2b$04$ZSoV1oFouGA.tzcfl38x8emGmzoQMG.nbQyMj4w.K7e8P0AtkMdhO" } },
       identity_providers: {
         public_url: "http://localhost",
         oidc: [
@@ -50,7 +54,15 @@ async function identityApp(op: { issuer: string; clientId: string; clientSecret:
             labels_from_claims: ["groups"],
             database_groups: { dev: "developers", ops: "operators" },
           },
-          { ...common, name: "strict", first_sign_in: "link_only" },
+          // A second provider (one issuer, one provider), whose first sign-ins only link.
+          {
+            ...common,
+            name: "strict",
+            issuer: strictOp.issuer,
+            client_id: strictOp.clientId,
+            client_secret: strictOp.clientSecret,
+            first_sign_in: "link_only",
+          },
         ],
       },
     },
@@ -88,7 +100,7 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
   const port = await freePort();
   const op = await startTestProvider({
     port,
-    redirectUris: [CALLBACK, STRICT_CALLBACK],
+    redirectUris: [CALLBACK],
     accounts: {
       alice: { email: "alice@example.com", groups: ["registry-users", "dev"] },
       bob: { email: "bob@example.com", groups: ["registry-users", "ops"] },
@@ -96,11 +108,20 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
       mallory: { email: "mallory@example.com", groups: ["contractors"] },
       library: { email: "lib@example.com", groups: ["registry-users"] },
       shared: { email: "shared@example.com", groups: ["registry-users"] },
+      erin: { email: "erin@example.com", groups: ["registry-users"] },
       "Not A Name": { email: "x@example.com", groups: ["registry-users"] },
     },
   });
-  afterAll(() => op.stop());
-  const { t, db, identity, services } = await identityApp(op);
+  const strictOp = await startTestProvider({
+    port: await freePort(),
+    redirectUris: [STRICT_CALLBACK],
+    accounts: { bob: { email: "bob@example.com", groups: ["registry-users"] } },
+  });
+  afterAll(async () => {
+    await op.stop();
+    await strictOp.stop();
+  });
+  const { t, db, identity, services } = await identityApp(op, strictOp);
   const key = services.accessTokenKey;
   const now = Math.floor(Date.now() / 1000);
   // A local account with a password, whose name an identity at the provider also has.
@@ -209,7 +230,7 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
     expect(badName.answer.status).toBe(403);
     expect(badName.answer.text).toContain("cannot be a regauth account name");
     // Names registration refuses (the account would own NAME/*): built-in, and claimed by the ACL (shared/*).
-    for (const login of ["library", "shared"]) {
+    for (const login of ["library", "shared", "erin"]) {
       const reserved = await signInThroughProvider(new WebClient(t), "test", login, CALLBACK);
       expect({ login, status: reserved.answer.status }).toEqual({ login, status: 403 });
       expect(reserved.answer.text).toContain(`The account name ${login} is not available`);
