@@ -271,6 +271,10 @@ describe("the relying party against forged ID tokens", async () => {
     expect((await attempt((c) => signed(c))).kind).toBe("ok");
   });
 
+  it("accepts several audiences when azp is this client (OIDC Core §3.1.3.7 items 4 and 5)", async () => {
+    expect((await attempt((c) => signed(c), { aud: ["regauth", "other"], azp: "regauth" })).kind).toBe("ok");
+  });
+
   it.each([
     [
       "expired (past the 60 s tolerance)",
@@ -290,6 +294,23 @@ describe("the relying party against forged ID tokens", async () => {
     ["signed by a key not in the JWKS", (c: Record<string, unknown>) => signed(c, stranger.privateKey), {}],
     ["with a kid not in the JWKS", (c: Record<string, unknown>) => signed(c, privateKey, "k2"), {}],
     ["not a JWT at all", () => "garbage", {}],
+    [
+      "for several audiences without azp",
+      (c: Record<string, unknown>) => signed(c),
+      { aud: ["regauth", "other"] },
+    ],
+    [
+      "for several audiences with another azp",
+      (c: Record<string, unknown>) => signed(c),
+      { aud: ["regauth", "other"], azp: "other" },
+    ],
+    [
+      "HMAC-signed with the client secret (HS256: not on the allow-list)",
+      (c: Record<string, unknown>) =>
+        new SignJWT(c).setProtectedHeader({ alg: "HS256" }).sign(new TextEncoder().encode("s")),
+      {},
+    ],
+    ["without a subject", (c: Record<string, unknown>) => signed(c), { sub: undefined }],
   ] as const)("refuses an ID token %s", async (_name, make, change) => {
     const result = await attempt(make, change);
     expect(result.kind).toBe("refused");
