@@ -250,7 +250,22 @@ Give it the flags serve runs with (serve logs the exact command on every start).
   },
 };
 
+// Identity providers (issue 15): an administrator's links between accounts and provider identities.
+COMMANDS.identity = {
+  summary: "link accounts to identities at OpenID providers (link, unlink, list)",
+  load: async () => {
+    const m = await import("./cli/identity.ts");
+    return {
+      usage: m.IDENTITY_USAGE,
+      valueFlags: m.IDENTITY_VALUE_FLAGS,
+      booleanFlags: [],
+      run: m.identityCommand,
+    };
+  },
+};
+
 const COMMANDS_WITH_SUBCOMMANDS = new Set(["user", "perm", "group", "token", "robot", "admin", "key"]);
+COMMANDS_WITH_SUBCOMMANDS.add("identity");
 COMMANDS_WITH_SUBCOMMANDS.add("webhook");
 COMMANDS_WITH_SUBCOMMANDS.add("repo");
 
@@ -590,6 +605,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     const { startPeriodicSync } = await import("./registry-index/sync.ts");
     stopSyncing = startPeriodicSync(services.indexSync, syncIntervalSeconds);
   }
+  // Identity re-checks (issue 15): at each provider's revalidate_after_seconds.
+  services.identity?.startRevalidating(database, services.audit);
   await stopped;
   return 0;
 }

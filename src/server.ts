@@ -36,6 +36,8 @@ import { ExtAuthzAuthorizer } from "./hooks/ext-authz.ts";
 import { createApiApp, createApp } from "./http/app.ts";
 import type { ApiOptions } from "./http/api/plugin.ts";
 import type { PagesOptions } from "./http/pages/plugin.ts";
+import { ensureCredentialKey } from "./identity/credential-key.ts";
+import { IdentityService } from "./identity/service.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
 import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
@@ -310,6 +312,8 @@ export interface ManagementServices {
   webhooks: Webhooks;
   /** The crawl that heals the image index (issue 11), when notifications.registry_url is set. */
   indexSync?: IndexSync;
+  /** Sign-in with identity providers (issue 15), when identity_providers.oidc lists any. */
+  identity?: IdentityService;
 }
 
 /**
@@ -388,6 +392,16 @@ export function managementServices(
     maxTokenLifetimeDays: loaded.config.access_tokens.max_lifetime_days ?? null,
     webhooks,
     ...(indexSync ? { indexSync } : {}),
+    ...(loaded.config.identity_providers.oidc.length + loaded.config.identity_providers.github.length > 0
+      ? {
+          identity: new IdentityService(
+            loaded.config.identity_providers,
+            loaded.config.server.path_prefix,
+            ensureCredentialKey(loaded.dataDir),
+            identityReservedNames(loaded),
+          ),
+        }
+      : {}),
   };
 }
 
@@ -420,6 +434,20 @@ function apiOptions(
 
 function withRegistryIndex(access: RegistryIndexAccess | undefined): { registryIndex?: RegistryIndexAccess } {
   return access ? { registryIndex: access } : {};
+}
+
+/**
+ * The names a first sign-in through a provider may not create: those registration refuses (the
+ * account owns NAME/*), and the config's own users, whose name a database account would shadow.
+ */
+function identityReservedNames(loaded: LoadedConfig): { has(name: string): boolean } {
+  const { config } = loaded;
+  const registration = reservedNamesForRegistration(config.acl ?? [], loaded.acl, {
+    services: config.token.services ?? null,
+    knownAccounts: Object.keys(config.users ?? {}),
+  });
+  const configUsers = new Set(Object.keys(config.users ?? {}));
+  return { has: (name) => configUsers.has(name) || registration.has(name) };
 }
 
 /** The token server's app; with the management API under /api/v1 unless `api.addr` gives it its own listener. */
@@ -464,6 +492,7 @@ export function pagesOptions(
     sessions: { idleSeconds: web.session_idle_minutes * 60, maxSeconds: web.session_max_hours * 3600 },
     secureCookie: web.secure_cookie ?? server.certificate !== undefined,
     registryHost: registryHostOf(loaded.config.notifications),
+    ...(services.identity ? { identity: services.identity } : {}),
   };
 }
 

@@ -16,6 +16,7 @@ import type { Database } from "bun:sqlite";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { type Authenticator, type AuthnOutcome, DENY, NO_MATCH } from "../authn/authenticator.ts";
 import type { BackgroundWriter } from "../db/background-writer.ts";
+import { identityLabelsOf } from "../identity/links.ts";
 import { findTokenBySecret } from "./access-tokens.ts";
 import type { AccessTokenKey } from "./key.ts";
 import { looksLikeAccessToken } from "./secret.ts";
@@ -85,7 +86,9 @@ export function accessTokenAuthenticator(
       noteUse(token, ip?.text ?? "", username, now);
       return {
         kind: "allow",
-        labels: {},
+        // The ACL labels its owner's provider identities gave at the last sign-in or re-check
+        // (identity_providers.oidc[].labels_from_claims, issue 15); none for other accounts.
+        labels: identityLabelsOf(db, token.ownerId),
         account: token.owner,
         accessToken: { id: token.id, scopes: token.scopes, repositoryPatterns: token.repositoryPatterns },
       };

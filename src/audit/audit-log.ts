@@ -44,7 +44,11 @@ export type AuditKind =
   | "repository.synced"
   | "webhook.created"
   | "webhook.updated"
-  | "webhook.deleted";
+  | "webhook.deleted"
+  // Identity providers (issue 15): an administrator linked or unlinked an identity; a re-check ended access.
+  | "identity.linked"
+  | "identity.unlinked"
+  | "identity.revoked";
 
 export const AUDIT_KINDS: readonly AuditKind[] = [
   "login",
@@ -72,6 +76,9 @@ export const AUDIT_KINDS: readonly AuditKind[] = [
   "webhook.created",
   "webhook.updated",
   "webhook.deleted",
+  "identity.linked",
+  "identity.unlinked",
+  "identity.revoked",
 ];
 
 export type AuditOutcome = "ok" | "denied" | "failed";

@@ -15,6 +15,8 @@ import { resolveHookProgram } from "../hooks/hook-config.ts";
 import { checkLdapConfig } from "../ldap/config.ts";
 import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts";
 import { webhookConfigProblems } from "../webhooks/config-check.ts";
+import { dockerAuthIdentityAdvice } from "../identity/docker-auth-sections.ts";
+import { identityProviderProblems } from "../identity/config-check.ts";
 import {
   BUNDLE_FILE,
   JWKS_FILE,
@@ -166,6 +168,13 @@ export async function prepareConfig(
   checkSqlBackends(config, problems);
   problems.push(...registrationProblems(config));
   problems.push(...webhookConfigProblems(config.webhooks));
+  problems.push(...identityProviderProblems(config.identity_providers));
+  const providerCount = config.identity_providers.oidc.length + config.identity_providers.github.length;
+  if (providerCount > 0 && (!config.web.enabled || !config.api.enabled))
+    problems.push({
+      path: "identity_providers",
+      message: "sign-in with a provider happens in the web interface: it needs web.enabled and api.enabled",
+    });
 
   const dataDir = resolve(
     options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",
@@ -431,10 +440,6 @@ function join(path: string, key: string): string {
  * that they misspelt a key (issue 13).
  */
 const UNSUPPORTED_DOCKER_AUTH_KEYS: ReadonlyMap<string, string> = new Map([
-  ["google_auth", "use an ext_auth program"],
-  ["github_auth", "use an ext_auth program"],
-  ["oidc_auth", "use an ext_auth program"],
-  ["gitlab_auth", "use an ext_auth program"],
   ["mongo_auth", "move the users to a SQL table for xorm_auth, or use an ext_auth program"],
   ["plugin_authn", "Go plugins cannot load into regauth; use an ext_auth program"],
   ["acl_mongo", "move the entries to a SQL table for acl_xorm, or use an ext_authz program"],
@@ -445,6 +450,9 @@ const UNSUPPORTED_DOCKER_AUTH_KEYS: ReadonlyMap<string, string> = new Map([
 
 function describeSchemaError(path: string, message: string, value: unknown): string {
   if (message === "Unexpected property") {
+    // docker_auth's OAuth sections: the identity_providers section to write (issue 15 item 4).
+    const identity = dockerAuthIdentityAdvice(path, value);
+    if (identity !== null) return identity;
     const alternative = UNSUPPORTED_DOCKER_AUTH_KEYS.get(path);
     if (alternative !== undefined) {
       return `a docker_auth option regauth does not support; ${alternative} (see README, Configuration)`;

@@ -13,6 +13,7 @@ import { AclXormConfig, XormAuthConfig } from "../sql-backends/config.ts";
 import { NotificationsConfig } from "../registry-index/config-schema.ts";
 import { WebhooksConfig } from "../webhooks/config-schema.ts";
 import { WebConfig } from "../web/config-schema.ts";
+import { IdentityProvidersConfig } from "../identity/config-schema.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -217,6 +218,7 @@ export const Config = Type.Object(
     notifications: NotificationsConfig,
     webhooks: WebhooksConfig,
     web: WebConfig,
+    identity_providers: IdentityProvidersConfig,
     ldap_auth: Type.Optional(LdapAuthConfig),
     xorm_auth: Type.Optional(XormAuthConfig),
     acl_xorm: Type.Optional(AclXormConfig),

@@ -13,6 +13,7 @@ import m0005 from "../../migrations/0005_create_audit_events.sql" with { type: "
 import m0006 from "../../migrations/0006_create_image_index.sql" with { type: "text" };
 import m0007 from "../../migrations/0007_create_webhooks.sql" with { type: "text" };
 import m0008 from "../../migrations/0008_create_web_sessions.sql" with { type: "text" };
+import m0009 from "../../migrations/0009_create_identity_links.sql" with { type: "text" };
 import { DatabaseError } from "./database-error.ts";
 
 export interface Migration {
@@ -31,6 +32,7 @@ export const MIGRATIONS: readonly Migration[] = [
   { version: 6, file: "0006_create_image_index.sql", sql: m0006 },
   { version: 7, file: "0007_create_webhooks.sql", sql: m0007 },
   { version: 8, file: "0008_create_web_sessions.sql", sql: m0008 },
+  { version: 9, file: "0009_create_identity_links.sql", sql: m0009 },
 ];
 
 export const LATEST_SCHEMA_VERSION = MIGRATIONS.at(-1)?.version ?? 0;

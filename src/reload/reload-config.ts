@@ -28,9 +28,18 @@ export interface Reloader {
  * Sections whose value is bound at start: the listeners (server, api), the data directory and
  * what lives in it with the database (the audit log's retention, the access token limits the
  * management API was built with). audit.token_decisions is read per request and does reload.
- * The web interface's routes and session limits are mounted with the listener (docs/web.md).
+ * The web interface's routes and session limits are mounted with the listener (docs/web.md), and
+ * so are the identity providers' sign-in routes and their re-check sweep (issue 15).
  */
-const RESTART_ONLY_SECTIONS = ["server", "api", "data_dir", "access_tokens", "audit", "web"] as const;
+const RESTART_ONLY_SECTIONS = [
+  "server",
+  "api",
+  "data_dir",
+  "access_tokens",
+  "audit",
+  "web",
+  "identity_providers",
+] as const;
 const RELOADABLE_INSIDE_RESTART_ONLY = new Set(["audit.token_decisions"]);
 
 /**

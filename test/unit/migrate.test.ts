@@ -72,6 +72,7 @@ describe("migrations", () => {
       "audit_events",
       "group_members",
       "groups",
+      "identity_links",
       "image_tags",
       "permissions",
       "registry_events_seen",

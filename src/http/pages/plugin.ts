@@ -11,6 +11,7 @@ import { findUser } from "../../accounts/users.ts";
 import { storeUnavailable } from "../../db/store-errors.ts";
 import { AppError, Forbidden, PayloadTooLarge, TooManyRequests } from "../../errors.ts";
 import type { TokenIssuer } from "../../issue-token.ts";
+import type { IdentityService } from "../../identity/service.ts";
 import { log } from "../../log.ts";
 import { adminNamespacesOf } from "../../management/caller.ts";
 import type { ManagementContext } from "../../management/context.ts";
@@ -33,6 +34,8 @@ export interface PagesOptions {
   secureCookie: boolean;
   /** The registry's host as clients use it, for the `docker login` command; null: a placeholder. */
   registryHost: string | null;
+  /** Sign-in with identity providers (issue 15); absent: none configured. */
+  identity?: IdentityService;
 }
 
 /**

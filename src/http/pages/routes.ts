@@ -5,6 +5,7 @@
  */
 import { ACCOUNT_ROUTES } from "./account-pages.ts";
 import { ADMIN_ROUTES } from "./admin-pages.ts";
+import { IDENTITY_ROUTES } from "./identity-pages.ts";
 import type { PageRoute } from "./plugin.ts";
 import { REPOSITORY_ROUTES } from "./repository-pages.ts";
 import { SIGN_IN_ROUTES } from "./sign-in.ts";
@@ -16,4 +17,5 @@ export const PAGE_ROUTES: readonly PageRoute[] = [
   ...ADMIN_ROUTES,
   ...REPOSITORY_ROUTES,
   ...WEBHOOK_ROUTES,
+  ...IDENTITY_ROUTES,
 ];

@@ -58,11 +58,24 @@ ${field({ label: "User name", name: "username", value: values.username, errors: 
 ${field({ label: "Password", name: "password", type: "password", errors: values.errors, required: true, autocomplete: "current-password", maxlength: MAX_PASSWORD_FIELD })}
 <button type="submit">Sign in</button>
 </form>
+${providerButtons(r.prefix, values.next, kit)}
 <p class="muted">Use the account you use for <code>docker login</code>. Access tokens are for the registry and the API, not for this page.</p>`,
     },
     // The double-submit value for this form (login CSRF): a cookie another site cannot set or read.
     { "set-cookie": kit.signInCookie(nonce), ...headers },
   );
+}
+
+/** "Sign in with PROVIDER", one link per configured identity provider (issue 15). */
+function providerButtons(prefix: string, next: string, kit: PageKit) {
+  const providers = [...(kit.options.identity?.providers.values() ?? [])];
+  if (providers.length === 0) return "";
+  const query = next === `${prefix}/` ? "" : `?next=${encodeURIComponent(next)}`;
+  // A panel of its own under the password form, styled by the stylesheet's .panel and .button.
+  return html`<section class="panel" aria-labelledby="providers-heading">
+<h2 id="providers-heading">Single sign-on</h2>
+<p>${providers.map((p) => html`<a class="button" href="${prefix}/sign-in/${p.kind}/${p.name}${query}">Sign in with ${p.displayName}</a> `)}</p>
+</section>`;
 }
 
 const NOTICES: Record<string, string> = {

@@ -1,0 +1,326 @@
+/**
+ * Sign-in with an OpenID provider through the web pages, in process (app.handle), against the
+ * real `oidc-provider` on loopback: the whole flow opens a session of the right account; the
+ * flow cookie is single use (a replayed callback, one from another browser, a tampered state are
+ * refused with a page, never a 500); an unlinked identity never takes over a local account of
+ * the same name; link_only refuses unlinked identities; users outside the allowed group are
+ * refused; provider groups mirror into database groups; the re-check after the user is removed
+ * at the provider ends the session and deletes the tokens.
+ */
+import { afterAll, describe, expect, it } from "bun:test";
+import { createAccessToken, findTokenBySecret } from "../../src/access-tokens/access-tokens.ts";
+import { findUser } from "../../src/accounts/users.ts";
+import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
+import { databasePath, openDatabase } from "../../src/db/database.ts";
+import { findLink, linkIdentity } from "../../src/identity/links.ts";
+import { buildApp, buildIssuer, managementServices } from "../../src/server.ts";
+import { quickHash } from "../accounts-helpers.ts";
+import type { ApiApp } from "../api-helpers.ts";
+import { freePort } from "../e2e/free-port.ts";
+import { loadTestConfig, makeTempDir } from "../helpers.ts";
+import { WebClient } from "../web-helpers.ts";
+import { loginAtProvider, startTestProvider } from "./oidc-provider.ts";
+
+const CALLBACK = "http://localhost/sign-in/oidc/test/callback";
+const STRICT_CALLBACK = "http://localhost/sign-in/oidc/strict/callback";
+
+type TestOp = { issuer: string; clientId: string; clientSecret: string };
+
+async function identityApp(op: TestOp, strictOp: TestOp) {
+  // The ACL sees the provider's groups as the label `groups` (labels_from_claims).
+  const acl = [{ match: { name: "shared/*", labels: { groups: "dev" } }, actions: ["pull"] }];
+  const dataDir = makeTempDir("regauth-oidc-");
+  const common = {
+    issuer: op.issuer,
+    client_id: op.clientId,
+    client_secret: op.clientSecret,
+    scopes: ["openid", "profile", "email", "groups"],
+    revalidate_after_seconds: 60,
+  };
+  const loaded = await loadTestConfig(
+    {
+      acl,
+      // A config user: a first sign-in may not create a database account of its name.
+      users: { erin: { password: "$2b$04$ZSoV1oFouGA.tzcfl38x8emGmzoQMG.nbQyMj4w.K7e8P0AtkMdhO" } },
+      identity_providers: {
+        public_url: "http://localhost",
+        oidc: [
+          {
+            ...common,
+            name: "test",
+            display_name: "Test IdP",
+            first_sign_in: "create",
+            allowed_groups: ["registry-users"],
+            labels_from_claims: ["groups"],
+            database_groups: { dev: "developers", ops: "operators" },
+          },
+          // A second provider (one issuer, one provider), whose first sign-ins only link.
+          {
+            ...common,
+            name: "strict",
+            issuer: strictOp.issuer,
+            client_id: strictOp.clientId,
+            client_secret: strictOp.clientSecret,
+            first_sign_in: "link_only",
+          },
+        ],
+      },
+    },
+    dataDir,
+  );
+  if (!loaded.signingKey) throw new Error("no signing key");
+  const db = openDatabase(databasePath(dataDir));
+  const issuer = buildIssuer(loaded, loaded.signingKey, new PasswordVerifier(), db);
+  const services = managementServices(loaded, issuer, db);
+  const app = buildApp(loaded, issuer, services);
+  const identity = services.identity;
+  if (!identity) throw new Error("no identity service");
+  const t = {
+    app,
+    issuer,
+    loaded,
+    db,
+    dataDir,
+    accessTokenKey: services.accessTokenKey,
+    audit: { log: services.audit, events: [] },
+  } as unknown as ApiApp;
+  return { t, db, identity, services };
+}
+
+/** The browser's whole trip: our start URL, the provider's login form, back to our callback. */
+async function signInThroughProvider(client: WebClient, provider: string, login: string, callback: string) {
+  const start = await client.get(`/sign-in/oidc/${provider}`);
+  expect(start.status).toBe(303);
+  const atProvider = new URL(start.location ?? "");
+  const back = await loginAtProvider(atProvider, login, callback);
+  return { back, answer: await client.get(`${back.pathname}${back.search}`) };
+}
+
+describe("sign-in with an OpenID provider, through the pages", async () => {
+  const port = await freePort();
+  const op = await startTestProvider({
+    port,
+    redirectUris: [CALLBACK],
+    accounts: {
+      alice: { email: "alice@example.com", groups: ["registry-users", "dev"] },
+      bob: { email: "bob@example.com", groups: ["registry-users", "ops"] },
+      carol: { email: "carol@example.com", groups: ["registry-users"] },
+      mallory: { email: "mallory@example.com", groups: ["contractors"] },
+      library: { email: "lib@example.com", groups: ["registry-users"] },
+      shared: { email: "shared@example.com", groups: ["registry-users"] },
+      erin: { email: "erin@example.com", groups: ["registry-users"] },
+      "Not A Name": { email: "x@example.com", groups: ["registry-users"] },
+    },
+  });
+  const strictOp = await startTestProvider({
+    port: await freePort(),
+    redirectUris: [STRICT_CALLBACK],
+    accounts: { bob: { email: "bob@example.com", groups: ["registry-users"] } },
+  });
+  afterAll(async () => {
+    await op.stop();
+    await strictOp.stop();
+  });
+  const { t, db, identity, services } = await identityApp(op, strictOp);
+  const key = services.accessTokenKey;
+  const now = Math.floor(Date.now() / 1000);
+  // A local account with a password, whose name an identity at the provider also has.
+  const { createUser } = await import("../../src/accounts/users.ts");
+  createUser(db, { name: "carol", passwordHash: quickHash("carol-password-1"), nowUnix: now });
+
+  it("the sign-in page offers the provider", async () => {
+    const page = await new WebClient(t).get("/sign-in");
+    expect(page.text).toContain('href="/sign-in/oidc/test"');
+    expect(page.text).toContain("Sign in with Test IdP");
+  });
+
+  it("a first sign-in creates the account, links the identity, opens a session and mirrors groups", async () => {
+    const browser = new WebClient(t);
+    const { answer } = await signInThroughProvider(browser, "test", "alice", CALLBACK);
+    expect(answer.status).toBe(200);
+    expect(answer.headers.get("refresh")).toBe("0; url=/");
+    expect(answer.text).toContain("Signed in as alice");
+    const tokens = await browser.get("/tokens");
+    expect(tokens.status).toBe(200);
+    expect(tokens.text).toContain("alice");
+    const user = findUser(db, "alice");
+    expect(user?.passwordHash).toBe("!");
+    expect(findLink(db, op.issuer, "alice")?.userId).toBe(user?.id ?? -1);
+    // The provider's refresh token is in the database only sealed (identity-credentials.key).
+    const stored = db
+      .query<{ refresh_token: string | null }, []>("SELECT refresh_token FROM identity_links")
+      .get();
+    expect(stored?.refresh_token).toMatch(/^v1\./);
+    const groups = db
+      .query<{ name: string }, [number]>(
+        "SELECT g.name FROM groups g JOIN group_members m ON m.group_id = g.id WHERE m.user_id = ? ORDER BY g.name",
+      )
+      .all(user?.id ?? -1)
+      .map((g) => g.name);
+    expect(groups).toEqual(["developers"]);
+    // A second sign-in is the same account, not a new one.
+    const again = await signInThroughProvider(new WebClient(t), "test", "alice", CALLBACK);
+    expect(again.answer.text).toContain("Signed in as alice");
+  });
+
+  it("a replayed callback, one from another browser, and a tampered state are refused with a page", async () => {
+    const browser = new WebClient(t);
+    const { back, answer } = await signInThroughProvider(browser, "test", "alice", CALLBACK);
+    expect(answer.status).toBe(200);
+    const replay = await browser.get(`${back.pathname}${back.search}`);
+    expect(replay.status).toBe(400);
+    expect(replay.text).toContain("expired or was already used");
+    // The attacker's callback URL opened in the victim's browser (login CSRF): no flow cookie of its own.
+    const attacker = new WebClient(t);
+    const start = await attacker.get("/sign-in/oidc/test");
+    const attackersCallback = await loginAtProvider(new URL(start.location ?? ""), "mallory", CALLBACK);
+    const victim = new WebClient(t);
+    const forced = await victim.get(`${attackersCallback.pathname}${attackersCallback.search}`);
+    expect(forced.status).toBe(400);
+    expect(victim.cookies.has("regauth_session")).toBe(false);
+    // The state changed in flight.
+    const tamperer = new WebClient(t);
+    const begun = await tamperer.get("/sign-in/oidc/test");
+    const cb = await loginAtProvider(new URL(begun.location ?? ""), "alice", CALLBACK);
+    cb.searchParams.set("state", "x".repeat(43));
+    const tampered = await tamperer.get(`${cb.pathname}${cb.search}`);
+    expect(tampered.status).toBe(400);
+    expect(tampered.text).toContain("did not confirm who you are");
+    // Hostile callback queries: no 500.
+    for (const query of [
+      "",
+      "?code=",
+      "?state=%00&code=%ff",
+      `?${"a=b&".repeat(500)}`,
+      "?error=access_denied",
+    ]) {
+      const c = new WebClient(t);
+      await c.get("/sign-in/oidc/test");
+      const r = await c.get(`/sign-in/oidc/test/callback${query}`);
+      expect({ query, status: r.status }).toEqual({ query, status: 400 });
+    }
+    expect((await new WebClient(t).get("/sign-in/oidc/nosuch")).status).toBe(404);
+    expect((await new WebClient(t).get("/sign-in/oidc/nosuch/callback?code=x&state=y")).status).toBe(404);
+  });
+
+  it("an unlinked identity never takes over a local account of the same name; an administrator's link lets it in", async () => {
+    const { answer } = await signInThroughProvider(new WebClient(t), "test", "carol", CALLBACK);
+    expect(answer.status).toBe(409);
+    expect(answer.text).toContain("An account named carol exists already");
+    expect(answer.text).toContain("regauth identity link carol --provider test --subject carol");
+    expect(findUser(db, "carol")?.passwordHash).not.toBe("!");
+    linkIdentity(db, {
+      account: "carol",
+      provider: "test",
+      issuer: op.issuer,
+      subject: "carol",
+      nowUnix: now,
+    });
+    const linked = await signInThroughProvider(new WebClient(t), "test", "carol", CALLBACK);
+    expect(linked.answer.status).toBe(200);
+    expect(linked.answer.text).toContain("Signed in as carol");
+  });
+
+  it("refuses a user outside the allowed group, a claim that is no account name, and unlinked identities under link_only", async () => {
+    const outside = await signInThroughProvider(new WebClient(t), "test", "mallory", CALLBACK);
+    expect(outside.answer.status).toBe(403);
+    expect(outside.answer.text).toContain("Only members of registry-users");
+    expect(findUser(db, "mallory")).toBeNull();
+    const badName = await signInThroughProvider(new WebClient(t), "test", "Not A Name", CALLBACK);
+    expect(badName.answer.status).toBe(403);
+    expect(badName.answer.text).toContain("cannot be a regauth account name");
+    // Names registration refuses (the account would own NAME/*): built-in, and claimed by the ACL (shared/*).
+    for (const login of ["library", "shared", "erin"]) {
+      const reserved = await signInThroughProvider(new WebClient(t), "test", login, CALLBACK);
+      expect({ login, status: reserved.answer.status }).toEqual({ login, status: 403 });
+      expect(reserved.answer.text).toContain(`The account name ${login} is not available`);
+      expect(findUser(db, login)).toBeNull();
+    }
+    const strict = await signInThroughProvider(new WebClient(t), "strict", "bob", STRICT_CALLBACK);
+    expect(strict.answer.status).toBe(403);
+    expect(strict.answer.text).toContain("No regauth account is linked");
+    expect(findUser(db, "bob")).toBeNull();
+  });
+
+  it("the provider's groups are ACL labels of the account's access tokens", async () => {
+    const alice = findUser(db, "alice");
+    if (!alice) throw new Error("alice signs in first");
+    const { secret } = createAccessToken(db, key, {
+      owner: "alice",
+      name: "ci",
+      scopes: ["pull"],
+      repositoryPatterns: ["*"],
+      expiresAtUnix: null,
+      nowUnix: now,
+    });
+    const ask = async (scope: string) => {
+      const res = await t.app.handle(
+        new Request(`http://localhost/auth?service=registry&scope=${encodeURIComponent(scope)}`, {
+          headers: { authorization: `Basic ${Buffer.from(`alice:${secret}`).toString("base64")}` },
+        }),
+      );
+      const body = (await res.json()) as { token?: string };
+      const payload = JSON.parse(
+        Buffer.from((body.token ?? "..").split(".")[1] ?? "", "base64url").toString() || "{}",
+      );
+      return (payload.access ?? []) as { name: string; actions: string[] }[];
+    };
+    expect(await ask("repository:shared/tools:pull")).toEqual([
+      { type: "repository", name: "shared/tools", actions: ["pull"] } as never,
+    ]);
+    // A label the claims did not give matches nothing: carol (no dev group) is not let in.
+    const { secret: carols } = createAccessToken(db, key, {
+      owner: "carol",
+      name: "ci",
+      scopes: ["pull"],
+      repositoryPatterns: ["*"],
+      expiresAtUnix: null,
+      nowUnix: now,
+    });
+    const res = await t.app.handle(
+      new Request("http://localhost/auth?service=registry&scope=repository:shared/tools:pull", {
+        headers: { authorization: `Basic ${Buffer.from(`carol:${carols}`).toString("base64")}` },
+      }),
+    );
+    const body = (await res.json()) as { token?: string };
+    const payload = JSON.parse(
+      Buffer.from((body.token ?? "..").split(".")[1] ?? "", "base64url").toString() || "{}",
+    );
+    const granted = (payload.access ?? []) as { actions: string[] }[];
+    expect(granted.flatMap((a) => a.actions)).toEqual([]);
+  });
+
+  it("the re-check after the user is removed at the provider ends the session and deletes the tokens", async () => {
+    const browser = new WebClient(t);
+    const { answer } = await signInThroughProvider(browser, "test", "bob", CALLBACK);
+    expect(answer.status).toBe(200);
+    const bob = findUser(db, "bob");
+    if (!bob) throw new Error("no bob");
+    const { secret } = createAccessToken(db, key, {
+      owner: "bob",
+      name: "laptop",
+      scopes: ["push"],
+      repositoryPatterns: ["bob/*"],
+      expiresAtUnix: null,
+      // Made after the sign-in, as on the tokens page (the link's creation bounds what a failed re-check deletes).
+      nowUnix: Math.floor(Date.now() / 1000),
+    });
+    expect(findTokenBySecret(db, key, secret)).not.toBeNull();
+    // Still there at the provider: the re-check passes, nothing ends.
+    const passing = await identity.revalidate(db, null, now + 61);
+    expect(passing.ended).toBe(0);
+    expect((await browser.get("/tokens")).status).toBe(200);
+    op.accounts.delete("bob");
+    const failing = await identity.revalidate(db, null, now + 200);
+    expect(failing.ended).toBe(1);
+    const after = await browser.get("/tokens");
+    expect(after.status).toBe(303);
+    expect(after.location).toContain("/sign-in");
+    expect(findTokenBySecret(db, key, secret)).toBeNull();
+    const groups = db
+      .query<{ n: number }, [number]>("SELECT count(*) AS n FROM group_members WHERE user_id = ?")
+      .get(bob.id);
+    expect(groups?.n).toBe(0);
+    // And a new sign-in is refused by the provider itself now (no such account there).
+  });
+});
