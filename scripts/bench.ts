@@ -12,6 +12,9 @@
  * --out FILE (BENCH_OUT, docs/benchmarks.md; "-" writes nothing),
  * --footprint (only the memory cases of issue 12 item 6 and issue 9 item 6: the start-up budget,
  * the three shared-server cases and the flood of distinct failing pairs; writes nothing).
+ * --only NAMES (a comma-separated subset of token, access-token, grants, notifications, catalog,
+ * flood: only those cases, without the start-up budget; writes nothing; "token" is the anonymous
+ * and one-user-repeating cases of the shared server).
  * BENCH_BINARY=FILE measures that binary instead of dist/regauth.
  */
 import { cpus, totalmem } from "node:os";
@@ -45,7 +48,12 @@ interface Options {
   note: string;
   out: string;
   footprint: boolean;
+  /** --only: the case groups to run (ONLY_GROUPS); null runs them all. */
+  only: ReadonlySet<string> | null;
 }
+
+/** What --only selects from. */
+const ONLY_GROUPS = ["token", "access-token", "grants", "notifications", "catalog", "flood"];
 
 function parseOptions(argv: string[]): Options {
   const flags = new Map<string, string>();
@@ -62,7 +70,7 @@ function parseOptions(argv: string[]): Options {
     if (value === undefined) throw new Error(`--${match[1]} needs a value`);
     flags.set(match[1] as string, value);
   }
-  const known = ["duration", "threads", "connections", "users", "note", "out"];
+  const known = ["duration", "threads", "connections", "users", "note", "out", "only"];
   for (const name of flags.keys()) if (!known.includes(name)) throw new Error(`unknown option --${name}`);
   const integer = (name: string, env: string, fallback: number) => {
     const text = flags.get(name) ?? process.env[env] ?? String(fallback);
@@ -70,6 +78,13 @@ function parseOptions(argv: string[]): Options {
     if (!Number.isInteger(value) || value < 1) throw new Error(`--${name} must be a positive integer`);
     return value;
   };
+  const onlyText = flags.get("only");
+  const only = onlyText === undefined ? null : new Set(onlyText.split(",").map((group) => group.trim()));
+  // The access-token case prints its ratio to the config user repeating, a "token" case.
+  if (only?.has("access-token")) only.add("token");
+  for (const group of only ?? [])
+    if (!ONLY_GROUPS.includes(group))
+      throw new Error(`--only: unknown case ${group} (${ONLY_GROUPS.join(", ")})`);
   return {
     durationSeconds: integer("duration", "BENCH_DURATION", 10),
     threads: integer("threads", "BENCH_THREADS", 2),
@@ -77,8 +92,9 @@ function parseOptions(argv: string[]): Options {
     users: integer("users", "BENCH_USERS", 1000),
     note: flags.get("note") ?? process.env.BENCH_NOTE ?? "",
     // A footprint run measures a subset: it must not replace the full report.
-    out: footprint ? "-" : (flags.get("out") ?? process.env.BENCH_OUT ?? "docs/benchmarks.md"),
+    out: footprint || only ? "-" : (flags.get("out") ?? process.env.BENCH_OUT ?? "docs/benchmarks.md"),
     footprint,
+    only,
   };
 }
 
@@ -762,7 +778,10 @@ async function main(): Promise<number> {
   mkdirSync(WORK_DIR, { recursive: true });
   ensureBuilt();
   // First, on a quiet machine: the start-up and footprint budget (issue 12 item 6).
-  const startup = await measureStartup(BINARY, WORK_DIR);
+  const startup = options.only
+    ? { checks: [], bareBunMs: 0, bareBunRssMiB: 0 }
+    : await measureStartup(BINARY, WORK_DIR);
+  const selected = (group: string) => options.only === null || options.only.has(group);
 
   const rotating = await benchUsers(options.users);
   const repeating: BenchUser = {
@@ -815,8 +834,10 @@ async function main(): Promise<number> {
         authorizations: rotating.map((u) => basic(u.name, u.password)),
         actions: ["pull"],
       },
-      ...(options.footprint ? [] : [...hostileAclCases(), ...placeholderRuleCases(), ...labelRuleCases()]),
-    ];
+      ...(options.footprint || options.only
+        ? []
+        : [...hostileAclCases(), ...placeholderRuleCases(), ...labelRuleCases()]),
+    ].filter((_, i) => options.only === null || (options.only.has("token") && i < 2));
 
     const results: CaseResult[] = [];
     for (const benchCase of cases) {
@@ -863,7 +884,9 @@ async function main(): Promise<number> {
       }
     }
     const highWaterMiB = readStatusKiB(server.pid, "VmHWM") / 1024;
-    if (!options.footprint)
+    // --only without "token": no shared-server case ran, and the results below are other cases'.
+    const [anonymous, repeatingCase] = results.slice(0, 2) as (CaseResult | undefined)[];
+    if (!options.footprint && !options.only)
       results.push(await postgresRepeatingCase(options, repeating, results[1] as CaseResult));
     // Cases that need their own server (another database, another config) run after the shared ones,
     // with the shared server stopped: its queue of bcrypt checks from the rotating case would
@@ -871,7 +894,8 @@ async function main(): Promise<number> {
     server.kill("SIGTERM");
     await server.exited;
     const selfContainedChecks: Check[] = [];
-    for (const selfContained of options.footprint ? [] : SELF_CONTAINED_CASES) {
+    for (const [group, selfContained] of options.footprint ? [] : SELF_CONTAINED_CASES) {
+      if (!selected(group)) continue;
       const outcome = await selfContained(options, { repeating: results[1] as CaseResult });
       results.push(...outcome.results);
       selfContainedChecks.push(...outcome.checks);
@@ -881,15 +905,14 @@ async function main(): Promise<number> {
     const selfContained: SelfContainedCaseResult[] = [];
     const selfContainedRuns = [() => floodOfDistinctPairsCase(options, repeating), throttleMapsCase];
     for (const run of options.footprint ? selfContainedRuns.slice(0, 1) : selfContainedRuns)
-      selfContained.push(await run());
+      if (selected("flood")) selfContained.push(await run());
 
-    const [anonymous, repeatingCase] = results as [CaseResult, CaseResult, CaseResult];
     // The target is the shared server's; cases with a server of their own report theirs in the table.
     const peakRssMiB = Math.max(
       highWaterMiB,
       ...results.filter((r) => !r.ownServer).map((r) => r.peakRssMiB),
     );
-    const checks: Check[] = [
+    const sharedChecks = (anonymous: CaseResult, repeatingCase: CaseResult): Check[] => [
       {
         what: `anonymous ≥ ${TARGETS.anonymousTokensPerSecond.toLocaleString("en-US")} tokens/s`,
         ok: anonymous.tokensPerSecond >= TARGETS.anonymousTokensPerSecond && anonymous.wrk.non2xx === 0,
@@ -912,6 +935,9 @@ async function main(): Promise<number> {
         ok: peakRssMiB <= TARGETS.peakRssUnderBenchMiB,
         got: `${peakRssMiB.toFixed(1)} MiB`,
       },
+    ];
+    const checks: Check[] = [
+      ...(anonymous && repeatingCase ? sharedChecks(anonymous, repeatingCase) : []),
       ...startup.checks,
       ...selfContainedChecks,
     ];
@@ -979,6 +1005,23 @@ ${checks.map((c) => `- ${c.ok ? "met" : "**missed**"}: ${c.what} (measured ${c.g
   database user in two groups on a nested repository, and an anonymous request with 64 scopes.
   Each prints its ratio to the 12-grant database; the target is at least 0.9 at 100,000 grants.
   Databases are populated before the binary starts and cached in \`.tmp/bench/grants-*.db\`.
+- **notifications** (issue 11, \`--only notifications\`): manifest pushes by tag posted to
+  \`POST /registry/events\` with the notifications secret, each with its own event id and tag, over
+  one connection (how the registry sends) and over four; on an image index of 100 and of 100,000
+  tags (seeded with recordManifestPush before the binary starts, cached in
+  \`.tmp/bench/index-*.db\`), with 0 and 20 declared webhooks matching every push (20 deliveries
+  queued in the receiver's transaction, sent meanwhile to a local receiver on loopback). Each
+  prints its ratio to 100 tags without webhooks; the target is at least 0.9 at 100,000 tags.
+- **catalog** (issue 11, \`--only catalog\`): the first page of \`GET /api/v1/repositories\` for an
+  administrator and for a user who may pull 10 repositories, on 100, 1,000 and 100,000
+  repositories, each with its ratio to 100. The administrator's target compares 100,000 with
+  1,000 (both full pages; the 100-repository page is the whole index). The user's page asks the
+  authorizer chain about at most 1,000 candidates, so its pages/s fall until the index holds
+  1,000 and then stay; a walk through its pages reports how many it takes to find all 10
+  (index / 1,000 + 1).
+- New cases run for at most 3 s each; \`--only token,notifications,catalog\` runs just those and
+  the anonymous and one-user-repeating cases (notifications and webhooks idle there), and writes
+  nothing.
 ${ratioLines(results)}`;
       const outPath = resolve(REPO_ROOT, options.out);
       mkdirSync(dirname(outPath), { recursive: true });
@@ -1265,7 +1308,12 @@ const accessTokenRepeating: SelfContainedCase = async (options, shared) => {
 };
 
 /** Self-contained cases, run in order after the shared ones. Add yours here. */
-const SELF_CONTAINED_CASES: SelfContainedCase[] = [accessTokenRepeating, grantsAtScale];
+const SELF_CONTAINED_CASES: [group: string, run: SelfContainedCase][] = [
+  ["access-token", accessTokenRepeating],
+  ["grants", grantsAtScale],
+  ["notifications", notificationCases],
+  ["catalog", catalogCases],
+];
 
 main().then(
   (code) => process.exit(code),
@@ -1353,4 +1401,354 @@ acl:
     await stopAllDatabaseServers();
     removeTempDirs();
   }
+}
+
+/**
+ * Issue 11's image index at two sizes, for the notification and catalog cases: `size`
+ * repositories of one tag each (so `size` tags), written with recordManifestPush in one
+ * transaction before the binary starts; an administrator, and a user "viewer" with read on 10
+ * repositories spread over the name order. Cached in .tmp/bench/index-*.db.
+ */
+const INDEX_SIZES = [100, 100_000];
+/** Bump when the generated content changes, so cached databases are rebuilt. */
+const INDEX_DATABASE_GENERATION = 1;
+const INDEX_ADMIN = { name: "admin", password: "admin-password" };
+const INDEX_VIEWER = { name: "viewer", password: "viewer-password" };
+const INDEX_VIEWER_REPOSITORIES = 10;
+/** The repository the notification cases push new tags to (one of the seeded ones). */
+const PUSHED_REPOSITORY = "bench/app";
+/** A new case's wrk runs: a few seconds each, so that `bun run bench` keeps its length. */
+const indexCaseSeconds = (options: Options) => Math.min(options.durationSeconds, 3);
+
+const indexRepositoryName = (i: number) =>
+  i === 0 ? PUSHED_REPOSITORY : `ns${String(i % 1000).padStart(3, "0")}/repo${String(i).padStart(6, "0")}`;
+
+async function indexDatabase(size: number): Promise<string> {
+  const { LATEST_SCHEMA_VERSION } = await import("../src/db/migrate.ts");
+  const path = join(WORK_DIR, `index-${size}-g${INDEX_DATABASE_GENERATION}-v${LATEST_SCHEMA_VERSION}.db`);
+  if (existsSync(path)) return path;
+  const { openDatabase } = await import("../src/db/database.ts");
+  const { createUser } = await import("../src/accounts/users.ts");
+  const { grant } = await import("../src/accounts/permissions.ts");
+  const { recordManifestPush } = await import("../src/registry-index/index-store.ts");
+  console.log(`==> populating an image index: ${size} repositories, ${size} tags (cached)`);
+  const building = `${path}.building`;
+  rmSync(building, { force: true });
+  const db = openDatabase(building);
+  const hash = (password: string) => Bun.password.hash(password, { algorithm: "bcrypt", cost: 4 });
+  const [adminHash, viewerHash] = await Promise.all([
+    hash(INDEX_ADMIN.password),
+    hash(INDEX_VIEWER.password),
+  ]);
+  const nowUnix = 1_700_000_000;
+  db.transaction(() => {
+    createUser(db, { name: INDEX_ADMIN.name, passwordHash: adminHash, isAdmin: true, nowUnix });
+    createUser(db, { name: INDEX_VIEWER.name, passwordHash: viewerHash, nowUnix });
+    for (let i = 0; i < size; i++)
+      recordManifestPush(db, {
+        repository: indexRepositoryName(i),
+        tag: "latest",
+        digest: `sha256:${i.toString(16).padStart(64, "0")}`,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        sizeBytes: 400,
+        pusher: "seed",
+        pusherAddress: null,
+        atUnixMs: nowUnix * 1000,
+        eventId: `seed-${i}`,
+        source: "notification",
+      });
+    for (const name of viewerRepositories(size))
+      grant(db, { kind: "user", name: INDEX_VIEWER.name }, name, "read", nowUnix);
+  }).immediate();
+  db.run("PRAGMA wal_checkpoint(TRUNCATE)");
+  db.close();
+  rmSync(`${building}-wal`, { force: true });
+  rmSync(`${building}-shm`, { force: true });
+  const { renameSync } = await import("node:fs");
+  renameSync(building, path);
+  return path;
+}
+
+/** The 10 repositories "viewer" may pull: spread evenly over the seeded ones. */
+function viewerRepositories(size: number): string[] {
+  const step = Math.floor(size / INDEX_VIEWER_REPOSITORIES);
+  return Array.from({ length: INDEX_VIEWER_REPOSITORIES }, (_, k) =>
+    indexRepositoryName(k * step + Math.floor(step / 2)),
+  );
+}
+
+/**
+ * A server on a copy of the index database of `size`, with `webhooks` declared webhooks matching
+ * every push, all pointed at `receiverUrl` (loopback, allowed by allow_private_networks).
+ */
+async function startIndexServer(size: number, webhooks: number, receiverUrl: string) {
+  const { copyFileSync } = await import("node:fs");
+  const { ensureGeneratedKey } = await import("../src/token/keys.ts");
+  mkdirSync(join(WORK_DIR, "index-keys"), { recursive: true, mode: 0o700 });
+  const keys = ensureGeneratedKey(join(WORK_DIR, "index-keys"));
+  const source = await indexDatabase(size);
+  const dataDir = join(WORK_DIR, `index-data-${size}-${webhooks}`);
+  rmSync(dataDir, { recursive: true, force: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  copyFileSync(source, join(dataDir, "regauth.db"));
+  const secretPath = join(WORK_DIR, "index-webhook.secret");
+  writeFileSync(secretPath, "bench-webhook-secret-0123456789\n", { mode: 0o600 });
+  const declared = Array.from(
+    { length: webhooks },
+    (_, i) =>
+      `    - {name: hook${i}, url: "${receiverUrl}/hook${i}", repositories: ["bench/*"], secret_file: ${secretPath}}\n`,
+  ).join("");
+  const port = await freePort();
+  const configPath = join(WORK_DIR, `index-${size}-${webhooks}.yml`);
+  writeFileSync(
+    configPath,
+    `server: {addr: "127.0.0.1:${port}"}\ntoken: {issuer: bench-issuer, expiration: 300, key: ${keys.keyPath}, certificate: ${keys.certificatePath}}\nwebhooks:\n  allow_private_networks: [127.0.0.0/8]\n${webhooks > 0 ? `  declared:\n${declared}` : ""}`,
+  );
+  const server = await startBenchServer(configPath, dataDir, port);
+  const secret = readFileSync(join(dataDir, "notifications.secret"), "utf8").replace(/\r?\n$/, "");
+  return { ...server, secret };
+}
+
+/** wrk with a script of ours on one server; the rate counts 2xx answers only. */
+async function measureScript(
+  options: Options,
+  server: { base: string; pid: number },
+  name: string,
+  script: string,
+  load: { threads: number; connections: number },
+): Promise<CaseResult> {
+  const scriptPath = join(WORK_DIR, `case-${name.replace(/[^a-z0-9]+/gi, "-")}.lua`);
+  writeFileSync(scriptPath, script, { mode: 0o600 });
+  const seconds = indexCaseSeconds(options);
+  console.log(`==> ${name}: wrk ${load.threads} threads, ${load.connections} connections, ${seconds} s`);
+  const { result: wrk, peakRssMiB } = await withRssSampling(
+    server.pid,
+    runWrk({ ...options, ...load, durationSeconds: seconds }, server.base, scriptPath),
+  );
+  const tokensPerSecond = (wrk.requests - wrk.non2xx) / (wrk.duration_us / 1e6);
+  console.log(
+    `    ${Math.round(tokensPerSecond)}/s, p99 ${(wrk.p99_us / 1000).toFixed(2)} ms, non-2xx ${wrk.non2xx}, timeouts ${wrk.timeouts}`,
+  );
+  return { name, wrk, tokensPerSecond, peakRssMiB, ownServer: true };
+}
+
+/**
+ * Lua for wrk: a manifest push by tag per request, as the registry sends it (one event per
+ * envelope, test/e2e/notification-fixtures.ts), each with an event id and a tag of its own (a
+ * repeated id is a duplicate the receiver skips, which would measure less than a push).
+ */
+async function notificationLua(secret: string): Promise<string> {
+  const { manifestPushEnvelope, NOTIFICATION_MEDIA_TYPE } = await import(
+    "../test/e2e/notification-fixtures.ts"
+  );
+  const template = manifestPushEnvelope({
+    id: "EVENTID",
+    repository: PUSHED_REPOSITORY,
+    tag: "EVENTTAG",
+    digest: `sha256:${"ab".repeat(32)}`,
+    registryHost: "registry.bench:5000",
+  });
+  return `local template = ${JSON.stringify(template)}
+local headers = { ["Authorization"] = ${JSON.stringify(`Bearer ${secret}`)}, ["Content-Type"] = ${JSON.stringify(NOTIFICATION_MEDIA_TYPE)} }
+local threads = 0
+local counter = 0
+setup = function(thread)
+  threads = threads + 1
+  thread:set("prefix", string.format("w%d-%d", threads, math.random(1, 1000000000)))
+end
+request = function()
+  counter = counter + 1
+  local id = string.format("%s-%d", prefix, counter)
+  local body = template:gsub("EVENTID", id):gsub("EVENTTAG", "t" .. id)
+  return wrk.format("POST", "/registry/events", headers, body)
+end
+${DONE_LUA}`;
+}
+
+/** A receiver for the webhooks' deliveries in this process: counts them, answers 204. */
+function startWebhookReceiver() {
+  let received = 0;
+  const receiver = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    fetch: async (request) => {
+      await request.arrayBuffer();
+      received++;
+      return new Response(null, { status: 204 });
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${receiver.port}`,
+    get received() {
+      return received;
+    },
+    stop: () => receiver.stop(true),
+  };
+}
+
+/**
+ * Issue 11, notifications: manifest pushes posted to /registry/events, over one connection (the
+ * registry sends its events one at a time per endpoint) and over four, on an index of 100 and
+ * 100,000 tags, with 0 and 20 webhooks matching every push (each push then queues 20
+ * deliveries in the receiver's transaction, delivered by the dispatcher to a local receiver
+ * meanwhile). Each prints its ratio to the same load on 100 tags without webhooks.
+ */
+async function notificationCases(options: Options): Promise<{ results: CaseResult[]; checks: Check[] }> {
+  const receiver = startWebhookReceiver();
+  const results: CaseResult[] = [];
+  const checks: Check[] = [];
+  const loads = [
+    { label: "1 connection", threads: 1, connections: 1 },
+    { label: "4 connections", threads: 2, connections: 4 },
+  ];
+  const baseline = new Map<string, number>();
+  try {
+    for (const webhooks of [0, 20])
+      for (const size of INDEX_SIZES) {
+        const server = await startIndexServer(size, webhooks, receiver.url);
+        try {
+          const sanity = await fetch(`${server.base}/registry/events`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${server.secret}`, "content-type": "application/json" },
+            body: (await import("../test/e2e/notification-fixtures.ts")).manifestPushEnvelope({
+              id: "sanity",
+              repository: PUSHED_REPOSITORY,
+              tag: "sanity",
+              digest: `sha256:${"cd".repeat(32)}`,
+              registryHost: "registry.bench:5000",
+            }),
+          });
+          const answer = (await sanity.json()) as { applied?: number };
+          if (sanity.status !== 200 || answer.applied !== 1)
+            throw new Error(`notifications case: sanity push got ${sanity.status} ${JSON.stringify(answer)}`);
+          const script = await notificationLua(server.secret);
+          for (const load of loads) {
+            const deliveredBefore = receiver.received;
+            const result = await measureScript(
+              options,
+              server,
+              `manifest push notifications, ${load.label}, ${size.toLocaleString("en-US")} tags, ${webhooks} webhooks`,
+              script,
+              load,
+            );
+            const reference = baseline.get(load.label) ?? result.tokensPerSecond;
+            if (!baseline.has(load.label)) baseline.set(load.label, reference);
+            const ratio = result.tokensPerSecond / reference;
+            result.name += ` (${ratio.toFixed(2)} × 100 tags, 0 webhooks)`;
+            console.log(
+              `    ratio to 100 tags, 0 webhooks: ${ratio.toFixed(2)}; ${receiver.received - deliveredBefore} webhook deliveries received meanwhile`,
+            );
+            results.push(result);
+            if (size === 100_000 && webhooks === 0)
+              checks.push({
+                what: `notifications (${load.label}) at 100,000 tags within 10% of 100 tags`,
+                ok: ratio >= 0.9 && result.wrk.non2xx === 0,
+                got: `${Math.round(result.tokensPerSecond)} vs ${Math.round(reference)} notifications/s, ratio ${ratio.toFixed(2)}`,
+              });
+          }
+        } finally {
+          await server.stop();
+        }
+      }
+  } finally {
+    receiver.stop();
+  }
+  return { results, checks };
+}
+
+/**
+ * Issue 11, the catalog: the first page of GET /api/v1/repositories (100 names) for an
+ * administrator and for "viewer", who may pull 10 repositories, on 100 and 100,000
+ * repositories. The administrator's page reads 100 rows whatever the index holds; the viewer's
+ * page asks the authorizer chain about at most MAX_CHECKS_PER_PAGE (1000) candidates, so its
+ * pages/s fall with the index up to that bound, and finding all 10 takes index / 1000 pages.
+ * Each prints its ratio to 100 repositories; a walk through the viewer's pages reports how many.
+ * The 100-repository page is the whole index (100 rows read, no cursor) while any larger index
+ * reads a full batch (SCAN_BATCH, 200 rows) and seals a cursor, so the administrator's target
+ * compares 100,000 with 1,000 repositories: both full pages, the same work.
+ */
+const CATALOG_SIZES = [100, 1_000, 100_000];
+async function catalogCases(options: Options): Promise<{ results: CaseResult[]; checks: Check[] }> {
+  const results: CaseResult[] = [];
+  const checks: Check[] = [];
+  const baseline = new Map<string, number>();
+  let adminAtThousand = 0;
+  const callers = [
+    { label: "administrator", ...INDEX_ADMIN },
+    { label: `user who may pull ${INDEX_VIEWER_REPOSITORIES}`, ...INDEX_VIEWER },
+  ];
+  for (const size of CATALOG_SIZES) {
+    const server = await startIndexServer(size, 0, "http://127.0.0.1:9");
+    try {
+      for (const caller of callers) {
+        const authorization = basic(caller.name, caller.password);
+        const path = "/api/v1/repositories";
+        const first = await fetch(`${server.base}${path}`, { headers: { authorization } });
+        const page = (await first.json()) as { items?: unknown[] };
+        if (first.status !== 200 || !Array.isArray(page.items))
+          throw new Error(`catalog case: ${caller.name}'s first page got ${first.status}`);
+        // Warm-up: right after start a larger database's first pages are slower (page cache, JIT),
+        // which is not what the case compares.
+        for (let i = 0; i < 200; i++)
+          await (await fetch(`${server.base}${path}`, { headers: { authorization } })).arrayBuffer();
+        const result = await measureScript(
+          options,
+          server,
+          `catalog first page, ${caller.label}, ${size.toLocaleString("en-US")} repositories`,
+          luaScript(path, [authorization]),
+          { threads: options.threads, connections: Math.min(options.connections, 16) },
+        );
+        const reference = baseline.get(caller.label) ?? result.tokensPerSecond;
+        if (!baseline.has(caller.label)) baseline.set(caller.label, reference);
+        const ratio = result.tokensPerSecond / reference;
+        result.name += ` (${ratio.toFixed(2)} × 100 repositories)`;
+        console.log(
+          `    ratio to 100 repositories: ${ratio.toFixed(2)}; ${page.items.length} names on the first page`,
+        );
+        results.push(result);
+        if (caller.name === INDEX_ADMIN.name && size === 1_000) adminAtThousand = result.tokensPerSecond;
+        if (caller.name === INDEX_ADMIN.name && size === 100_000) {
+          const toThousand = result.tokensPerSecond / adminAtThousand;
+          console.log(`    ratio to 1,000 repositories: ${toThousand.toFixed(2)}`);
+          checks.push({
+            what: "catalog: an administrator's first page at 100,000 repositories within 10% of 1,000",
+            ok: toThousand >= 0.9 && result.wrk.non2xx === 0,
+            got: `${Math.round(result.tokensPerSecond)} vs ${Math.round(adminAtThousand)} pages/s, ratio ${toThousand.toFixed(2)} (${ratio.toFixed(2)} to 100 repositories)`,
+          });
+        }
+        if (caller.name === INDEX_VIEWER.name) {
+          const walk = await walkCatalog(server.base, authorization);
+          console.log(
+            `    walk: all ${walk.found} of ${INDEX_VIEWER_REPOSITORIES} found in ${walk.pages} pages, ${walk.pagesPerSecond.toFixed(0)} pages/s (one connection)`,
+          );
+          checks.push({
+            what: `catalog: the user who may pull ${INDEX_VIEWER_REPOSITORIES} finds them all at ${size.toLocaleString("en-US")} repositories`,
+            ok: walk.found === INDEX_VIEWER_REPOSITORIES,
+            got: `${walk.found} in ${walk.pages} pages, ${walk.pagesPerSecond.toFixed(0)} pages/s`,
+          });
+        }
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return { results, checks };
+}
+
+/** Follows next_cursor from the first page to the last; how many pages and names, how fast. */
+async function walkCatalog(base: string, authorization: string) {
+  let pages = 0;
+  let found = 0;
+  let cursor: string | null = null;
+  const startedMs = performance.now();
+  do {
+    const query: string = cursor === null ? "" : `?cursor=${encodeURIComponent(cursor)}`;
+    const res = await fetch(`${base}/api/v1/repositories${query}`, { headers: { authorization } });
+    if (res.status !== 200) throw new Error(`catalog walk: page ${pages + 1} got ${res.status}`);
+    const page = (await res.json()) as { items: unknown[]; next_cursor: string | null };
+    pages++;
+    found += page.items.length;
+    cursor = page.next_cursor;
+  } while (cursor !== null && pages < 10_000);
+  return { pages, found, pagesPerSecond: pages / ((performance.now() - startedMs) / 1000) };
 }

@@ -262,24 +262,27 @@ export function listDeliveries(
 }
 
 /**
+ * dueHeads' query: per enabled webhook, one seek on webhook_deliveries_queue (status, webhook_id,
+ * id) for its oldest pending delivery. The dispatcher runs it on every wake-up; a GROUP BY over
+ * the pending deliveries read the whole queue each time (up to max_pending per webhook), so a
+ * busy or unreachable receiver slowed every later push (scripts/bench.ts, notifications).
+ */
+export const DUE_HEADS_SQL = `SELECT d.* FROM webhooks w
+  JOIN webhook_deliveries d ON d.id = (
+    SELECT q.id FROM webhook_deliveries q
+    WHERE q.status = 'pending' AND q.webhook_id = w.id ORDER BY q.id LIMIT 1)
+  WHERE w.is_enabled = 1 AND d.next_attempt_at_ms <= ?
+  ORDER BY CASE WHEN d.attempts > 0 THEN 1 ELSE 0 END, d.next_attempt_at_ms, d.id
+  LIMIT ?`;
+
+/**
  * The head of each enabled webhook's queue (its oldest pending delivery) when it is due: a
  * webhook's later deliveries wait behind a head that waits for its retry (delivery in order).
  * First attempts come before retries, so receivers that keep failing do not get ahead of
  * healthy ones.
  */
 export function dueHeads(db: Database, nowMs: number, limit: number): Delivery[] {
-  return db
-    .query<DeliveryRow, [number, number]>(
-      `SELECT d.* FROM webhook_deliveries d
-         JOIN (SELECT webhook_id, min(id) AS head FROM webhook_deliveries WHERE status = 'pending'
-               GROUP BY webhook_id) h ON d.id = h.head
-         JOIN webhooks w ON w.id = d.webhook_id AND w.is_enabled = 1
-       WHERE d.next_attempt_at_ms <= ?
-       ORDER BY CASE WHEN d.attempts > 0 THEN 1 ELSE 0 END, d.next_attempt_at_ms, d.id
-       LIMIT ?`,
-    )
-    .all(nowMs, limit)
-    .map(deliveryOf);
+  return db.query<DeliveryRow, [number, number]>(DUE_HEADS_SQL).all(nowMs, limit).map(deliveryOf);
 }
 
 /**
