@@ -34,3 +34,37 @@ describe("sessions per account", () => {
     expect((await root.get("/account")).status).toBe(200);
   });
 });
+
+describe("a tossed session cookie (cookie tossing from a sibling host or a more specific path)", () => {
+  // A sibling subdomain can set `regauth_session` (even `__Secure-` under a prefix) with
+  // Domain= and a longer Path; the browser sends it first. The victim must not act as the
+  // attacker's account (login CSRF by cookie); two session cookies sign nobody in.
+  it("two session cookies: neither is used, the page asks to sign in, and a form is refused", async () => {
+    const t = await testWebApp();
+    const victim = new WebClient(t);
+    await victim.signIn("alice");
+    const attacker = new WebClient(t);
+    await attacker.signIn("nsadmin");
+    const victimId = victim.cookies.get("regauth_session") ?? "";
+    const attackerId = attacker.cookies.get("regauth_session") ?? "";
+    const tossed = `regauth_session=${attackerId}; regauth_session=${victimId}`;
+    const page = await t.app.handle(new Request("http://localhost/account", { headers: { cookie: tossed } }));
+    expect(page.status).toBe(303);
+    expect(page.headers.get("location")).toStartWith("/sign-in?next=");
+    // The victim's own cookie is not cleared: it works again once the tossed one is gone.
+    expect(page.headers.getSetCookie()).toEqual([]);
+    const form = await t.app.handle(
+      new Request("http://localhost/tokens", {
+        method: "POST",
+        headers: { cookie: tossed, "content-type": "application/x-www-form-urlencoded" },
+        body: new URLSearchParams({ csrf: attacker.csrf ?? "", name: "mine", scopes: "pull" }).toString(),
+      }),
+    );
+    expect(form.status).toBe(303);
+    expect(t.db.query("SELECT count(*) AS n FROM access_tokens").get()).toEqual({ n: 0 });
+    // One cookie again: each session is what it was.
+    expect((await victim.get("/account")).text).toContain("alice");
+    expect((await attacker.get("/account")).status).toBe(200);
+    expect(findUser(t.db, "alice")?.isEnabled).toBe(true);
+  });
+});
