@@ -68,3 +68,28 @@ describe("a tossed session cookie (cookie tossing from a sibling host or a more 
     expect(findUser(t.db, "alice")?.isEnabled).toBe(true);
   });
 });
+
+describe("answers outside the page routes", () => {
+  // A mistyped page, a method a page does not take, an unknown asset: these are the router's
+  // 404 (the API's JSON envelope). They carry no page, but they must not be framed or sniffed
+  // into HTML either (issue 14 item 4: the CSP on every answer of the interface).
+  const cases: [string, string][] = [
+    ["GET", "/nope"],
+    ["GET", "/admin/nope"],
+    ["POST", "/account"],
+    ["PUT", "/tokens"],
+    ["GET", "/assets/nope.js"],
+    ["GET", "/api/v1/nope"],
+  ];
+  for (const [method, path] of cases)
+    it(`${method} ${path}: 404 with nosniff and a CSP that runs and frames nothing`, async () => {
+      const t = await testWebApp();
+      const client = new WebClient(t);
+      await client.signIn("alice");
+      const res = await client.request(method, path);
+      expect(res.status).toBe(404);
+      expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+      expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; frame-ancestors 'none'");
+      expect(JSON.parse(res.text).error).toBe("not_found");
+    });
+});
