@@ -93,3 +93,39 @@ describe("answers outside the page routes", () => {
       expect(JSON.parse(res.text).error).toBe("not_found");
     });
 });
+
+describe("focus after a refused form", () => {
+  // Without it a keyboard or screen-reader user starts again at the top of the page and must
+  // hunt for the message (axe does not see this). `autofocus` needs no script (CSP), and the
+  // browser focuses the first such control: the first field in error, read with its message
+  // (aria-describedby).
+  const controlOf = (text: string, name: string) =>
+    new RegExp(`<(?:input|select|textarea)[^>]* name="${name}"[^>]*>`).exec(text)?.[0] ?? "";
+  it("the sign-in page with a wrong password focuses the password field, and only it", async () => {
+    const t = await testWebApp();
+    const client = new WebClient(t);
+    await client.get("/sign-in");
+    const res = await client.post("/sign-in", { username: "alice", password: "wrong password!" });
+    expect(res.status).toBe(401);
+    expect(controlOf(res.text, "password")).toContain(" autofocus");
+    expect(controlOf(res.text, "username")).not.toContain("autofocus");
+    expect(res.text.match(/ autofocus/g)?.length).toBe(1);
+    // A fresh page focuses nothing: the person starts at the top, as on every page.
+    expect((await client.get("/sign-in")).text).not.toContain("autofocus");
+  });
+
+  it("a token form with a bad name: the name field focused, the script shown as text", async () => {
+    const t = await testWebApp();
+    const client = new WebClient(t);
+    await client.signIn("alice");
+    const res = await client.post("/tokens", {
+      name: `<script>alert(1)</script>${"x".repeat(300)}`,
+      scopes: "pull",
+      repository_patterns: "*",
+      expires: "30",
+    });
+    expect(res.status).toBe(400);
+    expect(controlOf(res.text, "name")).toContain(" autofocus");
+    expect(res.text).not.toContain("<script>alert(1)</script>");
+  });
+});
