@@ -251,6 +251,10 @@ function renderError(
   let errorCode = "INTERNAL_ERROR";
   let message = "internal error; see the server log";
   const headers: Record<string, string> = { "content-type": "application/json", ...extraHeaders };
+  // An error body is data, never a document: not sniffed into HTML, nothing run, never framed
+  // (the web interface's 404s and wrong methods land here too; review of issue 14).
+  headers["x-content-type-options"] = "nosniff";
+  headers["content-security-policy"] = "default-src 'none'; frame-ancestors 'none'";
   if (error instanceof AppError) {
     status = error.status;
     errorCode = error.code;

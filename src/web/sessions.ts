@@ -38,6 +38,14 @@ interface SessionRow {
 const TOUCH_INTERVAL_SECONDS = 60;
 const SESSION_ID = /^[A-Za-z0-9_-]{43}$/;
 
+/**
+ * Live sessions one account may hold (browsers, devices); a sign-in beyond it ends the oldest.
+ * Without a bound, a script with a valid password fills web_sessions with rows that live
+ * session_max_hours (each sign-in only prunes expired ones): the table grows with the rate of
+ * sign-ins, not with people (review of issue 14, "resource use").
+ */
+export const MAX_SESSIONS_PER_ACCOUNT = 20;
+
 function hashOf(id: string): string {
   return createHash("sha256").update(id).digest("hex");
 }
@@ -80,6 +88,12 @@ export function createSession(db: Database, input: NewSession): string {
     now: input.nowUnix,
     ip: input.ip,
   });
+  // The newest row has the highest rowid (SQLite gives a new row max(rowid) + 1).
+  db.query(
+    `DELETE FROM web_sessions WHERE account = $account AND authenticator = $authenticator
+       AND rowid <= (SELECT rowid FROM web_sessions WHERE account = $account AND authenticator = $authenticator
+                     ORDER BY rowid DESC LIMIT 1 OFFSET $keep)`,
+  ).run({ account: input.account, authenticator: input.authenticator, keep: MAX_SESSIONS_PER_ACCOUNT });
   return id;
 }
 

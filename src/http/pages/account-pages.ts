@@ -96,7 +96,7 @@ ${options.scopes.map(
 )}
 ${errors.scopes ? html`<p class="error" id="scopes-error">${errors.scopes}</p>` : ""}</fieldset>
 <div class="field"><label for="token-patterns">Repository patterns</label>
-<textarea id="token-patterns" name="repository_patterns" aria-describedby="token-patterns-hint${errors.repository_patterns ? " token-patterns-error" : ""}"${errors.repository_patterns ? html` aria-invalid="true"` : ""}>${v.repository_patterns ?? "*"}</textarea>
+<textarea id="token-patterns" name="repository_patterns" aria-describedby="token-patterns-hint${errors.repository_patterns ? " token-patterns-error" : ""}"${errors.repository_patterns ? html` aria-invalid="true" autofocus` : ""}>${v.repository_patterns ?? "*"}</textarea>
 <p class="hint" id="token-patterns-hint">One per line: <code>team/*</code>, <code>team/app</code>, or <code>*</code> for everything you may use.</p>
 ${errors.repository_patterns ? html`<p class="error" id="token-patterns-error">${errors.repository_patterns}</p>` : ""}</div>
 ${selectField({ label: "Expires", name: "expires", choices: expiry, value: v.expires ?? (expiry.some(([x]) => x === "30") ? "30" : expiry[0]?.[0]), errors })}

@@ -109,7 +109,7 @@ export function field(options: FieldOptions): Html {
     options.required ? html` required` : ""
   }${options.autocomplete ? html` autocomplete="${options.autocomplete}"` : ""}${
     options.maxlength ? html` maxlength="${options.maxlength}"` : ""
-  }${error ? html` aria-invalid="true"` : ""}${described ? html` aria-describedby="${described}"` : ""}>
+  }${error ? html` aria-invalid="true" autofocus` : ""}${described ? html` aria-describedby="${described}"` : ""}>
 ${options.hint ? html`<p class="hint" id="${id}-hint">${options.hint}</p>` : ""}
 ${error ? html`<p class="error" id="${id}-error">${error}</p>` : ""}</div>`;
 }
@@ -126,7 +126,7 @@ export function selectField(options: {
   const error = options.errors?.[options.name];
   const described = [options.hint ? `${id}-hint` : "", error ? `${id}-error` : ""].filter(Boolean).join(" ");
   return html`<div class="field"><label for="${id}">${options.label}</label>
-<select id="${id}" name="${options.name}"${error ? html` aria-invalid="true"` : ""}${
+<select id="${id}" name="${options.name}"${error ? html` aria-invalid="true" autofocus` : ""}${
     described ? html` aria-describedby="${described}"` : ""
   }>${options.choices.map(
     ([value, label]) =>

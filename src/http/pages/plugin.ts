@@ -133,6 +133,16 @@ export function parseCookies(header: string | null): Map<string, string> {
   return cookies;
 }
 
+/** How many cookies named `name` the header carries (a browser sends one per path and domain). */
+export function cookieCount(header: string | null, name: string): number {
+  let count = 0;
+  for (const part of (header ?? "").split(";")) {
+    const eq = part.indexOf("=");
+    if (eq > 0 && part.slice(0, eq).trim() === name) count++;
+  }
+  return count;
+}
+
 /**
  * Why a POST is not from one of our own pages, or null. Browsers send Sec-Fetch-Site (and
  * Origin on POST); a form posted from another site says so in both. Clients that send neither
@@ -289,7 +299,11 @@ export function mountPages<App>(
         for (const [key, value] of Object.entries(params ?? {})) r.params[key] = decodeParam(value);
         const jar = parseCookies(request.headers.get("cookie"));
         const id = jar.get(cookies.session) ?? null;
-        const session = id === null ? null : findSession(db, id, r.nowUnix, options.sessions);
+        // Two session cookies mean one was tossed (a sibling host's Domain= cookie, or a longer
+        // Path, which the browser sends first): using either could sign the person in as the
+        // tosser's account, so neither is used (review of issue 14, cookie tossing).
+        const tossed = cookieCount(request.headers.get("cookie"), cookies.session) > 1;
+        const session = id === null || tossed ? null : findSession(db, id, r.nowUnix, options.sessions);
         const signedIn = session ? viewerOf(session) : null;
         if (session && signedIn) {
           r.session = session;
@@ -304,7 +318,7 @@ export function mountPages<App>(
         if (route.needsSession && !r.viewer) {
           const next = `${url.pathname}${url.search}`;
           const headers: Record<string, string> =
-            id !== null ? { "set-cookie": kit.clearCookie(cookies.session) } : {};
+            id !== null && !tossed ? { "set-cookie": kit.clearCookie(cookies.session) } : {};
           return kit.redirect(
             `${prefix}/sign-in${route.method === "GET" ? `?next=${encodeURIComponent(next)}` : ""}`,
             headers,

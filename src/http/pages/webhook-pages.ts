@@ -110,7 +110,7 @@ ${csrfField(options.viewer)}
 ${options.withName ? field({ label: "Name", name: "name", value: v.name ?? "", errors, required: true, maxlength: 64, hint: "A lowercase letter, then letters, digits, '.', '_' or '-'." }) : ""}
 ${field({ label: "URL", name: "url", value: v.url ?? "", errors, required: true, maxlength: 2048, hint: `http(s) URL that receives a signed POST per event. Loopback and private addresses are refused unless webhooks.allow_private_networks allows them.${options.withName ? "" : " A user name and password in it are shown as ***; leave it as it is to keep them."}` })}
 <div class="field"><label for="webhook-patterns">Repository patterns</label>
-<textarea id="webhook-patterns" name="repository_patterns" aria-describedby="webhook-patterns-hint${errors.repository_patterns ? " webhook-patterns-error" : ""}"${errors.repository_patterns ? html` aria-invalid="true"` : ""}>${v.repository_patterns ?? ""}</textarea>
+<textarea id="webhook-patterns" name="repository_patterns" aria-describedby="webhook-patterns-hint${errors.repository_patterns ? " webhook-patterns-error" : ""}"${errors.repository_patterns ? html` aria-invalid="true" autofocus` : ""}>${v.repository_patterns ?? ""}</textarea>
 <p class="hint" id="webhook-patterns-hint">${options.patternsHint}</p>
 ${errors.repository_patterns ? html`<p class="error" id="webhook-patterns-error">${errors.repository_patterns}</p>` : ""}</div>
 <fieldset${errors.events ? html` aria-describedby="events-error"` : ""}><legend>Events</legend>
