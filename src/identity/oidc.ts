@@ -305,12 +305,17 @@ export async function recheck(
   try {
     const tokens = await oauth.processRefreshTokenResponse(as, provider.client, response);
     if (tokens.id_token === undefined) {
+      // OIDC Core §12.2: a refresh need not bring a new ID token (Google's often does not). The
+      // grant living is not enough when the rules name groups or domains: the user may have left
+      // the allowed group. Their current claims then come from userinfo, for the same subject.
+      const claims = await refreshedUserinfo(provider, as, tokens, subject);
+      if (claims.kind !== "ok") return claims;
       return {
         kind: "ok",
         identity: {
           issuer: as.issuer,
           subject,
-          claims: {},
+          claims: claims.claims,
           refreshToken: tokens.refresh_token ?? refreshToken,
         },
       };
@@ -324,6 +329,58 @@ export async function recheck(
     return result;
   } catch (error) {
     return refusal(error);
+  }
+}
+
+/** Whether admission reads claims that can change at the provider (groups, the address's domain). */
+function hasMembershipRules(config: OidcProviderConfig): boolean {
+  return config.allowed_groups !== undefined || config.allowed_email_domains !== undefined;
+}
+
+/**
+ * The user's current claims after a refresh without an ID token: userinfo with the new access
+ * token (its `sub` must be the link's). Without a userinfo endpoint, the rules that read
+ * membership cannot be re-checked, and access ends rather than outliving a removal from the group.
+ */
+export async function refreshedUserinfo(
+  provider: OidcProvider,
+  as: oauth.AuthorizationServer,
+  tokens: oauth.TokenEndpointResponse,
+  subject: string,
+): Promise<
+  | { kind: "ok"; claims: Record<string, unknown> }
+  | { kind: "refused"; reason: string }
+  | { kind: "unreachable"; reason: string }
+> {
+  if (as.userinfo_endpoint === undefined || !tokens.access_token) {
+    return hasMembershipRules(provider.config)
+      ? {
+          kind: "refused",
+          reason:
+            "the refresh brought no ID token and the provider has no userinfo endpoint: membership cannot be re-checked",
+        }
+      : { kind: "ok", claims: {} };
+  }
+  let response: Response;
+  try {
+    response = await oauth.userInfoRequest(
+      as,
+      provider.client,
+      tokens.access_token,
+      requestOptions(provider.insecure),
+    );
+  } catch (error) {
+    return { kind: "unreachable", reason: error instanceof Error ? error.message : String(error) };
+  }
+  if (response.status >= 500) return { kind: "unreachable", reason: `userinfo answered ${response.status}` };
+  try {
+    const info = await oauth.processUserInfoResponse(as, provider.client, subject, response);
+    const { iss: _iss, sub: _sub, aud: _aud, ...rest } = info as Record<string, unknown>;
+    // An empty answer still says who it is (sub): the rules then judge the claims it lacks.
+    return { kind: "ok", claims: { ...rest, sub: subject } };
+  } catch (error) {
+    const refused = refusal(error);
+    return refused.kind === "refused" ? refused : { kind: "refused", reason: "userinfo refused" };
   }
 }
 

@@ -16,8 +16,10 @@ import {
   makeProvider,
   type PendingSignIn,
   recheck,
+  refreshedUserinfo,
   startSignIn,
 } from "../../src/identity/oidc.ts";
+import * as oauth from "oauth4webapi";
 import { freePort } from "../e2e/free-port.ts";
 import { loginAtProvider, startTestProvider } from "./oidc-provider.ts";
 
@@ -169,6 +171,39 @@ describe("the relying party against a real OpenID provider", async () => {
     op.accounts.delete("bob");
     const removed = await recheck(rp, outOfGroup.identity.refreshToken ?? "", "bob");
     expect(removed.kind).toBe("refused");
+  });
+
+  it("a refresh without a new ID token: membership is re-checked through userinfo (OIDC Core §12.2)", async () => {
+    op.accounts.set("bob", { email: "bob@example.com", groups: ["registry-users"] });
+    const { pending, callback } = await signInAtRealProvider(rp, "bob");
+    const first = await finishSignIn(rp, pending, callback);
+    if (first.kind !== "ok" || first.identity.refreshToken === null) throw new Error("no refresh token");
+    // What a provider that sends no ID token on refresh (Google often) gives: the new access token.
+    const as = await rp.server();
+    const refreshed = await oauth.processRefreshTokenResponse(
+      as,
+      rp.client,
+      await oauth.refreshTokenGrantRequest(as, rp.client, rp.clientAuth, first.identity.refreshToken, {
+        [oauth.allowInsecureRequests]: true,
+      }),
+    );
+    const { id_token: _dropped, ...withoutIdToken } = refreshed;
+    op.accounts.set("bob", { email: "bob@example.com", groups: ["other"] });
+    const current = await refreshedUserinfo(rp, as, withoutIdToken as oauth.TokenEndpointResponse, "bob");
+    if (current.kind !== "ok") throw new Error(`userinfo failed: ${current.reason}`);
+    expect(current.claims.groups).toEqual(["other"]);
+    expect(admissionProblem(config, claimFacts(config, current.claims))).toContain("registry-users");
+    // Another subject's access token is not this link's answer.
+    const other = await refreshedUserinfo(rp, as, withoutIdToken as oauth.TokenEndpointResponse, "alice");
+    expect(other.kind).toBe("refused");
+    // No userinfo endpoint and rules that read groups: access ends rather than outlive a removal.
+    const blind = await refreshedUserinfo(
+      rp,
+      { ...as, userinfo_endpoint: undefined },
+      withoutIdToken as oauth.TokenEndpointResponse,
+      "bob",
+    );
+    expect(blind.kind).toBe("refused");
   });
 
   it("a provider that cannot be reached is 'unreachable' at a re-check, not a removal", async () => {
