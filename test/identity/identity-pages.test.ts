@@ -143,6 +143,10 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
     const tokens = await browser.get("/tokens");
     expect(tokens.status).toBe(200);
     expect(tokens.text).toContain("alice");
+    // No password to change: the account page says how this account signs in instead.
+    const account = await browser.get("/account");
+    expect(account.text).not.toContain("Change your password");
+    expect(account.text).toContain("this account has no password to change here");
     const user = findUser(db, "alice");
     expect(user?.passwordHash).toBe("!");
     expect(findLink(db, op.issuer, "alice")?.userId).toBe(user?.id ?? -1);

@@ -4,6 +4,7 @@
  * calls (src/management/), which asks the same `decide` table.
  */
 import { Forbidden } from "../../errors.ts";
+import { linksOfUser } from "../../identity/links.ts";
 import { listAccessTokens, createAccessToken, revokeAccessToken } from "../../management/tokens.ts";
 import { me, setPassword } from "../../management/users.ts";
 import { grant, listPermissions, revoke } from "../../management/permissions.ts";
@@ -254,6 +255,8 @@ function accountPage(r: PageRequest, kit: PageKit, status: number, errors: FormE
   }
   const who = me(r.ctx);
   const user = who.user;
+  // An account made by an identity provider's first sign-in has no password ("!", src/identity/links.ts).
+  const providers = passwordlessProviders(r.ctx, viewer.account);
   const body = html`<h1>Your account</h1>
 <dl class="facts">
 <dt>Name</dt><dd>${viewer.account}</dd>
@@ -267,7 +270,10 @@ function accountPage(r: PageRequest, kit: PageKit, status: number, errors: FormE
 <li><a href="${r.prefix}/permissions">See what you may pull and push</a>.</li>
 ${viewer.isAdmin ? html`<li><a href="${r.prefix}/admin/users">Add users</a> and <a href="${r.prefix}/permissions">grant them repositories</a>.</li>` : ""}
 </ul></section>
-<form class="panel" method="post" action="${r.prefix}/account/password" novalidate>
+${
+  providers !== null
+    ? html`<section class="panel" aria-labelledby="signs-in"><h2 id="signs-in">How you sign in</h2><p>You sign in through ${providers.length === 0 ? "an identity provider" : providers.map((p, i) => html`${i > 0 ? ", " : ""}<strong>${p}</strong>`)}; this account has no password to change here.</p></section>`
+    : html`<form class="panel" method="post" action="${r.prefix}/account/password" novalidate>
 <h2>Change your password</h2>
 ${csrfField(viewer)}
 <input type="text" name="username" value="${viewer.account}" autocomplete="username" hidden>
@@ -275,8 +281,20 @@ ${field({ label: "Current password", name: "current_password", type: "password",
 ${field({ label: "New password", name: "password", type: "password", errors, required: true, autocomplete: "new-password", maxlength: 1024, hint: "At least 8 characters. Every session of yours ends, and you sign in again." })}
 ${field({ label: "New password again", name: "password_again", type: "password", errors, required: true, autocomplete: "new-password", maxlength: 1024 })}
 <button type="submit">Change password</button>
-</form>`;
+</form>`
+}`;
   return kit.page(r, status, { title: "Account", current: "/account", body, notice: noticeOf(r) });
+}
+
+/** The identity providers of an account that has no password of its own; null when it has one. */
+function passwordlessProviders(ctx: ManagementContext, account: string): string[] | null {
+  const row = ctx.db
+    .query<{ id: number; password_hash: string }, [string]>(
+      "SELECT id, password_hash FROM users WHERE name = ?",
+    )
+    .get(account);
+  if (row === null || row.password_hash !== "!") return null;
+  return linksOfUser(ctx.db, row.id).map((link) => link.provider);
 }
 
 const LEVEL_CHOICES = [
