@@ -1,11 +1,11 @@
 /**
  * What the browser tests share (issue 14): Debian's chromium (never a downloaded browser), and
  * axe-core injected into the page as it is, through the DevTools protocol, which the page's CSP
- * does not govern. test/e2e/web-ui.e2e.test.ts has its own copy of the axe check from before.
+ * does not govern.
  */
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Page } from "playwright-core";
+import { type Browser, chromium, type Page } from "playwright-core";
 import { REPO_ROOT } from "./harness.ts";
 
 export const CHROMIUM = "/usr/bin/chromium";
@@ -35,4 +35,13 @@ export async function accessibilityProblems(page: Page): Promise<string[]> {
   return violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")
     .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+}
+
+/** Debian's chromium, headless; without the sandbox as root (it refuses to start otherwise). */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
+  });
 }

@@ -8,38 +8,13 @@
  * GitHub sign-in is not built yet; GitHub itself could not be reached from here anyway.
  */
 import { afterAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
+import type { Browser } from "playwright-core";
+import { accessibilityProblems, CHROMIUM, launchChromium, SCREENSHOTS } from "./browser.ts";
 import { loginAtProvider, startTestProvider } from "../identity/oidc-provider.ts";
 import { makeTempDir } from "../helpers.ts";
-import {
-  fetchToken,
-  freePort,
-  makeOciImage,
-  REPO_ROOT,
-  skopeoPush,
-  startRegauth,
-  startRegistry,
-} from "./harness.ts";
-
-const SCREENSHOTS = join(REPO_ROOT, ".tmp/screenshots");
-const AXE_SOURCE = readFileSync(join(REPO_ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
-
-/** axe-core's serious and critical findings on the page as it is (as in web-ui.e2e.test.ts). */
-async function accessibilityProblems(page: Page): Promise<string[]> {
-  await page.evaluate(AXE_SOURCE);
-  const violations = (await page.evaluate(async () => {
-    const axe = (
-      globalThis as unknown as { axe: { run(options: unknown): Promise<{ violations: unknown[] }> } }
-    ).axe;
-    return (await axe.run({ runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] } }))
-      .violations;
-  })) as { id: string; impact: string | null }[];
-  return violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => v.id);
-}
-
-const CHROMIUM = "/usr/bin/chromium";
+import { fetchToken, freePort, makeOciImage, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
 
 describe.skipIf(!existsSync(CHROMIUM))(
   "sign-in with an OpenID provider, in chromium, against the binary",
@@ -82,11 +57,7 @@ identity_providers:
       service: "registry",
       certificatePath: regauth.certificatePath,
     });
-    const browser: Browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-    });
+    const browser: Browser = await launchChromium();
     afterAll(async () => {
       await browser.close();
       await op.stop();

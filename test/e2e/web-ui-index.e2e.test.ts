@@ -12,9 +12,9 @@
 import { afterAll, describe, expect, it } from "bun:test";
 import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium } from "playwright-core";
+import type { Browser } from "playwright-core";
 import { verifySignature } from "../../src/webhooks/signing.ts";
-import { accessibilityProblems, CHROMIUM, SCREENSHOTS, WIDTHS } from "./browser.ts";
+import { accessibilityProblems, CHROMIUM, launchChromium, SCREENSHOTS, WIDTHS } from "./browser.ts";
 import { BINARY, freePort, makeOciImage, run, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
 
 interface Received {
@@ -78,11 +78,7 @@ describe.skipIf(!existsSync(CHROMIUM))("Repositories and Webhooks in chromium", 
     expect(res.status).toBe(201);
   }
 
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-  });
+  const browser: Browser = await launchChromium();
   afterAll(async () => {
     await browser.close();
     receiver.stop(true);

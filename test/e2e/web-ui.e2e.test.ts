@@ -7,39 +7,11 @@
  * critical violation); screenshots at 360 px and 1280 px go to .tmp/screenshots (not committed).
  */
 import { afterAll, describe, expect, it } from "bun:test";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { type Browser, chromium, type Page } from "playwright-core";
-import { makeOciImage, REPO_ROOT, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const SCREENSHOTS = join(REPO_ROOT, ".tmp/screenshots");
-const AXE_SOURCE = readFileSync(join(REPO_ROOT, "node_modules/axe-core/axe.min.js"), "utf8");
-const WIDTHS = [360, 1280] as const;
-
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: { target: string[] }[];
-}
-
-/** axe-core on the page as it is: injected through the DevTools protocol, which the CSP does not govern. */
-async function accessibilityProblems(page: Page): Promise<string[]> {
-  await page.evaluate(AXE_SOURCE);
-  const violations = (await page.evaluate(async () => {
-    const axe = (
-      globalThis as unknown as { axe: { run(options: unknown): Promise<{ violations: unknown[] }> } }
-    ).axe;
-    const result = await axe.run({
-      runOnly: { type: "tag", values: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"] },
-    });
-    return result.violations;
-  })) as AxeViolation[];
-  return violations
-    .filter((v) => v.impact === "serious" || v.impact === "critical")
-    .map((v) => `${v.id} (${v.impact}): ${v.help} at ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
-}
+import type { Browser } from "playwright-core";
+import { accessibilityProblems, CHROMIUM, launchChromium, SCREENSHOTS, WIDTHS } from "./browser.ts";
+import { makeOciImage, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
 
 describe.skipIf(!existsSync(CHROMIUM))("the web interface in chromium", async () => {
   const regauth = await startRegauth({
@@ -52,11 +24,7 @@ describe.skipIf(!existsSync(CHROMIUM))("the web interface in chromium", async ()
     service: "registry",
     certificatePath: regauth.certificatePath,
   });
-  const browser: Browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: process.getuid?.() === 0 ? ["--no-sandbox"] : [],
-  });
+  const browser: Browser = await launchChromium();
   afterAll(async () => {
     await browser.close();
   });
