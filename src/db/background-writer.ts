@@ -199,7 +199,22 @@ export class BackgroundWriter {
     this.#closed = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = null;
-    this.#worker?.terminate();
+    const worker = this.#worker;
+    if (!worker) return;
+    // The worker's connection is closed before the thread ends: SQLite removes the -wal and -shm
+    // only when the last connection closes, and a terminated thread never closes its own, so a
+    // clean stop left regauth.db-wal behind (found by test/e2e/data-dir-links.e2e.test.ts).
+    const closed = new Promise<void>((resolve) => {
+      const onMessage = (event: MessageEvent) => {
+        if ((event.data as BatchResult).id !== -1) return;
+        worker.removeEventListener("message", onMessage);
+        resolve();
+      };
+      worker.addEventListener("message", onMessage);
+    });
+    worker.postMessage({ kind: "close" });
+    await Promise.race([closed, Bun.sleep(timeoutMs)]);
+    worker.terminate();
   }
 
   #schedule(): void {

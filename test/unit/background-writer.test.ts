@@ -4,6 +4,7 @@
  */
 import { Database } from "bun:sqlite";
 import { describe, expect, it } from "bun:test";
+import { existsSync } from "node:fs";
 import { BackgroundWriter } from "../../src/db/background-writer.ts";
 import { tempDatabase } from "../accounts-helpers.ts";
 
@@ -47,6 +48,23 @@ describe("BackgroundWriter", () => {
     expect(await writer.flush()).toBe(true); // the same thread again
     expect(db.query("SELECT count(*) AS n FROM t").get()).toEqual({ n: 2 });
     await writer.close();
+  });
+
+  // A terminated thread never closes its connection, and SQLite removes the -wal only when the
+  // last connection closes: serve's clean stop left regauth.db-wal behind.
+  it("closes its connection before its thread ends, so the last close removes the -wal", async () => {
+    const { db, path } = tempDatabase();
+    db.run("PRAGMA journal_mode = WAL");
+    db.run("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER) STRICT");
+    const writer = new BackgroundWriter(path, { flushIntervalMs: 60_000 });
+    writer.enqueue(insert("a", 1));
+    expect(await writer.flush()).toBe(true);
+    await writer.close();
+    db.close();
+    expect({ wal: existsSync(`${path}-wal`), shm: existsSync(`${path}-shm`) }).toEqual({
+      wal: false,
+      shm: false,
+    });
   });
 
   it("closing a writer that never wrote starts no thread", async () => {
