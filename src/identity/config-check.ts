@@ -1,6 +1,6 @@
 /** Checks of identity_providers beyond its schema (issue 15), reported with the other config problems. */
 import type { ConfigProblem } from "../errors.ts";
-import type { IdentityProvidersConfig } from "./config-schema.ts";
+import { type IdentityProvidersConfig, maxUncheckedProblem } from "./config-schema.ts";
 import { githubSecretOf } from "./github.ts";
 import { clientSecretOf, providerConfigProblem } from "./oidc.ts";
 
@@ -12,6 +12,8 @@ export function identityProviderProblems(section: IdentityProvidersConfig): Conf
     if (seen.has(provider.name))
       problems.push({ path: `${path}.name`, message: `two providers are named ${provider.name}` });
     seen.add(provider.name);
+    const cap = maxUncheckedProblem(provider);
+    if (cap) problems.push({ path: `${path}.max_unchecked_seconds`, message: cap });
     const problem = providerConfigProblem(provider, section.public_url);
     if (problem) {
       problems.push({ path, message: problem });
@@ -46,6 +48,8 @@ export function identityProviderProblems(section: IdentityProvidersConfig): Conf
     if (seen.has(provider.name))
       problems.push({ path: `${path}.name`, message: `two providers are named ${provider.name}` });
     seen.add(provider.name);
+    const cap = maxUncheckedProblem(provider);
+    if (cap) problems.push({ path: `${path}.max_unchecked_seconds`, message: cap });
     if ((provider.client_secret === undefined) === (provider.client_secret_file === undefined))
       problems.push({ path, message: "give exactly one of client_secret and client_secret_file" });
     else if (provider.client_secret_file !== undefined) {

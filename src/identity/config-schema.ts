@@ -20,6 +20,46 @@ export const ID_TOKEN_ALGORITHMS = [
   "EdDSA",
 ] as const;
 
+/** A day: an outage of the provider over a night or a weekend morning does not lock people out. */
+export const DEFAULT_MAX_UNCHECKED_SECONDS = 86_400;
+
+/**
+ * The outage cap: an identity the provider could not re-check for this long loses access as a
+ * refusal would. Without it an unreachable provider (or one an attacker keeps unreachable from
+ * regauth) would postpone the re-check for ever, and a user removed there meanwhile keep access.
+ */
+const MaxUncheckedSeconds = Type.Integer({
+  minimum: 10,
+  maximum: 30 * 86_400,
+  description:
+    "While the provider cannot be reached, re-checks are postponed; an identity whose last successful check is older than this loses access (its tokens deleted, its sessions ended) until it signs in again. At least revalidate_after_seconds. Default: 86400 (a day), or twice revalidate_after_seconds when that is longer.",
+});
+
+/**
+ * The effective cap. An omitted one never sits below the re-check interval: twice it when that is
+ * over a day, so one re-check missed in an outage never ends access by itself (and a config with
+ * revalidate_after_seconds over a day, valid before this key existed, still loads).
+ */
+export function maxUncheckedSecondsOf(provider: {
+  revalidate_after_seconds: number;
+  max_unchecked_seconds?: number | undefined;
+}): number {
+  return (
+    provider.max_unchecked_seconds ??
+    Math.max(DEFAULT_MAX_UNCHECKED_SECONDS, 2 * provider.revalidate_after_seconds)
+  );
+}
+
+/** Why a provider's max_unchecked_seconds cannot work, or null (config-check.ts reports it). */
+export function maxUncheckedProblem(provider: {
+  revalidate_after_seconds: number;
+  max_unchecked_seconds?: number | undefined;
+}): string | null {
+  const cap = provider.max_unchecked_seconds;
+  if (cap === undefined || cap >= provider.revalidate_after_seconds) return null;
+  return `max_unchecked_seconds (${cap}) must be at least revalidate_after_seconds (${provider.revalidate_after_seconds}): an identity is re-checked only that often, so a shorter cap would end access at the first re-check the provider misses`;
+}
+
 export const OidcProviderConfig = Type.Object(
   {
     name: Type.String({
@@ -109,6 +149,7 @@ export const OidcProviderConfig = Type.Object(
       default: 3600,
       description: "Re-check each signed-in identity with the provider (refresh token grant) this often.",
     }),
+    max_unchecked_seconds: Type.Optional(MaxUncheckedSeconds),
     id_token_algorithms: Type.Array(Type.Union(ID_TOKEN_ALGORITHMS.map((alg) => Type.Literal(alg))), {
       minItems: 1,
       default: ["RS256", "ES256", "PS256", "EdDSA"],
@@ -161,6 +202,7 @@ export const GithubProviderConfig = Type.Object(
     ),
     first_sign_in: Type.Union([Type.Literal("create"), Type.Literal("link_only")], { default: "link_only" }),
     revalidate_after_seconds: Type.Integer({ minimum: 10, maximum: 7 * 86_400, default: 3600 }),
+    max_unchecked_seconds: Type.Optional(MaxUncheckedSeconds),
   },
   { additionalProperties: false },
 );

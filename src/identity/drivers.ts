@@ -3,7 +3,11 @@
  * and the re-check sweep are written once: start, finish, re-check, and the rules (who is let
  * in, which groups and labels the claims give).
  */
-import type { GithubProviderConfig, OidcProviderConfig } from "./config-schema.ts";
+import {
+  type GithubProviderConfig,
+  maxUncheckedSecondsOf,
+  type OidcProviderConfig,
+} from "./config-schema.ts";
 import {
   finishGithubSignIn,
   type GithubProvider,
@@ -35,6 +39,8 @@ export interface SignInDriver {
   displayName: string;
   rules: AccountRules;
   revalidateAfterSeconds: number;
+  /** An identity not re-checked successfully for this long loses access (max_unchecked_seconds). */
+  maxUncheckedSeconds: number;
   start(next: string, nowUnix: number): Promise<{ url: URL; pending: PendingSignIn }>;
   /** Throws only when the provider cannot be reached. */
   finish(pending: PendingSignIn, callbackUrl: URL): Promise<DriverResult>;
@@ -56,6 +62,7 @@ export function oidcDriver(
     displayName: provider.displayName,
     rules: config,
     revalidateAfterSeconds: config.revalidate_after_seconds,
+    maxUncheckedSeconds: maxUncheckedSecondsOf(config),
     start: (next, now) => startSignIn(provider, next, now),
     finish: (pending, url) => finishSignIn(provider, pending, url),
     recheck: (credential, subject) => recheck(provider, credential, subject),
@@ -79,6 +86,7 @@ export function githubDriver(
     displayName: provider.displayName,
     rules: { ...config, user_claim: "login" },
     revalidateAfterSeconds: config.revalidate_after_seconds,
+    maxUncheckedSeconds: maxUncheckedSecondsOf(config),
     start: (next, now) => startGithubSignIn(provider, next, now),
     async finish(pending, url) {
       const result = await finishGithubSignIn(provider, pending, url);

@@ -20,6 +20,9 @@ export const PENDING_SIGN_IN_SECONDS = 600;
 export const MAX_PENDING_SIGN_INS = 10_000;
 const FLOW_ID = /^[A-Za-z0-9_-]{43}$/;
 
+/** Why access ended when the provider stayed out of reach past the cap (log and audit). */
+export const UNREACHABLE_TOO_LONG = "provider unreachable for longer than max_unchecked_seconds";
+
 export class IdentityService {
   /** Every provider by name (names are unique across kinds: config-check.ts). */
   readonly providers: ReadonlyMap<string, SignInDriver>;
@@ -113,7 +116,9 @@ export class IdentityService {
   /**
    * Re-checks every identity whose last check is older than its provider's
    * revalidate_after_seconds. A refusal ends the account's access through it; a provider that
-   * cannot be reached is logged and tried at the next sweep (an outage there is not a removal).
+   * cannot be reached is logged and tried at the next sweep (an outage there is not a removal),
+   * until the last successful check is older than max_unchecked_seconds: then access ends as for
+   * a refusal, so an outage (or a provider kept out of reach) cannot extend access for ever.
    */
   async revalidate(
     db: Database,
@@ -135,14 +140,19 @@ export class IdentityService {
         else {
           const result = await provider.recheck(credential, link.subject);
           if (result.kind === "unreachable") {
-            log.warn("identity re-check postponed: provider unreachable", {
-              provider: provider.name,
-              account,
-              reason: result.reason,
-            });
-            continue;
-          }
-          if (result.kind === "refused") reason = result.reason;
+            // checked_at_unix moves only on a successful check, so it dates the last one.
+            const uncheckedSeconds = nowUnix - link.checkedAtUnix;
+            if (uncheckedSeconds <= provider.maxUncheckedSeconds) {
+              log.warn("identity re-check postponed: provider unreachable", {
+                provider: provider.name,
+                account,
+                reason: result.reason,
+                unchecked_seconds: uncheckedSeconds,
+              });
+              continue;
+            }
+            reason = UNREACHABLE_TOO_LONG;
+          } else if (result.kind === "refused") reason = result.reason;
           else {
             const claims = result.identity.claims;
             // A refresh without a new ID token proves the grant lives; the groups stay as they were.

@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from "bun:test";
 import { ConfigError, type ConfigProblem } from "../../src/errors.ts";
+import { maxUncheckedSecondsOf } from "../../src/identity/config-schema.ts";
 import { loadTestConfig, makeTempDir } from "../helpers.ts";
 
 async function problemsOf(config: Record<string, unknown>): Promise<ConfigProblem[]> {
@@ -105,6 +106,47 @@ describe("identity_providers", () => {
     const found = problems.find((p) => p.path === path);
     expect({ path, found: found !== undefined, problems }).toMatchObject({ path, found: true });
     expect(found?.message).toMatch(message);
+  });
+
+  it("max_unchecked_seconds: one day by default, never below revalidate_after_seconds", async () => {
+    const loaded = await loadTestConfig(
+      {
+        identity_providers: {
+          public_url: "https://r.example.com",
+          oidc: [
+            GOOD,
+            {
+              ...GOOD,
+              name: "weekly",
+              issuer: "https://b.example.com",
+              revalidate_after_seconds: 86_400 * 2,
+            },
+          ],
+          github: [{ client_id: "gh", client_secret: "s" }],
+        },
+      },
+      makeTempDir(),
+    );
+    const { oidc, github } = loaded.config.identity_providers;
+    expect(oidc.map(maxUncheckedSecondsOf)).toEqual([86_400, 86_400 * 4]);
+    expect(github.map(maxUncheckedSecondsOf)).toEqual([86_400]);
+    for (const [kind, provider] of [
+      ["oidc", { ...GOOD, revalidate_after_seconds: 7200, max_unchecked_seconds: 3600 }],
+      [
+        "github",
+        { client_id: "gh", client_secret: "s", revalidate_after_seconds: 7200, max_unchecked_seconds: 3600 },
+      ],
+    ] as const) {
+      const problems = await problemsOf({
+        identity_providers: { public_url: "https://r.example.com", [kind]: [provider] },
+      });
+      const found = problems.find((p) => p.path === `identity_providers.${kind}.0.max_unchecked_seconds`);
+      expect({ kind, message: found?.message }).toEqual({
+        kind,
+        message:
+          "max_unchecked_seconds (3600) must be at least revalidate_after_seconds (7200): an identity is re-checked only that often, so a shorter cap would end access at the first re-check the provider misses",
+      });
+    }
   });
 
   it("refuses providers when the web interface is off (nowhere to sign in)", async () => {
