@@ -1,10 +1,10 @@
 /**
- * The identity providers of a running server (issue 15): the configured OIDC providers, the
- * pending sign-ins (the flow cookie's server side: single use, ten minutes, bounded), and the
- * re-check sweep (revalidate_after_seconds).
+ * The identity providers of a running server (issue 15): the configured providers, the flow
+ * cookie that carries a pending sign-in (sealed; the server keeps nothing per started sign-in),
+ * and the re-check sweep (revalidate_after_seconds, max_unchecked_seconds).
  */
 import type { Database } from "bun:sqlite";
-import { randomBytes } from "node:crypto";
+import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import type { AuditLog } from "../audit/audit-log.ts";
 import { log } from "../log.ts";
 import type { IdentityProvidersConfig } from "./config-schema.ts";
@@ -14,21 +14,54 @@ import { githubDriver, oidcDriver, type SignInDriver } from "./drivers.ts";
 import { endAccessThroughLink, linksDue, markChecked, syncDatabaseGroups } from "./links.ts";
 import type { PendingSignIn } from "./oidc.ts";
 
-/** A sign-in not finished in ten minutes is forgotten (the person starts again). */
+/** A sign-in not finished in ten minutes is refused (the person starts again). */
 export const PENDING_SIGN_IN_SECONDS = 600;
-/** At most this many sign-ins wait at once: a flood of /sign-in/oidc/NAME costs bounded memory. */
-export const MAX_PENDING_SIGN_INS = 10_000;
-const FLOW_ID = /^[A-Za-z0-9_-]{43}$/;
-
+/** A start from the future beyond this is not ours (the clock went back, or a forgery). */
+const FLOW_CLOCK_SKEW_SECONDS = 60;
+/**
+ * Flow cookies longer than this are refused unread. Ours stay under 1,200 characters: `next` is
+ * at most 512 (safeNext), the provider name 32, state, nonce and verifier 43 each.
+ */
+export const MAX_FLOW_COOKIE_CHARS = 2048;
+/**
+ * Used flows remembered at once. Only a successful code exchange adds one, so filling this takes
+ * that many real sign-ins at the provider within ten minutes; past it the oldest goes, and a
+ * replay of that flow still fails at the provider, which refuses a code used twice (RFC 6749
+ * §4.1.2).
+ */
+export const MAX_USED_FLOWS = 10_000;
 /** Why access ended when the provider stayed out of reach past the cap (log and audit). */
 export const UNREACHABLE_TOO_LONG = "provider unreachable for longer than max_unchecked_seconds";
+
+const FLOW_VERSION = "v1.";
+const FLOW_KEY_BYTES = 32;
+const FLOW_IV_BYTES = 12;
+const FLOW_TAG_BYTES = 16;
+const FLOW_ID = /^[A-Za-z0-9_-]{22}$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** A flow cookie that opened: its pending sign-in, and the random id that makes it single use. */
+export interface OpenedFlow {
+  id: string;
+  pending: PendingSignIn;
+}
 
 export class IdentityService {
   /** Every provider by name (names are unique across kinds: config-check.ts). */
   readonly providers: ReadonlyMap<string, SignInDriver>;
-  readonly #pending = new Map<string, PendingSignIn>();
 
   readonly #key: CredentialKey;
+  /**
+   * Seals the flow cookies: 32 random bytes for this process only, not derived from the
+   * credential key. The set of used flows lives in this process's memory too, so a flow cookie
+   * never outlives the record of its use: after a restart no cookie of before opens, and single
+   * use holds without storing anything. The price is that a restart in the middle of a sign-in
+   * (at most ten minutes of them) means starting again. Random 96-bit IVs are safe for far more
+   * seals than a process makes (NIST SP 800-38D §8.3: 2^32 under one key).
+   */
+  readonly #flowKey = randomBytes(FLOW_KEY_BYTES);
+  /** Flow id → the end of its ten minutes; only flows whose code exchange succeeded. */
+  readonly #usedFlows = new Map<string, number>();
 
   /** Names a first sign-in may not create (as registration; src/accounts/reserved-names.ts). */
   readonly reservedNames: ReservedNames;
@@ -58,26 +91,95 @@ export class IdentityService {
     return credential === null ? null : this.#key.seal(linkId, credential);
   }
 
-  /** Keeps the pending sign-in; returns the id for the browser's flow cookie. */
-  remember(pending: PendingSignIn, nowUnix: number): string {
-    this.#prune(nowUnix);
-    if (this.#pending.size >= MAX_PENDING_SIGN_INS) {
-      // The oldest goes (Map keeps insertion order): a flood delays others, never grows memory.
-      const oldest = this.#pending.keys().next().value;
-      if (oldest !== undefined) this.#pending.delete(oldest);
-    }
-    const id = randomBytes(32).toString("base64url");
-    this.#pending.set(id, pending);
-    return id;
+  /**
+   * The flow cookie's value for a started sign-in: the pending sign-in itself (provider, state,
+   * nonce, PKCE verifier, next, start time) and a random flow id, sealed with AES-256-GCM. The
+   * server keeps nothing, so a flood of started sign-ins costs no memory and evicts no one's
+   * (each person's pending sign-in is in their own browser). The state binds the callback to the
+   * browser that started it (RFC 6749 §10.12, login CSRF); the verifier (RFC 7636 §4.1) and the
+   * nonce (OIDC Core §3.1.2.1) stay unreadable to whoever sees the cookie, and the provider's
+   * name is the additional data, so a cookie started for one provider does not open at another.
+   */
+  sealFlow(pending: PendingSignIn): string {
+    const plain = JSON.stringify({
+      id: randomBytes(16).toString("base64url"),
+      provider: pending.provider,
+      state: pending.state,
+      nonce: pending.nonce,
+      codeVerifier: pending.codeVerifier,
+      next: pending.next,
+      createdAtUnix: pending.createdAtUnix,
+    });
+    const iv = randomBytes(FLOW_IV_BYTES);
+    const cipher = createCipheriv("aes-256-gcm", this.#flowKey, iv);
+    cipher.setAAD(flowAad(pending.provider));
+    const sealed = Buffer.concat([cipher.update(plain, "utf8"), cipher.final()]);
+    const value = `${FLOW_VERSION}${Buffer.concat([iv, sealed, cipher.getAuthTag()]).toString("base64url")}`;
+    // The inputs are bounded (safeNext, the config's name pattern); this is their sum, checked.
+    if (value.length > MAX_FLOW_COOKIE_CHARS) throw new Error("flow cookie over its size bound");
+    return value;
   }
 
-  /** The pending sign-in of this flow cookie, removed: a second callback with it finds nothing. */
-  take(id: string | undefined, nowUnix: number): PendingSignIn | null {
-    if (id === undefined || !FLOW_ID.test(id)) return null;
-    const pending = this.#pending.get(id) ?? null;
-    this.#pending.delete(id);
-    if (!pending || nowUnix - pending.createdAtUnix > PENDING_SIGN_IN_SECONDS) return null;
-    return pending;
+  /**
+   * The pending sign-in sealed in this flow cookie for `provider`, or null: no cookie, not ours
+   * (another process, tampered, truncated, oversized), another provider's, older than ten
+   * minutes, or used already. Null is the one answer, so the page says the same for all.
+   */
+  openFlow(value: string | undefined, provider: string, nowUnix: number): OpenedFlow | null {
+    if (value === undefined || value.length > MAX_FLOW_COOKIE_CHARS || !value.startsWith(FLOW_VERSION))
+      return null;
+    const encoded = value.slice(FLOW_VERSION.length);
+    // Buffer's base64url decoder skips what it cannot read; only the alphabet is ours.
+    if (!BASE64URL.test(encoded)) return null;
+    const bytes = Buffer.from(encoded, "base64url");
+    if (bytes.length <= FLOW_IV_BYTES + FLOW_TAG_BYTES) return null;
+    let parsed: unknown;
+    try {
+      const decipher = createDecipheriv("aes-256-gcm", this.#flowKey, bytes.subarray(0, FLOW_IV_BYTES));
+      decipher.setAAD(flowAad(provider));
+      decipher.setAuthTag(bytes.subarray(bytes.length - FLOW_TAG_BYTES));
+      const plain = Buffer.concat([
+        decipher.update(bytes.subarray(FLOW_IV_BYTES, bytes.length - FLOW_TAG_BYTES)),
+        decipher.final(),
+      ]);
+      parsed = JSON.parse(plain.toString("utf8"));
+    } catch {
+      return null;
+    }
+    const flow = openedFlowOf(parsed);
+    if (flow === null || flow.pending.provider !== provider) return null;
+    const ageSeconds = nowUnix - flow.pending.createdAtUnix;
+    if (ageSeconds > PENDING_SIGN_IN_SECONDS || ageSeconds < -FLOW_CLOCK_SKEW_SECONDS) return null;
+    const usedUntil = this.#usedFlows.get(flow.id);
+    if (usedUntil !== undefined && usedUntil >= nowUnix) return null;
+    return flow;
+  }
+
+  /**
+   * Marks the flow used, after its code exchange succeeded: a second callback with the same
+   * cookie is refused before it reaches the provider. False when it was used already (two
+   * callbacks at once: the later one loses). Refused and failed exchanges add nothing, so an
+   * anonymous client cannot fill the set.
+   */
+  useFlow(flow: OpenedFlow, nowUnix: number): boolean {
+    for (const [id, usedUntil] of this.#usedFlows) {
+      // Insertion order is nearly expiry order (a flow is used within ten minutes of its start).
+      if (usedUntil >= nowUnix) break;
+      this.#usedFlows.delete(id);
+    }
+    const usedUntil = this.#usedFlows.get(flow.id);
+    if (usedUntil !== undefined && usedUntil >= nowUnix) return false;
+    if (this.#usedFlows.size >= MAX_USED_FLOWS) {
+      const oldest = this.#usedFlows.keys().next().value;
+      if (oldest !== undefined) this.#usedFlows.delete(oldest);
+    }
+    this.#usedFlows.set(flow.id, flow.pending.createdAtUnix + PENDING_SIGN_IN_SECONDS);
+    return true;
+  }
+
+  /** How many used flows are remembered: all the memory sign-ins cost (tests, metrics). */
+  get usedFlowCount(): number {
+    return this.#usedFlows.size;
   }
 
   /**
@@ -104,13 +206,6 @@ export class IdentityService {
     }, everyMs);
     timer.unref();
     return () => clearInterval(timer);
-  }
-
-  #prune(nowUnix: number): void {
-    for (const [id, pending] of this.#pending) {
-      if (nowUnix - pending.createdAtUnix <= PENDING_SIGN_IN_SECONDS) break;
-      this.#pending.delete(id);
-    }
   }
 
   /**
@@ -191,4 +286,30 @@ export class IdentityService {
     }
     return { checked, ended };
   }
+}
+
+/** The flow cookie's purpose and provider, as AES-GCM's additional data. */
+function flowAad(provider: string): Buffer {
+  return Buffer.from(`regauth identity flow cookie v1\0${provider}`);
+}
+
+/** The sealed JSON narrowed field by field: it opened under our key, but is still checked. */
+function openedFlowOf(value: unknown): OpenedFlow | null {
+  if (typeof value !== "object" || value === null) return null;
+  const v = value as Record<string, unknown>;
+  const strings = [v.provider, v.state, v.nonce, v.codeVerifier, v.next];
+  if (!strings.every((s) => typeof s === "string")) return null;
+  if (typeof v.id !== "string" || !FLOW_ID.test(v.id)) return null;
+  if (typeof v.createdAtUnix !== "number" || !Number.isSafeInteger(v.createdAtUnix)) return null;
+  return {
+    id: v.id,
+    pending: {
+      provider: v.provider as string,
+      state: v.state as string,
+      nonce: v.nonce as string,
+      codeVerifier: v.codeVerifier as string,
+      next: v.next as string,
+      createdAtUnix: v.createdAtUnix,
+    },
+  };
 }

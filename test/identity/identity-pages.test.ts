@@ -207,6 +207,91 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
     expect((await new WebClient(t).get("/sign-in/oidc/nosuch/callback?code=x&state=y")).status).toBe(404);
   });
 
+  it("20,000 sign-ins started by an anonymous client do not evict a real user's pending sign-in, and the server keeps nothing of them", async () => {
+    const browser = new WebClient(t);
+    const start = await browser.get("/sign-in/oidc/test");
+    expect(start.status).toBe(303);
+    const usedBefore = identity.usedFlowCount;
+    Bun.gc(true);
+    const heapBeforeBytes = process.memoryUsage().heapUsed;
+    const startedAtMs = performance.now();
+    // The flood: no cookies kept, as a script would send them; 50 at a time.
+    for (let i = 0; i < 20_000; i += 50) {
+      const answers = await Promise.all(
+        Array.from({ length: 50 }, () => t.app.handle(new Request("http://localhost/sign-in/oidc/test"))),
+      );
+      for (const answer of answers) if (answer.status !== 303) throw new Error(`flood: ${answer.status}`);
+    }
+    const floodMs = performance.now() - startedAtMs;
+    Bun.gc(true);
+    const heapGrowthBytes = process.memoryUsage().heapUsed - heapBeforeBytes;
+    console.info(`20,000 started sign-ins: ${Math.round(floodMs)} ms, heap growth ${heapGrowthBytes} bytes`);
+    // Nothing per started sign-in: the one per-flow memory is the set of *used* flows, which only a
+    // successful code exchange adds to. (The old bounded map held 10,000 pending sign-ins, ~5 MB.)
+    expect(identity.usedFlowCount).toBe(usedBefore);
+    expect(heapGrowthBytes).toBeLessThan(3_000_000);
+    const back = await loginAtProvider(new URL(start.location ?? ""), "alice", CALLBACK);
+    const done = await browser.get(`${back.pathname}${back.search}`);
+    expect(done.status).toBe(200);
+    expect(done.text).toContain("Signed in as alice");
+    expect(identity.usedFlowCount).toBe(usedBefore + 1);
+  }, 120_000);
+
+  it("hostile flow cookies get the refusal page, never a 500", async () => {
+    // A real callback URL (right state and code) to try them against.
+    const owner = new WebClient(t);
+    const begun = await owner.get("/sign-in/oidc/test");
+    const sealed = owner.cookies.get("regauth_oidc_flow") ?? "";
+    expect(sealed).toMatch(/^v1\.[A-Za-z0-9_-]+$/);
+    // The pending sign-in is sealed, not only signed: its state, nonce and verifier are not readable.
+    const state = new URL(begun.location ?? "").searchParams.get("state") ?? "";
+    expect(Buffer.from(sealed.slice(3), "base64url").toString("latin1")).not.toContain(state);
+    const back = await loginAtProvider(new URL(begun.location ?? ""), "alice", CALLBACK);
+    const flip = (value: string, at: number) =>
+      `${value.slice(0, at)}${value[at] === "A" ? "B" : "A"}${value.slice(at + 1)}`;
+    const strictStart = new WebClient(t);
+    await strictStart.get("/sign-in/oidc/strict");
+    const otherProviders = strictStart.cookies.get("regauth_oidc_flow") ?? "";
+    const now = Math.floor(Date.now() / 1000);
+    const expired = identity.sealFlow({
+      provider: "test",
+      state,
+      nonce: "n",
+      codeVerifier: "v".repeat(43),
+      next: "/",
+      createdAtUnix: now - 601,
+    });
+    for (const [why, cookie] of [
+      ["tampered at the start", flip(sealed, 5)],
+      ["tampered in the middle", flip(sealed, Math.floor(sealed.length / 2))],
+      ["tampered tag", flip(sealed, sealed.length - 2)],
+      ["truncated", sealed.slice(0, -10)],
+      ["truncated to the prefix", "v1."],
+      ["oversized", `${sealed}${"A".repeat(5000)}`],
+      ["another provider's", otherProviders],
+      ["expired", expired],
+      ["empty", ""],
+      ["not base64url", `v1.${"%00".repeat(40)}`],
+      ["another version", `v2.${sealed.slice(3)}`],
+      ["an old-style random id", "x".repeat(43)],
+    ] as const) {
+      const c = new WebClient(t);
+      const answer = await c.request("GET", `${back.pathname}${back.search}`, {
+        headers: { cookie: `regauth_oidc_flow=${cookie}` },
+      });
+      expect({ why, status: answer.status }).toEqual({ why, status: 400 });
+      expect(answer.text).toContain("This sign-in expired or was already used");
+    }
+    // The real one still works after all that, once.
+    const done = await owner.get(`${back.pathname}${back.search}`);
+    expect(done.status).toBe(200);
+    const again = await new WebClient(t).request("GET", `${back.pathname}${back.search}`, {
+      headers: { cookie: `regauth_oidc_flow=${sealed}` },
+    });
+    expect(again.status).toBe(400);
+    expect(again.text).toContain("This sign-in expired or was already used");
+  });
+
   it("an unlinked identity never takes over a local account of the same name; an administrator's link lets it in", async () => {
     const { answer } = await signInThroughProvider(new WebClient(t), "test", "carol", CALLBACK);
     expect(answer.status).toBe(409);

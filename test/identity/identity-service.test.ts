@@ -1,6 +1,8 @@
 /**
- * The identity service's own state (issue 15): pending sign-ins are single use, expire after
- * ten minutes, stay bounded under a flood, and refuse malformed flow ids; provider credentials
+ * The identity service's own state (issue 15): flow cookies (sealed pending sign-ins) open only
+ * for their provider and process, expire after ten minutes, are single use once their code
+ * exchange succeeded, refuse tampered, truncated and oversized values, and cost the server no
+ * memory per started sign-in; the re-check's outage cap (max_unchecked_seconds); provider credentials
  * are sealed for the database (AES-GCM, the link id as additional data) and do not open under
  * another key, for another row, or tampered.
  */
@@ -16,7 +18,8 @@ import { findLink, markChecked, resolveAccount } from "../../src/identity/links.
 import type { PendingSignIn } from "../../src/identity/oidc.ts";
 import {
   IdentityService,
-  MAX_PENDING_SIGN_INS,
+  MAX_FLOW_COOKIE_CHARS,
+  MAX_USED_FLOWS,
   PENDING_SIGN_IN_SECONDS,
 } from "../../src/identity/service.ts";
 import { freePort } from "../e2e/free-port.ts";
@@ -27,7 +30,7 @@ const pending = (createdAtUnix: number): PendingSignIn => ({
   provider: "p",
   state: "s",
   nonce: "n",
-  codeVerifier: "v",
+  codeVerifier: "v".repeat(43),
   next: "/",
   createdAtUnix,
 });
@@ -36,36 +39,100 @@ function service() {
   return new IdentityService({ oidc: [], github: [] }, "", CredentialKey.random());
 }
 
-describe("pending sign-ins", () => {
-  it("are taken once", () => {
+describe("flow cookies (sealed pending sign-ins)", () => {
+  const NOW = 1_800_000_000;
+
+  it("open for their provider, within ten minutes, until used; then never again", () => {
     const s = service();
-    const id = s.remember(pending(100), 100);
-    expect(s.take(id, 101)?.state).toBe("s");
-    expect(s.take(id, 101)).toBeNull();
+    const sealed = s.sealFlow(pending(NOW));
+    const flow = s.openFlow(sealed, "p", NOW + 1);
+    expect(flow?.pending).toEqual(pending(NOW));
+    expect(flow?.id).toMatch(/^[A-Za-z0-9_-]{22}$/);
+    // Not used until a code exchange succeeds: a refused callback may be tried again.
+    expect(s.openFlow(sealed, "p", NOW + 2)?.id).toBe(flow?.id ?? "");
+    if (!flow) throw new Error("did not open");
+    expect(s.useFlow(flow, NOW + 2)).toBe(true);
+    expect(s.useFlow(flow, NOW + 3)).toBe(false);
+    expect(s.openFlow(sealed, "p", NOW + 3)).toBeNull();
+    expect(s.openFlow(sealed, "p", NOW + PENDING_SIGN_IN_SECONDS)).toBeNull();
+    // Each start is its own flow: a second cookie for the same sign-in data is a new id.
+    expect(s.openFlow(s.sealFlow(pending(NOW)), "p", NOW + 3)?.id).not.toBe(flow.id);
   });
 
-  it("expire after ten minutes", () => {
+  it("stay well under a browser's 4 kB cookie for the longest next (512) and provider name (32)", () => {
     const s = service();
-    const id = s.remember(pending(100), 100);
-    expect(s.take(id, 100 + PENDING_SIGN_IN_SECONDS + 1)).toBeNull();
+    const longest = { ...pending(NOW), provider: "p".repeat(32), next: `/${"n".repeat(511)}` };
+    const sealed = s.sealFlow(longest);
+    expect(sealed.length).toBeLessThan(1200);
+    expect(s.openFlow(sealed, longest.provider, NOW)?.pending).toEqual(longest);
   });
 
-  it.each([undefined, "", "short", "x".repeat(44), "%00".repeat(15), "a b".repeat(15)])(
-    "refuse the flow id %p",
-    (id) => {
-      const s = service();
-      s.remember(pending(100), 100);
-      expect(s.take(id, 100)).toBeNull();
-    },
-  );
-
-  it("stay bounded under a flood: the oldest go first", () => {
+  it("expire after ten minutes, and a start from the future is not ours", () => {
     const s = service();
-    const first = s.remember(pending(100), 100);
-    let last = "";
-    for (let i = 0; i < MAX_PENDING_SIGN_INS + 10; i++) last = s.remember(pending(100), 100);
-    expect(s.take(first, 100)).toBeNull();
-    expect(s.take(last, 100)).not.toBeNull();
+    expect(s.openFlow(s.sealFlow(pending(NOW)), "p", NOW + PENDING_SIGN_IN_SECONDS)).not.toBeNull();
+    expect(s.openFlow(s.sealFlow(pending(NOW)), "p", NOW + PENDING_SIGN_IN_SECONDS + 1)).toBeNull();
+    expect(s.openFlow(s.sealFlow(pending(NOW + 3600)), "p", NOW)).toBeNull();
+  });
+
+  it("do not open at another provider, in another process, tampered, truncated or oversized", () => {
+    const s = service();
+    const sealed = s.sealFlow(pending(NOW));
+    const flip = (at: number) =>
+      `${sealed.slice(0, at)}${sealed[at] === "A" ? "B" : "A"}${sealed.slice(at + 1)}`;
+    for (const [why, value] of [
+      ["another provider", null],
+      ["another process's key", service().sealFlow(pending(NOW))],
+      ["a flipped IV byte", flip(4)],
+      ["a flipped ciphertext byte", flip(Math.floor(sealed.length / 2))],
+      ["a flipped tag byte", flip(sealed.length - 1)],
+      ["truncated", sealed.slice(0, -1)],
+      ["truncated to IV and tag", sealed.slice(0, 3 + 38)],
+      ["oversized", `${sealed}${"A".repeat(MAX_FLOW_COOKIE_CHARS)}`],
+      ["undefined", undefined],
+      ["empty", ""],
+      ["the prefix alone", "v1."],
+      ["another version", `v2.${sealed.slice(3)}`],
+      ["characters outside base64url", `${sealed.slice(0, 20)}+/=${sealed.slice(23)}`],
+      ["a space", `${sealed.slice(0, 20)} ${sealed.slice(21)}`],
+      ["an old random flow id", "x".repeat(43)],
+    ] as const) {
+      const opened = value === null ? s.openFlow(sealed, "q", NOW) : s.openFlow(value, "p", NOW);
+      expect({ why, opened }).toEqual({ why, opened: null });
+    }
+  });
+
+  it("refuse a sealed value of the wrong shape (narrowed field by field)", () => {
+    const s = service();
+    for (const bad of [
+      { ...pending(NOW), createdAtUnix: "1800000000" },
+      { ...pending(NOW), createdAtUnix: NOW + 0.5 },
+      { ...pending(NOW), state: 7 },
+      { ...pending(NOW), next: null },
+    ]) {
+      expect(s.openFlow(s.sealFlow(bad as unknown as PendingSignIn), "p", NOW)).toBeNull();
+    }
+  });
+
+  it("the server keeps nothing per started sign-in, and the used ones stay bounded", () => {
+    const s = service();
+    for (let i = 0; i < 20_000; i++) s.sealFlow(pending(NOW));
+    expect(s.usedFlowCount).toBe(0);
+    let first = null;
+    for (let i = 0; i < MAX_USED_FLOWS + 10; i++) {
+      const flow = s.openFlow(s.sealFlow(pending(NOW)), "p", NOW);
+      if (!flow || !s.useFlow(flow, NOW)) throw new Error("did not open or use");
+      first ??= flow;
+    }
+    expect(s.usedFlowCount).toBe(MAX_USED_FLOWS);
+    // Past its ten minutes a used flow is forgotten (it could not open any more anyway).
+    const late = s.openFlow(
+      s.sealFlow(pending(NOW + PENDING_SIGN_IN_SECONDS)),
+      "p",
+      NOW + PENDING_SIGN_IN_SECONDS + 1,
+    );
+    if (!late) throw new Error("did not open");
+    s.useFlow(late, NOW + PENDING_SIGN_IN_SECONDS + 1);
+    expect(s.usedFlowCount).toBe(1);
   });
 });
 

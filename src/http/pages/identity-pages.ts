@@ -1,9 +1,10 @@
 /**
- * Sign-in with an OpenID Connect provider (issue 15; docs/identity-providers.md), the HTTP face
- * of src/identity/. `GET /sign-in/oidc/NAME` starts the authorization-code flow and sets the
- * flow cookie (its value names the pending sign-in kept server-side: state, nonce, PKCE verifier;
- * single use, ten minutes); `GET /sign-in/oidc/NAME/callback` finishes it and opens a web session
- * of the linked database account, from which the tokens page makes tokens for `docker login`.
+ * Sign-in with an OpenID Connect provider or GitHub (issue 15; docs/identity-providers.md), the
+ * HTTP face of src/identity/. `GET /sign-in/KIND/NAME` starts the authorization-code flow and sets
+ * the flow cookie (the pending sign-in itself, sealed: state, nonce, PKCE verifier; ten minutes,
+ * single use; src/identity/service.ts), so the server keeps nothing per started sign-in;
+ * `GET /sign-in/KIND/NAME/callback` finishes it and opens a web session of the linked database
+ * account, from which the tokens page makes tokens for `docker login`.
  */
 import { findUser } from "../../accounts/users.ts";
 import type { SignInDriver } from "../../identity/drivers.ts";
@@ -31,7 +32,7 @@ function flowCookie(
 ): string {
   const secure = kit.options.secureCookie ? "; Secure" : "";
   // Lax, not Strict: the provider's redirect back is a cross-site top-level GET, and a Strict
-  // cookie would not come with it. The cookie names a single-use pending sign-in, nothing more.
+  // cookie would not come with it. The cookie is a sealed, single-use pending sign-in, nothing more.
   return `${flowCookieName(kit)}=${value}; Path=${r.prefix}/sign-in/${kind}; Max-Age=${maxAgeSeconds}; HttpOnly; SameSite=Lax${secure}`;
 }
 
@@ -82,9 +83,9 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
             `${provider.displayName} cannot be reached just now. Try again in a moment.`,
           );
         }
-        const id = serviceOf(kit)?.remember(started.pending, r.nowUnix) ?? "";
+        const sealed = serviceOf(kit)?.sealFlow(started.pending) ?? "";
         return kit.redirect(started.url.href, {
-          "set-cookie": flowCookie(kit, r, id, FLOW_COOKIE_SECONDS, kind),
+          "set-cookie": flowCookie(kit, r, sealed, FLOW_COOKIE_SECONDS, kind),
         });
       },
     },
@@ -99,9 +100,13 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
           return refusedPage(r, kit, 404, "There is no such identity provider here.", kind);
         const name = provider.name;
         const authenticator = `${kind}:${name}`;
-        const flowId = parseCookies(r.request.headers.get("cookie")).get(flowCookieName(kit));
-        // Taken, so used once: a replayed callback URL (or one opened in another browser) finds nothing.
-        const pending = service.take(flowId, r.nowUnix);
+        // This browser's own pending sign-in, or nothing: a callback URL opened in another browser
+        // (login CSRF, RFC 6749 §10.12) or replayed after its exchange has none that opens.
+        const flow = service.openFlow(
+          parseCookies(r.request.headers.get("cookie")).get(flowCookieName(kit)),
+          name,
+          r.nowUnix,
+        );
         const refuse = (status: number, message: string, why: string, account = "") => {
           log.info("identity sign-in refused", {
             provider: name,
@@ -119,12 +124,13 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
           });
           return refusedPage(r, kit, status, message, kind);
         };
-        if (!pending || pending.provider !== name)
-          return refuse(
-            400,
-            "This sign-in expired or was already used. Start again from the sign-in page.",
-            "no pending sign-in for this browser",
+        const expiredOrUsed = (why: string) =>
+          refuse(400, "This sign-in expired or was already used. Start again from the sign-in page.", why);
+        if (!flow)
+          return expiredOrUsed(
+            "no pending sign-in for this browser (flow cookie missing, expired, used or not ours)",
           );
+        const { pending } = flow;
         let result: Awaited<ReturnType<SignInDriver["finish"]>>;
         try {
           result = await provider.finish(pending, r.url);
@@ -146,6 +152,10 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
             `${provider.displayName} did not confirm who you are. Start again from the sign-in page.`,
             result.reason,
           );
+        // The code was exchanged: from now on the flow cookie is spent. Only here, so refused
+        // callbacks (anyone can make those) never grow the set of used flows.
+        if (!service.useFlow(flow, r.nowUnix))
+          return expiredOrUsed("flow cookie used by a concurrent callback");
         const { identity } = result;
         const config = provider.rules;
         const notAdmitted = provider.admission(identity.claims);
