@@ -116,7 +116,7 @@ export const FLOW_PARAMETERS: ReadonlySet<string> = new Set([
   "request_uri",
 ]);
 
-/** What the browser's short-lived flow cookie stands for: kept server-side, used once. */
+/** What the browser's short-lived flow cookie carries, sealed (src/identity/service.ts): used once. */
 export interface PendingSignIn {
   provider: string;
   state: string;
