@@ -2,8 +2,10 @@
  * Sign-in with an OpenID provider through the web pages, in process (app.handle), against the
  * real `oidc-provider` on loopback: the whole flow opens a session of the right account; the
  * flow cookie is single use (a replayed callback, one from another browser, a tampered state are
- * refused with a page, never a 500); an unlinked identity never takes over a local account of
- * the same name; link_only refuses unlinked identities; users outside the allowed group are
+ * refused with a page, never a 500; a flood of started sign-ins evicts no one's and costs the
+ * server no memory; hostile flow cookies get the same page); claimed names with capitals,
+ * look-alike Unicode, spaces or no length at all create no account; an unlinked identity never
+ * takes over a local account of the same name; link_only refuses unlinked identities; users outside the allowed group are
  * refused; provider groups mirror into database groups; the re-check after the user is removed
  * at the provider ends the session and deletes the tokens.
  */
@@ -25,6 +27,18 @@ const CALLBACK = "http://localhost/sign-in/oidc/test/callback";
 const STRICT_CALLBACK = "http://localhost/sign-in/oidc/strict/callback";
 
 type TestOp = { issuer: string; clientId: string; clientSecret: string };
+
+/** preferred_username values a first sign-in (first_sign_in: create) must refuse or accept. */
+const CLAIMED_NAMES: readonly (readonly [string, string, "refused" | "accepted"])[] = [
+  ["capitals", "Alice", "refused"],
+  ["fullwidth letters", "ａｌｉｃｅ", "refused"],
+  ["a Cyrillic look-alike (а)", "\u0430lice", "refused"],
+  ["a leading dot", ".alice", "refused"],
+  ["a space", "alice smith", "refused"],
+  ["300 characters", "a".repeat(300), "refused"],
+  ["an empty string", "", "refused"],
+  ["letters, digits, dot, dash, underscore", "alice.b-c_d", "accepted"],
+];
 
 async function identityApp(op: TestOp, strictOp: TestOp) {
   // The ACL sees the provider's groups as the label `groups` (labels_from_claims).
@@ -110,6 +124,12 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
       shared: { email: "shared@example.com", groups: ["registry-users"] },
       erin: { email: "erin@example.com", groups: ["registry-users"] },
       "Not A Name": { email: "x@example.com", groups: ["registry-users"] },
+      ...Object.fromEntries(
+        CLAIMED_NAMES.map(([, claimed], i) => [
+          `claims-${i}`,
+          { email: `claims-${i}@example.com`, groups: ["registry-users"], preferredUsername: claimed },
+        ]),
+      ),
     },
   });
   const strictOp = await startTestProvider({
@@ -330,6 +350,33 @@ describe("sign-in with an OpenID provider, through the pages", async () => {
     expect(strict.answer.text).toContain("No regauth account is linked");
     expect(findUser(db, "bob")).toBeNull();
   });
+
+  it.each(CLAIMED_NAMES.map(([why, claimed, outcome], i) => [why, outcome, claimed, i] as const))(
+    "a first sign-in whose preferred_username has %s is %s",
+    async (_why, outcome, claimed, i) => {
+      const count = () =>
+        db
+          .query<{ n: number }, []>(
+            "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM identity_links) AS n",
+          )
+          .get()?.n ?? 0;
+      const before = count();
+      const { answer } = await signInThroughProvider(new WebClient(t), "test", `claims-${i}`, CALLBACK);
+      if (outcome === "accepted") {
+        expect(answer.status).toBe(200);
+        expect(answer.text).toContain(`Signed in as ${claimed}`);
+        expect(findUser(db, claimed)?.passwordHash).toBe("!");
+        expect(count()).toBe(before + 2);
+        return;
+      }
+      expect(answer.status).toBe(403);
+      expect(answer.text).toContain("cannot be a regauth account name");
+      expect(answer.text).toContain("Sign-in refused");
+      expect(answer.headers.get("set-cookie") ?? "").not.toContain("regauth_session=");
+      expect(findUser(db, claimed)).toBeNull();
+      expect(count()).toBe(before);
+    },
+  );
 
   it("the provider's groups are ACL labels of the account's access tokens", async () => {
     const alice = findUser(db, "alice");
