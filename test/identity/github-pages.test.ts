@@ -4,7 +4,8 @@
  * from here), served under /api/v3 as GitHub Enterprise Server is (web_url and api_url set):
  * the login becomes the account, the organization is checked with the API, teams (and their
  * parents) become the `teams` label and database groups, allowed_teams refuses others, a wrong
- * state and a replayed code are refused, and a revoked token ends access at the re-check.
+ * state and a replayed code are refused, a revoked token ends access at the re-check, and so does
+ * GitHub out of reach for longer than max_unchecked_seconds.
  */
 import { afterAll, describe, expect, it } from "bun:test";
 import { findUser } from "../../src/accounts/users.ts";
@@ -19,7 +20,10 @@ import { startGithubStandIn } from "./github-stand-in.ts";
 
 describe("sign-in with GitHub (a local stand-in), through the pages", async () => {
   const gh = startGithubStandIn();
-  afterAll(() => gh.stop());
+  let stopped = false;
+  afterAll(() => {
+    if (!stopped) gh.stop();
+  });
   gh.users.set("Octo-Cat", {
     id: 583231,
     login: "Octo-Cat",
@@ -146,5 +150,25 @@ describe("sign-in with GitHub (a local stand-in), through the pages", async () =
     gh.revoke("Octo-Cat");
     expect((await identity.revalidate(db, null, now + 400)).ended).toBe(1);
     expect((await again.browser.get("/tokens")).status).toBe(303);
+  });
+
+  // Last: it stops the stand-in.
+  it("GitHub out of reach: the re-check is postponed for max_unchecked_seconds (a day by default), then access ends", async () => {
+    gh.users.set("Octo-Cat", {
+      id: 583231,
+      login: "Octo-Cat",
+      orgs: ["acme"],
+      teams: [{ org: "acme", slug: "registry-pushers" }],
+    });
+    const { browser, answer } = await signIn("Octo-Cat");
+    expect(answer.status).toBe(200);
+    const now = Math.floor(Date.now() / 1000);
+    gh.stop();
+    stopped = true;
+    expect(await identity.revalidate(db, null, now + 61)).toEqual({ checked: 1, ended: 0 });
+    expect(await identity.revalidate(db, null, now + 86_400)).toEqual({ checked: 1, ended: 0 });
+    expect((await browser.get("/tokens")).status).toBe(200);
+    expect(await identity.revalidate(db, null, now + 86_401)).toEqual({ checked: 1, ended: 1 });
+    expect((await browser.get("/tokens")).status).toBe(303);
   });
 });

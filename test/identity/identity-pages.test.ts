@@ -5,9 +5,9 @@
  * refused with a page, never a 500; a flood of started sign-ins evicts no one's and costs the
  * server no memory; hostile flow cookies get the same page); claimed names with capitals,
  * look-alike Unicode, spaces or no length at all create no account; an unlinked identity never
- * takes over a local account of the same name; link_only refuses unlinked identities; users outside the allowed group are
- * refused; provider groups mirror into database groups; the re-check after the user is removed
- * at the provider ends the session and deletes the tokens.
+ * takes over a local account of the same name; link_only refuses unlinked identities; users
+ * outside the allowed group are refused; provider groups mirror into database groups; the
+ * re-check after the user is removed at the provider ends the session and deletes the tokens.
  */
 import { afterAll, describe, expect, it } from "bun:test";
 import { createAccessToken, findTokenBySecret } from "../../src/access-tokens/access-tokens.ts";
