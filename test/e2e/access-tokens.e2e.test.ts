@@ -7,13 +7,14 @@
  * denied push without debug logging.
  */
 import { describe, expect, it } from "bun:test";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createAccessToken, deleteAccessToken, ensureAccessTokenKey } from "../../src/access-tokens/index.ts";
 import { grant } from "../../src/accounts/permissions.ts";
 import { createUser } from "../../src/accounts/users.ts";
 import { databasePath, openDatabase } from "../../src/db/database.ts";
 import { createRobot } from "../../src/robots/index.ts";
-import { makeOciImage, run, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
+import { dockerLogin, makeOciImage, run, skopeoPush, startRegauth, startRegistry } from "./harness.ts";
 
 const NOW = Math.floor(Date.now() / 1000);
 
@@ -55,6 +56,25 @@ describe("access tokens with skopeo and the real registry", async () => {
     const push = await skopeoPush(image, `${registry.host}/team/app:latest`, `whoever:${secret}`);
     expect(push.stderr).toBe("");
     expect(push.exitCode).toBe(0);
+  });
+
+  // docker login asks for an offline token (offline_token=true): an access token is never given a
+  // refresh token, so the CLI keeps the token itself, as GitHub's and GitLab's PATs are kept.
+  it("works as the password of docker login, which stores it rather than an identity token", async () => {
+    const login = await dockerLogin(registry.host, "whoever", secret);
+    expect({ exitCode: login.exitCode, stderr: login.exitCode === 0 ? "" : login.stderr }).toEqual({
+      exitCode: 0,
+      stderr: "",
+    });
+    expect(login.stdout).toContain("Login Succeeded");
+    const stored = JSON.parse(readFileSync(join(login.configDir, "config.json"), "utf8")) as {
+      auths: Record<string, { auth?: string; identitytoken?: string }>;
+    };
+    const entry = Object.values(stored.auths).find((e) => e.auth || e.identitytoken) ?? {};
+    expect(entry.identitytoken).toBeUndefined();
+    expect(Buffer.from(entry.auth ?? "", "base64").toString()).toBe(`whoever:${secret}`);
+    const wrong = await dockerLogin(registry.host, "whoever", `${secret.slice(0, -1)}x`);
+    expect(wrong.exitCode).not.toBe(0);
   });
 
   it("is limited to its patterns: a push outside them is refused", async () => {
