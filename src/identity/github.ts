@@ -132,6 +132,9 @@ export async function finishGithubSignIn(
   callbackUrl: URL,
 ): Promise<GithubResult> {
   const params = callbackUrl.searchParams;
+  // One value each, as oauth4webapi insists for OpenID Connect: with two, which one counts is a guess.
+  if (["state", "code", "error"].some((key) => params.getAll(key).length > 1))
+    return { kind: "refused", reason: "a callback parameter given twice" };
   if (params.get("state") !== pending.state) return { kind: "refused", reason: "wrong or missing state" };
   const error = params.get("error");
   if (error !== null) return { kind: "refused", reason: `GitHub answered ${error.slice(0, 100)}` };

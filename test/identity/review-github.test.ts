@@ -15,7 +15,11 @@ import {
   makeGithubProvider,
   recheckGithub,
 } from "../../src/identity/github.ts";
+import { githubDriver } from "../../src/identity/drivers.ts";
+import { resolveAccount } from "../../src/identity/links.ts";
 import type { PendingSignIn } from "../../src/identity/oidc.ts";
+import { databasePath, openDatabase } from "../../src/db/database.ts";
+import { makeTempDir } from "../helpers.ts";
 
 type Handler = (request: Request, url: URL) => Response | Promise<Response>;
 
@@ -259,16 +263,61 @@ describe("GitHub code exchange", () => {
     }
   });
 
-  it("a callback with an error, no state or a 10 KB code is refused before any request", async () => {
+  it("a callback with an error, no state, a 10 KB code or a parameter twice is refused before any request", async () => {
     gh.set(() => new Response("must not be asked", { status: 500 }));
     for (const query of [
       "error=access_denied&state=s1&code=c1",
       "code=c1",
       `code=${"c".repeat(10_000)}&state=s1`,
+      "code=c1&code=c2&state=s1",
+      "code=c1&state=s1&state=s1",
+      "code=c1&state=s1&error=x&error=y",
     ]) {
       const url = new URL(`http://localhost/cb?${query}`);
       expect((await finishGithubSignIn(provider, pending, url)).kind).toBe("refused");
     }
     expect(gh.hits).toEqual([]);
+  });
+});
+
+describe("GitHub logins are case-insensitive; accounts are keyed by the numeric id", () => {
+  const gh = hostileGithub();
+  afterAll(() => gh.stop());
+  const config = Value.Default(GithubProviderConfig, {
+    name: "gh",
+    client_id: "id",
+    client_secret: "s",
+    web_url: gh.url,
+    api_url: gh.url,
+    first_sign_in: "create",
+  }) as GithubProviderConfig;
+  const driver = githubDriver(config, "http://localhost", "");
+  const db = openDatabase(databasePath(makeTempDir("regauth-review-gh-")));
+  let who = { login: "Alice", id: 42 };
+  gh.set((_r, url) => (url.pathname === "/user" ? Response.json(who) : new Response("", { status: 404 })));
+
+  async function signIn(login: string, id: number) {
+    who = { login, id };
+    const result = await driver.recheck("tok", String(id));
+    if (result.kind !== "ok") throw new Error(result.reason);
+    return resolveAccount(db, driver.rules, result.identity, 1_000);
+  }
+
+  it("Alice, then ALICE and alice for the same id: one account, one link", async () => {
+    const first = await signIn("Alice", 42);
+    if (first.kind !== "ok") throw new Error(first.message);
+    expect(first.user.name).toBe("alice");
+    for (const login of ["ALICE", "alice"]) {
+      const again = await signIn(login, 42);
+      if (again.kind !== "ok") throw new Error(again.message);
+      expect(again.created).toBe(false);
+      expect(again.user.id).toBe(first.user.id);
+    }
+    expect(db.query("SELECT count(*) AS n FROM identity_links").get()).toEqual({ n: 1 });
+  });
+
+  it("another GitHub user who now holds the login (a rename) cannot take the account over", async () => {
+    const other = await signIn("alice", 99);
+    expect(other).toMatchObject({ kind: "refused", status: 409 });
   });
 });
