@@ -260,7 +260,7 @@ async function identityOf(
           organization?: { login?: unknown };
           parent?: { slug?: unknown } | null;
         }[];
-        if (!Array.isArray(list)) break;
+        if (!Array.isArray(list)) return { kind: "unreachable", reason: "GET /user/teams gave no list" };
         for (const team of list) {
           const teamOrg = team.organization?.login;
           if (typeof teamOrg !== "string" || teamOrg.toLowerCase() !== org.toLowerCase()) continue;
@@ -269,6 +269,12 @@ async function identityOf(
           if (typeof team.parent?.slug === "string") teams.push(team.parent.slug);
         }
         if (!/rel="next"/.test(response.headers.get("link") ?? "")) break;
+        // Cut short, the list could lack a team an ACL entry denies by label (`teams`): refused.
+        if (page === MAX_TEAM_PAGES)
+          return {
+            kind: "refused",
+            reason: `member of more than ${MAX_TEAM_PAGES * 100} teams: the list cannot be read whole`,
+          };
       }
     }
     return {

@@ -153,7 +153,7 @@ describe("GitHub re-check: refusal versus out of reach", () => {
     expect(performance.now() - started).toBeLessThan(5000);
   });
 
-  it("150 teams over two pages are all read; a Link that never ends stops at 10 pages", async () => {
+  it("150 teams over two pages are all read; a Link that never ends stops at 10 pages, refused; a page that is not a list is unreachable", async () => {
     const all = Array.from({ length: 150 }, (_, i) => ({ slug: `t${i}`, organization: { login: "ACME" } }));
     gh.set(
       route({
@@ -170,8 +170,11 @@ describe("GitHub re-check: refusal versus out of reach", () => {
     if (result.kind !== "ok") throw new Error(result.reason);
     expect((result.identity.claims.teams as string[]).length).toBe(150);
     gh.set(route({ teams: () => teams([], { link: `<${gh.url}/user/teams?page=99>; rel="next"` }) }));
-    await recheckGithub(provider, "tok", "42");
+    // A list cut short could drop a team an ACL entry denies by label: refused, not silently cut.
+    expect(await recheckGithub(provider, "tok", "42")).toMatchObject({ kind: "refused" });
     expect(gh.hits.filter((h) => h.startsWith("/user/teams")).length).toBe(10);
+    gh.set(route({ teams: () => Response.json({ message: "not a list" }) }));
+    expect((await recheckGithub(provider, "tok", "42")).kind).toBe("unreachable");
   });
 
   it("the token is another user's now (id changed): refused", async () => {
