@@ -285,10 +285,9 @@ async function identityFrom(
   // (OIDC Core §3.1.3.7 item 10 lets the client reject it).
   if (claims.iat > Math.floor(Date.now() / 1000) + CLOCK_TOLERANCE_SECONDS)
     return { kind: "refused", reason: "the ID token's iat is in the future" };
-  const merged: Record<string, unknown> = {
-    ...(await userinfoClaims(provider, as, tokens, claims)),
-    ...claims,
-  };
+  const userinfo = await userinfoClaims(provider, as, tokens, claims);
+  if ("refused" in userinfo) return { kind: "refused", reason: userinfo.refused };
+  const merged: Record<string, unknown> = { ...userinfo.claims, ...claims };
   return {
     kind: "ok",
     identity: {
@@ -311,29 +310,34 @@ function neededClaims(config: OidcProviderConfig): string[] {
  * Some providers keep claims out of the ID token when an access token is issued too (OIDC Core
  * §5.4; oidc-provider's default, recent Authelia): when one the rules read is missing, the
  * userinfo endpoint is asked with the access token, and its `sub` must be the ID token's
- * (§5.3.2). The ID token's own claims win over userinfo's. A failed userinfo call adds nothing.
+ * (§5.3.2). The ID token's own claims win over userinfo's. A userinfo call that fails does not
+ * let the sign-in go on without those claims: a group, or a label an ACL entry denies by
+ * (actions: []), would silently be missing. Out of reach (or 5xx): ProviderUnreachable; refused
+ * or broken: the reason (the sign-in is refused).
  */
 async function userinfoClaims(
   provider: OidcProvider,
   as: oauth.AuthorizationServer,
   tokens: oauth.TokenEndpointResponse,
   idClaims: oauth.IDToken,
-): Promise<Record<string, unknown>> {
-  if (as.userinfo_endpoint === undefined || !tokens.access_token) return {};
-  if (neededClaims(provider.config).every((claim) => idClaims[claim] !== undefined)) return {};
+): Promise<{ claims: Record<string, unknown> } | { refused: string }> {
+  if (as.userinfo_endpoint === undefined || !tokens.access_token) return { claims: {} };
+  if (neededClaims(provider.config).every((claim) => idClaims[claim] !== undefined)) return { claims: {} };
+  const response = await oauth.userInfoRequest(
+    as,
+    provider.client,
+    tokens.access_token,
+    requestOptions(provider.insecure),
+  );
+  if (response.status >= 500) throw new ProviderUnreachable(`userinfo answered ${response.status}`);
   try {
-    const response = await oauth.userInfoRequest(
-      as,
-      provider.client,
-      tokens.access_token,
-      requestOptions(provider.insecure),
-    );
     const info = await oauth.processUserInfoResponse(as, provider.client, idClaims.sub, response);
     // Never the identity's own claims from there.
     const { iss: _iss, sub: _sub, aud: _aud, ...rest } = info as Record<string, unknown>;
-    return rest;
-  } catch {
-    return {};
+    return { claims: rest };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { refused: `userinfo refused: ${reason}`.slice(0, 300) };
   }
 }
 

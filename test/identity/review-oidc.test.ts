@@ -27,6 +27,7 @@ async function craftedProvider(options: { issSupported?: boolean } = {}) {
     nonce: "",
     jwks: (() => Response.json({ keys: [jwk] })) as Jwks,
     token: null as null | ((request: Request) => Response | Promise<Response>),
+    userinfo: (() => Response.json({ sub: "alice", groups: ["contractors"] })) as Jwks,
     discovery: {} as Record<string, unknown>,
   };
   const server = Bun.serve({
@@ -41,6 +42,7 @@ async function craftedProvider(options: { issSupported?: boolean } = {}) {
           authorization_endpoint: `${issuer}/auth`,
           token_endpoint: `${issuer}/token`,
           jwks_uri: `${issuer}/jwks`,
+          userinfo_endpoint: `${issuer}/userinfo`,
           response_types_supported: ["code"],
           id_token_signing_alg_values_supported: ["RS256"],
           authorization_response_iss_parameter_supported: options.issSupported === true,
@@ -50,6 +52,7 @@ async function craftedProvider(options: { issSupported?: boolean } = {}) {
         hits.jwks++;
         return state.jwks(request);
       }
+      if (url.pathname === "/userinfo") return state.userinfo(request);
       if (url.pathname === "/token") {
         hits.token++;
         if (state.token) return state.token(request);
@@ -73,9 +76,10 @@ async function craftedProvider(options: { issSupported?: boolean } = {}) {
     },
   });
   state.issuer = `http://127.0.0.1:${server.port}`;
-  const rp = (name = "a") =>
+  const rp = (name = "a", fields: Record<string, unknown> = {}) =>
     makeProvider(
       Value.Default(OidcProviderConfig, {
+        ...fields,
         name,
         issuer: state.issuer,
         client_id: "regauth",
@@ -90,6 +94,7 @@ async function craftedProvider(options: { issSupported?: boolean } = {}) {
     state.jwks = () => Response.json({ keys: [jwk] });
     state.token = null;
     state.discovery = {};
+    state.userinfo = () => Response.json({ sub: "alice", groups: ["contractors"] });
   };
   return { state, hits, rp, reset, stop: () => server.stop(true) };
 }
@@ -248,5 +253,41 @@ describe("discovery documents", async () => {
     op.state.discovery = fields;
     const rp = op.rp();
     await expect(startSignIn(rp, "/", now())).rejects.toThrow(/endpoint|jwks_uri|https/);
+  });
+});
+
+describe("claims the rules read, missing from the ID token, come from userinfo or the sign-in fails", async () => {
+  const op = await craftedProvider();
+  afterAll(() => op.stop());
+  beforeEach(() => op.reset());
+  // The groups become labels: an ACL entry may deny by one (actions: []), so a silently missing
+  // label could let someone in.
+  const rp = () => op.rp("a", { labels_from_claims: ["groups"] });
+  const attempt = async () => {
+    const provider = rp();
+    const pending = await started(provider, op.state);
+    return finishSignIn(provider, pending, callbackWith(`code=c&state=${pending.state}`));
+  };
+
+  it("the control case: userinfo's groups are read", async () => {
+    const result = await attempt();
+    if (result.kind !== "ok") throw new Error(result.reason);
+    expect(result.identity.claims.groups).toEqual(["contractors"]);
+  });
+
+  it("userinfo answering 503 or out of reach: the provider cannot be reached (not a sign-in without groups)", async () => {
+    op.state.userinfo = () => new Response("down", { status: 503 });
+    await expect(attempt()).rejects.toThrow();
+    op.state.userinfo = () => new Response(`{"pad":"${"x".repeat(2 * 1024 * 1024)}"}`);
+    await expect(attempt()).rejects.toThrow();
+  });
+
+  it.each([
+    ["for another subject", () => Response.json({ sub: "mallory", groups: [] })],
+    ["refusing the access token (401)", () => Response.json({ error: "invalid_token" }, { status: 401 })],
+    ["not JSON", () => new Response("<html>", { headers: { "content-type": "text/html" } })],
+  ])("userinfo %s: refused", async (_name, answer) => {
+    op.state.userinfo = answer;
+    expect((await attempt()).kind).toBe("refused");
   });
 });
