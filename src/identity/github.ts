@@ -68,8 +68,9 @@ export async function startGithubSignIn(
   const url = new URL(`${trimSlash(provider.config.web_url)}/login/oauth/authorize`);
   url.searchParams.set("client_id", provider.config.client_id);
   url.searchParams.set("redirect_uri", provider.redirectUrl);
-  // read:org: private organization memberships and teams are visible to the check.
-  url.searchParams.set("scope", "read:user read:org");
+  // Least privilege: GET /user needs no scope (public profile); read:org makes private
+  // organization memberships and teams visible to the check, so only when there is one.
+  if (provider.config.organization !== undefined) url.searchParams.set("scope", "read:org");
   url.searchParams.set("state", state);
   url.searchParams.set("code_challenge", await oauth.calculatePKCECodeChallenge(codeVerifier));
   url.searchParams.set("code_challenge_method", "S256");

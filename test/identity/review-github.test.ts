@@ -14,6 +14,7 @@ import {
   githubAdmissionProblem,
   makeGithubProvider,
   recheckGithub,
+  startGithubSignIn,
 } from "../../src/identity/github.ts";
 import { githubDriver } from "../../src/identity/drivers.ts";
 import { resolveAccount } from "../../src/identity/links.ts";
@@ -322,5 +323,19 @@ describe("GitHub logins are case-insensitive; accounts are keyed by the numeric 
   it("another GitHub user who now holds the login (a rename) cannot take the account over", async () => {
     const other = await signIn("alice", 99);
     expect(other).toMatchObject({ kind: "refused", status: 409 });
+  });
+});
+
+describe("the scopes asked for", () => {
+  const base = { name: "gh", client_id: "id", client_secret: "s" };
+  it("read:org only with an organization to check; never read:user (GET /user needs no scope)", async () => {
+    for (const [fields, scope] of [
+      [{}, null],
+      [{ organization: "acme" }, "read:org"],
+    ] as const) {
+      const config = Value.Default(GithubProviderConfig, { ...base, ...fields }) as GithubProviderConfig;
+      const { url } = await startGithubSignIn(makeGithubProvider(config, "http://localhost", ""), "/", 0);
+      expect(url.searchParams.get("scope")).toBe(scope);
+    }
   });
 });
