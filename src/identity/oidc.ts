@@ -260,6 +260,9 @@ export async function finishSignIn(
       pending.codeVerifier,
       requestOptions(provider.insecure),
     );
+    // A provider's outage is not the person's refusal: the page says it cannot be reached.
+    if (response.status >= 500)
+      throw new ProviderUnreachable(`the token endpoint answered ${response.status}`);
     const tokens = await oauth.processAuthorizationCodeResponse(as, provider.client, response, {
       expectedNonce: pending.nonce,
       requireIdToken: true,

@@ -205,6 +205,27 @@ describe("the JWKS", async () => {
   });
 });
 
+describe("the code exchange when the provider fails", async () => {
+  const op = await craftedProvider();
+  afterAll(() => op.stop());
+  beforeEach(() => op.reset());
+
+  it("a 503 from the token endpoint: the provider cannot be reached (502 page), not a refusal", async () => {
+    op.state.token = () => Response.json({ error: "temporarily_unavailable" }, { status: 503 });
+    const rp = op.rp();
+    const pending = await started(rp, op.state);
+    await expect(finishSignIn(rp, pending, callbackWith(`code=c&state=${pending.state}`))).rejects.toThrow();
+  });
+
+  it("a 400 invalid_grant (a used code) stays a refusal", async () => {
+    op.state.token = () => Response.json({ error: "invalid_grant" }, { status: 400 });
+    const rp = op.rp();
+    const pending = await started(rp, op.state);
+    const result = await finishSignIn(rp, pending, callbackWith(`code=c&state=${pending.state}`));
+    expect(result).toMatchObject({ kind: "refused" });
+  });
+});
+
 describe("the re-check when the provider misbehaves is unreachable, never a crash or a refusal", async () => {
   const op = await craftedProvider();
   afterAll(() => op.stop());
