@@ -75,3 +75,23 @@ describe("secrets never appear in config problems", () => {
     expect(text).not.toContain(String(NUMERIC_SECRET));
   });
 });
+
+describe("GitHub Enterprise URLs", () => {
+  const urls = (url: string) => github({ client_secret: "s", web_url: url, api_url: `${url}/api/v3` });
+  it.each([
+    ["http://ghe.internal", true],
+    ["http://localhost.evil.example", true],
+    ["http://127.0.0.1.nip.io", true],
+    ["http://127.0.0.1@evil.example", true],
+    ["ftp://ghe.example.com", true],
+    ["https://ghe.example.com", false],
+    ["http://127.0.0.1:8080", false],
+    ["http://[::1]:8080", false],
+    ["http://localhost:8080", false],
+    // The operator's choice: an https GitHub Enterprise on a private address is a normal set-up.
+    ["https://10.0.0.5", false],
+  ])("%s refused: %p", async (url, refused) => {
+    const problems = await problemsOf(urls(url));
+    expect(problems.some((p) => /web_url|api_url/.test(p.path))).toBe(refused);
+  });
+});
