@@ -460,6 +460,8 @@ function describeSchemaError(path: string, message: string, value: unknown): str
     return "unknown key (check the spelling; regauth does not ignore keys it does not know)";
   }
   if (message === "Expected required property") return "required";
-  const got = value === undefined ? "" : `, got ${JSON.stringify(value)?.slice(0, 60)}`;
+  // A secret of the wrong type (a numeric client_secret YAML read as a number, a list) is not echoed.
+  const secret = /pass(word)?|secret|credential/i.test(path.split(".").at(-1) ?? "");
+  const got = value === undefined || secret ? "" : `, got ${JSON.stringify(value)?.slice(0, 60)}`;
   return `${message.charAt(0).toLowerCase()}${message.slice(1)}${got}`;
 }

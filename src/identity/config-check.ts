@@ -4,6 +4,8 @@ import { type IdentityProvidersConfig, maxUncheckedProblem } from "./config-sche
 import { githubSecretOf } from "./github.ts";
 import { clientSecretOf, providerConfigProblem } from "./oidc.ts";
 
+const NO_CREDENTIALS = "must not contain a user name or password";
+
 export function identityProviderProblems(section: IdentityProvidersConfig): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const seen = new Set<string>();
@@ -30,6 +32,21 @@ export function identityProviderProblems(section: IdentityProvidersConfig): Conf
         });
       }
     }
+  });
+  // A user name or password in a provider URL would go to every browser in the authorize link
+  // (web_url) or into logs; secrets belong in client_secret_file.
+  const credentialsIn = (text: string) => {
+    const url = URL.parse(text);
+    return url !== null && (url.username !== "" || url.password !== "");
+  };
+  section.oidc.forEach((provider, i) => {
+    if (credentialsIn(provider.issuer))
+      problems.push({ path: `identity_providers.oidc.${i}.issuer`, message: NO_CREDENTIALS });
+  });
+  section.github.forEach((provider, i) => {
+    for (const field of ["web_url", "api_url"] as const)
+      if (credentialsIn(provider[field]))
+        problems.push({ path: `identity_providers.github.${i}.${field}`, message: NO_CREDENTIALS });
   });
   // One issuer, one provider: an identity is issuer + subject, and its link names one provider
   // whose rules re-check it.

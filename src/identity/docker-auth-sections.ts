@@ -6,10 +6,14 @@
  * at the provider changes, and a silent mapping would hide both.
  */
 
+import { redactUrl } from "../webhooks/url-policy.ts";
+
 function text(section: unknown, key: string): string | null {
   if (typeof section !== "object" || section === null) return null;
   const value = (section as Record<string, unknown>)[key];
-  return typeof value === "string" && value !== "" ? value : null;
+  if (typeof value !== "string" || value === "") return null;
+  // A URL given with a user name and password (https://u:p@host) is shown without them.
+  return /^[a-z][a-z0-9+.-]*:\/\/[^/]*@/i.test(value) ? redactUrl(value) : value;
 }
 
 function secretLine(section: unknown): string {

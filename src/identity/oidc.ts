@@ -7,12 +7,70 @@
  */
 import { readFileSync } from "node:fs";
 import * as oauth from "oauth4webapi";
+import { declaredLengthExceeds, readAtMost } from "../streams/read-at-most.ts";
 import type { OidcProviderConfig } from "./config-schema.ts";
 
 /** OIDC Core §3.1.3.7 leaves the tolerance to us; a minute covers ordinary clock drift. */
 export const CLOCK_TOLERANCE_SECONDS = 60;
 /** Every request to the provider gives up after this long. */
 export const PROVIDER_TIMEOUT_MS = 10_000;
+/**
+ * Every answer of the provider (discovery, JWKS, token, userinfo) is read at most this far: real
+ * ones are a few kB (a JWKS with a dozen keys, an ID token with a few hundred groups). A larger
+ * or endless one is a broken or hostile server: out of reach, never held in memory whole.
+ */
+export const MAX_PROVIDER_ANSWER_BYTES = 1024 * 1024;
+
+/** The provider could not be asked: a network error, a timeout, an answer too large. */
+export class ProviderUnreachable extends Error {}
+
+/**
+ * The fetch of every request to the provider (oauth4webapi's customFetch): the body is read
+ * here, bounded, under the request's timeout signal, so a slow or huge answer ends as
+ * ProviderUnreachable instead of a refusal (a network TypeError) or an unclassified crash.
+ */
+async function boundedFetch(url: string, init: RequestInit): Promise<Response> {
+  const tooLarge = () => new ProviderUnreachable(`the answer is over ${MAX_PROVIDER_ANSWER_BYTES} bytes`);
+  try {
+    const response = await fetch(url, init);
+    if (declaredLengthExceeds(response.headers, MAX_PROVIDER_ANSWER_BYTES)) {
+      void response.body?.cancel().catch(() => {});
+      throw tooLarge();
+    }
+    const body = await readAtMost(response.body, MAX_PROVIDER_ANSWER_BYTES, tooLarge);
+    // 204, 205 and 304 may carry no body at all (the Response constructor refuses one).
+    return new Response(body.length === 0 ? null : body, {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  } catch (error) {
+    if (error instanceof ProviderUnreachable) throw error;
+    throw new ProviderUnreachable(error instanceof Error ? error.message : String(error));
+  }
+}
+
+/**
+ * Why a discovered endpoint may not be used, or null: each must be https, or, for a loopback
+ * issuer (insecure), http on loopback too. oauth4webapi checks only the ones it calls itself
+ * and, with allowInsecureRequests, not even those: a loopback issuer's document could otherwise
+ * send the client secret in clear to any host, and the authorization endpoint (the browser goes
+ * there) is not checked by it at all.
+ */
+export function endpointProblem(as: oauth.AuthorizationServer, insecure: boolean): string | null {
+  const endpoints = ["authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint"] as const;
+  for (const name of endpoints) {
+    const value = as[name];
+    if (value === undefined) continue;
+    const url = typeof value === "string" ? URL.parse(value) : null;
+    const allowed =
+      url !== null &&
+      (url.protocol === "https:" || (insecure && url.protocol === "http:" && isLoopback(url)));
+    if (!allowed)
+      return `the discovery document's ${name} must be an https URL${insecure ? " (or http on loopback)" : ""}`;
+  }
+  return null;
+}
 
 export interface OidcProvider {
   config: OidcProviderConfig;
@@ -87,7 +145,10 @@ export function makeProvider(
     server() {
       discovered ??= (async () => {
         const response = await oauth.discoveryRequest(issuer, requestOptions(insecure));
-        return oauth.processDiscoveryResponse(issuer, response);
+        const as = await oauth.processDiscoveryResponse(issuer, response);
+        const problem = endpointProblem(as, insecure);
+        if (problem) throw new Error(`provider ${config.name}: ${problem}`);
+        return as;
       })();
       discovered.catch(() => {
         discovered = null;
@@ -98,7 +159,11 @@ export function makeProvider(
 }
 
 function requestOptions(insecure: boolean) {
-  return { [oauth.allowInsecureRequests]: insecure, signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS) };
+  return {
+    [oauth.allowInsecureRequests]: insecure,
+    [oauth.customFetch]: boundedFetch,
+    signal: AbortSignal.timeout(PROVIDER_TIMEOUT_MS),
+  };
 }
 
 /** The authorization URL's parameters authorization_params cannot override. */
@@ -195,6 +260,9 @@ export async function finishSignIn(
       pending.codeVerifier,
       requestOptions(provider.insecure),
     );
+    // A provider's outage is not the person's refusal: the page says it cannot be reached.
+    if (response.status >= 500)
+      throw new ProviderUnreachable(`the token endpoint answered ${response.status}`);
     const tokens = await oauth.processAuthorizationCodeResponse(as, provider.client, response, {
       expectedNonce: pending.nonce,
       requireIdToken: true,
@@ -220,10 +288,9 @@ async function identityFrom(
   // (OIDC Core §3.1.3.7 item 10 lets the client reject it).
   if (claims.iat > Math.floor(Date.now() / 1000) + CLOCK_TOLERANCE_SECONDS)
     return { kind: "refused", reason: "the ID token's iat is in the future" };
-  const merged: Record<string, unknown> = {
-    ...(await userinfoClaims(provider, as, tokens, claims)),
-    ...claims,
-  };
+  const userinfo = await userinfoClaims(provider, as, tokens, claims);
+  if ("refused" in userinfo) return { kind: "refused", reason: userinfo.refused };
+  const merged: Record<string, unknown> = { ...userinfo.claims, ...claims };
   return {
     kind: "ok",
     identity: {
@@ -246,29 +313,34 @@ function neededClaims(config: OidcProviderConfig): string[] {
  * Some providers keep claims out of the ID token when an access token is issued too (OIDC Core
  * §5.4; oidc-provider's default, recent Authelia): when one the rules read is missing, the
  * userinfo endpoint is asked with the access token, and its `sub` must be the ID token's
- * (§5.3.2). The ID token's own claims win over userinfo's. A failed userinfo call adds nothing.
+ * (§5.3.2). The ID token's own claims win over userinfo's. A userinfo call that fails does not
+ * let the sign-in go on without those claims: a group, or a label an ACL entry denies by
+ * (actions: []), would silently be missing. Out of reach (or 5xx): ProviderUnreachable; refused
+ * or broken: the reason (the sign-in is refused).
  */
 async function userinfoClaims(
   provider: OidcProvider,
   as: oauth.AuthorizationServer,
   tokens: oauth.TokenEndpointResponse,
   idClaims: oauth.IDToken,
-): Promise<Record<string, unknown>> {
-  if (as.userinfo_endpoint === undefined || !tokens.access_token) return {};
-  if (neededClaims(provider.config).every((claim) => idClaims[claim] !== undefined)) return {};
+): Promise<{ claims: Record<string, unknown> } | { refused: string }> {
+  if (as.userinfo_endpoint === undefined || !tokens.access_token) return { claims: {} };
+  if (neededClaims(provider.config).every((claim) => idClaims[claim] !== undefined)) return { claims: {} };
+  const response = await oauth.userInfoRequest(
+    as,
+    provider.client,
+    tokens.access_token,
+    requestOptions(provider.insecure),
+  );
+  if (response.status >= 500) throw new ProviderUnreachable(`userinfo answered ${response.status}`);
   try {
-    const response = await oauth.userInfoRequest(
-      as,
-      provider.client,
-      tokens.access_token,
-      requestOptions(provider.insecure),
-    );
     const info = await oauth.processUserInfoResponse(as, provider.client, idClaims.sub, response);
     // Never the identity's own claims from there.
     const { iss: _iss, sub: _sub, aud: _aud, ...rest } = info as Record<string, unknown>;
-    return rest;
-  } catch {
-    return {};
+    return { claims: rest };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    return { refused: `userinfo refused: ${reason}`.slice(0, 300) };
   }
 }
 
@@ -328,6 +400,12 @@ export async function recheck(
     }
     return result;
   } catch (error) {
+    // The JWKS out of reach, or our own client refused (401 with a challenge, RFC 6749 §5.2
+    // invalid_client): nothing said about the user, so postponed (max_unchecked_seconds caps it),
+    // and never a throw that would end the sweep for every other identity.
+    if (error instanceof ProviderUnreachable) return { kind: "unreachable", reason: error.message };
+    if (error instanceof oauth.WWWAuthenticateChallengeError)
+      return { kind: "unreachable", reason: `the provider refused regauth's client (${error.status})` };
     return refusal(error);
   }
 }
@@ -384,7 +462,16 @@ export async function refreshedUserinfo(
   }
 }
 
+/**
+ * A refusal for what the provider or the callback said; ProviderUnreachable (and anything
+ * unexpected) is thrown on: the sign-in page says the provider cannot be reached.
+ */
 function refusal(error: unknown): SignInResult {
+  if (error instanceof ProviderUnreachable) throw error;
+  // A callback carrying an id_token or token (implicit or hybrid flow), which we never asked for.
+  if (error instanceof oauth.UnsupportedOperationError) return { kind: "refused", reason: error.message };
+  if (error instanceof oauth.WWWAuthenticateChallengeError)
+    return { kind: "refused", reason: `the provider refused regauth's client (${error.status})` };
   if (error instanceof oauth.ResponseBodyError)
     return { kind: "refused", reason: `${error.error}: ${error.error_description ?? ""}`.trim() };
   if (error instanceof oauth.AuthorizationResponseError)
