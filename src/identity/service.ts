@@ -233,7 +233,17 @@ export class IdentityService {
         const credential = link.refreshToken === null ? null : this.#key.open(link.id, link.refreshToken);
         if (credential === null) reason = "no refresh token to re-check with (sign in again)";
         else {
-          const result = await provider.recheck(credential, link.subject);
+          // A driver that throws (a bug, an answer no branch expected) is an outage for this link
+          // only: the sweep goes on to the others rather than ending at the same link every time.
+          const result = await provider
+            .recheck(credential, link.subject)
+            .catch((error): { kind: "unreachable"; reason: string } => ({
+              kind: "unreachable",
+              reason: `re-check failed: ${error instanceof Error ? error.message : String(error)}`.slice(
+                0,
+                300,
+              ),
+            }));
           if (result.kind === "unreachable") {
             // checked_at_unix moves only on a successful check, so it dates the last one.
             const uncheckedSeconds = nowUnix - link.checkedAtUnix;

@@ -172,3 +172,48 @@ describe("sign-in with GitHub (a local stand-in), through the pages", async () =
     expect((await browser.get("/tokens")).status).toBe(303);
   });
 });
+
+describe("GitHub out of reach at the callback", async () => {
+  const gh = startGithubStandIn();
+  gh.users.set("octo", { id: 9, login: "octo", orgs: [], teams: [] });
+  const dataDir = makeTempDir("regauth-github-down-");
+  const loaded = await loadTestConfig(
+    {
+      identity_providers: {
+        public_url: "http://localhost",
+        github: [
+          {
+            name: "gh",
+            client_id: gh.clientId,
+            client_secret: gh.clientSecret,
+            web_url: gh.webUrl,
+            api_url: gh.apiUrl,
+            first_sign_in: "create",
+          },
+        ],
+      },
+    },
+    dataDir,
+  );
+  if (!loaded.signingKey) throw new Error("no signing key");
+  const db = openDatabase(databasePath(dataDir));
+  const issuer = buildIssuer(loaded, loaded.signingKey, new PasswordVerifier(), db);
+  const t = { app: buildApp(loaded, issuer, managementServices(loaded, issuer, db)) } as unknown as ApiApp;
+
+  // The 502 page clears GitHub's flow cookie, on GitHub's path (it cleared /sign-in/oidc's).
+  it("is a 502 page that clears the GitHub flow cookie where it was set", async () => {
+    const browser = new WebClient(t);
+    gh.nextLogin = "octo";
+    const start = await browser.get("/sign-in/github/gh");
+    const setAt = start.headers.getSetCookie().find((c) => c.includes("Path=/sign-in/github")) ?? "";
+    expect(setAt).not.toBe("");
+    const atGithub = await fetch(new URL(start.location ?? ""), { redirect: "manual" });
+    const back = new URL(atGithub.headers.get("location") ?? "");
+    gh.stop();
+    const answer = await browser.get(`${back.pathname}${back.search}`);
+    expect(answer.status).toBe(502);
+    expect(answer.text).toContain("cannot be reached");
+    const cleared = answer.headers.getSetCookie();
+    expect(cleared.some((c) => /Path=\/sign-in\/github/.test(c) && /Max-Age=0/i.test(c))).toBe(true);
+  });
+});

@@ -84,7 +84,8 @@ describe("flow cookies (sealed pending sign-ins)", () => {
       ["another process's key", service().sealFlow(pending(NOW))],
       ["a flipped IV byte", flip(4)],
       ["a flipped ciphertext byte", flip(Math.floor(sealed.length / 2))],
-      ["a flipped tag byte", flip(sealed.length - 1)],
+      // Not the last character: between A and B it may change only padding bits, and still open.
+      ["a flipped tag byte", flip(sealed.length - 3)],
       ["truncated", sealed.slice(0, -1)],
       ["truncated to IV and tag", sealed.slice(0, 3 + 38)],
       ["oversized", `${sealed}${"A".repeat(MAX_FLOW_COOKIE_CHARS)}`],
@@ -253,5 +254,60 @@ describe("the re-check while the provider is unreachable", async () => {
     ]);
     // Ended links are not due any more (a new sign-in starts them again).
     expect(await identity.revalidate(db, audit, now + 2000)).toEqual({ checked: 0, ended: 0 });
+  });
+});
+
+/**
+ * A driver that throws at one link (a bug, an answer no branch expected) must not end the sweep:
+ * the other links are still re-checked, and the throwing one is an outage, not a removal.
+ */
+describe("a re-check that throws", async () => {
+  const dataDir = makeTempDir("regauth-recheck-throws-");
+  const issuer = "https://sso.example.test";
+  const loaded = await loadTestConfig(
+    {
+      identity_providers: {
+        public_url: "http://localhost",
+        oidc: [
+          {
+            name: "test",
+            issuer,
+            client_id: "regauth",
+            client_secret: "client-secret-for-tests",
+            first_sign_in: "create",
+            revalidate_after_seconds: 60,
+          },
+        ],
+      },
+    },
+    dataDir,
+  );
+  const db = openDatabase(databasePath(dataDir));
+  const identity = new IdentityService(loaded.config.identity_providers, "", CredentialKey.random());
+
+  it("is postponed for that link only; the sweep goes on to the next", async () => {
+    const driver = identity.providers.get("test");
+    if (!driver) throw new Error("no provider");
+    const now = Math.floor(Date.now() / 1000);
+    for (const name of ["erin", "fred"]) {
+      const resolved = resolveAccount(
+        db,
+        driver.rules,
+        { issuer, subject: `sub-${name}`, claims: { preferred_username: name } },
+        now,
+      );
+      if (resolved.kind !== "ok") throw new Error(resolved.message);
+      markChecked(db, resolved.link.id, identity.seal(resolved.link.id, `rt-${name}`), now, {});
+    }
+    const asked: string[] = [];
+    (driver as { recheck: typeof driver.recheck }).recheck = async (_credential, subject) => {
+      asked.push(subject);
+      if (subject === "sub-erin") throw new TypeError("Cannot read properties of undefined");
+      return { kind: "refused", reason: "removed at the provider" };
+    };
+    expect(await identity.revalidate(db, null, now + 61)).toEqual({ checked: 2, ended: 1 });
+    expect(asked.sort()).toEqual(["sub-erin", "sub-fred"]);
+    expect(findLink(db, issuer, "sub-erin")?.refreshToken).not.toBeNull(); // postponed, not ended
+    expect(findLink(db, issuer, "sub-fred")?.refreshToken).toBeNull();
   });
 });

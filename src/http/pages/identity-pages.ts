@@ -81,6 +81,7 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
             kit,
             502,
             `${provider.displayName} cannot be reached just now. Try again in a moment.`,
+            kind,
           );
         }
         const sealed = serviceOf(kit)?.sealFlow(started.pending) ?? "";
@@ -144,6 +145,7 @@ function routesOf(kind: SignInDriver["kind"]): PageRoute[] {
             kit,
             502,
             `${provider.displayName} cannot be reached just now. Try again in a moment.`,
+            kind,
           );
         }
         if (result.kind !== "ok")
