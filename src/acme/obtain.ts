@@ -43,7 +43,7 @@ export async function obtainCertificate(options: ObtainOptions): Promise<Obtaine
   const [, csr] = await acme.crypto.createCsr({ commonName: section.host, altNames: [section.host] }, keyPem);
   const answers = new Map<string, string>();
   let listener: { close(): Promise<void> } | null = null;
-  let stage: "ordering" | "validating" | "finalizing" = "ordering";
+  let stage: "ordering" | "validating" = "ordering";
   try {
     await findOrCreateAccount(client, section, problems);
     const chain = await client.auto({
@@ -57,6 +57,7 @@ export async function obtainCertificate(options: ObtainOptions): Promise<Obtaine
       skipChallengeVerification: true,
       challengeCreateFn: async (_authz, challenge, keyAuthorization) => {
         stage = "validating";
+        problems.last = null; // from here on an HTTP error is the finalization's, not the validation's
         if (challenge.type !== "http-01")
           throw new AcmeError(`the CA offered no http-01 challenge for ${section.host}`);
         answers.set(challenge.token, keyAuthorization);
@@ -64,7 +65,6 @@ export async function obtainCertificate(options: ObtainOptions): Promise<Obtaine
       },
       challengeRemoveFn: async (_authz, challenge) => {
         answers.delete(challenge.token);
-        stage = "finalizing";
       },
     });
     return { keyPem, chainPem: chain };
@@ -146,13 +146,21 @@ function configureHttp(caPem: string | null): LastProblem {
 
 /** Remembers the last ACME problem document (RFC 8555 §6.7), whose type acme-client's messages drop. */
 function noteProblem<R extends { status: number; data: unknown }>(response: R, problems: LastProblem): R {
-  const data = response.data as { type?: unknown; detail?: unknown } | undefined;
-  if (response.status >= 400)
-    problems.last = {
-      status: response.status,
-      type: typeof data?.type === "string" ? data.type : "",
-      detail: typeof data?.detail === "string" ? data.detail : "",
-    };
+  if (response.status < 400) return response;
+  // Still the raw body here: axios parses JSON after the adapter.
+  let data = response.data as { type?: unknown; detail?: unknown } | string | undefined;
+  if (typeof data === "string")
+    try {
+      data = JSON.parse(data) as { type?: unknown; detail?: unknown };
+    } catch {
+      data = undefined;
+    }
+  const problem = typeof data === "object" && data !== null ? data : {};
+  problems.last = {
+    status: response.status,
+    type: typeof problem.type === "string" ? problem.type : "",
+    detail: typeof problem.detail === "string" ? problem.detail : "",
+  };
   return response;
 }
 
@@ -179,7 +187,7 @@ function networkReason(error: unknown): string {
 
 function describeFailure(
   error: unknown,
-  stage: "ordering" | "validating" | "finalizing",
+  stage: "ordering" | "validating",
   section: LetsEncryptConfig,
   problem: LastProblem["last"],
 ): AcmeError {
@@ -192,11 +200,12 @@ function describeFailure(
   if (problem?.type.endsWith(":accountDoesNotExist") || problem?.type.endsWith(":unauthorized"))
     if (stage === "ordering")
       return new AcmeError(`the CA refused the ACME account: ${problem.detail || detail}`);
-  if (stage === "validating")
+  // A failed validation comes as the challenge's error document, not as an HTTP error.
+  if (stage === "validating" && problem === null)
     return new AcmeError(
       `the CA could not validate ${section.host} by http-01: ${detail}. Check that ${section.host} resolves (DNS A/AAAA) to this server and that port 80 there reaches http_challenge_addr (${section.http_challenge_addr})`,
     );
-  return new AcmeError(`the ACME order for ${section.host} failed while ${stage}: ${detail}`);
+  return new AcmeError(`the ACME order for ${section.host} failed: ${detail}`);
 }
 
 /** Whether `pem` holds a private key Node can use (the account key file must). */
