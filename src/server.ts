@@ -598,8 +598,8 @@ function acmeTls(server: LoadedConfig["config"]["server"], certificate: PemCerti
 /**
  * Swaps an app's listener for one serving `tls` (issue 16): Bun's server.reload() keeps the TLS
  * context it started with (tried on Bun 1.4.5), so a second listener binds the same port with
- * SO_REUSEPORT, new connections go to either, and the old one stops accepting and finishes its
- * requests (stop() without force). Measured: 20 swaps under four request loops, 0 failed.
+ * SO_REUSEPORT, new connections go to either, and after SWAP_GRACE_MS the old one stops accepting
+ * and finishes its requests (stop() without force).
  */
 async function swapListener(
   app: ReturnType<typeof buildApp> | NonNullable<ReturnType<typeof buildApiApp>>,
@@ -607,8 +607,18 @@ async function swapListener(
 ): Promise<void> {
   const old = app.server;
   app.listen(options as Parameters<typeof app.listen>[0]);
+  await Bun.sleep(SWAP_GRACE_MS);
   await old?.stop();
 }
+
+/**
+ * Both listeners accept for this long before the old one stops. Bun's stop(), even unforced,
+ * closes the connections that have not sent a whole request yet (a TLS handshake under way, an
+ * idle keep-alive). Measured with two curl loops (a new connection per request): stopping at once
+ * reset 13 connections in 30 swaps; after a second, 5 in 40 swaps at 160 new connections a second
+ * (0.08% of the requests); Bun's fetch, which retries such a reset, saw none in 41,394.
+ */
+const SWAP_GRACE_MS = 1000;
 
 export function listen(
   loaded: LoadedConfig,
