@@ -32,6 +32,7 @@ export interface ObtainedCertificate {
 
 /** An ACME server that accepts a connection and then says nothing must not hold an order forever. */
 const REQUEST_TIMEOUT_MS = 30_000;
+const MAX_RESPONSE_BYTES = 1_048_576;
 
 /** Places an order and returns the certificate and its new key. Throws AcmeError. */
 export async function obtainCertificate(options: ObtainOptions): Promise<ObtainedCertificate> {
@@ -124,6 +125,10 @@ function configureHttp(caPem: string | null): LastProblem {
   const settings = (instance.defaults as { acmeSettings?: Record<string, number> }).acmeSettings;
   if (settings) settings.retryMaxAttempts = 0;
   instance.defaults.timeout = REQUEST_TIMEOUT_MS;
+  // ACME answers are small JSON and PEM documents, and RFC 8555 has no redirects: a CA (or
+  // something in its place) that sends gigabytes or points elsewhere gets an error.
+  instance.defaults.maxContentLength = MAX_RESPONSE_BYTES;
+  instance.defaults.maxRedirects = 0;
   instance.defaults.httpsAgent = new Agent(caPem === null ? {} : { ca: caPem });
   // The environment's HTTPS_PROXY is honoured (an appliance behind a proxy); NO_PROXY too.
   const http = axios.getAdapter("http") as AxiosAdapter;
