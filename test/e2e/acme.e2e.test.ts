@@ -120,6 +120,8 @@ describe.skipIf(!hasPebble())("a certificate from pebble: first start, clients, 
     ]);
     expect(printed.exitCode).toBe(0);
     expect(printed.stdout).toContain(`realm: https://localhost:${regauth.port}/auth\n`);
+    const checked = await run([BINARY, "check-config", join(regauth.dir, "auth_config.yml")]);
+    expect(checked.stdout).toContain(": ok (1 users, 1 ACL rules)");
   });
 
   it("lets skopeo push and pull with the realm verified against pebble's root", async () => {
