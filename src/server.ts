@@ -703,8 +703,9 @@ function listenTokenServer(
     idleTimeout: IDLE_TIMEOUT_SECONDS,
     // Elysia defaults to SO_REUSEPORT, which lets a second regauth (a stale one, or one with
     // another key) bind the same port and get half the traffic. A taken port must be an error.
-    // With an ACME certificate it is on, for swapListener: another process still cannot bind the
-    // port (checkCanListen, and every listener that does not set it, gets EADDRINUSE).
+    // With an ACME certificate it is on, for swapListener: a second regauth still stops with
+    // EADDRINUSE (checkCanListen binds without it; tried); only a program of the same user that
+    // sets SO_REUSEPORT itself could join (Linux requires the same effective UID).
     reusePort: certificate !== undefined,
     // Elysia turns on Bun's development mode unless NODE_ENV=production; it renders error pages
     // with stack traces. Never for a server.
