@@ -179,6 +179,25 @@ describe.skipIf(!hasPebble())("a certificate from pebble: first start, clients, 
     expect(await handshakes(regauth.port, ["-tls1"])).toBe(false);
   });
 
+  it("refuses a second regauth on the port, although the listener has SO_REUSEPORT for swaps", async () => {
+    const second = await run(
+      [
+        BINARY,
+        "serve",
+        "--config",
+        join(regauth.dir, "auth_config.yml"),
+        "--data-dir",
+        join(makeTempDir(), "d"),
+      ],
+      { timeoutMs: 30_000 },
+    );
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain(
+      `cannot listen on 127.0.0.1:${regauth.port}: the address is already in use`,
+    );
+    expect(pebble.orders()).toBe(1); // refused before ordering anything
+  });
+
   it("reuses the cached certificate on restart: no new order", async () => {
     const serial = await servedSerial(regauth.port, pebble.rootFile);
     await regauth.stop();
