@@ -597,7 +597,8 @@ function acmeTls(server: LoadedConfig["config"]["server"], certificate: PemCerti
 
 /**
  * Swaps an app's listener for one serving `tls` (issue 16): Bun's server.reload() keeps the TLS
- * context it started with (tried on Bun 1.4.5), so a second listener binds the same port with
+ * context it started with (tried on Bun 1.4.5; oven-sh/bun#43815, open: no in-process way to
+ * rotate a Bun.serve certificate), so a second listener binds the same port with
  * SO_REUSEPORT, new connections go to either, and after SWAP_GRACE_MS the old one stops accepting
  * and finishes its requests (stop() without force).
  */
