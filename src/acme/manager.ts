@@ -6,6 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { log } from "../log.ts";
+import { metrics } from "../metrics/recorder.ts";
 import {
   type CachedCertificate,
   ensureAccountKey,
@@ -120,11 +121,13 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
       const next = await order();
       await install({ cert: next.cached.chainPem, key: next.cached.keyPem });
       serving = next;
+      metrics.tlsCertificateServed(section.host, Math.floor(next.facts.notAfterMs / 1000));
       failures = 0;
       log.info("serving the renewed certificate", describe(section.host, next.facts));
       schedule(install, renewalAtMs(next.facts));
     } catch (error) {
       failures += 1;
+      metrics.backendError("acme");
       const retryMs = retryDelayMs(serving.facts, failures, now());
       const expired = now() >= serving.facts.notAfterMs;
       log[expired ? "error" : "warn"](
@@ -145,6 +148,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
   return {
     current: () => ({ cert: serving.cached.chainPem, key: serving.cached.keyPem }),
     startRenewing(install) {
+      metrics.tlsCertificateServed(section.host, Math.floor(serving.facts.notAfterMs / 1000));
       schedule(install, renewalAtMs(serving.facts));
     },
     stop() {

@@ -234,7 +234,10 @@ describe.skipIf(!hasPebble())("a certificate from pebble: first start, clients, 
 describe.skipIf(!hasPebble())("renewal of a short-lived certificate, and a CA that goes away", async () => {
   // 12 s certificates: renewed at 8 s. Long enough for a start on two busy cores.
   const pebble = await startPebble({ validitySeconds: 12 });
-  const regauth = await startRegauth({ configYaml: configFor(pebble), caFile: pebble.rootFile });
+  const regauth = await startRegauth({
+    configYaml: `${configFor(pebble)}metrics: {enabled: true}\n`,
+    caFile: pebble.rootFile,
+  });
   const ca = readFileSync(pebble.rootFile);
 
   it("swaps in the renewed certificate while requests run, and none fails", async () => {
@@ -271,6 +274,15 @@ describe.skipIf(!hasPebble())("renewal of a short-lived certificate, and a CA th
     expect(pebble.orders()).toBe(2);
   });
 
+  it("exports the served certificate's expiry and the failed renewals as metrics", async () => {
+    const text = await (await fetch(`${regauth.url}/metrics`, { tls: { ca } })).text();
+    const expiry = Number(
+      /^regauth_tls_certificate_expiry_timestamp_seconds\{host="localhost"\} (\d+)$/m.exec(text)?.[1],
+    );
+    expect(expiry).toBeGreaterThan(Date.now() / 1000);
+    expect(expiry).toBeLessThan(Date.now() / 1000 + 13);
+  });
+
   it("keeps serving the current certificate when the CA is gone, and logs why renewal failed", async () => {
     const serial = await servedSerial(regauth.port, pebble.rootFile);
     await pebble.stop();
@@ -284,6 +296,8 @@ describe.skipIf(!hasPebble())("renewal of a short-lived certificate, and a CA th
     const response = await fetch(`${regauth.url}/healthz`, { tls: { ca } });
     expect(response.status).toBe(200);
     expect(await servedSerial(regauth.port, pebble.rootFile)).toBe(serial);
+    const text = await (await fetch(`${regauth.url}/metrics`, { tls: { ca } })).text();
+    expect(text).toMatch(/^regauth_backend_errors_total\{backend="acme"\} [1-9]/m);
   });
 });
 
