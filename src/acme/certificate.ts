@@ -20,12 +20,12 @@ export function inspectCertificate(chainPem: string, keyPem: string, host: strin
   try {
     leaf = new X509Certificate(chainPem);
   } catch {
-    throw new Error("the cached certificate is not a PEM certificate");
+    throw new Error("the certificate is not a PEM certificate");
   }
   if (!leaf.checkPrivateKey(createPrivateKey(keyPem)))
-    throw new Error("the cached certificate does not belong to the cached key");
+    throw new Error("the certificate does not belong to its key");
   if (leaf.checkHost(host, { wildcards: false }) === undefined)
-    throw new Error(`the cached certificate is not for ${host}`);
+    throw new Error(`the certificate is not for ${host}`);
   return {
     notBeforeMs: Date.parse(leaf.validFrom),
     notAfterMs: Date.parse(leaf.validTo),

@@ -76,7 +76,12 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
       openHttpChallenge: options.openHttpChallenge,
     });
     const cached = { host: section.host, directoryUrl: section.directory_url, ...obtained };
-    const facts = inspectCertificate(cached.chainPem, cached.keyPem, section.host);
+    let facts: CertificateFacts;
+    try {
+      facts = inspectCertificate(cached.chainPem, cached.keyPem, section.host);
+    } catch (error) {
+      throw new AcmeError(`the CA sent a certificate regauth cannot serve: ${(error as Error).message}`);
+    }
     try {
       writeCachedCertificate(cacheDir, cached);
     } catch (error) {
