@@ -113,6 +113,9 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
   let timer: ReturnType<typeof setTimeout> | null = null;
   let stopped = false;
   let failures = 0;
+  // Obtained but not yet in service (the listener swap failed): installed on the next try
+  // without a new order, so a local fault does not spend the CA's rate limit.
+  let pending: Serving | null = null;
   const schedule = (install: (next: AcmeCertificate) => Promise<void>, atMs: number) => {
     if (stopped) return;
     const delayMs = Math.min(Math.max(atMs - now(), 0), MAX_TIMER_MS);
@@ -123,8 +126,10 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     if (stopped) return;
     if (now() < atMs) return schedule(install, atMs); // a step of a long wait
     try {
-      const next = await order();
+      const next = pending !== null && now() < pending.facts.notAfterMs ? pending : await order();
+      pending = next;
       await install({ cert: next.cached.chainPem, key: next.cached.keyPem });
+      pending = null;
       serving = next;
       metrics.tlsCertificateServed(section.host, Math.floor(next.facts.notAfterMs / 1000));
       failures = 0;
