@@ -464,6 +464,9 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // Before anything is created too: an unreadable bearer_token_file is a config error (and the
   // one import of prom-client, when metrics are on).
   const metricsExporter = await startMetricsExporter(validated.config.metrics, validated.source);
+  // HTTPS from an ACME CA (issue 16): the certificate comes first, before anything is created or
+  // listened on; without one serve stops here, and never serves plain HTTP instead.
+  const acme = validated.config.server.letsencrypt ? await startAcmeFor(validated) : null;
   const loaded = await loadForCommand(args);
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
@@ -504,7 +507,9 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     loaded,
     buildApp(loaded, current, services, metricsExporter, registryEvents),
     buildApiApp(loaded, current, services),
+    acme?.current(),
   );
+  acme?.startRenewing(async (next) => running.replaceCertificate?.(next));
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
   // rest of start-up still runs must close the database cleanly too (its -wal and -shm go away),
   // not kill the process with them left behind.
@@ -514,6 +519,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const stopped = new Promise<void>((resolve) => {
     const shutdown = (signal: string) => {
       log.info("shutting down", { signal });
+      acme?.stop();
       stopReloading();
       registryEvents?.receiver.stopPruning();
       void stopSyncing()
@@ -609,6 +615,29 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   services.identity?.startRevalidating(database, services.audit);
   await stopped;
   return 0;
+}
+
+/**
+ * The ACME certificate for server.letsencrypt (issue 16, docs/https-acme.md), kept in cache_dir
+ * (default: the data directory). A CommandFailed saying why when there is none.
+ */
+async function startAcmeFor(validated: LoadedConfig) {
+  const section = validated.config.server.letsencrypt;
+  if (!section) throw new Error("no server.letsencrypt"); // the caller checked
+  const { AcmeError, startAcme } = await import("./acme/manager.ts");
+  const { listenForHttpChallenges } = await import("./http/acme-challenge.ts");
+  const { realmUrl } = await import("./registry-config.ts");
+  const httpsUrl = realmUrl(validated).replace(/\/auth$/, "/");
+  try {
+    return await startAcme({
+      section,
+      cacheDir: resolve(section.cache_dir ?? validated.dataDir),
+      openHttpChallenge: (answers) => listenForHttpChallenges(section.http_challenge_addr, httpsUrl, answers),
+    });
+  } catch (error) {
+    if (error instanceof AcmeError) throw new CommandFailed(error.message);
+    throw error;
+  }
 }
 
 /**

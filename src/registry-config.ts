@@ -7,6 +7,11 @@ import { parseListenAddress } from "./config/load.ts";
 /** The realm URL clients are sent to, from the listen address (0.0.0.0 cannot be dialled: use the host name). */
 export function realmUrl(loaded: LoadedConfig): string {
   const { server } = loaded.config;
+  if (server.letsencrypt) {
+    // The certificate's name (issue 16): what docker and the registry must dial for TLS to verify.
+    const port = parseListenAddress(server.addr)?.port ?? 443;
+    return `https://${server.letsencrypt.host}${port === 443 ? "" : `:${port}`}${server.path_prefix}/auth`;
+  }
   const scheme = server.certificate ? "https" : "http";
   const address = parseListenAddress(server.addr);
   let host = address?.hostname ?? "127.0.0.1";

@@ -23,6 +23,8 @@ TEST_PACKAGES=(docker-registry skopeo slapd ldap-utils wrk openssl postgresql ma
 # chromium: the web interface's browser tests (test/e2e/web-ui.e2e.test.ts) drive Debian's
 # chromium with playwright-core; no browser is ever downloaded.
 TEST_PACKAGES+=(chromium)
+# pebble: Let's Encrypt's test CA, for HTTPS from ACME (test/e2e/acme.e2e.test.ts runs its own).
+TEST_PACKAGES+=(pebble)
 
 ensure_test_peers() {
   local missing=()
@@ -43,6 +45,7 @@ ensure_test_peers() {
   command -v fsfreeze >/dev/null 2>&1 || [ -x /usr/sbin/fsfreeze ] || missing+=(util-linux)
   command -v mkfs.ext4 >/dev/null 2>&1 || [ -x /usr/sbin/mkfs.ext4 ] || missing+=(e2fsprogs)
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  command -v pebble >/dev/null 2>&1 || missing+=(pebble)
   if [ ${#missing[@]} -eq 0 ]; then return; fi
   if [ "$(id -u)" != 0 ]; then
     echo "missing test peers: ${missing[*]}; run as root (or apt-get install them) for the end-to-end tests" >&2

@@ -36,6 +36,7 @@ import {
 } from "../db/data-dir.ts";
 import { Config } from "./schema.ts";
 import { checkTlsSettings } from "./tls.ts";
+import { letsEncryptProblems } from "../acme/config-schema.ts";
 
 export interface LoadedConfig {
   config: Config;
@@ -341,7 +342,12 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
       problems.push({ path: `server.${field}`, message: `cannot read ${file}` });
     }
   }
-  checkTlsSettings(server, server.certificate !== undefined && server.key !== undefined, problems);
+  checkTlsSettings(
+    server,
+    (server.certificate !== undefined && server.key !== undefined) || server.letsencrypt !== undefined,
+    problems,
+  );
+  if (server.letsencrypt) checkLetsEncrypt(server, problems);
   const apiAddr = config.api?.addr;
   if (apiAddr !== undefined && !parseListenAddress(apiAddr)) {
     problems.push({
@@ -349,6 +355,27 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
       message: `expected HOST:PORT (e.g. 127.0.0.1:5002), got ${JSON.stringify(apiAddr)}`,
     });
   }
+}
+
+/** server.letsencrypt (issue 16): its own checks, and what it cannot be combined with. */
+function checkLetsEncrypt(server: Config["server"], problems: ConfigProblem[]): void {
+  const section = server.letsencrypt;
+  if (!section) return;
+  problems.push(
+    ...letsEncryptProblems(section, "server.letsencrypt", (addr) => parseListenAddress(addr) !== null),
+  );
+  // docker_auth uses letsencrypt only without certificate and key; two sources of one listener's
+  // certificate is a mistake to point out, not a choice to make silently.
+  if (server.certificate !== undefined || server.key !== undefined)
+    problems.push({
+      path: "server.letsencrypt",
+      message: "give either server.certificate and server.key, or server.letsencrypt, not both",
+    });
+  if (server.net === "unix")
+    problems.push({
+      path: "server.letsencrypt",
+      message: "needs net: tcp (a unix socket has no host name to certify)",
+    });
 }
 
 /** A file-system error in words; "the disk is full" rather than ENOSPC (issue 9, item 5). */
@@ -445,7 +472,6 @@ const UNSUPPORTED_DOCKER_AUTH_KEYS: ReadonlyMap<string, string> = new Map([
   ["acl_mongo", "move the entries to a SQL table for acl_xorm, or use an ext_authz program"],
   ["plugin_authz", "Go plugins cannot load into regauth; use an ext_authz program"],
   ["casbin_authz", "use acl (or acl_xorm), or an ext_authz program that runs casbin"],
-  ["server.letsencrypt", "remove it and give server.certificate and server.key"],
 ]);
 
 function describeSchemaError(path: string, message: string, value: unknown): string {

@@ -14,6 +14,7 @@ import { NotificationsConfig } from "../registry-index/config-schema.ts";
 import { WebhooksConfig } from "../webhooks/config-schema.ts";
 import { WebConfig } from "../web/config-schema.ts";
 import { IdentityProvidersConfig } from "../identity/config-schema.ts";
+import { LetsEncryptConfig } from "../acme/config-schema.ts";
 
 const strict = { additionalProperties: false } as const;
 
@@ -62,6 +63,8 @@ export const ServerConfig = Type.Object(
           "Key exchange groups: P256, P384, P521, X25519, X25519MLKEM768, or numbers. Default: Bun's.",
       }),
     ),
+    // Issue 16: HTTPS with a certificate from an ACME CA (src/acme/, docs/https-acme.md).
+    letsencrypt: Type.Optional(LetsEncryptConfig),
   },
   strict,
 );

@@ -213,7 +213,8 @@ function resolveTls(
       if (settings[key] !== undefined) {
         problems.push({
           path: at(key),
-          message: "has no effect without server.certificate and server.key (regauth serves plain HTTP)",
+          message:
+            "has no effect without server.certificate and server.key, or server.letsencrypt (regauth serves plain HTTP)",
         });
       }
     }

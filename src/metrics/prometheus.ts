@@ -3,7 +3,7 @@
  * `promtool check metrics` accepts). Imported only when `metrics.enabled` is true: importing
  * prom-client costs ~100 ms, which the start-up budget (issue 12, item 6) has no room for.
  */
-import { Counter, Histogram, Registry } from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import type { MetricsRecorder, TokenRefusalReason } from "./recorder.ts";
 
 export interface PrometheusMetrics {
@@ -77,6 +77,14 @@ export function createPrometheusMetrics(): PrometheusMetrics {
     help: "Audit and last-used writes dropped because the background writer's queue was full.",
     registers,
   });
+  // As the blackbox exporter's probe_ssl_earliest_cert_expiry: alert on `… - time() < 14 * 86400`.
+  const certificateExpiry = new Gauge({
+    name: "regauth_tls_certificate_expiry_timestamp_seconds",
+    help: "When the HTTPS certificate from server.letsencrypt that is served now expires (unix seconds).",
+    // A label, so that a server without letsencrypt has no series (a 0 would fire every alert).
+    labelNames: ["host"],
+    registers,
+  });
   return {
     recorder: {
       tokenIssued: () => issued.inc(),
@@ -91,6 +99,8 @@ export function createPrometheusMetrics(): PrometheusMetrics {
       backendError: (backend) => backendErrors.inc({ backend }),
       throttled: () => throttled.inc(),
       backgroundWritesDropped: (count) => dropped.inc(count),
+      tlsCertificateServed: (host, notAfterUnixSeconds) =>
+        certificateExpiry.set({ host }, notAfterUnixSeconds),
     },
     async scrape() {
       return { body: await registry.metrics(), contentType: registry.contentType };

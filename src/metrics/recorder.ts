@@ -28,6 +28,8 @@ export interface MetricsRecorder {
   throttled(): void;
   /** Writes the background writer dropped because its queue was full (src/db/background-writer.ts). */
   backgroundWritesDropped(count: number): void;
+  /** The HTTPS certificate served now for `host` expires at this time (server.letsencrypt, issue 16). */
+  tlsCertificateServed(host: string, notAfterUnixSeconds: number): void;
 }
 
 const ignore = () => {};
@@ -40,6 +42,7 @@ export const NO_METRICS: MetricsRecorder = {
   backendError: ignore,
   throttled: ignore,
   backgroundWritesDropped: ignore,
+  tlsCertificateServed: ignore,
 };
 
 /** The recorder in use; a live binding, so `metrics.tokenIssued()` always reaches the current one. */

@@ -143,11 +143,11 @@ describe("schema: unknown keys and wrong types", () => {
       message: /docker_auth option regauth does not support/,
     },
     {
-      // tls_min_version and friends are supported now (test/unit/tls-config.test.ts).
-      name: "docker_auth's LetsEncrypt mode under server",
+      // Supported since issue 16 (test/unit/acme-config.test.ts); host is what it cannot do without.
+      name: "docker_auth's LetsEncrypt mode under server, without its host",
       yaml: `server:\n  letsencrypt: {email: a@example.org}\n${MINIMAL}`,
-      path: "server.letsencrypt",
-      message: /docker_auth option regauth does not support/,
+      path: "server.letsencrypt.host",
+      message: /required/,
     },
     {
       // docker_auth's docs/auth-methods.md trap: `team` is not a match field, and docker_auth

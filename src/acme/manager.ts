@@ -1,0 +1,211 @@
+/**
+ * The certificate's life in regauth (issue 16): at start, the cached one when it is still valid
+ * (no new order: rate limits), else a new order, else refusal; afterwards, renewal at two thirds
+ * of its lifetime with backoff, the new certificate handed to the listener without a restart.
+ * A failed renewal keeps the current certificate serving and says why in the log.
+ */
+import { readFileSync } from "node:fs";
+import { log } from "../log.ts";
+import { metrics } from "../metrics/recorder.ts";
+import {
+  type CachedCertificate,
+  ensureAccountKey,
+  prepareCacheDir,
+  readCachedCertificate,
+  writeCachedCertificate,
+} from "./cache.ts";
+import { type CertificateFacts, inspectCertificate, renewalAtMs, retryDelayMs } from "./certificate.ts";
+import type { LetsEncryptConfig } from "./config-schema.ts";
+import { AcmeError, isUsablePrivateKey, obtainCertificate, type OpenHttpChallenge } from "./obtain.ts";
+
+export { AcmeError } from "./obtain.ts";
+
+export interface AcmeCertificate {
+  cert: string;
+  key: string;
+}
+
+export interface AcmeManager {
+  /** The certificate to serve now. */
+  current(): AcmeCertificate;
+  /** Renews in the background; `install` puts a new certificate in service (and may throw). */
+  startRenewing(install: (next: AcmeCertificate) => Promise<void>): void;
+  stop(): void;
+}
+
+export interface AcmeOptions {
+  section: LetsEncryptConfig;
+  cacheDir: string;
+  openHttpChallenge: OpenHttpChallenge;
+  nowMs?: () => number;
+}
+
+interface Serving {
+  cached: CachedCertificate;
+  facts: CertificateFacts;
+}
+
+/** setTimeout's limit is 2^31-1 ms (24.8 days); a renewal 60 days out is reached in steps. */
+const MAX_TIMER_MS = 24 * 3600_000;
+
+/**
+ * The certificate to start with: cached and valid, or obtained now. Throws AcmeError when there
+ * is none, so that serve refuses to start rather than serve plain HTTP (docker_auth PR #420).
+ */
+export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
+  const { section, cacheDir } = options;
+  const now = options.nowMs ?? Date.now;
+  let accountKey: Buffer;
+  try {
+    prepareCacheDir(cacheDir);
+    accountKey = ensureAccountKey(cacheDir);
+  } catch (error) {
+    throw new AcmeError(`cannot use the ACME cache in ${cacheDir}: ${(error as Error).message}`);
+  }
+  if (!isUsablePrivateKey(accountKey))
+    throw new AcmeError(
+      `${cacheDir}/acme-account.key is not a private key regauth can read: restore it, or move it away to register a new ACME account`,
+    );
+  const caPem = section.ca_file === undefined ? null : readFileSync(section.ca_file, "utf8");
+  const order = async (): Promise<Serving> => {
+    log.info("ordering a certificate", { host: section.host, ca: section.directory_url });
+    const obtained = await obtainCertificate({
+      section,
+      accountKeyPem: accountKey,
+      caPem,
+      openHttpChallenge: options.openHttpChallenge,
+    });
+    const cached = { host: section.host, directoryUrl: section.directory_url, ...obtained };
+    let facts: CertificateFacts;
+    try {
+      facts = inspectCertificate(cached.chainPem, cached.keyPem, section.host);
+    } catch (error) {
+      throw new AcmeError(`the CA sent a certificate regauth cannot serve: ${(error as Error).message}`);
+    }
+    try {
+      writeCachedCertificate(cacheDir, cached);
+    } catch (error) {
+      // Served anyway: the certificate is good, only the next start will order again.
+      log.error("cannot save the new certificate; it is served, but the next start orders another", {
+        cache_dir: cacheDir,
+        error: (error as Error).message,
+      });
+    }
+    log.info("obtained a certificate", describe(section.host, facts));
+    return { cached, facts };
+  };
+
+  const cachedNow = usableCachedCertificate(options, now());
+  let serving: Serving;
+  if (cachedNow) {
+    serving = cachedNow;
+    log.info("using the cached certificate", describe(section.host, serving.facts));
+  } else {
+    try {
+      serving = await order();
+    } catch (error) {
+      throw new AcmeError(
+        `no certificate for ${section.host}, and none could be obtained: ${(error as Error).message}. regauth does not fall back to plain HTTP; fix this and start again`,
+      );
+    }
+  }
+
+  let timer: ReturnType<typeof setTimeout> | null = null;
+  let stopped = false;
+  let failures = 0;
+  // Obtained but not yet in service (the listener swap failed): installed on the next try
+  // without a new order, so a local fault does not spend the CA's rate limit.
+  let pending: Serving | null = null;
+  const schedule = (install: (next: AcmeCertificate) => Promise<void>, atMs: number) => {
+    if (stopped) return;
+    const delayMs = Math.min(Math.max(atMs - now(), 0), MAX_TIMER_MS);
+    timer = setTimeout(() => void tick(install, atMs), delayMs);
+    timer.unref?.();
+  };
+  const tick = async (install: (next: AcmeCertificate) => Promise<void>, atMs: number) => {
+    if (stopped) return;
+    if (now() < atMs) return schedule(install, atMs); // a step of a long wait
+    try {
+      const next = pending !== null && now() < pending.facts.notAfterMs ? pending : await order();
+      pending = next;
+      await install({ cert: next.cached.chainPem, key: next.cached.keyPem });
+      pending = null;
+      serving = next;
+      metrics.tlsCertificateServed(section.host, Math.floor(next.facts.notAfterMs / 1000));
+      failures = 0;
+      log.info("serving the renewed certificate", describe(section.host, next.facts));
+      schedule(install, renewalAtMs(next.facts));
+    } catch (error) {
+      failures += 1;
+      metrics.backendError("acme");
+      const retryMs = retryDelayMs(serving.facts, failures, now());
+      const expired = now() >= serving.facts.notAfterMs;
+      log[expired ? "error" : "warn"](
+        expired
+          ? "certificate renewal failed and the certificate has expired; clients will refuse it"
+          : "certificate renewal failed; still serving the current certificate",
+        {
+          host: section.host,
+          error: (error as Error).message,
+          expires_at: new Date(serving.facts.notAfterMs).toISOString(),
+          failures,
+          retry_in_seconds: Math.round(retryMs / 1000),
+        },
+      );
+      schedule(install, now() + retryMs);
+    }
+  };
+  return {
+    current: () => ({ cert: serving.cached.chainPem, key: serving.cached.keyPem }),
+    startRenewing(install) {
+      metrics.tlsCertificateServed(section.host, Math.floor(serving.facts.notAfterMs / 1000));
+      schedule(install, renewalAtMs(serving.facts));
+    },
+    stop() {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+    },
+  };
+}
+
+/** The cached certificate when it is for this host and CA and not expired; else null (logged). */
+function usableCachedCertificate(options: AcmeOptions, nowMs: number): Serving | null {
+  const { section, cacheDir } = options;
+  let cached: CachedCertificate | null;
+  try {
+    cached = readCachedCertificate(cacheDir);
+  } catch (error) {
+    // A symlink or a foreign file: refused, never followed; nor silently replaced.
+    throw new AcmeError(`cannot use the cached certificate: ${(error as Error).message}`);
+  }
+  if (cached === null) return null;
+  if (cached.host !== section.host || cached.directoryUrl !== section.directory_url) {
+    log.info("the cached certificate is for another host or CA; ordering a new one", {
+      cached_host: cached.host,
+      cached_ca: cached.directoryUrl,
+    });
+    return null;
+  }
+  try {
+    const facts = inspectCertificate(cached.chainPem, cached.keyPem, section.host);
+    if (nowMs >= facts.notAfterMs) {
+      log.info("the cached certificate has expired; ordering a new one", describe(section.host, facts));
+      return null;
+    }
+    return { cached, facts };
+  } catch (error) {
+    log.warn("the cached certificate cannot be used; ordering a new one", {
+      error: (error as Error).message,
+    });
+    return null;
+  }
+}
+
+function describe(host: string, facts: CertificateFacts): Record<string, string> {
+  return {
+    host,
+    serial: facts.serial,
+    not_after: new Date(facts.notAfterMs).toISOString(),
+    renew_at: new Date(renewalAtMs(facts)).toISOString(),
+  };
+}
