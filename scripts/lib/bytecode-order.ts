@@ -1,8 +1,9 @@
 /**
  * Profile-guided bytecode layout (issue 12 item 6): Bun's `--bytecode-order` places the bytecode
  * that a recorded run used together at the front of the executable's bundle, so that a serve
- * touches fewer of the executable's pages. Idle VmRSS fell by ~3.3 MiB here (executable pages
- * 47.4 -> 44.1 MiB; `bun run bench --footprint`). https://bun.com/docs/bundler/executables
+ * touches fewer of the executable's pages. How many fewer depends on the page cache: on a first
+ * start after boot, idle VmRSS fell by ~3.5 MiB here (executable pages 42.3 -> 38.9 MiB), and by
+ * ~0.4 MiB when the whole binary was already cached. https://bun.com/docs/bundler/executables
  *
  * The recorded runs are the ways regauth is used most, most important first (Bun's rule for
  * several files): serve on the embedded default with a token request, then CLI commands. They run
