@@ -613,6 +613,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   }
   // Identity re-checks (issue 15): at each provider's revalidate_after_seconds.
   services.identity?.startRevalidating(database, services.audit);
+  // Start-up is over: from here the JIT tiers up as usual. The executable starts with its
+  // thresholds scaled (scripts/build.ts, --compile-jit-policy), so that code run once at start
+  // stays in the interpreter instead of being compiled for nothing (issue 12 item 6).
+  Bun.unsafe.setJITPolicy(1);
   await stopped;
   return 0;
 }

@@ -40,7 +40,6 @@ import { ensureCredentialKey } from "./identity/credential-key.ts";
 import { IdentityService } from "./identity/service.ts";
 import type { AccessTokenKeyRef } from "./management/context.ts";
 import { MAX_REQUEST_BODY_BYTES } from "./http/token-route.ts";
-import { ldapAuthenticator } from "./ldap/ldap-authenticator.ts";
 import { log } from "./log.ts";
 import type { MetricsExporter } from "./metrics/exporter.ts";
 import { instrumentAuthenticator, instrumentAuthorizer } from "./metrics/instrument.ts";
@@ -124,7 +123,11 @@ export function buildIssuer(
     verifier.useDummyHash(() => Bun.password.hash(randomBytes(18).toString("base64"), ARGON2ID_OPTIONS));
   }
   if (config.ext_auth) authenticators.push(new ExtAuthAuthenticator(config.ext_auth));
-  if (config.ldap_auth)
+  if (config.ldap_auth) {
+    // Loaded only with ldap_auth configured: a serve without LDAP does not evaluate ldapts and the
+    // pool (issue 12 item 6). A synchronous require keeps buildIssuer synchronous.
+    const { ldapAuthenticator } =
+      require("./ldap/ldap-authenticator.ts") as typeof import("./ldap/ldap-authenticator.ts");
     authenticators.push(
       ldapAuthenticator(config.ldap_auth, {
         reservedAccounts: {
@@ -134,6 +137,7 @@ export function buildIssuer(
         },
       }),
     );
+  }
   // docker_auth's chain ends ldap_auth → mongo_auth → xorm_auth; regauth has no mongo_auth.
   if (config.xorm_auth)
     authenticators.push(xormAuthenticator(sqlSettings(config.xorm_auth, "xorm_auth"), verifier));

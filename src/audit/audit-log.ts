@@ -141,6 +141,11 @@ const PRUNE_AGE_SQL = "DELETE FROM audit_events WHERE at_unix_ms < $cutoff";
 // The id of the newest event beyond the bound; NULL (nothing deleted) when fewer are stored.
 const PRUNE_COUNT_SQL = `DELETE FROM audit_events
   WHERE id <= (SELECT id FROM audit_events ORDER BY id DESC LIMIT 1 OFFSET $max)`;
+// Whether a prune would delete anything, for startPruning: each subquery is one MIN or MAX,
+// which SQLite answers from an index's end (O(log n)), never a scan. max - min + 1 bounds the
+// count from above (ids only ever have gaps), so "over the bound" may be a false alarm, never a miss.
+const PRUNE_DUE_SQL = `SELECT (SELECT MIN(at_unix_ms) FROM audit_events) AS oldest,
+  (SELECT MAX(id) FROM audit_events) - (SELECT MIN(id) FROM audit_events) + 1 AS span`;
 
 const SECRET_KEY = /pass(word)?|secret|hash|credential|authorization|^token$|refresh_token/i;
 const SECRET_VALUE =
@@ -338,12 +343,19 @@ export class AuditLog {
     return deleted;
   }
 
-  /** Prunes now and every AUDIT_PRUNE_INTERVAL_MS, on the writer's thread (no request waits for it). */
+  /**
+   * Prunes now and every AUDIT_PRUNE_INTERVAL_MS, on the writer's thread (no request waits for it),
+   * when something is due: a DELETE of nothing would start the writer's worker, a JavaScript VM
+   * of ~5 MiB, within a second of an idle serve's start (issue 12 item 6). Whether anything is
+   * due is two index lookups on this thread; the DELETE, which may take long, stays on the writer
+   * (issue 9 item 2: no SQLite write on the request thread).
+   */
   startPruning(now: () => number = Date.now): void {
     if (!this.#writer || this.#pruneTimer) return;
     const writer = this.#writer;
     const schedule = () => {
       const params = this.#pruneParams(now());
+      if (!this.#pruneDue(params.age.cutoff)) return;
       if (this.#options.retentionDays > 0)
         writer.enqueue({ key: "audit-prune:age", sql: PRUNE_AGE_SQL, params: params.age });
       if (this.#options.maxEvents > 0)
@@ -352,6 +364,19 @@ export class AuditLog {
     schedule();
     this.#pruneTimer = setInterval(schedule, AUDIT_PRUNE_INTERVAL_MS);
     this.#pruneTimer.unref?.();
+  }
+
+  #pruneDue(cutoffUnixMs: number): boolean {
+    try {
+      const row = this.#db.query<{ oldest: number | null; span: number | null }, []>(PRUNE_DUE_SQL).get();
+      if (!row || row.oldest === null) return false; // no events
+      return (
+        (this.#options.retentionDays > 0 && row.oldest < cutoffUnixMs) ||
+        (this.#options.maxEvents > 0 && (row.span ?? 0) > this.#options.maxEvents)
+      );
+    } catch {
+      return true; // unreadable now: let the writer try, and report, as it did before
+    }
   }
 
   stopPruning(): void {

@@ -7,7 +7,6 @@
 import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { type Static, Type } from "@sinclair/typebox";
-import { FilterParser } from "ldapts";
 import type { ConfigProblem } from "../errors.ts";
 
 const strict = { additionalProperties: false } as const;
@@ -232,6 +231,9 @@ export function checkLdapConfig(
     problem("filter", "must contain ${account}, e.g. (&(uid=${account})(objectClass=person))");
   } else {
     try {
+      // Required here, not imported: the config schema imports this module, and every config
+      // load (the CLI's too) would otherwise load ldapts (issue 12 item 6).
+      const { FilterParser } = require("ldapts") as typeof import("ldapts");
       FilterParser.parseString(section.filter.replaceAll(ACCOUNT_PLACEHOLDER, "account"));
     } catch (error) {
       problem("filter", `not a valid LDAP filter (RFC 4515): ${(error as Error).message}`);

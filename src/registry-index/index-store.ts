@@ -192,6 +192,13 @@ export const PRUNE_SEEN_EVENTS_SQL = `DELETE FROM registry_events_seen WHERE rec
   OR rowid <= (SELECT MAX(rowid) FROM registry_events_seen) - $maxRows`;
 
 /**
+ * 1 when PRUNE_SEEN_EVENTS_SQL would delete something, else 0: three MIN/MAX lookups at an
+ * index's end, never a scan, so that it may run on the request thread (receiver startPruning).
+ */
+export const SEEN_EVENTS_PRUNE_DUE_SQL = `SELECT (SELECT MIN(received_at) FROM registry_events_seen) < $cutoff
+  OR (SELECT MIN(rowid) FROM registry_events_seen) <= (SELECT MAX(rowid) FROM registry_events_seen) - $maxRows AS due`;
+
+/**
  * Event ids kept at most, whatever their age: every pull is an event, and anyone who may pull (a
  * public repository: anyone) decides how many; a week of a flood of them must not fill the disk.
  * A million ids is about 100 MB; the registry's retries are of its last few events.

@@ -17,6 +17,7 @@ import {
   MAX_SEEN_EVENTS,
   markEventSeen,
   PRUNE_SEEN_EVENTS_SQL,
+  SEEN_EVENTS_PRUNE_DUE_SQL,
   recordManifestDelete,
   recordManifestPush,
   recordPull,
@@ -106,10 +107,15 @@ export class NotificationReceiver {
     return this.#db.query(PRUNE_SEEN_EVENTS_SQL).run(this.#pruneParams()).changes;
   }
 
-  /** Prunes now and every SEEN_EVENT_PRUNE_INTERVAL_MS on the writer's thread (no request waits). */
+  /**
+   * Prunes now and every SEEN_EVENT_PRUNE_INTERVAL_MS on the writer's thread (no request waits),
+   * when something is due: queuing a DELETE of nothing would start the writer's worker (~5 MiB)
+   * at every idle serve's start (issue 12 item 6). The check is index lookups on this thread.
+   */
   startPruning(): void {
     if (this.#pruneTimer) return;
     const schedule = () => {
+      if (this.#writer && !this.#pruneDue()) return;
       if (this.#writer)
         this.#writer.enqueue({
           key: "registry-events-seen:prune",
@@ -121,6 +127,17 @@ export class NotificationReceiver {
     schedule();
     this.#pruneTimer = setInterval(schedule, SEEN_EVENT_PRUNE_INTERVAL_MS);
     this.#pruneTimer.unref?.();
+  }
+
+  #pruneDue(): boolean {
+    try {
+      const row = this.#db
+        .query<{ due: number | null }, { cutoff: number; maxRows: number }>(SEEN_EVENTS_PRUNE_DUE_SQL)
+        .get(this.#pruneParams());
+      return row?.due === 1;
+    } catch {
+      return true; // unreadable now: let the writer try, and report, as it did before
+    }
   }
 
   stopPruning(): void {

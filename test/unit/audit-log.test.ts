@@ -123,6 +123,31 @@ describe("AuditLog", () => {
     await writer.close();
   });
 
+  // Issue 12 item 6: the writer's worker is a JavaScript VM of its own (~5 MiB); an idle serve
+  // whose audit log has nothing to prune must not start it just to delete nothing.
+  it("start-up pruning leaves the writer's thread unstarted when nothing is due", async () => {
+    const now = 10 * 86_400_000;
+    const cases = [
+      { what: "empty log", atUnixMs: [], due: false },
+      { what: "recent events within the bound", atUnixMs: [now - 1000, now - 500], due: false },
+      { what: "an event past the retention", atUnixMs: [now - 2 * 86_400_000, now], due: true },
+      { what: "more events than the bound", atUnixMs: [1, 2, 3, 4, 5, 6].map((i) => now - i), due: true },
+    ];
+    for (const { what, atUnixMs, due } of cases) {
+      const { db, path } = tempDatabase();
+      const writer = new BackgroundWriter(path, { flushIntervalMs: 10 });
+      const audit = new AuditLog(db, writer, { enabled: true, retentionDays: 1, maxEvents: 5 });
+      for (const at of atUnixMs) audit.recordNow(event({ atUnixMs: at }));
+      audit.startPruning(() => now);
+      audit.stopPruning();
+      expect({ what, queued: writer.pending > 0 }).toEqual({ what, queued: due });
+      await writer.flush();
+      expect({ what, started: writer.threadStarted }).toEqual({ what, started: due });
+      expect(audit.query({ limit: 100 }).length).toBeLessThanOrEqual(due ? 5 : atUnixMs.length);
+      await writer.close();
+    }
+  });
+
   it("records nothing when disabled", async () => {
     const { db, path } = tempDatabase();
     const writer = new BackgroundWriter(path, { flushIntervalMs: 10 });

@@ -4,6 +4,7 @@
  */
 import { describe, expect, it } from "bun:test";
 import { AuditLog } from "../../src/audit/audit-log.ts";
+import { BackgroundWriter } from "../../src/db/background-writer.ts";
 import { INDEX_CRAWLER_SUBJECT, type IndexChange } from "../../src/registry-index/changes.ts";
 import type { RegistryEvent } from "../../src/registry-index/envelope.ts";
 import { findTag, markEventSeen } from "../../src/registry-index/index-store.ts";
@@ -213,6 +214,28 @@ describe("NotificationReceiver", () => {
       { event_id: "p9" },
     ]);
     expect(receiver.receive([pull("p9")]).duplicates).toBe(1);
+  });
+
+  // Issue 12 item 6: an idle serve must not start the background writer's worker (~5 MiB) to
+  // delete nothing; the prune is queued only when an id is past the retention or the bound.
+  it("queues the start-up prune on the writer only when something is due", async () => {
+    const cases = [
+      { what: "no ids", seen: [] as number[], due: false },
+      { what: "recent ids within the bound", seen: [NOW - 1000, NOW], due: false },
+      { what: "an id past the retention", seen: [NOW - SEEN_EVENT_RETENTION_MS - 3_600_000, NOW], due: true },
+      { what: "more ids than the bound", seen: [NOW, NOW, NOW, NOW], due: true },
+    ];
+    for (const { what, seen, due } of cases) {
+      const { db, path } = tempDatabase();
+      const writer = new BackgroundWriter(path, { flushIntervalMs: 60_000 });
+      const receiver = new NotificationReceiver({ db, writer, now: () => NOW, maxSeenEvents: 3 });
+      seen.forEach((atUnixMs, i) => markEventSeen(db, `e${i}`, atUnixMs));
+      receiver.startPruning();
+      receiver.stopPruning();
+      expect({ what, queued: writer.pending > 0 }).toEqual({ what, queued: due });
+      await writer.close();
+      expect({ what, started: writer.threadStarted }).toEqual({ what, started: due });
+    }
   });
 
   it("prunes at start and stops its timer", () => {

@@ -1,0 +1,43 @@
+/**
+ * The footprint of an idle serve (issue 12 item 6): the background writer's worker thread, a
+ * JavaScript VM of ~5 MiB, starts with the first real write, not within a second of every start
+ * because the audit log's and the notification receiver's prunes at start had nothing to delete.
+ */
+import { describe, expect, it } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { freePort } from "./free-port.ts";
+import { startRegauth } from "./harness.ts";
+
+/** The names of a process's threads; Bun names a Worker's thread "Worker". */
+function threadNames(pid: number): string[] {
+  return readdirSync(`/proc/${pid}/task`).map((task) =>
+    readFileSync(`/proc/${pid}/task/${task}/comm`, "utf8").trim(),
+  );
+}
+
+async function waitForThread(pid: number, name: string, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (threadNames(pid).includes(name)) return true;
+    await Bun.sleep(50);
+  }
+  return false;
+}
+
+describe("an idle serve", () => {
+  it("starts no worker thread until something is written in the background", async () => {
+    const regauth = await startRegauth({ extraArgs: ["--addr", `127.0.0.1:${await freePort()}`] });
+    try {
+      // Past the writer's flush interval (1 s) after the start-up prunes were scheduled.
+      expect(await waitForThread(regauth.proc.pid, "Worker", 2500)).toBe(false);
+      // The first write starts it: the audit log records a refused login.
+      const answer = await fetch(`${regauth.url}/auth?service=registry`, {
+        headers: { authorization: `Basic ${btoa("admin:not-the-password")}` },
+      });
+      expect(answer.status).toBe(401);
+      expect(await waitForThread(regauth.proc.pid, "Worker", 15_000)).toBe(true);
+    } finally {
+      await regauth.stop();
+    }
+  });
+});
