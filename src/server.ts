@@ -21,7 +21,7 @@ import { InFlightLogins } from "./authn/in-flight-logins.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
-import { LoginThrottle } from "./authn/throttle.ts";
+import { LoginThrottle, type Throttle } from "./authn/throttle.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { auditOptions } from "./audit/config-schema.ts";
 import { TokenAudit } from "./audit/token-audit.ts";
@@ -76,7 +76,7 @@ const IDLE_TIMEOUT_SECONDS = 30;
  * access token key, which belong to the database and data directory, and those need a restart.
  */
 export interface KeptAcrossReload {
-  throttle?: LoginThrottle;
+  throttle?: Throttle;
   /** The live key set, given the reloaded keys by the caller once the issuer is built (src/main.ts). */
   keySet?: LiveKeySet;
   auditLog?: AuditLog;
@@ -586,8 +586,10 @@ export function listen(
   loaded: LoadedConfig,
   app: ReturnType<typeof buildApp>,
   apiApp?: ReturnType<typeof buildApiApp>,
+  /** `server.workers` above 1: every worker binds the token port (src/serve/supervisor.ts). */
+  sharing: { reusePort: boolean } = { reusePort: false },
 ): RunningServer {
-  const running = listenTokenServer(loaded, app);
+  const running = listenTokenServer(loaded, app, sharing.reusePort);
   const apiAddr = loaded.config.api.addr;
   if (!apiApp || apiAddr === undefined) return running;
   const address = parseListenAddress(apiAddr);
@@ -626,7 +628,11 @@ function listenOptions(loaded: LoadedConfig) {
   };
 }
 
-function listenTokenServer(loaded: LoadedConfig, app: ReturnType<typeof buildApp>): RunningServer {
+function listenTokenServer(
+  loaded: LoadedConfig,
+  app: ReturnType<typeof buildApp>,
+  reusePort = false,
+): RunningServer {
   const { server } = loaded.config;
   // Versions, suites and curves: src/config/tls.ts (issue 8: no CBC-SHA1 suites by default).
   const tls =
@@ -643,7 +649,8 @@ function listenTokenServer(loaded: LoadedConfig, app: ReturnType<typeof buildApp
     idleTimeout: IDLE_TIMEOUT_SECONDS,
     // Elysia defaults to SO_REUSEPORT, which lets a second regauth (a stale one, or one with
     // another key) bind the same port and get half the traffic. A taken port must be an error.
-    reusePort: false,
+    // Only this server's own workers share it, under the supervisor's lock (src/serve/port-lock.ts).
+    reusePort,
     // Elysia turns on Bun's development mode unless NODE_ENV=production; it renders error pages
     // with stack traces. Never for a server.
     development: false,

@@ -62,6 +62,15 @@ export const ServerConfig = Type.Object(
           "Key exchange groups: P256, P384, P521, X25519, X25519MLKEM768, or numbers. Default: Bun's.",
       }),
     ),
+    // Issue 17: one process per CPU behind one port (src/serve/supervisor.ts).
+    workers: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 64,
+        description:
+          "Processes serving the port (SO_REUSEPORT under one supervisor). Default: the CPUs regauth may use (affinity, cgroup quota); 1: one process. TCP only.",
+      }),
+    ),
   },
   strict,
 );

@@ -1,0 +1,149 @@
+/**
+ * `server.workers` (issue 17; README "Workers"): `regauth serve` is the supervisor and serves too;
+ * it starts the other workers as copies of this executable, which bind the same port with
+ * SO_REUSEPORT, so the kernel spreads connections over every process. Only the supervisor runs
+ * the first-run admin, the banner and the background jobs; it owns the login throttle (its
+ * workers ask it, src/serve/shared-throttle.ts), forwards SIGHUP, stops them on SIGTERM, and
+ * restarts one that dies, with backoff.
+ */
+import type { Subprocess } from "bun";
+import type { Throttle } from "../authn/throttle.ts";
+import { log } from "../log.ts";
+import { serverSecret } from "./server-secret.ts";
+import { type ThrottleRequest, throttleService } from "./shared-throttle.ts";
+import { type SupervisorMessage, WORKER_ENV, type WorkerMessage } from "./worker.ts";
+
+export interface WorkerPool {
+  /** SIGHUP to every worker (one still starting gets it once it serves). */
+  reload(): void;
+  /** SIGTERM to every worker; resolves once all have exited (SIGKILL after STOP_TIMEOUT_MS). */
+  stop(): Promise<void>;
+}
+
+/** A worker that ran this long before it died restarts at once; one that dies sooner waits longer. */
+const HEALTHY_RUN_MS = 30_000;
+const FIRST_RESTART_DELAY_MS = 500;
+const MAX_RESTART_DELAY_MS = 30_000;
+/** A worker finishes its requests in this long after SIGTERM, or is killed. */
+const STOP_TIMEOUT_MS = 10_000;
+const EXIT_GRACE_MS = 200;
+
+interface Slot {
+  id: number;
+  process: Subprocess | null;
+  isServing: boolean;
+  isReloadPending: boolean;
+  startedAtMs: number;
+  restartDelayMs: number;
+  restartTimer: ReturnType<typeof setTimeout> | null;
+}
+
+/**
+ * Starts `count` workers (ids 1..count; the supervisor is 0). `throttle` is the issuer serving now's
+ * throttle; `dataDir` the data directory the supervisor resolved (workers use it, whatever the
+ * environment says by the time one restarts).
+ */
+export function startWorkers(options: {
+  count: number;
+  dataDir: string;
+  throttle: () => Throttle | undefined;
+}): WorkerPool {
+  let isStopping = false;
+  const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
+    id: i + 1,
+    process: null,
+    isServing: false,
+    isReloadPending: false,
+    startedAtMs: 0,
+    restartDelayMs: FIRST_RESTART_DELAY_MS,
+    restartTimer: null,
+  }));
+
+  const spawn = (slot: Slot) => {
+    slot.restartTimer = null;
+    slot.isServing = false;
+    slot.startedAtMs = Date.now();
+    const throttleAnswers = throttleService(options.throttle, (answer) => child.send(answer));
+    const child = Bun.spawn(workerCommand(), {
+      env: { ...process.env, [WORKER_ENV]: String(slot.id) },
+      stdin: "ignore",
+      // Only the supervisor prints (the banner, the registry block); the log is shared.
+      stdout: "ignore",
+      stderr: "inherit",
+      serialization: "json",
+      ipc(message: WorkerMessage) {
+        if (message.t === "hello") {
+          const start: SupervisorMessage = {
+            t: "start",
+            secret: serverSecret().toString("base64"),
+            dataDir: options.dataDir,
+            workers: options.count + 1,
+          };
+          child.send(start);
+        } else if (message.t === "ready") {
+          slot.isServing = true;
+          log.info("worker serving", { worker: slot.id, pid: child.pid });
+          if (slot.isReloadPending) {
+            slot.isReloadPending = false;
+            child.kill("SIGHUP");
+          }
+        } else throttleAnswers.handle(message as ThrottleRequest);
+      },
+      onExit(_proc, exitCode, signalCode) {
+        throttleAnswers.forget();
+        slot.process = null;
+        slot.isServing = false;
+        const ranMs = Date.now() - slot.startedAtMs;
+        // A moment first: a SIGTERM to the whole group (systemd) may reach this worker before the
+        // supervisor's own handler has run, and that exit is no crash.
+        slot.restartTimer = setTimeout(() => {
+          if (isStopping) return;
+          if (ranMs >= HEALTHY_RUN_MS) slot.restartDelayMs = FIRST_RESTART_DELAY_MS;
+          log.warn("worker exited; restarting it", {
+            worker: slot.id,
+            pid: child.pid,
+            ...(signalCode ? { signal: signalCode } : { code: exitCode }),
+            restart_in_seconds: slot.restartDelayMs / 1000,
+          });
+          slot.restartTimer = setTimeout(() => spawn(slot), slot.restartDelayMs);
+          slot.restartDelayMs = Math.min(slot.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+        }, EXIT_GRACE_MS);
+      },
+    });
+    slot.process = child;
+  };
+  for (const slot of slots) spawn(slot);
+
+  return {
+    reload() {
+      for (const slot of slots) {
+        // A worker that does not serve yet may not have its SIGHUP handler: the default kills it.
+        if (slot.process && slot.isServing) slot.process.kill("SIGHUP");
+        else slot.isReloadPending = true;
+      }
+    },
+    async stop() {
+      isStopping = true;
+      const running = slots.flatMap((slot) => {
+        if (slot.restartTimer) clearTimeout(slot.restartTimer);
+        return slot.process ? [slot.process] : [];
+      });
+      for (const child of running) child.kill("SIGTERM");
+      const killer = setTimeout(() => {
+        for (const child of running) child.kill("SIGKILL");
+      }, STOP_TIMEOUT_MS);
+      await Promise.all(running.map((child) => child.exited));
+      clearTimeout(killer);
+    },
+  };
+}
+
+/**
+ * This executable again: a compiled binary is process.execPath itself (its argv[1] is the embedded
+ * entry point, /$bunfs/...); under `bun run src/main.ts` the script goes after bun.
+ */
+function workerCommand(): string[] {
+  const [, entry, ...args] = process.argv;
+  const isCompiled = entry === undefined || entry.startsWith("/$bunfs/") || entry.startsWith("B:/~BUN/");
+  return isCompiled ? [process.execPath, ...args] : [process.execPath, entry, ...args];
+}

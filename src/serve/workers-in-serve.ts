@@ -1,0 +1,58 @@
+/**
+ * What `regauth serve` (src/main.ts) asks about `server.workers` (issue 17), in one place: how
+ * many, the lock on the listen address, the password-check queue's share, the pool of workers.
+ */
+import type { Throttle } from "../authn/throttle.ts";
+import type { PasswordVerifierOptions } from "../authn/password-verifier.ts";
+import { type LoadedConfig, parseListenAddress } from "../config/load.ts";
+import { log } from "../log.ts";
+import { usableCpuCount } from "./cpus.ts";
+import { holdPortLock, type PortLock } from "./port-lock.ts";
+import { startWorkers, type WorkerPool } from "./supervisor.ts";
+import { joinSupervisor, verifierShare, type WorkerLink, workerId } from "./worker.ts";
+import { setWorkerLabel } from "./worker-label.ts";
+
+type ServerSection = LoadedConfig["config"]["server"];
+
+/** The supervisor's link when this process is one of its workers; null otherwise. */
+export async function joinIfWorker(): Promise<WorkerLink | null> {
+  const id = workerId();
+  if (id === null) return null;
+  setWorkerLabel(id);
+  log.tagProcess({ worker: id });
+  return joinSupervisor(id);
+}
+
+/** Processes to serve with: server.workers, else the usable CPUs; 1 on a unix socket (no SO_REUSEPORT). */
+export function workerCount(server: ServerSection): number {
+  if (server.net !== "tcp") {
+    if ((server.workers ?? 1) > 1)
+      log.warn("server.workers needs a TCP listener; serving with one process", { net: server.net });
+    return 1;
+  }
+  return server.workers ?? usableCpuCount();
+}
+
+/** The listen address's lock (src/serve/port-lock.ts); TCP only, as only TCP is shared. */
+export function lockListenAddress(server: ServerSection): PortLock {
+  const address = server.net === "tcp" ? parseListenAddress(server.addr) : null;
+  // Port 0 is a new port each time: nothing to share, nothing to lock.
+  if (!address || address.port === 0) return { release() {} };
+  return holdPortLock(`${address.hostname}:${address.port}`);
+}
+
+/** Each process's share of the password-check queue; the default with one process. */
+export function verifierOptions(workers: number): PasswordVerifierOptions | undefined {
+  return workers > 1 ? verifierShare(workers) : undefined;
+}
+
+/** Starts workers 1..count-1 beside this process (0); null with one process. */
+export function startPool(
+  count: number,
+  dataDir: string,
+  throttle: () => Throttle | undefined,
+): WorkerPool | null {
+  if (count <= 1) return null;
+  setWorkerLabel(0);
+  return startWorkers({ count: count - 1, dataDir, throttle });
+}
