@@ -607,9 +607,12 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const onReloadSignal = () => {
     log.info("reloading the config", { signal: "SIGHUP", config: serving.source });
     reloads = reloads.then(async () => {
+      // The workers first: once this logs the outcome, every process serves it (issue 17).
+      const inWorkers = (await pool?.reload()) ?? [];
+      const before = serving;
       serving = await reloadConfig(serving, reloader);
+      workers.logDisagreements(inWorkers, serving !== before);
     });
-    pool?.reload();
   };
   process.on("SIGHUP", onReloadSignal);
   stopReloading = () => process.off("SIGHUP", onReloadSignal);
@@ -701,12 +704,13 @@ async function serveAsWorker(
       close: closeIssuer,
       current,
     };
-    let reloads = Promise.resolve();
-    const onReloadSignal = () => {
-      reloads = reloads.then(async () => {
-        serving = await reloadConfig(serving, reloader);
-      });
-    };
+    worker.onReload(async () => {
+      const before = serving;
+      serving = await reloadConfig(serving, reloader);
+      return serving !== before;
+    });
+    // SIGHUP is the supervisor's (it asks its workers over IPC): a `pkill -HUP` must not kill a worker.
+    const onReloadSignal = () => {};
     process.on("SIGHUP", onReloadSignal);
     await new Promise<void>((resolve) => {
       let isStopping = false;

@@ -13,9 +13,20 @@ import { serverSecret } from "./server-secret.ts";
 import { type ThrottleRequest, throttleService } from "./shared-throttle.ts";
 import { type SupervisorMessage, WORKER_ENV, type WorkerMessage } from "./worker.ts";
 
+/** How one worker's reload went: applied or refused, and the lines it logged about it. */
+export interface WorkerReload {
+  worker: number;
+  isApplied: boolean;
+  lines: string[];
+}
+
 export interface WorkerPool {
-  /** SIGHUP to every worker (one still starting gets it once it serves). */
-  reload(): void;
+  /**
+   * Reloads every serving worker and resolves with how each went (one still starting reloads once
+   * it serves). The supervisor reloads itself after: when it logs "config reloaded", every
+   * process serves the new config.
+   */
+  reload(): Promise<WorkerReload[]>;
   /** SIGTERM to every worker; resolves once all have exited (SIGKILL after STOP_TIMEOUT_MS). */
   stop(): Promise<void>;
 }
@@ -27,6 +38,8 @@ const MAX_RESTART_DELAY_MS = 30_000;
 /** A worker finishes its requests in this long after SIGTERM, or is killed. */
 const STOP_TIMEOUT_MS = 10_000;
 const EXIT_GRACE_MS = 200;
+/** A worker's reload (a config, its keys, LDAP pools) takes well under this. */
+const RELOAD_TIMEOUT_MS = 30_000;
 
 interface Slot {
   id: number;
@@ -36,6 +49,8 @@ interface Slot {
   startedAtMs: number;
   restartDelayMs: number;
   restartTimer: ReturnType<typeof setTimeout> | null;
+  /** Reloads asked of this worker process and not answered yet, by id. */
+  reloads: Map<number, (answer: WorkerReload | null) => void>;
 }
 
 /**
@@ -57,7 +72,23 @@ export function startWorkers(options: {
     startedAtMs: 0,
     restartDelayMs: FIRST_RESTART_DELAY_MS,
     restartTimer: null,
+    reloads: new Map(),
   }));
+  let nextReloadId = 1;
+  const askReload = (slot: Slot, child: Subprocess): Promise<WorkerReload | null> => {
+    const id = nextReloadId++;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => done(null), RELOAD_TIMEOUT_MS);
+      const done = (answer: WorkerReload | null) => {
+        clearTimeout(timer);
+        slot.reloads.delete(id);
+        resolve(answer);
+      };
+      slot.reloads.set(id, done);
+      const message: SupervisorMessage = { t: "reload", id };
+      child.send(message);
+    });
+  };
 
   const spawn = (slot: Slot) => {
     slot.restartTimer = null;
@@ -85,12 +116,19 @@ export function startWorkers(options: {
           log.info("worker serving", { worker: slot.id, pid: child.pid });
           if (slot.isReloadPending) {
             slot.isReloadPending = false;
-            child.kill("SIGHUP");
+            void askReload(slot, child);
           }
+        } else if (message.t === "reloaded") {
+          slot.reloads.get(message.id)?.({
+            worker: slot.id,
+            isApplied: message.isApplied,
+            lines: message.lines,
+          });
         } else throttleAnswers.handle(message as ThrottleRequest);
       },
       onExit(_proc, exitCode, signalCode) {
         throttleAnswers.forget();
+        for (const done of slot.reloads.values()) done(null);
         slot.process = null;
         slot.isServing = false;
         const ranMs = Date.now() - slot.startedAtMs;
@@ -115,12 +153,14 @@ export function startWorkers(options: {
   for (const slot of slots) spawn(slot);
 
   return {
-    reload() {
+    async reload() {
+      const asked: Promise<WorkerReload | null>[] = [];
       for (const slot of slots) {
-        // A worker that does not serve yet may not have its SIGHUP handler: the default kills it.
-        if (slot.process && slot.isServing) slot.process.kill("SIGHUP");
+        // One still starting may have read the file before it changed: it reloads once it serves.
+        if (slot.process && slot.isServing) asked.push(askReload(slot, slot.process));
         else slot.isReloadPending = true;
       }
+      return (await Promise.all(asked)).filter((answer) => answer !== null);
     },
     async stop() {
       isStopping = true;

@@ -5,16 +5,26 @@
  */
 import { LoginThrottle } from "../authn/throttle.ts";
 import { type PasswordVerifierOptions, DEFAULT_VERIFIER_OPTIONS } from "../authn/password-verifier.ts";
+import { log } from "../log.ts";
 import { useServerSecret } from "./server-secret.ts";
 import { SharedThrottle, type ThrottleAnswer, type ThrottleRequest } from "./shared-throttle.ts";
 
 /** Set by the supervisor in a worker's environment: its id, 1..N-1. */
 export const WORKER_ENV = "REGAUTH_WORKER";
 
-export type WorkerMessage = { t: "hello" } | { t: "ready" } | ThrottleRequest;
+export type WorkerMessage =
+  | { t: "hello" }
+  | { t: "ready" }
+  | { t: "reloaded"; id: number; isApplied: boolean; lines: string[] }
+  | ThrottleRequest;
 export type SupervisorMessage =
   | { t: "start"; secret: string; dataDir: string; workers: number }
+  | { t: "reload"; id: number }
   | ThrottleAnswer;
+
+/** The lines of a reload's outcome, which the supervisor logs once for the server (src/reload/reload-config.ts). */
+const RELOAD_OUTCOME =
+  /msg="?config (reloaded|reload refused|key changed but needs a restart)|"msg":"config (reloaded|reload refused|key changed but needs a restart)/;
 
 export interface WorkerLink {
   id: number;
@@ -24,6 +34,11 @@ export interface WorkerLink {
   throttle: SharedThrottle;
   /** Tells the supervisor this worker serves (then it forwards SIGHUP). */
   ready(): void;
+  /**
+   * Runs `reload` when the supervisor asks (on its SIGHUP), one at a time; `reload` says whether
+   * the new config was applied. Its outcome lines go to the supervisor, the rest to the log.
+   */
+  onReload(reload: () => Promise<boolean>): void;
   /** Runs `stop` once the supervisor is gone (killed, crashed): a worker never outlives it. */
   onSupervisorGone(stop: () => void): void;
 }
@@ -38,13 +53,30 @@ export function workerId(): number | null {
 export async function joinSupervisor(id: number): Promise<WorkerLink> {
   const send = (message: WorkerMessage) => process.send?.(message);
   const throttle = new SharedThrottle(send, new LoginThrottle());
+  let reloadHandler: (() => Promise<boolean>) | null = null;
+  let reloads = Promise.resolve();
+  const reload = (id: number) => {
+    reloads = reloads.then(async () => {
+      const lines: string[] = [];
+      const restore = log.capture(lines);
+      let isApplied = false;
+      try {
+        isApplied = (await reloadHandler?.()) ?? false;
+      } finally {
+        restore();
+      }
+      for (const line of lines) if (!RELOAD_OUTCOME.test(line)) process.stderr.write(`${line}\n`);
+      send({ t: "reloaded", id, isApplied, lines: lines.filter((line) => RELOAD_OUTCOME.test(line)) });
+    });
+  };
   const start = await new Promise<{ secret: string; dataDir: string; workers: number }>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the supervisor did not answer")), 30_000);
     process.on("message", (message: SupervisorMessage) => {
       if (message.t === "start") {
         clearTimeout(timer);
         resolve(message);
-      } else throttle.answered(message);
+      } else if (message.t === "reload") reload(message.id);
+      else throttle.answered(message);
     });
     send({ t: "hello" });
   });
@@ -55,6 +87,9 @@ export async function joinSupervisor(id: number): Promise<WorkerLink> {
     workers: start.workers,
     throttle,
     ready: () => send({ t: "ready" }),
+    onReload(handler) {
+      reloadHandler = handler;
+    },
     onSupervisorGone(stop) {
       process.once("disconnect", stop);
       // A parent that died without closing the channel cleanly: re-parented, so ppid changes.

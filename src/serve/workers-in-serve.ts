@@ -8,7 +8,7 @@ import { type LoadedConfig, parseListenAddress } from "../config/load.ts";
 import { log } from "../log.ts";
 import { usableCpuCount } from "./cpus.ts";
 import { holdPortLock, type PortLock } from "./port-lock.ts";
-import { startWorkers, type WorkerPool } from "./supervisor.ts";
+import { startWorkers, type WorkerPool, type WorkerReload } from "./supervisor.ts";
 import { joinSupervisor, verifierShare, type WorkerLink, workerId } from "./worker.ts";
 import { setWorkerLabel } from "./worker-label.ts";
 
@@ -55,4 +55,21 @@ export function startPool(
   if (count <= 1) return null;
   setWorkerLabel(0);
   return startWorkers({ count: count - 1, dataDir, throttle });
+}
+
+/**
+ * After a reload: a worker whose outcome differs from the supervisor's (a file that changed
+ * between their reads, a back-end one of them could not reach) is logged with what it said.
+ */
+export function logDisagreements(inWorkers: WorkerReload[], isApplied: boolean): void {
+  for (const answer of inWorkers) {
+    if (answer.isApplied === isApplied) continue;
+    log.warn(
+      isApplied
+        ? "a worker refused the config the others reloaded; it keeps its running config"
+        : "a worker reloaded the config the others refused",
+      { worker: answer.worker, fix: "fix the config, then systemctl reload regauth (or restart)" },
+    );
+    for (const line of answer.lines) process.stderr.write(`${line}\n`);
+  }
 }
