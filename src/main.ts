@@ -474,7 +474,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
   const { database, bootstrap } = await openAndBootstrap(loaded);
-  const workerCount = workers.workerCount(loaded.config.server);
+  const workerCount = workers.workerCount(loaded.config);
   if (bootstrap.kind === "created") {
     // stdout only, once; never the log (README: under systemd, stdout goes to the journal).
     process.stdout.write(

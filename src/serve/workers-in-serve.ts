@@ -23,13 +23,24 @@ export async function joinIfWorker(): Promise<WorkerLink | null> {
   return joinSupervisor(id);
 }
 
-/** Processes to serve with: server.workers, else the usable CPUs; 1 on a unix socket (no SO_REUSEPORT). */
-export function workerCount(server: ServerSection): number {
+/**
+ * Processes to serve with: server.workers, else the usable CPUs; 1 on a unix socket (no
+ * SO_REUSEPORT). With metrics on and no server.workers, 1 as well: each process counts its own,
+ * and a scrape through the shared port would see one process's counters, then another's.
+ */
+export function workerCount(config: LoadedConfig["config"]): number {
+  const { server } = config;
   if (server.net !== "tcp") {
     if ((server.workers ?? 1) > 1)
       log.warn("server.workers needs a TCP listener; serving with one process", { net: server.net });
     return 1;
   }
+  if (server.workers === undefined && config.metrics.enabled) return 1;
+  if ((server.workers ?? 1) > 1 && config.metrics.enabled)
+    log.warn("metrics are counted per worker: each scrape of /metrics sees one of them", {
+      workers: server.workers,
+      fix: "server.workers 1 for exact metrics",
+    });
   return server.workers ?? usableCpuCount();
 }
 
