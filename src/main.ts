@@ -724,7 +724,8 @@ async function serveAsWorker(
           .finally(() => database.close())
           .finally(resolve);
       };
-      process.once("SIGTERM", shutdown);
+      // `on`, not `once`: systemd signals the whole cgroup, then the supervisor signals again.
+      process.on("SIGTERM", shutdown);
       // Ctrl-C reaches the whole process group: the supervisor stops its workers in order.
       process.on("SIGINT", () => {});
       worker.onSupervisorGone(shutdown);

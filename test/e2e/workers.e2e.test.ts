@@ -192,6 +192,18 @@ describe("server.workers: 2", () => {
     expect(existsSync(`/proc/${workerPid}`)).toBe(false);
   }, 60_000);
 
+  it("stops cleanly when SIGTERM reaches every process at once (systemd's KillMode=control-group)", async () => {
+    const server = await startTwo();
+    const workerPid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+    process.kill(workerPid, "SIGTERM");
+    server.proc.kill("SIGTERM");
+    expect(await server.proc.exited).toBe(0);
+    expect(existsSync(`/proc/${workerPid}`)).toBe(false);
+    expect(server.stderr.text).not.toContain("restarting");
+    // Both closed the database: the last one out removes the write-ahead log.
+    expect(existsSync(join(server.dataDir, "regauth.db-wal"))).toBe(false);
+  }, 60_000);
+
   it("stops a second regauth serve that starts while the first still holds the address's lock", async () => {
     const dir = makeTempDir("lock-");
     const port = 40_000 + Math.floor(Math.random() * 20_000);

@@ -8,6 +8,8 @@ import { LoginThrottle, type Throttle } from "../../src/authn/throttle.ts";
 import { cpuQuota, usableCpuCount } from "../../src/serve/cpus.ts";
 import { SharedThrottle, type ThrottleRequest, throttleService } from "../../src/serve/shared-throttle.ts";
 import { verifierShare } from "../../src/serve/worker.ts";
+import { workerCount } from "../../src/serve/workers-in-serve.ts";
+import type { LoadedConfig } from "../../src/config/load.ts";
 
 const OPTIONS = {
   perAccount: { burst: 3, refillSeconds: 60 },
@@ -129,5 +131,26 @@ describe("verifierShare", () => {
     const share = verifierShare(workers);
     expect(share.maxConcurrentVerifications).toBe(slots);
     expect(share.maxWaitingVerifications).toBe(waiting);
+  });
+});
+
+describe("workerCount", () => {
+  const config = (server: object, metrics = false) =>
+    ({
+      server: { net: "tcp", addr: "127.0.0.1:5001", ...server },
+      metrics: { enabled: metrics },
+    }) as unknown as LoadedConfig["config"];
+  it.each([
+    ["server.workers when set", config({ workers: 3 }), 3],
+    ["the usable CPUs by default", config({}), usableCpuCount()],
+    [
+      "1 on a unix socket, whatever server.workers says",
+      config({ net: "unix", addr: "/tmp/s", workers: 4 }),
+      1,
+    ],
+    ["1 with metrics on and no server.workers", config({}, true), 1],
+    ["server.workers with metrics on, when set", config({ workers: 2 }, true), 2],
+  ])("is %s", (_name, given, expected) => {
+    expect(workerCount(given)).toBe(expected);
   });
 });
