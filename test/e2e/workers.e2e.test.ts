@@ -204,6 +204,22 @@ describe("server.workers: 2", () => {
     expect(existsSync(join(server.dataDir, "regauth.db-wal"))).toBe(false);
   }, 60_000);
 
+  it("does not leave a worker serving the port when the supervisor is killed", async () => {
+    const server = await startTwo();
+    const workerPid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+    server.proc.kill("SIGKILL");
+    await server.proc.exited;
+    const deadline = Date.now() + 10_000;
+    while (existsSync(`/proc/${workerPid}`) && Date.now() < deadline) await Bun.sleep(50);
+    expect(existsSync(`/proc/${workerPid}`)).toBe(false);
+    // The port is free for the next start.
+    const again = await fetch(`${server.url}/healthz`).then(
+      () => "answered",
+      () => "refused",
+    );
+    expect(again).toBe("refused");
+  }, 60_000);
+
   it("stops a second regauth serve that starts while the first still holds the address's lock", async () => {
     const dir = makeTempDir("lock-");
     const port = 40_000 + Math.floor(Math.random() * 20_000);
