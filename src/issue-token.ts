@@ -181,7 +181,8 @@ function checkAccountParameter(request: TokenRequest, actual: string): void {
 }
 
 /**
- * Charges the throttle before anything is awaited, so parallel guesses cannot all pass one check;
+ * Charges the throttle before anything is awaited, so parallel guesses cannot all pass one check
+ * (a worker's throttle is the supervisor's, which charges in one step: src/serve/shared-throttle.ts);
  * the caller settles the attempt (`using`: a request that ends in an error instead is refunded).
  * Requests carrying a password or refresh token are guesses; anonymous ones are never throttled.
  */
