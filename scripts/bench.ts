@@ -1348,7 +1348,7 @@ const workersScaling: SelfContainedCase = async (options) => {
   for (const note of outcome.notes) console.log(`    ${note}`);
   return {
     results: outcome.rows.map((row) => ({
-      name: `${row.name}, server.workers ${row.workers} (median of 3; tree Pss ${row.peakTreePssMiB.toFixed(1)} MiB)`,
+      name: `${row.name}, server.workers ${row.workers} (median of 3${row.workers > 1 ? `; workers' private ${row.peakWorkersPrivateMiB.toFixed(1)} MiB` : ""})`,
       ownServer: true,
       wrk: {
         requests: 0,
