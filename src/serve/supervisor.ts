@@ -85,8 +85,7 @@ export function startWorkers(options: {
         resolve(answer);
       };
       slot.reloads.set(id, done);
-      const message: SupervisorMessage = { t: "reload", id };
-      child.send(message);
+      if (!send(child, { t: "reload", id })) done(null);
     });
   };
 
@@ -94,60 +93,74 @@ export function startWorkers(options: {
     slot.restartTimer = null;
     slot.isServing = false;
     slot.startedAtMs = Date.now();
-    const throttleAnswers = throttleService(options.throttle, (answer) => child.send(answer));
-    const child = Bun.spawn(workerCommand(), {
-      env: { ...process.env, [WORKER_ENV]: String(slot.id) },
-      stdin: "ignore",
-      // Only the supervisor prints (the banner, the registry block); the log is shared.
-      stdout: "ignore",
-      stderr: "inherit",
-      serialization: "json",
-      ipc(message: WorkerMessage) {
-        if (message.t === "hello") {
-          const start: SupervisorMessage = {
-            t: "start",
-            secret: serverSecret().toString("base64"),
-            dataDir: options.dataDir,
-            workers: options.count + 1,
-          };
-          child.send(start);
-        } else if (message.t === "ready") {
-          slot.isServing = true;
-          log.info("worker serving", { worker: slot.id, pid: child.pid });
-          if (slot.isReloadPending) {
-            slot.isReloadPending = false;
-            void askReload(slot, child);
-          }
-        } else if (message.t === "reloaded") {
-          slot.reloads.get(message.id)?.({
-            worker: slot.id,
-            isApplied: message.isApplied,
-            lines: message.lines,
-          });
-        } else throttleAnswers.handle(message as ThrottleRequest);
-      },
-      onExit(_proc, exitCode, signalCode) {
-        throttleAnswers.forget();
-        for (const done of slot.reloads.values()) done(null);
-        slot.process = null;
-        slot.isServing = false;
-        const ranMs = Date.now() - slot.startedAtMs;
-        // A moment first: a SIGTERM to the whole group (systemd) may reach this worker before the
-        // supervisor's own handler has run, and that exit is no crash.
-        slot.restartTimer = setTimeout(() => {
-          if (isStopping) return;
-          if (ranMs >= HEALTHY_RUN_MS) slot.restartDelayMs = FIRST_RESTART_DELAY_MS;
-          log.warn("worker exited; restarting it", {
-            worker: slot.id,
-            pid: child.pid,
-            ...(signalCode ? { signal: signalCode } : { code: exitCode }),
-            restart_in_seconds: slot.restartDelayMs / 1000,
-          });
-          slot.restartTimer = setTimeout(() => spawn(slot), slot.restartDelayMs);
-          slot.restartDelayMs = Math.min(slot.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
-        }, EXIT_GRACE_MS);
-      },
-    });
+    const throttleAnswers = throttleService(options.throttle, (answer) => send(child, answer));
+    let child: Subprocess;
+    try {
+      child = Bun.spawn(workerCommand(), {
+        env: { ...process.env, [WORKER_ENV]: String(slot.id) },
+        stdin: "ignore",
+        // Only the supervisor prints (the banner, the registry block); the log is shared.
+        stdout: "ignore",
+        stderr: "inherit",
+        serialization: "json",
+        ipc(message: WorkerMessage) {
+          if (message.t === "hello") {
+            send(child, {
+              t: "start",
+              secret: serverSecret().toString("base64"),
+              dataDir: options.dataDir,
+              workers: options.count + 1,
+            });
+          } else if (message.t === "ready") {
+            slot.isServing = true;
+            log.info("worker serving", { worker: slot.id, pid: child.pid });
+            if (slot.isReloadPending) {
+              slot.isReloadPending = false;
+              void askReload(slot, child);
+            }
+          } else if (message.t === "reloaded") {
+            slot.reloads.get(message.id)?.({
+              worker: slot.id,
+              isApplied: message.isApplied,
+              lines: message.lines,
+            });
+          } else throttleAnswers.handle(message as ThrottleRequest);
+        },
+        onExit(_proc, exitCode, signalCode) {
+          throttleAnswers.forget();
+          for (const done of slot.reloads.values()) done(null);
+          slot.process = null;
+          slot.isServing = false;
+          const ranMs = Date.now() - slot.startedAtMs;
+          // A moment first: a SIGTERM to the whole group (systemd) may reach this worker before the
+          // supervisor's own handler has run, and that exit is no crash.
+          slot.restartTimer = setTimeout(() => {
+            if (isStopping) return;
+            if (ranMs >= HEALTHY_RUN_MS) slot.restartDelayMs = FIRST_RESTART_DELAY_MS;
+            log.warn("worker exited; restarting it", {
+              worker: slot.id,
+              pid: child.pid,
+              ...(signalCode ? { signal: signalCode } : { code: exitCode }),
+              restart_in_seconds: slot.restartDelayMs / 1000,
+            });
+            slot.restartTimer = setTimeout(() => spawn(slot), slot.restartDelayMs);
+            slot.restartDelayMs = Math.min(slot.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+          }, EXIT_GRACE_MS);
+        },
+      });
+    } catch (error) {
+      // No process (EAGAIN, ENOMEM): try again later, as for one that died at once.
+      log.error("cannot start a worker; trying again", {
+        worker: slot.id,
+        error: error instanceof Error ? error.message : String(error),
+        restart_in_seconds: slot.restartDelayMs / 1000,
+      });
+      slot.restartTimer = setTimeout(() => {
+        if (!isStopping) spawn(slot);
+      }, slot.restartDelayMs);
+      slot.restartDelayMs = Math.min(slot.restartDelayMs * 2, MAX_RESTART_DELAY_MS);
+      return;
+    }
     slot.process = child;
   };
   for (const slot of slots) spawn(slot);
@@ -176,6 +189,16 @@ export function startWorkers(options: {
       clearTimeout(killer);
     },
   };
+}
+
+/** A message to a worker; false when its channel is gone (it is exiting: its exit is handled). */
+function send(child: Subprocess, message: SupervisorMessage): boolean {
+  try {
+    child.send(message);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -51,7 +51,12 @@ export function workerId(): number | null {
 
 /** Greets the supervisor and waits for the server's secret and data directory. */
 export async function joinSupervisor(id: number): Promise<WorkerLink> {
-  const send = (message: WorkerMessage) => process.send?.(message);
+  // A closed channel means the supervisor is gone, and this worker is stopping (onSupervisorGone).
+  const send = (message: WorkerMessage) => {
+    try {
+      process.send?.(message);
+    } catch {}
+  };
   const throttle = new SharedThrottle(send, new LoginThrottle());
   let reloadHandler: (() => Promise<boolean>) | null = null;
   let reloads = Promise.resolve();
