@@ -111,6 +111,20 @@ describe("server.workers: 2", () => {
     }
   }, 90_000);
 
+  it("ignores a SIGHUP sent to a worker itself (pkill -HUP regauth): the supervisor's is the one", async () => {
+    const server = await startTwo();
+    try {
+      const pid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+      process.kill(pid, "SIGHUP");
+      await Bun.sleep(500);
+      expect(existsSync(`/proc/${pid}`)).toBe(true);
+      expect(server.stderr.text).not.toContain("worker exited");
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
   it("restarts a killed worker, and no request fails once it serves again", async () => {
     const server = await startTwo();
     try {
