@@ -49,7 +49,10 @@ administrator, serve creates the user admin and prints its password once on stdo
 A data directory that holds a previous run but lost its database (missing or 0 bytes) or its
 signing key pair is refused with what is missing; restore it from the backup, or pass
 --reinitialize to start over with what is missing created anew (a new empty database and
-admin, or a new key pair that every registry must then be given).`,
+admin, or a new key pair that every registry must then be given).
+
+server.workers processes serve the port (default: the CPUs regauth may use); this one is the
+supervisor: SIGHUP and SIGTERM go to it, and it passes them on (README "Workers").`,
       valueFlags: ["config", "data-dir", "addr"],
       booleanFlags: ["reinitialize"],
       run: serve,
