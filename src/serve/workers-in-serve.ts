@@ -25,14 +25,25 @@ export async function joinIfWorker(): Promise<WorkerLink | null> {
 
 /**
  * Processes to serve with: server.workers, else the usable CPUs; 1 on a unix socket (no
- * SO_REUSEPORT). With metrics on and no server.workers, 1 as well: each process counts its own,
- * and a scrape through the shared port would see one process's counters, then another's.
+ * SO_REUSEPORT); 1 with server.letsencrypt. With metrics on and no server.workers, 1 as well:
+ * each process counts its own, and a scrape through the shared port would see one process's
+ * counters, then another's.
  */
 export function workerCount(config: LoadedConfig["config"]): number {
   const { server } = config;
   if (server.net !== "tcp") {
     if ((server.workers ?? 1) > 1)
       log.warn("server.workers needs a TCP listener; serving with one process", { net: server.net });
+    return 1;
+  }
+  // server.letsencrypt (issue 16, merged beside this): its certificate is obtained, renewed and
+  // swapped in by the supervisor alone; a worker would serve without it. One process until
+  // renewals reach the workers.
+  if ((server as { letsencrypt?: unknown }).letsencrypt !== undefined) {
+    if ((server.workers ?? 1) > 1)
+      log.warn("server.workers with server.letsencrypt is not supported yet; serving with one process", {
+        workers: server.workers,
+      });
     return 1;
   }
   if (server.workers === undefined && config.metrics.enabled) return 1;

@@ -150,6 +150,11 @@ describe("workerCount", () => {
     ],
     ["1 with metrics on and no server.workers", config({}, true), 1],
     ["server.workers with metrics on, when set", config({ workers: 2 }, true), 2],
+    [
+      "1 with server.letsencrypt (issue 16): only the supervisor holds its certificate",
+      config({ workers: 2, letsencrypt: {} }),
+      1,
+    ],
   ])("is %s", (_name, given, expected) => {
     expect(workerCount(given)).toBe(expected);
   });
