@@ -15,6 +15,8 @@
  * --only NAMES (a comma-separated subset of token, access-token, grants, notifications, catalog,
  * flood: only those cases, without the start-up budget; writes nothing; "token" is the anonymous
  * and one-user-repeating cases of the shared server).
+ * --only workers: server.workers 1 and N, medians of 3 runs, ratio, p99 and the process tree's
+ * memory (issue 17, scripts/bench-workers.ts).
  * BENCH_BINARY=FILE measures that binary instead of dist/regauth.
  */
 import { cpus, totalmem } from "node:os";
@@ -54,6 +56,8 @@ interface Options {
 
 /** What --only selects from. */
 const ONLY_GROUPS = ["token", "access-token", "grants", "notifications", "catalog", "flood"];
+// Issue 17: server.workers 1 and N (scripts/bench-workers.ts).
+ONLY_GROUPS.push("workers");
 
 function parseOptions(argv: string[]): Options {
   const flags = new Map<string, string>();
@@ -1314,6 +1318,57 @@ const SELF_CONTAINED_CASES: [group: string, run: SelfContainedCase][] = [
   ["notifications", notificationCases],
   ["catalog", catalogCases],
 ];
+
+/**
+ * Issue 17: anonymous and one user repeating with server.workers 1 and N, medians of 3 runs of at
+ * most 5 s each, with the ratio, p99 and the process tree's peak memory (scripts/bench-workers.ts).
+ */
+const workersScaling: SelfContainedCase = async (options) => {
+  const { workersBench } = await import("./bench-workers.ts");
+  const short = { ...options, durationSeconds: Math.min(options.durationSeconds, 5) };
+  console.log(
+    `==> server.workers 1 and N: wrk ${short.threads} threads, ${short.connections} connections, ${short.durationSeconds} s, 3 runs each`,
+  );
+  const outcome = await workersBench({
+    binary: BINARY,
+    workDir: WORK_DIR,
+    durationSeconds: short.durationSeconds,
+    runWrk: async (url, script) => {
+      const wrk = await runWrk(short, url, script);
+      return {
+        tokensPerSecond: (wrk.requests - wrk.non2xx) / (wrk.duration_us / 1e6),
+        p50Ms: wrk.p50_us / 1000,
+        p99Ms: wrk.p99_us / 1000,
+        errors: wrk.non2xx + wrk.timeouts + wrk.read_errors + wrk.connect_errors + wrk.write_errors,
+      };
+    },
+    luaScript: (path, authorizations) => luaScript(path, authorizations),
+    basic,
+  });
+  for (const note of outcome.notes) console.log(`    ${note}`);
+  return {
+    results: outcome.rows.map((row) => ({
+      name: `${row.name}, server.workers ${row.workers} (median of 3${row.workers > 1 ? `; workers' private ${row.peakWorkersPrivateMiB.toFixed(1)} MiB` : ""})`,
+      ownServer: true,
+      wrk: {
+        requests: 0,
+        duration_us: 0,
+        non2xx: row.errors,
+        connect_errors: 0,
+        read_errors: 0,
+        write_errors: 0,
+        timeouts: 0,
+        p50_us: row.p50Ms * 1000,
+        p99_us: row.p99Ms * 1000,
+        max_us: 0,
+      },
+      tokensPerSecond: row.tokensPerSecond,
+      peakRssMiB: row.peakTreeRssMiB,
+    })),
+    checks: outcome.checks,
+  };
+};
+SELF_CONTAINED_CASES.push(["workers", workersScaling]);
 
 main().then(
   (code) => process.exit(code),

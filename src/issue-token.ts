@@ -19,7 +19,7 @@ import type { TokenAudit, TokenRequestFacts } from "./audit/token-audit.ts";
 import type { PasswordVerifier } from "./authn/password-verifier.ts";
 import type { FailureLatencyFloor } from "./authn/failure-latency.ts";
 import type { InFlightLogins } from "./authn/in-flight-logins.ts";
-import type { LoginAttempt, LoginThrottle } from "./authn/throttle.ts";
+import type { LoginAttempt, Throttle } from "./authn/throttle.ts";
 import { type Authorizer, authorize } from "./authz/authorizer.ts";
 import { BadRequest, keepsThrottleCharge, TooManyRequests, Unauthorized } from "./errors.ts";
 import { log } from "./log.ts";
@@ -44,7 +44,7 @@ export interface TokenIssuer {
   verifier: PasswordVerifier;
   nowSeconds: () => number;
   /** Failed-login throttling for every authenticator; absent: none. */
-  throttle?: LoginThrottle;
+  throttle?: Throttle;
   /** Registration by `docker login` when the whole chain answered "unknown"; absent: off. */
   registrar?: Registrar;
   /** Refresh tokens (docs/refresh-tokens.md); absent: none issued, every refresh grant refused. */
@@ -111,7 +111,7 @@ export async function issueToken(issuer: TokenIssuer, request: TokenRequest): Pr
   // (issue 10: as with GitHub's and GitLab's tokens); the name claimed is recorded.
   const isAccessTokenLogin = request.refreshToken === undefined && looksLikeAccessToken(credentials.password);
   if (request.refreshToken === undefined && !isAccessTokenLogin) checkAccountParameter(request, account);
-  using attempt = admitAttempt(issuer, request, credentials, account);
+  using attempt = await admitAttempt(issuer, request, credentials, account);
   const startedMs = performance.now();
   const facts = requestFacts(request, credentials);
   const context: AuthnContext = { ip: request.ip, isKnownGood: attempt?.isKnownGood ?? false };
@@ -181,22 +181,23 @@ function checkAccountParameter(request: TokenRequest, actual: string): void {
 }
 
 /**
- * Charges the throttle before anything is awaited, so parallel guesses cannot all pass one check;
+ * Charges the throttle before anything is awaited, so parallel guesses cannot all pass one check
+ * (a worker's throttle is the supervisor's, which charges in one step: src/serve/shared-throttle.ts);
  * the caller settles the attempt (`using`: a request that ends in an error instead is refunded).
  * Requests carrying a password or refresh token are guesses; anonymous ones are never throttled.
  */
-function admitAttempt(
+async function admitAttempt(
   issuer: TokenIssuer,
   request: TokenRequest,
   credentials: Credentials,
   account: string,
-): LoginAttempt | undefined {
+): Promise<LoginAttempt | undefined> {
   // A name with an empty password is a guess too (and would otherwise probe names for free).
   const throttle =
     credentials.username === "" && credentials.password === "" && request.refreshToken === undefined
       ? undefined
       : issuer.throttle;
-  const admission = throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
+  const admission = await throttle?.admit(request.ip, account, request.refreshToken ?? credentials.password);
   if (admission?.kind !== "refused") return admission?.attempt;
   throttle?.reportRefusal(request.ip, account);
   metrics.throttled();
@@ -340,7 +341,7 @@ async function registerByLogin(
 ): Promise<AuthnDecision> {
   // An IPv6 /48 creates accounts like one address does (its 65,536 /64s each have a budget):
   // charged before the password is hashed, given back unless an account is created.
-  const waitSeconds = issuer.throttle?.reserveRegistration(request.ip) ?? 0;
+  const waitSeconds = (await issuer.throttle?.reserveRegistration(request.ip)) ?? 0;
   if (waitSeconds > 0) {
     metrics.throttled();
     throw new TooManyRequests(

@@ -50,8 +50,12 @@ function jsonLine(level: LogLevel, message: string, fields?: Fields): string {
   );
 }
 
-function write(level: LogLevel, message: string, fields?: Fields): void {
+/** Fields every line of this process ends with: a worker's id (issue 17, src/serve/). */
+let processFields: Fields | undefined;
+
+function write(level: LogLevel, message: string, ownFields?: Fields): void {
   if (ORDER[level] < threshold) return;
+  const fields = processFields ? { ...ownFields, ...processFields } : ownFields;
   if (format === "json") {
     sink(jsonLine(level, message, fields));
     return;
@@ -73,6 +77,10 @@ export const log = {
   configure(settings: { level: LogLevel; format: LogFormat }): void {
     threshold = ORDER[environmentLevel() ?? settings.level];
     format = settings.format;
+  },
+  /** Adds `fields` to every line from now on (a worker's `worker=N`). */
+  tagProcess(fields: Fields): void {
+    processFields = fields;
   },
   /** For tests: capture lines instead of writing them. Returns a function that restores stderr. */
   capture(lines: string[]): () => void {

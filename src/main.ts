@@ -49,7 +49,10 @@ administrator, serve creates the user admin and prints its password once on stdo
 A data directory that holds a previous run but lost its database (missing or 0 bytes) or its
 signing key pair is refused with what is missing; restore it from the backup, or pass
 --reinitialize to start over with what is missing created anew (a new empty database and
-admin, or a new key pair that every registry must then be given).`,
+admin, or a new key pair that every registry must then be given).
+
+server.workers processes serve the port (default: the CPUs regauth may use); this one is the
+supervisor: SIGHUP and SIGTERM go to it, and it passes them on (README "Workers").`,
       valueFlags: ["config", "data-dir", "addr"],
       booleanFlags: ["reinitialize"],
       run: serve,
@@ -457,9 +460,15 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const { PasswordVerifier } = await import("./authn/password-verifier.ts");
   const { backgroundWriterFor } = await import("./db/background-writer.ts");
   const { renderRegistryConfig } = await import("./registry-config.ts");
+  // server.workers (issue 17, src/serve/): a worker started by a supervisor serves the port with
+  // it and leaves the first run, the banner and the background jobs to it.
+  const workers = await import("./serve/workers-in-serve.ts");
+  const worker = await workers.joinIfWorker();
+  if (worker) return serveAsWorker(args, worker);
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
   const validated = await validateQuietly(args);
+  const portLock = workers.lockListenAddress(validated.config.server);
   checkCanListen(validated.config.server);
   // Before anything is created too: an unreadable bearer_token_file is a config error (and the
   // one import of prom-client, when metrics are on).
@@ -471,6 +480,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const signingKey = loaded.signingKey;
   if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
   const { database, bootstrap } = await openAndBootstrap(loaded);
+  const workerCount = workers.workerCount(loaded.config);
   if (bootstrap.kind === "created") {
     // stdout only, once; never the log (README: under systemd, stdout goes to the journal).
     process.stdout.write(
@@ -489,7 +499,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       fix: "regauth admin reset-password",
     });
   }
-  const verifier = new PasswordVerifier();
+  const verifier = new PasswordVerifier(workers.verifierOptions(workerCount));
   const issuer = buildIssuer(loaded, signingKey, verifier, database);
   // Retention by age and count, on the background writer's thread: at start, then every 10 minutes.
   issuer.audit?.log.startPruning();
@@ -508,8 +518,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     buildApp(loaded, current, services, metricsExporter, registryEvents),
     buildApiApp(loaded, current, services),
     acme?.current(),
+    { reusePort: workerCount > 1 },
   );
   acme?.startRenewing(async (next) => running.replaceCertificate?.(next));
+  // The other workers, once this one serves the port (src/serve/supervisor.ts).
+  const pool = workers.startPool(workerCount, loaded.dataDir, () => current.issuer.throttle);
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
   // rest of start-up still runs must close the database cleanly too (its -wal and -shm go away),
   // not kill the process with them left behind.
@@ -523,7 +536,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       stopReloading();
       registryEvents?.receiver.stopPruning();
       void stopSyncing()
-        .then(() => running.stop())
+        .then(() => Promise.all([running.stop(), pool?.stop()]))
+        .finally(() => portLock.release())
         .finally(() => services.webhooks.dispatcher.stop())
         .finally(() => backgroundWriterFor(database).close())
         .finally(() => database.close())
@@ -562,6 +576,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     token_ttl_seconds: loaded.config.token.expiration,
     alg: signingKey.alg,
     kid: signingKey.kid,
+    ...(workerCount > 1 ? { workers: workerCount } : {}),
   });
   log.info("to print the registry's auth block, run", { command: await registryConfigCommand(args, loaded) });
   if (registryEvents)
@@ -601,7 +616,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const onReloadSignal = () => {
     log.info("reloading the config", { signal: "SIGHUP", config: serving.source });
     reloads = reloads.then(async () => {
+      // The workers first: once this logs the outcome, every process serves it (issue 17).
+      const inWorkers = (await pool?.reload()) ?? [];
+      const before = serving;
       serving = await reloadConfig(serving, reloader);
+      workers.logDisagreements(inWorkers, serving !== before);
     });
   };
   process.on("SIGHUP", onReloadSignal);
@@ -640,6 +659,119 @@ async function startAcmeFor(validated: LoadedConfig) {
     });
   } catch (error) {
     if (error instanceof AcmeError) throw new CommandFailed(error.message);
+    throw error;
+  }
+}
+
+/**
+ * One of the supervisor's workers (issue 17, src/serve/supervisor.ts): the same token server on the
+ * same port, without what must happen once per server: the first-run admin and banner, the
+ * management API's own listener (api.addr), the background jobs (audit pruning, webhook delivery,
+ * pruning of notification ids, index sync, identity re-checks). Its login throttle is the
+ * supervisor's. Quiet at start: the supervisor has logged the config's warnings once.
+ */
+async function serveAsWorker(
+  args: ReturnType<typeof parseArgs>,
+  worker: import("./serve/worker.ts").WorkerLink,
+): Promise<number> {
+  const {
+    buildApp,
+    buildIssuer,
+    closeIssuer,
+    keptAcrossReload,
+    listen,
+    managementServices,
+    registryEventsOptions,
+  } = await import("./server.ts");
+  const { CurrentIssuer } = await import("./reload/current-issuer.ts");
+  const { reloadConfig } = await import("./reload/reload-config.ts");
+  const { startMetricsExporter } = await import("./metrics/exporter.ts");
+  const { PasswordVerifier } = await import("./authn/password-verifier.ts");
+  const { backgroundWriterFor } = await import("./db/background-writer.ts");
+  const { databasePath, openDatabase, REQUEST_PATH_BUSY_TIMEOUT_MS } = await import("./db/database.ts");
+  const { verifierOptions } = await import("./serve/workers-in-serve.ts");
+  const lines: string[] = [];
+  const restore = log.capture(lines);
+  let loaded: LoadedConfig;
+  try {
+    loaded = await loadForCommand(args, true, worker.dataDir);
+  } catch (error) {
+    restore();
+    for (const line of lines) process.stderr.write(`${line}\n`);
+    throw error;
+  }
+  try {
+    const signingKey = loaded.signingKey;
+    if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
+    const metricsExporter = await startMetricsExporter(loaded.config.metrics, loaded.source);
+    const database = openDatabase(databasePath(loaded.dataDir));
+    database.run(`PRAGMA busy_timeout = ${REQUEST_PATH_BUSY_TIMEOUT_MS}`);
+    const verifier = new PasswordVerifier(verifierOptions(worker.workers));
+    const issuer = buildIssuer(loaded, signingKey, verifier, database, { throttle: worker.throttle });
+    const services = managementServices(loaded, issuer, database);
+    const registryEvents = registryEventsOptions(loaded, database, services.audit, services.webhooks.sink);
+    const current = new CurrentIssuer(issuer);
+    const running = listen(
+      loaded,
+      buildApp(loaded, current, services, metricsExporter, registryEvents),
+      null,
+      undefined,
+      {
+        reusePort: true,
+      },
+    );
+    restore();
+    let serving = loaded;
+    const reloader: Reloader = {
+      load: () => loadForCommand(args, true, loaded.dataDir),
+      build: (next) => {
+        if (!next.signingKey) throw new Error("no signing key");
+        const liveKeys = current.issuer.keySet;
+        const keepKeys =
+          liveKeys !== undefined &&
+          next.keySet !== null &&
+          Boolean(next.keyPaths?.inDataDir) === Boolean(serving.keyPaths?.inDataDir);
+        const built = buildIssuer(next, next.signingKey, verifier, database, {
+          ...keptAcrossReload(current.issuer),
+          ...(keepKeys ? { keySet: liveKeys } : {}),
+        });
+        if (keepKeys && next.keySet) liveKeys.replace(next.keySet);
+        return built;
+      },
+      close: closeIssuer,
+      current,
+    };
+    worker.onReload(async () => {
+      const before = serving;
+      serving = await reloadConfig(serving, reloader);
+      return serving !== before;
+    });
+    // SIGHUP is the supervisor's (it asks its workers over IPC): a `pkill -HUP` must not kill a worker.
+    const onReloadSignal = () => {};
+    process.on("SIGHUP", onReloadSignal);
+    await new Promise<void>((resolve) => {
+      let isStopping = false;
+      const shutdown = () => {
+        if (isStopping) return;
+        isStopping = true;
+        process.off("SIGHUP", onReloadSignal);
+        void running
+          .stop()
+          .finally(() => backgroundWriterFor(database).close())
+          .finally(() => database.close())
+          .finally(resolve);
+      };
+      // `on`, not `once`: systemd signals the whole cgroup, then the supervisor signals again.
+      process.on("SIGTERM", shutdown);
+      // Ctrl-C reaches the whole process group: the supervisor stops its workers in order.
+      process.on("SIGINT", () => {});
+      worker.onSupervisorGone(shutdown);
+      worker.ready();
+    });
+    return 0;
+  } catch (error) {
+    restore();
+    for (const line of lines) process.stderr.write(`${line}\n`);
     throw error;
   }
 }

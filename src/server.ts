@@ -21,7 +21,7 @@ import { InFlightLogins } from "./authn/in-flight-logins.ts";
 import { PasswordVerifier } from "./authn/password-verifier.ts";
 import { databaseUsersAuthenticator } from "./authn/database-users.ts";
 import { staticUsersAuthenticator } from "./authn/static-users.ts";
-import { LoginThrottle } from "./authn/throttle.ts";
+import { LoginThrottle, type Throttle } from "./authn/throttle.ts";
 import { AuditLog } from "./audit/audit-log.ts";
 import { auditOptions } from "./audit/config-schema.ts";
 import { TokenAudit } from "./audit/token-audit.ts";
@@ -75,7 +75,7 @@ const IDLE_TIMEOUT_SECONDS = 30;
  * access token key, which belong to the database and data directory, and those need a restart.
  */
 export interface KeptAcrossReload {
-  throttle?: LoginThrottle;
+  throttle?: Throttle;
   /** The live key set, given the reloaded keys by the caller once the issuer is built (src/main.ts). */
   keySet?: LiveKeySet;
   auditLog?: AuditLog;
@@ -632,8 +632,10 @@ export function listen(
   apiApp?: ReturnType<typeof buildApiApp>,
   /** From server.letsencrypt (issue 16); the listeners then serve it and can swap it. */
   certificate?: PemCertificate,
+  /** `server.workers` above 1: every worker binds the token port (src/serve/supervisor.ts). */
+  sharing: { reusePort: boolean } = { reusePort: false },
 ): RunningServer {
-  const running = listenTokenServer(loaded, app, certificate);
+  const running = listenTokenServer(loaded, app, certificate, sharing.reusePort);
   const apiAddr = loaded.config.api.addr;
   if (!apiApp || apiAddr === undefined) return running;
   const address = parseListenAddress(apiAddr);
@@ -691,6 +693,7 @@ function listenTokenServer(
   loaded: LoadedConfig,
   app: ReturnType<typeof buildApp>,
   certificate?: PemCertificate,
+  reusePort = false,
 ): RunningServer {
   const { server } = loaded.config;
   // Versions, suites and curves: src/config/tls.ts (issue 8: no CBC-SHA1 suites by default).
@@ -712,7 +715,9 @@ function listenTokenServer(
     // With an ACME certificate it is on, for swapListener: a second regauth still stops with
     // EADDRINUSE (checkCanListen binds without it; tried); only a program of the same user that
     // sets SO_REUSEPORT itself could join (Linux requires the same effective UID).
-    reusePort: certificate !== undefined,
+    // With server.workers, only this server's own workers share it, under the supervisor's lock
+    // (src/serve/port-lock.ts).
+    reusePort: reusePort || certificate !== undefined,
     // Elysia turns on Bun's development mode unless NODE_ENV=production; it renders error pages
     // with stack traces. Never for a server.
     development: false,

@@ -127,7 +127,21 @@ export type Admission =
   | { kind: "admitted"; attempt: LoginAttempt }
   | { kind: "refused"; retryAfterSeconds: number };
 
-export class LoginThrottle {
+/**
+ * What the request paths charge failed logins to: a LoginThrottle in this process, or with
+ * `server.workers` above 1 the server's one, asked over IPC (src/serve/shared-throttle.ts), so N
+ * workers do not give N budgets. `admit` and `reserveRegistration` charge before they return or
+ * resolve; callers await them before any password check.
+ */
+export interface Throttle {
+  admit(ip: ClientIp | null, account: string, secret: string): Admission | Promise<Admission>;
+  reportRefusal(ip: ClientIp | null, account: string): void;
+  chargeAddress(ip: ClientIp | null): void;
+  reserveRegistration(ip: ClientIp | null): number | Promise<number>;
+  releaseRegistration(ip: ClientIp | null): void;
+}
+
+export class LoginThrottle implements Throttle {
   private readonly perAccount: BucketMap<number>;
   private readonly perIp: BucketMap<string>;
   /** By folded account alone (finding 6), for credentials not known-good for the account. */
@@ -172,11 +186,7 @@ export class LoginThrottle {
     const source = clientSource(ip);
     // Bun.CryptoHasher with a key is HMAC, at a third of node:crypto's cost per call (a flood
     // pays one per request).
-    const fingerprint = new Bun.CryptoHasher("sha256", this.hmacKey)
-      .update(`c${Buffer.byteLength(source)}:${source}\0${Buffer.byteLength(account)}:${account}\0`)
-      .update(secret)
-      .digest()
-      .toString("base64", 0, 12);
+    const fingerprint = this.fingerprint(source, account, secret);
     // A credential that logged in here recently, or a copy of an attempt still being answered
     // (answered once for all copies): not a new guess, so neither refused nor charged.
     const isKnownGood = this.succeededRecently(this.lastSuccessMs, fingerprint, now);
@@ -221,6 +231,28 @@ export class LoginThrottle {
         },
       }),
     };
+  }
+
+  /**
+   * The free admission of a credential that logged in from this address recently, or null (then
+   * `admit` decides). For a worker, which asks the server's throttle only for the rest.
+   */
+  admitKnownGood(ip: ClientIp | null, account: string, secret: string): Admission | null {
+    const fingerprint = this.fingerprint(clientSource(ip), account, secret);
+    if (!this.succeededRecently(this.lastSuccessMs, fingerprint, this.nowMs())) return null;
+    return {
+      kind: "admitted",
+      attempt: new LoginAttempt(true, { succeeded: () => {}, unanswered: () => {}, ended: () => {} }),
+    };
+  }
+
+  /** Remembers a success the server's throttle settled, so the next one is admitted here for free. */
+  rememberSucceeded(ip: ClientIp | null, account: string, secret: string): void {
+    this.rememberSuccess(
+      this.fingerprint(clientSource(ip), account, secret),
+      this.accountCredential(account, secret),
+      this.nowMs(),
+    );
   }
 
   /**
@@ -296,6 +328,15 @@ export class LoginThrottle {
   private pairKey(source: string, account: string): number {
     const hash = Bun.hash.wyhash(`${source}\0${foldAccountName(account)}`, this.#pairSeed);
     return Number(BigInt.asUintN(53, BigInt(hash)));
+  }
+
+  /** HMAC(address, account, secret): the credential at this address. */
+  private fingerprint(source: string, account: string, secret: string): string {
+    return new Bun.CryptoHasher("sha256", this.hmacKey)
+      .update(`c${Buffer.byteLength(source)}:${source}\0${Buffer.byteLength(account)}:${account}\0`)
+      .update(secret)
+      .digest()
+      .toString("base64", 0, 12);
   }
 
   /** The key of the account's any-address bucket: like pairKey, with no source. */
@@ -386,10 +427,12 @@ class RefusalLog {
 /** Account names in log lines are cut here: a refresh token's claimed subject can be long. */
 const MAX_LOGGED_ACCOUNT_LENGTH = 100;
 
-interface AttemptSettlement {
+export interface AttemptSettlement {
   succeeded: () => void;
   unanswered: () => void;
   ended: () => void;
+  /** Only where the charge is kept elsewhere (a worker's, src/serve/shared-throttle.ts). */
+  failed?: () => void;
 }
 
 /**
@@ -411,7 +454,7 @@ export class LoginAttempt implements Disposable {
 
   /** A wrong password (or refused refresh token): the charge stands. */
   failed(): void {
-    this.settle();
+    if (this.settle()) this.settlement.failed?.();
   }
 
   [Symbol.dispose](): void {

@@ -65,6 +65,15 @@ export const ServerConfig = Type.Object(
     ),
     // Issue 16: HTTPS with a certificate from an ACME CA (src/acme/, docs/https-acme.md).
     letsencrypt: Type.Optional(LetsEncryptConfig),
+    // Issue 17: one process per CPU behind one port (src/serve/supervisor.ts).
+    workers: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: 64,
+        description:
+          "Processes serving the port (SO_REUSEPORT under one supervisor). Default: the CPUs regauth may use (affinity, cgroup quota); 1: one process. TCP only.",
+      }),
+    ),
   },
   strict,
 );

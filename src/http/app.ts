@@ -25,6 +25,7 @@ import { mountPages, type PagesOptions } from "./pages/plugin.ts";
 import { PAGE_ROUTES } from "./pages/routes.ts";
 import { type RealIpConfig, resolveClientIp } from "./request-parts.ts";
 import { handleTokenRequest, isBodyTooLarge, MAX_REQUEST_BODY_BYTES } from "./token-route.ts";
+import { workerLabel } from "../serve/worker-label.ts";
 
 export interface AppOptions {
   /** A CurrentIssuer when the config can be reloaded while serving (src/reload/). */
@@ -104,7 +105,7 @@ export function createApp(options: AppOptions) {
         }),
     )
     // Alive: the process answers HTTP. Ready: it can also issue tokens (database and keys).
-    .get(`${prefix}/healthz`, () => json(200, { status: "ok" }))
+    .get(`${prefix}/healthz`, () => json(200, { status: "ok", ...workerLabel() }))
     .get(`${prefix}/readyz`, () => {
       const problem = options.readinessProblem?.() ?? null;
       return problem === null

@@ -10,6 +10,7 @@ import { log } from "../log.ts";
 import type { IdentityProvidersConfig } from "./config-schema.ts";
 import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "../accounts/reserved-names.ts";
 import type { CredentialKey } from "./credential-key.ts";
+import { serverKey } from "../serve/server-secret.ts";
 import { githubDriver, oidcDriver, type SignInDriver } from "./drivers.ts";
 import { endAccessThroughLink, linksDue, markChecked, syncDatabaseGroups } from "./links.ts";
 import type { PendingSignIn } from "./oidc.ts";
@@ -52,14 +53,15 @@ export class IdentityService {
 
   readonly #key: CredentialKey;
   /**
-   * Seals the flow cookies: 32 random bytes for this process only, not derived from the
-   * credential key. The set of used flows lives in this process's memory too, so a flow cookie
+   * Seals the flow cookies: 32 random bytes for this server start only (shared by its workers,
+   * src/serve/server-secret.ts), not derived from the credential key. With workers, single use is
+   * per process; the provider's code is single use as well (RFC 6749 §4.1.2). The set of used flows lives in this process's memory too, so a flow cookie
    * never outlives the record of its use: after a restart no cookie of before opens, and single
    * use holds without storing anything. The price is that a restart in the middle of a sign-in
    * (at most ten minutes of them) means starting again. Random 96-bit IVs are safe for far more
    * seals than a process makes (NIST SP 800-38D §8.3: 2^32 under one key).
    */
-  readonly #flowKey = randomBytes(FLOW_KEY_BYTES);
+  readonly #flowKey = serverKey("identity flow cookie").subarray(0, FLOW_KEY_BYTES); // every worker's (issue 17)
   /** Flow id → the end of its ten minutes; only flows whose code exchange succeeded. */
   readonly #usedFlows = new Map<string, number>();
 

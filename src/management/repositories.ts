@@ -11,6 +11,7 @@ import type { ClientIp } from "../acl.ts";
 import { patternMatches } from "../accounts/permissions.ts";
 import { BadRequest, NotFound } from "../errors.ts";
 import { parseIp } from "../ip.ts";
+import { serverKey } from "../serve/server-secret.ts";
 import {
   type PullCheck,
   type PullViewer,
@@ -47,13 +48,14 @@ import { rfc3339, rfc3339OrNull } from "./views.ts";
  * of 1000 candidates, to anonymous callers too. A restart makes older cursors a 400; a client
  * starts again from the first page.
  */
-const CATALOG_CURSOR_KEY = randomBytes(32);
+// The server's, so that any worker opens another's cursor (issue 17; src/serve/server-secret.ts).
+const cursorKey = () => serverKey("catalog cursor");
 const CURSOR_IV_BYTES = 12;
 const CURSOR_TAG_BYTES = 16;
 
 export function sealCatalogCursor(afterName: string): string {
   const iv = randomBytes(CURSOR_IV_BYTES);
-  const cipher = createCipheriv("aes-256-gcm", CATALOG_CURSOR_KEY, iv);
+  const cipher = createCipheriv("aes-256-gcm", cursorKey(), iv);
   const sealed = Buffer.concat([cipher.update(afterName, "utf8"), cipher.final()]);
   return Buffer.concat([iv, cipher.getAuthTag(), sealed]).toString("base64url");
 }
@@ -64,7 +66,7 @@ export function openCatalogCursor(cursor: string): string | null {
   const bytes = Buffer.from(cursor, "base64url");
   if (bytes.length < CURSOR_IV_BYTES + CURSOR_TAG_BYTES) return null;
   try {
-    const decipher = createDecipheriv("aes-256-gcm", CATALOG_CURSOR_KEY, bytes.subarray(0, CURSOR_IV_BYTES));
+    const decipher = createDecipheriv("aes-256-gcm", cursorKey(), bytes.subarray(0, CURSOR_IV_BYTES));
     decipher.setAuthTag(bytes.subarray(CURSOR_IV_BYTES, CURSOR_IV_BYTES + CURSOR_TAG_BYTES));
     const name = Buffer.concat([
       decipher.update(bytes.subarray(CURSOR_IV_BYTES + CURSOR_TAG_BYTES)),

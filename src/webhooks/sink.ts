@@ -4,8 +4,8 @@
  * is queued exactly when it is indexed (at least once, never lost), and once per (webhook, event
  * id) whoever reports it twice. Cheap, since the receiver must answer the registry fast: the
  * enabled webhooks are held in memory (a few patterns each), re-read when this process changes
- * one and at most every CACHE_TTL_MS otherwise (an offline `regauth webhook add` on the same
- * data directory takes effect within that).
+ * one, when another connection committed (another worker, an offline `regauth webhook add`), and
+ * at least every CACHE_TTL_MS.
  */
 import type { Database } from "bun:sqlite";
 import { patternMatches } from "../accounts/permissions.ts";
@@ -18,15 +18,22 @@ export const CACHE_TTL_MS = 5_000;
 export class WebhookCache {
   #webhooks: Webhook[] | null = null;
   #loadedAtMs = 0;
+  #dataVersion: number | undefined;
 
   constructor(private readonly nowMs: () => number = Date.now) {}
 
-  /** The enabled webhooks, from memory unless changed or older than CACHE_TTL_MS. */
+  /**
+   * The enabled webhooks, from memory unless changed or older than CACHE_TTL_MS. "Changed"
+   * includes a commit by another connection (PRAGMA data_version): another worker's API call
+   * (issue 17) or the CLI, as src/authz/database-permissions.ts's answer cache does.
+   */
   enabled(db: Database): readonly Webhook[] {
     const now = this.nowMs();
-    if (this.#webhooks === null || now - this.#loadedAtMs >= CACHE_TTL_MS) {
+    const version = db.query<{ v: number }, []>("SELECT data_version AS v FROM pragma_data_version").get()?.v;
+    if (this.#webhooks === null || now - this.#loadedAtMs >= CACHE_TTL_MS || version !== this.#dataVersion) {
       this.#webhooks = listWebhooks(db, { enabledOnly: true });
       this.#loadedAtMs = now;
+      this.#dataVersion = version;
     }
     return this.#webhooks;
   }

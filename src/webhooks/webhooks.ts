@@ -179,7 +179,9 @@ export function syncDeclared(db: Database, config: WebhooksConfig, nowUnix: numb
     }
     for (const webhook of listWebhooks(db))
       if (webhook.isDeclared && !secrets.has(webhook.name)) deleteWebhook(db, webhook.id);
-  })();
+    // IMMEDIATE: it reads, then writes; every worker runs it at its start (issue 17) while others
+    // write, and a deferred transaction whose snapshot went stale fails (SQLITE_BUSY) instead of waiting.
+  }).immediate();
   return secrets;
 }
 

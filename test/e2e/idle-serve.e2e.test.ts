@@ -26,7 +26,11 @@ async function waitForThread(pid: number, name: string, timeoutMs: number): Prom
 
 describe("an idle serve", () => {
   it("starts no worker thread until something is written in the background", async () => {
-    const regauth = await startRegauth({ extraArgs: ["--addr", `127.0.0.1:${await freePort()}`] });
+    // One process: with server.workers above 1 the refused login may land on another process,
+    // whose writer thread this one would never see.
+    const regauth = await startRegauth({
+      configYaml: `server: {addr: "127.0.0.1:{{PORT}}", workers: 1}\ntoken: {issuer: regauth, expiration: 300}\n`,
+    });
     try {
       // Past the writer's flush interval (1 s) after the start-up prunes were scheduled.
       expect(await waitForThread(regauth.proc.pid, "Worker", 2500)).toBe(false);

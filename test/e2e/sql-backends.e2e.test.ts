@@ -61,9 +61,12 @@ describe("xorm_auth users push through the real registry 2.8 with skopeo", async
     engines.map(async (engine) => {
       const issuer = `xorm-${engine.type}`;
       const regauth = await startRegauth({
+        // One process: a back-end's "unavailable" and "answers again" lines are each process's own
+        // (issue 17), and the outage test below reads both from the log.
         configYaml: `
 server:
   addr: 127.0.0.1:{{PORT}}
+  workers: 1
 token:
   issuer: ${issuer}
 xorm_auth:

@@ -25,6 +25,8 @@ import {
 import { freePort } from "../e2e/free-port.ts";
 import { loadTestConfig, makeTempDir } from "../helpers.ts";
 import { loginAtProvider, startTestProvider } from "./oidc-provider.ts";
+import { randomBytes } from "node:crypto";
+import { serverSecret, useServerSecret } from "../../src/serve/server-secret.ts";
 
 const pending = (createdAtUnix: number): PendingSignIn => ({
   provider: "p",
@@ -37,6 +39,17 @@ const pending = (createdAtUnix: number): PendingSignIn => ({
 
 function service() {
   return new IdentityService({ oidc: [], github: [] }, "", CredentialKey.random());
+}
+
+/** What `make` seals under another server start's secret (src/serve/server-secret.ts); this one's is kept. */
+function inAnotherServerStart<T>(make: () => T): T {
+  const mine = serverSecret();
+  useServerSecret(randomBytes(32));
+  try {
+    return make();
+  } finally {
+    useServerSecret(mine);
+  }
 }
 
 describe("flow cookies (sealed pending sign-ins)", () => {
@@ -74,6 +87,10 @@ describe("flow cookies (sealed pending sign-ins)", () => {
     expect(s.openFlow(s.sealFlow(pending(NOW + 3600)), "p", NOW)).toBeNull();
   });
 
+  it("open in another worker of the same server (issue 17: one key per server start)", () => {
+    expect(service().openFlow(service().sealFlow(pending(NOW)), "p", NOW)).not.toBeNull();
+  });
+
   it("do not open at another provider, in another process, tampered, truncated or oversized", () => {
     const s = service();
     const sealed = s.sealFlow(pending(NOW));
@@ -81,7 +98,7 @@ describe("flow cookies (sealed pending sign-ins)", () => {
       `${sealed.slice(0, at)}${sealed[at] === "A" ? "B" : "A"}${sealed.slice(at + 1)}`;
     for (const [why, value] of [
       ["another provider", null],
-      ["another process's key", service().sealFlow(pending(NOW))],
+      ["another server start's key", inAnotherServerStart(() => service().sealFlow(pending(NOW)))],
       ["a flipped IV byte", flip(4)],
       ["a flipped ciphertext byte", flip(Math.floor(sealed.length / 2))],
       // Not the last character: between A and B it may change only padding bits, and still open.

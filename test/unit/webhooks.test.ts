@@ -247,6 +247,27 @@ describe("the sink", () => {
     expect(listDeliveries(db, team.id, null, 10)).toEqual([]);
   });
 
+  it("sees a webhook another process (another worker, issue 17) created, at once", () => {
+    const { db } = dbWithWebhooks();
+    const cache = new WebhookCache();
+    expect(cache.enabled(db)).toEqual([]);
+    // Another connection to the same file, as another worker has.
+    const other = openDatabase(db.filename);
+    insertWebhook(other, {
+      name: "elsewhere",
+      url: "https://hooks.example.com/",
+      repositoryPatterns: ["*"],
+      events: ["tag.pushed"],
+      isEnabled: true,
+      isDeclared: false,
+      secretNonce: new Uint8Array(16),
+      createdBy: "admin",
+      nowUnix: 1,
+    });
+    other.close();
+    expect(cache.enabled(db).map((w) => w.name)).toEqual(["elsewhere"]);
+  });
+
   it("skips a webhook deleted behind the cache's back instead of failing the index's transaction", () => {
     const { db, add } = dbWithWebhooks();
     const team = add("team", ["team/*"]);

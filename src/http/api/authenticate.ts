@@ -11,7 +11,7 @@ import { findUser } from "../../accounts/users.ts";
 import type { Authenticator } from "../../authn/authenticator.ts";
 import { type AccessTokenKey, findTokenBySecret, looksLikeAccessToken } from "../../access-tokens/index.ts";
 import type { PasswordVerifier } from "../../authn/password-verifier.ts";
-import type { LoginThrottle } from "../../authn/throttle.ts";
+import type { Throttle } from "../../authn/throttle.ts";
 import { Forbidden, TooManyRequests, Unauthorized } from "../../errors.ts";
 import type { Actor } from "../../management/context.ts";
 import { parseBasicAuthorization } from "../request-parts.ts";
@@ -19,7 +19,7 @@ import { parseBasicAuthorization } from "../request-parts.ts";
 export interface ApiAuthentication {
   db: Database;
   verifier: PasswordVerifier;
-  throttle?: LoginThrottle;
+  throttle?: Throttle;
   /** The HMAC key access tokens are stored under (src/access-tokens/key.ts). */
   accessTokenKey: AccessTokenKey;
   /**
@@ -52,7 +52,7 @@ export async function authenticateApiCaller(
     username = basic.username;
     secret = basic.password;
   }
-  const admission = auth.throttle?.admit(ip, username, secret);
+  const admission = await auth.throttle?.admit(ip, username, secret);
   if (admission?.kind === "refused")
     throw new TooManyRequests(
       `too many failed logins; try again in ${admission.retryAfterSeconds} seconds`,

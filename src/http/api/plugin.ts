@@ -136,7 +136,7 @@ export async function throttledVerify(
   password: string,
   storedHash: string,
 ): Promise<boolean> {
-  const admission = options.throttle?.admit(ip, username, password);
+  const admission = await options.throttle?.admit(ip, username, password);
   if (admission?.kind === "refused")
     throw new TooManyRequests(
       `too many failed password checks; try again in ${admission.retryAfterSeconds} seconds`,

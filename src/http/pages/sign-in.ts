@@ -121,7 +121,7 @@ export const SIGN_IN_ROUTES: readonly PageRoute[] = [
 
       const issuer = kit.options.issuer();
       const { db, audit } = kit.options.api;
-      const admission = issuer.throttle?.admit(r.ip, username, password);
+      const admission = await issuer.throttle?.admit(r.ip, username, password);
       if (admission?.kind === "refused") {
         issuer.throttle?.reportRefusal(r.ip, username);
         return signInPage(

@@ -1,0 +1,258 @@
+/**
+ * `server.workers` with the compiled binary (issue 17): two processes behind one port serve as one
+ * server. Both answer; SIGHUP with a good and a broken config reaches both; a killed worker is
+ * restarted and nothing fails after; wrong passwords spread over both hit the 429 one process
+ * gives; a second `regauth serve` on the port still fails to start; SIGTERM stops them all.
+ */
+import { describe, expect, it } from "bun:test";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { hashPassword, makeTempDir } from "../helpers.ts";
+import { BINARY, decodeToken, type Regauth, run, startRegauth } from "./harness.ts";
+
+const ALICE = hashPassword("alice-pw");
+
+function configYaml(workers: number, acl: string): string {
+  return `
+server:
+  addr: 127.0.0.1:{{PORT}}
+  workers: ${workers}
+token:
+  issuer: workers-e2e
+users:
+  alice:
+    password: "${ALICE}"
+acl:
+${acl}`;
+}
+const PULL = "  - match: {account: alice}\n    actions: [pull]\n";
+const PULL_PUSH = "  - match: {account: alice}\n    actions: [pull, push]\n";
+
+const basic = (user: string, password: string) => `Basic ${btoa(`${user}:${password}`)}`;
+
+/** A request on a connection of its own, so the kernel picks a process for each. */
+function freshFetch(url: string, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(url, { keepalive: false, headers: { connection: "close", ...headers } });
+}
+
+/** Which processes answered `count` /healthz requests, each on a new connection. */
+async function workersSeen(server: Regauth, count: number): Promise<Set<number>> {
+  const seen = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    const response = await freshFetch(`${server.url}/healthz`);
+    expect(response.status).toBe(200);
+    seen.add(((await response.json()) as { worker: number }).worker);
+  }
+  return seen;
+}
+
+async function startTwo(acl = PULL): Promise<Regauth> {
+  const server = await startRegauth({ configYaml: configYaml(2, acl) });
+  await server.stderr.waitFor(/msg="worker serving" worker=1 pid=\d+/, 20_000);
+  return server;
+}
+
+/** alice's actions on alice/app, from `count` token requests on new connections. */
+async function aliceActions(server: Regauth, count: number): Promise<string[]> {
+  const answers: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const response = await freshFetch(
+      `${server.url}/auth?service=registry&scope=repository:alice/app:pull,push`,
+      {
+        authorization: basic("alice", "alice-pw"),
+      },
+    );
+    expect(response.status).toBe(200);
+    const { token } = (await response.json()) as { token: string };
+    const access = decodeToken(token).claims.access as { actions: string[] }[];
+    answers.push(access.flatMap((a) => a.actions).join(","));
+  }
+  return answers;
+}
+
+const count = (text: string, pattern: RegExp) => text.match(new RegExp(pattern, "g"))?.length ?? 0;
+
+describe("server.workers: 2", () => {
+  it("serves from both processes behind one port, with one banner and one listening line", async () => {
+    const server = await startTwo();
+    try {
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+      expect(count(server.stderr.text, /msg="regauth listening"/)).toBe(1);
+      expect(server.stderr.text).toContain(" workers=2");
+      // The first-run banner, once: stdout is the supervisor's only.
+      expect(count(server.stdout.text, /created the administrator account/)).toBe(1);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it("reloads both on SIGHUP before it logs the outcome once, and both keep the running config when the new one is broken", async () => {
+    const server = await startTwo();
+    const configPath = join(server.dir, "auth_config.yml");
+    try {
+      expect(new Set(await aliceActions(server, 20))).toEqual(new Set(["pull"]));
+      writeFileSync(configPath, configYaml(2, PULL_PUSH).replaceAll("{{PORT}}", String(server.port)));
+      server.proc.kill("SIGHUP");
+      // One line for the server, logged once every process serves the outcome.
+      await server.stderr.waitFor(/msg="config reloaded"/, 20_000);
+      expect(new Set(await aliceActions(server, 30))).toEqual(new Set(["pull,push"]));
+
+      writeFileSync(configPath, "server: {workers: 2}\nusers: {alice: {colour: blue}}\n");
+      server.proc.kill("SIGHUP");
+      await server.stderr.waitFor(/msg="config reload refused"[^\n]*users\.alice\.colour/, 20_000);
+      expect(new Set(await aliceActions(server, 30))).toEqual(new Set(["pull,push"]));
+      // Once each, and no worker disagreed.
+      expect(count(server.stderr.text, /msg="config reloaded"/)).toBe(1);
+      expect(count(server.stderr.text, /msg="config reload refused"/)).toBe(1);
+      expect(server.stderr.text).not.toContain("a worker");
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+
+  it("ignores a SIGHUP sent to a worker itself (pkill -HUP regauth): the supervisor's is the one", async () => {
+    const server = await startTwo();
+    try {
+      const pid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+      process.kill(pid, "SIGHUP");
+      await Bun.sleep(500);
+      expect(existsSync(`/proc/${pid}`)).toBe(true);
+      expect(server.stderr.text).not.toContain("worker exited");
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+    } finally {
+      await server.stop();
+    }
+  }, 60_000);
+
+  it("restarts a killed worker, and no request fails once it serves again", async () => {
+    const server = await startTwo();
+    try {
+      const pid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+      process.kill(pid, "SIGKILL");
+      await server.stderr.waitFor(
+        /msg="worker exited; restarting it" worker=1 pid=\d+ signal=SIGKILL/,
+        20_000,
+      );
+      const again = await server.stderr.waitFor(
+        new RegExp(`msg="worker serving" worker=1 pid=(?!${pid}\\b)(\\d+)`),
+        20_000,
+      );
+      expect(Number(again[1])).not.toBe(pid);
+      expect(new Set(await aliceActions(server, 30))).toEqual(new Set(["pull"]));
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+
+  it("answers 20 wrong passwords for one account from one address as one process does", async () => {
+    const statuses = async (server: Regauth) => {
+      const got: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const response = await freshFetch(
+          `${server.url}/auth?service=registry&scope=repository:alice/app:pull`,
+          {
+            authorization: basic("alice", `wrong-${i}`),
+          },
+        );
+        got.push(response.status);
+      }
+      return got;
+    };
+    const one = await startRegauth({ configYaml: configYaml(1, PULL) });
+    let single: number[];
+    try {
+      single = await statuses(one);
+    } finally {
+      await one.stop();
+    }
+    // The default budget: 10 failures per (address, account) in a burst, then 429.
+    expect(single).toEqual([...Array(10).fill(401), ...Array(10).fill(429)]);
+    const two = await startTwo();
+    try {
+      expect(await statuses(two)).toEqual(single);
+      // alice's own password is refused too, as the budget of this address for alice is spent.
+      const response = await freshFetch(`${two.url}/auth?service=registry&scope=repository:alice/app:pull`, {
+        authorization: basic("alice", "alice-pw"),
+      });
+      expect(response.status).toBe(429);
+    } finally {
+      await two.stop();
+    }
+  }, 90_000);
+
+  it("stops a second regauth serve on the same port, and stops its workers on SIGTERM", async () => {
+    const server = await startTwo();
+    const workerPid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+    try {
+      const dir = makeTempDir("second-");
+      const result = await run(
+        [BINARY, "serve", "--data-dir", join(dir, "data"), "--addr", `127.0.0.1:${server.port}`],
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(
+        `cannot listen on 127.0.0.1:${server.port}: the address is already in use`,
+      );
+      expect(result.stdout).toBe("");
+      expect(existsSync(join(dir, "data", "regauth.db"))).toBe(false);
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+    } finally {
+      await server.stop();
+    }
+    expect(existsSync(`/proc/${workerPid}`)).toBe(false);
+  }, 60_000);
+
+  it("stops cleanly when SIGTERM reaches every process at once (systemd's KillMode=control-group)", async () => {
+    const server = await startTwo();
+    const workerPid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+    process.kill(workerPid, "SIGTERM");
+    server.proc.kill("SIGTERM");
+    expect(await server.proc.exited).toBe(0);
+    expect(existsSync(`/proc/${workerPid}`)).toBe(false);
+    expect(server.stderr.text).not.toContain("restarting");
+    // Both closed the database: the last one out removes the write-ahead log.
+    expect(existsSync(join(server.dataDir, "regauth.db-wal"))).toBe(false);
+  }, 60_000);
+
+  it("does not leave a worker serving the port when the supervisor is killed", async () => {
+    const server = await startTwo();
+    const workerPid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+    server.proc.kill("SIGKILL");
+    await server.proc.exited;
+    const deadline = Date.now() + 10_000;
+    while (existsSync(`/proc/${workerPid}`) && Date.now() < deadline) await Bun.sleep(50);
+    expect(existsSync(`/proc/${workerPid}`)).toBe(false);
+    // The port is free for the next start.
+    const again = await fetch(`${server.url}/healthz`).then(
+      () => "answered",
+      () => "refused",
+    );
+    expect(again).toBe("refused");
+  }, 60_000);
+
+  it("stops a second regauth serve that starts while the first still holds the address's lock", async () => {
+    const dir = makeTempDir("lock-");
+    const port = 40_000 + Math.floor(Math.random() * 20_000);
+    // What a regauth holds from before its probe of the port until it exits (src/serve/port-lock.ts).
+    const lock = Bun.listen({ unix: `\0regauth-listen:127.0.0.1:${port}`, socket: { data() {} } });
+    try {
+      const result = await run(
+        [BINARY, "serve", "--data-dir", join(dir, "data"), "--addr", `127.0.0.1:${port}`],
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(
+        `cannot listen on 127.0.0.1:${port}: the address is already in use by another regauth`,
+      );
+      expect(existsSync(join(dir, "data"))).toBe(false);
+    } finally {
+      lock.stop(true);
+    }
+  }, 30_000);
+});

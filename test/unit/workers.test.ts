@@ -1,0 +1,161 @@
+/**
+ * `server.workers` in-process (issue 17): the throttle shared over a (here direct) message channel
+ * keeps one server's budgets whichever worker asks; the CPU count follows a cgroup quota.
+ */
+import { describe, expect, it } from "bun:test";
+import type { ClientIp } from "../../src/acl.ts";
+import { LoginThrottle, type Throttle } from "../../src/authn/throttle.ts";
+import { cpuQuota, usableCpuCount } from "../../src/serve/cpus.ts";
+import { SharedThrottle, type ThrottleRequest, throttleService } from "../../src/serve/shared-throttle.ts";
+import { verifierShare } from "../../src/serve/worker.ts";
+import { workerCount } from "../../src/serve/workers-in-serve.ts";
+import type { LoadedConfig } from "../../src/config/load.ts";
+
+const OPTIONS = {
+  perAccount: { burst: 3, refillSeconds: 60 },
+  perIp: { burst: 100, refillSeconds: 1 },
+  successExemptionSeconds: 3600,
+  maxEntries: 1000,
+};
+const HOST: ClientIp = { text: "192.0.2.7", bytes: new Uint8Array([192, 0, 2, 7]) };
+
+/** `count` workers wired to one supervisor throttle, as src/serve/supervisor.ts wires them over IPC. */
+function wired(count: number) {
+  const server = new LoginThrottle(OPTIONS);
+  const services: ReturnType<typeof throttleService>[] = [];
+  const workers = Array.from({ length: count }, () => {
+    let worker: SharedThrottle | undefined;
+    const service = throttleService(
+      () => server,
+      // JSON both ways, as Bun's IPC with serialization "json".
+      (answer) => queueMicrotask(() => worker?.answered(JSON.parse(JSON.stringify(answer)))),
+    );
+    services.push(service);
+    worker = new SharedThrottle(
+      (message: ThrottleRequest) => queueMicrotask(() => service.handle(JSON.parse(JSON.stringify(message)))),
+      new LoginThrottle(OPTIONS),
+    );
+    return worker;
+  });
+  return { server, workers, services };
+}
+
+/** A wrong password through `throttle`: "admitted" (and failed) or "refused". */
+async function wrong(throttle: Throttle, account = "alice"): Promise<string> {
+  const admission = await throttle.admit(HOST, account, `guess-${Math.random()}`);
+  if (admission.kind === "admitted") admission.attempt.failed();
+  return admission.kind;
+}
+
+describe("SharedThrottle", () => {
+  it("gives two workers one budget: the 4th wrong password is refused whichever worker gets it", async () => {
+    const { workers } = wired(2);
+    const got: string[] = [];
+    for (let i = 0; i < 6; i++) got.push(await wrong(workers[i % 2] as SharedThrottle));
+    const single = new LoginThrottle(OPTIONS);
+    const expected: string[] = [];
+    for (let i = 0; i < 6; i++) expected.push(await wrong(single));
+    expect(got).toEqual(expected);
+    expect(got).toEqual(["admitted", "admitted", "admitted", "refused", "refused", "refused"]);
+  });
+
+  it("charges parallel guesses on two workers once each: no burst passes one check twice", async () => {
+    const { workers } = wired(2);
+    const kinds = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => wrong(workers[i % 2] as SharedThrottle)),
+    );
+    expect(kinds.filter((k) => k === "admitted")).toHaveLength(3);
+  });
+
+  it("admits a credential that logged in on this worker without asking, and refunds a success", async () => {
+    const { workers, server } = wired(1);
+    const worker = workers[0] as SharedThrottle;
+    const first = await worker.admit(HOST, "alice", "right");
+    if (first.kind !== "admitted") throw new Error("refused");
+    first.attempt.succeeded();
+    await Bun.sleep(0);
+    for (let i = 0; i < 3; i++) await wrong(worker);
+    // alice's budget at this address is spent, her own password still goes through, locally.
+    expect(await wrong(worker)).toBe("refused");
+    const again = await worker.admit(HOST, "alice", "right");
+    expect(again.kind).toBe("admitted");
+    expect(again.kind === "admitted" && again.attempt.isKnownGood).toBe(true);
+    expect(server.retryAfterSeconds(HOST, "alice")).toBeGreaterThan(0);
+  });
+
+  it("refunds what a worker that died left unsettled", async () => {
+    const { workers, services, server } = wired(1);
+    const worker = workers[0] as SharedThrottle;
+    for (let i = 0; i < 3; i++) await worker.admit(HOST, "bob", `pending-${i}`); // never settled
+    expect(server.retryAfterSeconds(HOST, "bob")).toBeGreaterThan(0);
+    services[0]?.forget();
+    expect(server.retryAfterSeconds(HOST, "bob")).toBe(0);
+  });
+
+  it("shares the registration budget", async () => {
+    const { workers } = wired(2);
+    const v6: ClientIp = { text: "2001:db8::1", bytes: new Uint8Array(16).fill(1) };
+    let refused = 0;
+    for (let i = 0; i < 120; i++)
+      if ((await (workers[i % 2] as SharedThrottle).reserveRegistration(v6)) > 0) refused++;
+    expect(refused).toBe(20); // perIp burst 100 per /48, whichever worker asks
+  });
+});
+
+describe("usableCpuCount", () => {
+  it.each([
+    ["max 100000", null],
+    ["150000 100000", 1.5],
+    ["50000 100000", 0.5],
+    ["", null],
+    ["garbage", null],
+    ["-1 100000", null],
+  ])("reads cpu.max %p as a quota of %p CPUs", (text, quota) => {
+    expect(cpuQuota(text)).toBe(quota);
+  });
+
+  it("caps the affinity's CPUs by the quota, rounding up, never below 1", () => {
+    const affinity = navigator.hardwareConcurrency;
+    expect(usableCpuCount(null)).toBe(affinity);
+    expect(usableCpuCount("50000 100000")).toBe(1);
+    expect(usableCpuCount(`${affinity * 100000 * 4} 100000`)).toBe(affinity);
+  });
+});
+
+describe("verifierShare", () => {
+  it.each([
+    [2, 1, 32],
+    [4, 1, 16],
+    [16, 1, 8],
+  ])("gives each of %p workers %p check slots and %p waiting places", (workers, slots, waiting) => {
+    const share = verifierShare(workers);
+    expect(share.maxConcurrentVerifications).toBe(slots);
+    expect(share.maxWaitingVerifications).toBe(waiting);
+  });
+});
+
+describe("workerCount", () => {
+  const config = (server: object, metrics = false) =>
+    ({
+      server: { net: "tcp", addr: "127.0.0.1:5001", ...server },
+      metrics: { enabled: metrics },
+    }) as unknown as LoadedConfig["config"];
+  it.each([
+    ["server.workers when set", config({ workers: 3 }), 3],
+    ["the usable CPUs by default", config({}), usableCpuCount()],
+    [
+      "1 on a unix socket, whatever server.workers says",
+      config({ net: "unix", addr: "/tmp/s", workers: 4 }),
+      1,
+    ],
+    ["1 with metrics on and no server.workers", config({}, true), 1],
+    ["server.workers with metrics on, when set", config({ workers: 2 }, true), 2],
+    [
+      "1 with server.letsencrypt (issue 16): only the supervisor holds its certificate",
+      config({ workers: 2, letsencrypt: {} }),
+      1,
+    ],
+  ])("is %s", (_name, given, expected) => {
+    expect(workerCount(given)).toBe(expected);
+  });
+});
