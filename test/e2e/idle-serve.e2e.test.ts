@@ -5,7 +5,6 @@
  */
 import { describe, expect, it } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { freePort } from "./free-port.ts";
 import { startRegauth } from "./harness.ts";
 
 /** The names of a process's threads; Bun names a Worker's thread "Worker". */
