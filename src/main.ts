@@ -457,6 +457,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const { PasswordVerifier } = await import("./authn/password-verifier.ts");
   const { backgroundWriterFor } = await import("./db/background-writer.ts");
   const { renderRegistryConfig } = await import("./registry-config.ts");
+  const { HeapBudget } = await import("./ops/heap-budget.ts");
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
   const validated = await validateQuietly(args);
@@ -505,6 +506,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     buildApp(loaded, current, services, metricsExporter, registryEvents),
     buildApiApp(loaded, current, services),
   );
+  // Full collections before the heap overshoots under a flood of failed logins (issue 9 item 6).
+  new HeapBudget().start();
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
   // rest of start-up still runs must close the database cleanly too (its -wal and -shm go away),
   // not kill the process with them left behind.
