@@ -34,9 +34,9 @@
  * a pair, an account or an address, a 96-bit HMAC for a credential), never by the account name
  * itself, so a long name or a forged refresh token's long subject costs what a short one does;
  * each bucket is one number (the time it is full again, as in GCRA); each kind of entry is bounded
- * by `maxEntries`, evicting in O(1). Buckets live in GenerationalNumberMaps (typed arrays, at most
- * 32 bytes an entry, nothing for the collector to visit): at the default 100,000 per kind, a flood
- * of distinct pairs holds 12 MiB at most, allocated once.
+ * by `maxEntries`, evicting in O(1). Buckets live in GenerationalNumberMaps (typed arrays,
+ * nothing for the collector to visit): at the default 100,000 per kind, a flood of distinct pairs
+ * holds 6 MiB at most (three kinds, two generations of 1 MiB each), reused once allocated.
  */
 import { randomBytes } from "node:crypto";
 import type { ClientIp } from "../acl.ts";

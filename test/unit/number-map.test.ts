@@ -1,4 +1,5 @@
 import { describe, expect, it } from "bun:test";
+import { heapStats } from "bun:jsc";
 import { GenerationalMap } from "../../src/authn/generational-map.ts";
 import { GenerationalNumberMap } from "../../src/authn/number-map.ts";
 
@@ -11,6 +12,21 @@ describe("GenerationalNumberMap", () => {
     }
     for (let i = 10_000 - 50; i < 10_000; i++) expect(map.get(i * 7919)).toBe(i);
     expect(map.get(0)).toBeUndefined();
+  });
+
+  // Issue 9 item 6: the throttle's default bound, 100,000 per kind, under a flood of new keys.
+  it("a full map of 100,000 entries holds two tables of 1 MiB, and churning allocates no more", () => {
+    Bun.gc(true);
+    const before = heapStats().extraMemorySize;
+    const map = new GenerationalNumberMap(100_000);
+    for (let i = 0; i < 300_000; i++) map.set(i * 7919, i);
+    Bun.gc(true);
+    const filled = heapStats().extraMemorySize - before;
+    for (let i = 300_000; i < 600_000; i++) map.set(i * 7919, i);
+    Bun.gc(true);
+    expect(map.size).toBe(100_000);
+    expect(filled).toBeLessThan(2.2 * 2 ** 20);
+    expect(heapStats().extraMemorySize - before).toBeLessThan(2.2 * 2 ** 20);
   });
 
   it("a get promotes: an entry in use survives any number of insertions", () => {
