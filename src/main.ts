@@ -465,6 +465,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const workers = await import("./serve/workers-in-serve.ts");
   const worker = await workers.joinIfWorker();
   if (worker) return serveAsWorker(args, worker);
+  const { HeapBudget } = await import("./ops/heap-budget.ts");
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
   const validated = await validateQuietly(args);
@@ -523,6 +524,8 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   acme?.startRenewing(async (next) => running.replaceCertificate?.(next));
   // The other workers, once this one serves the port (src/serve/supervisor.ts).
   const pool = workers.startPool(workerCount, loaded.dataDir, () => current.issuer.throttle);
+  // Full collections before the heap overshoots under a flood of failed logins (issue 9 item 6).
+  new HeapBudget().start();
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
   // rest of start-up still runs must close the database cleanly too (its -wal and -shm go away),
   // not kill the process with them left behind.
@@ -720,6 +723,9 @@ async function serveAsWorker(
         reusePort: true,
       },
     );
+    // As in the supervisor: full collections before the heap overshoots under a flood (issue 9 item 6).
+    const { HeapBudget } = await import("./ops/heap-budget.ts");
+    new HeapBudget().start();
     restore();
     let serving = loaded;
     const reloader: Reloader = {

@@ -31,16 +31,18 @@
  * before any password check.
  *
  * Memory (review L6, issue 9 item 6): entries are keyed by short keyed hashes (a 53-bit number for
- * a pair, a 96-bit HMAC for a credential), never by the account name itself, so a long name or a
- * forged refresh token's long subject costs what a short one does; each bucket is one number (the
- * time it is full again, as in GCRA); each kind of entry is a GenerationalMap bounded by
- * `maxEntries`, evicting in O(1). About 100 bytes per entry: at the default 100,000 per kind, a
- * flood of distinct pairs holds some 30 MB at most.
+ * a pair, an account or an address, a 96-bit HMAC for a credential), never by the account name
+ * itself, so a long name or a forged refresh token's long subject costs what a short one does;
+ * each bucket is one number (the time it is full again, as in GCRA); each kind of entry is bounded
+ * by `maxEntries`, evicting in O(1). Buckets live in GenerationalNumberMaps (typed arrays,
+ * nothing for the collector to visit): at the default 100,000 per kind, a flood of distinct pairs
+ * holds 6 MiB at most (three kinds, two generations of 1 MiB each), reused once allocated.
  */
 import { randomBytes } from "node:crypto";
 import type { ClientIp } from "../acl.ts";
 import { log } from "../log.ts";
 import { GenerationalMap } from "./generational-map.ts";
+import { GenerationalNumberMap } from "./number-map.ts";
 
 export interface BucketPolicy {
   /** Failures allowed in a burst. */
@@ -87,31 +89,31 @@ export const DEFAULT_THROTTLE_OPTIONS: ThrottleOptions = {
  * Token buckets, each stored as one number: the time (ms) at which it is full again (the generic
  * cell rate algorithm). A missing entry is a full bucket.
  */
-class BucketMap<K extends string | number> {
-  private readonly fullAtMs: GenerationalMap<number, K>;
+class BucketMap {
+  private readonly fullAtMs: GenerationalNumberMap;
   private readonly refillMs: number;
   constructor(
     private readonly policy: BucketPolicy,
     maxEntries: number,
   ) {
-    this.fullAtMs = new GenerationalMap(maxEntries);
+    this.fullAtMs = new GenerationalNumberMap(maxEntries);
     this.refillMs = policy.refillSeconds * 1000;
   }
 
   /** Seconds until one more failure is allowed, or 0 when it is allowed now. */
-  waitSeconds(key: K, nowMs: number): number {
+  waitSeconds(key: number, nowMs: number): number {
     // Fewer than one token left means the bucket is full again later than (burst - 1) refills.
     const fullAt = this.fullAtMs.get(key) ?? nowMs;
     const waitMs = fullAt - nowMs - (this.policy.burst - 1) * this.refillMs;
     return waitMs > 0 ? Math.ceil(waitMs / 1000) : 0;
   }
 
-  charge(key: K, nowMs: number): void {
+  charge(key: number, nowMs: number): void {
     this.fullAtMs.set(key, Math.max(this.fullAtMs.get(key) ?? nowMs, nowMs) + this.refillMs);
   }
 
   /** Gives back one charge (capped at the burst); nothing when the bucket is gone. */
-  refund(key: K, nowMs: number): void {
+  refund(key: number, nowMs: number): void {
     const fullAt = this.fullAtMs.get(key);
     if (fullAt === undefined) return;
     if (fullAt - this.refillMs <= nowMs) this.fullAtMs.delete(key);
@@ -142,12 +144,12 @@ export interface Throttle {
 }
 
 export class LoginThrottle implements Throttle {
-  private readonly perAccount: BucketMap<number>;
-  private readonly perIp: BucketMap<string>;
+  private readonly perAccount: BucketMap;
+  private readonly perIp: BucketMap;
   /** By folded account alone (finding 6), for credentials not known-good for the account. */
-  private readonly perAccountAnySource: BucketMap<number>;
+  private readonly perAccountAnySource: BucketMap;
   /** Account creations per IPv6 /48, on top of the per-source (/64) charge ("Also" of the review). */
-  private readonly registrationsPerNetwork: BucketMap<string>;
+  private readonly registrationsPerNetwork: BucketMap;
   private readonly nowMs: () => number;
   /** Attempts being answered, by HMAC(address, account, secret) → how many. Lives as long as they do. */
   private readonly inFlight = new Map<string, number>();
@@ -191,29 +193,31 @@ export class LoginThrottle implements Throttle {
     // (answered once for all copies): not a new guess, so neither refused nor charged.
     const isKnownGood = this.succeededRecently(this.lastSuccessMs, fingerprint, now);
     const isFree = isKnownGood || this.inFlight.has(fingerprint);
-    const pair = isFree ? 0 : this.pairKey(source, account);
+    const folded = foldAccountName(account);
+    const pair = isFree ? 0 : this.pairKey(source, folded);
+    const sourceKey = isFree ? 0 : this.sourceKey(source);
     // The account's own budget, whatever the address (finding 6), spares a password that logged
     // in recently from anywhere: spraying alice from many networks cannot lock alice out.
-    const accountCredential = this.accountCredential(account, secret);
+    const accountCredential = this.accountCredential(folded, secret);
     const chargesAccount =
       !isFree && !this.succeededRecently(this.lastAccountSuccessMs, accountCredential, now);
-    const accountKey = chargesAccount ? this.accountKey(account) : 0;
+    const accountKey = chargesAccount ? this.accountKey(folded) : 0;
     if (!isFree) {
       const retryAfterSeconds = Math.max(
         this.perAccount.waitSeconds(pair, now),
-        this.perIp.waitSeconds(source, now),
+        this.perIp.waitSeconds(sourceKey, now),
         chargesAccount ? this.perAccountAnySource.waitSeconds(accountKey, now) : 0,
       );
       if (retryAfterSeconds > 0) return { kind: "refused", retryAfterSeconds };
       this.perAccount.charge(pair, now);
-      this.perIp.charge(source, now);
+      this.perIp.charge(sourceKey, now);
       if (chargesAccount) this.perAccountAnySource.charge(accountKey, now);
     }
     this.inFlight.set(fingerprint, (this.inFlight.get(fingerprint) ?? 0) + 1);
     const refund = () => {
       if (isFree) return;
       this.perAccount.refund(pair, this.nowMs());
-      this.perIp.refund(source, this.nowMs());
+      this.perIp.refund(sourceKey, this.nowMs());
       if (chargesAccount) this.perAccountAnySource.refund(accountKey, this.nowMs());
     };
     return {
@@ -268,10 +272,11 @@ export class LoginThrottle implements Throttle {
   retryAfterSeconds(ip: ClientIp | null, account: string): number {
     const now = this.nowMs();
     const source = clientSource(ip);
+    const folded = foldAccountName(account);
     return Math.max(
-      this.perAccount.waitSeconds(this.pairKey(source, account), now),
-      this.perIp.waitSeconds(source, now),
-      this.perAccountAnySource.waitSeconds(this.accountKey(account), now),
+      this.perAccount.waitSeconds(this.pairKey(source, folded), now),
+      this.perIp.waitSeconds(this.sourceKey(source), now),
+      this.perAccountAnySource.waitSeconds(this.accountKey(folded), now),
     );
   }
 
@@ -281,7 +286,7 @@ export class LoginThrottle implements Throttle {
    * admitted and refunded as a success; this charge stays.
    */
   chargeAddress(ip: ClientIp | null): void {
-    this.perIp.charge(clientSource(ip), this.nowMs());
+    this.perIp.charge(this.sourceKey(clientSource(ip)), this.nowMs());
   }
 
   /**
@@ -295,15 +300,16 @@ export class LoginThrottle implements Throttle {
     const network = registrationNetwork(ip);
     if (network === undefined) return 0;
     const now = this.nowMs();
-    const waitSeconds = this.registrationsPerNetwork.waitSeconds(network, now);
+    const networkKey = this.sourceKey(network);
+    const waitSeconds = this.registrationsPerNetwork.waitSeconds(networkKey, now);
     if (waitSeconds > 0) return waitSeconds;
-    this.registrationsPerNetwork.charge(network, now);
+    this.registrationsPerNetwork.charge(networkKey, now);
     return 0;
   }
 
   releaseRegistration(ip: ClientIp | null): void {
     const network = registrationNetwork(ip);
-    if (network !== undefined) this.registrationsPerNetwork.refund(network, this.nowMs());
+    if (network !== undefined) this.registrationsPerNetwork.refund(this.sourceKey(network), this.nowMs());
   }
 
   get trackedPairs(): number {
@@ -319,14 +325,14 @@ export class LoginThrottle implements Throttle {
   }
 
   /**
-   * The bucket key of (address, account): a 53-bit keyed hash of the source and folded name
-   * (L3, L6), a number, so a key costs no allocation however long the name. wyhash under a
-   * per-process random seed, not an HMAC: no secret goes in, and a collision (one in ~10^10 at
-   * 100,000 pairs, and not searchable without seeing the seed or any hash) would only share a
-   * bucket. The credential fingerprint, which covers the password, stays an HMAC.
+   * The bucket key of (address, folded account name): a 53-bit keyed hash (L3, L6), a number, so
+   * a key costs no allocation however long the name. wyhash under a per-process random seed, not
+   * an HMAC: no secret goes in, and a collision (one in ~10^10 at 100,000 pairs, and not
+   * searchable without seeing the seed or any hash) would only share a bucket. The credential
+   * fingerprint, which covers the password, stays an HMAC.
    */
-  private pairKey(source: string, account: string): number {
-    const hash = Bun.hash.wyhash(`${source}\0${foldAccountName(account)}`, this.#pairSeed);
+  private pairKey(source: string, folded: string): number {
+    const hash = Bun.hash.wyhash(`${source}\0${folded}`, this.#pairSeed);
     return Number(BigInt.asUintN(53, BigInt(hash)));
   }
 
@@ -340,14 +346,19 @@ export class LoginThrottle implements Throttle {
   }
 
   /** The key of the account's any-address bucket: like pairKey, with no source. */
-  private accountKey(account: string): number {
-    const hash = Bun.hash.wyhash(`\0account\0${foldAccountName(account)}`, this.#pairSeed);
+  private accountKey(folded: string): number {
+    const hash = Bun.hash.wyhash(`\0account\0${folded}`, this.#pairSeed);
+    return Number(BigInt.asUintN(53, BigInt(hash)));
+  }
+
+  /** The key of an address's (or an IPv6 network's) bucket: like pairKey, with no account. */
+  private sourceKey(source: string): number {
+    const hash = Bun.hash.wyhash(`\0source\0${source}`, this.#pairSeed);
     return Number(BigInt.asUintN(53, BigInt(hash)));
   }
 
   /** HMAC(folded account, secret): the credential whatever the address (finding 6). */
-  private accountCredential(account: string, secret: string): string {
-    const folded = foldAccountName(account);
+  private accountCredential(folded: string, secret: string): string {
     return new Bun.CryptoHasher("sha256", this.hmacKey)
       .update(`a${Buffer.byteLength(folded)}:${folded}\0`)
       .update(secret)

@@ -52,6 +52,13 @@ describe("log", () => {
     });
   }
 
+  // The patterns are compiled once (a global one keeps state between uses): every use starts afresh.
+  it("escapes every value of a line, and of the lines after it, alike", () => {
+    const lines = capture();
+    for (let i = 0; i < 3; i++) log.warn("x", { a: "1\u2028", b: "2\u0085", c: "ok" });
+    expect(lines).toEqual(Array(3).fill(expect.stringContaining('a="1\\u2028" b="2\\u0085" c=ok')));
+  });
+
   it("escapes the message too", () => {
     const lines = capture();
     log.error("bad\nlevel=info msg=ok");

@@ -1,4 +1,5 @@
 import { describe, expect, it } from "bun:test";
+import { heapStats } from "bun:jsc";
 import type { ClientIp } from "../../src/acl.ts";
 import {
   type Admission,
@@ -208,6 +209,31 @@ describe("login throttle", () => {
     expect(t.trackedPairs).toBe(20_000);
     // 20,000 names of 4 KB kept as keys would be 80 MB; hashed keys are ~100 bytes an entry.
     expect(grownBytes).toBeLessThan(15 * 2 ** 20);
+  });
+
+  // Issue 9 item 6: under a flood of distinct pairs the buckets must not be collector work. Map
+  // entries keyed by the address string were one cell each (and ~70 bytes of heap per entry).
+  it("a flood of distinct pairs adds no objects to the heap: buckets are numbers in typed arrays", () => {
+    const t = new LoginThrottle({
+      perAccount: { burst: 1, refillSeconds: 60 },
+      perIp: { burst: 1_000_000, refillSeconds: 1 },
+      successExemptionSeconds: 3600,
+      maxEntries: 100_000,
+    });
+    const flood = (from: number, count: number) => {
+      for (let i = from; i < from + count; i++)
+        fail(t, ip(`10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`), `flood${i}`);
+    };
+    flood(0, 1000); // the tables exist, whatever their size
+    Bun.gc(true);
+    const before = heapStats();
+    flood(1000, 40_000);
+    Bun.gc(true);
+    const after = heapStats();
+    expect(t.trackedPairs).toBe(41_000);
+    expect(after.objectCount - before.objectCount).toBeLessThan(1000);
+    // Three kinds of bucket, 41,000 of each, at most 32 bytes an entry (some tables mid-growth).
+    expect(after.heapSize - before.heapSize).toBeLessThan(8 * 2 ** 20);
   });
 });
 
