@@ -66,6 +66,7 @@ import {
 import type { RegistryEventsOptions } from "./http/registry-events-route.ts";
 import { NotificationReceiver } from "./registry-index/receiver.ts";
 import { loadNotificationSecret } from "./registry-index/secret.ts";
+import { holdPortLock } from "./acme/port-lock.ts";
 
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
@@ -564,10 +565,22 @@ export class ListenError extends Error {
  * before its first run creates a key and a database in the data directory (issue 12). The real
  * listen comes later; a program that takes the port in between still gets a ListenError there.
  */
-export function checkCanListen(server: LoadedConfig["config"]["server"]): void {
+export function checkCanListen(server: LoadedConfig["config"]["server"], apiAddr?: string): void {
   if (server.net !== "tcp") return;
   const address = parseListenAddress(server.addr);
   if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
+  // With an ACME certificate the listeners set SO_REUSEPORT (swapListener): the bind below alone
+  // lets a second regauth through while the first still orders. Held for the process's life.
+  if (server.letsencrypt)
+    for (const [addr, port] of [
+      [server.addr, address.port],
+      ...(apiAddr === undefined ? [] : [[apiAddr, parseListenAddress(apiAddr)?.port ?? 0] as const]),
+    ] as const)
+      try {
+        holdPortLock(port);
+      } catch (error) {
+        throw new ListenError(addr, error);
+      }
   try {
     Bun.listen({ hostname: address.hostname, port: address.port, socket: { data() {} } }).stop(true);
   } catch (error) {
@@ -706,7 +719,8 @@ function listenTokenServer(
     // Elysia defaults to SO_REUSEPORT, which lets a second regauth (a stale one, or one with
     // another key) bind the same port and get half the traffic. A taken port must be an error.
     // With an ACME certificate it is on, for swapListener: a second regauth still stops with
-    // EADDRINUSE (checkCanListen binds without it; tried); only a program of the same user that
+    // EADDRINUSE (checkCanListen binds without it; tried; and holds src/acme/port-lock.ts for the
+    // time before this listen, while it orders); only a program of the same user that
     // sets SO_REUSEPORT itself could join (Linux requires the same effective UID).
     reusePort: certificate !== undefined,
     // Elysia turns on Bun's development mode unless NODE_ENV=production; it renders error pages

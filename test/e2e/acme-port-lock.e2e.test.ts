@@ -1,0 +1,85 @@
+/**
+ * One regauth per port with an ACME certificate (issue 16 review): its listener sets SO_REUSEPORT
+ * for the certificate swap, so the kernel lets any process of the same user that sets it too bind
+ * the port and take half the connections. checkCanListen (a bind without SO_REUSEPORT) refuses a
+ * second regauth while the first listens, but not while the first is still ordering its
+ * certificate: both passed the check, and both then listened. The per-port lock closes that gap.
+ */
+import { describe, expect, it } from "bun:test";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { makeTempDir } from "../helpers.ts";
+import { BINARY, freePort, issueServerCertificate, makeTestCa, Output, startRegauth } from "./harness.ts";
+import { hasPebble, startPebble } from "./pebble.ts";
+
+describe.skipIf(!hasPebble())("a second regauth while the first orders its certificate", async () => {
+  const pebble = await startPebble({ validitySeconds: 3600 });
+  // A directory that answers only when released: the first regauth is held mid-order.
+  const ca = await makeTestCa();
+  const tls = await issueServerCertificate(ca, "slow-directory");
+  let release = () => {};
+  const released = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let asked = 0;
+  const slow = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    tls: { cert: Bun.file(tls.certificate), key: Bun.file(tls.key) },
+    async fetch() {
+      asked++;
+      await released;
+      const directory = await fetch(pebble.directoryUrl, { tls: { ca: Bun.file(pebble.listenerCaFile) } });
+      return new Response(await directory.text(), { headers: { "content-type": "application/json" } });
+    },
+  });
+  const dir = makeTempDir("port-lock-");
+  const bothCas = join(dir, "cas.pem");
+  writeFileSync(bothCas, readFileSync(ca.certificate, "utf8") + readFileSync(pebble.listenerCaFile, "utf8"));
+  const port = await freePort();
+  const configFor = (directoryUrl: string) => `
+server:
+  addr: "127.0.0.1:${port}"
+  letsencrypt:
+    host: localhost
+    directory_url: ${directoryUrl}
+    ca_file: ${bothCas}
+    http_challenge_addr: "${pebble.challengeAddr}"
+token: {issuer: e2e-issuer}
+`;
+  writeFileSync(join(dir, "first.yml"), configFor(`https://127.0.0.1:${slow.port}/dir`));
+  const first = Bun.spawn(
+    [BINARY, "serve", "--config", join(dir, "first.yml"), "--data-dir", join(dir, "first-data")],
+    { stdin: "ignore", stdout: "ignore", stderr: "pipe", env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } },
+  );
+  const firstLog = new Output(first.stderr);
+
+  it("refuses the second start, and the first then serves alone", async () => {
+    try {
+      await firstLog.waitFor(/ordering a certificate/, 15_000);
+      for (let i = 0; i < 100 && asked === 0; i++) await Bun.sleep(50);
+      expect(asked).toBeGreaterThan(0); // the first is past its port check, mid-order
+      const second = await startRegauth({
+        configYaml: configFor(pebble.directoryUrl),
+        caFile: pebble.rootFile,
+      }).then(
+        async (started) => {
+          await started.stop();
+          return "listening";
+        },
+        (error: Error) => error.message,
+      );
+      expect(second).toContain(
+        `cannot listen on 127.0.0.1:${port}: the address is already in use (another regauth holds this port`,
+      );
+      release();
+      await firstLog.waitFor(/msg="regauth listening"/, 20_000);
+      expect(first.exitCode).toBeNull();
+    } finally {
+      release();
+      first.kill("SIGTERM");
+      await first.exited;
+      await slow.stop(true);
+    }
+  }, 60_000);
+});
