@@ -47,6 +47,7 @@ interface Serving {
 
 /** setTimeout's limit is 2^31-1 ms (24.8 days); a renewal 60 days out is reached in steps. */
 const MAX_TIMER_MS = 24 * 3600_000;
+const MAX_RETRY_AFTER_MS = 24 * 3600_000;
 
 /**
  * The certificate to start with: cached and valid, or obtained now. Throws AcmeError when there
@@ -138,7 +139,13 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     } catch (error) {
       failures += 1;
       metrics.backendError("acme");
-      const retryMs = retryDelayMs(serving.facts, failures, now());
+      // The CA's Retry-After is a floor (RFC 8555 §6.6; Let's Encrypt sends it with its 429s),
+      // capped at a day so that a wrong one cannot stop renewals for the certificate's life.
+      const askedMs = error instanceof AcmeError ? (error.retryAfterMs ?? 0) : 0;
+      const retryMs = Math.max(
+        retryDelayMs(serving.facts, failures, now()),
+        Math.min(askedMs, MAX_RETRY_AFTER_MS),
+      );
       const expired = now() >= serving.facts.notAfterMs;
       log[expired ? "error" : "warn"](
         expired

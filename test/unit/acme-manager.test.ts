@@ -162,3 +162,40 @@ describe("startAcme", () => {
     expect(await refusal(dir)).toMatch(/cannot use the ACME cache in .*writable by everyone/);
   });
 });
+
+describe("a renewal the CA refuses for now (429, Retry-After)", () => {
+  it("waits at least as long as the CA asks before the next try", async () => {
+    const ca = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        Response.json(
+          { type: "urn:ietf:params:acme:error:rateLimited", detail: "too many certificates already issued" },
+          { status: 429, headers: { "retry-after": "7200", "content-type": "application/problem+json" } },
+        ),
+    });
+    try {
+      const limited = { ...section, directory_url: `http://127.0.0.1:${ca.port}/dir` };
+      const dir = join(makeTempDir("acme-manager-"), "cache");
+      prepareCacheDir(dir);
+      writeCachedCertificate(dir, { host: section.host, directoryUrl: limited.directory_url, ...pair });
+      restore = log.capture(lines);
+      running = await startAcme({
+        section: limited,
+        cacheDir: dir,
+        openHttpChallenge: () => ({ close: async () => {} }),
+        nowMs: () => Date.now() + 70 * DAY_MS,
+      });
+      running.startRenewing(async () => {
+        throw new Error("must not install");
+      });
+      const deadline = Date.now() + 10_000;
+      while (!lines.some((l) => l.includes("renewal failed")) && Date.now() < deadline) await Bun.sleep(20);
+      const failed = lines.find((l) => l.includes("renewal failed")) ?? "";
+      expect(failed).toContain("rate limited");
+      expect(failed).toContain("failures=1 retry_in_seconds=7200");
+    } finally {
+      ca.stop(true);
+    }
+  });
+});
