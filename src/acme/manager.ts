@@ -9,12 +9,23 @@ import { log } from "../log.ts";
 import { metrics } from "../metrics/recorder.ts";
 import {
   type CachedCertificate,
+  clearOrderFailures,
   ensureAccountKey,
+  ORDER_FAILURES_FILE,
+  type OrderFailures,
   prepareCacheDir,
   readCachedCertificate,
+  readOrderFailures,
   writeCachedCertificate,
+  writeOrderFailures,
 } from "./cache.ts";
-import { type CertificateFacts, inspectCertificate, renewalAtMs, retryDelayMs } from "./certificate.ts";
+import {
+  type CertificateFacts,
+  inspectCertificate,
+  nextOrderAtMs,
+  renewalAtMs,
+  retryDelayMs,
+} from "./certificate.ts";
 import type { LetsEncryptConfig } from "./config-schema.ts";
 import { AcmeError, isUsablePrivateKey, obtainCertificate, type OpenHttpChallenge } from "./obtain.ts";
 
@@ -96,14 +107,58 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     return { cached, facts };
   };
 
+  // Failed orders in a row, across restarts too (ORDER_FAILURES_FILE): each order waits its turn.
+  let failureRecord: OrderFailures | null;
+  try {
+    failureRecord = readOrderFailures(cacheDir);
+  } catch (error) {
+    throw new AcmeError(`cannot use the ACME cache in ${cacheDir}: ${(error as Error).message}`);
+  }
+  const recordedOrder = async (): Promise<Serving> => {
+    try {
+      const result = await order();
+      failureRecord = null;
+      clearOrderFailures(cacheDir);
+      return result;
+    } catch (error) {
+      failureRecord = {
+        failures: (failureRecord?.failures ?? 0) + 1,
+        lastAtMs: now(),
+        retryAfterMs: error instanceof AcmeError ? error.retryAfterMs : null,
+        error: (error as Error).message,
+      };
+      try {
+        writeOrderFailures(cacheDir, failureRecord);
+      } catch (writeError) {
+        log.warn("cannot record the failed order; the next start may order again at once", {
+          error: (writeError as Error).message,
+        });
+      }
+      throw error;
+    }
+  };
+
   const cachedNow = usableCachedCertificate(options, now());
   let serving: Serving;
   if (cachedNow) {
     serving = cachedNow;
     log.info("using the cached certificate", describe(section.host, serving.facts));
   } else {
+    const orderAtMs = failureRecord === null ? 0 : nextOrderAtMs(failureRecord);
+    if (failureRecord !== null && now() < orderAtMs) {
+      // Waiting, not exiting: an exit would be restarted by systemd and refused again until its
+      // start limit gives up on the unit.
+      log.warn("the last certificate orders failed; waiting before the next, for the CA's rate limits", {
+        host: section.host,
+        failures: failureRecord.failures,
+        last_error: failureRecord.error,
+        order_at: new Date(orderAtMs).toISOString(),
+        fix: `remove ${cacheDir}/${ORDER_FAILURES_FILE} to order at once`,
+      });
+      while (now() < orderAtMs) await Bun.sleep(Math.min(orderAtMs - now(), 1000));
+    }
     try {
-      serving = await order();
+      serving = await recordedOrder();
     } catch (error) {
       throw new AcmeError(
         `no certificate for ${section.host}, and none could be obtained: ${(error as Error).message}. regauth does not fall back to plain HTTP; fix this and start again`,
@@ -127,7 +182,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     if (stopped) return;
     if (now() < atMs) return schedule(install, atMs); // a step of a long wait
     try {
-      const next = pending !== null && now() < pending.facts.notAfterMs ? pending : await order();
+      const next = pending !== null && now() < pending.facts.notAfterMs ? pending : await recordedOrder();
       pending = next;
       await install({ cert: next.cached.chainPem, key: next.cached.keyPem });
       pending = null;
@@ -166,7 +221,9 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     current: () => ({ cert: serving.cached.chainPem, key: serving.cached.keyPem }),
     startRenewing(install) {
       metrics.tlsCertificateServed(section.host, Math.floor(serving.facts.notAfterMs / 1000));
-      schedule(install, renewalAtMs(serving.facts));
+      // After a restart amid failed renewals, the next try still waits its turn.
+      const orderAtMs = failureRecord === null ? 0 : nextOrderAtMs(failureRecord);
+      schedule(install, Math.max(renewalAtMs(serving.facts), orderAtMs));
     },
     stop() {
       stopped = true;

@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   ACCOUNT_KEY_FILE,
   CERTIFICATE_FILE,
+  ORDER_FAILURES_FILE,
   prepareCacheDir,
   writeCachedCertificate,
 } from "../../src/acme/cache.ts";
@@ -197,5 +198,59 @@ describe("a renewal the CA refuses for now (429, Retry-After)", () => {
     } finally {
       ca.stop(true);
     }
+  });
+});
+
+describe("failed orders across restarts (systemd restarts a refused start after 2 s)", () => {
+  it("orders again at once once, then waits a minute, then two: no order per restart", async () => {
+    const dir = cacheWith(null);
+    let offsetMs = 0;
+    const startOnce = () =>
+      startAcme({
+        section,
+        cacheDir: dir,
+        openHttpChallenge: () => ({ close: async () => {} }),
+        nowMs: () => Date.now() + offsetMs,
+      }).then(
+        () => "started",
+        (error: Error) => error.message,
+      );
+    restore = log.capture(lines);
+    expect(await startOnce()).toContain("none could be obtained");
+    expect(await startOnce()).toContain("none could be obtained"); // the second try at once
+    const record = JSON.parse(readFileSync(join(dir, ORDER_FAILURES_FILE), "utf8"));
+    expect(record.failures).toBe(2);
+    expect(record.error).toContain("cannot reach the ACME server");
+    const third = startOnce();
+    const settled = await Promise.race([third, Bun.sleep(500).then(() => "waiting")]);
+    expect(settled).toBe("waiting");
+    expect(lines.join("\n")).toContain("the last certificate orders failed; waiting before the next");
+    expect(lines.join("\n")).toContain(`remove ${dir}/${ORDER_FAILURES_FILE} to order at once`);
+    offsetMs = 61_000; // a minute later
+    expect(await third).toContain("none could be obtained");
+    expect(JSON.parse(readFileSync(join(dir, ORDER_FAILURES_FILE), "utf8")).failures).toBe(3);
+    expect(lines.filter((l) => l.includes('msg="ordering a certificate"')).length).toBe(3);
+  });
+
+  it("after a restart amid failed renewals, renews when the record says, not at once", async () => {
+    const dir = cacheWith({});
+    writeFileSync(
+      join(dir, ORDER_FAILURES_FILE),
+      JSON.stringify({ failures: 5, lastAtMs: Date.now() + 70 * DAY_MS, retryAfterMs: null, error: "x" }),
+      { mode: 0o600 },
+    );
+    const manager = await start(dir, 70 * DAY_MS);
+    manager.startRenewing(async () => {
+      throw new Error("must not install");
+    });
+    await Bun.sleep(500);
+    expect(lines.join("\n")).not.toContain("ordering a certificate");
+  });
+
+  it("starts anew from a record that is not its own in shape", async () => {
+    const dir = cacheWith(null);
+    writeFileSync(join(dir, ORDER_FAILURES_FILE), '{"failures": "many"}', { mode: 0o600 });
+    expect(await refusal(dir)).toContain("none could be obtained");
+    expect(JSON.parse(readFileSync(join(dir, ORDER_FAILURES_FILE), "utf8")).failures).toBe(1);
   });
 });
