@@ -212,7 +212,7 @@ function noteProblem<R extends { status: number; data: unknown; headers?: unknow
   problems.last = {
     status: response.status,
     type: typeof problem.type === "string" ? problem.type : "",
-    detail: typeof problem.detail === "string" ? problem.detail : "",
+    detail: typeof problem.detail === "string" ? bounded(problem.detail) : "",
     retryAfterMs: retryAfterMs((response.headers as Record<string, unknown> | undefined)?.["retry-after"]),
   };
   return response;
@@ -228,6 +228,13 @@ export function retryAfterMs(value: unknown, nowMs = Date.now()): number | null 
   const atMs = Date.parse(text);
   return Number.isNaN(atMs) ? null : Math.max(atMs - nowMs, 0);
 }
+
+/** The CA's words as they go into a log line (each retry logs one): the start of them. */
+function bounded(text: string): string {
+  return text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}… (cut)` : text;
+}
+
+const MAX_DETAIL_CHARS = 500;
 
 function originOf(url: string | undefined): string {
   try {
@@ -249,7 +256,7 @@ function networkReason(error: unknown): string {
     return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s (a firewall dropping outgoing HTTPS?)`;
   if (/CERT|SIGNATURE|ISSUER|self[- ]signed|certificate/i.test(`${code} ${message}`))
     return `its TLS certificate is not trusted (${code || message}); for a private CA such as pebble or step-ca, set server.letsencrypt.ca_file to its root`;
-  return `${code ? `${code}: ` : ""}${message}`;
+  return bounded(`${code ? `${code}: ` : ""}${message}`);
 }
 
 function describeFailure(
@@ -259,7 +266,7 @@ function describeFailure(
   problem: LastProblem["last"],
 ): AcmeError {
   if (error instanceof AcmeError) return error;
-  const detail = (error as Error).message || String(error);
+  const detail = bounded((error as Error).message || String(error));
   if (problem?.status === 429 || problem?.type.endsWith(":rateLimited"))
     return new AcmeError(
       `the CA refuses more orders for now (rate limited): ${problem.detail || detail}; regauth retries later with backoff (https://letsencrypt.org/docs/rate-limits/)`,

@@ -78,6 +78,29 @@ describe("obtainCertificate against a misbehaving CA", () => {
   });
 });
 
+describe("what a CA says in its refusal", () => {
+  it("is logged bounded: a 100 kB problem detail is cut, not copied into every retry's log line", async () => {
+    const section = fakeCa((request) => {
+      const { origin, pathname } = new URL(request.url);
+      if (pathname === "/dir")
+        return Response.json({
+          newNonce: `${origin}/nonce`,
+          newAccount: `${origin}/account`,
+          newOrder: `${origin}/order`,
+        });
+      if (pathname === "/nonce") return new Response(null, { headers: { "replay-nonce": "bm9uY2U" } });
+      return Response.json(
+        { type: "urn:ietf:params:acme:error:malformed", detail: `no ${"x".repeat(100_000)}` },
+        { status: 400, headers: { "content-type": "application/problem+json", "replay-nonce": "bm9uY2U" } },
+      );
+    });
+    const error = await order(section, 10_000).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AcmeError);
+    expect((error as Error).message).toContain("no xxx");
+    expect((error as Error).message.length).toBeLessThan(1500);
+  });
+});
+
 describe("retryAfterMs (RFC 9110 §10.2.3)", () => {
   const nowMs = Date.parse("2026-12-01T00:00:00Z");
   it.each([
