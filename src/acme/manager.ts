@@ -78,7 +78,12 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     throw new AcmeError(
       `${cacheDir}/acme-account.key is not a private key regauth can read: restore it, or move it away to register a new ACME account`,
     );
-  const caPem = section.ca_file === undefined ? null : readFileSync(section.ca_file, "utf8");
+  let caPem: string | null = null;
+  try {
+    if (section.ca_file !== undefined) caPem = readFileSync(section.ca_file, "utf8");
+  } catch (error) {
+    throw new AcmeError(`cannot read server.letsencrypt.ca_file: ${(error as Error).message}`);
+  }
   const order = async (): Promise<Serving> => {
     log.info("ordering a certificate", { host: section.host, ca: section.directory_url });
     const obtained = await obtainCertificate({
