@@ -571,16 +571,19 @@ export function checkCanListen(server: LoadedConfig["config"]["server"], apiAddr
   if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
   // With an ACME certificate the listeners set SO_REUSEPORT (swapListener): the bind below alone
   // lets a second regauth through while the first still orders. Held for the process's life.
-  if (server.letsencrypt)
-    for (const [addr, port] of [
-      [server.addr, address.port],
-      ...(apiAddr === undefined ? [] : [[apiAddr, parseListenAddress(apiAddr)?.port ?? 0] as const]),
-    ] as const)
+  if (server.letsencrypt) {
+    const apiPort = apiAddr === undefined ? undefined : parseListenAddress(apiAddr)?.port;
+    const locks: [string, number][] = [[server.addr, address.port]];
+    // api.addr on the same port (another address of the host) is this process's port already.
+    if (apiAddr !== undefined && apiPort !== undefined && apiPort !== address.port)
+      locks.push([apiAddr, apiPort]);
+    for (const [addr, port] of locks)
       try {
         holdPortLock(port);
       } catch (error) {
         throw new ListenError(addr, error);
       }
+  }
   try {
     Bun.listen({ hostname: address.hostname, port: address.port, socket: { data() {} } }).stop(true);
   } catch (error) {
