@@ -222,6 +222,12 @@ describe("server.letsencrypt", () => {
       message: /not a DNS name/,
     },
     {
+      name: "the challenge on the HTTPS port (renewals would find it taken)",
+      server: "  addr: ':8443'\n  letsencrypt: {host: a.example, http_challenge_addr: '127.0.0.1:8443'}",
+      path: "server.letsencrypt.http_challenge_addr",
+      message: /server\.addr's port/,
+    },
+    {
       name: "a certificate as well",
       server: "  certificate: /etc/x.crt\n  key: /etc/x.key\n  letsencrypt: {host: a.example}",
       path: "server.letsencrypt",
