@@ -99,6 +99,10 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     } catch (error) {
       throw new AcmeError(`the CA sent a certificate regauth cannot serve: ${(error as Error).message}`);
     }
+    if (now() >= facts.notAfterMs)
+      throw new AcmeError(
+        `the CA sent a certificate that has already expired by this server's clock (valid until ${new Date(facts.notAfterMs).toISOString()}, now ${new Date(now()).toISOString()}): is the clock right?`,
+      );
     try {
       writeCachedCertificate(cacheDir, cached);
     } catch (error) {
@@ -195,7 +199,10 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
       metrics.tlsCertificateServed(section.host, Math.floor(next.facts.notAfterMs / 1000));
       failures = 0;
       log.info("serving the renewed certificate", describe(section.host, next.facts));
-      schedule(install, renewalAtMs(next.facts));
+      // A certificate due for renewal on arrival (a clock far ahead, a CA issuing them so) put the
+      // next renewal in the past: an order loop at the CA's speed. No sooner than the backoff's
+      // first step (1/100 of the lifetime, 1 s to 5 minutes).
+      schedule(install, Math.max(renewalAtMs(next.facts), now() + retryDelayMs(next.facts, 1, now())));
     } catch (error) {
       failures += 1;
       metrics.backendError("acme");
