@@ -279,6 +279,11 @@ function describeFailure(
     return new AcmeError(
       `the CA could not validate ${section.host} by http-01: ${detail}. Check that ${section.host} resolves (DNS A/AAAA) to this server and that port 80 there reaches http_challenge_addr (${section.http_challenge_addr})`,
     );
+  // Not a problem document (an HTML error page of a proxy, say): its status, not its page.
+  if (problem !== null && problem.type === "" && problem.detail === "")
+    return new AcmeError(
+      `the ACME order for ${section.host} failed: the ACME server answered HTTP ${problem.status} without an ACME problem document (RFC 8555 §6.7)`,
+    );
   return new AcmeError(`the ACME order for ${section.host} failed: ${detail}`);
 }
 

@@ -101,6 +101,41 @@ describe("what a CA says in its refusal", () => {
   });
 });
 
+describe("secrets in a failure", () => {
+  it("carry no JWS (signed request body), no key and no CA page when the account request fails", async () => {
+    const bodies: string[] = [];
+    const section = fakeCa(async (request) => {
+      const { origin, pathname } = new URL(request.url);
+      if (pathname === "/dir")
+        return Response.json({
+          newNonce: `${origin}/nonce`,
+          newAccount: `${origin}/account`,
+          newOrder: `${origin}/order`,
+        });
+      if (pathname === "/nonce") return new Response(null, { headers: { "replay-nonce": "bm9uY2U" } });
+      bodies.push(await request.text());
+      return new Response("<html>upstream exploded</html>", {
+        status: 500,
+        headers: { "content-type": "text/html", "replay-nonce": "bm9uY2U" },
+      });
+    });
+    const error = await order(section, 10_000).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AcmeError);
+    expect(bodies.length).toBeGreaterThan(0);
+    const message = (error as Error).message;
+    const jws = JSON.parse(bodies[0] as string) as { protected: string; signature: string };
+    for (const secret of [
+      jws.protected,
+      jws.signature,
+      "PRIVATE KEY",
+      accountKeyPem.toString().split("\n")[1] as string,
+    ])
+      expect(message).not.toContain(secret);
+    expect(message).not.toContain("<html>");
+    expect(message).toContain("auth.example.org");
+  });
+});
+
 describe("retryAfterMs (RFC 9110 §10.2.3)", () => {
   const nowMs = Date.parse("2026-12-01T00:00:00Z");
   it.each([
