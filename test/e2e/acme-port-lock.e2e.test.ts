@@ -9,7 +9,15 @@ import { describe, expect, it } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { makeTempDir } from "../helpers.ts";
-import { BINARY, freePort, issueServerCertificate, makeTestCa, Output, startRegauth } from "./harness.ts";
+import {
+  BINARY,
+  freePort,
+  issueServerCertificate,
+  makeTestCa,
+  Output,
+  run,
+  startRegauth,
+} from "./harness.ts";
 import { hasPebble, startPebble } from "./pebble.ts";
 
 describe.skipIf(!hasPebble())("a second regauth while the first orders its certificate", async () => {
@@ -80,6 +88,57 @@ token: {issuer: e2e-issuer}
       first.kill("SIGTERM");
       await first.exited;
       await slow.stop(true);
+    }
+  }, 60_000);
+});
+
+describe.skipIf(!hasPebble())("a second regauth during the certificate swap", async () => {
+  // 6 s certificates: renewed at 4 s, when a second listener joins the port for a second.
+  const pebble = await startPebble({ validitySeconds: 6 });
+  const regauth = await startRegauth({
+    configYaml: `
+server:
+  addr: "127.0.0.1:{{PORT}}"
+  letsencrypt:
+    host: localhost
+    directory_url: ${pebble.directoryUrl}
+    ca_file: ${pebble.listenerCaFile}
+    http_challenge_addr: "${pebble.challengeAddr}"
+token: {issuer: e2e-issuer}
+`,
+    caFile: pebble.rootFile,
+  });
+
+  it("is refused before, during and after the swap", async () => {
+    const attempts: { exitCode: number; stderr: string }[] = [];
+    let swappedAtMs: number | null = null;
+    const deadline = Date.now() + 20_000;
+    // Until 2 s past the first swap, one start after another (each takes a fraction of a second).
+    while (Date.now() < deadline && (swappedAtMs === null || Date.now() < swappedAtMs + 2000)) {
+      attempts.push(
+        await run(
+          [
+            BINARY,
+            "serve",
+            "--config",
+            join(regauth.dir, "auth_config.yml"),
+            "--data-dir",
+            join(makeTempDir(), "d"),
+          ],
+          { timeoutMs: 10_000 },
+        ),
+      );
+      await Bun.sleep(100); // two shared cores
+      if (swappedAtMs === null && regauth.stderr.text.includes("serving the renewed certificate"))
+        swappedAtMs = Date.now();
+    }
+    console.log(`second starts tried around the swap: ${attempts.length}`);
+    expect(swappedAtMs).not.toBeNull();
+    for (const attempt of attempts) {
+      expect(attempt.exitCode).toBe(1);
+      expect(attempt.stderr).toContain(
+        `cannot listen on 127.0.0.1:${regauth.port}: the address is already in use`,
+      );
     }
   }, 60_000);
 });
