@@ -123,6 +123,11 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
   } catch (error) {
     throw new AcmeError(`cannot use the ACME cache in ${cacheDir}: ${(error as Error).message}`);
   }
+  // A failure recorded by a clock far ahead (since set right) must not hold orders for years.
+  const nextOrderAfterFailures = () =>
+    failureRecord === null
+      ? 0
+      : nextOrderAtMs({ ...failureRecord, lastAtMs: Math.min(failureRecord.lastAtMs, now()) });
   const recordedOrder = async (): Promise<Serving> => {
     try {
       const result = await order();
@@ -153,7 +158,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     serving = cachedNow;
     log.info("using the cached certificate", describe(section.host, serving.facts));
   } else {
-    const orderAtMs = failureRecord === null ? 0 : nextOrderAtMs(failureRecord);
+    const orderAtMs = nextOrderAfterFailures();
     if (failureRecord !== null && now() < orderAtMs) {
       // Waiting, not exiting: an exit would be restarted by systemd and refused again until its
       // start limit gives up on the unit.
@@ -234,7 +239,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     startRenewing(install) {
       metrics.tlsCertificateServed(section.host, Math.floor(serving.facts.notAfterMs / 1000));
       // After a restart amid failed renewals, the next try still waits its turn.
-      const orderAtMs = failureRecord === null ? 0 : nextOrderAtMs(failureRecord);
+      const orderAtMs = nextOrderAfterFailures();
       schedule(install, Math.max(renewalAtMs(serving.facts), orderAtMs));
     },
     stop() {

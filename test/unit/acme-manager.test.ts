@@ -247,6 +247,30 @@ describe("failed orders across restarts (systemd restarts a refused start after 
     expect(lines.join("\n")).not.toContain("ordering a certificate");
   });
 
+  it("waits no longer than its backoff after a failure recorded by a clock far ahead", async () => {
+    const dir = cacheWith(null);
+    const tenYearsMs = 10 * 365 * DAY_MS;
+    writeFileSync(
+      join(dir, ORDER_FAILURES_FILE),
+      JSON.stringify({ failures: 3, lastAtMs: Date.now() + tenYearsMs, retryAfterMs: null, error: "x" }),
+      { mode: 0o600 },
+    );
+    let offsetMs = 0;
+    restore = log.capture(lines);
+    const started = startAcme({
+      section,
+      cacheDir: dir,
+      openHttpChallenge: () => ({ close: async () => {} }),
+      nowMs: () => Date.now() + offsetMs,
+    }).catch((error: Error) => error.message);
+    await Bun.sleep(200);
+    const waiting = lines.find((l) => l.includes("waiting before the next")) ?? "";
+    const orderAtMs = Date.parse(/order_at=(\S+)/.exec(waiting)?.[1] ?? "");
+    expect(orderAtMs).toBeLessThanOrEqual(Date.now() + 2 * 60_000);
+    offsetMs = 3 * 60_000;
+    expect(await started).toContain("none could be obtained");
+  });
+
   it("starts anew from a record that is not its own in shape", async () => {
     const dir = cacheWith(null);
     writeFileSync(join(dir, ORDER_FAILURES_FILE), '{"failures": "many"}', { mode: 0o600 });
