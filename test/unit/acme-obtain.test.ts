@@ -67,6 +67,17 @@ describe("obtainCertificate against a misbehaving CA", () => {
     expect((error as Error).message).toContain("it sent more than 1 MiB");
   });
 
+  it("refuses a gzip bomb (64 MiB of zeros in 64 kB) by what it inflates to", async () => {
+    const bomb = Bun.gzipSync(new Uint8Array(64 * 1_048_576));
+    const section = fakeCa(
+      () =>
+        new Response(bomb, { headers: { "content-type": "application/json", "content-encoding": "gzip" } }),
+    );
+    const error = await order(section, 10_000).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AcmeError);
+    expect((error as Error).message).toContain("it sent more than 1 MiB");
+  });
+
   it("says what is wrong with a directory that is not JSON", async () => {
     const section = fakeCa(
       () => new Response("<html>hello</html>", { headers: { "content-type": "text/html" } }),
