@@ -26,7 +26,12 @@ export function holdPortLock(port: number): void {
   try {
     Bun.listen({ unix: portLockName(port), socket: { data() {} } }).unref();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+    // Refused, not skipped: without the lock a second regauth could share the port. AF_UNIX is
+    // in the unit's RestrictAddressFamilies (systemd/regauth.service).
+    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE")
+      throw new Error(
+        `cannot take regauth's lock for the port (an abstract Unix socket; is AF_UNIX allowed?): ${(error as Error).message.replaceAll("\0", "@")}`,
+      );
     // Worded as the bind's EADDRINUSE (src/server.ts BIND_FAILURES): to the operator it is one case.
     throw new Error(
       "the address is already in use (another regauth holds this port: it serves, or is getting its ACME certificate)",
