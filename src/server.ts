@@ -67,6 +67,7 @@ import type { RegistryEventsOptions } from "./http/registry-events-route.ts";
 import { NotificationReceiver } from "./registry-index/receiver.ts";
 import { loadNotificationSecret } from "./registry-index/secret.ts";
 import { holdPortLock } from "./acme/port-lock.ts";
+import { ownersOf, watchForeignListeners } from "./acme/port-watch.ts";
 
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
@@ -748,10 +749,24 @@ function listenTokenServer(
   const port = app.server?.port ?? address.port;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   if (certificate && server.letsencrypt) {
+    // SO_REUSEPORT lets any program of this user join the port (an older regauth, an Elysia app):
+    // nothing refuses it, so the log names it (src/acme/port-watch.ts).
+    const stopWatching = watchForeignListeners(port, (inodes) =>
+      log.error("another process listens on this port too and gets part of its connections; stop it", {
+        addr: server.addr,
+        processes:
+          ownersOf(inodes)
+            .map((owner) => `${owner.pid} ${owner.command}`)
+            .join("; ") || "not readable (another user's, or gone)",
+      }),
+    );
     // The certificate's name, not the listen address: what clients dial and TLS verifies.
     return {
       url: `https://${server.letsencrypt.host}:${port}`,
-      stop: async () => void (await app.stop()),
+      stop: async () => {
+        stopWatching();
+        await app.stop();
+      },
       replaceCertificate: (next) =>
         swapListener(app, { ...common, tls: acmeTls(server, next), hostname: address.hostname, port }),
     };

@@ -109,6 +109,24 @@ token: {issuer: e2e-issuer}
     caFile: pebble.rootFile,
   });
 
+  it("names another program that joins the port by SO_REUSEPORT itself (nothing can refuse it)", async () => {
+    const script = `Bun.serve({hostname: "127.0.0.1", port: ${regauth.port}, reusePort: true, fetch: () => new Response("intruder")}); await Bun.sleep(30000);`;
+    expect(regauth.stderr.text).not.toContain("another process listens");
+    const intruder = Bun.spawn([process.execPath, "-e", script], { stdout: "ignore", stderr: "ignore" });
+    try {
+      // Checked when the listener opens and every 10 s after.
+      const line = await regauth.stderr.waitFor(
+        /msg="another process listens on this port too[^\n]*/,
+        20_000,
+      );
+      expect(line[0]).toContain(`processes="${intruder.pid} `);
+      expect(line[0]).toContain("reusePort: true");
+    } finally {
+      intruder.kill();
+      await intruder.exited;
+    }
+  }, 30_000);
+
   it("is refused before, during and after the swap", async () => {
     const attempts: { exitCode: number; stderr: string }[] = [];
     let swappedAtMs: number | null = null;
@@ -133,6 +151,8 @@ token: {issuer: e2e-issuer}
         swappedAtMs = Date.now();
     }
     console.log(`second starts tried around the swap: ${attempts.length}`);
+    // Its own second listener during a swap is not another process: the intruder's line only.
+    expect(regauth.stderr.text.match(/another process listens/g)).toHaveLength(1);
     expect(swappedAtMs).not.toBeNull();
     for (const attempt of attempts) {
       expect(attempt.exitCode).toBe(1);
