@@ -751,15 +751,18 @@ function listenTokenServer(
   if (certificate && server.letsencrypt) {
     // SO_REUSEPORT lets any program of this user join the port (an older regauth, an Elysia app):
     // nothing refuses it, so the log names it (src/acme/port-watch.ts).
-    const stopWatching = watchForeignListeners(port, (inodes) =>
+    const stopWatching = watchForeignListeners(port, (inodes) => {
+      const owners = ownersOf(inodes);
+      if (owners.length > 0 && owners.every((owner) => owner.family)) return; // sharing by design
       log.error("another process listens on this port too and gets part of its connections; stop it", {
         addr: server.addr,
         processes:
-          ownersOf(inodes)
+          owners
+            .filter((owner) => !owner.family)
             .map((owner) => `${owner.pid} ${owner.command}`)
             .join("; ") || "not readable (another user's, or gone)",
-      }),
-    );
+      });
+    });
     // The certificate's name, not the listen address: what clients dial and TLS verifies.
     return {
       url: `https://${server.letsencrypt.host}:${port}`,

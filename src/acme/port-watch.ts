@@ -59,12 +59,13 @@ export interface ListenerOwner {
   pid: number;
   /** Its command line, cut at 200 characters; "" when it cannot be read. */
   command: string;
+  /** This process's parent or child, which may share the port by design (several serving processes). */
+  family: boolean;
 }
 
 /**
  * The processes holding these socket inodes that this user may look into (the same user's: the
- * only ones the kernel lets share the port), without this process's parent and children, which
- * may share the port by design (several serving processes).
+ * only ones the kernel lets share the port).
  */
 export function ownersOf(inodes: string[]): ListenerOwner[] {
   const wanted = new Set(inodes.map((inode) => `socket:[${inode}]`));
@@ -76,7 +77,7 @@ export function ownersOf(inodes: string[]): ListenerOwner[] {
     return owners;
   }
   for (const pid of pids) {
-    if (Number(pid) === process.pid || Number(pid) === process.ppid) continue;
+    if (Number(pid) === process.pid) continue;
     let fds: string[];
     try {
       fds = readdirSync(`/proc/${pid}/fd`);
@@ -99,7 +100,11 @@ export function ownersOf(inodes: string[]): ListenerOwner[] {
     } catch {
       // gone meanwhile
     }
-    if (parent !== process.pid) owners.push({ pid: Number(pid), command });
+    owners.push({
+      pid: Number(pid),
+      command,
+      family: parent === process.pid || Number(pid) === process.ppid,
+    });
   }
   return owners;
 }

@@ -28,7 +28,7 @@ describe.skipIf(process.platform !== "linux")("foreignListeners", () => {
         foreign = foreignListeners(port);
       }
       const owners = ownersOf(foreign);
-      expect(owners.map((o) => o.pid)).toEqual([pid]);
+      expect(owners.map((o) => [o.pid, o.family])).toEqual([[pid, false]]);
       expect(owners[0]?.command).toContain("reusePort: true");
     } finally {
       process.kill(pid, "SIGKILL");
@@ -64,7 +64,7 @@ describe.skipIf(process.platform !== "linux")("foreignListeners", () => {
         expect(foreignListeners(port)).toHaveLength(1);
         expect(reports).toHaveLength(1); // once, not every check
         // Our own child: sharing by design (several serving processes), not named.
-        expect(ownersOf(reports[0] as string[])).toEqual([]);
+        expect(ownersOf(reports[0] as string[]).map((o) => [o.pid, o.family])).toEqual([[other.pid, true]]);
       } finally {
         other.kill();
         await other.exited;
