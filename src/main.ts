@@ -460,7 +460,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
   const validated = await validateQuietly(args);
-  checkCanListen(validated.config.server, validated.config.api.addr);
+  checkCanListen(validated.config.server);
   // Before anything is created too: an unreadable bearer_token_file is a config error (and the
   // one import of prom-client, when metrics are on).
   const metricsExporter = await startMetricsExporter(validated.config.metrics, validated.source);

@@ -66,7 +66,7 @@ import {
 import type { RegistryEventsOptions } from "./http/registry-events-route.ts";
 import { NotificationReceiver } from "./registry-index/receiver.ts";
 import { loadNotificationSecret } from "./registry-index/secret.ts";
-import { holdPortLock } from "./acme/port-lock.ts";
+import { holdPortLock, PortLockError } from "./acme/port-lock.ts";
 import { ownersOf, watchForeignListeners } from "./acme/port-watch.ts";
 
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
@@ -566,25 +566,19 @@ export class ListenError extends Error {
  * before its first run creates a key and a database in the data directory (issue 12). The real
  * listen comes later; a program that takes the port in between still gets a ListenError there.
  */
-export function checkCanListen(server: LoadedConfig["config"]["server"], apiAddr?: string): void {
+export function checkCanListen(server: LoadedConfig["config"]["server"]): void {
   if (server.net !== "tcp") return;
   const address = parseListenAddress(server.addr);
   if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
   // With an ACME certificate the listeners set SO_REUSEPORT (swapListener): the bind below alone
-  // lets a second regauth through while the first still orders. Held for the process's life.
-  if (server.letsencrypt) {
-    const apiPort = apiAddr === undefined ? undefined : parseListenAddress(apiAddr)?.port;
-    const locks: [string, number][] = [[server.addr, address.port]];
-    // api.addr on the same port (another address of the host) is this process's port already.
-    if (apiAddr !== undefined && apiPort !== undefined && apiPort !== address.port)
-      locks.push([apiAddr, apiPort]);
-    for (const [addr, port] of locks)
-      try {
-        holdPortLock(port);
-      } catch (error) {
-        throw new ListenError(addr, error);
-      }
-  }
+  // lets a second regauth through while the first still orders. Held for the process's life
+  // (api.addr's is taken in listen, before its bind).
+  if (server.letsencrypt)
+    try {
+      holdPortLock(address.port);
+    } catch (error) {
+      throw new ListenError(server.addr, error);
+    }
   try {
     Bun.listen({ hostname: address.hostname, port: address.port, socket: { data() {} } }).stop(true);
   } catch (error) {
@@ -652,10 +646,13 @@ export function listen(
   const address = parseListenAddress(apiAddr);
   if (!address) throw new Error(`invalid api.addr ${apiAddr}`); // validated at load; unreachable
   try {
+    // Its SO_REUSEPORT with an ACME certificate: one regauth per port (src/acme/port-lock.ts).
+    const tokenPort = parseListenAddress(loaded.config.server.addr)?.port;
+    if (certificate && address.port !== tokenPort) holdPortLock(address.port);
     apiApp.listen({ ...listenOptions(loaded, certificate), hostname: address.hostname, port: address.port });
   } catch (error) {
     void running.stop();
-    if (bindFailureCode(error)) throw new ListenError(apiAddr, error);
+    if (bindFailureCode(error) || error instanceof PortLockError) throw new ListenError(apiAddr, error);
     throw error;
   }
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;

@@ -11,6 +11,11 @@
  */
 import { userInfo } from "node:os";
 
+/** Another regauth holds the port, or the lock could not be taken. */
+export class PortLockError extends Error {
+  override name = "PortLockError";
+}
+
 /** The lock's name for `port`: per user, as SO_REUSEPORT groups are (same effective UID). */
 export function portLockName(port: number): string {
   return `\0regauth-${userInfo().uid}-port-${port}`;
@@ -29,11 +34,11 @@ export function holdPortLock(port: number): void {
     // Refused, not skipped: without the lock a second regauth could share the port. AF_UNIX is
     // in the unit's RestrictAddressFamilies (systemd/regauth.service).
     if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE")
-      throw new Error(
+      throw new PortLockError(
         `cannot take regauth's lock for the port (an abstract Unix socket; is AF_UNIX allowed?): ${(error as Error).message.replaceAll("\0", "@")}`,
       );
     // Worded as the bind's EADDRINUSE (src/server.ts BIND_FAILURES): to the operator it is one case.
-    throw new Error(
+    throw new PortLockError(
       "the address is already in use (another regauth holds this port: it serves, or is getting its ACME certificate)",
     );
   }

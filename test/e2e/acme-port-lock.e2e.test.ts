@@ -162,3 +162,35 @@ token: {issuer: e2e-issuer}
     }
   }, 60_000);
 });
+
+describe.skipIf(!hasPebble())("a second regauth on another token port but the same api.addr", async () => {
+  const pebble = await startPebble({ validitySeconds: 3600 });
+  const apiPort = await freePort();
+  const configFor = (tokenPort: string) => `
+server:
+  addr: "127.0.0.1:${tokenPort}"
+  letsencrypt:
+    host: localhost
+    directory_url: ${pebble.directoryUrl}
+    ca_file: ${pebble.listenerCaFile}
+    http_challenge_addr: "${pebble.challengeAddr}"
+api:
+  addr: "127.0.0.1:${apiPort}"
+token: {issuer: e2e-issuer}
+`;
+  const first = await startRegauth({ configYaml: configFor("{{PORT}}"), caFile: pebble.rootFile });
+
+  it("is refused: the API listener's SO_REUSEPORT let it join the first's API port", async () => {
+    const dir = makeTempDir("api-port-");
+    writeFileSync(join(dir, "second.yml"), configFor(String(await freePort())));
+    const second = await run(
+      [BINARY, "serve", "--config", join(dir, "second.yml"), "--data-dir", join(dir, "data")],
+      { timeoutMs: 20_000 },
+    );
+    expect(second.exitCode).toBe(1);
+    expect(second.stderr).toContain(
+      `cannot listen on 127.0.0.1:${apiPort}: the address is already in use (another regauth holds this port`,
+    );
+    expect(first.stderr.text).not.toContain("another process listens");
+  }, 30_000);
+});

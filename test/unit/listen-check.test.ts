@@ -68,9 +68,4 @@ describe("checkCanListen with server.letsencrypt (the port lock, src/acme/port-l
       /cannot listen on 127\.0\.0\.1:\d+: the address is already in use \(another regauth holds this port/,
     );
   });
-
-  it("takes one lock for api.addr on the same port as server.addr (another address of the host)", async () => {
-    const port = await freePort();
-    expect(() => checkCanListen(acme(`127.0.0.1:${port}`), `127.0.0.2:${port}`)).not.toThrow();
-  });
 });
