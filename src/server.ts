@@ -65,6 +65,8 @@ import {
 import type { RegistryEventsOptions } from "./http/registry-events-route.ts";
 import { NotificationReceiver } from "./registry-index/receiver.ts";
 import { loadNotificationSecret } from "./registry-index/secret.ts";
+import { holdPortLock, PortLockError } from "./acme/port-lock.ts";
+import { ownersOf, watchForeignListeners } from "./acme/port-watch.ts";
 
 /** Seconds a connection may sit idle; also bounds clients that stop sending mid-request. */
 const IDLE_TIMEOUT_SECONDS = 30;
@@ -572,6 +574,15 @@ export function checkCanListen(server: LoadedConfig["config"]["server"]): void {
   if (server.net !== "tcp") return;
   const address = parseListenAddress(server.addr);
   if (!address) throw new Error(`invalid server.addr ${server.addr}`); // validated at load; unreachable
+  // With an ACME certificate the listeners set SO_REUSEPORT (swapListener): the bind below alone
+  // lets a second regauth through while the first still orders. Held for the process's life
+  // (api.addr's is taken in listen, before its bind).
+  if (server.letsencrypt)
+    try {
+      holdPortLock(address.port);
+    } catch (error) {
+      throw new ListenError(server.addr, error);
+    }
   try {
     Bun.listen({ hostname: address.hostname, port: address.port, socket: { data() {} } }).stop(true);
   } catch (error) {
@@ -641,10 +652,13 @@ export function listen(
   const address = parseListenAddress(apiAddr);
   if (!address) throw new Error(`invalid api.addr ${apiAddr}`); // validated at load; unreachable
   try {
+    // Its SO_REUSEPORT with an ACME certificate: one regauth per port (src/acme/port-lock.ts).
+    const tokenPort = parseListenAddress(loaded.config.server.addr)?.port;
+    if (certificate && address.port !== tokenPort) holdPortLock(address.port);
     apiApp.listen({ ...listenOptions(loaded, certificate), hostname: address.hostname, port: address.port });
   } catch (error) {
     void running.stop();
-    if (bindFailureCode(error)) throw new ListenError(apiAddr, error);
+    if (bindFailureCode(error) || error instanceof PortLockError) throw new ListenError(apiAddr, error);
     throw error;
   }
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
@@ -713,7 +727,8 @@ function listenTokenServer(
     // Elysia defaults to SO_REUSEPORT, which lets a second regauth (a stale one, or one with
     // another key) bind the same port and get half the traffic. A taken port must be an error.
     // With an ACME certificate it is on, for swapListener: a second regauth still stops with
-    // EADDRINUSE (checkCanListen binds without it; tried); only a program of the same user that
+    // EADDRINUSE (checkCanListen binds without it; tried; and holds src/acme/port-lock.ts for the
+    // time before this listen, while it orders); only a program of the same user that
     // sets SO_REUSEPORT itself could join (Linux requires the same effective UID).
     // With server.workers, only this server's own workers share it, under the supervisor's lock
     // (src/serve/port-lock.ts).
@@ -740,10 +755,27 @@ function listenTokenServer(
   const port = app.server?.port ?? address.port;
   const host = address.hostname.includes(":") ? `[${address.hostname}]` : address.hostname;
   if (certificate && server.letsencrypt) {
+    // SO_REUSEPORT lets any program of this user join the port (an older regauth, an Elysia app):
+    // nothing refuses it, so the log names it (src/acme/port-watch.ts).
+    const stopWatching = watchForeignListeners(port, (inodes) => {
+      const owners = ownersOf(inodes);
+      if (owners.length > 0 && owners.every((owner) => owner.family)) return; // sharing by design
+      log.error("another process listens on this port too and gets part of its connections; stop it", {
+        addr: server.addr,
+        processes:
+          owners
+            .filter((owner) => !owner.family)
+            .map((owner) => `${owner.pid} ${owner.command}`)
+            .join("; ") || "not readable (another user's, or gone)",
+      });
+    });
     // The certificate's name, not the listen address: what clients dial and TLS verifies.
     return {
       url: `https://${server.letsencrypt.host}:${port}`,
-      stop: async () => void (await app.stop()),
+      stop: async () => {
+        stopWatching();
+        await app.stop();
+      },
       replaceCertificate: (next) =>
         swapListener(app, { ...common, tls: acmeTls(server, next), hostname: address.hostname, port }),
     };

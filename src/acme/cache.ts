@@ -5,7 +5,7 @@
  * reads them back, so no new order is placed while the certificate is valid.
  */
 import { generateKeyPairSync } from "node:crypto";
-import { existsSync, mkdirSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import {
   dataDirFileProblem,
@@ -77,4 +77,53 @@ function isCachedCertificate(value: unknown): value is CachedCertificate {
   if (typeof value !== "object" || value === null) return false;
   const v = value as Record<string, unknown>;
   return ["host", "directoryUrl", "keyPem", "chainPem"].every((k) => typeof v[k] === "string");
+}
+
+/**
+ * Failed orders in a row, kept across starts: serve exits when its first order fails, and systemd
+ * (Restart=on-failure, RestartSec=2s) starts it again, so without a record each restart ordered
+ * anew, hundreds an hour against the CA's limits (Let's Encrypt: 5 failed validations an hour).
+ */
+export const ORDER_FAILURES_FILE = "acme-order-failures.json";
+
+export interface OrderFailures {
+  failures: number;
+  lastAtMs: number;
+  /** The CA's Retry-After with the last failure, if any. */
+  retryAfterMs: number | null;
+  error: string;
+}
+
+/** The record, or null when there is none or it is not ours in shape (then it is started anew). */
+export function readOrderFailures(cacheDir: string): OrderFailures | null {
+  const path = join(cacheDir, ORDER_FAILURES_FILE);
+  const problem = dataDirFileProblem(path);
+  if (problem) throw new Error(problem);
+  if (!existsSync(path)) return null;
+  try {
+    const v = JSON.parse(readPrivateFile(path).toString("utf8")) as Record<string, unknown>;
+    const ok =
+      Number.isSafeInteger(v.failures) &&
+      (v.failures as number) > 0 &&
+      Number.isSafeInteger(v.lastAtMs) &&
+      (v.retryAfterMs === null || Number.isSafeInteger(v.retryAfterMs)) &&
+      typeof v.error === "string";
+    return ok ? (v as unknown as OrderFailures) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function writeOrderFailures(cacheDir: string, record: OrderFailures): void {
+  const path = join(cacheDir, ORDER_FAILURES_FILE);
+  const problem = dataDirFileProblem(path);
+  if (problem) throw new Error(problem);
+  writePrivateFile(path, `${JSON.stringify(record)}\n`, {
+    exclusive: false,
+    owner: dataDirOwnerToChownTo(cacheDir),
+  });
+}
+
+export function clearOrderFailures(cacheDir: string): void {
+  rmSync(join(cacheDir, ORDER_FAILURES_FILE), { force: true });
 }

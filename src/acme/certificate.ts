@@ -57,3 +57,18 @@ export function retryDelayMs(facts: CertificateFacts, failures: number, nowMs: n
   const leftMs = facts.notAfterMs - nowMs;
   return Math.round(Math.max(MIN_RETRY_MS, Math.min(doubled, MAX_RETRY_MS, Math.max(baseMs, leftMs / 3))));
 }
+
+/**
+ * When the next order may be placed after `record.failures` failed ones in a row (the record kept
+ * across starts, src/acme/cache.ts): the second try at once (an operator fixing DNS restarts), then
+ * 1, 2, 4 … minutes up to an hour, and never before the CA's Retry-After (capped at a day).
+ */
+export function nextOrderAtMs(record: {
+  failures: number;
+  lastAtMs: number;
+  retryAfterMs: number | null;
+}): number {
+  const backoffMs =
+    record.failures < 2 ? 0 : Math.min(60_000 * 2 ** Math.min(record.failures - 2, 10), 3600_000);
+  return record.lastAtMs + Math.max(backoffMs, Math.min(record.retryAfterMs ?? 0, 24 * 3600_000));
+}

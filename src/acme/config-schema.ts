@@ -5,7 +5,8 @@
  * served. Unlike docker_auth (which serves plain HTTP with this section, its PR #420), regauth
  * then serves HTTPS only.
  */
-import { accessSync, constants } from "node:fs";
+import { X509Certificate } from "node:crypto";
+import { readFileSync, statSync } from "node:fs";
 import { type Static, Type } from "@sinclair/typebox";
 import type { ConfigProblem } from "../errors.ts";
 
@@ -90,6 +91,11 @@ export function letsEncryptProblems(
       path: `${path}.host`,
       message: "a host name without a port (the port is server.addr's)",
     });
+  else if (host.endsWith(".") && DNS_NAME.test(host.slice(0, -1).toLowerCase()))
+    problems.push({
+      path: `${path}.host`,
+      message: `write it without the trailing dot: ${host.slice(0, -1).toLowerCase()} (the certificate's name has none)`,
+    });
   else if (host !== host.toLowerCase() && DNS_NAME.test(host.toLowerCase()))
     problems.push({ path: `${path}.host`, message: `write it in lower case: ${host.toLowerCase()}` });
   else if (!DNS_NAME.test(host) || /^[0-9.]+$/.test(host))
@@ -124,11 +130,33 @@ export function letsEncryptProblems(
       message: `expected HOST:PORT (e.g. :80 or 127.0.0.1:8080), got ${JSON.stringify(section.http_challenge_addr).slice(0, 80)}`,
     });
   if (section.ca_file !== undefined) {
-    try {
-      accessSync(section.ca_file, constants.R_OK);
-    } catch {
-      problems.push({ path: `${path}.ca_file`, message: `cannot read ${section.ca_file}` });
-    }
+    const problem = caFileProblem(section.ca_file);
+    if (problem) problems.push({ path: `${path}.ca_file`, message: problem });
   }
   return problems;
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]*-----END CERTIFICATE-----/g;
+
+/**
+ * ca_file must be PEM certificates: a directory, or a file TLS cannot use, otherwise surfaced
+ * only at the first order, as "EISDIR" or as "cannot reach the ACME server: Invalid CA".
+ */
+function caFileProblem(file: string): string | null {
+  let text: string;
+  try {
+    if (!statSync(file).isFile()) return `${file} is not a file (give the PEM file of the CA's root)`;
+    text = readFileSync(file, "utf8");
+  } catch {
+    return `cannot read ${file}`;
+  }
+  const blocks = text.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) return `${file} holds no PEM certificate (-----BEGIN CERTIFICATE-----)`;
+  for (const [index, block] of blocks.entries())
+    try {
+      new X509Certificate(block);
+    } catch {
+      return `certificate ${index + 1} in ${file} is not a PEM certificate`;
+    }
+  return null;
 }

@@ -9,12 +9,23 @@ import { log } from "../log.ts";
 import { metrics } from "../metrics/recorder.ts";
 import {
   type CachedCertificate,
+  clearOrderFailures,
   ensureAccountKey,
+  ORDER_FAILURES_FILE,
+  type OrderFailures,
   prepareCacheDir,
   readCachedCertificate,
+  readOrderFailures,
   writeCachedCertificate,
+  writeOrderFailures,
 } from "./cache.ts";
-import { type CertificateFacts, inspectCertificate, renewalAtMs, retryDelayMs } from "./certificate.ts";
+import {
+  type CertificateFacts,
+  inspectCertificate,
+  nextOrderAtMs,
+  renewalAtMs,
+  retryDelayMs,
+} from "./certificate.ts";
 import type { LetsEncryptConfig } from "./config-schema.ts";
 import { AcmeError, isUsablePrivateKey, obtainCertificate, type OpenHttpChallenge } from "./obtain.ts";
 
@@ -47,6 +58,7 @@ interface Serving {
 
 /** setTimeout's limit is 2^31-1 ms (24.8 days); a renewal 60 days out is reached in steps. */
 const MAX_TIMER_MS = 24 * 3600_000;
+const MAX_RETRY_AFTER_MS = 24 * 3600_000;
 
 /**
  * The certificate to start with: cached and valid, or obtained now. Throws AcmeError when there
@@ -66,7 +78,12 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     throw new AcmeError(
       `${cacheDir}/acme-account.key is not a private key regauth can read: restore it, or move it away to register a new ACME account`,
     );
-  const caPem = section.ca_file === undefined ? null : readFileSync(section.ca_file, "utf8");
+  let caPem: string | null = null;
+  try {
+    if (section.ca_file !== undefined) caPem = readFileSync(section.ca_file, "utf8");
+  } catch (error) {
+    throw new AcmeError(`cannot read server.letsencrypt.ca_file: ${(error as Error).message}`);
+  }
   const order = async (): Promise<Serving> => {
     log.info("ordering a certificate", { host: section.host, ca: section.directory_url });
     const obtained = await obtainCertificate({
@@ -82,6 +99,10 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     } catch (error) {
       throw new AcmeError(`the CA sent a certificate regauth cannot serve: ${(error as Error).message}`);
     }
+    if (now() >= facts.notAfterMs)
+      throw new AcmeError(
+        `the CA sent a certificate that has already expired by this server's clock (valid until ${new Date(facts.notAfterMs).toISOString()}, now ${new Date(now()).toISOString()}): is the clock right?`,
+      );
     try {
       writeCachedCertificate(cacheDir, cached);
     } catch (error) {
@@ -95,14 +116,63 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     return { cached, facts };
   };
 
+  // Failed orders in a row, across restarts too (ORDER_FAILURES_FILE): each order waits its turn.
+  let failureRecord: OrderFailures | null;
+  try {
+    failureRecord = readOrderFailures(cacheDir);
+  } catch (error) {
+    throw new AcmeError(`cannot use the ACME cache in ${cacheDir}: ${(error as Error).message}`);
+  }
+  // A failure recorded by a clock far ahead (since set right) must not hold orders for years.
+  const nextOrderAfterFailures = () =>
+    failureRecord === null
+      ? 0
+      : nextOrderAtMs({ ...failureRecord, lastAtMs: Math.min(failureRecord.lastAtMs, now()) });
+  const recordedOrder = async (): Promise<Serving> => {
+    try {
+      const result = await order();
+      failureRecord = null;
+      clearOrderFailures(cacheDir);
+      return result;
+    } catch (error) {
+      failureRecord = {
+        failures: (failureRecord?.failures ?? 0) + 1,
+        lastAtMs: now(),
+        retryAfterMs: error instanceof AcmeError ? error.retryAfterMs : null,
+        error: (error as Error).message,
+      };
+      try {
+        writeOrderFailures(cacheDir, failureRecord);
+      } catch (writeError) {
+        log.warn("cannot record the failed order; the next start may order again at once", {
+          error: (writeError as Error).message,
+        });
+      }
+      throw error;
+    }
+  };
+
   const cachedNow = usableCachedCertificate(options, now());
   let serving: Serving;
   if (cachedNow) {
     serving = cachedNow;
     log.info("using the cached certificate", describe(section.host, serving.facts));
   } else {
+    const orderAtMs = nextOrderAfterFailures();
+    if (failureRecord !== null && now() < orderAtMs) {
+      // Waiting, not exiting: an exit would be restarted by systemd and refused again until its
+      // start limit gives up on the unit.
+      log.warn("the last certificate orders failed; waiting before the next, for the CA's rate limits", {
+        host: section.host,
+        failures: failureRecord.failures,
+        last_error: failureRecord.error,
+        order_at: new Date(orderAtMs).toISOString(),
+        fix: `remove ${cacheDir}/${ORDER_FAILURES_FILE} to order at once`,
+      });
+      while (now() < orderAtMs) await Bun.sleep(Math.min(orderAtMs - now(), 1000));
+    }
     try {
-      serving = await order();
+      serving = await recordedOrder();
     } catch (error) {
       throw new AcmeError(
         `no certificate for ${section.host}, and none could be obtained: ${(error as Error).message}. regauth does not fall back to plain HTTP; fix this and start again`,
@@ -126,7 +196,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     if (stopped) return;
     if (now() < atMs) return schedule(install, atMs); // a step of a long wait
     try {
-      const next = pending !== null && now() < pending.facts.notAfterMs ? pending : await order();
+      const next = pending !== null && now() < pending.facts.notAfterMs ? pending : await recordedOrder();
       pending = next;
       await install({ cert: next.cached.chainPem, key: next.cached.keyPem });
       pending = null;
@@ -134,11 +204,20 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
       metrics.tlsCertificateServed(section.host, Math.floor(next.facts.notAfterMs / 1000));
       failures = 0;
       log.info("serving the renewed certificate", describe(section.host, next.facts));
-      schedule(install, renewalAtMs(next.facts));
+      // A certificate due for renewal on arrival (a clock far ahead, a CA issuing them so) put the
+      // next renewal in the past: an order loop at the CA's speed. No sooner than the backoff's
+      // first step (1/100 of the lifetime, 1 s to 5 minutes).
+      schedule(install, Math.max(renewalAtMs(next.facts), now() + retryDelayMs(next.facts, 1, now())));
     } catch (error) {
       failures += 1;
       metrics.backendError("acme");
-      const retryMs = retryDelayMs(serving.facts, failures, now());
+      // The CA's Retry-After is a floor (RFC 8555 §6.6; Let's Encrypt sends it with its 429s),
+      // capped at a day so that a wrong one cannot stop renewals for the certificate's life.
+      const askedMs = error instanceof AcmeError ? (error.retryAfterMs ?? 0) : 0;
+      const retryMs = Math.max(
+        retryDelayMs(serving.facts, failures, now()),
+        Math.min(askedMs, MAX_RETRY_AFTER_MS),
+      );
       const expired = now() >= serving.facts.notAfterMs;
       log[expired ? "error" : "warn"](
         expired
@@ -159,7 +238,9 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     current: () => ({ cert: serving.cached.chainPem, key: serving.cached.keyPem }),
     startRenewing(install) {
       metrics.tlsCertificateServed(section.host, Math.floor(serving.facts.notAfterMs / 1000));
-      schedule(install, renewalAtMs(serving.facts));
+      // After a restart amid failed renewals, the next try still waits its turn.
+      const orderAtMs = nextOrderAfterFailures();
+      schedule(install, Math.max(renewalAtMs(serving.facts), orderAtMs));
     },
     stop() {
       stopped = true;

@@ -12,6 +12,12 @@ import type { LetsEncryptConfig } from "./config-schema.ts";
 /** An ACME failure, in a sentence for the log. */
 export class AcmeError extends Error {
   override name = "AcmeError";
+  /** The CA's Retry-After (RFC 8555 §6.6: rate limits, 503s), when it sent one. */
+  readonly retryAfterMs: number | null;
+  constructor(message: string, retryAfterMs: number | null = null) {
+    super(message);
+    this.retryAfterMs = retryAfterMs;
+  }
 }
 
 /** Serves the http-01 answers (token → key authorization) until close(); throws when it cannot listen. */
@@ -23,6 +29,8 @@ export interface ObtainOptions {
   /** ca_file's text: the roots trusted for directory_url, instead of the system's. */
   caPem: string | null;
   openHttpChallenge: OpenHttpChallenge;
+  /** The whole order's bound (ORDER_TIMEOUT_MS); tests shorten it. */
+  orderTimeoutMs?: number;
 }
 
 export interface ObtainedCertificate {
@@ -33,11 +41,41 @@ export interface ObtainedCertificate {
 /** An ACME server that accepts a connection and then says nothing must not hold an order forever. */
 const REQUEST_TIMEOUT_MS = 30_000;
 const MAX_RESPONSE_BYTES = 1_048_576;
+/**
+ * The whole order, validation polls included. axios's `timeout` is the socket's idle time, reset
+ * by every byte: a CA (or a box in its path) trickling a byte every few seconds held an order, and
+ * with it the start or every later renewal, for as long as it kept trickling (tried: 91 s for a
+ * 1 s timeout). Let's Encrypt validates in seconds; acme-client polls for a few minutes at most.
+ */
+const ORDER_TIMEOUT_MS = 10 * 60_000;
 
 /** Places an order and returns the certificate and its new key. Throws AcmeError. */
 export async function obtainCertificate(options: ObtainOptions): Promise<ObtainedCertificate> {
+  const timeoutMs = options.orderTimeoutMs ?? ORDER_TIMEOUT_MS;
+  const abort = new AbortController();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      abort.abort();
+      reject(
+        new AcmeError(
+          `the ACME order for ${options.section.host} did not finish within ${timeoutMs / 1000} s (the ACME server at ${originOf(options.section.directory_url)} answers too slowly, or not at all)`,
+        ),
+      );
+    }, timeoutMs);
+  });
+  const work = orderOnce(options, abort.signal);
+  work.catch(() => {}); // after the deadline its own failure (the abort) is not news
+  try {
+    return await Promise.race([work, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function orderOnce(options: ObtainOptions, signal: AbortSignal): Promise<ObtainedCertificate> {
   const { section } = options;
-  const problems = configureHttp(options.caPem);
+  const problems = configureHttp(options.caPem, signal);
   const client = new acme.Client({ directoryUrl: section.directory_url, accountKey: options.accountKeyPem });
   const certificateKey = generateKeyPairSync("ec", { namedCurve: "P-256" }).privateKey;
   const keyPem = certificateKey.export({ type: "pkcs8", format: "pem" }).toString();
@@ -70,7 +108,12 @@ export async function obtainCertificate(options: ObtainOptions): Promise<Obtaine
     });
     return { keyPem, chainPem: chain };
   } catch (error) {
-    throw describeFailure(error, stage, section, problems.last);
+    const failure = describeFailure(error, stage, section, problems.last);
+    // A 429 or 503 with Retry-After: the renewal waits at least that long (src/acme/manager.ts).
+    const askedMs = problems.last?.retryAfterMs ?? null;
+    throw failure.retryAfterMs === null && askedMs !== null
+      ? new AcmeError(failure.message, askedMs)
+      : failure;
   } finally {
     await (listener as { close(): Promise<void> } | null)?.close();
   }
@@ -110,7 +153,7 @@ function openChallengeListener(
 }
 
 interface LastProblem {
-  last: { status: number; type: string; detail: string } | null;
+  last: { status: number; type: string; detail: string; retryAfterMs: number | null } | null;
 }
 
 /**
@@ -119,7 +162,7 @@ interface LastProblem {
  * network errors turned into AcmeErrors here, because its retry interceptor loses them
  * (acme-client 5.4.0 reads `response.config` of an error that has no response).
  */
-function configureHttp(caPem: string | null): LastProblem {
+function configureHttp(caPem: string | null, signal: AbortSignal): LastProblem {
   const problems: LastProblem = { last: null };
   const instance = acme.axios;
   const settings = (instance.defaults as { acmeSettings?: Record<string, number> }).acmeSettings;
@@ -129,6 +172,8 @@ function configureHttp(caPem: string | null): LastProblem {
   // something in its place) that sends gigabytes or points elsewhere gets an error.
   instance.defaults.maxContentLength = MAX_RESPONSE_BYTES;
   instance.defaults.maxRedirects = 0;
+  // The order's deadline ends its requests under way too (their sockets closed).
+  instance.defaults.signal = signal;
   instance.defaults.httpsAgent = new Agent(caPem === null ? {} : { ca: caPem });
   // The environment's HTTPS_PROXY is honoured (an appliance behind a proxy); NO_PROXY too.
   const http = axios.getAdapter("http") as AxiosAdapter;
@@ -150,7 +195,10 @@ function configureHttp(caPem: string | null): LastProblem {
 }
 
 /** Remembers the last ACME problem document (RFC 8555 §6.7), whose type acme-client's messages drop. */
-function noteProblem<R extends { status: number; data: unknown }>(response: R, problems: LastProblem): R {
+function noteProblem<R extends { status: number; data: unknown; headers?: unknown }>(
+  response: R,
+  problems: LastProblem,
+): R {
   if (response.status < 400) return response;
   // Still the raw body here: axios parses JSON after the adapter.
   let data = response.data as { type?: unknown; detail?: unknown } | string | undefined;
@@ -164,10 +212,29 @@ function noteProblem<R extends { status: number; data: unknown }>(response: R, p
   problems.last = {
     status: response.status,
     type: typeof problem.type === "string" ? problem.type : "",
-    detail: typeof problem.detail === "string" ? problem.detail : "",
+    detail: typeof problem.detail === "string" ? bounded(problem.detail) : "",
+    retryAfterMs: retryAfterMs((response.headers as Record<string, unknown> | undefined)?.["retry-after"]),
   };
   return response;
 }
+
+/** Retry-After (RFC 9110 §10.2.3): delay-seconds or an HTTP-date; null when absent or unreadable. */
+export function retryAfterMs(value: unknown, nowMs = Date.now()): number | null {
+  if (typeof value !== "string" || value.trim() === "") return null;
+  const text = value.trim();
+  if (/^\d{1,10}$/.test(text)) return Number(text) * 1000;
+  // Every HTTP-date form starts with the day's name; Date.parse would read "-5" as a year.
+  if (!/^[A-Za-z]{3}/.test(text)) return null;
+  const atMs = Date.parse(text);
+  return Number.isNaN(atMs) ? null : Math.max(atMs - nowMs, 0);
+}
+
+/** The CA's words as they go into a log line (each retry logs one): the start of them. */
+function bounded(text: string): string {
+  return text.length > MAX_DETAIL_CHARS ? `${text.slice(0, MAX_DETAIL_CHARS)}… (cut)` : text;
+}
+
+const MAX_DETAIL_CHARS = 500;
 
 function originOf(url: string | undefined): string {
   try {
@@ -180,6 +247,8 @@ function originOf(url: string | undefined): string {
 function networkReason(error: unknown): string {
   const code = String((error as { code?: unknown }).code ?? "");
   const message = (error as Error).message ?? String(error);
+  if (/maxContentLength/.test(message))
+    return `it sent more than ${MAX_RESPONSE_BYTES / 1_048_576} MiB, and ACME answers are small (is directory_url an ACME directory?)`;
   if (code === "ECONNREFUSED") return "connection refused (check directory_url, and that the CA is up)";
   if (code === "ENOTFOUND" || code === "EAI_AGAIN")
     return "its host name does not resolve (check directory_url and this server's DNS)";
@@ -187,7 +256,7 @@ function networkReason(error: unknown): string {
     return `no answer within ${REQUEST_TIMEOUT_MS / 1000} s (a firewall dropping outgoing HTTPS?)`;
   if (/CERT|SIGNATURE|ISSUER|self[- ]signed|certificate/i.test(`${code} ${message}`))
     return `its TLS certificate is not trusted (${code || message}); for a private CA such as pebble or step-ca, set server.letsencrypt.ca_file to its root`;
-  return `${code ? `${code}: ` : ""}${message}`;
+  return bounded(`${code ? `${code}: ` : ""}${message}`);
 }
 
 function describeFailure(
@@ -197,7 +266,7 @@ function describeFailure(
   problem: LastProblem["last"],
 ): AcmeError {
   if (error instanceof AcmeError) return error;
-  const detail = (error as Error).message || String(error);
+  const detail = bounded((error as Error).message || String(error));
   if (problem?.status === 429 || problem?.type.endsWith(":rateLimited"))
     return new AcmeError(
       `the CA refuses more orders for now (rate limited): ${problem.detail || detail}; regauth retries later with backoff (https://letsencrypt.org/docs/rate-limits/)`,
@@ -209,6 +278,11 @@ function describeFailure(
   if (stage === "validating" && problem === null)
     return new AcmeError(
       `the CA could not validate ${section.host} by http-01: ${detail}. Check that ${section.host} resolves (DNS A/AAAA) to this server and that port 80 there reaches http_challenge_addr (${section.http_challenge_addr})`,
+    );
+  // Not a problem document (an HTML error page of a proxy, say): its status, not its page.
+  if (problem !== null && problem.type === "" && problem.detail === "")
+    return new AcmeError(
+      `the ACME order for ${section.host} failed: the ACME server answered HTTP ${problem.status} without an ACME problem document (RFC 8555 §6.7)`,
     );
   return new AcmeError(`the ACME order for ${section.host} failed: ${detail}`);
 }

@@ -376,6 +376,14 @@ function checkLetsEncrypt(server: Config["server"], problems: ConfigProblem[]): 
       path: "server.letsencrypt",
       message: "needs net: tcp (a unix socket has no host name to certify)",
     });
+  // The first order comes before the HTTPS listener, every renewal while it holds its port: the
+  // challenge listener would find the port taken and every renewal fail (review of issue 16).
+  const challengePort = parseListenAddress(section.http_challenge_addr)?.port;
+  if (server.net === "tcp" && challengePort && challengePort === parseListenAddress(server.addr)?.port)
+    problems.push({
+      path: "server.letsencrypt.http_challenge_addr",
+      message: `must not be server.addr's port (${challengePort}): the HTTPS listener holds it when a renewal answers the challenge`,
+    });
 }
 
 /** A file-system error in words; "the disk is full" rather than ENOSPC (issue 9, item 5). */

@@ -55,8 +55,18 @@ function serveChallenges(
     development: false,
     idleTimeout: 10,
     maxRequestBodySize: 1024,
+    // Nothing below throws; should anything, a bare 500, not Bun's page.
+    error: () => new Response("Internal error.\n", { status: 500 }),
     fetch(request) {
-      const token = CHALLENGE_PATH.exec(new URL(request.url).pathname)?.[1];
+      // Bun builds request.url from the Host header: without one (HTTP/1.0), or with one that is
+      // no host, it is not a URL, and new URL threw: a 500 and a stack trace in the log per request.
+      const path = URL.parse(request.url)?.pathname;
+      if (path === undefined)
+        return new Response("Bad request.\n", {
+          status: 400,
+          headers: { "content-type": "text/plain; charset=utf-8" },
+        });
+      const token = CHALLENGE_PATH.exec(path)?.[1];
       const answer = token === undefined ? undefined : answers.get(token);
       if (request.method === "GET" && answer !== undefined)
         return new Response(answer, { headers: { "content-type": "application/octet-stream" } });

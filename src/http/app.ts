@@ -207,6 +207,7 @@ function withErrorRendering<App extends Elysia>(
 ) {
   // Elysia applies a hook only to routes registered after it: onError must come first, or
   // errors thrown by the routes bypass it (plain-text bodies, no WWW-Authenticate on 401).
+  app.onRequest(({ request }) => unparseableUrl(request, extraHeaders));
   return app.onError(({ error, code, request }) =>
     renderError(
       // A locked, full or failing database is a 503 with Retry-After, never a 500 (issue 9).
@@ -220,6 +221,32 @@ function withErrorRendering<App extends Elysia>(
       realmOf(options),
       extraHeaders,
     ),
+  );
+}
+
+/**
+ * Bun builds request.url from the Host header: without one (HTTP/1.0) or with one that is no host
+ * (`[::1`, `a b`) it is no URL, and every new URL(request.url) threw, the error renderer's too:
+ * Bun's bare 500 and a stack trace in the log. A client's mistake: 400 (review of issue 16).
+ */
+function unparseableUrl(request: Request, extraHeaders: Record<string, string>): Response | undefined {
+  if (URL.parse(request.url) !== null) return undefined;
+  const message = "malformed request: a Host header naming a host is required";
+  return new Response(
+    JSON.stringify({
+      errors: [{ code: "BAD_REQUEST", message }],
+      error: "bad_request",
+      error_description: message,
+    }),
+    {
+      status: 400,
+      headers: {
+        "content-type": "application/json",
+        ...extraHeaders,
+        "x-content-type-options": "nosniff",
+        "content-security-policy": "default-src 'none'; frame-ancestors 'none'",
+      },
+    },
   );
 }
 

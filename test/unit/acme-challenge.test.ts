@@ -35,6 +35,37 @@ describe("the http-01 listener", async () => {
       expect(await response.text()).toContain("regauth serves HTTPS only: https://auth.example.org/");
     });
 
+  /** One raw HTTP/1.x exchange: what fetch cannot send (no Host, a Host that is no host). */
+  function raw(request: string): Promise<string> {
+    return new Promise((resolve) => {
+      let answer = "";
+      void Bun.connect({
+        hostname: "127.0.0.1",
+        port,
+        socket: {
+          open: (socket) => void socket.write(request),
+          data: (_socket, data) => void (answer += data.toString()),
+          close: () => resolve(answer),
+          error: () => resolve(answer),
+        },
+      });
+    });
+  }
+
+  const hostile: [string, string][] = [
+    ["no Host (HTTP/1.0)", "GET /.well-known/acme-challenge/tok-EN_1 HTTP/1.0\r\n\r\n"],
+    ["a Host with a space and markup", "GET / HTTP/1.1\r\nHost: a b<script>\r\nConnection: close\r\n\r\n"],
+    ["an unclosed IPv6 Host", "GET / HTTP/1.1\r\nHost: [::1\r\nConnection: close\r\n\r\n"],
+    ["a Host with a bad escape", "GET / HTTP/1.1\r\nHost: %zz\r\nConnection: close\r\n\r\n"],
+  ];
+  for (const [name, request] of hostile)
+    it(`answers ${name} with a 400, not a 500, and echoes nothing`, async () => {
+      const answer = await raw(request);
+      expect(answer).toStartWith("HTTP/1.1 400 ");
+      expect(answer).not.toContain("<script>");
+      expect(answer).not.toContain("at ");
+    });
+
   it("says so when the port is taken", () => {
     expect(() => listenForHttpChallenges(`127.0.0.1:${port}`, "https://x/", answers)).toThrow(
       /already in use/,

@@ -15,6 +15,10 @@ beforeAll(() => log.setLevel("error"));
 afterAll(() => log.setLevel("info"));
 
 const TOKEN = "token:\n  issuer: test\n";
+const NOT_PEM = join(makeTempDir(), "not.pem");
+writeFileSync(NOT_PEM, "not a pem\n");
+const BROKEN_PEM = join(makeTempDir(), "broken.pem");
+writeFileSync(BROKEN_PEM, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n");
 
 async function loadServer(server: string) {
   const dir = makeTempDir();
@@ -186,6 +190,42 @@ describe("server.letsencrypt", () => {
       server: "  letsencrypt: {host: a.example, ca_file: /nonexistent/ca.pem}",
       path: "server.letsencrypt.ca_file",
       message: /cannot read/,
+    },
+    {
+      name: "a directory for ca_file",
+      server: `  letsencrypt: {host: a.example, ca_file: ${makeTempDir()}}`,
+      path: "server.letsencrypt.ca_file",
+      message: /is not a file/,
+    },
+    {
+      name: "a ca_file that holds no PEM certificate",
+      server: `  letsencrypt: {host: a.example, ca_file: ${NOT_PEM}}`,
+      path: "server.letsencrypt.ca_file",
+      message: /holds no PEM certificate/,
+    },
+    {
+      name: "a ca_file with a broken certificate",
+      server: `  letsencrypt: {host: a.example, ca_file: ${BROKEN_PEM}}`,
+      path: "server.letsencrypt.ca_file",
+      message: /not a PEM certificate/,
+    },
+    {
+      name: "a trailing dot",
+      server: "  letsencrypt: {host: auth.example.org.}",
+      path: "server.letsencrypt.host",
+      message: /without the trailing dot: auth\.example\.org/,
+    },
+    {
+      name: "an IDN in Unicode",
+      server: "  letsencrypt: {host: bücher.example}",
+      path: "server.letsencrypt.host",
+      message: /not a DNS name/,
+    },
+    {
+      name: "the challenge on the HTTPS port (renewals would find it taken)",
+      server: "  addr: ':8443'\n  letsencrypt: {host: a.example, http_challenge_addr: '127.0.0.1:8443'}",
+      path: "server.letsencrypt.http_challenge_addr",
+      message: /server\.addr's port/,
     },
     {
       name: "a certificate as well",

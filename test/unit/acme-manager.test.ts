@@ -9,6 +9,7 @@ import { join } from "node:path";
 import {
   ACCOUNT_KEY_FILE,
   CERTIFICATE_FILE,
+  ORDER_FAILURES_FILE,
   prepareCacheDir,
   writeCachedCertificate,
 } from "../../src/acme/cache.ts";
@@ -160,5 +161,120 @@ describe("startAcme", () => {
     const dir = makeTempDir("acme-open-");
     Bun.spawnSync(["chmod", "777", dir]);
     expect(await refusal(dir)).toMatch(/cannot use the ACME cache in .*writable by everyone/);
+  });
+});
+
+describe("a renewal the CA refuses for now (429, Retry-After)", () => {
+  it("waits at least as long as the CA asks before the next try", async () => {
+    const ca = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: () =>
+        Response.json(
+          { type: "urn:ietf:params:acme:error:rateLimited", detail: "too many certificates already issued" },
+          { status: 429, headers: { "retry-after": "7200", "content-type": "application/problem+json" } },
+        ),
+    });
+    try {
+      const limited = { ...section, directory_url: `http://127.0.0.1:${ca.port}/dir` };
+      const dir = join(makeTempDir("acme-manager-"), "cache");
+      prepareCacheDir(dir);
+      writeCachedCertificate(dir, { host: section.host, directoryUrl: limited.directory_url, ...pair });
+      restore = log.capture(lines);
+      running = await startAcme({
+        section: limited,
+        cacheDir: dir,
+        openHttpChallenge: () => ({ close: async () => {} }),
+        nowMs: () => Date.now() + 70 * DAY_MS,
+      });
+      running.startRenewing(async () => {
+        throw new Error("must not install");
+      });
+      const deadline = Date.now() + 10_000;
+      while (!lines.some((l) => l.includes("renewal failed")) && Date.now() < deadline) await Bun.sleep(20);
+      const failed = lines.find((l) => l.includes("renewal failed")) ?? "";
+      expect(failed).toContain("rate limited");
+      expect(failed).toContain("failures=1 retry_in_seconds=7200");
+    } finally {
+      ca.stop(true);
+    }
+  });
+});
+
+describe("failed orders across restarts (systemd restarts a refused start after 2 s)", () => {
+  it("orders again at once once, then waits a minute, then two: no order per restart", async () => {
+    const dir = cacheWith(null);
+    let offsetMs = 0;
+    const startOnce = () =>
+      startAcme({
+        section,
+        cacheDir: dir,
+        openHttpChallenge: () => ({ close: async () => {} }),
+        nowMs: () => Date.now() + offsetMs,
+      }).then(
+        () => "started",
+        (error: Error) => error.message,
+      );
+    restore = log.capture(lines);
+    expect(await startOnce()).toContain("none could be obtained");
+    expect(await startOnce()).toContain("none could be obtained"); // the second try at once
+    const record = JSON.parse(readFileSync(join(dir, ORDER_FAILURES_FILE), "utf8"));
+    expect(record.failures).toBe(2);
+    expect(record.error).toContain("cannot reach the ACME server");
+    const third = startOnce();
+    const settled = await Promise.race([third, Bun.sleep(500).then(() => "waiting")]);
+    expect(settled).toBe("waiting");
+    expect(lines.join("\n")).toContain("the last certificate orders failed; waiting before the next");
+    expect(lines.join("\n")).toContain(`remove ${dir}/${ORDER_FAILURES_FILE} to order at once`);
+    offsetMs = 61_000; // a minute later
+    expect(await third).toContain("none could be obtained");
+    expect(JSON.parse(readFileSync(join(dir, ORDER_FAILURES_FILE), "utf8")).failures).toBe(3);
+    expect(lines.filter((l) => l.includes('msg="ordering a certificate"')).length).toBe(3);
+  });
+
+  it("after a restart amid failed renewals, renews when the record says, not at once", async () => {
+    const dir = cacheWith({});
+    writeFileSync(
+      join(dir, ORDER_FAILURES_FILE),
+      JSON.stringify({ failures: 5, lastAtMs: Date.now() + 70 * DAY_MS, retryAfterMs: null, error: "x" }),
+      { mode: 0o600 },
+    );
+    const manager = await start(dir, 70 * DAY_MS);
+    manager.startRenewing(async () => {
+      throw new Error("must not install");
+    });
+    await Bun.sleep(500);
+    expect(lines.join("\n")).not.toContain("ordering a certificate");
+  });
+
+  it("waits no longer than its backoff after a failure recorded by a clock far ahead", async () => {
+    const dir = cacheWith(null);
+    const tenYearsMs = 10 * 365 * DAY_MS;
+    writeFileSync(
+      join(dir, ORDER_FAILURES_FILE),
+      JSON.stringify({ failures: 3, lastAtMs: Date.now() + tenYearsMs, retryAfterMs: null, error: "x" }),
+      { mode: 0o600 },
+    );
+    let offsetMs = 0;
+    restore = log.capture(lines);
+    const started = startAcme({
+      section,
+      cacheDir: dir,
+      openHttpChallenge: () => ({ close: async () => {} }),
+      nowMs: () => Date.now() + offsetMs,
+    }).catch((error: Error) => error.message);
+    await Bun.sleep(200);
+    const waiting = lines.find((l) => l.includes("waiting before the next")) ?? "";
+    const orderAtMs = Date.parse(/order_at=(\S+)/.exec(waiting)?.[1] ?? "");
+    expect(orderAtMs).toBeLessThanOrEqual(Date.now() + 2 * 60_000);
+    offsetMs = 3 * 60_000;
+    expect(await started).toContain("none could be obtained");
+  });
+
+  it("starts anew from a record that is not its own in shape", async () => {
+    const dir = cacheWith(null);
+    writeFileSync(join(dir, ORDER_FAILURES_FILE), '{"failures": "many"}', { mode: 0o600 });
+    expect(await refusal(dir)).toContain("none could be obtained");
+    expect(JSON.parse(readFileSync(join(dir, ORDER_FAILURES_FILE), "utf8")).failures).toBe(1);
   });
 });

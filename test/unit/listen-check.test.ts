@@ -53,3 +53,19 @@ describe("checkCanListen", () => {
     expect(() => checkCanListen(server("192.0.2.1:5001"))).toThrow("that is not an address of this host");
   });
 });
+
+describe("checkCanListen with server.letsencrypt (the port lock, src/acme/port-lock.ts)", () => {
+  const acme = (addr: string) =>
+    ({
+      ...server(addr),
+      letsencrypt: { host: "a.example", directory_url: "https://x/", http_challenge_addr: ":80" },
+    }) as Parameters<typeof checkCanListen>[0];
+
+  it("holds the port: a second check in this process is told the address is in use", async () => {
+    const port = await freePort();
+    checkCanListen(acme(`127.0.0.1:${port}`));
+    expect(() => checkCanListen(acme(`127.0.0.1:${port}`))).toThrow(
+      /cannot listen on 127\.0\.0\.1:\d+: the address is already in use \(another regauth holds this port/,
+    );
+  });
+});
