@@ -116,6 +116,11 @@ export function verifierShare(workers: number): PasswordVerifierOptions {
   return {
     ...d,
     maxConcurrentVerifications: Math.max(1, Math.floor(d.maxConcurrentVerifications / workers)),
-    maxWaitingVerifications: Math.max(8, Math.floor(d.maxWaitingVerifications / workers)),
+    // Half as many again: SO_REUSEPORT spreads connections by a hash of their addresses, not
+    // evenly, so a burst of 64 fills one process's exact share (32 of 64) while the other has
+    // room, and the overflow was refused (503, charged to the source, then 429): the bench's
+    // 1,000 users rotating on 64 connections got 2,516 refusals with two workers and none with
+    // one. With one slot a process, 48 waiting is 2.4 s of bcrypt-10 at worst.
+    maxWaitingVerifications: Math.max(8, Math.ceil((d.maxWaitingVerifications * 1.5) / workers)),
   };
 }

@@ -124,8 +124,9 @@ describe("usableCpuCount", () => {
 
 describe("verifierShare", () => {
   it.each([
-    [2, 1, 32],
-    [4, 1, 16],
+    [2, 1, 48],
+    [3, 1, 32],
+    [4, 1, 24],
     [16, 1, 8],
   ])("gives each of %p workers %p check slots and %p waiting places", (workers, slots, waiting) => {
     const share = verifierShare(workers);
