@@ -10,7 +10,8 @@
 import type { Database } from "bun:sqlite";
 import type { Credentials } from "../authn/authenticator.ts";
 import type { PasswordVerifier } from "../authn/password-verifier.ts";
-import { storeFault, storeUnavailable } from "../db/store-errors.ts";
+import { withLockRetries, withoutBusyWait } from "../db/lock-retries.ts";
+import { storeUnavailable } from "../db/store-errors.ts";
 import { Conflict } from "../errors.ts";
 import { isNamespaceInUse } from "./permissions.ts";
 import { BUILT_IN_RESERVED_NAMES, type ReservedNames } from "./reserved-names.ts";
@@ -104,41 +105,4 @@ export async function register(
     throw storeUnavailable(error, db.filename, { keepsThrottleCharge: true }) ?? error;
   }
   return { kind: "created", enabled };
-}
-
-/** Attempts at a registration's write while the lock is taken, and the pause between two. */
-const LOCK_ATTEMPTS = 12;
-const LOCK_RETRY_PAUSE_MS = 20;
-
-/**
- * Retries a write that found the lock taken, pausing without blocking the event loop. The lock
- * is taken for a few milliseconds at a time by this server's own background writer (audit and
- * last-login batches, src/db/background-writer.ts) and the webhooks' queue: a registration must
- * wait those out, not answer 503. Only a lock held for longer (another process: the CLI, a
- * backup, review finding 9) gets the 503, after about a quarter of a second.
- */
-async function withLockRetries<T>(write: () => T): Promise<T> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return write();
-    } catch (error) {
-      if (attempt >= LOCK_ATTEMPTS || storeFault(error) !== "locked") throw error;
-      await Bun.sleep(LOCK_RETRY_PAUSE_MS * (0.5 + Math.random()));
-    }
-  }
-}
-
-/**
- * Runs a write with busy_timeout 0: bun:sqlite is synchronous, so waiting for another process's
- * lock (100 ms on the request path) holds every request of the server, once per attempt
- * (finding 9). SQLITE_BUSY comes back at once instead; the connection's timeout is restored.
- */
-function withoutBusyWait<T>(db: Database, write: () => T): T {
-  const previous = db.query<{ timeout: number }, []>("PRAGMA busy_timeout").get()?.timeout ?? 0;
-  db.run("PRAGMA busy_timeout = 0");
-  try {
-    return write();
-  } finally {
-    db.run(`PRAGMA busy_timeout = ${Math.trunc(previous)}`);
-  }
 }

@@ -115,7 +115,7 @@ async function answer(
   const now = options.now ?? Date.now;
   const parsed = parseEnvelope(value, now());
   if (!parsed.ok) throw new BadRequest(parsed.problem);
-  const result = options.receiver.receive(parsed.events);
+  const result = await options.receiver.receiveWaitingOutLocks(parsed.events);
   return new Response(JSON.stringify(result), {
     headers: { "content-type": "application/json", "cache-control": "no-store", ...extraHeaders },
   });

@@ -11,6 +11,7 @@
 import type { Database } from "bun:sqlite";
 import type { AuditLog } from "../audit/audit-log.ts";
 import type { BackgroundWriter } from "../db/background-writer.ts";
+import { withLockRetries, withoutBusyWait } from "../db/lock-retries.ts";
 import { INDEX_CRAWLER_SUBJECT, type IndexChange, type IndexChangeSink } from "./changes.ts";
 import type { RegistryEvent } from "./envelope.ts";
 import {
@@ -79,27 +80,45 @@ export class NotificationReceiver {
    */
   receive(events: readonly RegistryEvent[]): ReceiveResult {
     const result: ReceiveResult = { applied: 0, duplicates: 0, ignored: 0 };
+    for (const event of events) this.#count(result, event, isIndexed(event) && this.#applyOne(event));
+    return result;
+  }
+
+  /**
+   * As receive, for the route: each event's write waits out a lock held for milliseconds (the
+   * background writer, the webhooks' dispatcher, with server.workers another process of this
+   * server) without blocking the event loop; two workers answered the registry 503 for those.
+   */
+  async receiveWaitingOutLocks(events: readonly RegistryEvent[]): Promise<ReceiveResult> {
+    const result: ReceiveResult = { applied: 0, duplicates: 0, ignored: 0 };
     for (const event of events) {
-      if (!isIndexed(event)) {
-        result.ignored++;
-        continue;
-      }
-      const applied = this.#db
-        .transaction(() => {
-          if (!markEventSeen(this.#db, event.id, this.#now())) return false;
-          const changes = applyToIndex(this.#db, event);
-          this.#sink?.(this.#db, changes);
-          return true;
-        })
-        .immediate();
-      if (!applied) {
-        result.duplicates++;
-        continue;
-      }
+      const applied =
+        isIndexed(event) &&
+        (await withLockRetries(() => withoutBusyWait(this.#db, () => this.#applyOne(event))));
+      this.#count(result, event, applied);
+    }
+    return result;
+  }
+
+  /** One event's transaction: false when its id was seen already (a retry). */
+  #applyOne(event: IndexedEvent): boolean {
+    return this.#db
+      .transaction(() => {
+        if (!markEventSeen(this.#db, event.id, this.#now())) return false;
+        const changes = applyToIndex(this.#db, event);
+        this.#sink?.(this.#db, changes);
+        return true;
+      })
+      .immediate();
+  }
+
+  #count(result: ReceiveResult, event: RegistryEvent, applied: boolean): void {
+    if (!isIndexed(event)) result.ignored++;
+    else if (!applied) result.duplicates++;
+    else {
       result.applied++;
       this.#recordAudit(event);
     }
-    return result;
   }
 
   /** Forgets event ids older than SEEN_EVENT_RETENTION_MS or beyond maxSeenEvents, on this thread; returns how many. */

@@ -8,6 +8,7 @@
  * a crash of the server.
  */
 import type { Database } from "bun:sqlite";
+import { withLockRetries, withoutBusyWait } from "../db/lock-retries.ts";
 import type { IpRange } from "../ip.ts";
 import { log } from "../log.ts";
 import { type BackoffPolicy, backoffMs } from "./backoff.ts";
@@ -232,7 +233,11 @@ export class WebhookDispatcher {
       }
     }
     try {
-      this.#record(webhook, delivery, attempt, outcome);
+      // A delivered attempt left unrecorded is sent again: wait out a lock held for milliseconds
+      // (the receiver's writes, with server.workers in another process) instead of giving up.
+      await withLockRetries(() =>
+        withoutBusyWait(this.#db, () => this.#record(webhook, delivery, attempt, outcome)),
+      );
     } catch (error) {
       // The attempt stays counted and due again later (beginAttempt): at least once.
       log.warn("webhook dispatcher cannot record a delivery attempt", {

@@ -2,6 +2,7 @@
  * The notification receiver (src/registry-index/receiver.ts): one transaction per event holding
  * the seen mark, the index write and the webhooks' sink; the audit log; what is not counted.
  */
+import { Database } from "bun:sqlite";
 import { describe, expect, it } from "bun:test";
 import { AuditLog } from "../../src/audit/audit-log.ts";
 import { BackgroundWriter } from "../../src/db/background-writer.ts";
@@ -68,6 +69,36 @@ describe("NotificationReceiver", () => {
       ["repository.created", "e1:repository"],
       ["tag.pushed", "e1"],
     ]);
+  });
+
+  // With server.workers the other processes, and in any case the background writer and the
+  // webhooks' dispatcher, hold the write lock for milliseconds: the route waits those out without
+  // blocking the event loop, and only a longer hold is a store fault (503, the registry retries).
+  it("waits out a write lock held for 100 ms without blocking the event loop; a longer one is a fault", async () => {
+    const { db, receiver } = setUp();
+    const other = new Database(db.filename);
+    other.run("BEGIN IMMEDIATE");
+    setTimeout(() => other.run("COMMIT"), 100);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    const startedMs = performance.now();
+    expect(await receiver.receiveWaitingOutLocks([push("e1")])).toEqual({
+      applied: 1,
+      duplicates: 0,
+      ignored: 0,
+    });
+    clearInterval(ticker);
+    expect(performance.now() - startedMs).toBeGreaterThanOrEqual(80);
+    expect(ticks).toBeGreaterThan(3); // the loop kept running while it waited
+    other.run("BEGIN IMMEDIATE");
+    const held = setTimeout(() => other.run("COMMIT"), 2000);
+    await expect(receiver.receiveWaitingOutLocks([push("e2")])).rejects.toMatchObject({
+      code: "SQLITE_BUSY",
+    });
+    clearTimeout(held);
+    other.run("COMMIT");
+    other.close();
+    expect(findTag(db, "team/app", "v1")).not.toBeNull();
   });
 
   it("applies a retried event once: no second write, no second change, no second audit row", () => {
