@@ -594,27 +594,15 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     });
   // One reload at a time, in the order the signals came (systemctl reload, kill -HUP).
   let serving = loaded;
-  const reloader: Reloader = {
-    load: () => loadForCommand(args, true, loaded.dataDir),
-    build: (next) => {
-      if (!next.signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
-      // The data directory's live key set follows `regauth key rotate` on its own timer and writes
-      // the published bundle and JWKS: one of it, given the re-read keys once the rest is built.
-      const liveKeys = current.issuer.keySet;
-      const keepKeys =
-        liveKeys !== undefined &&
-        next.keySet !== null &&
-        Boolean(next.keyPaths?.inDataDir) === Boolean(serving.keyPaths?.inDataDir);
-      const issuer = buildIssuer(next, next.signingKey, verifier, database, {
-        ...keptAcrossReload(current.issuer),
-        ...(keepKeys ? { keySet: liveKeys } : {}),
-      });
-      if (keepKeys && next.keySet) liveKeys.replace(next.keySet);
-      return issuer;
-    },
-    close: closeIssuer,
+  const reloader = issuerReloader(
+    { buildIssuer, closeIssuer, keptAcrossReload },
+    args,
+    loaded.dataDir,
     current,
-  };
+    verifier,
+    database,
+    () => serving,
+  );
   let reloads = Promise.resolve();
   const onReloadSignal = () => {
     log.info("reloading the config", { signal: "SIGHUP", config: serving.source });
@@ -664,6 +652,42 @@ async function startAcmeFor(validated: LoadedConfig) {
     if (error instanceof AcmeError) throw new CommandFailed(error.message);
     throw error;
   }
+}
+
+/**
+ * How serve and each of its workers rebuild the issuer from a re-read config (SIGHUP,
+ * src/reload/reload-config.ts). The data directory's live key set follows `regauth key rotate` on
+ * its own timer and writes the published bundle and JWKS: one of it, given the re-read keys once
+ * the rest is built.
+ */
+function issuerReloader(
+  server: Pick<typeof import("./server.ts"), "buildIssuer" | "closeIssuer" | "keptAcrossReload">,
+  args: ReturnType<typeof parseArgs>,
+  dataDir: string,
+  current: import("./reload/current-issuer.ts").CurrentIssuer,
+  verifier: import("./authn/password-verifier.ts").PasswordVerifier,
+  database: import("bun:sqlite").Database,
+  serving: () => LoadedConfig,
+): Reloader {
+  return {
+    load: () => loadForCommand(args, true, dataDir),
+    build: (next) => {
+      if (!next.signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
+      const liveKeys = current.issuer.keySet;
+      const keepKeys =
+        liveKeys !== undefined &&
+        next.keySet !== null &&
+        Boolean(next.keyPaths?.inDataDir) === Boolean(serving().keyPaths?.inDataDir);
+      const issuer = server.buildIssuer(next, next.signingKey, verifier, database, {
+        ...server.keptAcrossReload(current.issuer),
+        ...(keepKeys ? { keySet: liveKeys } : {}),
+      });
+      if (keepKeys && next.keySet) liveKeys.replace(next.keySet);
+      return issuer;
+    },
+    close: server.closeIssuer,
+    current,
+  };
 }
 
 /**
@@ -728,25 +752,15 @@ async function serveAsWorker(
     new HeapBudget().start();
     restore();
     let serving = loaded;
-    const reloader: Reloader = {
-      load: () => loadForCommand(args, true, loaded.dataDir),
-      build: (next) => {
-        if (!next.signingKey) throw new Error("no signing key");
-        const liveKeys = current.issuer.keySet;
-        const keepKeys =
-          liveKeys !== undefined &&
-          next.keySet !== null &&
-          Boolean(next.keyPaths?.inDataDir) === Boolean(serving.keyPaths?.inDataDir);
-        const built = buildIssuer(next, next.signingKey, verifier, database, {
-          ...keptAcrossReload(current.issuer),
-          ...(keepKeys ? { keySet: liveKeys } : {}),
-        });
-        if (keepKeys && next.keySet) liveKeys.replace(next.keySet);
-        return built;
-      },
-      close: closeIssuer,
+    const reloader = issuerReloader(
+      { buildIssuer, closeIssuer, keptAcrossReload },
+      args,
+      loaded.dataDir,
       current,
-    };
+      verifier,
+      database,
+      () => serving,
+    );
     worker.onReload(async () => {
       const before = serving;
       serving = await reloadConfig(serving, reloader);
