@@ -104,6 +104,7 @@ export function startWorkers(options: {
         stderr: "inherit",
         serialization: "json",
         ipc(message: WorkerMessage) {
+          if (typeof message !== "object" || message === null) return; // input too: never a throw here
           if (message.t === "hello") {
             send(child, {
               t: "start",
@@ -121,8 +122,8 @@ export function startWorkers(options: {
           } else if (message.t === "reloaded") {
             slot.reloads.get(message.id)?.({
               worker: slot.id,
-              isApplied: message.isApplied,
-              lines: message.lines,
+              isApplied: message.isApplied === true,
+              lines: Array.isArray(message.lines) ? message.lines.map(String) : [],
             });
           } else throttleAnswers.handle(message as ThrottleRequest);
         },
