@@ -257,6 +257,33 @@ describe("server.workers: 2", () => {
   }, 30_000);
 });
 
+describe("server.workers: a worker serves the supervisor's config or none", () => {
+  it("a worker restarted after an edit nobody reloaded does not serve the edit; the reload brings it back with it", async () => {
+    const server = await startTwo();
+    const configPath = join(server.dir, "auth_config.yml");
+    try {
+      const pid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+      // Written, not reloaded (yet): the server serves pull only.
+      writeFileSync(configPath, configYaml(2, PULL_PUSH).replaceAll("{{PORT}}", String(server.port)));
+      process.kill(pid, "SIGKILL");
+      await server.stderr.waitFor(
+        new RegExp(
+          `msg="worker serving" worker=1 pid=(?!${pid}\\b)\\d+|the config file differs from the config this server serves`,
+        ),
+        20_000,
+      );
+      expect(new Set(await aliceActions(server, 30))).toEqual(new Set(["pull"]));
+      server.proc.kill("SIGHUP");
+      await server.stderr.waitFor(/msg="config reloaded"/, 20_000);
+      await server.stderr.waitFor(new RegExp(`msg="worker serving" worker=1 pid=(?!${pid}\\b)\\d+`), 30_000);
+      expect(new Set(await aliceActions(server, 30))).toEqual(new Set(["pull,push"]));
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+});
+
 describe("server.workers: a revocation made through one process holds in every process at once", () => {
   const api = async (base: string, method: string, path: string, auth: string, body?: unknown) => {
     const response = await fetch(`${base}/api/v1${path}`, {

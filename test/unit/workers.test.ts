@@ -8,7 +8,11 @@ import { LoginThrottle, type Throttle } from "../../src/authn/throttle.ts";
 import { cpuQuota, usableCpuCount } from "../../src/serve/cpus.ts";
 import { SharedThrottle, type ThrottleRequest, throttleService } from "../../src/serve/shared-throttle.ts";
 import { verifierShare } from "../../src/serve/worker.ts";
-import { workerCount } from "../../src/serve/workers-in-serve.ts";
+import {
+  configFingerprint,
+  workerCount,
+  workersServingOtherConfig,
+} from "../../src/serve/workers-in-serve.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
 
 const OPTIONS = {
@@ -204,5 +208,35 @@ describe("SharedThrottle and the supervisor's side, at their edges (review of is
     for (const message of hostile) expect(() => service.handle(message as ThrottleRequest)).not.toThrow();
     // Only well-formed questions were answered, each once.
     expect(answers.map((a) => (a as { id: number }).id)).toEqual([2, 3, 4]);
+  });
+});
+
+describe("configFingerprint and workersServingOtherConfig (review of issue 17)", () => {
+  const config = {
+    server: { addr: "127.0.0.1:5001" },
+    acl: [{ match: { account: "alice" }, actions: ["pull"] }],
+  };
+
+  it("is the same for the same config and differs when anything in it does", () => {
+    expect(configFingerprint({ config: structuredClone(config) })).toBe(configFingerprint({ config }));
+    const pushToo = structuredClone(config);
+    (pushToo.acl[0] as { actions: string[] }).actions.push("push");
+    expect(configFingerprint({ config: pushToo })).not.toBe(configFingerprint({ config }));
+  });
+
+  it("names the workers whose config after a reload is not the supervisor's", () => {
+    const served = configFingerprint({ config });
+    const answer = (worker: number, isApplied: boolean, fingerprint: string) => ({
+      worker,
+      isApplied,
+      lines: [],
+      config: fingerprint,
+    });
+    expect(
+      workersServingOtherConfig(
+        [answer(1, true, served), answer(2, false, "old"), answer(3, true, "read at another moment")],
+        served,
+      ),
+    ).toEqual([2, 3]);
   });
 });
