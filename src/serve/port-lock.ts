@@ -5,8 +5,17 @@
  * first is listening (its probe binds without SO_REUSEPORT); this lock closes the window while the
  * first is still starting. It is an abstract unix socket: no file to go stale, gone with the
  * process however it ends (Linux, unix(7)).
+ *
+ * Abstract names have no owner or permissions: any local user can bind this one first. Only a
+ * process of this user can share the port with SO_REUSEPORT (socket(7): "all of the processes
+ * binding to the same address must have the same effective UID"), so a name held by another user
+ * guards nothing and is no reason to refuse to start (review of issue 17: otherwise any local user
+ * could keep regauth off port 443, which that user cannot bind): serve then starts with the
+ * probe alone, and says so.
  */
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { CommandFailed } from "../cli/args.ts";
+import { log } from "../log.ts";
 
 export interface PortLock {
   release(): void;
@@ -14,13 +23,72 @@ export interface PortLock {
 
 /** Holds the lock for `addr` (HOST:PORT) until released or the process ends; throws CommandFailed when held. */
 export function holdPortLock(addr: string): PortLock {
-  try {
-    const socket = Bun.listen({ unix: `\0regauth-listen:${addr}`, socket: { data() {} } });
-    return { release: () => socket.stop(true) };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") return { release() {} }; // no abstract sockets here: the probe still guards
-    throw new CommandFailed(
-      `cannot listen on ${addr}: the address is already in use by another regauth (or one that is starting). Stop it, or choose another with --addr HOST:PORT (or REGAUTH_ADDR, or server.addr in the config file)`,
-    );
+  const name = `regauth-listen:${addr}`;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const socket = Bun.listen({ unix: `\0${name}`, socket: { data() {} } });
+      return { release: () => socket.stop(true) };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") return { release() {} }; // no abstract sockets here: the probe still guards
+    }
+    const holder = lockHolder(name);
+    // Gone between the bind and the look (it exited): try once more.
+    if (holder === null && attempt === 0) continue;
+    if (holder !== null && holder.uid === process.geteuid?.())
+      throw new CommandFailed(
+        `cannot listen on ${addr}: the address is already in use by another regauth (or one that is starting: pid ${holder.pid}). Stop it, or choose another with --addr HOST:PORT (or REGAUTH_ADDR, or server.addr in the config file)`,
+      );
+    log.warn("another user's process holds this address's regauth lock; starting without it", {
+      addr,
+      lock: `@${name}`,
+      ...(holder ? { pid: holder.pid, uid: holder.uid } : {}),
+      why: "only this user's processes can share the port (SO_REUSEPORT); the port's own check still guards",
+    });
+    return { release() {} };
   }
+}
+
+/**
+ * The process holding the abstract socket `name`, with its effective uid: the listening socket's
+ * inode in /proc/net/unix, then a process whose fds hold it. Null when none we may look at does
+ * (another user's, unless we are root).
+ */
+export function lockHolder(name: string): { pid: number; uid: number } | null {
+  let inodes: Set<string>;
+  try {
+    inodes = new Set(
+      readFileSync("/proc/net/unix", "utf8")
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/))
+        .filter((fields) => fields[7] === `@${name}`)
+        .map((fields) => fields[6] as string),
+    );
+  } catch {
+    return null;
+  }
+  if (inodes.size === 0) return null;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${entry}/fd`);
+    } catch {
+      continue; // another user's (or gone)
+    }
+    for (const fd of fds) {
+      let target: string;
+      try {
+        target = readlinkSync(`/proc/${entry}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const inode = target.match(/^socket:\[(\d+)\]$/)?.[1];
+      if (inode === undefined || !inodes.has(inode)) continue;
+      try {
+        const uid = readFileSync(`/proc/${entry}/status`, "utf8").match(/^Uid:\s+\d+\s+(\d+)/m)?.[1];
+        if (uid !== undefined) return { pid: Number(entry), uid: Number(uid) };
+      } catch {}
+    }
+  }
+  return null;
 }

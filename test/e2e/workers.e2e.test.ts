@@ -5,10 +5,10 @@
  * gives; a second `regauth serve` on the port still fails to start; SIGTERM stops them all.
  */
 import { describe, expect, it } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
-import { BINARY, decodeToken, type Regauth, run, startRegauth } from "./harness.ts";
+import { BINARY, decodeToken, freePort, type Regauth, run, startRegauth } from "./harness.ts";
 
 const ALICE = hashPassword("alice-pw");
 
@@ -251,6 +251,67 @@ describe("server.workers: 2", () => {
         `cannot listen on 127.0.0.1:${port}: the address is already in use by another regauth`,
       );
       expect(existsSync(join(dir, "data"))).toBe(false);
+    } finally {
+      lock.stop(true);
+    }
+  }, 30_000);
+});
+
+describe("server.workers: the address's lock", () => {
+  // Another user is needed: root runs the squatter as nobody (setpriv).
+  const isRoot = process.getuid?.() === 0 && existsSync("/usr/bin/setpriv");
+
+  it.skipIf(!isRoot)(
+    "starts when another user squats the lock's abstract name (that user cannot share the port), and says so",
+    async () => {
+      const port = await freePort();
+      const script = join(makeTempDir("squat-"), "squat.ts");
+      writeFileSync(
+        script,
+        `Bun.listen({ unix: "\\0regauth-listen:127.0.0.1:${port}", socket: { data() {} } });\nconsole.log("held");\nsetInterval(() => {}, 1000);\n`,
+      );
+      chmodSync(dirname(script), 0o755);
+      chmodSync(script, 0o644);
+      const squatter = Bun.spawn(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, script],
+        { stdout: "pipe", stderr: "inherit" },
+      );
+      try {
+        const reader = squatter.stdout.getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toContain("held");
+        const server = await startRegauth({
+          configYaml: configYaml(2, PULL).replace("{{PORT}}", String(port)),
+        });
+        try {
+          expect(server.stderr.text).toContain(
+            "another user's process holds this address's regauth lock; starting without it",
+          );
+          await server.stderr.waitFor(/msg="worker serving" worker=1 pid=\d+/, 20_000);
+          expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+        } finally {
+          await server.stop();
+        }
+      } finally {
+        squatter.kill();
+        await squatter.exited;
+      }
+    },
+    60_000,
+  );
+
+  it("names the process of this user that holds it", async () => {
+    const dir = makeTempDir("lock-pid-");
+    const port = await freePort();
+    const lock = Bun.listen({ unix: `\0regauth-listen:127.0.0.1:${port}`, socket: { data() {} } });
+    try {
+      const result = await run(
+        [BINARY, "serve", "--data-dir", join(dir, "data"), "--addr", `127.0.0.1:${port}`],
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(`(or one that is starting: pid ${process.pid})`);
     } finally {
       lock.stop(true);
     }
