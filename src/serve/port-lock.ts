@@ -4,7 +4,10 @@
  * bind it too and take part of the traffic. A second serve's checkCanListen already fails once the
  * first is listening (its probe binds without SO_REUSEPORT); this lock closes the window while the
  * first is still starting. It is an abstract unix socket: no file to go stale, gone with the
- * process however it ends (Linux, unix(7)).
+ * process however it ends (Linux, unix(7)). The name is the address as written, so a lock of this
+ * user on another address that shares the port (0.0.0.0:5001 and 127.0.0.1:5001, localhost:5001)
+ * stops a start too: SO_REUSEPORT lets those share the port as well, and the more specific one
+ * would take every connection to its address.
  *
  * Abstract names have no owner or permissions: any local user can bind this one first. Only a
  * process of this user can share the port with SO_REUSEPORT (socket(7): "all of the processes
@@ -14,6 +17,7 @@
  * probe alone, and says so.
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { isIP } from "node:net";
 import { CommandFailed } from "../cli/args.ts";
 import { log } from "../log.ts";
 
@@ -21,14 +25,26 @@ export interface PortLock {
   release(): void;
 }
 
+const PREFIX = "regauth-listen:";
+
 /** Holds the lock for `addr` (HOST:PORT) until released or the process ends; throws CommandFailed when held. */
 export function holdPortLock(addr: string): PortLock {
-  const name = `regauth-listen:${addr}`;
+  const name = `${PREFIX}${addr}`;
   for (let attempt = 0; ; attempt++) {
     try {
       const socket = Bun.listen({ unix: `\0${name}`, socket: { data() {} } });
+      // Another spelling of an address that shares this port (0.0.0.0:5001 for 127.0.0.1:5001,
+      // localhost:5001): a regauth starting there would take this one's traffic, or part of it.
+      const overlapping = overlappingLock(addr);
+      if (overlapping !== null) {
+        socket.stop(true);
+        throw new CommandFailed(
+          `cannot listen on ${addr}: regauth pid ${overlapping.pid} holds ${overlapping.addr}, which shares this port (it serves, or is starting). Stop it, or choose another port with --addr HOST:PORT (or REGAUTH_ADDR, or server.addr in the config file)`,
+        );
+      }
       return { release: () => socket.stop(true) };
     } catch (error) {
+      if (error instanceof CommandFailed) throw error;
       if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") return { release() {} }; // no abstract sockets here: the probe still guards
     }
     const holder = lockHolder(name);
@@ -48,24 +64,59 @@ export function holdPortLock(addr: string): PortLock {
   }
 }
 
+/** The abstract sockets in /proc/net/unix: name (without the @) and inode; none when unreadable. */
+function abstractSockets(): { name: string; inode: string }[] {
+  try {
+    return readFileSync("/proc/net/unix", "utf8")
+      .split("\n")
+      .map((line) => line.trim().split(/\s+/))
+      .filter((fields) => fields[7]?.startsWith("@") === true)
+      .map((fields) => ({ name: (fields[7] as string).slice(1), inode: fields[6] as string }));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A lock of this user on another address that shares `addr`'s port (a wildcard and a host on it,
+ * two names), or null. Two that start at once may each see the other and both stop: the safe side.
+ */
+function overlappingLock(addr: string): { addr: string; pid: number } | null {
+  const ours = splitAddress(addr);
+  if (ours === null) return null;
+  for (const socket of abstractSockets()) {
+    if (!socket.name.startsWith(PREFIX)) continue;
+    const other = socket.name.slice(PREFIX.length);
+    const theirs = splitAddress(other);
+    if (other === addr || theirs === null || theirs.port !== ours.port) continue;
+    if (!hostsOverlap(ours.host, theirs.host)) continue;
+    const holder = holderOf(new Set([socket.inode]));
+    if (holder !== null && holder.uid === process.geteuid?.()) return { addr: other, pid: holder.pid };
+  }
+  return null;
+}
+
+function splitAddress(addr: string): { host: string; port: string } | null {
+  const colon = addr.lastIndexOf(":");
+  return colon < 0 ? null : { host: addr.slice(0, colon), port: addr.slice(colon + 1) };
+}
+
+/** Two different IP literals, neither a wildcard, never share a port's traffic; anything else may. */
+function hostsOverlap(a: string, b: string): boolean {
+  const isSpecific = (host: string) => isIP(host) !== 0 && host !== "0.0.0.0" && host !== "::";
+  return !(isSpecific(a) && isSpecific(b) && a !== b);
+}
+
 /**
  * The process holding the abstract socket `name`, with its effective uid: the listening socket's
  * inode in /proc/net/unix, then a process whose fds hold it. Null when none we may look at does
  * (another user's, unless we are root).
  */
 export function lockHolder(name: string): { pid: number; uid: number } | null {
-  let inodes: Set<string>;
-  try {
-    inodes = new Set(
-      readFileSync("/proc/net/unix", "utf8")
-        .split("\n")
-        .map((line) => line.trim().split(/\s+/))
-        .filter((fields) => fields[7] === `@${name}`)
-        .map((fields) => fields[6] as string),
-    );
-  } catch {
-    return null;
-  }
+  return holderOf(new Set(abstractSockets().flatMap((s) => (s.name === name ? [s.inode] : []))));
+}
+
+function holderOf(inodes: Set<string>): { pid: number; uid: number } | null {
   if (inodes.size === 0) return null;
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;

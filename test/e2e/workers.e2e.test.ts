@@ -299,6 +299,30 @@ describe("server.workers: the address's lock", () => {
     60_000,
   );
 
+  it("stops a regauth on 127.0.0.1 or localhost while one on the wildcard of that port is starting", async () => {
+    const dir = makeTempDir("lock-spelling-");
+    const port = await freePort();
+    // A regauth on 0.0.0.0:PORT holds this from before its probe; it does not listen yet.
+    const lock = Bun.listen({ unix: `\0regauth-listen:0.0.0.0:${port}`, socket: { data() {} } });
+    try {
+      for (const host of ["127.0.0.1", "localhost"]) {
+        const result = await run(
+          [BINARY, "serve", "--data-dir", join(dir, "data"), "--addr", `${host}:${port}`],
+          {
+            timeoutMs: 20_000,
+          },
+        );
+        expect(result.exitCode).toBe(1);
+        expect(result.stderr).toContain(
+          `cannot listen on ${host}:${port}: regauth pid ${process.pid} holds 0.0.0.0:${port}, which shares this port`,
+        );
+        expect(existsSync(join(dir, "data"))).toBe(false);
+      }
+    } finally {
+      lock.stop(true);
+    }
+  }, 30_000);
+
   it("names the process of this user that holds it", async () => {
     const dir = makeTempDir("lock-pid-");
     const port = await freePort();
