@@ -523,7 +523,14 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   );
   acme?.startRenewing(async (next) => running.replaceCertificate?.(next));
   // The other workers, once this one serves the port (src/serve/supervisor.ts).
-  const pool = workers.startPool(workerCount, loaded.dataDir, () => current.issuer.throttle);
+  // The config every worker must serve: the supervisor's, as of its last reload (issue 17 review).
+  let servedConfig = workers.configFingerprint(loaded);
+  const pool = workers.startPool(
+    workerCount,
+    loaded.dataDir,
+    () => current.issuer.throttle,
+    () => servedConfig,
+  );
   // Full collections before the heap overshoots under a flood of failed logins (issue 9 item 6).
   new HeapBudget().start();
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
@@ -611,7 +618,9 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       const inWorkers = (await pool?.reload()) ?? [];
       const before = serving;
       serving = await reloadConfig(serving, reloader);
+      servedConfig = workers.configFingerprint(serving);
       workers.logDisagreements(inWorkers, serving !== before);
+      pool?.restart(workers.workersServingOtherConfig(inWorkers, servedConfig));
     });
   };
   process.on("SIGHUP", onReloadSignal);
@@ -716,12 +725,18 @@ async function serveAsWorker(
   const { PasswordVerifier } = await import("./authn/password-verifier.ts");
   const { backgroundWriterFor } = await import("./db/background-writer.ts");
   const { databasePath, openDatabase, REQUEST_PATH_BUSY_TIMEOUT_MS } = await import("./db/database.ts");
-  const { verifierOptions } = await import("./serve/workers-in-serve.ts");
+  const { configFingerprint, verifierOptions } = await import("./serve/workers-in-serve.ts");
   const lines: string[] = [];
   const restore = log.capture(lines);
   let loaded: LoadedConfig;
   try {
     loaded = await loadForCommand(args, true, worker.dataDir);
+    // Not another config than the server serves (an edit nobody reloaded, a key that needs a
+    // restart): this worker exits and is started again, with backoff, until they are one.
+    if (configFingerprint(loaded) !== worker.config)
+      throw new CommandFailed(
+        `worker ${worker.id}: the config file differs from the config this server serves (edited since the last reload, or a key changed that needs a restart); this worker starts once they agree`,
+      );
   } catch (error) {
     restore();
     for (const line of lines) process.stderr.write(`${line}\n`);
@@ -764,7 +779,7 @@ async function serveAsWorker(
     worker.onReload(async () => {
       const before = serving;
       serving = await reloadConfig(serving, reloader);
-      return serving !== before;
+      return { isApplied: serving !== before, config: configFingerprint(serving) };
     });
     // SIGHUP is the supervisor's (it asks its workers over IPC): a `pkill -HUP` must not kill a worker.
     const onReloadSignal = () => {};

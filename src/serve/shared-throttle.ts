@@ -34,11 +34,30 @@ interface WireIp {
 }
 
 const toWire = (ip: ClientIp | null): WireIp | null => (ip ? { text: ip.text, bytes: [...ip.bytes] } : null);
+/** A worker's address as sent; anything else (a hostile or broken worker) is no address. */
 const fromWire = (ip: WireIp | null): ClientIp | null =>
-  ip ? { text: String(ip.text), bytes: Uint8Array.from(ip.bytes) } : null;
+  ip &&
+  typeof ip.text === "string" &&
+  Array.isArray(ip.bytes) &&
+  (ip.bytes.length === 4 || ip.bytes.length === 16)
+    ? { text: ip.text, bytes: Uint8Array.from(ip.bytes, (b) => Number(b) & 0xff) }
+    : null;
 
 /** A supervisor that does not answer in this long is gone or stuck: the request is answered 503. */
 const ANSWER_TIMEOUT_MS = 10_000;
+
+/** A string field as sent, or "" (String() of a hostile object may throw). */
+const text = (value: unknown): string => (typeof value === "string" ? value : "");
+
+/** The request kinds a worker sends; anything else is dropped unread. */
+const REQUEST_KINDS = new Set([
+  "admit",
+  "settle",
+  "refusal",
+  "charge-address",
+  "reserve-registration",
+  "release-registration",
+]);
 
 /** A worker's Throttle: its own memory of recent successes, the supervisor's budgets for the rest. */
 export class SharedThrottle implements Throttle {
@@ -49,6 +68,7 @@ export class SharedThrottle implements Throttle {
     private readonly send: (message: ThrottleRequest) => void,
     /** Remembers this worker's successes only (its budgets are never charged). */
     private readonly local: LoginThrottle,
+    private readonly answerTimeoutMs = ANSWER_TIMEOUT_MS,
   ) {}
 
   /** An answer from the supervisor (the worker's IPC message handler calls this). */
@@ -61,7 +81,14 @@ export class SharedThrottle implements Throttle {
     if (free) return free;
     const id = this.nextId++;
     const answer = await this.ask(id, { t: "admit", id, ip: toWire(ip), account, secret });
-    if (answer?.t !== "admission") throw new ServerBusy("the login throttle did not answer", 1);
+    if (answer?.t !== "admission") {
+      // Given up on (the request is answered 503, its password never checked): should the
+      // supervisor admit it after all, this comes after the admit (IPC keeps the order) and
+      // refunds it, instead of leaving it open, and the credential "in flight", for as long as
+      // this worker lives.
+      this.send({ t: "settle", id, outcome: "unanswered" });
+      throw new ServerBusy("the login throttle did not answer", 1);
+    }
     if (!answer.admitted) return { kind: "refused", retryAfterSeconds: answer.retryAfterSeconds };
     const settle = (outcome: "succeeded" | "failed" | "unanswered") =>
       this.send({ t: "settle", id, outcome });
@@ -100,7 +127,7 @@ export class SharedThrottle implements Throttle {
 
   private ask(id: number, message: ThrottleRequest): Promise<ThrottleAnswer | null> {
     return new Promise((resolve) => {
-      const timer = setTimeout(() => done(null), ANSWER_TIMEOUT_MS);
+      const timer = setTimeout(() => done(null), this.answerTimeoutMs);
       const done = (answer: ThrottleAnswer | null) => {
         clearTimeout(timer);
         this.waiting.delete(id);
@@ -123,18 +150,21 @@ export class SharedThrottle implements Throttle {
 export function throttleService(
   throttle: () => Throttle | undefined,
   reply: (answer: ThrottleAnswer) => void,
-): { handle(message: ThrottleRequest): void; forget(): void } {
+): { handle(message: ThrottleRequest): void; forget(): void; readonly openAttempts: number } {
   const open = new Map<number, LoginAttempt>();
   return {
+    get openAttempts() {
+      return open.size;
+    },
     handle(message) {
+      // A worker is this executable, but its messages are still input: a malformed one (null, an
+      // unknown kind, an address that is not one) must not throw in the supervisor.
+      if (typeof message !== "object" || message === null || !REQUEST_KINDS.has(message.t)) return;
+      if ("id" in message && !Number.isSafeInteger(message.id)) return;
       const current = throttle();
       switch (message.t) {
         case "admit": {
-          const admission = current?.admit(
-            fromWire(message.ip),
-            String(message.account),
-            String(message.secret),
-          );
+          const admission = current?.admit(fromWire(message.ip), text(message.account), text(message.secret));
           // The supervisor's own throttle is a LoginThrottle: synchronous, so never a promise here.
           if (admission === undefined || admission instanceof Promise) {
             reply({ t: "admission", id: message.id, admitted: true, isKnownGood: false });
@@ -167,7 +197,7 @@ export function throttleService(
           return;
         }
         case "refusal":
-          current?.reportRefusal(fromWire(message.ip), String(message.account));
+          current?.reportRefusal(fromWire(message.ip), text(message.account));
           return;
         case "charge-address":
           current?.chargeAddress(fromWire(message.ip));

@@ -18,6 +18,8 @@ export interface WorkerReload {
   worker: number;
   isApplied: boolean;
   lines: string[];
+  /** configFingerprint of the config the worker serves after it (src/serve/worker.ts). */
+  config: string;
 }
 
 export interface WorkerPool {
@@ -29,6 +31,11 @@ export interface WorkerPool {
   reload(): Promise<WorkerReload[]>;
   /** SIGTERM to every worker; resolves once all have exited (SIGKILL after STOP_TIMEOUT_MS). */
   stop(): Promise<void>;
+  /**
+   * Stops these workers (SIGTERM) to start them again at once: one that serves another config than
+   * the supervisor (a reload they did not agree on) starts from the config file again.
+   */
+  restart(workers: readonly number[]): void;
 }
 
 /** A worker that ran this long before it died restarts at once; one that dies sooner waits longer. */
@@ -62,6 +69,8 @@ export function startWorkers(options: {
   count: number;
   dataDir: string;
   throttle: () => Throttle | undefined;
+  /** configFingerprint of the config the supervisor serves now: a starting worker must load the same. */
+  config: () => string;
 }): WorkerPool {
   let isStopping = false;
   const slots: Slot[] = Array.from({ length: options.count }, (_, i) => ({
@@ -104,12 +113,14 @@ export function startWorkers(options: {
         stderr: "inherit",
         serialization: "json",
         ipc(message: WorkerMessage) {
+          if (typeof message !== "object" || message === null) return; // input too: never a throw here
           if (message.t === "hello") {
             send(child, {
               t: "start",
               secret: serverSecret().toString("base64"),
               dataDir: options.dataDir,
               workers: options.count + 1,
+              config: options.config(),
             });
           } else if (message.t === "ready") {
             slot.isServing = true;
@@ -121,8 +132,9 @@ export function startWorkers(options: {
           } else if (message.t === "reloaded") {
             slot.reloads.get(message.id)?.({
               worker: slot.id,
-              isApplied: message.isApplied,
-              lines: message.lines,
+              isApplied: message.isApplied === true,
+              lines: Array.isArray(message.lines) ? message.lines.map(String) : [],
+              config: String(message.config),
             });
           } else throttleAnswers.handle(message as ThrottleRequest);
         },
@@ -174,6 +186,17 @@ export function startWorkers(options: {
         else slot.isReloadPending = true;
       }
       return (await Promise.all(asked)).filter((answer) => answer !== null);
+    },
+    restart(workers) {
+      for (const slot of slots) {
+        if (!workers.includes(slot.id) || !slot.process) continue;
+        log.warn("a worker serves another config than the supervisor; restarting it", {
+          worker: slot.id,
+          pid: slot.process.pid,
+        });
+        slot.restartDelayMs = FIRST_RESTART_DELAY_MS; // asked for, not a crash
+        slot.process.kill("SIGTERM");
+      }
     },
     async stop() {
       isStopping = true;

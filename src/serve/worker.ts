@@ -15,10 +15,10 @@ export const WORKER_ENV = "REGAUTH_WORKER";
 export type WorkerMessage =
   | { t: "hello" }
   | { t: "ready" }
-  | { t: "reloaded"; id: number; isApplied: boolean; lines: string[] }
+  | { t: "reloaded"; id: number; isApplied: boolean; lines: string[]; config: string }
   | ThrottleRequest;
 export type SupervisorMessage =
-  | { t: "start"; secret: string; dataDir: string; workers: number }
+  | { t: "start"; secret: string; dataDir: string; workers: number; config: string }
   | { t: "reload"; id: number }
   | ThrottleAnswer;
 
@@ -31,14 +31,17 @@ export interface WorkerLink {
   dataDir: string;
   /** How many processes serve, the supervisor included. */
   workers: number;
+  /** configFingerprint of the config the supervisor serves now: a worker serves that one or none. */
+  config: string;
   throttle: SharedThrottle;
   /** Tells the supervisor this worker serves (then it forwards SIGHUP). */
   ready(): void;
   /**
    * Runs `reload` when the supervisor asks (on its SIGHUP), one at a time; `reload` says whether
-   * the new config was applied. Its outcome lines go to the supervisor, the rest to the log.
+   * the new config was applied, and the configFingerprint of the one serving after. Its outcome
+   * lines go to the supervisor, the rest to the log.
    */
-  onReload(reload: () => Promise<boolean>): void;
+  onReload(reload: () => Promise<{ isApplied: boolean; config: string }>): void;
   /** Runs `stop` once the supervisor is gone (killed, crashed): a worker never outlives it. */
   onSupervisorGone(stop: () => void): void;
 }
@@ -58,38 +61,46 @@ export async function joinSupervisor(id: number): Promise<WorkerLink> {
     } catch {}
   };
   const throttle = new SharedThrottle(send, new LoginThrottle());
-  let reloadHandler: (() => Promise<boolean>) | null = null;
+  let reloadHandler: (() => Promise<{ isApplied: boolean; config: string }>) | null = null;
   let reloads = Promise.resolve();
   const reload = (id: number) => {
     reloads = reloads.then(async () => {
       const lines: string[] = [];
       const restore = log.capture(lines);
-      let isApplied = false;
+      let outcome = { isApplied: false, config: "" };
       try {
-        isApplied = (await reloadHandler?.()) ?? false;
+        outcome = (await reloadHandler?.()) ?? outcome;
       } finally {
         restore();
       }
       for (const line of lines) if (!RELOAD_OUTCOME.test(line)) process.stderr.write(`${line}\n`);
-      send({ t: "reloaded", id, isApplied, lines: lines.filter((line) => RELOAD_OUTCOME.test(line)) });
+      send({
+        t: "reloaded",
+        id,
+        ...outcome,
+        lines: lines.filter((line) => RELOAD_OUTCOME.test(line)),
+      });
     });
   };
-  const start = await new Promise<{ secret: string; dataDir: string; workers: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("the supervisor did not answer")), 30_000);
-    process.on("message", (message: SupervisorMessage) => {
-      if (message.t === "start") {
-        clearTimeout(timer);
-        resolve(message);
-      } else if (message.t === "reload") reload(message.id);
-      else throttle.answered(message);
-    });
-    send({ t: "hello" });
-  });
+  const start = await new Promise<{ secret: string; dataDir: string; workers: number; config: string }>(
+    (resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error("the supervisor did not answer")), 30_000);
+      process.on("message", (message: SupervisorMessage) => {
+        if (message.t === "start") {
+          clearTimeout(timer);
+          resolve(message);
+        } else if (message.t === "reload") reload(message.id);
+        else throttle.answered(message);
+      });
+      send({ t: "hello" });
+    },
+  );
   useServerSecret(Buffer.from(start.secret, "base64"));
   return {
     id,
     dataDir: start.dataDir,
     workers: start.workers,
+    config: start.config,
     throttle,
     ready: () => send({ t: "ready" }),
     onReload(handler) {
@@ -104,6 +115,16 @@ export async function joinSupervisor(id: number): Promise<WorkerLink> {
       }, 1000).unref();
     },
   };
+}
+
+/**
+ * What a config says, as one short string: equal in every process that loaded the same config.
+ * A worker that (re)starts or reloads and gets another one than the supervisor serves (the file
+ * was edited and not reloaded yet, it changed between their reads, a key that needs a restart
+ * changed) must not serve it: an ACL or a user the server revoked would still be served there.
+ */
+export function configFingerprint(loaded: { config: unknown }): string {
+  return new Bun.CryptoHasher("sha256").update(JSON.stringify(loaded.config)).digest("base64");
 }
 
 /**

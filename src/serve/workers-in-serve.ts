@@ -73,10 +73,24 @@ export function startPool(
   count: number,
   dataDir: string,
   throttle: () => Throttle | undefined,
+  config: () => string,
 ): WorkerPool | null {
   if (count <= 1) return null;
   setWorkerLabel(0);
-  return startWorkers({ count: count - 1, dataDir, throttle });
+  return startWorkers({ count: count - 1, dataDir, throttle, config });
+}
+
+export { configFingerprint } from "./worker.ts";
+
+/**
+ * After a reload: the workers that serve another config than the supervisor now does (`config`,
+ * its configFingerprint): they refused what it applied, applied what it refused, or read the
+ * file at another moment. Each is restarted (src/serve/supervisor.ts), so that no process keeps
+ * serving an ACL, a user or a password the server no longer has; one whose file still differs
+ * does not start (serveAsWorker) until a reload or a restart makes them one config again.
+ */
+export function workersServingOtherConfig(inWorkers: readonly WorkerReload[], config: string): number[] {
+  return inWorkers.filter((answer) => answer.config !== config).map((answer) => answer.worker);
 }
 
 /**

@@ -5,10 +5,10 @@
  * gives; a second `regauth serve` on the port still fails to start; SIGTERM stops them all.
  */
 import { describe, expect, it } from "bun:test";
-import { existsSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { hashPassword, makeTempDir } from "../helpers.ts";
-import { BINARY, decodeToken, type Regauth, run, startRegauth } from "./harness.ts";
+import { BINARY, decodeToken, freePort, type Regauth, run, startRegauth } from "./harness.ts";
 
 const ALICE = hashPassword("alice-pw");
 
@@ -255,4 +255,199 @@ describe("server.workers: 2", () => {
       lock.stop(true);
     }
   }, 30_000);
+});
+
+describe("server.workers: the address's lock", () => {
+  // Another user is needed: root runs the squatter as nobody (setpriv).
+  const isRoot = process.getuid?.() === 0 && existsSync("/usr/bin/setpriv");
+
+  it.skipIf(!isRoot)(
+    "starts when another user squats the lock's abstract name (that user cannot share the port), and says so",
+    async () => {
+      const port = await freePort();
+      const script = join(makeTempDir("squat-"), "squat.ts");
+      writeFileSync(
+        script,
+        `Bun.listen({ unix: "\\0regauth-listen:127.0.0.1:${port}", socket: { data() {} } });\nconsole.log("held");\nsetInterval(() => {}, 1000);\n`,
+      );
+      chmodSync(dirname(script), 0o755);
+      chmodSync(script, 0o644);
+      const squatter = Bun.spawn(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", process.execPath, script],
+        { stdout: "pipe", stderr: "inherit" },
+      );
+      try {
+        const reader = squatter.stdout.getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toContain("held");
+        const server = await startRegauth({
+          configYaml: configYaml(2, PULL).replace("{{PORT}}", String(port)),
+        });
+        try {
+          expect(server.stderr.text).toContain(
+            "another user's process holds this address's regauth lock; starting without it",
+          );
+          await server.stderr.waitFor(/msg="worker serving" worker=1 pid=\d+/, 20_000);
+          expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+        } finally {
+          await server.stop();
+        }
+      } finally {
+        squatter.kill();
+        await squatter.exited;
+      }
+    },
+    60_000,
+  );
+
+  it("stops a regauth on 127.0.0.1 or localhost while one on the wildcard of that port is starting", async () => {
+    const dir = makeTempDir("lock-spelling-");
+    const port = await freePort();
+    // A regauth on 0.0.0.0:PORT holds this from before its probe; it does not listen yet.
+    const lock = Bun.listen({ unix: `\0regauth-listen:0.0.0.0:${port}`, socket: { data() {} } });
+    try {
+      for (const host of ["127.0.0.1", "localhost"]) {
+        const result = await run(
+          [BINARY, "serve", "--data-dir", join(dir, "data"), "--addr", `${host}:${port}`],
+          {
+            timeoutMs: 20_000,
+          },
+        );
+        expect(result.exitCode).toBe(1);
+        expect(result.stderr).toContain(
+          `cannot listen on ${host}:${port}: regauth pid ${process.pid} holds 0.0.0.0:${port}, which shares this port`,
+        );
+        expect(existsSync(join(dir, "data"))).toBe(false);
+      }
+    } finally {
+      lock.stop(true);
+    }
+  }, 30_000);
+
+  it("names the process of this user that holds it", async () => {
+    const dir = makeTempDir("lock-pid-");
+    const port = await freePort();
+    const lock = Bun.listen({ unix: `\0regauth-listen:127.0.0.1:${port}`, socket: { data() {} } });
+    try {
+      const result = await run(
+        [BINARY, "serve", "--data-dir", join(dir, "data"), "--addr", `127.0.0.1:${port}`],
+        {
+          timeoutMs: 20_000,
+        },
+      );
+      expect(result.exitCode).toBe(1);
+      expect(result.stderr).toContain(`(or one that is starting: pid ${process.pid})`);
+    } finally {
+      lock.stop(true);
+    }
+  }, 30_000);
+});
+
+describe("server.workers: a worker serves the supervisor's config or none", () => {
+  it("a worker restarted after an edit nobody reloaded does not serve the edit; the reload brings it back with it", async () => {
+    const server = await startTwo();
+    const configPath = join(server.dir, "auth_config.yml");
+    try {
+      const pid = Number((await server.stderr.waitFor(/msg="worker serving" worker=1 pid=(\d+)/))[1]);
+      // Written, not reloaded (yet): the server serves pull only.
+      writeFileSync(configPath, configYaml(2, PULL_PUSH).replaceAll("{{PORT}}", String(server.port)));
+      process.kill(pid, "SIGKILL");
+      await server.stderr.waitFor(
+        new RegExp(
+          `msg="worker serving" worker=1 pid=(?!${pid}\\b)\\d+|the config file differs from the config this server serves`,
+        ),
+        20_000,
+      );
+      expect(new Set(await aliceActions(server, 30))).toEqual(new Set(["pull"]));
+      server.proc.kill("SIGHUP");
+      await server.stderr.waitFor(/msg="config reloaded"/, 20_000);
+      await server.stderr.waitFor(new RegExp(`msg="worker serving" worker=1 pid=(?!${pid}\\b)\\d+`), 30_000);
+      expect(new Set(await aliceActions(server, 30))).toEqual(new Set(["pull,push"]));
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
+});
+
+describe("server.workers: a revocation made through one process holds in every process at once", () => {
+  const api = async (base: string, method: string, path: string, auth: string, body?: unknown) => {
+    const response = await fetch(`${base}/api/v1${path}`, {
+      method,
+      keepalive: false,
+      headers: {
+        connection: "close",
+        authorization: auth,
+        ...(body === undefined ? {} : { "content-type": "application/json" }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: response.status, json: (await response.json()) as Record<string, unknown> };
+  };
+
+  /** `count` token requests for dave-team/app, each on a new connection: status and actions. */
+  async function answers(server: Regauth, authorization: string, count = 30): Promise<string[]> {
+    const got: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const response = await freshFetch(
+        `${server.url}/auth?service=registry&scope=repository:dave-team/app:pull,push`,
+        { authorization },
+      );
+      if (response.status !== 200) {
+        got.push(String(response.status));
+        continue;
+      }
+      const access = decodeToken(((await response.json()) as { token: string }).token).claims.access as {
+        actions: string[];
+      }[];
+      got.push(access.flatMap((a) => a.actions).join(",") || "none");
+    }
+    return got;
+  }
+
+  it("a revoked grant, a revoked access token, a changed password and a disabled account", async () => {
+    const server = await startRegauth({
+      configYaml: "server:\n  addr: 127.0.0.1:{{PORT}}\n  workers: 2\ntoken:\n  issuer: workers-e2e\n",
+    });
+    try {
+      await server.stderr.waitFor(/msg="worker serving" worker=1 pid=\d+/, 20_000);
+      const admin = basic("admin", (await server.stdout.waitFor(/^password: (\S+)$/m))[1] as string);
+      expect(
+        (await api(server.url, "POST", "/users", admin, { name: "dave", password: "dave-pw-1" })).status,
+      ).toBe(201);
+      const grant = { grantee: "dave", pattern: "dave-team/*", level: "write" };
+      expect((await api(server.url, "POST", "/permissions", admin, grant)).status).toBe(201);
+      const token = await api(server.url, "POST", "/tokens", basic("dave", "dave-pw-1"), {
+        name: "ci",
+        scopes: ["push"],
+        repository_patterns: ["dave-team/*"],
+      });
+      expect(token.status).toBe(201);
+      const withToken = basic("ci", token.json.secret as string);
+      // Both processes answer, and each has seen (cached) dave's password, grant and token.
+      expect([...(await workersSeen(server, 40))].sort()).toEqual([0, 1]);
+      expect(new Set(await answers(server, basic("dave", "dave-pw-1")))).toEqual(new Set(["pull,push"]));
+      expect(new Set(await answers(server, withToken))).toEqual(new Set(["pull,push"]));
+
+      const revokeGrant = `/permissions?grantee=dave&pattern=${encodeURIComponent("dave-team/*")}`;
+      expect((await api(server.url, "DELETE", revokeGrant, admin)).status).toBe(200);
+      expect(new Set(await answers(server, basic("dave", "dave-pw-1")))).toEqual(new Set(["none"]));
+      expect((await api(server.url, "POST", "/permissions", admin, grant)).status).toBe(201);
+      expect(new Set(await answers(server, basic("dave", "dave-pw-1")))).toEqual(new Set(["pull,push"]));
+
+      expect((await api(server.url, "DELETE", `/tokens/${token.json.id}`, admin)).status).toBe(200);
+      expect(new Set(await answers(server, withToken))).toEqual(new Set(["401"]));
+
+      const changed = await api(server.url, "PUT", "/users/dave/password", admin, { password: "dave-pw-2" });
+      expect(changed.status).toBe(200);
+      // The old password logged in from here before: the throttle lets it through (known good),
+      // so every one of these is a password check, and every process refuses it.
+      expect(new Set(await answers(server, basic("dave", "dave-pw-1")))).toEqual(new Set(["401"]));
+      expect(new Set(await answers(server, basic("dave", "dave-pw-2")))).toEqual(new Set(["pull,push"]));
+
+      expect((await api(server.url, "PATCH", "/users/dave", admin, { enabled: false })).status).toBe(200);
+      expect(new Set(await answers(server, basic("dave", "dave-pw-2")))).toEqual(new Set(["401"]));
+    } finally {
+      await server.stop();
+    }
+  }, 90_000);
 });

@@ -8,7 +8,11 @@ import { LoginThrottle, type Throttle } from "../../src/authn/throttle.ts";
 import { cpuQuota, usableCpuCount } from "../../src/serve/cpus.ts";
 import { SharedThrottle, type ThrottleRequest, throttleService } from "../../src/serve/shared-throttle.ts";
 import { verifierShare } from "../../src/serve/worker.ts";
-import { workerCount } from "../../src/serve/workers-in-serve.ts";
+import {
+  configFingerprint,
+  workerCount,
+  workersServingOtherConfig,
+} from "../../src/serve/workers-in-serve.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
 
 const OPTIONS = {
@@ -158,5 +162,82 @@ describe("workerCount", () => {
     ],
   ])("is %s", (_name, given, expected) => {
     expect(workerCount(given)).toBe(expected);
+  });
+});
+
+describe("SharedThrottle and the supervisor's side, at their edges (review of issue 17)", () => {
+  it("refunds an admission the worker gave up waiting for, once the supervisor gets to it", async () => {
+    const server = new LoginThrottle(OPTIONS);
+    const service = throttleService(
+      () => server,
+      () => {}, // the answer comes too late to matter
+    );
+    // The supervisor is stuck for 50 ms; the worker waits 10.
+    const worker = new SharedThrottle(
+      (message: ThrottleRequest) => setTimeout(() => service.handle(JSON.parse(JSON.stringify(message))), 50),
+      new LoginThrottle(OPTIONS),
+      10,
+    );
+    await expect(worker.admit(HOST, "carol", "late")).rejects.toThrow("the login throttle did not answer");
+    await Bun.sleep(150);
+    // Without the refund: the charge stood and the credential stayed "in flight" (free) for good.
+    expect(server.attemptsInFlight).toBe(0);
+    expect(server.retryAfterSeconds(HOST, "carol")).toBe(0);
+    expect(service.openAttempts).toBe(0);
+  });
+
+  it("drops malformed messages from a worker without throwing", () => {
+    const server = new LoginThrottle(OPTIONS);
+    const answers: unknown[] = [];
+    const service = throttleService(
+      () => server,
+      (answer) => answers.push(answer),
+    );
+    const hostile: unknown[] = [
+      null,
+      7,
+      "admit",
+      {},
+      { t: "nonsense", id: 1 },
+      { t: "admit", id: "1", ip: null, account: "a", secret: "s" },
+      { t: "admit", id: 2, ip: { text: 5, bytes: 9 }, account: "a", secret: "s" },
+      { t: "admit", id: 3, ip: { text: "x", bytes: [1, 2, 3] }, account: { toString: 1 }, secret: null },
+      { t: "settle", id: 99, outcome: "succeeded" },
+      { t: "charge-address", ip: { bytes: null } },
+      { t: "reserve-registration", id: 4, ip: { text: "::1", bytes: "x".repeat(16) } },
+    ];
+    for (const message of hostile) expect(() => service.handle(message as ThrottleRequest)).not.toThrow();
+    // Only well-formed questions were answered, each once.
+    expect(answers.map((a) => (a as { id: number }).id)).toEqual([2, 3, 4]);
+  });
+});
+
+describe("configFingerprint and workersServingOtherConfig (review of issue 17)", () => {
+  const config = {
+    server: { addr: "127.0.0.1:5001" },
+    acl: [{ match: { account: "alice" }, actions: ["pull"] }],
+  };
+
+  it("is the same for the same config and differs when anything in it does", () => {
+    expect(configFingerprint({ config: structuredClone(config) })).toBe(configFingerprint({ config }));
+    const pushToo = structuredClone(config);
+    (pushToo.acl[0] as { actions: string[] }).actions.push("push");
+    expect(configFingerprint({ config: pushToo })).not.toBe(configFingerprint({ config }));
+  });
+
+  it("names the workers whose config after a reload is not the supervisor's", () => {
+    const served = configFingerprint({ config });
+    const answer = (worker: number, isApplied: boolean, fingerprint: string) => ({
+      worker,
+      isApplied,
+      lines: [],
+      config: fingerprint,
+    });
+    expect(
+      workersServingOtherConfig(
+        [answer(1, true, served), answer(2, false, "old"), answer(3, true, "read at another moment")],
+        served,
+      ),
+    ).toEqual([2, 3]);
   });
 });
