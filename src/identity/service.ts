@@ -53,15 +53,16 @@ export class IdentityService {
 
   readonly #key: CredentialKey;
   /**
-   * Seals the flow cookies: 32 random bytes for this server start only (shared by its workers,
-   * src/serve/server-secret.ts), not derived from the credential key. With workers, single use is
-   * per process; the provider's code is single use as well (RFC 6749 §4.1.2). The set of used flows lives in this process's memory too, so a flow cookie
-   * never outlives the record of its use: after a restart no cookie of before opens, and single
-   * use holds without storing anything. The price is that a restart in the middle of a sign-in
-   * (at most ten minutes of them) means starting again. Random 96-bit IVs are safe for far more
-   * seals than a process makes (NIST SP 800-38D §8.3: 2^32 under one key).
+   * Seals the flow cookies: a key for this server start only (src/serve/server-secret.ts), shared
+   * by its workers so a sign-in started on one finishes on another, and not derived from the
+   * credential key, so no cookie outlives a restart of the server. Used flows are remembered in
+   * each process's memory: a finished callback replayed on another worker, or on a worker
+   * restarted since, opens there, and is then refused by the provider, whose code is single use
+   * (RFC 6749 §4.1.2). A restart of the server in the middle of a sign-in (at most ten minutes of
+   * them) means starting again. Random 96-bit IVs are safe for far more seals than a server makes
+   * (NIST SP 800-38D §8.3: 2^32 under one key).
    */
-  readonly #flowKey = serverKey("identity flow cookie").subarray(0, FLOW_KEY_BYTES); // every worker's (issue 17)
+  readonly #flowKey = serverKey("identity flow cookie").subarray(0, FLOW_KEY_BYTES);
   /** Flow id → the end of its ten minutes; only flows whose code exchange succeeded. */
   readonly #usedFlows = new Map<string, number>();
 
