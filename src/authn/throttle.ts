@@ -36,7 +36,7 @@
  * each bucket is one number (the time it is full again, as in GCRA); each kind of entry is bounded
  * by `maxEntries`, evicting in O(1). Buckets live in GenerationalNumberMaps (typed arrays,
  * nothing for the collector to visit): at the default 100,000 per kind, a flood of distinct pairs
- * holds 6 MiB at most (three kinds, two generations of 1 MiB each), reused once allocated.
+ * holds 8 MiB at most (four kinds, two generations of 1 MiB each), reused once allocated.
  */
 import { randomBytes } from "node:crypto";
 import type { ClientIp } from "../acl.ts";
@@ -141,6 +141,8 @@ export interface Throttle {
   chargeAddress(ip: ClientIp | null): void;
   reserveRegistration(ip: ClientIp | null): number | Promise<number>;
   releaseRegistration(ip: ClientIp | null): void;
+  /** A success a worker admitted by its own memory: renews the server's (src/serve/shared-throttle.ts). */
+  rememberSucceeded?(ip: ClientIp | null, account: string, secret: string): void;
 }
 
 export class LoginThrottle implements Throttle {
@@ -254,7 +256,7 @@ export class LoginThrottle implements Throttle {
   rememberSucceeded(ip: ClientIp | null, account: string, secret: string): void {
     this.rememberSuccess(
       this.fingerprint(clientSource(ip), account, secret),
-      this.accountCredential(account, secret),
+      this.accountCredential(foldAccountName(account), secret),
       this.nowMs(),
     );
   }

@@ -17,6 +17,7 @@ export type ThrottleRequest =
   | { t: "admit"; id: number; ip: WireIp | null; account: string; secret: string }
   | { t: "settle"; id: number; outcome: "succeeded" | "failed" | "unanswered" }
   | { t: "refusal"; ip: WireIp | null; account: string }
+  | { t: "remember-success"; ip: WireIp | null; account: string; secret: string }
   | { t: "charge-address"; ip: WireIp | null }
   | { t: "reserve-registration"; id: number; ip: WireIp | null }
   | { t: "release-registration"; ip: WireIp | null };
@@ -54,6 +55,7 @@ const REQUEST_KINDS = new Set([
   "admit",
   "settle",
   "refusal",
+  "remember-success",
   "charge-address",
   "reserve-registration",
   "release-registration",
@@ -78,7 +80,21 @@ export class SharedThrottle implements Throttle {
 
   async admit(ip: ClientIp | null, account: string, secret: string): Promise<Admission> {
     const free = this.local.admitKnownGood(ip, account, secret);
-    if (free) return free;
+    if (free?.kind === "admitted")
+      return {
+        kind: "admitted",
+        attempt: new LoginAttempt(true, {
+          // Renewed here and in the supervisor, as one process renews it at every success: else
+          // the exemption lapsed successExemptionSeconds after the first login, and a credential
+          // used every day was charged as a guess against a budget an attacker may have spent.
+          succeeded: () => {
+            this.local.rememberSucceeded(ip, account, secret);
+            this.send({ t: "remember-success", ip: toWire(ip), account, secret });
+          },
+          unanswered: () => {},
+          ended: () => {},
+        }),
+      };
     const id = this.nextId++;
     const answer = await this.ask(id, { t: "admit", id, ip: toWire(ip), account, secret });
     if (answer?.t !== "admission") {
@@ -198,6 +214,9 @@ export function throttleService(
         }
         case "refusal":
           current?.reportRefusal(fromWire(message.ip), text(message.account));
+          return;
+        case "remember-success":
+          current?.rememberSucceeded?.(fromWire(message.ip), text(message.account), text(message.secret));
           return;
         case "charge-address":
           current?.chargeAddress(fromWire(message.ip));

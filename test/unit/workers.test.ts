@@ -87,6 +87,40 @@ describe("SharedThrottle", () => {
     expect(server.retryAfterSeconds(HOST, "alice")).toBeGreaterThan(0);
   });
 
+  // One process renews a credential's exemption at every success; a worker that admitted it by
+  // its own memory renewed nothing, so the server's lapsed after successExemptionSeconds.
+  it("renews the server's memory of a success a worker admitted by its own", async () => {
+    let nowMs = 1_000_000;
+    const clock = { nowMs: () => nowMs };
+    const server = new LoginThrottle({ ...OPTIONS, ...clock });
+    const connect = () => {
+      let worker: SharedThrottle | undefined;
+      const service = throttleService(
+        () => server,
+        (answer) => queueMicrotask(() => worker?.answered(JSON.parse(JSON.stringify(answer)))),
+      );
+      worker = new SharedThrottle(
+        (message: ThrottleRequest) =>
+          queueMicrotask(() => service.handle(JSON.parse(JSON.stringify(message)))),
+        new LoginThrottle({ ...OPTIONS, ...clock }),
+      );
+      return worker;
+    };
+    const first = connect();
+    const login = async (worker: SharedThrottle) => {
+      const admission = await worker.admit(HOST, "alice", "right");
+      if (admission.kind !== "admitted") throw new Error("refused");
+      admission.attempt.succeeded();
+      await Bun.sleep(0);
+      return admission.attempt.isKnownGood;
+    };
+    expect(await login(first)).toBe(false); // the first login: a new credential
+    nowMs += 3000 * 1000;
+    expect(await login(first)).toBe(true); // by the worker's own memory
+    nowMs += 3000 * 1000; // 6,000 s after the first login, 3,000 after the last
+    expect(await login(connect())).toBe(true); // a worker that never saw it: the server knows it
+  });
+
   it("refunds what a worker that died left unsettled", async () => {
     const { workers, services, server } = wired(1);
     const worker = workers[0] as SharedThrottle;
@@ -148,6 +182,7 @@ describe("workerCount", () => {
   it.each([
     ["server.workers when set", config({ workers: 3 }), 3],
     ["the usable CPUs by default", config({}), usableCpuCount()],
+    ["1 on port 0, which is a new port for each process", config({ addr: "127.0.0.1:0", workers: 3 }), 1],
     [
       "1 on a unix socket, whatever server.workers says",
       config({ net: "unix", addr: "/tmp/s", workers: 4 }),
