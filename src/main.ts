@@ -545,8 +545,11 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
       acme?.stop();
       stopReloading();
       registryEvents?.receiver.stopPruning();
+      // The pool stops at once: workers get the same SIGTERM from systemd, and one that exits
+      // while a crawl is still stopping must not be restarted.
+      const poolStopped = pool?.stop();
       void stopSyncing()
-        .then(() => Promise.all([running.stop(), pool?.stop()]))
+        .then(() => Promise.all([running.stop(), poolStopped]))
         .finally(() => portLock.release())
         .finally(() => services.webhooks.dispatcher.stop())
         .finally(() => backgroundWriterFor(database).close())
@@ -747,11 +750,13 @@ async function serveAsWorker(
     if (!signingKey) throw new Error("no signing key"); // createFiles=true always resolves one
     const metricsExporter = await startMetricsExporter(loaded.config.metrics, loaded.source);
     const database = openDatabase(databasePath(loaded.dataDir));
-    database.run(`PRAGMA busy_timeout = ${REQUEST_PATH_BUSY_TIMEOUT_MS}`);
     const verifier = new PasswordVerifier(verifierOptions(worker.workers));
     const issuer = buildIssuer(loaded, signingKey, verifier, database, { throttle: worker.throttle });
     const services = managementServices(loaded, issuer, database);
     const registryEvents = registryEventsOptions(loaded, database, services.audit, services.webhooks.sink);
+    // Start-up's writes (the declared webhooks' sync) wait as long as start-up does
+    // (src/db/database.ts); from here the request path's short wait.
+    database.run(`PRAGMA busy_timeout = ${REQUEST_PATH_BUSY_TIMEOUT_MS}`);
     const current = new CurrentIssuer(issuer);
     const running = listen(
       loaded,
@@ -802,6 +807,8 @@ async function serveAsWorker(
       process.on("SIGINT", () => {});
       worker.onSupervisorGone(shutdown);
       worker.ready();
+      // As in the supervisor: start-up is over, the JIT tiers up as usual (scripts/build.ts).
+      Bun.unsafe.setJITPolicy(1);
     });
     return 0;
   } catch (error) {

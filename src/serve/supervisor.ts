@@ -106,7 +106,7 @@ export function startWorkers(options: {
     let child: Subprocess;
     try {
       child = Bun.spawn(workerCommand(), {
-        env: { ...process.env, [WORKER_ENV]: String(slot.id) },
+        env: workerEnvironment(slot.id),
         stdin: "ignore",
         // Only the supervisor prints (the banner, the registry block); the log is shared.
         stdout: "ignore",
@@ -232,4 +232,17 @@ function workerCommand(): string[] {
   const [, entry, ...args] = process.argv;
   const isCompiled = entry === undefined || entry.startsWith("/$bunfs/") || entry.startsWith("B:/~BUN/");
   return isCompiled ? [process.execPath, ...args] : [process.execPath, entry, ...args];
+}
+
+/**
+ * A worker's environment: the supervisor's, with its id, and without the build's bytecode-order
+ * output (scripts/lib/bytecode-order.ts): every worker would write that file at exit, and the
+ * last one's profile would win over the supervisor's.
+ */
+function workerEnvironment(id: number): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env))
+    if (value !== undefined && name !== "BUN_BYTECODE_ORDER_OUT") env[name] = value;
+  env[WORKER_ENV] = String(id);
+  return env;
 }

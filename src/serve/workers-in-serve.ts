@@ -46,6 +46,8 @@ export function workerCount(config: LoadedConfig["config"]): number {
       });
     return 1;
   }
+  // Port 0 is a new port for each process that binds it: workers would listen where nobody looks.
+  if (parseListenAddress(server.addr)?.port === 0) return 1;
   if (server.workers === undefined && config.metrics.enabled) return 1;
   if ((server.workers ?? 1) > 1 && config.metrics.enabled)
     log.warn("metrics are counted per worker: each scrape of /metrics sees one of them", {
