@@ -198,6 +198,7 @@ export async function startAcme(options: AcmeOptions): Promise<AcmeManager> {
     try {
       const next = pending !== null && now() < pending.facts.notAfterMs ? pending : await recordedOrder();
       pending = next;
+      if (stopped) return; // an order may take minutes: one that ends after stop installs nothing
       await install({ cert: next.cached.chainPem, key: next.cached.keyPem });
       pending = null;
       serving = next;

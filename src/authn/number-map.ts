@@ -1,6 +1,6 @@
 /**
  * GenerationalMap's semantics for number keys and values (the login throttle's buckets), kept in
- * typed arrays instead of Maps. A flood of distinct (address, account) pairs fills three of these
+ * typed arrays instead of Maps. A flood of distinct (address, account) pairs fills the throttle's four
  * (issue 9 item 6), and in a Map an entry costs ~70 bytes of heap, plus the garbage each doubling
  * of its table leaves; the collector returns that only at a full collection (measured here:
  * 100,000 number entries, 68 B of heap and 130–170 B of RSS each). In a NumberTable an entry is
