@@ -57,14 +57,19 @@ let processFields: Fields | undefined;
 
 function write(level: LogLevel, message: string, ownFields?: Fields): void {
   if (ORDER[level] < threshold) return;
-  const fields = processFields ? { ...ownFields, ...processFields } : ownFields;
   if (format === "json") {
-    sink(jsonLine(level, message, fields));
+    sink(jsonLine(level, message, processFields ? { ...ownFields, ...processFields } : ownFields));
     return;
   }
   let line = `time=${new Date().toISOString()} level=${level} msg=${formatValue(message)}`;
-  // for...in, not Object.entries: no array per field (fields are object literals, no inherited keys).
-  if (fields) for (const key in fields) line += ` ${key}=${formatValue(fields[key])}`;
+  // for...in, not Object.entries: no array per field (fields are object literals, no inherited
+  // keys); the process's fields come last and win over a line's own, without a merged object
+  // per line (a worker logs a line per token).
+  if (ownFields)
+    for (const key in ownFields)
+      if (!processFields || !Object.hasOwn(processFields, key))
+        line += ` ${key}=${formatValue(ownFields[key])}`;
+  if (processFields) for (const key in processFields) line += ` ${key}=${formatValue(processFields[key])}`;
   sink(line);
 }
 

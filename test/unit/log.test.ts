@@ -144,3 +144,19 @@ describe("log", () => {
     });
   }
 });
+
+describe("a worker's lines (issue 17)", () => {
+  it("end with the process's fields, in logfmt and JSON, which win over a line's own", () => {
+    const lines = capture();
+    log.tagProcess({ worker: 1 });
+    try {
+      log.info("token issued", { account: "alice", worker: 9, count: 3 });
+      log.configure({ level: "info", format: "json" });
+      log.info("token issued", { account: "alice", worker: 9, count: 3 });
+    } finally {
+      log.tagProcess(undefined as unknown as Record<string, unknown>);
+    }
+    expect(lines[0]).toMatch(/ msg="token issued" account=alice count=3 worker=1$/);
+    expect(JSON.parse(lines[1] ?? "")).toMatchObject({ account: "alice", count: 3, worker: 1 });
+  });
+});
