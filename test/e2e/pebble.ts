@@ -74,9 +74,22 @@ export async function startPebble(options: { validitySeconds: number }): Promise
   });
   const log = new Output(proc.stdout);
   await log.waitFor(/ACME directory available at/, 15_000);
-  const root = await fetch(`https://127.0.0.1:${managementPort}/roots/0`, {
-    tls: { ca: Bun.file(ca.certificate) },
-  });
+  // pebble logs that line before its listeners accept (the management one starts in a goroutine
+  // of its own): a fetch right away was once refused in a full run. Both must answer first.
+  const trustPebble = { ca: Bun.file(ca.certificate) };
+  const answering = async (url: string): Promise<Response> => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        return await fetch(url, { tls: trustPebble });
+      } catch (error) {
+        if (Date.now() > deadline) throw error;
+        await Bun.sleep(50);
+      }
+    }
+  };
+  await answering(`https://127.0.0.1:${acmePort}/dir`);
+  const root = await answering(`https://127.0.0.1:${managementPort}/roots/0`);
   if (root.status !== 200) throw new Error(`pebble /roots/0: ${root.status}`);
   const rootFile = join(dir, "pebble-root.pem");
   writeFileSync(rootFile, await root.text());
