@@ -23,6 +23,7 @@ import { cpus, totalmem } from "node:os";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { freePort } from "../test/e2e/free-port.ts";
 import { QUIET_SECONDS_BEFORE_RELEASE } from "../src/ops/heap-budget.ts";
+import { drainOutput } from "./lib/drain-output.ts";
 import { dirname, join, resolve } from "node:path";
 import pkg from "../package.json" with { type: "json" };
 import { removeTempDirs } from "../test/helpers.ts";
@@ -338,6 +339,7 @@ async function startCaseServer(
     stderr: "pipe",
     stdin: "ignore",
   });
+  const stderr = drainOutput(proc.stderr);
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   while (
@@ -348,7 +350,7 @@ async function startCaseServer(
   ) {
     if (Date.now() > deadline || proc.exitCode !== null) {
       proc.kill("SIGKILL");
-      throw new Error(`regauth did not start:\n${await new Response(proc.stderr).text()}`);
+      throw new Error(`regauth did not start:\n${stderr.text}`);
     }
     await Bun.sleep(50);
   }
@@ -805,6 +807,7 @@ async function main(): Promise<number> {
     stderr: "pipe",
     stdin: "ignore",
   });
+  const stderr = drainOutput(server.stderr);
   const base = `http://127.0.0.1:${port}`;
   try {
     const deadline = Date.now() + 10_000;
@@ -815,7 +818,7 @@ async function main(): Promise<number> {
       );
       if (ok) break;
       if (Date.now() > deadline || server.exitCode !== null)
-        throw new Error(`regauth did not start:\n${await new Response(server.stderr).text()}`);
+        throw new Error(`regauth did not start:\n${stderr.text}`);
       await Bun.sleep(50);
     }
     const idleRssMiB = readStatusKiB(server.pid, "VmRSS") / 1024;
@@ -1076,6 +1079,7 @@ async function startBenchServer(configPath: string, dataDir: string, port: numbe
     stderr: "pipe",
     stdin: "ignore",
   });
+  const stderr = drainOutput(server.stderr);
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
@@ -1086,7 +1090,7 @@ async function startBenchServer(configPath: string, dataDir: string, port: numbe
     if (ok) break;
     if (Date.now() > deadline || server.exitCode !== null) {
       server.kill("SIGKILL");
-      throw new Error(`regauth did not start:\n${await new Response(server.stderr).text()}`);
+      throw new Error(`regauth did not start:\n${stderr.text}`);
     }
     await Bun.sleep(50);
   }
