@@ -7,6 +7,7 @@
  * extra worker costs; Pss would move with the other server's share of the same binary). Both servers run throughout and the runs
  * alternate, so the shared machine's changing load weighs on both alike. Run by scripts/bench.ts.
  */
+import { drainOutput } from "./lib/drain-output.ts";
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { freePort } from "../test/e2e/free-port.ts";
@@ -139,7 +140,7 @@ acl:
     stderr: "pipe",
     stdin: "ignore",
   });
-  const stderr = collect(server.stderr);
+  const stderr = drainOutput(server.stderr);
   const base = `http://127.0.0.1:${port}`;
   const stop = async () => {
     server.kill("SIGTERM");
@@ -230,15 +231,6 @@ function statusKiB(file: string, field: string): number {
 }
 
 const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
-
-function collect(stream: ReadableStream<Uint8Array>): { text: string } {
-  const out = { text: "" };
-  void (async () => {
-    const decoder = new TextDecoder();
-    for await (const chunk of stream) out.text += decoder.decode(chunk, { stream: true });
-  })();
-  return out;
-}
 
 async function waitUntil(
   ready: () => boolean | Promise<boolean>,

@@ -465,7 +465,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const workers = await import("./serve/workers-in-serve.ts");
   const worker = await workers.joinIfWorker();
   if (worker) return serveAsWorker(args, worker);
-  const { HeapBudget } = await import("./ops/heap-budget.ts");
+  const { HeapBudget, QuietRelease, collectStartUpGarbage } = await import("./ops/heap-budget.ts");
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
   const validated = await validateQuietly(args);
@@ -531,8 +531,10 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
     () => current.issuer.throttle,
     () => servedConfig,
   );
-  // Full collections before the heap overshoots under a flood of failed logins (issue 9 item 6).
+  // Full collections before the heap overshoots under a flood of failed logins (issue 9 item 6),
+  // and memory handed back once a burst is over (issue 12 item 6).
   new HeapBudget().start();
+  new QuietRelease().start();
   // The stop signals are handled from the moment the port is open: a SIGTERM that comes while the
   // rest of start-up still runs must close the database cleanly too (its -wal and -shm go away),
   // not kill the process with them left behind.
@@ -639,6 +641,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // thresholds scaled (scripts/build.ts, --compile-jit-policy), so that code run once at start
   // stays in the interpreter instead of being compiled for nothing (issue 12 item 6).
   Bun.unsafe.setJITPolicy(1);
+  collectStartUpGarbage();
   await stopped;
   return 0;
 }
@@ -768,8 +771,9 @@ async function serveAsWorker(
       },
     );
     // As in the supervisor: full collections before the heap overshoots under a flood (issue 9 item 6).
-    const { HeapBudget } = await import("./ops/heap-budget.ts");
+    const { HeapBudget, QuietRelease, collectStartUpGarbage } = await import("./ops/heap-budget.ts");
     new HeapBudget().start();
+    new QuietRelease().start();
     restore();
     let serving = loaded;
     const reloader = issuerReloader(
@@ -809,6 +813,7 @@ async function serveAsWorker(
       worker.ready();
       // As in the supervisor: start-up is over, the JIT tiers up as usual (scripts/build.ts).
       Bun.unsafe.setJITPolicy(1);
+      collectStartUpGarbage();
     });
     return 0;
   } catch (error) {

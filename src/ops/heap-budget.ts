@@ -12,6 +12,8 @@
  * An idle server's heap does not grow, so nothing runs then.
  */
 
+import { log } from "../log.ts";
+
 /** Growth of the heap, since the last full collection, that starts one. */
 export const HEAP_GROWTH_BUDGET_BYTES = 8 * 2 ** 20;
 /** How often the heap's size is read. */
@@ -56,6 +58,105 @@ export class HeapBudget {
   /** Checks every checkIntervalMs; the timer never keeps the process alive. */
   start(): this {
     this.timer ??= setInterval(() => this.check(), this.options.checkIntervalMs ?? HEAP_CHECK_INTERVAL_MS);
+    this.timer.unref?.();
+    return this;
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+}
+
+/**
+ * Hands memory back after a burst (issue 12 item 6). A burst of requests leaves the heap at its
+ * high-water mark, compiled code for every path it took and the allocator's free pages, and an
+ * idle server keeps them: JavaScriptCore collects by allocation, and an idle server allocates
+ * nothing. Once the process has been quiet (under `busyCpuMsPerSecond` of CPU a second, all its
+ * threads) for `quietSeconds` after a burst, this runs one full collection and `Bun.shrink()`
+ * (which, when the engine is next idle, frees unused compiled code and returns free memory), then
+ * waits for the next burst. Start-up is the first burst. Measured on the compiled binary, 6 s
+ * after 8 s of anonymous pulls: VmRSS 73.9 → 67.9 MiB (RssAnon 21.8 → 15.6). Under load nothing
+ * runs: discarding compiled code then would only cost throughput.
+ */
+// A token request costs ~0.2 ms of CPU, a server's load ≥ 500 ms a second. An idle server that has
+// just served a burst still uses 10–40 ms some seconds (the engine's own collections finishing), and
+// those seconds must not restart the count.
+export const BUSY_CPU_MS_PER_SECOND = 100;
+export const QUIET_SECONDS_BEFORE_RELEASE = 10;
+
+export interface QuietReleaseOptions {
+  /** CPU time the process has used so far, user and system, in microseconds (tests give their own). */
+  cpuMicros?: () => number;
+  /** What hands memory back (tests count calls). */
+  release?: () => void;
+  /** One check a second; the thresholds are per check. */
+  checkIntervalMs?: number;
+}
+
+/**
+ * Start-up's garbage (the config parsed and validated, the migrations checked, keys loaded) is
+ * collected as soon as start-up is over, before the first burst could build on it: the engine
+ * would otherwise keep it until the heap doubles. Measured at the first /healthz answer with the
+ * bench's config of 1,001 users: VmRSS 85 → 68 MiB (RssAnon 34 → 17) for a 26 ms pause; 6.5 ms
+ * on the embedded default.
+ */
+export function collectStartUpGarbage(): void {
+  Bun.gc(true);
+}
+
+function releaseMemory(): void {
+  log.debug("handing memory back after a quiet period", {
+    rss_mib: Math.round(process.memoryUsage.rss() / 2 ** 20),
+  });
+  Bun.gc(true);
+  // Deprecated in bun-types, and still there: without it, only the collection runs.
+  if (typeof Bun.shrink === "function") Bun.shrink();
+}
+
+export class QuietRelease {
+  private readonly cpuMicros: () => number;
+  private readonly release: () => void;
+  private lastCpuMicros: number;
+  private quietChecks = 0;
+  /** Start-up is the first burst. */
+  private isBusySinceRelease = true;
+  private timer: ReturnType<typeof setInterval> | undefined;
+  /** Times memory was handed back (for tests). */
+  releases = 0;
+
+  constructor(private readonly options: QuietReleaseOptions = {}) {
+    this.cpuMicros =
+      options.cpuMicros ??
+      (() => {
+        const { user, system } = process.cpuUsage();
+        return user + system;
+      });
+    this.release = options.release ?? releaseMemory;
+    this.lastCpuMicros = this.cpuMicros();
+  }
+
+  check(): void {
+    const nowMicros = this.cpuMicros();
+    const usedMs = (nowMicros - this.lastCpuMicros) / 1000;
+    this.lastCpuMicros = nowMicros;
+    if (usedMs >= BUSY_CPU_MS_PER_SECOND) {
+      this.isBusySinceRelease = true;
+      this.quietChecks = 0;
+      return;
+    }
+    if (!this.isBusySinceRelease || ++this.quietChecks < QUIET_SECONDS_BEFORE_RELEASE) return;
+    this.release();
+    this.releases++;
+    this.isBusySinceRelease = false;
+    this.quietChecks = 0;
+    // The release's own CPU time is not a burst.
+    this.lastCpuMicros = this.cpuMicros();
+  }
+
+  /** Checks every checkIntervalMs; the timer never keeps the process alive. */
+  start(): this {
+    this.timer ??= setInterval(() => this.check(), this.options.checkIntervalMs ?? 1000);
     this.timer.unref?.();
     return this;
   }
