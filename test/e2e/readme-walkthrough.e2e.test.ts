@@ -42,16 +42,21 @@ describe("the README walk-through", () => {
       "REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE",
       "REGISTRY_AUTH_TOKEN_SERVICE",
     ]);
+    // The README's -v mount: the bundle, the file `regauth key rotate` rewrites (token.crt keeps
+    // only the first key's certificate, so a registry trusting it refuses tokens after a rotation).
+    const mount = /-v "\$PWD\/(\S+?):(\S+?):ro"/.exec(section);
+    expect(mount?.[1]).toBe("regauth-data/token-bundle.crt");
+    const [, source, target] = mount as RegExpExecArray;
     // The README's paths and port, as they are on this machine.
     const env = Object.fromEntries(
       settings.map(([name, value]) => [
         name,
-        value
-          .replace("127.0.0.1:5001", `127.0.0.1:${port}`)
-          .replace(/^\/token\.crt$/, regauth.certificatePath),
+        value === target
+          ? join(regauth.dir, source as string)
+          : value.replace("127.0.0.1:5001", `127.0.0.1:${port}`),
       ]),
     );
-    expect(regauth.certificatePath).toBe(join(regauth.dir, "regauth-data/token.crt")); // the -v source
+    expect(env.REGISTRY_AUTH_TOKEN_ROOTCERTBUNDLE).toBe(join(regauth.dir, "regauth-data/token-bundle.crt"));
 
     const dir = makeTempDir("walkthrough-registry-");
     const registryPort = await freePort();
