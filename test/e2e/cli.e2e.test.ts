@@ -184,6 +184,22 @@ acl:
     expect(result.stdout).toContain("no such file");
   });
 
+  it("reports an unreadable metrics.bearer_token_file as serve does", async () => {
+    const dataDir = join(makeTempDir("metrics-token-"), "data");
+    const path = writeConfig(
+      `token: {issuer: x}\ndata_dir: ${dataDir}\nmetrics: {enabled: true, bearer_token_file: /nonexistent/metrics-token}\n`,
+    );
+    const expected = "metrics.bearer_token_file: cannot read /nonexistent/metrics-token";
+    const served = await regauth(["serve", "--config", path, "--addr", `127.0.0.1:${await freePort()}`], {
+      timeoutMs: 10_000,
+    });
+    expect(served.exitCode).toBe(1);
+    expect(served.stderr).toContain(expected);
+    const checked = await regauth(["check-config", path]);
+    expect(checked.exitCode).toBe(1);
+    expect(checked.stdout).toContain(expected);
+  });
+
   it("reports a key and certificate that do not match", async () => {
     const dir = makeTempDir("mismatch-");
     const a = await makeSelfSignedKeyPair(dir, "a", "ec-p256-sec1");

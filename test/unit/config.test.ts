@@ -709,6 +709,73 @@ describe("the embedded default and the data directory", () => {
   });
 });
 
+describe("check-config reports the files serve would refuse", () => {
+  async function checkOnly(yaml: string): Promise<ConfigProblem[]> {
+    const dataDir = join(makeTempDir(), "never-created");
+    try {
+      await loadConfigFile(writeConfig(yaml), { env: {}, dataDir, createFiles: false });
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems;
+      throw error;
+    }
+    return [];
+  }
+
+  it("a metrics.bearer_token_file that does not exist", async () => {
+    const problems = await checkOnly(
+      `${MINIMAL}metrics: {enabled: true, bearer_token_file: /nonexistent/token}\n`,
+    );
+    expectProblem(problems, "metrics.bearer_token_file", /cannot read \/nonexistent\/token: .*ENOENT/);
+  });
+
+  it("a metrics.bearer_token_file too short to be a token", async () => {
+    const file = join(makeTempDir(), "token");
+    writeFileSync(file, "short\n");
+    const problems = await checkOnly(
+      `${MINIMAL}metrics: {enabled: true, bearer_token_file: ${yamlString(file)}}\n`,
+    );
+    expectProblem(problems, "metrics.bearer_token_file", /at least 16 characters/);
+  });
+
+  it("metrics.bearer_token and bearer_token_file together", async () => {
+    const file = join(makeTempDir(), "token");
+    writeFileSync(file, "0123456789abcdef0123\n");
+    const problems = await checkOnly(
+      `${MINIMAL}metrics: {enabled: true, bearer_token: 0123456789abcdef, bearer_token_file: ${yamlString(file)}}\n`,
+    );
+    expectProblem(problems, "metrics", /not both/);
+  });
+
+  it("a readable metrics.bearer_token_file, and one of disabled metrics (serve never reads it)", async () => {
+    const file = join(makeTempDir(), "token");
+    writeFileSync(file, "0123456789abcdef0123\n");
+    expect(
+      await checkOnly(`${MINIMAL}metrics: {enabled: true, bearer_token_file: ${yamlString(file)}}\n`),
+    ).toEqual([]);
+    expect(
+      await checkOnly(`${MINIMAL}metrics: {enabled: false, bearer_token_file: /nonexistent/token}\n`),
+    ).toEqual([]);
+  });
+
+  it("a notifications.secret_file that does not exist or is too short", async () => {
+    expectProblem(
+      await checkOnly(`${MINIMAL}notifications: {secret_file: /nonexistent/secret}\n`),
+      "notifications.secret_file",
+      /notifications secret: .*\/nonexistent\/secret/,
+    );
+    const file = join(makeTempDir(), "secret");
+    writeFileSync(file, "short\n");
+    expectProblem(
+      await checkOnly(`${MINIMAL}notifications: {secret_file: ${yamlString(file)}}\n`),
+      "notifications.secret_file",
+      /16 to 1024 printable ASCII characters/,
+    );
+    expect(
+      await checkOnly(`${MINIMAL}notifications: {enabled: false, secret_file: /nonexistent/secret}\n`),
+    ).toEqual([]);
+  });
+});
+
 describe("certificate validity window", () => {
   it("a certificate that is not valid yet", async () => {
     const files = keyWithCertificateMadeAt(30 * 86_400_000);
