@@ -139,6 +139,22 @@ acl:
     expect(result.stdout).not.toMatch(STACK_TRACE);
   });
 
+  it("takes the file as --config FILE too, like every other command", async () => {
+    const valid = writeConfig("token: {issuer: x}\n");
+    const ok = await regauth(["check-config", "--config", valid]);
+    expect(ok.stderr).toBe("");
+    expect(ok.stdout).toBe(`${valid}: ok (0 users, 0 ACL rules)\n`);
+    expect(ok.exitCode).toBe(0);
+    const invalid = await regauth(["check-config", "--config", writeConfig("token: {issuer: 5}\n")]);
+    expect(invalid.exitCode).toBe(1);
+    expect(invalid.stdout).toContain("  - token.issuer: ");
+    const both = await regauth(["check-config", "--config", valid, valid]);
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toContain("give the file once: regauth check-config FILE or --config FILE, not both");
+    const help = await regauth(["check-config", "--help"]);
+    expect(help.stdout).toContain("regauth check-config FILE | --config FILE");
+  });
+
   it("lists every semantic problem when the shape is right", async () => {
     const path = writeConfig(`
 token: {issuer: x}
