@@ -222,8 +222,9 @@ Give it the flags serve runs with (serve logs the exact command on every start).
         valueFlags: ["config", "data-dir"],
         booleanFlags: [],
         run: (args, io) =>
-          keyCommand(args, io, async (a) => {
-            const loaded = await loadForCommand(a);
+          keyCommand(args, io, async (a, createFiles) => {
+            const loaded = await loadForCommand(a, createFiles);
+            if (!createFiles) return loaded;
             // As registry-config: keys and database together, so a later start sees a whole data directory.
             const { databasePath, openDatabase } = await import("./db/database.ts");
             openDatabase(databasePath(loaded.dataDir)).close();

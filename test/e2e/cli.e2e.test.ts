@@ -272,6 +272,31 @@ acl:
   });
 });
 
+describe("key list", () => {
+  it("only reads: in a directory without a data directory it creates nothing and says where it looked", async () => {
+    const cwd = makeTempDir("key-list-");
+    expect(process.env.STATE_DIRECTORY).toBeUndefined(); // else that would be the data directory
+    const result = await regauth(["key", "list"], { cwd });
+    expect(result.exitCode).toBe(1);
+    const looked = join(cwd, "regauth-data");
+    expect(result.stderr).toContain(`no signing key in ${looked} (no such directory)`);
+    expect(result.stderr).toContain("--data-dir DIR");
+    expect(result.stderr).toContain("--config FILE");
+    expect(result.stdout).toBe("");
+    expect(existsSync(looked)).toBe(false);
+  });
+
+  it("lists the keys of the data directory serve made", async () => {
+    const dataDir = join(makeTempDir("key-list-"), "data");
+    const made = await regauth(["registry-config", "--data-dir", dataDir]); // the first run makes the key
+    expect(made.exitCode).toBe(0);
+    const listed = await regauth(["key", "list", "--data-dir", dataDir]);
+    expect(listed.stderr).toBe("");
+    expect(listed.exitCode).toBe(0);
+    expect(listed.stdout).toMatch(/^KID\tSTATE\t.*\n[A-Z2-7:]+\tcurrent\ttoken\t/);
+  });
+});
+
 describe("serve", () => {
   it("refuses a missing config file: exit 1, a clear message, nothing listening", async () => {
     const result = await regauth(["serve", "--config", "/nonexistent/auth_config.yml"], {
