@@ -61,8 +61,9 @@ supervisor: SIGHUP and SIGTERM go to it, and it passes them on (README "Workers"
   "check-config": {
     summary: "validate a config file; print every problem with its key path",
     load: async () => ({
-      usage: "regauth check-config FILE\n\nExits 0 when the file is valid, 1 when it is not.",
-      valueFlags: [],
+      usage:
+        "regauth check-config FILE | --config FILE\n\nExits 0 when the file is valid, 1 when it is not. It creates nothing: no data\ndirectory, key or database.",
+      valueFlags: ["config"],
       booleanFlags: [],
       run: checkConfig,
     }),
@@ -221,8 +222,9 @@ Give it the flags serve runs with (serve logs the exact command on every start).
         valueFlags: ["config", "data-dir"],
         booleanFlags: [],
         run: (args, io) =>
-          keyCommand(args, io, async (a) => {
-            const loaded = await loadForCommand(a);
+          keyCommand(args, io, async (a, createFiles) => {
+            const loaded = await loadForCommand(a, createFiles);
+            if (!createFiles) return loaded;
             // As registry-config: keys and database together, so a later start sees a whole data directory.
             const { databasePath, openDatabase } = await import("./db/database.ts");
             openDatabase(databasePath(loaded.dataDir)).close();
@@ -850,8 +852,12 @@ async function openAndBootstrap(loaded: LoadedConfig) {
 }
 
 async function checkConfig(args: ReturnType<typeof parseArgs>): Promise<number> {
-  const [file, ...extra] = args.positionals;
-  if (file === undefined) throw new UsageError("which file? regauth check-config FILE");
+  const [positional, ...extra] = args.positionals;
+  const flag = stringFlag(args, "config");
+  if (flag !== undefined && positional !== undefined)
+    throw new UsageError("give the file once: regauth check-config FILE or --config FILE, not both");
+  const file = flag ?? positional;
+  if (file === undefined) throw new UsageError("which file? regauth check-config FILE (or --config FILE)");
   if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
   const { loadConfigFile } = await import("./config/load.ts");
   try {

@@ -3,6 +3,7 @@
  * directory (src/token/key-set.ts). Offline: they act on the files, and a running server notices
  * the change within a second (LiveKeySet).
  */
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { LoadedConfig } from "../config/load.ts";
 import {
@@ -13,6 +14,7 @@ import {
   rotateKey,
   writePublishedFiles,
 } from "../token/key-set.ts";
+import { GENERATED_KEY_FILE } from "../token/keys.ts";
 import { CommandFailed, type ParsedArgs, UsageError } from "./args.ts";
 import type { CommandIo } from "./command-io.ts";
 
@@ -24,18 +26,22 @@ once (token-bundle.crt, jwks.json, /.well-known/jwks.json) and signs after
 token.rotation_overlap_seconds (default 86400): restart every registry before then, so that it
 re-reads its rootcertbundle. The replaced key stays published for token.expiration + 60 s after
 that; restart the registries once more after it left, to stop trusting it.
-list prints each key's kid, state (next, current, retired, expired) and times.
+list prints each key's kid, state (next, current, retired, expired) and times; it only reads, and
+fails when the data directory holds no signing key.
 Keys named in the config (token.key, server.key) are rotated by hand: docs/deployment.md.`;
 
 export async function keyCommand(
   args: ParsedArgs,
   io: CommandIo,
-  load: (args: ParsedArgs) => Promise<LoadedConfig>,
+  /** `createFiles` false: validate only, create no data directory, key or database (list). */
+  load: (args: ParsedArgs, createFiles: boolean) => Promise<LoadedConfig>,
 ): Promise<number> {
   const [sub, ...rest] = args.positionals;
   if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
   if (sub !== "rotate" && sub !== "list") throw new UsageError("expected rotate or list");
-  const loaded = await load(args);
+  // list only reads: run in the wrong directory it must not make a fresh ./regauth-data with a
+  // new key and list that, as if it were the installation's.
+  const loaded = await load(args, sub === "rotate");
   const { dataDir } = loaded;
   const { token } = loaded.config;
   const options = {
@@ -43,7 +49,13 @@ export async function keyCommand(
     maxTokenLifetimeSeconds: token.expiration,
   };
   const nowSeconds = Math.floor(io.nowMs() / 1000);
-  if (!loaded.keyPaths?.inDataDir) {
+  // Read-only, the loader names no generated key (it would have created it): the data directory's.
+  const generated = loaded.keyPaths === null ? join(dataDir, GENERATED_KEY_FILE) : null;
+  if (sub === "list" && generated !== null && !existsSync(generated))
+    throw new CommandFailed(
+      `no signing key in ${dataDir} (${existsSync(dataDir) ? `no ${GENERATED_KEY_FILE}` : "no such directory"}): regauth key list reads the data directory of --data-dir DIR, else data_dir of --config FILE, else $STATE_DIRECTORY, else ./regauth-data. Point it at the one regauth serve uses, e.g. --config /etc/regauth/config.yml --data-dir /var/lib/regauth`,
+    );
+  if (generated === null && !loaded.keyPaths?.inDataDir) {
     if (sub === "list") {
       const key = loaded.signingKey;
       io.out(`KID\tSTATE\n${key?.kid ?? "-"}\tcurrent (${loaded.keyPaths?.keyPath ?? "configured"})\n`);

@@ -17,12 +17,15 @@ import { aclReloadIntervalMs, checkSqlSection } from "../sql-backends/config.ts"
 import { webhookConfigProblems } from "../webhooks/config-check.ts";
 import { dockerAuthIdentityAdvice } from "../identity/docker-auth-sections.ts";
 import { identityProviderProblems } from "../identity/config-check.ts";
+import { metricsBearerToken } from "../metrics/bearer-token.ts";
+import { notificationSecretFileProblem } from "../registry-index/secret.ts";
 import {
   BUNDLE_FILE,
   JWKS_FILE,
   type KeySet,
   loadKeySet,
   publishedAt,
+  setAsideKeyRotationState,
   singleKeySet,
   writePublishedFiles,
 } from "../token/key-set.ts";
@@ -170,6 +173,12 @@ export async function prepareConfig(
   problems.push(...registrationProblems(config));
   problems.push(...webhookConfigProblems(config.webhooks));
   problems.push(...identityProviderProblems(config.identity_providers));
+  // Files serve reads at start: check-config reports them with serve's own check and message.
+  if (config.metrics.enabled) problems.push(...metricsBearerToken(config.metrics).problems);
+  if (config.notifications.enabled && config.notifications.secret_file !== undefined) {
+    const problem = notificationSecretFileProblem(config.notifications.secret_file);
+    if (problem) problems.push(problem);
+  }
   const providerCount = config.identity_providers.oidc.length + config.identity_providers.github.length;
   if (providerCount > 0 && (!config.web.enabled || !config.api.enabled))
     problems.push({
@@ -215,6 +224,8 @@ export async function prepareConfig(
       const generated = ensureGeneratedKey(dataDir);
       keyPaths = { keyPath: generated.keyPath, certificatePath: generated.certificatePath, inDataDir: true };
       generatedKey = generated.created;
+      // A new first key next to the state of lost rotated keys (--reinitialize): start a new set.
+      if (generated.created) setAsideKeyRotationState(dataDir, Math.floor(Date.now() / 1000));
       keyConfigPath = { key: "data_dir", certificate: "data_dir" };
     } catch (error) {
       problems.push({

@@ -104,7 +104,7 @@ export function previousRunProblems(
   }
   if (generatesSigningKey && contents.database === "present" && contents.signingKeyFiles.length === 0) {
     problems.push(
-      `token.key and token.crt are missing from ${dataDir}, which holds the accounts database of an existing installation: every registry trusts that certificate. Restore both from your backup, or generate a new pair with ${REINITIALIZE_HINT} (then give every registry the new token.crt as rootcertbundle)`,
+      `token.key and token.crt are missing from ${dataDir}, which holds the accounts database of an existing installation: every registry trusts that certificate. Restore both from your backup, or generate a new pair with ${REINITIALIZE_HINT} (then give every registry the new token-bundle.crt as rootcertbundle and restart it)`,
     );
   }
   return problems;

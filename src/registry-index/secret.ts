@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ensureDataDirSecret } from "../db/data-dir.ts";
-import { ConfigError } from "../errors.ts";
+import { ConfigError, type ConfigProblem } from "../errors.ts";
 
 export const NOTIFICATIONS_SECRET_FILE = "notifications.secret";
 const SECRET_BYTES = 32;
@@ -22,7 +22,7 @@ const SECRET_TEXT = /^[\x21-\x7e]{16,1024}$/;
  * first use. Throws with the file and the problem when it is unreadable, a link, or too short.
  */
 export function ensureNotificationSecret(dataDir: string, secretFile?: string): string {
-  if (secretFile !== undefined) return checkedSecret(readFileSync(secretFile, "utf8"), secretFile);
+  if (secretFile !== undefined) return readSecretFile(secretFile);
   const path = join(dataDir, NOTIFICATIONS_SECRET_FILE);
   const contents = ensureDataDirSecret(
     dataDir,
@@ -33,6 +33,11 @@ export function ensureNotificationSecret(dataDir: string, secretFile?: string): 
   return checkedSecret(contents.toString("utf8"), path);
 }
 
+/** The operator's `notifications.secret_file`, checked; throws naming the file and the problem. */
+function readSecretFile(secretFile: string): string {
+  return checkedSecret(readFileSync(secretFile, "utf8"), secretFile);
+}
+
 function checkedSecret(contents: string, path: string): string {
   // One trailing newline (echo, an editor) is not part of the secret; nothing else is trimmed.
   const secret = contents.replace(/\r?\n$/, "");
@@ -41,6 +46,22 @@ function checkedSecret(contents: string, path: string): string {
       `${path}: the notifications secret must be 16 to 1024 printable ASCII characters without spaces (e.g. openssl rand -base64 32)`,
     );
   return secret;
+}
+
+/**
+ * The config loader's check of `notifications.secret_file` (so that `regauth check-config` reports
+ * what serve would refuse): the same read and message as loadNotificationSecret. Null: usable.
+ */
+export function notificationSecretFileProblem(secretFile: string): ConfigProblem | null {
+  try {
+    readSecretFile(secretFile);
+    return null;
+  } catch (error) {
+    return {
+      path: "notifications.secret_file",
+      message: `notifications secret: ${(error as Error).message}`,
+    };
+  }
 }
 
 /** ensureNotificationSecret for serve and registry-config: a problem is a ConfigError naming the key. */

@@ -285,7 +285,7 @@ export function ensureGeneratedKey(dataDir: string): {
     // trusting the old certificate would reject our tokens. Make the operator choose.
     const [present, missing] = hasKey ? [keyPath, certificatePath] : [certificatePath, keyPath];
     throw new Error(
-      `${present} exists but ${missing} is missing: restore it from a backup, or delete ${present} to generate a new pair (then give every registry the new certificate as rootcertbundle)`,
+      `${present} exists but ${missing} is missing: restore it from a backup, or delete ${present} to generate a new pair (then give every registry the new token-bundle.crt as rootcertbundle and restart it)`,
     );
   }
   const pair = generateSigningKeyPair();

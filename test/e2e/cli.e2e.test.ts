@@ -139,6 +139,22 @@ acl:
     expect(result.stdout).not.toMatch(STACK_TRACE);
   });
 
+  it("takes the file as --config FILE too, like every other command", async () => {
+    const valid = writeConfig("token: {issuer: x}\n");
+    const ok = await regauth(["check-config", "--config", valid]);
+    expect(ok.stderr).toBe("");
+    expect(ok.stdout).toBe(`${valid}: ok (0 users, 0 ACL rules)\n`);
+    expect(ok.exitCode).toBe(0);
+    const invalid = await regauth(["check-config", "--config", writeConfig("token: {issuer: 5}\n")]);
+    expect(invalid.exitCode).toBe(1);
+    expect(invalid.stdout).toContain("  - token.issuer: ");
+    const both = await regauth(["check-config", "--config", valid, valid]);
+    expect(both.exitCode).toBe(2);
+    expect(both.stderr).toContain("give the file once: regauth check-config FILE or --config FILE, not both");
+    const help = await regauth(["check-config", "--help"]);
+    expect(help.stdout).toContain("regauth check-config FILE | --config FILE");
+  });
+
   it("lists every semantic problem when the shape is right", async () => {
     const path = writeConfig(`
 token: {issuer: x}
@@ -182,6 +198,22 @@ acl:
     const result = await regauth(["check-config", "/nonexistent/auth_config.yml"]);
     expect(result.exitCode).toBe(1);
     expect(result.stdout).toContain("no such file");
+  });
+
+  it("reports an unreadable metrics.bearer_token_file as serve does", async () => {
+    const dataDir = join(makeTempDir("metrics-token-"), "data");
+    const path = writeConfig(
+      `token: {issuer: x}\ndata_dir: ${dataDir}\nmetrics: {enabled: true, bearer_token_file: /nonexistent/metrics-token}\n`,
+    );
+    const expected = "metrics.bearer_token_file: cannot read /nonexistent/metrics-token";
+    const served = await regauth(["serve", "--config", path, "--addr", `127.0.0.1:${await freePort()}`], {
+      timeoutMs: 10_000,
+    });
+    expect(served.exitCode).toBe(1);
+    expect(served.stderr).toContain(expected);
+    const checked = await regauth(["check-config", path]);
+    expect(checked.exitCode).toBe(1);
+    expect(checked.stdout).toContain(expected);
   });
 
   it("reports a key and certificate that do not match", async () => {
@@ -237,6 +269,31 @@ acl:
     const denied = await run([...asNobody, BINARY, "check-config", configPath]);
     expect(denied.exitCode).toBe(1);
     expect(denied.stdout).toContain(`token.key: cannot load private key ${pair.key}: permission denied`);
+  });
+});
+
+describe("key list", () => {
+  it("only reads: in a directory without a data directory it creates nothing and says where it looked", async () => {
+    const cwd = makeTempDir("key-list-");
+    expect(process.env.STATE_DIRECTORY).toBeUndefined(); // else that would be the data directory
+    const result = await regauth(["key", "list"], { cwd });
+    expect(result.exitCode).toBe(1);
+    const looked = join(cwd, "regauth-data");
+    expect(result.stderr).toContain(`no signing key in ${looked} (no such directory)`);
+    expect(result.stderr).toContain("--data-dir DIR");
+    expect(result.stderr).toContain("--config FILE");
+    expect(result.stdout).toBe("");
+    expect(existsSync(looked)).toBe(false);
+  });
+
+  it("lists the keys of the data directory serve made", async () => {
+    const dataDir = join(makeTempDir("key-list-"), "data");
+    const made = await regauth(["registry-config", "--data-dir", dataDir]); // the first run makes the key
+    expect(made.exitCode).toBe(0);
+    const listed = await regauth(["key", "list", "--data-dir", dataDir]);
+    expect(listed.stderr).toBe("");
+    expect(listed.exitCode).toBe(0);
+    expect(listed.stdout).toMatch(/^KID\tSTATE\t.*\n[A-Z2-7:]+\tcurrent\ttoken\t/);
   });
 });
 

@@ -342,9 +342,10 @@ export interface CommandResult {
 
 export async function run(
   argv: string[],
-  options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number } = {},
+  options: { env?: Record<string, string>; stdin?: string; timeoutMs?: number; cwd?: string } = {},
 ): Promise<CommandResult> {
   const proc = Bun.spawn(argv, {
+    ...(options.cwd !== undefined ? { cwd: options.cwd } : {}),
     stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
     stdout: "pipe",
     stderr: "pipe",

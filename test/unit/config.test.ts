@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import {
@@ -16,6 +16,7 @@ import {
 import { databasePath, openDatabase } from "../../src/db/database.ts";
 import { ConfigError, type ConfigProblem } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
+import { rotateKey } from "../../src/token/key-set.ts";
 import { selfSignedCertificate, toPem } from "../../src/token/keys.ts";
 import { makeTempDir } from "../helpers.ts";
 import { type KeyFixture, makeKey } from "../key-fixtures.ts";
@@ -680,6 +681,50 @@ describe("the embedded default and the data directory", () => {
     });
   }
 
+  for (const lost of [
+    ["token.key", "token.crt", "token-1.key", "token-1.crt"],
+    ["token.key", "token.crt"],
+  ]) {
+    it(`--reinitialize after a rotation and the loss of ${lost.join(", ")}: the rotation state is set aside too`, async () => {
+      const dataDir = join(makeTempDir(), "state");
+      const options = { dataDir, env: {} };
+      await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options);
+      openDatabase(databasePath(dataDir)).close();
+      rotateKey(dataDir, Math.floor(Date.now() / 1000), 600, 300);
+      const lostState = readFileSync(join(dataDir, "token-keys.json"), "utf8");
+      for (const file of lost) rmSync(join(dataDir, file));
+      const kept = ["token-1.key", "token-1.crt"].filter((file) => !lost.includes(file));
+      const keptContents = kept.map((file) => readFileSync(join(dataDir, file), "utf8"));
+      const lines: string[] = [];
+      const restore = log.capture(lines);
+      log.setLevel("info");
+      let loaded: Awaited<ReturnType<typeof prepareConfig>>;
+      try {
+        loaded = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
+          ...options,
+          reinitialize: true,
+        });
+      } finally {
+        log.setLevel("error");
+        restore();
+      }
+      expect(loaded.generatedKey).toBe(true);
+      expect(loaded.keySet?.keys.map((k) => k.timeline.entry.id)).toEqual(["token"]);
+      const names = readdirSync(dataDir);
+      expect(names).not.toContain("token-keys.json");
+      expect(names).not.toContain("token-1.key");
+      // Moved aside, never deleted: the old state and the old keys that were still there.
+      const aside = (file: string) => names.find((n) => n.startsWith(`${file}.before-reinitialize-`));
+      expect(readFileSync(join(dataDir, aside("token-keys.json") ?? "missing"), "utf8")).toBe(lostState);
+      kept.forEach((file, i) =>
+        expect(readFileSync(join(dataDir, aside(file) ?? "missing"), "utf8")).toBe(keptContents[i] ?? ""),
+      );
+      expect(lines.join("\n")).toMatch(/rotation state .*token-keys\.json.*before-reinitialize/);
+      // A rotation after it starts again at token-1.
+      expect(rotateKey(dataDir, Math.floor(Date.now() / 1000), 600, 300).id).toBe("token-1");
+    });
+  }
+
   it("$STATE_DIRECTORY is the data directory when none is given", async () => {
     const stateDirectory = makeTempDir();
     const loaded = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
@@ -706,6 +751,73 @@ describe("the embedded default and the data directory", () => {
     const loaded = await loadConfigFile(writeConfig(MINIMAL), { env: {}, dataDir, createFiles: false });
     expect(loaded.signingKey).toBeNull();
     expect(await Bun.file(join(dataDir, "token.key")).exists()).toBe(false);
+  });
+});
+
+describe("check-config reports the files serve would refuse", () => {
+  async function checkOnly(yaml: string): Promise<ConfigProblem[]> {
+    const dataDir = join(makeTempDir(), "never-created");
+    try {
+      await loadConfigFile(writeConfig(yaml), { env: {}, dataDir, createFiles: false });
+    } catch (error) {
+      if (error instanceof ConfigError) return error.problems;
+      throw error;
+    }
+    return [];
+  }
+
+  it("a metrics.bearer_token_file that does not exist", async () => {
+    const problems = await checkOnly(
+      `${MINIMAL}metrics: {enabled: true, bearer_token_file: /nonexistent/token}\n`,
+    );
+    expectProblem(problems, "metrics.bearer_token_file", /cannot read \/nonexistent\/token: .*ENOENT/);
+  });
+
+  it("a metrics.bearer_token_file too short to be a token", async () => {
+    const file = join(makeTempDir(), "token");
+    writeFileSync(file, "short\n");
+    const problems = await checkOnly(
+      `${MINIMAL}metrics: {enabled: true, bearer_token_file: ${yamlString(file)}}\n`,
+    );
+    expectProblem(problems, "metrics.bearer_token_file", /at least 16 characters/);
+  });
+
+  it("metrics.bearer_token and bearer_token_file together", async () => {
+    const file = join(makeTempDir(), "token");
+    writeFileSync(file, "0123456789abcdef0123\n");
+    const problems = await checkOnly(
+      `${MINIMAL}metrics: {enabled: true, bearer_token: 0123456789abcdef, bearer_token_file: ${yamlString(file)}}\n`,
+    );
+    expectProblem(problems, "metrics", /not both/);
+  });
+
+  it("a readable metrics.bearer_token_file, and one of disabled metrics (serve never reads it)", async () => {
+    const file = join(makeTempDir(), "token");
+    writeFileSync(file, "0123456789abcdef0123\n");
+    expect(
+      await checkOnly(`${MINIMAL}metrics: {enabled: true, bearer_token_file: ${yamlString(file)}}\n`),
+    ).toEqual([]);
+    expect(
+      await checkOnly(`${MINIMAL}metrics: {enabled: false, bearer_token_file: /nonexistent/token}\n`),
+    ).toEqual([]);
+  });
+
+  it("a notifications.secret_file that does not exist or is too short", async () => {
+    expectProblem(
+      await checkOnly(`${MINIMAL}notifications: {secret_file: /nonexistent/secret}\n`),
+      "notifications.secret_file",
+      /notifications secret: .*\/nonexistent\/secret/,
+    );
+    const file = join(makeTempDir(), "secret");
+    writeFileSync(file, "short\n");
+    expectProblem(
+      await checkOnly(`${MINIMAL}notifications: {secret_file: ${yamlString(file)}}\n`),
+      "notifications.secret_file",
+      /16 to 1024 printable ASCII characters/,
+    );
+    expect(
+      await checkOnly(`${MINIMAL}notifications: {enabled: false, secret_file: /nonexistent/secret}\n`),
+    ).toEqual([]);
   });
 });
 

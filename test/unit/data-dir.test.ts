@@ -42,6 +42,13 @@ describe("previousRunProblems", () => {
       true,
       /token\.key and token\.crt are missing .* --reinitialize/,
     ],
+    [
+      // The registry trusts token-bundle.crt (current, next and retired keys), not token.crt.
+      "both keys missing next to a database: the registry is told to use token-bundle.crt",
+      { "regauth.db": "x" },
+      true,
+      /give every registry the new token-bundle\.crt as rootcertbundle/,
+    ],
     ["keys missing next to a database, keys configured elsewhere", { "regauth.db": "x" }, false, null],
   ];
   for (const [title, files, generatesKey, expected] of cases) {

@@ -1,9 +1,12 @@
 /** `regauth key rotate|list` (src/cli/key.ts) over a fake terminal: arguments, configured keys, output. */
 import { describe, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { prepareConfig } from "../../src/config/load.ts";
 import { keyCommand } from "../../src/cli/key.ts";
 import type { CommandIo } from "../../src/cli/command-io.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
-import { loadTestConfig } from "../helpers.ts";
+import { loadTestConfig, makeTempDir } from "../helpers.ts";
 import { makeKey } from "../key-fixtures.ts";
 
 function fakeIo(nowMs = Date.now()) {
@@ -74,5 +77,29 @@ describe("regauth key", () => {
     const { io, out } = fakeIo();
     expect(await keyCommand(args("list"), io, async () => loaded)).toBe(0);
     expect(out.join("")).toContain("current");
+  });
+
+  test("list is read-only: it loads without creating files, and a missing data directory is an error", async () => {
+    const dataDir = join(makeTempDir(), "regauth-data");
+    const calls: unknown[] = [];
+    const load = async (_args: unknown, createFiles: boolean) => {
+      calls.push(createFiles);
+      return prepareConfig({ token: { issuer: "i" } }, "test config", { dataDir, env: {}, createFiles });
+    };
+    const failure = keyCommand(args("list"), fakeIo().io, load);
+    await expect(failure).rejects.toThrow(`no signing key in ${dataDir}`);
+    await expect(keyCommand(args("list"), fakeIo().io, load)).rejects.toThrow(/--data-dir DIR|--config FILE/);
+    expect(calls).toEqual([false, false]);
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  test("list reads the keys of an existing data directory without creating files", async () => {
+    const dataDir = join(makeTempDir(), "regauth-data");
+    const created = await loadTestConfig({ token: { issuer: "i" } }, dataDir);
+    const load = async (_args: unknown, createFiles: boolean) =>
+      prepareConfig({ token: { issuer: "i" } }, "test config", { dataDir, env: {}, createFiles });
+    const { io, out } = fakeIo();
+    expect(await keyCommand(args("list"), io, load)).toBe(0);
+    expect(out.join("")).toContain(`${created.signingKey?.kid}\tcurrent\ttoken\t`);
   });
 });

@@ -5,7 +5,8 @@
  */
 import { beforeAll, describe, expect, it } from "bun:test";
 import { createPrivateKey, createPublicKey, X509Certificate } from "node:crypto";
-import { statSync } from "node:fs";
+import { statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import {
   calculateJwkThumbprint,
   decodeProtectedHeader,
@@ -228,6 +229,15 @@ describe("the generated key and self-signed certificate", () => {
     const again = ensureGeneratedKey(dir);
     expect(again.created).toBe(false);
     expect(again.keyPath).toBe(generated.keyPath);
+  });
+
+  it("refuses half a pair, telling the operator to give the registries token-bundle.crt", () => {
+    const half = makeTempDir();
+    writeFileSync(join(half, "token.key"), "k", { mode: 0o600 });
+    // The registry's rootcertbundle is token-bundle.crt (it holds every published key).
+    expect(() => ensureGeneratedKey(half)).toThrow(
+      /token\.crt is missing: .* give every registry the new token-bundle\.crt as rootcertbundle/,
+    );
   });
 
   it("parses with node's X509Certificate and belongs to the key", async () => {
