@@ -186,9 +186,10 @@ export async function prepareConfig(
       message: "sign-in with a provider happens in the web interface: it needs web.enabled and api.enabled",
     });
 
-  const dataDir = resolve(
-    options.dataDir ?? config.data_dir ?? env.STATE_DIRECTORY?.split(":")[0] ?? "regauth-data",
-  );
+  // An empty $STATE_DIRECTORY (or an empty first entry) is unset: resolve("") would make the
+  // working directory itself the data directory.
+  const stateDirectory = env.STATE_DIRECTORY?.split(":")[0] || undefined;
+  const dataDir = resolve(options.dataDir ?? config.data_dir ?? stateDirectory ?? "regauth-data");
   const createFiles = options.createFiles ?? true;
   if (createFiles) checkDataDir(dataDir, problems);
   const generatesSigningKey =

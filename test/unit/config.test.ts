@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import {
   EMBEDDED_DEFAULT_SOURCE,
@@ -732,6 +732,17 @@ describe("the embedded default and the data directory", () => {
     });
     expect(loaded.dataDir).toBe(stateDirectory);
   });
+
+  it.each(["", ":"])(
+    "an empty $STATE_DIRECTORY (%j) is as if unset: ./regauth-data, not the working directory itself",
+    async (value) => {
+      const loaded = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
+        env: { STATE_DIRECTORY: value },
+        createFiles: false,
+      });
+      expect(loaded.dataDir).toBe(resolve("regauth-data"));
+    },
+  );
 
   it("a data directory that is a file is a problem at data_dir", async () => {
     const file = join(makeTempDir(), "not-a-dir");
