@@ -133,11 +133,16 @@ describe("/metrics", () => {
     ["a missing file", { enabled: true, bearer_token_file: "/nonexistent/token" }, /cannot read/],
   ];
   for (const [name, settings, message] of badSettings) {
-    it(`refuses ${name} as a config error`, async () => {
-      const loaded = await loadTestConfig({ metrics: settings });
-      const started = startMetricsExporter(loaded.config.metrics, "test config");
-      await expect(started).rejects.toBeInstanceOf(ConfigError);
-      await expect(startMetricsExporter(loaded.config.metrics, "test config")).rejects.toThrow(message);
+    it(`refuses ${name} as a config error, at load (check-config) and in the exporter`, async () => {
+      // At load: check-config reports what serve would refuse (one check, src/metrics/bearer-token.ts).
+      const loading = loadTestConfig({ metrics: settings });
+      await expect(loading).rejects.toBeInstanceOf(ConfigError);
+      await expect(loadTestConfig({ metrics: settings })).rejects.toThrow(message);
+      // The exporter checks the same settings itself (a reload hands it a config directly).
+      const valid = await loadTestConfig({ metrics: { enabled: true, bearer_token: BEARER } });
+      const withBad = { ...valid.config.metrics, bearer_token: undefined, ...settings };
+      await expect(startMetricsExporter(withBad, "test config")).rejects.toBeInstanceOf(ConfigError);
+      await expect(startMetricsExporter(withBad, "test config")).rejects.toThrow(message);
     });
   }
 
