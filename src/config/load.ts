@@ -4,6 +4,7 @@
  * one ConfigError, so a user fixes a file in one pass instead of one error per restart.
  */
 import { log } from "../log.ts";
+import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
 import { accessSync, constants, mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, join as joinPath, resolve } from "node:path";
 import { Value } from "@sinclair/typebox/value";
@@ -345,6 +346,7 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
   if ((server.certificate === undefined) !== (server.key === undefined)) {
     problems.push({ path: "server", message: "certificate and key must be given together" });
   }
+  let isPairReadable = server.certificate !== undefined && server.key !== undefined;
   for (const field of ["certificate", "key"] as const) {
     const file = server[field];
     if (file === undefined) continue;
@@ -352,8 +354,10 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
       accessSync(file, constants.R_OK);
     } catch {
       problems.push({ path: `server.${field}`, message: `cannot read ${file}` });
+      isPairReadable = false;
     }
   }
+  if (isPairReadable) problems.push(...httpsPairProblems(server.certificate as string, server.key as string));
   checkTlsSettings(
     server,
     (server.certificate !== undefined && server.key !== undefined) || server.letsencrypt !== undefined,
@@ -367,6 +371,36 @@ function checkServer(config: Config, problems: ConfigProblem[]): void {
       message: `expected HOST:PORT (e.g. 127.0.0.1:5002), got ${JSON.stringify(apiAddr)}`,
     });
   }
+}
+
+/**
+ * The HTTPS pair parsed as the listener will: with a token key of its own, nothing else reads
+ * these files before Bun.serve, which refused garbage only after start-up had created the
+ * first-run admin, with an OpenSSL code for a message (PEM routines::NO_START_LINE).
+ */
+function httpsPairProblems(certificatePath: string, keyPath: string): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  let certificate: X509Certificate | undefined;
+  let key: KeyObject | undefined;
+  try {
+    certificate = new X509Certificate(readFileSync(certificatePath));
+  } catch {
+    problems.push({ path: "server.certificate", message: `${certificatePath} holds no PEM certificate` });
+  }
+  try {
+    key = createPrivateKey(readFileSync(keyPath));
+  } catch {
+    problems.push({
+      path: "server.key",
+      message: `${keyPath} holds no PEM private key (an encrypted key is not supported)`,
+    });
+  }
+  if (certificate && key && !certificate.checkPrivateKey(key))
+    problems.push({
+      path: "server.key",
+      message: `${keyPath} does not match server.certificate (${certificatePath})`,
+    });
+  return problems;
 }
 
 /** server.letsencrypt (issue 16): its own checks, and what it cannot be combined with. */

@@ -562,6 +562,41 @@ describe("signing keys and certificates", () => {
     expect(keyPaths?.keyPath).toBe(rsa.keyPath);
   });
 
+  describe("an HTTPS pair that serve could not use is reported at load (check-config), not after start-up", () => {
+    const garbage = () => {
+      const file = join(makeTempDir(), "garbage.pem");
+      writeFileSync(file, "not a PEM file\n");
+      return file;
+    };
+    const serverSection = (certificatePath: string, keyPath: string) =>
+      `server:\n  certificate: ${yamlString(certificatePath)}\n  key: ${yamlString(keyPath)}\n`;
+    it.each([
+      [
+        "a key that is not a PEM private key",
+        () => serverSection(rsa.certificatePath, garbage()),
+        "server.key",
+        /private key/,
+      ],
+      [
+        "a certificate that is not a PEM certificate",
+        () => serverSection(garbage(), rsa.keyPath),
+        "server.certificate",
+        /certificate/,
+      ],
+      [
+        "a key that is not the certificate's",
+        () =>
+          serverSection(rsa.certificatePath, makeKey({ kind: "rsa", bits: 2048, encoding: "pkcs1" }).keyPath),
+        "server.key",
+        /does not match server\.certificate/,
+      ],
+    ])("%s", async (_, server, path, message) => {
+      // token has its own pair: the HTTPS one is read only by the listener.
+      const tokenKey = makeKey({ kind: "rsa", bits: 2048, encoding: "pkcs1" });
+      expectProblem(await problemsOf(`${server()}${tokenSection(tokenKey)}`), path, message);
+    });
+  });
+
   it("an unreadable HTTPS key is reported at server.key", async () => {
     const problems = await problemsOf(
       `server:\n  certificate: ${yamlString(rsa.certificatePath)}\n  key: /nonexistent/server.key\n${MINIMAL}`,
