@@ -467,7 +467,7 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   const workers = await import("./serve/workers-in-serve.ts");
   const worker = await workers.joinIfWorker();
   if (worker) return serveAsWorker(args, worker);
-  const { HeapBudget, QuietRelease, collectStartUpGarbage } = await import("./ops/heap-budget.ts");
+  const { HeapBudget, QuietRelease } = await import("./ops/heap-budget.ts");
   // Validate and check the listen address before creating anything: a broken config or a taken
   // port must not leave a fresh data directory, key and database behind (issue 12).
   const validated = await validateQuietly(args);
@@ -643,7 +643,6 @@ async function serve(args: ReturnType<typeof parseArgs>): Promise<number> {
   // thresholds scaled (scripts/build.ts, --compile-jit-policy), so that code run once at start
   // stays in the interpreter instead of being compiled for nothing (issue 12 item 6).
   Bun.unsafe.setJITPolicy(1);
-  collectStartUpGarbage();
   await stopped;
   return 0;
 }
@@ -773,7 +772,7 @@ async function serveAsWorker(
       },
     );
     // As in the supervisor: full collections before the heap overshoots under a flood (issue 9 item 6).
-    const { HeapBudget, QuietRelease, collectStartUpGarbage } = await import("./ops/heap-budget.ts");
+    const { HeapBudget, QuietRelease } = await import("./ops/heap-budget.ts");
     new HeapBudget().start();
     new QuietRelease().start();
     restore();
@@ -815,7 +814,6 @@ async function serveAsWorker(
       worker.ready();
       // As in the supervisor: start-up is over, the JIT tiers up as usual (scripts/build.ts).
       Bun.unsafe.setJITPolicy(1);
-      collectStartUpGarbage();
     });
     return 0;
   } catch (error) {

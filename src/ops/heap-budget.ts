@@ -94,17 +94,6 @@ export interface QuietReleaseOptions {
   checkIntervalMs?: number;
 }
 
-/**
- * Start-up's garbage (the config parsed and validated, the migrations checked, keys loaded) is
- * collected as soon as start-up is over, before the first burst could build on it: the engine
- * would otherwise keep it until the heap doubles. Measured at the first /healthz answer with the
- * bench's config of 1,001 users: VmRSS 85 → 68 MiB (RssAnon 34 → 17) for a 26 ms pause; 6.5 ms
- * on the embedded default.
- */
-export function collectStartUpGarbage(): void {
-  Bun.gc(true);
-}
-
 function releaseMemory(): void {
   log.debug("handing memory back after a quiet period", {
     rss_mib: Math.round(process.memoryUsage.rss() / 2 ** 20),
