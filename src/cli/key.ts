@@ -26,8 +26,8 @@ once (token-bundle.crt, jwks.json, /.well-known/jwks.json) and signs after
 token.rotation_overlap_seconds (default 86400): restart every registry before then, so that it
 re-reads its rootcertbundle. The replaced key stays published for token.expiration + 60 s after
 that; restart the registries once more after it left, to stop trusting it.
-list prints each key's kid, state (next, current, retired, expired) and times; it only reads, and
-fails when the data directory holds no signing key.
+list prints each key's kid, state (next, current, retired, expired) and times; it only reads.
+Both fail when the data directory holds no key that regauth serve generated (nothing is created).
 Keys named in the config (token.key, server.key) are rotated by hand: docs/deployment.md.`;
 
 export async function keyCommand(
@@ -39,9 +39,17 @@ export async function keyCommand(
   const [sub, ...rest] = args.positionals;
   if (rest.length > 0) throw new UsageError(`unexpected argument ${rest[0]}`);
   if (sub !== "rotate" && sub !== "list") throw new UsageError("expected rotate or list");
-  // list only reads: run in the wrong directory it must not make a fresh ./regauth-data with a
-  // new key and list that, as if it were the installation's.
-  const loaded = await load(args, sub === "rotate");
+  // Neither makes a data directory: run in the wrong directory, list would list a fresh
+  // ./regauth-data's new key as if it were the installation's, and rotate would rotate it at once.
+  // First a load that creates nothing, to see whether serve has generated a key here.
+  const readOnly = await load(args, false);
+  const generated = readOnly.keyPaths === null ? join(readOnly.dataDir, GENERATED_KEY_FILE) : null;
+  if (generated !== null && !existsSync(generated))
+    throw new CommandFailed(
+      `no signing key in ${readOnly.dataDir} (${existsSync(readOnly.dataDir) ? `no ${GENERATED_KEY_FILE}` : "no such directory"}): regauth key ${sub} works on the data directory of --data-dir DIR, else data_dir of --config FILE, else $STATE_DIRECTORY, else ./regauth-data, once regauth serve has generated its key there. Point it at the one regauth serve uses, e.g. --config /etc/regauth/config.yml --data-dir /var/lib/regauth`,
+    );
+  // rotate writes: the full load, with the data directory's checks (owner, modes, database).
+  const loaded = sub === "rotate" ? await load(args, true) : readOnly;
   const { dataDir } = loaded;
   const { token } = loaded.config;
   const options = {
@@ -49,12 +57,6 @@ export async function keyCommand(
     maxTokenLifetimeSeconds: token.expiration,
   };
   const nowSeconds = Math.floor(io.nowMs() / 1000);
-  // Read-only, the loader names no generated key (it would have created it): the data directory's.
-  const generated = loaded.keyPaths === null ? join(dataDir, GENERATED_KEY_FILE) : null;
-  if (sub === "list" && generated !== null && !existsSync(generated))
-    throw new CommandFailed(
-      `no signing key in ${dataDir} (${existsSync(dataDir) ? `no ${GENERATED_KEY_FILE}` : "no such directory"}): regauth key list reads the data directory of --data-dir DIR, else data_dir of --config FILE, else $STATE_DIRECTORY, else ./regauth-data. Point it at the one regauth serve uses, e.g. --config /etc/regauth/config.yml --data-dir /var/lib/regauth`,
-    );
   if (generated === null && !loaded.keyPaths?.inDataDir) {
     if (sub === "list") {
       const key = loaded.signingKey;

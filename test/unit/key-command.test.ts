@@ -3,6 +3,7 @@ import { describe, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { prepareConfig } from "../../src/config/load.ts";
+import { databasePath, openDatabase } from "../../src/db/database.ts";
 import { keyCommand } from "../../src/cli/key.ts";
 import type { CommandIo } from "../../src/cli/command-io.ts";
 import type { LoadedConfig } from "../../src/config/load.ts";
@@ -101,5 +102,26 @@ describe("regauth key", () => {
     const { io, out } = fakeIo();
     expect(await keyCommand(args("list"), io, load)).toBe(0);
     expect(out.join("")).toContain(`${created.signingKey?.kid}\tcurrent\ttoken\t`);
+  });
+
+  test("rotate where serve never ran is refused: no data directory, key or rotation is created", async () => {
+    const dataDir = join(makeTempDir(), "regauth-data");
+    const load = async (_args: unknown, createFiles: boolean) =>
+      prepareConfig({ token: { issuer: "i" } }, "test config", { dataDir, env: {}, createFiles });
+    await expect(keyCommand(args("rotate"), fakeIo().io, load)).rejects.toThrow(
+      `no signing key in ${dataDir} (no such directory): regauth key rotate`,
+    );
+    expect(existsSync(dataDir)).toBe(false);
+  });
+
+  test("rotate in an existing data directory creates the next key", async () => {
+    const dataDir = join(makeTempDir(), "regauth-data");
+    // What a first serve leaves: the generated key and the database.
+    await loadTestConfig({ token: { issuer: "i" } }, dataDir);
+    openDatabase(databasePath(dataDir)).close();
+    const load = async (_args: unknown, createFiles: boolean) =>
+      prepareConfig({ token: { issuer: "i" } }, "test config", { dataDir, env: {}, createFiles });
+    expect(await keyCommand(args("rotate"), fakeIo().io, load)).toBe(0);
+    expect(existsSync(join(dataDir, "token-1.key"))).toBe(true);
   });
 });
