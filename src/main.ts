@@ -859,7 +859,7 @@ async function checkConfig(args: ReturnType<typeof parseArgs>): Promise<number> 
   if (extra.length > 0) throw new UsageError(`unexpected argument ${extra[0]}`);
   const { loadConfigFile } = await import("./config/load.ts");
   try {
-    const loaded = await loadConfigFile(file, { createFiles: false });
+    const loaded = await loadConfigFile(file, { createFiles: false, checkFilesServeReads: true });
     process.stdout.write(
       `${file}: ok (${Object.keys(loaded.config.users ?? {}).length} users, ${loaded.acl.rules.length} ACL rules)\n`,
     );

@@ -79,6 +79,13 @@ export interface LoadOptions {
    * signing key is gone; create what is missing instead of refusing to start.
    */
   reinitialize?: boolean;
+  /**
+   * `check-config`: also the files serve reads only at start (metrics.bearer_token_file,
+   * notifications.secret_file), with serve's own checks. Not for a reload or the other commands:
+   * they never read these files, and an operator who cannot read the service's secret must not be
+   * locked out of `regauth user list` or a reload of the ACL by it.
+   */
+  checkFilesServeReads?: boolean;
 }
 
 export const EMBEDDED_DEFAULT_SOURCE = "embedded default";
@@ -175,8 +182,13 @@ export async function prepareConfig(
   problems.push(...webhookConfigProblems(config.webhooks));
   problems.push(...identityProviderProblems(config.identity_providers));
   // Files serve reads at start: check-config reports them with serve's own check and message.
-  if (config.metrics.enabled) problems.push(...metricsBearerToken(config.metrics).problems);
-  if (config.notifications.enabled && config.notifications.secret_file !== undefined) {
+  if (options.checkFilesServeReads && config.metrics.enabled)
+    problems.push(...metricsBearerToken(config.metrics).problems);
+  if (
+    options.checkFilesServeReads &&
+    config.notifications.enabled &&
+    config.notifications.secret_file !== undefined
+  ) {
     const problem = notificationSecretFileProblem(config.notifications.secret_file);
     if (problem) problems.push(problem);
   }

@@ -6,6 +6,7 @@ import { Database } from "bun:sqlite";
 import { afterEach, describe, expect, it } from "bun:test";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import { ConfigError } from "../../src/errors.ts";
+import { prepareConfig } from "../../src/config/load.ts";
 import { startMetricsExporter } from "../../src/metrics/exporter.ts";
 import { NO_METRICS, useMetrics } from "../../src/metrics/recorder.ts";
 import { buildApp, buildIssuer } from "../../src/server.ts";
@@ -134,10 +135,16 @@ describe("/metrics", () => {
   ];
   for (const [name, settings, message] of badSettings) {
     it(`refuses ${name} as a config error, at load (check-config) and in the exporter`, async () => {
-      // At load: check-config reports what serve would refuse (one check, src/metrics/bearer-token.ts).
-      const loading = loadTestConfig({ metrics: settings });
-      await expect(loading).rejects.toBeInstanceOf(ConfigError);
-      await expect(loadTestConfig({ metrics: settings })).rejects.toThrow(message);
+      // At load for check-config: what serve would refuse (one check, src/metrics/bearer-token.ts).
+      const checkConfig = () =>
+        prepareConfig({ token: { issuer: "i" }, metrics: settings }, "test config", {
+          dataDir: makeTempDir(),
+          env: {},
+          createFiles: false,
+          checkFilesServeReads: true,
+        });
+      await expect(checkConfig()).rejects.toBeInstanceOf(ConfigError);
+      await expect(checkConfig()).rejects.toThrow(message);
       // The exporter checks the same settings itself (a reload hands it a config directly).
       const valid = await loadTestConfig({ metrics: { enabled: true, bearer_token: BEARER } });
       const withBad = { ...valid.config.metrics, bearer_token: undefined, ...settings };

@@ -804,13 +804,27 @@ describe("check-config reports the files serve would refuse", () => {
   async function checkOnly(yaml: string): Promise<ConfigProblem[]> {
     const dataDir = join(makeTempDir(), "never-created");
     try {
-      await loadConfigFile(writeConfig(yaml), { env: {}, dataDir, createFiles: false });
+      await loadConfigFile(writeConfig(yaml), {
+        env: {},
+        dataDir,
+        createFiles: false,
+        checkFilesServeReads: true,
+      });
     } catch (error) {
       if (error instanceof ConfigError) return error.problems;
       throw error;
     }
     return [];
   }
+
+  it("a reload and the other commands do not read these files, and are not refused for them", async () => {
+    // An operator who may not read the service's metrics token still runs `regauth user list`;
+    // a SIGHUP that changes the ACL is not refused because the token file went away.
+    const yaml = `${MINIMAL}metrics: {enabled: true, bearer_token_file: /nonexistent/token}\nnotifications: {secret_file: /nonexistent/secret}\n`;
+    const dataDir = join(makeTempDir(), "never-created");
+    const loaded = await loadConfigFile(writeConfig(yaml), { env: {}, dataDir, createFiles: false });
+    expect(loaded.config.metrics.bearer_token_file).toBe("/nonexistent/token");
+  });
 
   it("a metrics.bearer_token_file that does not exist", async () => {
     const problems = await checkOnly(
