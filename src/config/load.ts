@@ -26,7 +26,6 @@ import {
   type KeySet,
   loadKeySet,
   publishedAt,
-  setAsideKeyRotationState,
   singleKeySet,
   writePublishedFiles,
 } from "../token/key-set.ts";
@@ -238,8 +237,6 @@ export async function prepareConfig(
       const generated = ensureGeneratedKey(dataDir);
       keyPaths = { keyPath: generated.keyPath, certificatePath: generated.certificatePath, inDataDir: true };
       generatedKey = generated.created;
-      // A new first key next to the state of lost rotated keys (--reinitialize): start a new set.
-      if (generated.created) setAsideKeyRotationState(dataDir, Math.floor(Date.now() / 1000));
       keyConfigPath = { key: "data_dir", certificate: "data_dir" };
     } catch (error) {
       problems.push({

@@ -9,7 +9,7 @@
  * State lives in `token-keys.json` next to the key files (`token.key`/`token.crt` for the first
  * key, `token-N.key`/`token-N.crt` after it). Without that file the set is the one generated key.
  */
-import { existsSync, renameSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { JWK } from "jose";
 import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
@@ -128,41 +128,6 @@ export function readKeyEntries(dataDir: string): KeyEntry[] {
     return [{ id: FIRST_KEY_ID, createdAtSeconds, activatesAtSeconds: 0 }];
   }
   return parseKeySetFile(text);
-}
-
-/**
- * A new first key (token.key) was just generated where token-keys.json remains: the state
- * describes a lost key set (`serve --reinitialize` after token.key was lost), and loading it would
- * fail on a missing token-N.key or, worse, keep signing with an old token-N key. The state file
- * and the token-N files it lists that exist are moved aside as `NAME.before-reinitialize-UNIX`
- * (kept, never deleted), so the set is the new key alone and the next rotation is token-1 again.
- * Returns the paths moved aside (empty: there was no state).
- */
-export function setAsideKeyRotationState(dataDir: string, nowUnix: number): string[] {
-  const statePath = join(dataDir, KEY_SET_FILE);
-  if (!existsSync(statePath)) return [];
-  let listed: KeyEntry[] = [];
-  try {
-    listed = parseKeySetFile(readPrivateFile(statePath).toString("utf8"));
-  } catch {
-    // A damaged state file is moved aside all the same; its keys' names cannot be known.
-  }
-  const moved: string[] = [];
-  const files = listed
-    .filter((entry) => entry.id !== FIRST_KEY_ID)
-    .flatMap((entry) => [`${entry.id}.key`, `${entry.id}.crt`]);
-  for (const name of [KEY_SET_FILE, ...files]) {
-    const path = join(dataDir, name);
-    if (!existsSync(path)) continue;
-    const aside = `${path}.before-reinitialize-${nowUnix}`;
-    renameSync(path, aside);
-    moved.push(aside);
-  }
-  log.warn(
-    "new signing key pair: the rotation state of the previous keys (token-keys.json) is moved aside; the key set is the new key alone",
-    { moved_aside: moved.join(",") },
-  );
-  return moved;
 }
 
 export interface PublishedKey {

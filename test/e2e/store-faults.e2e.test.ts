@@ -73,25 +73,6 @@ describe("never start over silently (issue 9, item 3)", () => {
     await again.stdout.waitFor(/Generated a signing key/);
     await again.stop();
   });
-
-  it("--reinitialize after a rotation whose keys were all lost: a new key set of one key", async () => {
-    const dataDir = await existingInstallation();
-    const rotated = await run([ensureBinary(), "key", "rotate", "--data-dir", dataDir]);
-    expect(rotated.exitCode).toBe(0);
-    for (const f of ["token.key", "token.crt", "token-1.key", "token-1.crt"])
-      Bun.spawnSync(["rm", join(dataDir, f)]);
-    const regauth = await startRegauth({ dir: join(dataDir, ".."), dataDir, extraArgs: ["--reinitialize"] });
-    await regauth.stdout.waitFor(/Generated a signing key/);
-    const jwks = (await (await fetch(`${regauth.url}/.well-known/jwks.json`)).json()) as { keys: unknown[] };
-    await regauth.stop();
-    expect(jwks.keys).toHaveLength(1);
-    expect(regauth.stderr.text).toContain(
-      "rotation state of the previous keys (token-keys.json) is moved aside",
-    );
-    expect(existsSync(join(dataDir, "token-keys.json"))).toBe(false);
-    const listed = await run([ensureBinary(), "key", "list", "--data-dir", dataDir]);
-    expect(listed.stdout.trim().split("\n")).toHaveLength(2); // the header and the new key
-  });
 });
 
 describe("an untrusted data directory (issue 8, L4)", () => {

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import {
@@ -16,7 +16,6 @@ import {
 import { databasePath, openDatabase } from "../../src/db/database.ts";
 import { ConfigError, type ConfigProblem } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
-import { rotateKey } from "../../src/token/key-set.ts";
 import { selfSignedCertificate, toPem } from "../../src/token/keys.ts";
 import { makeTempDir } from "../helpers.ts";
 import { type KeyFixture, makeKey } from "../key-fixtures.ts";
@@ -713,50 +712,6 @@ describe("the embedded default and the data directory", () => {
       );
       expectProblem(problems, "data_dir", new RegExp(`${lost} is missing: restore it from a backup`));
       expect(first.generatedKey).toBe(true);
-    });
-  }
-
-  for (const lost of [
-    ["token.key", "token.crt", "token-1.key", "token-1.crt"],
-    ["token.key", "token.crt"],
-  ]) {
-    it(`--reinitialize after a rotation and the loss of ${lost.join(", ")}: the rotation state is set aside too`, async () => {
-      const dataDir = join(makeTempDir(), "state");
-      const options = { dataDir, env: {} };
-      await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, options);
-      openDatabase(databasePath(dataDir)).close();
-      rotateKey(dataDir, Math.floor(Date.now() / 1000), 600, 300);
-      const lostState = readFileSync(join(dataDir, "token-keys.json"), "utf8");
-      for (const file of lost) rmSync(join(dataDir, file));
-      const kept = ["token-1.key", "token-1.crt"].filter((file) => !lost.includes(file));
-      const keptContents = kept.map((file) => readFileSync(join(dataDir, file), "utf8"));
-      const lines: string[] = [];
-      const restore = log.capture(lines);
-      log.setLevel("info");
-      let loaded: Awaited<ReturnType<typeof prepareConfig>>;
-      try {
-        loaded = await prepareConfig(embeddedDefaultConfig(), EMBEDDED_DEFAULT_SOURCE, {
-          ...options,
-          reinitialize: true,
-        });
-      } finally {
-        log.setLevel("error");
-        restore();
-      }
-      expect(loaded.generatedKey).toBe(true);
-      expect(loaded.keySet?.keys.map((k) => k.timeline.entry.id)).toEqual(["token"]);
-      const names = readdirSync(dataDir);
-      expect(names).not.toContain("token-keys.json");
-      expect(names).not.toContain("token-1.key");
-      // Moved aside, never deleted: the old state and the old keys that were still there.
-      const aside = (file: string) => names.find((n) => n.startsWith(`${file}.before-reinitialize-`));
-      expect(readFileSync(join(dataDir, aside("token-keys.json") ?? "missing"), "utf8")).toBe(lostState);
-      kept.forEach((file, i) =>
-        expect(readFileSync(join(dataDir, aside(file) ?? "missing"), "utf8")).toBe(keptContents[i] ?? ""),
-      );
-      expect(lines.join("\n")).toMatch(/rotation state .*token-keys\.json.*before-reinitialize/);
-      // A rotation after it starts again at token-1.
-      expect(rotateKey(dataDir, Math.floor(Date.now() / 1000), 600, 300).id).toBe("token-1");
     });
   }
 
