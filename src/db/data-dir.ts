@@ -12,7 +12,7 @@
  * or empty next to keys, or keys missing next to a database, means something was lost; starting
  * over silently would drop every account or rotate the key every registry trusts.
  */
-import { existsSync, lstatSync, readlinkSync, renameSync, statSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, readlinkSync, renameSync, statSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { readPrivateFile, writePrivateFile } from "../fs/private-file.ts";
 import { log } from "../log.ts";
@@ -63,16 +63,34 @@ function sizeOf(path: string): number | null {
 export interface DataDirContents {
   /** The database file is missing, empty (0 bytes), or holds something. */
   database: "missing" | "empty" | "present";
-  /** Which of token.key and token.crt exist. */
+  /** Which of token.key and token.crt, token-keys.json and token-N.key/.crt exist. */
   signingKeyFiles: string[];
   hasRefreshKey: boolean;
+}
+
+/** A rotation's files (src/token/key-set.ts): token-keys.json and token-N.key/.crt. */
+const ROTATION_FILE = /^(token-keys\.json|token-[1-9][0-9]*\.(key|crt))$/;
+
+function rotationFiles(dataDir: string): string[] {
+  try {
+    return readdirSync(dataDir)
+      .filter((name) => ROTATION_FILE.test(name))
+      .sort();
+  } catch {
+    return [];
+  }
 }
 
 export function inspectDataDir(dataDir: string): DataDirContents {
   const size = sizeOf(join(dataDir, DATABASE_FILE_NAME));
   return {
     database: size === null ? "missing" : size === 0 ? "empty" : "present",
-    signingKeyFiles: SIGNING_KEY_FILES.filter((f) => sizeOf(join(dataDir, f)) !== null),
+    // A rotation's files prove a previous run as token.key does: with the database gone and only
+    // they left, a start must not pass for a first run.
+    signingKeyFiles: [
+      ...SIGNING_KEY_FILES.filter((f) => sizeOf(join(dataDir, f)) !== null),
+      ...rotationFiles(dataDir),
+    ],
     hasRefreshKey: sizeOf(join(dataDir, REFRESH_KEY_FILE)) !== null,
   };
 }
@@ -102,9 +120,13 @@ export function previousRunProblems(
       `${join(dataDir, DATABASE_FILE_NAME)} ${state}, but ${leftovers.join(", ")} in the same directory are from a previous run: the accounts would be lost. Restore ${DATABASE_FILE_NAME} from your backup (docs/deployment.md, Backups), or start over with a new, empty database and a new admin: ${REINITIALIZE_HINT}`,
     );
   }
-  if (generatesSigningKey && contents.database === "present" && contents.signingKeyFiles.length === 0) {
+  const hasFirstKey = contents.signingKeyFiles.some((f) => f === "token.key" || f === "token.crt");
+  if (generatesSigningKey && contents.database === "present" && !hasFirstKey) {
+    const rotated = contents.signingKeyFiles.length > 0;
     problems.push(
-      `token.key and token.crt are missing from ${dataDir}, which holds the accounts database of an existing installation: every registry trusts that certificate. Restore both from your backup, or generate a new pair with ${REINITIALIZE_HINT} (then give every registry the new token-bundle.crt as rootcertbundle and restart it)`,
+      rotated
+        ? `token.key and token.crt are missing from ${dataDir}, which holds the accounts database of an existing installation and the rotation state ${contents.signingKeyFiles.join(", ")}. Restore both from your backup, or generate a new first pair with ${REINITIALIZE_HINT}: the rotated keys stay as they are (a current token-N key keeps signing), and the new pair signs only if no rotated key is current (then give every registry the new token-bundle.crt as rootcertbundle and restart it)`
+        : `token.key and token.crt are missing from ${dataDir}, which holds the accounts database of an existing installation: every registry trusts that certificate. Restore both from your backup, or generate a new pair with ${REINITIALIZE_HINT} (then give every registry the new token-bundle.crt as rootcertbundle and restart it)`,
     );
   }
   return problems;

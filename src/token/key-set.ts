@@ -175,7 +175,14 @@ export async function loadKeySet(
     );
     if (!loaded.key) {
       if (timeline.state === "expired") continue; // an expired key's files may be deleted (docs/deployment.md)
-      throw new Error(loaded.problems.map((p) => p.message).join("; "));
+      const reasons = loaded.problems.map((p) => p.message).join("; ");
+      // A lost key is never replaced here: registries trust it (or will, for a next key). Nothing
+      // is moved or generated in its place; the operator decides (docs/deployment.md, Backups).
+      throw new Error(
+        id === FIRST_KEY_ID
+          ? reasons
+          : `${KEY_SET_FILE} lists ${id} (${timeline.state}), which cannot be used: ${reasons}. Restore ${id}.key and ${id}.crt from your backup (docs/deployment.md, Backups). If they are lost for good: stop regauth, move ${KEY_SET_FILE} and every token-N.key/.crt aside, start it (with --reinitialize if token.key is gone too) and give every registry the new token-bundle.crt as rootcertbundle and restart it`,
+      );
     }
     keys.push({ timeline, key: loaded.key });
   }

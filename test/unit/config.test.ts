@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it, spyOn } from "bun:test";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { PasswordVerifier } from "../../src/authn/password-verifier.ts";
 import {
@@ -16,6 +16,7 @@ import {
 import { databasePath, openDatabase } from "../../src/db/database.ts";
 import { ConfigError, type ConfigProblem } from "../../src/errors.ts";
 import { log } from "../../src/log.ts";
+import { rotateKey } from "../../src/token/key-set.ts";
 import { selfSignedCertificate, toPem } from "../../src/token/keys.ts";
 import { makeTempDir } from "../helpers.ts";
 import { type KeyFixture, makeKey } from "../key-fixtures.ts";
@@ -840,5 +841,48 @@ describe("certificate validity window", () => {
   it("a certificate that is not valid yet", async () => {
     const files = keyWithCertificateMadeAt(30 * 86_400_000);
     expectProblem(await problemsOf(tokenSection(files)), "token.certificate", /not valid before/);
+  });
+});
+
+describe("lost keys after a rotation: nothing that registries trust is replaced", () => {
+  const issuer = { token: { issuer: "i", expiration: 300, rotation_overlap_seconds: 600 } };
+  /** A data directory whose token-1 took over long ago: token is expired, token-1 signs. */
+  async function rotatedLongAgo() {
+    const dataDir = join(makeTempDir(), "data");
+    await prepareConfig(issuer, "test", { dataDir, env: {} });
+    openDatabase(databasePath(dataDir)).close();
+    rotateKey(dataDir, Math.floor(Date.now() / 1000) - 10_000, 600, 300);
+    const loaded = await prepareConfig(issuer, "test", { dataDir, env: {} });
+    return { dataDir, token1Kid: loaded.signingKey?.kid };
+  }
+
+  it("--reinitialize after token.key was lost: token-1 keeps signing, and stays where it is", async () => {
+    const { dataDir, token1Kid } = await rotatedLongAgo();
+    rmSync(join(dataDir, "token.key"));
+    rmSync(join(dataDir, "token.crt"));
+    // Without --reinitialize: refused, saying the rotated keys stay.
+    await expect(prepareConfig(issuer, "test", { dataDir, env: {} })).rejects.toThrow(/rotation state/);
+    const loaded = await prepareConfig(issuer, "test", { dataDir, env: {}, reinitialize: true });
+    expect(loaded.signingKey?.kid).toBe(token1Kid as string);
+    expect(existsSync(join(dataDir, "token-1.key"))).toBe(true);
+    expect(existsSync(join(dataDir, "token-keys.json"))).toBe(true);
+  });
+
+  it("the database and token.key gone: refused, not a first run that signs with a new key", async () => {
+    const { dataDir } = await rotatedLongAgo();
+    for (const name of ["token.key", "token.crt", "regauth.db"]) rmSync(join(dataDir, name));
+    await expect(prepareConfig(issuer, "test", { dataDir, env: {} })).rejects.toThrow(
+      /regauth\.db is missing, but .*token-keys\.json/,
+    );
+  });
+
+  it("a listed key lost: refused with what to do, and nothing moved or generated", async () => {
+    const { dataDir } = await rotatedLongAgo();
+    rmSync(join(dataDir, "token-1.key"));
+    await expect(prepareConfig(issuer, "test", { dataDir, env: {} })).rejects.toThrow(
+      /token-keys\.json lists token-1 \(current\).*Restore token-1\.key and token-1\.crt from your backup/,
+    );
+    expect(existsSync(join(dataDir, "token-1.crt"))).toBe(true);
+    expect(existsSync(join(dataDir, "token-keys.json"))).toBe(true);
   });
 });

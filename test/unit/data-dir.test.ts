@@ -50,6 +50,38 @@ describe("previousRunProblems", () => {
       /give every registry the new token-bundle\.crt as rootcertbundle/,
     ],
     ["keys missing next to a database, keys configured elsewhere", { "regauth.db": "x" }, false, null],
+    [
+      "a whole installation after a rotation",
+      {
+        "regauth.db": "x",
+        "token.key": "k",
+        "token.crt": "c",
+        "token-keys.json": "{}",
+        "token-1.key": "k",
+        "token-1.crt": "c",
+      },
+      true,
+      null,
+    ],
+    [
+      // The database and the first pair gone, a rotation's files left: not a first run.
+      "a missing database next to a rotation's files only",
+      { "token-keys.json": "{}", "token-1.key": "k", "token-1.crt": "c" },
+      true,
+      /regauth\.db is missing, but token-1\.crt, token-1\.key, token-keys\.json .*--reinitialize/,
+    ],
+    [
+      "the first pair missing next to a database and a rotation: the rotated keys stay",
+      { "regauth.db": "x", "token-keys.json": "{}", "token-1.key": "k", "token-1.crt": "c" },
+      true,
+      /token\.key and token\.crt are missing .*rotation state .*a current token-N key keeps signing/,
+    ],
+    [
+      "names that only look like a rotation's are not one",
+      { "token-01.key": "k", "token-keys.json.bak": "" },
+      true,
+      null,
+    ],
   ];
   for (const [title, files, generatesKey, expected] of cases) {
     it(title, () => {
