@@ -9,7 +9,7 @@
  * State lives in `token-keys.json` next to the key files (`token.key`/`token.crt` for the first
  * key, `token-N.key`/`token-N.crt` after it). Without that file the set is the one generated key.
  */
-import { statSync } from "node:fs";
+import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { JWK } from "jose";
 import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
@@ -278,7 +278,12 @@ export function rotateKey(
     throw new Error(
       `key ${pending.entry.id} is already waiting to sign at ${new Date(pending.entry.activatesAtSeconds * 1000).toISOString()}; rotate again after that`,
     );
-  const highest = Math.max(0, ...entries.map((e) => Number(e.id.split("-")[1] ?? 0)));
+  // Above every id listed and every token-N file on disk: a key file that the state no longer
+  // lists (token-keys.json moved aside by hand) is never overwritten, nor does it stop rotations.
+  const onDisk = readdirSync(dataDir).flatMap(
+    (name) => /^token-([1-9][0-9]*)\.(key|crt)$/.exec(name)?.[1] ?? [],
+  );
+  const highest = Math.max(0, ...entries.map((e) => Number(e.id.split("-")[1] ?? 0)), ...onDisk.map(Number));
   const entry: KeyEntry = {
     id: `${FIRST_KEY_ID}-${highest + 1}`,
     createdAtSeconds: nowSeconds,

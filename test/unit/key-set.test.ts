@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { importJWK, jwtVerify } from "jose";
@@ -90,6 +90,19 @@ describe("parseKeySetFile: malformed and hostile state", () => {
 });
 
 describe("rotate, load, publish", () => {
+  test("token-keys.json moved aside by hand, token-N files left: the next rotation takes a new id, nothing is overwritten", () => {
+    const dir = mkdtempSync(join(tmpdir(), "keyset-"));
+    ensureGeneratedKey(dir);
+    const now = 1_000_000_000;
+    const first = rotateKey(dir, now, 100, LIFETIME);
+    const firstKey = readFileSync(join(dir, `${first.id}.key`), "utf8");
+    renameSync(join(dir, KEY_SET_FILE), join(dir, `${KEY_SET_FILE}.aside`));
+    const next = rotateKey(dir, now + 10_000, 100, LIFETIME);
+    expect(first.id).toBe("token-1");
+    expect(next.id).toBe("token-2");
+    expect(readFileSync(join(dir, "token-1.key"), "utf8")).toBe(firstKey);
+  });
+
   test("rotation adds a next key, signing switches after the overlap, files are 0600/0644, JWKS kids match tokens", async () => {
     const dir = mkdtempSync(join(tmpdir(), "keyset-"));
     ensureGeneratedKey(dir);
