@@ -76,8 +76,10 @@ export class HeapBudget {
  * threads) for `quietSeconds` after a burst, this runs one full collection and `Bun.shrink()`
  * (which, when the engine is next idle, frees unused compiled code and returns free memory), then
  * waits for the next burst. Start-up is the first burst. Measured on the compiled binary, 6 s
- * after 8 s of anonymous pulls: VmRSS 73.9 → 67.9 MiB (RssAnon 21.8 → 15.6). Under load nothing
- * runs: discarding compiled code then would only cost throughput.
+ * after 8 s of anonymous pulls: VmRSS 73.9 → 67.9 MiB (RssAnon 21.8 → 15.6). Under load (more
+ * than 100 ms of CPU a second: above ~400–500 token requests a second on this 2-core machine)
+ * nothing runs, since discarding compiled code then would only cost throughput; a lighter steady
+ * trickle after a burst counts as quiet, and gets the one release of that burst.
  */
 // A token request costs ~0.2 ms of CPU, a server's load ≥ 500 ms a second. An idle server that has
 // just served a burst still uses 10–40 ms some seconds (the engine's own collections finishing), and
