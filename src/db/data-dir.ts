@@ -68,13 +68,16 @@ export interface DataDirContents {
   hasRefreshKey: boolean;
 }
 
-/** A rotation's files (src/token/key-set.ts): token-keys.json and token-N.key/.crt. */
-const ROTATION_FILE = /^(token-keys\.json|token-[1-9][0-9]*\.(key|crt))$/;
+/** A rotated key's file, token-N.key or token-N.crt (src/token/key-set.ts); group 1 is N. */
+export const ROTATED_KEY_FILE = /^token-([1-9][0-9]*)\.(key|crt)$/;
+/** The key set's state (src/token/key-set.ts KEY_SET_FILE). */
+export const KEY_ROTATION_STATE_FILE = "token-keys.json";
 
+/** A rotation's files: token-keys.json and token-N.key/.crt. */
 function rotationFiles(dataDir: string): string[] {
   try {
     return readdirSync(dataDir)
-      .filter((name) => ROTATION_FILE.test(name))
+      .filter((name) => name === KEY_ROTATION_STATE_FILE || ROTATED_KEY_FILE.test(name))
       .sort();
   } catch {
     return [];

@@ -72,8 +72,8 @@ export class HeapBudget {
  * Hands memory back after a burst (issue 12 item 6). A burst of requests leaves the heap at its
  * high-water mark, compiled code for every path it took and the allocator's free pages, and an
  * idle server keeps them: JavaScriptCore collects by allocation, and an idle server allocates
- * nothing. Once the process has been quiet (under `busyCpuMsPerSecond` of CPU a second, all its
- * threads) for `quietSeconds` after a burst, this runs one full collection and `Bun.shrink()`
+ * nothing. Once the process has been quiet (under BUSY_CPU_MS_PER_SECOND of CPU a second, all its
+ * threads) for QUIET_SECONDS_BEFORE_RELEASE after a burst, this runs one full collection and `Bun.shrink()`
  * (which, when the engine is next idle, frees unused compiled code and returns free memory), then
  * waits for the next burst. Start-up is the first burst. Measured on the compiled binary, 6 s
  * after 8 s of anonymous pulls: VmRSS 73.9 → 67.9 MiB (RssAnon 21.8 → 15.6). Under load (more
@@ -81,7 +81,7 @@ export class HeapBudget {
  * nothing runs, since discarding compiled code then would only cost throughput; a lighter steady
  * trickle after a burst counts as quiet, and gets the one release of that burst.
  */
-// A token request costs ~0.2 ms of CPU, a server's load ≥ 500 ms a second. An idle server that has
+// A token request costs ~0.15–0.2 ms of CPU; a busy server uses ≥ 500 ms a second. An idle server that has
 // just served a burst still uses 10–40 ms some seconds (the engine's own collections finishing), and
 // those seconds must not restart the count.
 export const BUSY_CPU_MS_PER_SECOND = 100;

@@ -12,12 +12,12 @@
 import { readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { JWK } from "jose";
-import { dataDirOwnerToChownTo } from "../db/data-dir.ts";
+import { dataDirOwnerToChownTo, KEY_ROTATION_STATE_FILE, ROTATED_KEY_FILE } from "../db/data-dir.ts";
 import { readPrivateFile, writePrivateFile } from "../fs/private-file.ts";
 import { log } from "../log.ts";
 import { generateSigningKeyPair, loadSigningKey, type SigningKey } from "./keys.ts";
 
-export const KEY_SET_FILE = "token-keys.json";
+export const KEY_SET_FILE = KEY_ROTATION_STATE_FILE;
 export const BUNDLE_FILE = "token-bundle.crt";
 export const JWKS_FILE = "jwks.json";
 /** The registry accepts a token up to 60 s after its exp (distribution token.go Leeway). */
@@ -280,9 +280,7 @@ export function rotateKey(
     );
   // Above every id listed and every token-N file on disk: a key file that the state no longer
   // lists (token-keys.json moved aside by hand) is never overwritten, nor does it stop rotations.
-  const onDisk = readdirSync(dataDir).flatMap(
-    (name) => /^token-([1-9][0-9]*)\.(key|crt)$/.exec(name)?.[1] ?? [],
-  );
+  const onDisk = readdirSync(dataDir).flatMap((name) => ROTATED_KEY_FILE.exec(name)?.[1] ?? []);
   const highest = Math.max(0, ...entries.map((e) => Number(e.id.split("-")[1] ?? 0)), ...onDisk.map(Number));
   const entry: KeyEntry = {
     id: `${FIRST_KEY_ID}-${highest + 1}`,
